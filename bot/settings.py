@@ -1,0 +1,139 @@
+"""The one place that reads the environment: every setting of every process.
+
+Values come from ``WHISPER_IT_*`` environment variables or a ``.env`` file. Library
+packages (``model``, ``storage``, ``training``) never read settings: the composition
+roots pass them the values they need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
+PACKAGED_BASE_MODEL = "packaged:whisper-base"
+YOUTUBE_HOSTS = (
+    "youtube.com",
+    "www.youtube.com",
+    "m.youtube.com",
+    "music.youtube.com",
+    "youtube-nocookie.com",
+    "www.youtube-nocookie.com",
+    "youtu.be",
+)
+
+Engine = Literal["ct2", "transformers"]
+TaggerChoice = Literal["auto", "text2tags", "keywords", "off"]
+
+
+def _split_list(value: object) -> object:
+    """Accept ``"1, 2"`` as well as JSON lists for list settings."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            import json
+
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WHISPER_IT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- Telegram -------------------------------------------------------------------
+    telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather")
+    telegram_api_url: str = DEFAULT_API_URL
+    telegram_file_url: str = DEFAULT_FILE_URL
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    webhook_url: str | None = Field(None, description="Public HTTPS URL; enables webhook mode")
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: SecretStr | None = None
+
+    # --- Storage --------------------------------------------------------------------
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
+    retention_days: int = Field(30, description="Days uncorrected audio is kept")
+
+    # --- Model ----------------------------------------------------------------------
+    base_model: str = Field(
+        PACKAGED_BASE_MODEL, description="Hub id, local HF/CT2 folder, or packaged:whisper-base"
+    )
+    engine: Engine = "ct2"
+    device: str = Field("auto", description="auto, cpu or cuda")
+    compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU")
+    language: str = "it"
+    beam_size: int = 5
+    cpu_threads: int = Field(0, description="0 = let the engine decide")
+
+    # --- Limits ---------------------------------------------------------------------
+    max_audio_seconds: float = 1800.0
+    min_audio_seconds: float = 0.3
+    max_file_bytes: int = 20 * 1024 * 1024
+    workers: int = 1
+    max_queued_jobs: int = 100
+    max_pending_jobs_per_user: int = 3
+    messages_per_minute: int = 10
+    max_correction_chars: int = 10_000
+    max_message_chars: int = Field(4096, description="Telegram's message limit")
+    long_text_as_file_chars: int = Field(12_000, description="Longer transcripts go as .txt")
+
+    # --- Links ----------------------------------------------------------------------
+    allowed_url_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts allowed in addition to YouTube's"
+    )
+    download_timeout_seconds: float = 120.0
+
+    # --- Hashtags -------------------------------------------------------------------
+    tagger: TaggerChoice = "auto"
+    text2tags_model: str = "efederici/text2tags"
+    max_hashtags: int = 5
+    tag_budget_seconds: float = Field(2.0, description="Reply without tags if slower")
+
+    # --- Logging --------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", "allowed_url_hosts", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("allowed_url_hosts")
+    @classmethod
+    def _lower_hosts(cls, value: list[str]) -> list[str]:
+        return [host.lower() for host in value]
+
+    # --- Derived paths --------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'whisper-it.sqlite3').resolve()}"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def url_hosts(self) -> frozenset[str]:
+        return frozenset(YOUTUBE_HOSTS) | frozenset(self.allowed_url_hosts)
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admin_ids

@@ -1,0 +1,273 @@
+"""Speech in, text out: the ``Transcriber`` interface and its two engines.
+
+- ``CT2Transcriber``: CTranslate2 through faster-whisper. The default and the serving
+  path: int8 on CPU, float16 on CUDA, sequential long-form decoding, or batched
+  (VAD-chunked) decoding for long audio.
+- ``TransformersTranscriber``: the reference implementation and the GPU fp16/bf16 path,
+  with transformers' sequential long-form generation.
+
+Both force the language and the task and bound generation (the base model sometimes
+loops to 448 tokens otherwise), and both return timestamped segments.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from model.audio import SAMPLE_RATE
+
+EngineName = Literal["ct2", "transformers"]
+ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
+# Whisper decodes 30 s windows; 224 tokens is half the decoder's context and far more
+# than 30 s of speech needs, so hitting it means a loop.
+MAX_NEW_TOKENS = 224
+WINDOW_SECONDS = 30
+N_FRAMES = 3000  # log-mel frames in one 30 s window
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscribeOptions:
+    language: str = "it"
+    task: Literal["transcribe", "translate"] = "transcribe"
+    beam_size: int = 5
+    max_new_tokens: int = MAX_NEW_TOKENS
+    # Conditioning on the previous window's text propagates loops and errors.
+    condition_on_previous_text: bool = False
+    # > 0: faster-whisper's batched pipeline (VAD chunks decoded together): the fast
+    # path for long audio. 0: sequential decoding.
+    batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    segments: tuple[Segment, ...]
+    language: str
+    duration: float
+    model: str
+    engine: EngineName
+    elapsed: float
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "segments": [
+                {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
+                for s in self.segments
+            ],
+            "duration": round(self.duration, 3),
+            "language": self.language,
+            "model": self.model,
+            "engine": self.engine,
+            "elapsed": round(self.elapsed, 3),
+        }
+
+
+class Transcriber(Protocol):
+    model_name: str
+    engine: EngineName
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        options: TranscribeOptions = ...,
+        progress: Progress | None = None,
+    ) -> Transcription: ...
+
+
+def _join(segments: list[Segment]) -> str:
+    return " ".join(s.text.strip() for s in segments if s.text.strip())
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+class CT2Transcriber:
+    """faster-whisper on a CTranslate2 model folder."""
+
+    engine: EngineName = "ct2"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        model_name: str | None = None,
+        device: str = "auto",
+        compute_type: str = "auto",
+        cpu_threads: int = 0,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.device = resolve_device(device)
+        if compute_type == "auto":
+            compute_type = "float16" if self.device == "cuda" else "int8"
+        self.compute_type = compute_type
+        self.model_name = model_name or Path(model_dir).name
+        self._model = WhisperModel(
+            str(model_dir), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads
+        )
+        self._batched = None
+        self._lock = threading.Lock()
+
+    def _pipeline(self) -> object:
+        with self._lock:
+            if self._batched is None:
+                from faster_whisper import BatchedInferencePipeline
+
+                self._batched = BatchedInferencePipeline(model=self._model)
+            return self._batched
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        options: TranscribeOptions = TranscribeOptions(),  # noqa: B008 - frozen, safe
+        progress: Progress | None = None,
+    ) -> Transcription:
+        started = time.perf_counter()
+        duration = audio.size / SAMPLE_RATE
+        common = {
+            "language": options.language,
+            "task": options.task,
+            "beam_size": options.beam_size,
+            "max_new_tokens": options.max_new_tokens,
+            "condition_on_previous_text": options.condition_on_previous_text,
+            "without_timestamps": False,
+        }
+        if options.batch_size > 0:
+            pipeline = self._pipeline()
+            raw, _info = pipeline.transcribe(  # type: ignore[attr-defined]
+                audio, batch_size=options.batch_size, **common
+            )
+        else:
+            raw, _info = self._model.transcribe(audio, vad_filter=False, **common)
+        segments: list[Segment] = []
+        for seg in raw:  # lazy: decoding happens while iterating, in this thread
+            segments.append(Segment(float(seg.start), float(seg.end), seg.text.strip()))
+            if progress is not None and duration > 0:
+                progress(min(1.0, seg.end / duration))
+        return Transcription(
+            text=_join(segments),
+            segments=tuple(segments),
+            language=options.language,
+            duration=duration,
+            model=self.model_name,
+            engine=self.engine,
+            elapsed=time.perf_counter() - started,
+            options=options,
+        )
+
+
+class TransformersTranscriber:
+    """transformers' ``WhisperForConditionalGeneration`` on a Hugging Face model folder."""
+
+    engine: EngineName = "transformers"
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        model_name: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+    ) -> None:
+        import torch
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.device = resolve_device(device)
+        if dtype == "auto":
+            dtype = "float16" if self.device == "cuda" else "float32"
+        self.dtype = getattr(torch, dtype)
+        self.model_name = model_name or Path(str(model_dir)).name
+        self._processor = WhisperProcessor.from_pretrained(str(model_dir))
+        self._model = WhisperForConditionalGeneration.from_pretrained(
+            str(model_dir), dtype=self.dtype
+        ).to(self.device)
+        self._model.eval()
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        options: TranscribeOptions = TranscribeOptions(),  # noqa: B008 - frozen, safe
+        progress: Progress | None = None,
+    ) -> Transcription:
+        import torch
+
+        started = time.perf_counter()
+        duration = audio.size / SAMPLE_RATE
+        long_form = duration > WINDOW_SECONDS
+        # Short clips are padded to 30 s (as in training); long ones keep all their frames
+        # so generate() runs its sequential long-form algorithm instead of truncating.
+        features = self._processor.feature_extractor(
+            audio,
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            return_attention_mask=True,
+            **({"truncation": False, "padding": "longest"} if long_form else {}),
+        )
+        inputs = features.input_features.to(self.device, self.dtype)
+        with torch.inference_mode():
+            out = self._model.generate(
+                inputs,
+                attention_mask=features.attention_mask.to(self.device),
+                language=options.language,
+                task=options.task,
+                num_beams=options.beam_size,
+                max_new_tokens=options.max_new_tokens,
+                return_timestamps=True,
+                return_segments=True,
+                condition_on_prev_tokens=options.condition_on_previous_text,
+            )
+        segments = self._segments(out, duration)
+        if progress is not None:
+            progress(1.0)
+        return Transcription(
+            text=_join(segments),
+            segments=tuple(segments),
+            language=options.language,
+            duration=duration,
+            model=self.model_name,
+            engine=self.engine,
+            elapsed=time.perf_counter() - started,
+            options=options,
+        )
+
+    def _segments(self, out: object, duration: float) -> list[Segment]:
+        tokenizer = self._processor.tokenizer
+        raw = out.get("segments") if isinstance(out, dict) else None  # type: ignore[union-attr]
+        if raw:
+            return [
+                Segment(
+                    float(seg["start"]),
+                    min(float(seg["end"]), duration),
+                    tokenizer.decode(seg["tokens"], skip_special_tokens=True).strip(),
+                )
+                for seg in raw[0]
+            ]
+        sequences = out["sequences"] if isinstance(out, dict) else out  # type: ignore[index]
+        text = tokenizer.decode(sequences[0], skip_special_tokens=True).strip()
+        return [Segment(0.0, duration, text)] if text else []

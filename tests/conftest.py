@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.speech import espeak_available
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Fail loudly rather than skip: a missing espeak-ng is a broken set-up, not a reason
+    # to test less. scripts/setup.sh installs it.
+    assert espeak_available(), "espeak-ng is not installed (scripts/setup.sh installs it)"
+    return tmp_path_factory.mktemp("speech")
