@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     )
     download_timeout_seconds: float = 120.0
 
+    offline: bool = Field(
+        False, description="Never contact the Hugging Face Hub (use local files and caches only)"
+    )
+
     # --- Hashtags -------------------------------------------------------------------
     tagger: TaggerChoice = "auto"
     text2tags_model: str = "efederici/text2tags"

@@ -1,0 +1,76 @@
+"""The composition root: every service is built here, from ``Settings``, once per process."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.settings import Settings
+from bot.services import ModelHolder, TranscriptionService
+from model.audio import AudioLimits
+from model.engines import EngineName, TranscribeOptions, Transcriber
+
+log = logging.getLogger(__name__)
+
+
+def audio_limits(settings: Settings) -> AudioLimits:
+    return AudioLimits(
+        max_seconds=settings.max_audio_seconds,
+        min_seconds=settings.min_audio_seconds,
+        max_bytes=settings.max_file_bytes,
+    )
+
+
+def transcribe_options(settings: Settings) -> TranscribeOptions:
+    return TranscribeOptions(language=settings.language, beam_size=settings.beam_size)
+
+
+def current_model_spec(settings: Settings) -> str:
+    """The model to serve: the base model until training promotes one."""
+    return settings.base_model
+
+
+def model_loader(settings: Settings, *, spec: str | None = None, engine: EngineName | None = None):
+    from model.sources import load_transcriber
+
+    def load() -> Transcriber:
+        return load_transcriber(  # type: ignore[return-value]
+            spec or current_model_spec(settings),
+            engine=engine or settings.engine,
+            cache_dir=settings.cache_dir,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+        )
+
+    return load
+
+
+def build_tagger(settings: Settings) -> object | None:
+    if settings.tagger == "off":
+        return None
+    from model.tags import load_tagger
+
+    tagger = load_tagger(
+        settings.tagger,
+        model=settings.text2tags_model,
+        max_tags=settings.max_hashtags,
+        local_files_only=settings.offline,
+    )
+    log.info("tagger: %s", tagger.name)
+    return tagger
+
+
+def build_transcription_service(
+    settings: Settings,
+    *,
+    spec: str | None = None,
+    engine: EngineName | None = None,
+    with_tags: bool = True,
+) -> TranscriptionService:
+    return TranscriptionService(
+        models=ModelHolder(model_loader(settings, spec=spec, engine=engine)),
+        limits=audio_limits(settings),
+        options=transcribe_options(settings),
+        tagger=build_tagger(settings) if with_tags else None,
+        max_hashtags=settings.max_hashtags,
+    )

