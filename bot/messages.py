@@ -35,7 +35,9 @@ LINK_ERRORS: dict[str, str] = {
 MODEL_UNAVAILABLE = "Il modello di trascrizione non è disponibile: {detail}"
 
 
-def audio_error(reason: str, *, max_seconds: float | None = None, max_mb: float | None = None) -> str:
+def audio_error(
+    reason: str, *, max_seconds: float | None = None, max_mb: float | None = None
+) -> str:
     text = AUDIO_ERRORS.get(reason, AUDIO_ERRORS["invalid"])
     if reason == "too_long" and max_seconds:
         text += f" Il massimo è {format_duration(max_seconds)}."

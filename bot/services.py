@@ -88,7 +88,9 @@ class TranscriptionService:
             return ()
         return tuple(format_hashtags(raw, max_tags=self.max_hashtags))
 
-    def run(self, source: AudioSource | Path, *, progress: Progress | None = None) -> TranscriptResult:
+    def run(
+        self, source: AudioSource | Path, *, progress: Progress | None = None
+    ) -> TranscriptResult:
         audio = self.decode(source)
         transcription = self.transcribe(audio, progress=progress)
         return TranscriptResult(transcription, self.hashtags(transcription.text), audio)

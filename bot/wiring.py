@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.settings import Settings
 from bot.services import ModelHolder, TranscriptionService
+from bot.settings import Settings
 from model.audio import AudioLimits
 from model.engines import EngineName, TranscribeOptions, Transcriber
 

@@ -28,6 +28,12 @@ ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
 # Whisper decodes 30 s windows; 224 tokens is half the decoder's context and far more
 # than 30 s of speech needs, so hitting it means a loop.
 MAX_NEW_TOKENS = 224
+# Long-form decoding falls back to sampling when a window looks like a loop, as
+# faster-whisper does by default. transformers measures compression on tokens, where
+# 1.35 corresponds to the 2.4 that openai/whisper applies to text.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
+LOGPROB_THRESHOLD = -1.0
 WINDOW_SECONDS = 30
 N_FRAMES = 3000  # log-mel frames in one 30 s window
 
@@ -144,7 +150,7 @@ class CT2Transcriber:
         self,
         audio: np.ndarray,
         *,
-        options: TranscribeOptions = TranscribeOptions(),  # noqa: B008 - frozen, safe
+        options: TranscribeOptions = TranscribeOptions(),
         progress: Progress | None = None,
     ) -> Transcription:
         started = time.perf_counter()
@@ -212,7 +218,7 @@ class TransformersTranscriber:
         self,
         audio: np.ndarray,
         *,
-        options: TranscribeOptions = TranscribeOptions(),  # noqa: B008 - frozen, safe
+        options: TranscribeOptions = TranscribeOptions(),
         progress: Progress | None = None,
     ) -> Transcription:
         import torch
@@ -230,6 +236,15 @@ class TransformersTranscriber:
             **({"truncation": False, "padding": "longest"} if long_form else {}),
         )
         inputs = features.input_features.to(self.device, self.dtype)
+        fallback = (
+            {
+                "temperature": FALLBACK_TEMPERATURES,
+                "compression_ratio_threshold": TOKEN_COMPRESSION_RATIO_THRESHOLD,
+                "logprob_threshold": LOGPROB_THRESHOLD,
+            }
+            if long_form
+            else {}
+        )
         with torch.inference_mode():
             out = self._model.generate(
                 inputs,
@@ -241,6 +256,7 @@ class TransformersTranscriber:
                 return_timestamps=True,
                 return_segments=True,
                 condition_on_prev_tokens=options.condition_on_previous_text,
+                **fallback,
             )
         segments = self._segments(out, duration)
         if progress is not None:

@@ -46,7 +46,9 @@ def _fetch(spec: str, cache_dir: Path) -> Path:
 
         return Path(snapshot_download(spec, cache_dir=str(cache_dir / "hub")))
     except Exception as exc:  # the hub raises many kinds: offline, 404, auth
-        raise ModelUnavailable(f"cannot fetch model {spec!r} from the Hugging Face Hub: {exc}")
+        raise ModelUnavailable(
+            f"cannot fetch model {spec!r} from the Hugging Face Hub: {exc}"
+        ) from exc
 
 
 def locate(spec: str, *, cache_dir: Path) -> ResolvedModel:

@@ -13,3 +13,16 @@ def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # to test less. scripts/setup.sh installs it.
     assert espeak_available(), "espeak-ng is not installed (scripts/setup.sh installs it)"
     return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the whole run: the packaged model is assembled once."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def ct2_transcriber(model_cache: Path):
+    from model.sources import load_transcriber
+
+    return load_transcriber("packaged:whisper-base", engine="ct2", cache_dir=model_cache)

@@ -27,7 +27,7 @@ def synthesize(
     out: Path,
     *,
     voice: str = "it",
-    speed: int = 150,
+    speed: int = 135,
     pitch: int = 50,
     sample_rate: int = 16_000,
 ) -> Path:
@@ -42,8 +42,20 @@ def synthesize(
     )
     codec_args = {".ogg": ["-c:a", "libopus"], ".oga": ["-c:a", "libopus"]}.get(out.suffix, [])
     subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(raw), "-ar", str(sample_rate),
-         "-ac", "1", *codec_args, str(out)],
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(raw),
+            "-ar",
+            str(sample_rate),
+            "-ac",
+            "1",
+            *codec_args,
+            str(out),
+        ],
         check=True,
     )
     raw.unlink()

@@ -52,8 +52,20 @@ def encoded(wav: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
         paths[ext] = out / f"speech.{ext}"
         ffmpeg("-i", str(wav), *codec, str(paths[ext]))
     paths["mp4"] = out / "speech.mp4"
-    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:d=5", "-i", str(wav), "-shortest",
-           "-c:v", "libx264", "-c:a", "aac", str(paths["mp4"]))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=64x48:d=5",
+        "-i",
+        str(wav),
+        "-shortest",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        str(paths["mp4"]),
+    )
     return paths
 
 
@@ -137,8 +149,9 @@ def test_too_short_and_silent(tmp_path: Path) -> None:
     soundfile.write(path, short, SAMPLE_RATE)
     _raises_fast(AudioTooShortError, path)
     silent = tmp_path / "silent.ogg"
-    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "3", "-c:a", "libopus",
-           str(silent))
+    ffmpeg(
+        "-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "3", "-c:a", "libopus", str(silent)
+    )
     _raises_fast(SilentAudioError, silent)
 
 
@@ -147,8 +160,21 @@ def three_hours_of_silence(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 h of Opus silence in ~4 MB: 10 minutes encoded once, then stream-copied 18 times."""
     out = tmp_path_factory.mktemp("long")
     piece = out / "ten_minutes.ogg"
-    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=mono", "-t", "600", "-c:a", "libopus",
-           "-b:a", "6k", "-compression_level", "0", str(piece))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=48000:cl=mono",
+        "-t",
+        "600",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "6k",
+        "-compression_level",
+        "0",
+        str(piece),
+    )
     listing = out / "list.txt"
     listing.write_text("".join(f"file '{piece}'\n" for _ in range(18)))
     result = out / "three_hours.ogg"

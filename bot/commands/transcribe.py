@@ -72,8 +72,11 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
         audio = service.decode(source)
     except AudioError as exc:
         raise CommandError(
-            audio_error(exc.reason, max_seconds=settings.max_audio_seconds,
-                        max_mb=settings.max_file_bytes / 2**20)
+            audio_error(
+                exc.reason,
+                max_seconds=settings.max_audio_seconds,
+                max_mb=settings.max_file_bytes / 2**20,
+            )
         ) from exc
     _load_model(service)
     transcription = service.transcribe(audio)

@@ -1,0 +1,135 @@
+"""Content-addressed audio blobs: 16 kHz mono FLAC (16-bit PCM) named by their hash.
+
+``root/ab/abcdef....flac`` where the name is the SHA-256 of the 16-bit PCM samples, so
+the same audio sent twice is stored once, and a name always means the same content.
+Writes go to a temporary file in the same folder and are renamed into place, so a
+reader (another process) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FLAC_SUFFIX = ".flac"
+# k / 32768 is how 16-bit audio reads back as float (libsndfile, PyAV): scaling by the same
+# factor makes get() followed by put() give back the same samples and the same hash.
+_PCM16_SCALE = 32768
+_PCM16_MIN, _PCM16_MAX = -32768, 32767
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHARD_CHARS = 2
+
+
+class AudioStoreError(Exception):
+    """Base class of the audio store's errors."""
+
+
+class AudioNotFoundError(AudioStoreError, KeyError):
+    """No blob with that hash."""
+
+
+class InvalidAudioError(AudioStoreError, ValueError):
+    """Samples that are not float mono audio, or a malformed hash."""
+
+
+@dataclass(frozen=True)
+class AudioRef:
+    sha256: str
+    path: Path
+    duration: float
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] to 16-bit PCM (out-of-range values are clipped)."""
+    array = np.asarray(samples)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidAudioError(f"expected 1-D float samples, got {array.dtype} {array.shape}")
+    if array.size == 0:
+        raise InvalidAudioError("no samples")
+    if not np.all(np.isfinite(array)):
+        raise InvalidAudioError("samples contain NaN or infinity")
+    scaled = np.round(array.astype(np.float64) * _PCM16_SCALE)
+    return np.clip(scaled, _PCM16_MIN, _PCM16_MAX).astype("<i2")
+
+
+def pcm_sha256(pcm: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pcm, dtype="<i2").tobytes()).hexdigest()
+
+
+class AudioStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        if not _SHA256.fullmatch(sha256):
+            raise InvalidAudioError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self.root / sha256[:_SHARD_CHARS] / f"{sha256}{FLAC_SUFFIX}"
+
+    def put(self, samples: np.ndarray) -> AudioRef:
+        """Store float32 mono 16 kHz ``samples``; storing the same audio again is free."""
+        import soundfile
+
+        pcm = to_pcm16(samples)
+        sha = pcm_sha256(pcm)
+        target = self.path(sha)
+        duration = pcm.size / SAMPLE_RATE
+        if target.exists():
+            return AudioRef(sha256=sha, path=target, duration=duration)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{sha}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                soundfile.write(handle, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+                handle.flush()
+                os.fsync(handle.fileno())
+            # Two processes storing the same audio race harmlessly: same name, same bytes.
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return AudioRef(sha256=sha, path=target, duration=duration)
+
+    def get(self, sha256: str) -> np.ndarray:
+        """The stored samples as float32 mono 16 kHz."""
+        import soundfile
+
+        path = self.path(sha256)
+        try:
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=False)
+        except (FileNotFoundError, soundfile.LibsndfileError) as exc:
+            if not path.exists():
+                raise AudioNotFoundError(sha256) from exc
+            raise
+        if rate != SAMPLE_RATE:  # only a foreign file dropped into the store could do this
+            raise AudioStoreError(f"{path} is {rate} Hz, expected {SAMPLE_RATE}")
+        return samples
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob; False if it was not there."""
+        path = self.path(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        # The shard folder stays: removing it could race another process's put().
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        """The hashes of every stored blob."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.glob(f"*/*{FLAC_SUFFIX}")):
+            if _SHA256.fullmatch(path.stem):
+                yield path.stem

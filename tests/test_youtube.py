@@ -1,0 +1,432 @@
+"""YouTube link parsing (allow-list) and yt-dlp downloads through a loopback server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+import yt_dlp
+
+from model.youtube import (
+    LINK_ERROR_REASONS,
+    YOUTUBE_HOSTS,
+    DownloadLimits,
+    DownloadProgress,
+    LinkError,
+    VideoLink,
+    _link_error_from,
+    _refusal,
+    download_audio,
+    find_links,
+    parse_link,
+    parse_timestamp,
+)
+from tests.media_server import (
+    MISSING_NAME,
+    PAGE_NAME,
+    VIDEO_NAME,
+    MediaServer,
+    build_media_site,
+    serve_directory,
+    video_page_html,
+)
+
+VID = "dQw4w9WgXcQ"
+WATCH = f"https://www.youtube.com/watch?v={VID}"
+ROOMY = DownloadLimits(max_seconds=600, max_bytes=50_000_000, timeout_seconds=30)
+
+
+# --------------------------------------------------------------------------- parsing
+
+ACCEPTED = [
+    # (input, expected video id, expected start seconds)
+    (WATCH, VID, None),
+    (f"https://youtube.com/watch?v={VID}", VID, None),
+    (f"http://m.youtube.com/watch?v={VID}&feature=share", VID, None),
+    (f"https://music.youtube.com/watch?v={VID}&si=abc", VID, None),
+    (f"https://youtu.be/{VID}", VID, None),
+    (f"https://youtu.be/{VID}?si=xyz&t=42", VID, 42),
+    (f"youtu.be/{VID}", VID, None),  # no scheme, as people paste it
+    (f"www.youtube.com/watch?v={VID}", VID, None),
+    (f"https://www.youtube.com/shorts/{VID}?feature=share", VID, None),
+    (f"https://www.youtube.com/embed/{VID}?start=15", VID, 15),
+    (f"https://www.youtube-nocookie.com/embed/{VID}", VID, None),
+    (f"https://youtube-nocookie.com/embed/{VID}", VID, None),
+    (f"https://www.youtube.com/live/{VID}?si=1", VID, None),
+    (f"https://www.youtube.com/v/{VID}", VID, None),
+    (f"{WATCH}&t=1m30s", VID, 90),
+    (f"{WATCH}&t=90", VID, 90),
+    (f"{WATCH}&t=90s", VID, 90),
+    (f"{WATCH}#t=1h2m3s", VID, 3723),
+    (f"{WATCH}&list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&index=3", VID, None),  # the one video
+    (f"HTTPS://WWW.YOUTUBE.COM/watch?v={VID}", VID, None),  # mixed case host and scheme
+    (f"https://www.youtube.com./watch?v={VID}", VID, None),  # trailing dot: same DNS name
+    (f"https://www.youtube.com:443/watch?v={VID}", VID, None),  # default port
+    ("https://www.youtube.com/watch?v=%64Qw4w9WgXcQ", VID, None),  # percent-encoded id
+    (f"  \n{WATCH}\t ", VID, None),  # surrounding whitespace
+    (f"//www.youtube.com/watch?v={VID}", VID, None),  # protocol-relative
+    ("https://youtu.be/abc-DEF_123", "abc-DEF_123", None),
+]
+
+REFUSED = [
+    # look-alike hosts
+    (f"https://youtube.com.evil.example/watch?v={VID}", "not_allowed_host"),
+    (f"https://evil-youtube.com/watch?v={VID}", "not_allowed_host"),
+    (f"https://www.youtube.co/watch?v={VID}", "not_allowed_host"),
+    (f"https://xn--yutube-wqf.com/watch?v={VID}", "not_allowed_host"),  # punycode look-alike
+    (f"https://yоutube.com/watch?v={VID}", "not_allowed_host"),  # Cyrillic "о"
+    (f"https://www.youtube.com%2eevil.example/watch?v={VID}", "not_allowed_host"),
+    (f"https://%77ww.youtube.com/watch?v={VID}", "not_allowed_host"),  # percent-encoded host
+    (f"https://youtube.com../watch?v={VID}", "not_allowed_host"),
+    (f"https://vimeo.com/{VID}", "not_allowed_host"),
+    # userinfo tricks
+    ("https://youtube.com@evil.example/", "not_allowed_host"),
+    (f"https://www.youtube.com:443@evil.example/watch?v={VID}", "not_allowed_host"),
+    (f"https://evil.example@www.youtube.com/watch?v={VID}", "not_allowed_host"),
+    (f"https://youtube.com\\@evil.example/watch?v={VID}", "bad_url"),  # backslash
+    # IP literals and ports
+    ("http://127.0.0.1/video.mp4", "not_allowed_host"),
+    ("http://[::1]:8000/video.mp4", "not_allowed_host"),
+    ("http://2130706433/video.mp4", "not_allowed_host"),  # 127.0.0.1 as an integer
+    (f"https://www.youtube.com:8443/watch?v={VID}", "not_allowed_host"),
+    ("https://www.youtube.com:99999/watch", "bad_url"),
+    # other schemes
+    ("javascript:alert(document.cookie)", "bad_scheme"),
+    ("javascript://www.youtube.com/%0aalert(1)", "bad_scheme"),
+    (f"ftp://www.youtube.com/watch?v={VID}", "bad_scheme"),
+    ("file:///etc/passwd", "bad_scheme"),
+    ("data:text/html,<script>alert(1)</script>", "bad_scheme"),
+    (f"http:www.youtube.com/watch?v={VID}", "bad_url"),
+    # playlists and channels
+    ("https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "playlist"),
+    ("https://www.youtube.com/watch?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "playlist"),
+    (
+        "https://www.youtube.com/embed/videoseries?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG",
+        "playlist",
+    ),
+    ("https://youtu.be/?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", "playlist"),
+    ("https://www.youtube.com/channel/UC_x5XG1OV2P6uZZ5FSM9Ttw", "channel"),
+    ("https://www.youtube.com/@GoogleDevelopers", "channel"),
+    ("https://www.youtube.com/@GoogleDevelopers/videos", "channel"),
+    ("https://www.youtube.com/c/GoogleDevelopers", "channel"),
+    ("https://www.youtube.com/user/GoogleDevelopers", "channel"),
+    # not a single video
+    ("https://www.youtube.com/", "not_a_video"),
+    ("https://www.youtube.com/results?search_query=pizza", "not_a_video"),
+    ("https://www.youtube.com/watch?v=tooshort", "not_a_video"),
+    (f"https://www.youtube.com/watch?v={VID}x", "not_a_video"),
+    ("https://www.youtube.com/watch?v=abc<script>", "not_a_video"),
+    (f"https://www.youtube.com/watch?v={VID}&v=abcdefghijk", "not_a_video"),
+    (f"https://youtu.be/{VID}/extra", "not_a_video"),
+    # not URLs
+    (VID, "bad_url"),  # a bare id: yt-dlp would take it
+    ("", "bad_url"),
+    ("   ", "bad_url"),
+    (f"https://www.you tube.com/watch?v={VID}", "bad_url"),
+    (f"https://www.youtube.com/watch?v={VID}\u200b", "bad_url"),  # zero-width space
+    (f"{WATCH}&pad=" + "a" * 5000, "bad_url"),  # very long
+]
+
+
+@pytest.mark.parametrize(("url", "video_id", "start"), ACCEPTED)
+def test_accepted_links_are_canonicalised(url: str, video_id: str, start: int | None) -> None:
+    link = parse_link(url)
+    assert link.url == f"https://www.youtube.com/watch?v={video_id}"
+    assert link.video_id == video_id
+    assert link.start_seconds == start
+    assert link.host in YOUTUBE_HOSTS
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED)
+def test_refused_links(url: str, reason: str) -> None:
+    with pytest.raises(LinkError) as caught:
+        parse_link(url)
+    assert caught.value.reason == reason
+    assert caught.value.reason in LINK_ERROR_REASONS
+
+
+def test_extra_hosts_allow_only_what_is_listed() -> None:
+    any_port = frozenset({"127.0.0.1"})
+    link = parse_link("HTTP://127.0.0.1:8123/media/page.html?x=1#frag", extra_hosts=any_port)
+    assert link == VideoLink(
+        url="http://127.0.0.1:8123/media/page.html?x=1",
+        video_id=None,
+        start_seconds=None,
+        host="127.0.0.1",
+    )
+    one_port = frozenset({"127.0.0.1:8123"})
+    assert parse_link("http://127.0.0.1:8123/v.mp4", extra_hosts=one_port).host == "127.0.0.1"
+    for url in (
+        "http://127.0.0.1:8124/v.mp4",  # another port
+        "http://127.0.0.1/v.mp4",  # default port 80
+        "http://127.0.0.1.evil.example:8123/v.mp4",
+        "http://user@127.0.0.1:8123/v.mp4",
+        "http://127.0.0.2:8123/v.mp4",
+    ):
+        with pytest.raises(LinkError) as caught:
+            parse_link(url, extra_hosts=one_port)
+        assert caught.value.reason == "not_allowed_host", url
+    # IPv6 literals can be listed too, and YouTube stays allowed beside extra hosts.
+    assert parse_link("http://[::1]:9/x", extra_hosts=frozenset({"[::1]"})).host == "::1"
+    assert parse_link(WATCH, extra_hosts=any_port).video_id == VID
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("90", 90), ("90s", 90), ("1m30s", 90), ("1h", 3600), ("2m", 120), ("x", None), ("", None)],
+)
+def test_parse_timestamp(value: str, seconds: int | None) -> None:
+    assert parse_timestamp(value) == seconds
+
+
+def test_find_links_in_italian_text() -> None:
+    text = (
+        "Ciao! Mi trascrivi questo video? https://youtu.be/dQw4w9WgXcQ?t=1m30s, "
+        "e anche «www.youtube.com/shorts/abcdefghijk». L'altro link (https://vimeo.com/12345) "
+        "non va, e nemmeno https://www.youtube.com/playlist?list=PL123. "
+        "Ripeto il primo: https://www.youtube.com/watch?v=dQw4w9WgXcQ!\n"
+        "Scrivimi a mario@youtube.com o visita youtube.com oggi; dQw4w9WgXcQ da solo non conta."
+    )
+    links, errors = find_links(text)
+    assert [link.url for link in links] == [
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+        "https://www.youtube.com/watch?v=abcdefghijk",
+    ]
+    assert links[0].start_seconds == 90
+    assert [(error.reason, error.url) for error in errors] == [
+        ("not_allowed_host", "https://vimeo.com/12345"),
+        ("playlist", "https://www.youtube.com/playlist?list=PL123"),
+    ]
+    assert find_links("nessun link qui, solo testo. Fine.") == ([], [])
+
+
+def test_find_links_with_extra_host_without_scheme() -> None:
+    links, errors = find_links(
+        "prova 127.0.0.1:8000/video.mp4 grazie", extra_hosts=frozenset({"127.0.0.1"})
+    )
+    assert errors == []
+    assert [link.host for link in links] == ["127.0.0.1"]
+
+
+def test_link_error_reasons_are_closed() -> None:
+    with pytest.raises(ValueError):
+        LinkError("something_new")
+    assert len(set(LINK_ERROR_REASONS)) == len(LINK_ERROR_REASONS)
+
+
+# --------------------------------------------------------------------------- downloading
+
+
+@pytest.fixture(scope="module")
+def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    root = build_media_site(tmp_path_factory.mktemp("media-site"))
+    with serve_directory(root) as server:
+        yield server
+
+
+@pytest.fixture
+def allowed(media_server: MediaServer) -> frozenset[str]:
+    return frozenset({media_server.netloc})
+
+
+def _link(server: MediaServer, name: str, allowed: frozenset[str]) -> VideoLink:
+    return parse_link(server.url(name), extra_hosts=allowed)
+
+
+def test_download_mp4_with_progress(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    updates: list[DownloadProgress] = []
+    media = download_audio(
+        _link(media_server, VIDEO_NAME, allowed), tmp_path, limits=ROOMY, progress=updates.append
+    )
+    served = (media_server.root / VIDEO_NAME).read_bytes()
+    assert media.path.parent == tmp_path
+    assert media.path.read_bytes() == served
+    assert list(tmp_path.iterdir()) == [media.path]  # yt-dlp's work folder is gone
+    assert media.video_id is None
+    assert media.webpage_url == media_server.url(VIDEO_NAME)
+
+    fractions = [update.fraction for update in updates]
+    assert len(fractions) >= 3
+    assert all(fraction is not None for fraction in fractions)
+    assert fractions == sorted(fractions)
+    assert fractions[0] < 1.0
+    assert fractions[-1] == 1.0
+    assert updates[-1].status == "finished"
+    assert updates[-1].downloaded_bytes == updates[-1].total_bytes == len(served)
+
+    with av.open(str(media.path)) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.name == "aac"
+        assert float(audio.duration * audio.time_base) > 3.0  # the espeak sentences
+
+
+def test_download_from_page_embedding_the_video(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    updates: list[DownloadProgress] = []
+    media = download_audio(
+        _link(media_server, PAGE_NAME, allowed), tmp_path, limits=ROOMY, progress=updates.append
+    )
+    assert media.path.read_bytes() == (media_server.root / VIDEO_NAME).read_bytes()
+    assert media.title is not None and media.title.startswith("Video di prova")
+    assert media.webpage_url == media_server.url(PAGE_NAME)
+    assert updates[-1].fraction == 1.0
+
+
+def test_too_big_leaves_nothing(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    small = DownloadLimits(max_seconds=600, max_bytes=1_000)
+    with pytest.raises(LinkError) as caught:
+        download_audio(_link(media_server, VIDEO_NAME, allowed), tmp_path, limits=small)
+    assert caught.value.reason == "too_big"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_declared_duration_refused_before_download(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    ld = {
+        "@context": "https://schema.org",
+        "@type": "VideoObject",
+        "name": "Lezione di tre ore",
+        "contentUrl": media_server.url(VIDEO_NAME),
+        "duration": "PT3H",
+    }
+    page = f'<html><head><script type="application/ld+json">{json.dumps(ld)}</script></head></html>'
+    link = parse_link(media_server.add_file("long.html", page), extra_hosts=allowed)
+    before = len(media_server.requests)
+    with pytest.raises(LinkError) as caught:
+        download_audio(link, tmp_path, limits=ROOMY)
+    assert caught.value.reason == "too_long"
+    assert media_server.requests[before:] == ["/long.html"]  # the video was never fetched
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_video_is_unavailable(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    with pytest.raises(LinkError) as caught:
+        download_audio(_link(media_server, MISSING_NAME, allowed), tmp_path, limits=ROOMY)
+    assert caught.value.reason == "unavailable"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_host_not_allowed_is_refused_before_any_request(media_server: MediaServer) -> None:
+    before = len(media_server.requests)
+    for url in (
+        media_server.url(VIDEO_NAME),
+        f"http://localhost:{media_server.port}/{VIDEO_NAME}",
+        f"http://{media_server.netloc}@evil.example/{VIDEO_NAME}",
+    ):
+        with pytest.raises(LinkError) as caught:
+            parse_link(url)
+        assert caught.value.reason == "not_allowed_host"
+    assert media_server.requests[before:] == []
+
+
+def test_page_cannot_send_the_downloader_to_another_host(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    # Same server under another name: any request to it would be recorded.
+    elsewhere = f"http://localhost:{media_server.port}/{VIDEO_NAME}"
+    media_server.add_file("foreign.html", video_page_html(elsewhere))
+    media_server.add_file(
+        "refresh.html", f'<meta http-equiv="refresh" content="0; url={elsewhere}">'
+    )
+    for name in ("foreign.html", "refresh.html"):
+        before = len(media_server.requests)
+        with pytest.raises(LinkError) as caught:
+            download_audio(_link(media_server, name, allowed), tmp_path, limits=ROOMY)
+        assert caught.value.reason == "not_allowed_host"
+        assert media_server.requests[before:] == [f"/{name}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_aborts_and_cleans_up(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+
+    def cancel_on_first_update(update: DownloadProgress) -> None:
+        cancel.set()
+
+    with pytest.raises(LinkError) as caught:
+        download_audio(
+            _link(media_server, VIDEO_NAME, allowed),
+            tmp_path,
+            limits=ROOMY,
+            progress=cancel_on_first_update,
+            cancel=cancel,
+        )
+    assert caught.value.reason == "cancelled"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stalled_server_times_out(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    media_server.add_file("slow.mp4", media_server.root / VIDEO_NAME)
+    link = parse_link(media_server.stall("slow.mp4", 3.0), extra_hosts=allowed)
+    quick = DownloadLimits(max_seconds=600, max_bytes=50_000_000, timeout_seconds=0.5)
+    with pytest.raises(LinkError) as caught:
+        download_audio(link, tmp_path, limits=quick)
+    assert caught.value.reason == "timeout"
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- metadata and errors
+# Live streams and YouTube's own error messages can't be produced offline: these check the
+# decision functions on the metadata and exceptions yt-dlp hands over.
+
+
+@pytest.mark.parametrize(
+    ("info", "reason"),
+    [
+        ({"live_status": "is_live"}, "live"),
+        ({"is_live": True}, "live"),
+        ({"live_status": "is_upcoming"}, "upcoming"),
+        ({"duration": 601}, "too_long"),
+        ({"duration": 600, "filesize": 50_000_001}, "too_big"),
+        ({"filesize_approx": 60_000_000}, "too_big"),
+        ({"requested_formats": [{"filesize": 30_000_000}, {"filesize": 30_000_000}]}, "too_big"),
+        ({"format_id": "137", "acodec": "none"}, "no_audio"),
+        ({"live_status": "was_live", "duration": 599, "filesize": 1_000}, None),
+        ({"duration": None, "filesize": None}, None),
+    ],
+)
+def test_metadata_refusals(info: dict[str, object], reason: str | None) -> None:
+    refusal = _refusal(info, ROOMY)
+    assert (refusal[0] if refusal else None) == reason
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("Private video. Sign in if you've been granted access to this video", "private"),
+        ("Sign in to confirm your age. This video may be inappropriate for some users.",
+         "age_restricted"),
+        ("Sign in to confirm you’re not a bot. Use --cookies-from-browser", "blocked"),
+        ("Video unavailable. This video has been removed by the uploader", "unavailable"),
+        ("This live event will begin in 3 hours.", "upcoming"),
+        ("Requested format is not available. Use --list-formats", "no_audio"),
+        ("Unable to download webpage: HTTP Error 404: Not Found", "unavailable"),
+        ("Unable to download webpage: HTTP Error 500: Internal Server Error", "download_failed"),
+        ("Unable to download webpage: <urlopen error [Errno 111] Connection refused>", "network"),
+        ("Unable to download webpage: The read operation timed out", "timeout"),
+        ("Unsupported URL: https://example.invalid/", "not_a_video"),
+        ("Something nobody expected", "download_failed"),
+    ],
+)  # fmt: skip
+def test_ytdlp_errors_map_to_reasons(message: str, reason: str) -> None:
+    cause = yt_dlp.utils.ExtractorError(message, expected=True)
+    error = yt_dlp.utils.DownloadError(f"ERROR: [youtube] {VID}: {message}", (None, cause, None))
+    mapped = _link_error_from(error, parse_link(WATCH))
+    assert mapped.reason == reason
+    assert mapped.url == WATCH
