@@ -30,6 +30,9 @@ LINK_ERRORS: dict[str, str] = {
     "timeout": "Il download ha impiegato troppo tempo: riprova più tardi.",
     "no_audio": "Il video non contiene una traccia audio.",
     "download_failed": "Il download del video non è riuscito.",
+    "bad_url": "Questo non sembra un link valido: mandami il link di un video di YouTube.",
+    "blocked": "YouTube ha bloccato il download (chiede di accedere): riprova più tardi.",
+    "cancelled": "Download annullato.",
 }
 
 MODEL_UNAVAILABLE = "Il modello di trascrizione non è disponibile: {detail}"
@@ -62,3 +65,76 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min" + (f" {secs} s" if secs else "")
     return f"{secs} s"
+
+
+START = (
+    "Ciao! 👋 Sono <b>whisper-it</b>: trasformo in testo l'audio in italiano.\n\n"
+    "Mandami un <b>messaggio vocale</b>, un file audio o video, oppure un <b>link di YouTube</b>: "
+    "ti rispondo con la trascrizione e qualche hashtag.\n\n"
+    "Se sbaglio, <b>rispondi al mio messaggio</b> con il testo corretto: "
+    "imparo dalle tue correzioni. /help per i dettagli, /privacy per i tuoi dati."
+)
+HELP = (
+    "<b>Come funziona</b>\n"
+    "• Mandami un vocale, un audio, un video o un documento audio/video (massimo {max_mb} MB, "
+    "{max_duration}).\n"
+    "• Oppure un link di un video di YouTube.\n"
+    "• Per correggere una trascrizione, rispondi al mio messaggio con il testo giusto.\n\n"
+    "<b>Nei gruppi</b> rispondo solo se mi menzioni, se rispondi a un mio messaggio, "
+    "o con /trascrivi in risposta a un audio.\n\n"
+    "<b>Comandi</b>\n"
+    "/start – presentazione\n/help – questo aiuto\n"
+    "/privacy – cosa conservo e per quanto\n/forget – cancella tutti i tuoi dati\n"
+    "/trascrivi – trascrivi l'audio a cui rispondi"
+)
+PRIVACY = (
+    "<b>Privacy</b>\n"
+    "• Conservo l'audio che mi mandi, la trascrizione e le tue eventuali correzioni.\n"
+    "• L'audio delle trascrizioni non corrette viene cancellato dopo {days} giorni; "
+    "il testo resta finché non lo cancelli.\n"
+    "• L'audio con una correzione diventa materiale di addestramento per migliorare il modello.\n"
+    "• Con /forget cancelli tutto: audio, trascrizioni e correzioni. "
+    "Un modello già addestrato non può dimenticare ciò che ha imparato."
+)
+FORGET_CONFIRM = (
+    "Vuoi davvero cancellare <b>tutti</b> i tuoi dati (audio, trascrizioni e correzioni)? "
+    "Non si può annullare."
+)
+FORGET_YES = "Sì, cancella tutto"
+FORGET_NO = "No"
+FORGET_DONE = (
+    "🗑 Fatto: ho cancellato {transcriptions} trascrizioni, {corrections} correzioni "
+    "e {audio} file audio."
+)
+FORGET_CANCELLED = "Ok, non ho cancellato niente."
+NOT_ADMIN = "Questo comando è riservato agli amministratori."
+TEXT_HINT = (
+    "Mandami un messaggio vocale, un file audio/video o un link di YouTube da trascrivere. "
+    "Per correggere una trascrizione, rispondi al mio messaggio con il testo giusto."
+)
+TRANSCRIBE_HOW = "Usa /trascrivi rispondendo a un messaggio vocale, audio o video."
+UNSUPPORTED_FILE = "Questo tipo di file non è supportato: mandami un audio o un video."
+FILE_TOO_BIG = "Il file è troppo grande: il massimo è {max_mb} MB."
+AUDIO_TOO_LONG = "L'audio è troppo lungo: il massimo è {max_duration}."
+RATE_LIMITED = "Stai inviando troppi messaggi: riprova tra {seconds} secondi."
+TOO_MANY_PENDING = (
+    "Hai già {count} richieste in corso: aspetta che finiscano prima di mandarne altre."
+)
+QUEUE_FULL = "Sono molto occupato in questo momento: riprova tra qualche minuto."
+CORRECTION_SAVED = "✅ Grazie! Ho salvato la correzione: mi aiuterà a migliorare."
+CORRECTION_SAVED_LONG = (
+    "✅ Grazie! Ho salvato la correzione. L'audio dura più di {seconds} secondi: "
+    "la userò per misurare la qualità, non per l'addestramento."
+)
+CORRECTION_UNCHANGED = "Il testo è uguale alla trascrizione: non c'è niente da correggere."
+CORRECTION_NOT_TRANSCRIPT = (
+    "Questo messaggio non è una trascrizione. Per correggere, rispondi al messaggio "
+    "che contiene la trascrizione."
+)
+CORRECTION_NOT_OWNER = "Solo chi ha chiesto la trascrizione può correggerla."
+CORRECTION_TOO_LONG = "La correzione è troppo lunga (massimo {max_chars} caratteri)."
+CORRECTION_EMPTY = "La correzione è vuota: scrivi il testo giusto della trascrizione."
+INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori sono stati avvisati."
+DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."
+TELEGRAM_FILE_TOO_BIG = "Il file supera il limite di download di Telegram (20 MB)."
+MODEL_SWAPPED = "Modello aggiornato: {name}"

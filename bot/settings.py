@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(None, description="Public HTTPS URL; enables webhook mode")
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
+    webhook_path: str = Field("telegram", description="Path the webhook listens on")
     webhook_secret: SecretStr | None = None
 
     # --- Storage --------------------------------------------------------------------

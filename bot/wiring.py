@@ -29,12 +29,12 @@ def current_model_spec(settings: Settings) -> str:
     return settings.base_model
 
 
-def model_loader(settings: Settings, *, spec: str | None = None, engine: EngineName | None = None):
+def model_loader(settings: Settings, *, engine: EngineName | None = None):
     from model.sources import load_transcriber
 
-    def load() -> Transcriber:
+    def load(spec: str) -> Transcriber:
         return load_transcriber(  # type: ignore[return-value]
-            spec or current_model_spec(settings),
+            spec,
             engine=engine or settings.engine,
             cache_dir=settings.cache_dir,
             device=settings.device,
@@ -68,7 +68,10 @@ def build_transcription_service(
     with_tags: bool = True,
 ) -> TranscriptionService:
     return TranscriptionService(
-        models=ModelHolder(model_loader(settings, spec=spec, engine=engine)),
+        models=ModelHolder(
+            model_loader(settings, engine=engine),
+            (lambda: spec) if spec else (lambda: current_model_spec(settings)),
+        ),
         limits=audio_limits(settings),
         options=transcribe_options(settings),
         tagger=build_tagger(settings) if with_tags else None,

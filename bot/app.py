@@ -1,0 +1,89 @@
+"""``build_application(settings, services)``: the Telegram application, wired once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import BotCommand, BotCommandScopeChat
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, Defaults
+
+from bot.container import SERVICES_KEY, Services
+from bot.handlers import admin, corrections, errors, links, media, user_commands
+from bot.handlers.errors import notify_admins
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Order matters: the first matching handler in a group wins.
+FEATURES = (user_commands, admin, media, corrections, links, errors)
+PURGE_INTERVAL_SECONDS = 6 * 3600
+
+
+def build_application(settings: Settings, services: Services) -> Application:
+    if settings.telegram_token is None:
+        raise ValueError("WHISPER_IT_TELEGRAM_TOKEN is not set")
+    app = (
+        ApplicationBuilder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .concurrent_updates(True)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    app.bot_data[SERVICES_KEY] = services
+    for feature in FEATURES:
+        feature.register(app)
+    return app
+
+
+async def _post_init(app: Application) -> None:
+    services: Services = app.bot_data[SERVICES_KEY]
+    services.bot_username = app.bot.username
+
+    async def report(text: str) -> None:
+        await notify_admins(app.bot, services.settings.admin_ids, f"⚠️ {text}")
+
+    services.runner.report_error = report
+    # Load the model now, so the first user does not wait for it and a broken model
+    # is reported at start.
+    await asyncio.to_thread(services.transcription.models.get)
+    await _set_commands(app, services)
+    await services.runner.start(app.bot)
+    if app.job_queue is not None:
+        app.job_queue.run_repeating(_purge, PURGE_INTERVAL_SECONDS, first=60)
+    for hook in services.startup_hooks:
+        await hook(app)
+    log.info("bot @%s ready", app.bot.username)
+
+
+async def _set_commands(app: Application, services: Services) -> None:
+    user = [BotCommand(name, text) for name, text in user_commands.USER_COMMANDS]
+    try:
+        await app.bot.set_my_commands(user)
+        staff = user + [BotCommand(name, text) for name, text in admin.ADMIN_COMMANDS]
+        for admin_id in services.settings.admin_ids:
+            try:
+                await app.bot.set_my_commands(staff, scope=BotCommandScopeChat(admin_id))
+            except TelegramError:  # an admin who never opened the chat
+                continue
+    except TelegramError as exc:
+        log.warning("commands not registered: %s", exc)
+
+
+async def _purge(context) -> None:
+    services: Services = context.application.bot_data[SERVICES_KEY]
+    purged = await asyncio.to_thread(services.purge_old_audio)
+    if purged:
+        log.info("retention: purged the audio of %d transcription(s)", purged)
+
+
+async def _post_shutdown(app: Application) -> None:
+    services: Services = app.bot_data[SERVICES_KEY]
+    await services.runner.stop()
+    services.close()

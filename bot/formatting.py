@@ -1,0 +1,119 @@
+"""Everything the user reads, as HTML for Telegram: transcripts, progress and status texts."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+TELEGRAM_MESSAGE_LIMIT = 4096
+PROGRESS_CELLS = 10
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def split_text(text: str, *, limit: int = TELEGRAM_MESSAGE_LIMIT) -> list[str]:
+    """Split plain text into pieces of at most ``limit`` characters, at the nicest break.
+
+    The limit applies to the *escaped* text (``&`` becomes ``&amp;``), so pieces are
+    measured after escaping.
+    """
+    pieces: list[str] = []
+    rest = text.strip()
+    while rest:
+        if len(escape(rest)) <= limit:
+            pieces.append(rest)
+            break
+        cut = _cut_point(rest, limit)
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return pieces
+
+
+def _cut_point(text: str, limit: int) -> int:
+    # Find the longest prefix whose escaped form fits, then back off to a break.
+    low, high = 1, min(len(text), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(escape(text[:middle])) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    window = text[:low]
+    for separator in ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " "):
+        position = window.rfind(separator)
+        if position > low // 2:
+            return position + len(separator)
+    return low
+
+
+@dataclass(frozen=True)
+class TranscriptMessages:
+    """A transcript as Telegram messages, or as a file when it is too long to read inline."""
+
+    messages: tuple[str, ...]
+    as_file: bool
+
+
+def transcript_messages(
+    text: str,
+    hashtags: tuple[str, ...] | list[str],
+    *,
+    limit: int = TELEGRAM_MESSAGE_LIMIT,
+    file_threshold: int = 12_000,
+    note: str | None = None,
+) -> TranscriptMessages:
+    """HTML messages for a transcript: the text, then a line of hashtags in the last one."""
+    tags_line = escape(" ".join(hashtags)) if hashtags else ""
+    note_line = f"<i>{escape(note)}</i>" if note else ""
+    if not text.strip():
+        body = "<i>Non ho riconosciuto parole in questo audio.</i>"
+        return TranscriptMessages((_join(body, tags_line, note_line),), as_file=False)
+    if len(text) > file_threshold:
+        preview = escape(_preview(text))
+        caption = _join(f"📄 Trascrizione completa nel file.\n\n{preview}", tags_line, note_line)
+        return TranscriptMessages((caption[:1024],), as_file=True)
+    tail = "\n\n".join(part for part in (tags_line, note_line) if part)
+    pieces = split_text(text, limit=limit)
+    messages = [escape(piece) for piece in pieces]
+    if tail:
+        if len(messages[-1]) + 2 + len(tail) <= limit:
+            messages[-1] = f"{messages[-1]}\n\n{tail}"
+        else:
+            messages.append(tail)
+    return TranscriptMessages(tuple(messages), as_file=False)
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)
+
+
+def _preview(text: str, chars: int = 400) -> str:
+    if len(text) <= chars:
+        return text
+    return text[:chars].rsplit(" ", 1)[0] + "…"
+
+
+def progress_bar(fraction: float) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * PROGRESS_CELLS)
+    return "▰" * filled + "▱" * (PROGRESS_CELLS - filled) + f" {fraction:.0%}"
+
+
+def queued_text(position: int | None, total: int | None) -> str:
+    if position and total and total > 1:
+        return f"🕐 In coda: posizione {position} di {total}."
+    return "🕐 In coda: tocca a te tra poco."
+
+
+def downloading_text(fraction: float | None = None) -> str:
+    if fraction is None:
+        return "⬇️ Scarico il file…"
+    return f"⬇️ Scarico il file…\n{progress_bar(fraction)}"
+
+
+def transcribing_text(fraction: float | None = None) -> str:
+    if fraction is None:
+        return "✍️ Trascrivo…"
+    return f"✍️ Trascrivo…\n{progress_bar(fraction)}"

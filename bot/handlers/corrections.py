@@ -1,0 +1,67 @@
+"""Replies to the bot's transcript messages are corrections: new training data."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bot import messages
+from bot.handlers import links
+from bot.handlers.common import answer, is_private, replies_to_bot, services
+from bot.services import CorrectionOutcome
+from model.youtube import find_links
+
+REPLIES = {
+    CorrectionOutcome.SAVED: messages.CORRECTION_SAVED,
+    CorrectionOutcome.NOT_A_TRANSCRIPT: messages.CORRECTION_NOT_TRANSCRIPT,
+    CorrectionOutcome.NOT_OWNER: messages.CORRECTION_NOT_OWNER,
+    CorrectionOutcome.EMPTY: messages.CORRECTION_EMPTY,
+    CorrectionOutcome.UNCHANGED: messages.CORRECTION_UNCHANGED,
+}
+
+
+async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None or message.reply_to_message is None:
+        return
+    svc = services(context)
+    to_bot = replies_to_bot(message, context.bot.id)
+    has_link = bool(
+        find_links(message.text or "", extra_hosts=frozenset(svc.settings.allowed_url_hosts))[0]
+    )
+    if has_link or (not to_bot and not is_private(update)):
+        # A link sent as a reply, or people talking to each other in a group.
+        await links.on_text(update, context)
+        return
+    if not to_bot:
+        await answer(update, messages.CORRECTION_NOT_TRANSCRIPT)
+        return
+    outcome = await _record(svc, update, message.reply_to_message.message_id, message.text or "")
+    if outcome is CorrectionOutcome.TOO_LONG:
+        text = messages.CORRECTION_TOO_LONG.format(max_chars=svc.settings.max_correction_chars)
+    elif outcome is CorrectionOutcome.SAVED_NOT_FOR_TRAINING:
+        text = messages.CORRECTION_SAVED_LONG.format(
+            seconds=round(svc.corrections.training_max_seconds)
+        )
+    else:
+        text = REPLIES[outcome]
+    await message.reply_text(text, do_quote=True)
+
+
+async def _record(svc, update: Update, replied_id: int, text: str) -> CorrectionOutcome:
+    import asyncio
+
+    assert update.effective_chat is not None and update.effective_user is not None
+    return await asyncio.to_thread(
+        svc.corrections.record,
+        chat_id=update.effective_chat.id,
+        replied_message_id=replied_id,
+        user_id=update.effective_user.id,
+        text=text,
+        group=not is_private(update),
+    )
+
+
+def register(app: Application) -> None:
+    app.add_handler(MessageHandler(filters.TEXT & filters.REPLY & ~filters.COMMAND, on_reply))

@@ -1,0 +1,46 @@
+"""Plain text: YouTube links become jobs; anything else gets a hint (in private chats)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bot import messages
+from bot.handlers.common import addressed, answer, is_private, services
+from bot.worker import KIND_LINK
+from model.youtube import find_links
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None or not message.text or not addressed(update, context):
+        return
+    svc = services(context)
+    extra = frozenset(svc.settings.allowed_url_hosts)
+    links, errors = find_links(message.text, extra_hosts=extra)
+    if not links:
+        if errors:
+            await answer(update, messages.link_error(errors[0].reason))
+        elif is_private(update):
+            await answer(update, messages.TEXT_HINT)
+        return
+    wait = svc.limiter.hit(user.id)
+    if wait:
+        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+        return
+    link = links[0]  # one video per message keeps the queue fair
+    submitted = await svc.runner.submit(
+        kind=KIND_LINK,
+        payload={"url": link.url, "video_id": link.video_id},
+        user_id=user.id,
+        chat_id=message.chat_id,
+        user_message_id=message.message_id,
+        user_name=user.full_name,
+    )
+    if not submitted.accepted and submitted.refusal:
+        await answer(update, submitted.refusal)
+
+
+def register(app: Application) -> None:
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))

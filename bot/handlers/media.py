@@ -1,0 +1,127 @@
+"""Voice notes, audio, video, video notes and audio/video documents -> a transcription job."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import PurePath
+
+from telegram import Message, Update
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot import messages
+from bot.handlers.common import addressed, answer, is_private, services
+from bot.worker import KIND_TELEGRAM_FILE
+
+MEDIA_FILTER = (
+    filters.VOICE | filters.AUDIO | filters.VIDEO | filters.VIDEO_NOTE | filters.Document.ALL
+)
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac", ".amr")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".3gp")
+MEDIA_EXTENSIONS = frozenset((*AUDIO_EXTENSIONS, *VIDEO_EXTENSIONS))
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    source_kind: str  # storage's source kinds: voice, audio, video, video_note, document
+    file_id: str
+    file_unique_id: str
+    duration: float | None
+    file_size: int | None
+    mime_type: str | None
+    file_name: str | None
+
+
+def media_of(message: Message) -> MediaRef | None:
+    """The media a message carries, if any (documents only when audio or video)."""
+    for kind in ("voice", "audio", "video", "video_note", "document"):
+        media = getattr(message, kind)
+        if media is None:
+            continue
+        raw = media.to_dict()  # plain values; avoids PTB's duration deprecation warning
+        mime = raw.get("mime_type")
+        name = raw.get("file_name")
+        if kind == "document" and not _is_media_document(mime, name):
+            return None
+        return MediaRef(
+            source_kind=kind,
+            file_id=raw["file_id"],
+            file_unique_id=raw["file_unique_id"],
+            duration=raw.get("duration"),
+            file_size=raw.get("file_size"),
+            mime_type=mime,
+            file_name=name,
+        )
+    return None
+
+
+def _is_media_document(mime: str | None, name: str | None) -> bool:
+    if mime and mime.split("/")[0] in ("audio", "video"):
+        return True
+    return bool(name) and PurePath(name.lower()).suffix in MEDIA_EXTENSIONS
+
+
+async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or not addressed(update, context):
+        return
+    await accept(update, context, message)
+
+
+async def on_transcribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/trascrivi`` as a reply to a media message (the way to ask for it in groups)."""
+    message = update.effective_message
+    target = message.reply_to_message if message else None
+    if target is None or media_of(target) is None:
+        await answer(update, messages.TRANSCRIBE_HOW)
+        return
+    await accept(update, context, target)
+
+
+async def accept(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, media_message: Message
+) -> None:
+    """Check the limits from Telegram's metadata, then queue the job."""
+    svc = services(context)
+    settings = svc.settings
+    user = update.effective_user
+    media = media_of(media_message)
+    if user is None:
+        return
+    if media is None:
+        if is_private(update) or media_message is not update.effective_message:
+            await answer(update, messages.UNSUPPORTED_FILE)
+        return
+    wait = svc.limiter.hit(user.id)
+    if wait:
+        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+        return
+    if media.file_size is not None and media.file_size > settings.max_file_bytes:
+        await answer(update, messages.FILE_TOO_BIG.format(max_mb=_mb(settings.max_file_bytes)))
+        return
+    if media.duration is not None and media.duration > settings.max_audio_seconds:
+        await answer(
+            update,
+            messages.AUDIO_TOO_LONG.format(
+                max_duration=messages.format_duration(settings.max_audio_seconds)
+            ),
+        )
+        return
+    submitted = await svc.runner.submit(
+        kind=KIND_TELEGRAM_FILE,
+        payload=asdict(media),
+        user_id=user.id,
+        chat_id=media_message.chat_id,
+        user_message_id=media_message.message_id,
+        user_name=user.full_name,
+    )
+    if not submitted.accepted and submitted.refusal:
+        await answer(update, submitted.refusal)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.0f}"
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("trascrivi", on_transcribe_command))
+    app.add_handler(MessageHandler(MEDIA_FILTER, on_media))

@@ -1,0 +1,233 @@
+"""Training data: stored samples (+ optional base corpus) -> audio, serving features, labels.
+
+Features are computed exactly as the serving engine computes them (NOTES §2):
+faster-whisper takes the log-mel of the clip itself (plus 160 samples of padding, minus the
+last frame) and pads the *log-mel* with zeros to 3000 frames, while transformers' feature
+extractor pads the *audio* to 30 s before the log-mel. The padded region then differs
+(0.0 versus ``(max - 8 + 4) / 4``), and a model trained on one sees the other as new input.
+We train on faster-whisper's features, by calling faster-whisper's own feature extractor.
+
+Labels are Whisper's training format with language and task forced:
+``<|it|><|transcribe|><|notimestamps|> text<|endoftext|>`` (the model prepends
+``<|startoftranscript|>`` when it shifts labels right). The text gets a leading space, as
+in Whisper's pre-training and as the serving decoder emits it.
+
+Audio stays as paths until needed and is decoded with soundfile / PyAV: ``datasets``' own
+audio decoding is broken beside the CPU torch wheel (NOTES §9).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from storage.audio_store import AudioStore
+    from storage.samples import Sample
+
+SAMPLE_RATE = 16_000
+N_FRAMES = 3000  # log-mel frames in Whisper's 30 s window
+N_MELS = 80
+# Whisper's decoder has 448 positions; the prefix takes 4 of them.
+MAX_LABEL_TOKENS = 440
+MANIFEST_FILE = "metadata.csv"
+# Training audio longer than Whisper's window would be cut mid-sentence: leave it out.
+MAX_TRAIN_SECONDS = 30.0
+# An hour of speech is far more than any corpus file should hold; decoding stops there.
+_MAX_DECODE_SECONDS = 3600.0
+
+
+class DataError(Exception):
+    """Training or evaluation data is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One (audio, text) pair; ``key`` is stable across runs (an audio hash or a path)."""
+
+    key: str
+    text: str
+    audio_path: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Perturbation:
+    """A speed change (resampling: tempo and pitch together, as in Kaldi) and added noise."""
+
+    speed: float = 1.0
+    snr_db: float | None = None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def examples_from_samples(samples: Iterable[Sample], store: AudioStore) -> list[Example]:
+    """Stored samples whose audio is still in the store (purged audio is skipped)."""
+    examples = []
+    for sample in samples:
+        path = store.path(sample.audio_sha256)
+        if path.is_file():
+            examples.append(Example(key=sample.audio_sha256, text=sample.text, audio_path=path))
+    return examples
+
+
+def read_manifest(path: Path, *, split: str | None = None) -> list[Example]:
+    """Examples from a TSV (``audio_path<TAB>text``) or an audiofolder (``metadata.csv``).
+
+    Paths are relative to the manifest's folder. An audiofolder's optional ``split``
+    column is honoured when ``split`` is given.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_audiofolder(path, split=split)
+    if not path.is_file():
+        raise DataError(f"no data set at {path}")
+    examples = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        fields = raw.split("\t")
+        if len(fields) < 2 or not fields[0].strip():
+            raise DataError(f"{path}:{number}: expected audio_path<TAB>text")
+        if number == 1 and fields[0].strip().lower() in {"audio", "audio_path", "path", "file"}:
+            continue
+        text = " ".join("\t".join(fields[1:]).split())
+        audio = path.parent / fields[0].strip()
+        examples.append(Example(key=str(audio), text=text, audio_path=audio))
+    return examples
+
+
+def _read_audiofolder(folder: Path, *, split: str | None) -> list[Example]:
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        raise DataError(f"{folder} has no {MANIFEST_FILE}")
+    examples = []
+    with manifest.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            name = row.get("file_name")
+            text = row.get("transcription") or row.get("sentence") or row.get("text")
+            if not name or text is None:
+                raise DataError(f"{manifest} needs file_name and transcription columns")
+            if split is not None and row.get("split", split) != split:
+                continue
+            audio = folder / name
+            examples.append(Example(key=str(audio), text=text.strip(), audio_path=audio))
+    return examples
+
+
+def replay_mix(
+    examples: Sequence[Example], base: Sequence[Example], *, ratio: float, seed: int
+) -> list[Example]:
+    """``examples`` plus ``ratio`` times as many base-corpus examples (replay)."""
+    if ratio <= 0 or not base:
+        return list(examples)
+    count = min(len(base), max(1, round(len(examples) * ratio)))
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(base), size=count, replace=False)
+    return [*examples, *(base[i] for i in sorted(chosen))]
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def load_audio(path: Path) -> np.ndarray:
+    """float32 mono 16 kHz samples (soundfile for the store's FLAC, PyAV for the rest)."""
+    path = Path(path)
+    if path.suffix.lower() in {".flac", ".wav"}:
+        import soundfile
+
+        try:
+            samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as exc:
+            raise DataError(f"cannot read {path}: {exc}") from exc
+        if rate == SAMPLE_RATE:
+            return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32)
+    from model.audio import AudioError, AudioLimits, decode_audio
+
+    limits = AudioLimits(max_seconds=_MAX_DECODE_SECONDS, min_seconds=0.0, max_bytes=2**40)
+    try:
+        return decode_audio(path, limits=limits).samples
+    except AudioError as exc:
+        raise DataError(f"cannot decode {path}: {exc}") from exc
+
+
+def perturb(samples: np.ndarray, p: Perturbation, *, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` played ``p.speed`` times faster, with white noise at ``p.snr_db``."""
+    out = samples.astype(np.float32, copy=True)
+    if p.speed != 1.0 and out.size > 1:
+        length = max(1, round(out.size / p.speed))
+        positions = np.linspace(0, out.size - 1, length)
+        out = np.interp(positions, np.arange(out.size), out).astype(np.float32)
+    if p.snr_db is not None:
+        power = float(np.mean(out**2)) or 1e-8
+        noise_power = power / (10 ** (p.snr_db / 10))
+        out = out + rng.normal(0.0, np.sqrt(noise_power), out.size).astype(np.float32)
+        peak = float(np.max(np.abs(out)))
+        if peak > 1.0:
+            out /= peak
+    return out
+
+
+def random_perturbations(count: int, *, rng: np.random.Generator) -> list[Perturbation]:
+    """``count`` random speed (0.85-1.15) and noise (10-30 dB SNR) perturbations."""
+    return [
+        Perturbation(speed=float(rng.uniform(0.85, 1.15)), snr_db=float(rng.uniform(10, 30)))
+        for _ in range(count)
+    ]
+
+
+# --------------------------------------------------------------------------- features
+
+
+class ServingFeatures:
+    """Log-mel features exactly as faster-whisper computes them for a clip (see module doc)."""
+
+    def __init__(self, n_mels: int = N_MELS) -> None:
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        self._extractor = FeatureExtractor(feature_size=n_mels)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        from faster_whisper.audio import pad_or_trim
+
+        # faster-whisper drops the last frame (content_frames = frames - 1), then pads.
+        mel = self._extractor(samples.astype(np.float32, copy=False))[:, :-1]
+        return pad_or_trim(mel, N_FRAMES).astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+class LabelEncoder:
+    """Text -> Whisper label ids with the language and task forced, timestamps off."""
+
+    def __init__(self, model_dir: Path, *, language: str, task: str = "transcribe") -> None:
+        from transformers import WhisperTokenizer
+
+        self.tokenizer = WhisperTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer.set_prefix_tokens(language=language, task=task, predict_timestamps=False)
+        self.start_token_id = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+
+    def __call__(self, text: str) -> list[int]:
+        ids = list(self.tokenizer(" " + " ".join(text.split())).input_ids)
+        if ids and ids[0] == self.start_token_id:
+            ids = ids[1:]  # the model prepends it when shifting labels right
+        if len(ids) > MAX_LABEL_TOKENS:
+            ids = [*ids[: MAX_LABEL_TOKENS - 1], ids[-1]]
+        return ids
+
+
+def pad_labels(batch: Sequence[Sequence[int]]) -> Any:
+    """A (batch, longest) LongTensor of labels, padding masked with -100 (ignored by loss)."""
+    import torch
+
+    longest = max(len(ids) for ids in batch)
+    out = torch.full((len(batch), longest), -100, dtype=torch.long)
+    for row, ids in enumerate(batch):
+        out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
