@@ -21,6 +21,7 @@ Writes ``benchmarks/results/long_audio.json`` and ``long_audio.md`` (a run with
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 import tempfile
@@ -251,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     parser.add_argument("--results-dir", type=Path, default=_common.RESULTS_DIR)
     args = parser.parse_args(argv)
+    # yt-dlp's "falling back on generic extractor" warnings are expected here.
+    logging.getLogger("model.youtube").setLevel(logging.ERROR)
     run(
         minutes=args.minutes, runs=args.runs, cache_dir=args.cache_dir, results_dir=args.results_dir
     )

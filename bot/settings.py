@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
     retention_days: int = Field(30, description="Days uncorrected audio is kept")
+    model_cache_dir: Path | None = Field(
+        None, description="Assembled/converted models; default DATA_DIR/cache"
+    )
 
     # --- Model ----------------------------------------------------------------------
     base_model: str = Field(
@@ -104,6 +107,46 @@ class Settings(BaseSettings):
     max_hashtags: int = 5
     tag_budget_seconds: float = Field(2.0, description="Reply without tags if slower")
 
+    # --- Training -------------------------------------------------------------------
+    # (owned by training/ and bot/training_control.py; defaults measured on a 2-core CPU)
+    train_mode: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto = gpu when CUDA is available, else cpu"
+    )
+    train_max_steps: int = Field(240, description="Optimizer steps per training run")
+    train_max_minutes: float = Field(
+        20.0, description="Stop fine-tuning (keeping the model) after this long; 0 = no limit"
+    )
+    train_learning_rate: float = 3e-5
+    train_batch_size: int = 8
+    train_gradient_accumulation: int = 1
+    train_encoder_layers: int = Field(
+        3, description="cpu mode: top encoder layers trained over cached lower layers"
+    )
+    train_augment_copies: int = Field(2, description="cpu mode: speed/noise copies per clip")
+    train_checkpoint_every: int = Field(50, description="Steps between resumable checkpoints")
+    train_threads: int = Field(0, description="torch CPU threads; 0 = torch's default")
+    train_min_new_samples: int = Field(
+        20, description="The scheduler trains only with this many new corrections"
+    )
+    train_min_samples: int = Field(1, description="Refuse to train with fewer samples")
+    train_schedule_hours: float = Field(24.0, description="Scheduler interval; 0 = off")
+    train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
+    eval_fraction: float = Field(0.1, description="Share of samples held out (keep it fixed)")
+    eval_general_set: Path | None = Field(
+        None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
+    )
+    gate_min_wer_improvement: float = Field(0.005, description="Absolute WER gain to promote")
+    gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
+    gate_max_insertion_rate: float = Field(0.1, description="Refuse looping candidates")
+    gate_min_eval_samples: int = Field(5, description="Held-out clips needed to judge on it")
+    train_base_corpus: Path | None = Field(
+        None, description="Prepared base corpus (audiofolder) replayed against forgetting"
+    )
+    train_replay_ratio: float = Field(0.5, description="Base clips per user sample")
+    hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
+    hub_token: SecretStr | None = None
+    # --- end Training ---------------------------------------------------------------
+
     # --- Logging --------------------------------------------------------------------
     log_level: str = "INFO"
 
@@ -134,7 +177,7 @@ class Settings(BaseSettings):
 
     @property
     def cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+        return self.model_cache_dir or self.data_dir / "cache"
 
     @property
     def url_hosts(self) -> frozenset[str]:

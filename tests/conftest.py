@@ -26,3 +26,13 @@ def ct2_transcriber(model_cache: Path):
     from model.sources import load_transcriber
 
     return load_transcriber("packaged:whisper-base", engine="ct2", cache_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def media_server(tmp_path_factory: pytest.TempPathFactory):
+    """A loopback stand-in for YouTube (tests/media_server.py): an espeak MP4 and a page."""
+    from tests.media_server import build_media_site, serve_directory
+
+    root = build_media_site(tmp_path_factory.mktemp("media-site"))
+    with serve_directory(root) as server:
+        yield server

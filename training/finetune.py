@@ -184,7 +184,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
         warmup_steps=round(args.warmup_ratio * args.max_steps),
-        lr_scheduler_type="linear",
+        # Constant after warm-up: a run stopped by its time budget is not left mid-decay.
+        lr_scheduler_type="constant_with_warmup",
         save_strategy="steps",
         save_steps=args.checkpoint_every,
         save_total_limit=1,
@@ -217,6 +218,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     _save_final(trainer.model, Path(args.model_dir), final)
     steps = int(trainer.state.global_step)
     steps_here = max(1, steps - timer.first_step)
+    per_step = timer.step_seconds / steps_here if timer.steps else None
+    batch = args.batch_size * args.gradient_accumulation_steps
     result = FinetuneResult(
         model_dir=final,
         mode=mode,
@@ -224,12 +227,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         max_steps=args.max_steps,
         train_loss=float(outcome.training_loss) if outcome.training_loss else None,
         train_seconds=round(seconds, 2),
-        seconds_per_step=round(timer.step_seconds / steps_here, 3) if timer.steps else None,
-        samples_per_second=(
-            round(steps_here * args.batch_size * args.gradient_accumulation_steps
-                  / timer.step_seconds, 3)
-            if timer.steps and timer.step_seconds else None
-        ),  # fmt: skip
+        seconds_per_step=round(per_step, 3) if per_step else None,
+        samples_per_second=round(batch / per_step, 3) if per_step else None,
         examples=len(dataset),
         resumed_from=Path(last).name if last else None,
         stopped_early=steps < args.max_steps,
@@ -303,7 +302,8 @@ class _Collator:
         import torch
 
         inputs = torch.stack(
-            [torch.as_tensor(np.asarray(f[self.input_key]), dtype=torch.float32) for f in features]
+            # np.array copies: cache rows are read-only float16 memmap views.
+            [torch.from_numpy(np.array(f[self.input_key], dtype=np.float32)) for f in features]
         )
         return {self.input_key: inputs, "labels": pad_labels([f["labels"] for f in features])}
 

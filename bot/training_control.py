@@ -1,0 +1,339 @@
+"""Training as the bot and the CLI see it: start a run, follow it, list and roll back models.
+
+No ``telegram`` import. Runs are separate processes (``python -m training run``); this
+service only launches them and reads the database and the model registry. One run at a
+time: a run left open by a dead process (crash, kill, reboot) is resumed, with the same id
+and data snapshot, by the next ``start_run``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.settings import Settings
+from model.registry import BASE_VERSION, ModelRegistry
+
+if TYPE_CHECKING:
+    from storage.repository import WerPoint
+    from storage.unit_of_work import Database
+    from training.runner import RunConfig
+
+RUNS_SUBDIR = "runs"
+LOG_FILE = "train.log"
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """``started`` False: ``reason`` says why (``run_id`` is then the blocking run, if any)."""
+
+    started: bool
+    run_id: int | None = None
+    pid: int | None = None
+    resumed: bool = False
+    reason: str | None = None
+    log_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    run_id: int
+    status: str  # pending, running, done, failed, cancelled
+    phase: str | None
+    steps_done: int
+    steps_total: int | None
+    progress: float
+    samples_used: int | None
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("pending", "running")
+
+    @property
+    def promoted(self) -> bool | None:
+        value = self.metrics.get("promoted")
+        return None if value is None else bool(value)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    is_current: bool
+    created_at: dt.datetime | None
+    promoted_at: dt.datetime | None
+    parent: str | None
+    # Latest WER per evaluation set, as fractions.
+    wer: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingControl:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.registry = ModelRegistry(settings.models_dir)
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.settings.data_dir / RUNS_SUBDIR
+
+    # --- runs ------------------------------------------------------------------------
+
+    def new_samples(self) -> int:
+        from storage.samples import count_new_samples
+
+        with self.database.unit_of_work(read_only=True) as uow:
+            return count_new_samples(uow.session, eval_fraction=self.settings.eval_fraction)
+
+    def start_run(self, *, force: bool = False, max_steps: int | None = None) -> StartResult:
+        """Launch a run (or resume an interrupted one); never two at once.
+
+        Without ``force`` a new run needs ``train_min_new_samples`` new corrections (the
+        scheduler's rule); an interrupted run is resumed either way.
+        """
+        from storage import repository
+
+        with self._lock, self.database.unit_of_work() as uow:
+            # A write transaction: on SQLite it holds the write lock, so two callers (two
+            # bot instances, the CLI) cannot both see "no run" and both start one.
+            active = repository.active_training_run(uow.session)
+            if active is not None and self._alive(active.pid):
+                return StartResult(False, active.id, active.pid, reason="a run is in progress")
+            if active is not None:
+                run, resumed = active, True
+            else:
+                if not force:
+                    new = self._count_new(uow.session)
+                    if new < self.settings.train_min_new_samples:
+                        return StartResult(
+                            False,
+                            reason=f"{new} new samples, "
+                            f"{self.settings.train_min_new_samples} needed",
+                        )
+                run = repository.create_training_run(uow.session, config={})
+                resumed = False
+                config = self.run_config(run.id, max_steps=max_steps)
+                run.config = json_safe(config)
+                run.base_model = self.settings.base_model
+                run.output_dir = str(config.run_dir)
+            config_path = self._write_config(run.id, max_steps=max_steps, reuse=resumed)
+            log_path = config_path.parent / LOG_FILE
+            process = self._spawn(config_path, log_path)
+            run.pid = process.pid
+            uow.commit()
+            self._processes[run.id] = process
+            return StartResult(True, run.id, process.pid, resumed=resumed, log_path=log_path)
+
+    def wait(self, run_id: int, timeout: float | None = None) -> int | None:
+        """Wait for a run this service launched; its exit status (None: not launched here)."""
+        process = self._processes.get(run_id)
+        return None if process is None else process.wait(timeout)
+
+    def status(self) -> TrainingStatus | None:
+        """The open run, else the latest one; None if training never ran."""
+        from storage import repository
+
+        with self.database.unit_of_work(read_only=True) as uow:
+            run = repository.active_training_run(uow.session) or repository.latest_training_run(
+                uow.session
+            )
+            return None if run is None else _status(run)
+
+    def get_run(self, run_id: int) -> TrainingStatus | None:
+        from storage import repository
+
+        with self.database.unit_of_work(read_only=True) as uow:
+            run = repository.get_training_run(uow.session, run_id)
+            return None if run is None else _status(run)
+
+    # --- models ----------------------------------------------------------------------
+
+    def wer_history(self, eval_set: str | None = None) -> list[WerPoint]:
+        from storage import repository
+
+        with self.database.unit_of_work(read_only=True) as uow:
+            return repository.wer_history(uow.session, eval_set=eval_set)
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every recorded version, oldest first; the served one has ``is_current``."""
+        from storage import repository
+
+        current = self.registry.current_name()
+        with self.database.unit_of_work(read_only=True) as uow:
+            versions = repository.list_model_versions(uow.session)
+            names = {v.id: v.name for v in versions}
+            latest: dict[str, dict[str, float]] = {}
+            for point in repository.wer_history(uow.session):
+                latest.setdefault(point.model_version, {})[point.eval_set] = point.wer
+        infos = [
+            ModelInfo(
+                name=v.name,
+                is_current=v.name == current,
+                created_at=v.created_at,
+                promoted_at=v.promoted_at,
+                parent=names.get(v.parent_id) if v.parent_id else None,
+                wer=latest.get(v.name, {}),
+            )
+            for v in versions
+        ]
+        if not any(info.name == BASE_VERSION for info in infos):
+            infos.insert(0, ModelInfo(BASE_VERSION, current == BASE_VERSION, None, None, None))
+        return infos
+
+    def rollback(self) -> str:
+        """Serve the current version's parent again; returns its name.
+
+        Raises ``model.registry.RegistryError`` when the base model is already serving.
+        """
+        from training.promote import rollback
+
+        return rollback(self.registry, self.database)
+
+    def current_model(self) -> tuple[str, Path] | None:
+        """(name, CTranslate2 folder) of the promoted model in service; None = base model."""
+        version = self.registry.current()
+        return None if version is None else (version.name, version.ct2_dir)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def run_config(self, run_id: int, *, max_steps: int | None = None) -> RunConfig:
+        from training.runner import RunConfig
+
+        s = self.settings
+        finetune = {
+            "mode": s.train_mode,
+            "max_steps": max_steps or s.train_max_steps,
+            "max_train_seconds": s.train_max_minutes * 60,
+            "learning_rate": s.train_learning_rate,
+            "batch_size": s.train_batch_size,
+            "gradient_accumulation_steps": s.train_gradient_accumulation,
+            "encoder_layers": s.train_encoder_layers,
+            "augment_copies": s.train_augment_copies,
+            "checkpoint_every": s.train_checkpoint_every,
+            "threads": s.train_threads,
+            "language": s.language,
+        }
+        gate = {
+            "min_wer_improvement": s.gate_min_wer_improvement,
+            "general_tolerance": s.gate_general_tolerance,
+            "max_insertion_rate": s.gate_max_insertion_rate,
+            "min_eval_samples": s.gate_min_eval_samples,
+        }
+        return RunConfig(
+            run_id=run_id,
+            database_url=s.resolved_database_url,
+            audio_dir=str(s.audio_dir.resolve()),
+            models_dir=str(s.models_dir.resolve()),
+            cache_dir=str(s.cache_dir.resolve()),
+            runs_dir=str(self.runs_dir.resolve()),
+            base_model=s.base_model,
+            language=s.language,
+            eval_fraction=s.eval_fraction,
+            eval_beam_size=s.beam_size,
+            eval_cpu_threads=s.cpu_threads,
+            general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
+            base_corpus=str(s.train_base_corpus.resolve()) if s.train_base_corpus else None,
+            replay_ratio=s.train_replay_ratio,
+            min_train_samples=s.train_min_samples,
+            hub_repo_id=s.hub_repo_id,
+            finetune=finetune,
+            gate=gate,
+        )
+
+    def _write_config(self, run_id: int, *, max_steps: int | None, reuse: bool) -> Path:
+        from training.runner import CONFIG_FILE, RunConfig
+
+        config = self.run_config(run_id, max_steps=max_steps)
+        path = config.run_dir / CONFIG_FILE
+        if reuse and path.is_file():
+            config = RunConfig.from_json(path.read_text(encoding="utf-8"))
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(config.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def _spawn(self, config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+        env = None
+        if self.settings.hub_token is not None:
+            # huggingface_hub reads its token from the environment of the training process.
+            env = {**os.environ, "HF_TOKEN": self.settings.hub_token.get_secret_value()}
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "training", "run", "--config", str(config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=str(Path(__file__).resolve().parent.parent),
+                # Its own session: a Ctrl-C or a bot restart does not kill the training.
+                start_new_session=True,
+            )
+
+    def _alive(self, pid: int | None) -> bool:
+        if pid is None:
+            return False
+        for run_id, process in list(self._processes.items()):
+            if process.pid == pid:
+                if process.poll() is None:
+                    return True
+                del self._processes[run_id]  # reaped: no zombie left to fool os.kill
+                return False
+        return _pid_alive(pid)
+
+    def _count_new(self, session: Any) -> int:
+        from storage.samples import count_new_samples
+
+        return count_new_samples(session, eval_fraction=self.settings.eval_fraction)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:  # a zombie (exited, not yet reaped by its parent) is not a live run
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _status(run: Any) -> TrainingStatus:
+    metrics = dict(run.metrics or {})
+    return TrainingStatus(
+        run_id=run.id,
+        status=run.status,
+        phase=metrics.get("phase"),
+        steps_done=run.steps_done,
+        steps_total=run.steps_total,
+        progress=run.progress,
+        samples_used=run.samples_used,
+        error=run.error,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        updated_at=run.updated_at,
+        metrics=metrics,
+    )
+
+
+def json_safe(config: RunConfig) -> dict[str, Any]:
+    import json
+
+    return json.loads(config.to_json())

@@ -1,0 +1,180 @@
+"""Model versions on disk, and the ``CURRENT`` pointer the bot serves from.
+
+Layout under ``root`` (the bot's ``models_dir``)::
+
+    CURRENT                  one line: the served version's name ("base" = the base model)
+    versions/<name>/hf/      the transformers checkpoint (what the next training starts from)
+    versions/<name>/ct2/     the CTranslate2 int8 export (what the bot serves)
+    versions/<name>/metrics.json   evaluations, gate decision, parent version, training facts
+    versions/<name>/README.md      a generated model card
+
+A version folder is written completely under a temporary name and renamed into place;
+``CURRENT`` is switched with ``os.replace``. A reader therefore sees the old model or the
+new one, never half of one. Versions are never deleted by promotion or rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model import convert
+
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+HF_SUBDIR = "hf"
+CT2_SUBDIR = "ct2"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+BASE_VERSION = "base"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class RegistryError(Exception):
+    """A version is missing or malformed, or a pointer change is impossible."""
+
+
+@dataclass(frozen=True)
+class VersionFolder:
+    name: str
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def hf_dir(self) -> Path:
+        return self.path / HF_SUBDIR
+
+    @property
+    def ct2_dir(self) -> Path:
+        return self.path / CT2_SUBDIR
+
+    @property
+    def parent(self) -> str | None:
+        """The version it was trained from (``"base"`` for the base model)."""
+        parent = self.metrics.get("parent")
+        return str(parent) if parent else None
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def current_name(self) -> str:
+        """The served version's name; ``"base"`` when nothing was ever promoted."""
+        try:
+            name = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return BASE_VERSION
+        return name or BASE_VERSION
+
+    def current(self) -> VersionFolder | None:
+        """The served version's folder, or None while the base model serves."""
+        name = self.current_name()
+        return None if name == BASE_VERSION else self.get(name)
+
+    def get(self, name: str) -> VersionFolder:
+        path = self._version_path(name)
+        if not path.is_dir():
+            raise RegistryError(f"model version {name!r} does not exist")
+        try:
+            metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            metrics = {}
+        return VersionFolder(name=name, path=path, metrics=metrics)
+
+    def versions(self) -> list[VersionFolder]:
+        """Every installed version, oldest first (by install time)."""
+        folder = self.root / VERSIONS_DIR
+        if not folder.is_dir():
+            return []
+        found = [
+            self.get(item.name)
+            for item in folder.iterdir()
+            if item.is_dir() and _NAME.fullmatch(item.name)
+        ]
+        return sorted(found, key=lambda v: (v.metrics.get("created_at", ""), v.name))
+
+    # --- writing ---------------------------------------------------------------------
+
+    def install(
+        self,
+        name: str,
+        *,
+        hf_dir: Path,
+        ct2_dir: Path,
+        metrics: dict[str, Any],
+        card: str,
+        move: bool = False,
+    ) -> VersionFolder:
+        """Add a complete version folder atomically (it does not become current)."""
+        target = self._version_path(name)
+        if target.exists():
+            raise RegistryError(f"model version {name!r} already exists")
+        if not convert.is_hf_dir(hf_dir) or not convert.is_ct2_dir(ct2_dir):
+            raise RegistryError(f"{name!r}: need an HF checkpoint and a CTranslate2 export")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))
+        try:
+            for source, sub in ((hf_dir, HF_SUBDIR), (ct2_dir, CT2_SUBDIR)):
+                if move:
+                    shutil.move(str(source), tmp / sub)
+                else:
+                    shutil.copytree(source, tmp / sub)
+            (tmp / METRICS_FILE).write_text(
+                json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n", "utf-8"
+            )
+            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
+            _fsync_tree(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.get(name)
+
+    def set_current(self, name: str) -> None:
+        """Point ``CURRENT`` at ``name`` (or ``"base"``) with one atomic rename."""
+        if name != BASE_VERSION:
+            version = self.get(name)
+            if not convert.is_ct2_dir(version.ct2_dir):
+                raise RegistryError(f"model version {name!r} has no CTranslate2 export")
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{CURRENT_FILE}.", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(name + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.root / CURRENT_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def rollback(self) -> str:
+        """Serve the current version's parent again; returns its name."""
+        current = self.current()
+        if current is None:
+            raise RegistryError("the base model is serving: there is nothing to roll back")
+        parent = current.parent or BASE_VERSION
+        self.set_current(parent)
+        return parent
+
+    def _version_path(self, name: str) -> Path:
+        if not _NAME.fullmatch(name) or name == BASE_VERSION:
+            raise RegistryError(f"invalid model version name {name!r}")
+        return self.root / VERSIONS_DIR / name
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file to disk before the rename makes the folder visible."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())

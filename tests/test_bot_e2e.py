@@ -1,0 +1,44 @@
+"""The real bot, through python-telegram-bot's HTTP stack, against the Bot API emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model.normalize import error_rates
+from storage import repository
+from tests.bot_harness import USER, running_bot
+from tests.speech import synthesize
+
+SENTENCE = "Domani andiamo al mare con gli amici e poi mangiamo un gelato in centro."
+
+
+@pytest.fixture(scope="module")
+def voice_note(speech_dir: Path) -> bytes:
+    return synthesize(SENTENCE, speech_dir / "bot_voice.ogg").read_bytes()
+
+
+async def test_voice_note_gets_a_transcript_with_hashtags_and_a_correction_is_stored(
+    tmp_path: Path, ct2_transcriber, voice_note: bytes
+) -> None:
+    async with running_bot(tmp_path, ct2_transcriber) as bot:
+        sent = bot.emu.send_voice(user_id=USER, data=voice_note, duration=5)
+        transcript = await bot.wait_text(lambda t: "#" in t, timeout=30)
+        assert error_rates([SENTENCE], [transcript.split("\n\n")[0]]).wer < 0.5, transcript
+        reply = next(m for m in bot.emu.messages(USER) if m.content == transcript)
+        # The status message became the transcript, replying to the user's voice note.
+        assert reply.reply_to == sent["message_id"]
+        assert reply.edit_history, "the status message was never shown"
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            row = repository.find_transcription_by_reply(
+                uow.session, chat_id=USER, message_id=reply.message_id
+            )
+            assert row is not None and row.source_kind == "voice"
+            assert row.audio_sha256 and bot.services.store.exists(row.audio_sha256)
+
+        bot.emu.send_text(user_id=USER, text=SENTENCE, reply_to=reply.message_id)
+        await bot.wait_text(lambda t: "correzione" in t.lower())
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            latest = repository.latest_correction(uow.session, row.id)
+            assert latest is not None and latest.text == SENTENCE

@@ -1,0 +1,5 @@
+"""``python -m training``: see ``training.runner``."""
+
+from training.runner import main
+
+raise SystemExit(main())
