@@ -13,18 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from model.youtube import YOUTUBE_HOSTS
+
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
 PACKAGED_BASE_MODEL = "packaged:whisper-base"
-YOUTUBE_HOSTS = (
-    "youtube.com",
-    "www.youtube.com",
-    "m.youtube.com",
-    "music.youtube.com",
-    "youtube-nocookie.com",
-    "www.youtube-nocookie.com",
-    "youtu.be",
-)
 
 Engine = Literal["ct2", "transformers"]
 TaggerChoice = Literal["auto", "text2tags", "keywords", "off"]
@@ -181,7 +174,7 @@ class Settings(BaseSettings):
 
     @property
     def url_hosts(self) -> frozenset[str]:
-        return frozenset(YOUTUBE_HOSTS) | frozenset(self.allowed_url_hosts)
+        return YOUTUBE_HOSTS | frozenset(self.allowed_url_hosts)
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.admin_ids

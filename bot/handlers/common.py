@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot import messages
 from bot.container import SERVICES_KEY, Services
 
 
@@ -59,3 +62,32 @@ async def answer(update: Update, text: str) -> None:
     message = update.effective_message
     if message is not None:
         await message.reply_text(text, do_quote=not is_private(update))
+
+
+async def submit_job(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    *,
+    kind: str,
+    payload: dict[str, Any],
+    target: Message,
+) -> None:
+    """Queue work on ``target`` for the user, unless they are flooding or over a limit."""
+    svc = services(context)
+    user = update.effective_user
+    if user is None:
+        return
+    wait = svc.limiter.hit(user.id)
+    if wait:
+        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+        return
+    submitted = await svc.runner.submit(
+        kind=kind,
+        payload=payload,
+        user_id=user.id,
+        chat_id=target.chat_id,
+        user_message_id=target.message_id,
+        user_name=user.full_name,
+    )
+    if not submitted.accepted and submitted.refusal:
+        await answer(update, submitted.refusal)

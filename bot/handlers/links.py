@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, services
+from bot.handlers.common import addressed, answer, is_private, services, submit_job
 from bot.worker import KIND_LINK
 from model.youtube import find_links
 
@@ -25,21 +25,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         elif is_private(update):
             await answer(update, messages.TEXT_HINT)
         return
-    wait = svc.limiter.hit(user.id)
-    if wait:
-        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-        return
     link = links[0]  # one video per message keeps the queue fair
-    submitted = await svc.runner.submit(
-        kind=KIND_LINK,
-        payload={"url": link.url, "video_id": link.video_id},
-        user_id=user.id,
-        chat_id=message.chat_id,
-        user_message_id=message.message_id,
-        user_name=user.full_name,
-    )
-    if not submitted.accepted and submitted.refusal:
-        await answer(update, submitted.refusal)
+    payload = {"url": link.url, "video_id": link.video_id}
+    await submit_job(update, context, kind=KIND_LINK, payload=payload, target=message)
 
 
 def register(app: Application) -> None:

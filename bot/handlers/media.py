@@ -9,7 +9,7 @@ from telegram import Message, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, services
+from bot.handlers.common import addressed, answer, is_private, services, submit_job
 from bot.worker import KIND_TELEGRAM_FILE
 
 MEDIA_FILTER = (
@@ -91,10 +91,6 @@ async def accept(
         if is_private(update) or media_message is not update.effective_message:
             await answer(update, messages.UNSUPPORTED_FILE)
         return
-    wait = svc.limiter.hit(user.id)
-    if wait:
-        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-        return
     if media.file_size is not None and media.file_size > settings.max_file_bytes:
         await answer(update, messages.FILE_TOO_BIG.format(max_mb=_mb(settings.max_file_bytes)))
         return
@@ -106,16 +102,9 @@ async def accept(
             ),
         )
         return
-    submitted = await svc.runner.submit(
-        kind=KIND_TELEGRAM_FILE,
-        payload=asdict(media),
-        user_id=user.id,
-        chat_id=media_message.chat_id,
-        user_message_id=media_message.message_id,
-        user_name=user.full_name,
+    await submit_job(
+        update, context, kind=KIND_TELEGRAM_FILE, payload=asdict(media), target=media_message
     )
-    if not submitted.accepted and submitted.refusal:
-        await answer(update, submitted.refusal)
 
 
 def _mb(size: int) -> str:
