@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "bot.commands.model_files",
     "bot.commands.db",
     "bot.commands.samples",
+    "bot.commands.training",
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.services import CorrectionService, RateLimiter, TranscriptionService
 from bot.settings import Settings
-from bot.wiring import build_transcription_service
+from bot.wiring import build_transcription_service, download_limits
 from bot.worker import JobRunner, WorkerOptions
 from storage.audio_store import AudioStore
 from storage.jobs import delete_finished_jobs
@@ -65,7 +65,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_audio_seconds=settings.max_audio_seconds,
         max_file_bytes=settings.max_file_bytes,
         work_dir=settings.data_dir / "tmp",
-        link_timeout_seconds=settings.download_timeout_seconds,
+        link_limits=download_limits(settings),
     )
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from model.audio import AudioLimits, AudioSource, DecodedAudio, decode_audio
@@ -83,8 +83,10 @@ class TranscriptionService:
         self.tagger = tagger
         self.max_hashtags = max_hashtags
 
-    def decode(self, source: AudioSource | Path) -> DecodedAudio:
-        return decode_audio(source, limits=self.limits)
+    def decode(self, source: AudioSource | Path, *, max_bytes: int | None = None) -> DecodedAudio:
+        """Decode within the limits (``max_bytes`` raises the size cap, for downloads)."""
+        limits = self.limits if max_bytes is None else replace(self.limits, max_bytes=max_bytes)
+        return decode_audio(source, limits=limits)
 
     def transcribe(
         self,

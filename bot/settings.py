@@ -107,15 +107,15 @@ class Settings(BaseSettings):
     )
     train_max_steps: int = Field(240, description="Optimizer steps per training run")
     train_max_minutes: float = Field(
-        20.0, description="Stop fine-tuning (keeping the model) after this long; 0 = no limit"
+        20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
     )
     train_learning_rate: float = 3e-5
     train_batch_size: int = 8
     train_gradient_accumulation: int = 1
     train_encoder_layers: int = Field(
-        3, description="cpu mode: top encoder layers trained over cached lower layers"
+        2, description="cpu mode: top encoder layers trained over cached lower layers"
     )
-    train_augment_copies: int = Field(2, description="cpu mode: speed/noise copies per clip")
+    train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
     train_checkpoint_every: int = Field(50, description="Steps between resumable checkpoints")
     train_threads: int = Field(0, description="torch CPU threads; 0 = torch's default")
     train_min_new_samples: int = Field(

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 RUNS_SUBDIR = "runs"
 LOG_FILE = "train.log"
+# A run killed this many times (out of memory, say) is failed instead of resumed again.
+MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,17 @@ class TrainingControl:
                 return StartResult(False, active.id, active.pid, reason="a run is in progress")
             if active is not None:
                 run, resumed = active, True
+                attempts = int((run.metrics or {}).get("attempts", 1)) + 1
+                if attempts > MAX_ATTEMPTS:
+                    repository.finish_training_run(
+                        uow.session,
+                        run.id,
+                        status="failed",
+                        error=f"interrupted {MAX_ATTEMPTS} times; not resumed again",
+                    )
+                    uow.commit()
+                    return StartResult(False, run.id, reason="the interrupted run was given up")
+                run.metrics = {**(run.metrics or {}), "attempts": attempts}
             else:
                 if not force:
                     new = self._count_new(uow.session)

@@ -8,6 +8,7 @@ from bot.services import ModelHolder, TranscriptionService
 from bot.settings import Settings
 from model.audio import AudioLimits
 from model.engines import EngineName, TranscribeOptions, Transcriber
+from model.youtube import DownloadLimits
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,39 @@ def audio_limits(settings: Settings) -> AudioLimits:
     )
 
 
+# A download may be larger than an uploaded file (Telegram caps those at 20 MB): allow up to
+# 320 kbit/s over the longest accepted duration, still a bound on disk use.
+DOWNLOAD_BYTES_PER_SECOND = 40_000
+
+
+def download_limits(settings: Settings) -> DownloadLimits:
+    return DownloadLimits(
+        max_seconds=settings.max_audio_seconds,
+        max_bytes=max(
+            settings.max_file_bytes, int(settings.max_audio_seconds * DOWNLOAD_BYTES_PER_SECOND)
+        ),
+        timeout_seconds=settings.download_timeout_seconds,
+    )
+
+
 def transcribe_options(settings: Settings) -> TranscribeOptions:
     return TranscribeOptions(language=settings.language, beam_size=settings.beam_size)
 
 
 def current_model_spec(settings: Settings) -> str:
-    """The model to serve: the base model until training promotes one."""
-    return settings.base_model
+    """The model to serve: the registry's current version once training promoted one
+    (its CTranslate2 folder, or its HF checkpoint for the transformers engine), else the
+    base model. Cheap (reads one small file): call it before each job to notice swaps."""
+    from model.registry import ModelRegistry, RegistryError
+
+    try:
+        version = ModelRegistry(settings.models_dir).current()
+    except RegistryError:
+        log.warning("models/CURRENT names a missing version: serving the base model")
+        return settings.base_model
+    if version is None:
+        return settings.base_model
+    return str(version.hf_dir if settings.engine == "transformers" else version.ct2_dir)
 
 
 def model_loader(settings: Settings, *, engine: EngineName | None = None):

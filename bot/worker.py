@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from telegram.error import BadRequest, TelegramError
 from bot import formatting, messages
 from bot.services import TranscriptionService
 from model.audio import AudioError, DecodedAudio
-from model.engines import Transcription
+from model.engines import Transcription, fast_path_options
+from model.youtube import DownloadLimits
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 
 KIND_TELEGRAM_FILE = "telegram_file"
 KIND_LINK = "link"
-# Decoding a long recording window by window is slow; batching VAD chunks is the fast path.
-BATCHED_ABOVE_SECONDS = 60.0
-BATCH_SIZE = 8
 # Tags that have not arrived this long after the reply are dropped.
 LATE_TAGS_TIMEOUT = 120.0
 IDLE_POLL_SECONDS = 2.0
@@ -61,7 +59,10 @@ class WorkerOptions:
     max_file_bytes: int = 20 * 2**20
     training_max_seconds: float = 30.0
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
-    link_timeout_seconds: float = 120.0
+    # Downloads from links may be bigger than Telegram's uploads.
+    link_limits: DownloadLimits = field(
+        default_factory=lambda: DownloadLimits(max_seconds=1800.0, max_bytes=72 * 2**20)
+    )
 
 
 @dataclass(frozen=True)
@@ -333,11 +334,7 @@ class JobRunner:
 
         loop = asyncio.get_running_loop()
         link = youtube.parse_link(payload["url"], extra_hosts=self.url_hosts)
-        limits = youtube.DownloadLimits(
-            max_seconds=self.options.max_audio_seconds,
-            max_bytes=self._link_max_bytes(),
-            timeout_seconds=self.options.link_timeout_seconds,
-        )
+        limits = self.options.link_limits
 
         def on_progress(progress: youtube.DownloadProgress) -> None:
             if progress.fraction is not None and status.due():
@@ -363,11 +360,6 @@ class JobRunner:
         }
         return media.path, meta
 
-    def _link_max_bytes(self) -> int:
-        # Video files are bigger than voice notes: allow ~1 MB per minute of the limit,
-        # but never less than the file limit.
-        return max(self.options.max_file_bytes, int(self.options.max_audio_seconds / 60 * 2**20))
-
     async def _transcribe(
         self, source: bytes | Path, status: StatusMessage, meta: dict[str, Any]
     ) -> tuple[DecodedAudio, Transcription]:
@@ -378,11 +370,13 @@ class JobRunner:
                 text = formatting.transcribing_text(fraction)
                 asyncio.run_coroutine_threadsafe(status.show(text, force=False), loop)
 
+        max_bytes = self.options.link_limits.max_bytes if isinstance(source, Path) else None
+
         def work() -> tuple[DecodedAudio, Transcription]:
-            audio = self.transcription.decode(source)
-            options = self.transcription.options
-            if audio.duration > BATCHED_ABOVE_SECONDS:
-                options = replace(options, batch_size=BATCH_SIZE)
+            audio = self.transcription.decode(source, max_bytes=max_bytes)
+            options = fast_path_options(
+                self.transcription.options, duration=audio.duration, batch_size=None
+            )
             return audio, self.transcription.transcribe(
                 audio, progress=on_progress, options=options
             )

@@ -22,15 +22,20 @@ from bot.cli import CommandError
 from bot.messages import MODEL_UNAVAILABLE, audio_error, link_error
 from bot.services import TranscriptionService
 from bot.settings import Settings
-from bot.wiring import audio_limits, build_transcription_service
+from bot.wiring import audio_limits, build_transcription_service, download_limits
 from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
-from model.engines import ENGINES, TranscribeOptions
+from model.engines import (
+    DEFAULT_BATCH_SIZE,
+    ENGINES,
+    LONG_AUDIO_SECONDS,
+    TranscribeOptions,
+    fast_path_options,
+)
 from model.normalize import error_rates
 from model.subtitles import segments_to_srt
 from model.youtube import (
     YOUTUBE_HOSTS,
     DownloadedMedia,
-    DownloadLimits,
     DownloadProgress,
     LinkError,
     VideoLink,
@@ -38,18 +43,6 @@ from model.youtube import (
     parse_link,
 )
 
-# Audio longer than this goes through faster-whisper's batched pipeline (VAD chunks decoded
-# together), the fast path for long audio; shorter clips are one or two windows anyway.
-LONG_AUDIO_SECONDS = 60.0
-DEFAULT_BATCH_SIZE = 8
-# The batched pipeline cannot resume a chunk that hit the token cap (sequential decoding
-# seeks on), and CTranslate2 stopped chunks at ~113 tokens under max_new_tokens=224: a dense
-# 28 s chunk of Italian needs ~120, so whole sentences vanished (WER 0.29 -> 0.48 on 55 s of
-# espeak speech). Batched decoding gets the decoder's full context instead.
-BATCHED_MAX_NEW_TOKENS = 440
-# A download may be larger than an uploaded file (Telegram caps those at 20 MB): allow up to
-# 320 kbit/s over the longest accepted duration, still a bound on disk use.
-DOWNLOAD_BYTES_PER_SECOND = 40_000
 TEMP_PREFIX = "whisper-it-"
 YTDLP_LOGGER = "model.youtube"
 
@@ -191,31 +184,6 @@ def looks_like_url(text: str, *, hosts: frozenset[str]) -> bool:
     return host in hosts or host.rsplit(":", 1)[0] in hosts
 
 
-def fast_path_options(
-    options: TranscribeOptions, *, duration: float, batch_size: int | None
-) -> TranscribeOptions:
-    """Batched decoding for long audio unless ``batch_size`` says otherwise (0 = never)."""
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH_SIZE if duration > LONG_AUDIO_SECONDS else 0
-    if batch_size <= 0:
-        return replace(options, batch_size=0)
-    return replace(
-        options,
-        batch_size=batch_size,
-        max_new_tokens=max(options.max_new_tokens, BATCHED_MAX_NEW_TOKENS),
-    )
-
-
-def download_limits(settings: Settings) -> DownloadLimits:
-    return DownloadLimits(
-        max_seconds=settings.max_audio_seconds,
-        max_bytes=max(
-            settings.max_file_bytes, int(settings.max_audio_seconds * DOWNLOAD_BYTES_PER_SECOND)
-        ),
-        timeout_seconds=settings.download_timeout_seconds,
-    )
-
-
 def _quiet_logs(args: argparse.Namespace) -> None:
     # INFO is the bot's default level; on a command line it buries the result and the one
     # error line. -v (or WHISPER_IT_LOG_LEVEL=DEBUG) brings the log back.
@@ -227,7 +195,9 @@ def _quiet_logs(args: argparse.Namespace) -> None:
         logging.getLogger(YTDLP_LOGGER).setLevel(logging.ERROR)
 
 
-def _service(args: argparse.Namespace, settings: Settings, *, with_tags: bool):
+def _service(
+    args: argparse.Namespace, settings: Settings, *, with_tags: bool
+) -> TranscriptionService:
     from model.tags import TaggerUnavailable
 
     try:
@@ -390,7 +360,10 @@ def read_tsv(path: Path) -> list[tuple[Path, str]]:
                 raise CommandError(TSV_BAD_ROW.format(path=path, line=number))
             if number == 1 and row[0].strip().lower() in ("audio_path", "path", "audio"):
                 continue
-            rows.append(((path.parent / row[0]).resolve(), row[1]))
+            audio_path = (path.parent / row[0]).resolve()
+            if not audio_path.is_file():  # before the model loads, not after half the set
+                raise CommandError(f"{path}:{number}: " + FILE_NOT_FOUND.format(path=audio_path))
+            rows.append((audio_path, row[1]))
     if not rows:
         raise CommandError(TSV_EMPTY.format(path=path))
     return rows

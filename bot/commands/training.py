@@ -1,0 +1,191 @@
+"""``whisper-it train [--max-steps N] [--wait]``, ``whisper-it models``, ``whisper-it rollback``.
+
+``train`` launches (or resumes) a training run in its own process and prints its id; with
+``--wait`` it follows the run to the end and prints the gate's decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from bot.cli import CommandError
+from bot.settings import Settings
+
+CORPORA_SUBDIR = "corpora"
+
+if TYPE_CHECKING:
+    from bot.training_control import TrainingControl
+
+POLL_SECONDS = 2.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="fine-tune on the stored corrections")
+    train.add_argument("--max-steps", type=int, help="optimizer steps (default: settings)")
+    train.add_argument("--wait", action="store_true", help="wait for the run and its verdict")
+    train.add_argument(
+        "--if-enough-samples",
+        action="store_true",
+        help="start only with the scheduler's minimum of new samples",
+    )
+    train.set_defaults(func=run_train)
+
+    models = subparsers.add_parser("models", help="list model versions and their WER")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.set_defaults(func=run_models)
+
+    rollback = subparsers.add_parser("rollback", help="serve the previous model version again")
+    rollback.set_defaults(func=run_rollback)
+
+    data = subparsers.add_parser("data", help="prepare a base corpus for replay or evaluation")
+    actions = data.add_subparsers(dest="data_command", required=True)
+    prepare = actions.add_parser(
+        "prepare", help="decode a datasets id or a local TSV/audiofolder to 16 kHz FLAC, once"
+    )
+    prepare.add_argument("source", help="e.g. mozilla-foundation/common_voice_11_0, or a path")
+    prepare.add_argument("--config", help="dataset configuration, e.g. it")
+    prepare.add_argument("--split", default="train")
+    prepare.add_argument("--text-column", help="default: sentence/transcription/text")
+    prepare.add_argument("--max-samples", type=int)
+    prepare.add_argument("--name", help="folder name under DATA_DIR/corpora")
+    prepare.set_defaults(func=run_prepare)
+
+
+def _control(settings: Settings) -> TrainingControl:
+    from bot.training_control import TrainingControl
+    from storage.unit_of_work import Database
+
+    return TrainingControl(settings, Database.open(settings.resolved_database_url))
+
+
+def run_train(args: argparse.Namespace, settings: Settings) -> int:
+    if args.max_steps is not None and args.max_steps < 1:
+        raise CommandError("--max-steps must be at least 1")
+    control = _control(settings)
+    try:
+        result = control.start_run(force=not args.if_enough_samples, max_steps=args.max_steps)
+        if not result.started:
+            raise CommandError(f"training not started: {result.reason}")
+        what = "resumed" if result.resumed else "started"
+        print(f"training run {result.run_id} {what} (pid {result.pid}, log {result.log_path})")
+        if not args.wait:
+            return 0
+        assert result.run_id is not None
+        return _follow(control, result.run_id)
+    finally:
+        control.database.close()
+
+
+def _follow(control: TrainingControl, run_id: int) -> int:
+    import subprocess
+
+    shown = -1
+    while True:
+        try:
+            finished = control.wait(run_id, timeout=POLL_SECONDS) is not None
+        except subprocess.TimeoutExpired:
+            finished = False
+        status = control.get_run(run_id)
+        if status is None:
+            raise CommandError(f"training run {run_id} disappeared")
+        if status.status == "running" and status.steps_done != shown:
+            shown = status.steps_done
+            total = status.steps_total or "?"
+            print(f"  step {shown}/{total} ({status.phase})", file=sys.stderr)
+        if finished or not status.is_open:
+            break
+    if status.status != "done":
+        error = status.error or "the training process stopped"
+        raise CommandError(f"training run {run_id} {status.status}: {error}")
+    gate = status.metrics.get("gate", {})
+    print(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "candidate": status.metrics.get("candidate"),
+                "promoted": status.promoted,
+                "reasons": gate.get("reasons", []),
+                "steps": status.steps_done,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+def run_models(args: argparse.Namespace, settings: Settings) -> int:
+    control = _control(settings)
+    try:
+        models = control.list_models()
+    finally:
+        control.database.close()
+    if args.json:
+        rows = [
+            {
+                "name": m.name,
+                "current": m.is_current,
+                "parent": m.parent,
+                "promoted_at": m.promoted_at.isoformat() if m.promoted_at else None,
+                "wer": m.wer,
+            }
+            for m in models
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    for m in models:
+        wer = ", ".join(f"{name} {100 * value:.1f}%" for name, value in sorted(m.wer.items()))
+        mark = "*" if m.is_current else " "
+        print(f"{mark} {m.name:<12} parent={m.parent or '-':<8} WER: {wer or '-'}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from model.registry import RegistryError
+
+    control = _control(settings)
+    try:
+        name = control.rollback()
+    except RegistryError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        control.database.close()
+    print(f"now serving {name}")
+    return 0
+
+
+def run_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    import re
+
+    from training.data import DataError, prepare_corpus
+
+    default = f"{args.source}-{args.config or ''}-{args.split}"
+    name = args.name or re.sub(r"[^A-Za-z0-9._-]+", "_", default).strip("_-.")
+    out = settings.data_dir / CORPORA_SUBDIR / name
+    try:
+        prepared = prepare_corpus(
+            args.source,
+            out,
+            config=args.config,
+            split=args.split,
+            text_column=args.text_column,
+            max_samples=args.max_samples,
+        )
+    except DataError as exc:
+        raise CommandError(str(exc)) from exc
+    print(
+        json.dumps(
+            {
+                "path": str(prepared.path),
+                "examples": prepared.examples,
+                "skipped": prepared.skipped,
+                "audio_seconds": prepared.seconds,
+                "use_with": f"WHISPER_IT_TRAIN_BASE_CORPUS={prepared.path}",
+            },
+            indent=2,
+        )
+    )
+    return 0
