@@ -43,12 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+class RedactingFormatter(logging.Formatter):
+    """Secrets (the bot token is part of every Bot API URL) never reach the log output,
+    tracebacks included."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+def secrets_of(settings: Settings) -> tuple[str, ...]:
+    values = (settings.telegram_token, settings.webhook_secret, settings.hub_token)
+    return tuple(value.get_secret_value() for value in values if value is not None)
+
+
+def configure_logging(level: str, *, secrets: tuple[str, ...] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -58,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    configure_logging("DEBUG" if args.verbose else settings.log_level)
+    configure_logging("DEBUG" if args.verbose else settings.log_level, secrets=secrets_of(settings))
     try:
         return int(args.func(args, settings) or 0)
     except CommandError as exc:

@@ -130,7 +130,9 @@ class Settings(BaseSettings):
     )
     gate_min_wer_improvement: float = Field(0.005, description="Absolute WER gain to promote")
     gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
-    gate_max_insertion_rate: float = Field(0.1, description="Refuse looping candidates")
+    gate_max_insertion_rate: float = Field(
+        0.2, description="Refuse candidates inserting more words per reference word (loops)"
+    )
     gate_min_eval_samples: int = Field(5, description="Held-out clips needed to judge on it")
     train_base_corpus: Path | None = Field(
         None, description="Prepared base corpus (audiofolder) replayed against forgetting"

@@ -139,7 +139,7 @@ class TrainingControl:
                 run = repository.create_training_run(uow.session, config={})
                 resumed = False
                 config = self.run_config(run.id, max_steps=max_steps)
-                run.config = json_safe(config)
+                run.config = _json_safe(config)
                 run.base_model = self.settings.base_model
                 run.output_dir = str(config.run_dir)
             config_path = self._write_config(run.id, max_steps=max_steps, reuse=resumed)
@@ -151,9 +151,15 @@ class TrainingControl:
             return StartResult(True, run.id, process.pid, resumed=resumed, log_path=log_path)
 
     def wait(self, run_id: int, timeout: float | None = None) -> int | None:
-        """Wait for a run this service launched; its exit status (None: not launched here)."""
+        """Wait for a run this service launched and return its exit status; None if it is
+        still running after ``timeout`` seconds (or was not launched by this service)."""
         process = self._processes.get(run_id)
-        return None if process is None else process.wait(timeout)
+        if process is None:
+            return None
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def status(self) -> TrainingStatus | None:
         """The open run, else the latest one; None if training never ran."""
@@ -346,7 +352,7 @@ def _status(run: Any) -> TrainingStatus:
     )
 
 
-def json_safe(config: RunConfig) -> dict[str, Any]:
+def _json_safe(config: RunConfig) -> dict[str, Any]:
     import json
 
     return json.loads(config.to_json())

@@ -75,9 +75,18 @@ class Submitted:
 class StatusMessage:
     """The message that shows a job's progress, edited at most every few seconds."""
 
-    def __init__(self, bot: Bot, chat_id: int, message_id: int | None, interval: float) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        message_id: int | None,
+        interval: float,
+        *,
+        reply_to: int | None = None,
+    ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
         self.interval = interval
+        self.reply_to = reply_to
         self._text: str | None = None
         self._last = 0.0
 
@@ -91,7 +100,13 @@ class StatusMessage:
         self._text = text
         try:
             if self.message_id is None:
-                sent = await self.bot.send_message(self.chat_id, text)
+                # It becomes the transcript: it must reply to the user's message.
+                reply = (
+                    ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+                    if self.reply_to is not None
+                    else None
+                )
+                sent = await self.bot.send_message(self.chat_id, text, reply_parameters=reply)
                 self.message_id = sent.message_id
             else:
                 await self.bot.edit_message_text(text, self.chat_id, self.message_id)
@@ -134,6 +149,11 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._bot: Bot | None = None
         self._busy = 0
+        # submit() calls between recording a job and recording its status message: a
+        # worker that claims such a job waits for them, or it would send a second one.
+        self._announcing = 0
+        self._announced = asyncio.Event()
+        self._announced.set()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -178,22 +198,31 @@ class JobRunner:
         user_name: str | None = None,
     ) -> Submitted:
         """Record the job (durably) and show its place in the queue, or say why not."""
-        job_id, refusal = await asyncio.to_thread(
-            self._enqueue, kind, payload, user_id, chat_id, user_message_id, user_name
-        )
-        if refusal is not None:
-            return Submitted(False, refusal)
-        assert self._bot is not None and job_id is not None
-        position, total = await asyncio.to_thread(self._position, job_id)
+        self._announcing += 1
+        self._announced.clear()
         try:
-            status = await self._bot.send_message(
-                chat_id,
-                formatting.queued_text(position, total),
-                reply_parameters=ReplyParameters(user_message_id, allow_sending_without_reply=True),
+            job_id, refusal = await asyncio.to_thread(
+                self._enqueue, kind, payload, user_id, chat_id, user_message_id, user_name
             )
-            await asyncio.to_thread(self._set_status_message, job_id, status.message_id)
-        except TelegramError as exc:  # the job still runs; it will send its own message
-            log.warning("queued message not sent: %s", exc)
+            if refusal is not None:
+                return Submitted(False, refusal)
+            assert self._bot is not None and job_id is not None
+            position, total = await asyncio.to_thread(self._position, job_id)
+            try:
+                status = await self._bot.send_message(
+                    chat_id,
+                    formatting.queued_text(position, total),
+                    reply_parameters=ReplyParameters(
+                        user_message_id, allow_sending_without_reply=True
+                    ),
+                )
+                await asyncio.to_thread(self._set_status_message, job_id, status.message_id)
+            except TelegramError as exc:  # the job still runs; it will send its own message
+                log.warning("queued message not sent: %s", exc)
+        finally:
+            self._announcing -= 1
+            if self._announcing == 0:
+                self._announced.set()
         self._wake.set()
         return Submitted(True, job_id=job_id)
 
@@ -230,6 +259,18 @@ class JobRunner:
             position = job_queue.queue_position(uow.session, job_id)
             total = job_queue.count_pending_jobs(uow.session)
         return position, total + self._busy
+
+    async def _status_message_id(self, job: Job) -> int | None:
+        if job.status_message_id is not None:
+            return job.status_message_id
+        # Claimed while submit() may still be sending its queued message: wait for it.
+        await self._announced.wait()
+        return await asyncio.to_thread(self._read_status_message_id, job.id)
+
+    def _read_status_message_id(self, job_id: int) -> int | None:
+        with self.db.unit_of_work(read_only=True) as uow:
+            stored = job_queue.get_job(uow.session, job_id)
+            return None if stored is None else stored.status_message_id
 
     def _set_status_message(self, job_id: int, message_id: int) -> None:
         with self.db.unit_of_work() as uow:
@@ -275,7 +316,11 @@ class JobRunner:
         assert self._bot is not None
         bot = self._bot
         status = StatusMessage(
-            bot, job.chat_id, job.status_message_id, self.options.status_edit_interval
+            bot,
+            job.chat_id,
+            await self._status_message_id(job),
+            self.options.status_edit_interval,
+            reply_to=job.user_message_id,
         )
         if job.transcription_id is not None:
             # Killed after storing the transcript but before replying: reply now.

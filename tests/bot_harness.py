@@ -8,11 +8,16 @@ each test does not pay for loading it again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from telegram import Update
 from telegram.ext import Application
 
@@ -20,11 +25,99 @@ from bot.app import build_application
 from bot.container import Services, build_services
 from bot.services import ModelHolder
 from bot.settings import Settings
-from tests.telegram_emulator import BotApiEmulator
+from storage.models import JOB_DONE, JOB_FAILED, Job, Transcription
+from storage.unit_of_work import Database
+from tests.telegram_emulator import BotApiEmulator, BotMessage, WaitTimeout
 
 USER = 1001
 OTHER_USER = 1002
 ADMIN = 4242
+GROUP = -100500
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FINISHED_JOB_STATUSES = (JOB_DONE, JOB_FAILED)
+# Status texts the worker shows before the final reply (bot/formatting.py).
+STATUS_PREFIXES = ("🕐", "⬇️", "✍️")
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job row, detached from its session."""
+
+    id: int
+    status: str
+    error: str | None
+    chat_id: int | None
+    user_message_id: int | None
+    transcription_id: int | None
+    reply_message_ids: tuple[int, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class TranscriptionView:
+    """A transcription row, detached from its session."""
+
+    id: int
+    user_id: int | None
+    source_kind: str
+    source_ref: str | None
+    text: str
+    tags: tuple[str, ...]
+    audio_sha256: str | None
+    audio_duration: float | None
+    reply_message_ids: tuple[int, ...]
+
+
+def _job_view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        status=job.status,
+        error=job.error,
+        chat_id=job.chat_id,
+        user_message_id=job.user_message_id,
+        transcription_id=job.transcription_id,
+        reply_message_ids=tuple(job.reply_message_ids or ()),
+        attempts=job.attempts,
+    )
+
+
+def _transcription_view(row: Transcription) -> TranscriptionView:
+    return TranscriptionView(
+        id=row.id,
+        user_id=row.user_id,
+        source_kind=row.source_kind,
+        source_ref=row.source_ref,
+        text=row.text,
+        tags=tuple(row.tags or ()),
+        audio_sha256=row.audio_sha256,
+        audio_duration=row.audio_duration,
+        reply_message_ids=tuple(row.reply_message_ids),
+    )
+
+
+def read_jobs(db: Database) -> list[JobView]:
+    with db.unit_of_work(read_only=True) as uow:
+        return [_job_view(job) for job in uow.session.scalars(select(Job).order_by(Job.id))]
+
+
+def read_transcriptions(db: Database) -> list[TranscriptionView]:
+    with db.unit_of_work(read_only=True) as uow:
+        rows = uow.session.scalars(select(Transcription).order_by(Transcription.id))
+        return [_transcription_view(row) for row in rows]
+
+
+def transcription_by_reply(db: Database, chat_id: int, message_id: int) -> TranscriptionView | None:
+    from storage import repository
+
+    with db.unit_of_work(read_only=True) as uow:
+        row = repository.find_transcription_by_reply(
+            uow.session, chat_id=chat_id, message_id=message_id
+        )
+        return None if row is None else _transcription_view(row)
+
+
+def is_status_text(text: str) -> bool:
+    return text.startswith(STATUS_PREFIXES)
 
 
 @dataclass
@@ -48,6 +141,61 @@ class RunningBot:
 
         return await self.emu.async_wait_for(find, timeout=timeout)
 
+    async def wait_message(
+        self, predicate: Callable[[BotMessage], bool], chat_id: int = USER, timeout: float = 60.0
+    ) -> BotMessage:
+        """The first bot message in ``chat_id`` (as it is now) that satisfies ``predicate``."""
+
+        def find() -> BotMessage | None:
+            return next((m for m in self.emu.messages(chat_id) if predicate(m)), None)
+
+        return await self.emu.async_wait_for(find, timeout=timeout)
+
+    def replies_to(self, message_id: int, chat_id: int = USER) -> list[BotMessage]:
+        return [m for m in self.emu.messages(chat_id) if m.reply_to == message_id]
+
+    def jobs(self) -> list[JobView]:
+        return read_jobs(self.services.db)
+
+    def transcriptions(self) -> list[TranscriptionView]:
+        return read_transcriptions(self.services.db)
+
+    def transcription_by_reply(
+        self, message_id: int, chat_id: int = USER
+    ) -> TranscriptionView | None:
+        return transcription_by_reply(self.services.db, chat_id, message_id)
+
+    async def wait_job(
+        self, user_message_id: int, chat_id: int = USER, timeout: float = 60.0
+    ) -> JobView:
+        """The job for a user's message once it is finished (done or failed)."""
+
+        def find() -> JobView | None:
+            for job in self.jobs():
+                if (
+                    job.chat_id == chat_id
+                    and job.user_message_id == user_message_id
+                    and job.status in FINISHED_JOB_STATUSES
+                ):
+                    return job
+            return None
+
+        try:
+            return await self.emu.async_wait_for(find, timeout=timeout)
+        except WaitTimeout as exc:
+            state = f"jobs: {self.jobs()}; bot messages: {self.texts(chat_id)}"
+            raise WaitTimeout(f"{exc}; {state}") from None
+
+    async def wait_reply(
+        self, user_message_id: int, chat_id: int = USER, timeout: float = 60.0
+    ) -> list[BotMessage]:
+        """The bot's final messages answering a media/link message (its job finished)."""
+        job = await self.wait_job(user_message_id, chat_id, timeout)
+        if job.status == JOB_DONE:
+            wanted = set(job.reply_message_ids)
+            return [m for m in self.emu.messages(chat_id) if m.message_id in wanted]
+        return self.replies_to(user_message_id, chat_id)
+
 
 def bot_settings(data_dir: Path, emu: BotApiEmulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -57,7 +205,12 @@ def bot_settings(data_dir: Path, emu: BotApiEmulator, **overrides: Any) -> Setti
         "data_dir": data_dir,
         "admin_ids": [ADMIN],
         "tagger": "keywords",
-        "beam_size": 1,
+        # The production default. Greedy decoding is slower here, not faster: on espeak
+        # speech its low log-probabilities trigger faster-whisper's temperature fallback.
+        "beam_size": 5,
+        # Tags always make it into the first reply, however busy the machine (the late-tags
+        # path edits the reply afterwards, which would race with the tests' assertions).
+        "tag_budget_seconds": 30.0,
         "offline": True,
     }
     values.update(overrides)
@@ -98,3 +251,53 @@ async def running_bot(
             await app.post_shutdown(app)
         assert not running.errors, running.errors
         _ = Update  # keep the import: PTB types are part of this harness's contract
+
+
+# --- the bot as a real process (``python -m bot bot``) ---------------------------------
+
+
+def bot_process_env(
+    emu: BotApiEmulator, data_dir: Path, model_cache: Path, **settings: str
+) -> dict[str, str]:
+    """Environment for ``python -m bot bot`` against the emulator (keys without the prefix)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
+    values = {
+        "TELEGRAM_TOKEN": emu.token,
+        "TELEGRAM_API_URL": emu.api_url,
+        "TELEGRAM_FILE_URL": emu.file_url,
+        "DATA_DIR": str(data_dir),
+        "MODEL_CACHE_DIR": str(model_cache),
+        "ADMIN_IDS": str(ADMIN),
+        "TAGGER": "keywords",
+        "BEAM_SIZE": "5",
+        "TAG_BUDGET_SECONDS": "30",
+        "OFFLINE": "true",
+        "CPU_THREADS": "2",
+    }
+    values.update(settings)
+    env.update({f"WHISPER_IT_{key.upper()}": value for key, value in values.items()})
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextlib.contextmanager
+def bot_process(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[subprocess.Popen]:
+    """``python -m bot bot`` as a child process; killed (SIGKILL) if still running at exit.
+
+    ``cwd`` should be an empty folder so no ``.env`` file is read.
+    """
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "bot"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)

@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _drop_invalid_token_traceback(record: logging.LogRecord) -> bool:
+    # PTB logs the refused token with a traceback before raising it; run() reports it.
+    from telegram.error import InvalidToken
+
+    return not (record.exc_info and isinstance(record.exc_info[1], InvalidToken))
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from telegram import Update
     from telegram.error import InvalidToken
@@ -34,6 +41,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         raise CommandError(NO_TOKEN)
+    token = settings.telegram_token.get_secret_value()
+    logging.getLogger("telegram.ext").addFilter(_drop_invalid_token_traceback)
     if settings.telegram_api_url != DEFAULT_API_URL:
         log.info("using the Bot API server at %s", settings.telegram_api_url)
     services = build_services(settings)
@@ -52,5 +61,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             app.run_polling(allowed_updates=Update.ALL_TYPES)
     except InvalidToken as exc:
-        raise CommandError(BAD_TOKEN.format(detail=exc.message)) from None
+        detail = exc.message.replace(token, "<redacted>")
+        raise CommandError(BAD_TOKEN.format(detail=detail)) from None
     return 0

@@ -80,14 +80,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _follow(control: TrainingControl, run_id: int) -> int:
-    import subprocess
-
     shown = -1
     while True:
-        try:
-            finished = control.wait(run_id, timeout=POLL_SECONDS) is not None
-        except subprocess.TimeoutExpired:
-            finished = False
+        finished = control.wait(run_id, timeout=POLL_SECONDS) is not None
         status = control.get_run(run_id)
         if status is None:
             raise CommandError(f"training run {run_id} disappeared")
