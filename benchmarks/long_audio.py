@@ -137,11 +137,13 @@ def _transcribe_both(samples: object, reference: str, cache_dir: Path) -> dict[s
             "rtf": round(result.elapsed / result.duration, 4),
             "wer": round(rates.wer, 4),
             "cer": round(rates.cer, 4),
-            "insertion_rate": round(rates.insertion_rate, 4),
+            "substitutions": rates.substitutions,
+            "deletions": rates.deletions,
+            "insertions": rates.insertions,
             "segments": len(result.segments),
             "load_average_before": load_before,
             "load_average_after": _common.load_average(),
-            "text_head": result.text[:300],
+            "text": result.text,
         }
         print(
             f"{name}: {result.elapsed:.1f} s, RTF {result.elapsed / result.duration:.3f}, "
@@ -237,7 +239,9 @@ def _markdown(data: dict[str, object]) -> str:
         f"of {download['runs']} after a warm-up; transcription: one run per path after a "  # type: ignore[index]
         "short warm-up. RTF = seconds per second of audio.\n\n"
         + _common.markdown_table(["step", "seconds", "RTF", "WER"], rows)
-        + f"\nSpeed-up of the fast path: **{data['speedup_fast_over_plain']}×**.\n\n"
+        + f"\nSpeed-up of the fast path: **{data['speedup_fast_over_plain']}×**. "
+        f"Deleted words: fast {fast['deletions']}, plain {plain['deletions']} "
+        f"of {audio['reference_words']}.\n\n"  # type: ignore[index]
         f"{machine['cpu_count']} × {machine['cpu']}, "  # type: ignore[index]
         f"load average {machine['load_average_1_5_15']} at start, "  # type: ignore[index]
         f"{data['load_average_at_end']} at end (shared machine: expect noise); "
