@@ -11,14 +11,22 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from bot.container import SERVICES_KEY, Services
-from bot.handlers import admin, corrections, errors, links, media, user_commands
+from bot.handlers import (
+    admin,
+    corrections,
+    errors,
+    links,
+    media,
+    training_admin,
+    user_commands,
+)
 from bot.handlers.errors import notify_admins
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Order matters: the first matching handler in a group wins.
-FEATURES = (user_commands, admin, media, corrections, links, errors)
+FEATURES = (user_commands, admin, training_admin, media, corrections, links, errors)
 PURGE_INTERVAL_SECONDS = 6 * 3600
 
 
@@ -57,8 +65,7 @@ async def _post_init(app: Application) -> None:
     await services.runner.start(app.bot)
     if app.job_queue is not None:
         app.job_queue.run_repeating(_purge, PURGE_INTERVAL_SECONDS, first=60)
-    for hook in services.startup_hooks:
-        await hook(app)
+    await training_admin.start_scheduling(app)
     log.info("bot @%s ready", app.bot.username)
 
 
@@ -66,7 +73,10 @@ async def _set_commands(app: Application, services: Services) -> None:
     user = [BotCommand(name, text) for name, text in user_commands.USER_COMMANDS]
     try:
         await app.bot.set_my_commands(user)
-        staff = user + [BotCommand(name, text) for name, text in admin.ADMIN_COMMANDS]
+        staff = user + [
+            BotCommand(name, text)
+            for name, text in (*admin.ADMIN_COMMANDS, *training_admin.TRAINING_COMMANDS)
+        ]
         for admin_id in services.settings.admin_ids:
             try:
                 await app.bot.set_my_commands(staff, scope=BotCommandScopeChat(admin_id))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot.services import CorrectionService, RateLimiter, TranscriptionService
 from bot.settings import Settings
+from bot.training_control import TrainingControl
 from bot.wiring import build_transcription_service, download_limits
 from bot.worker import JobRunner, WorkerOptions
 from storage.audio_store import AudioStore
@@ -29,10 +29,8 @@ class Services:
     runner: JobRunner
     limiter: RateLimiter
     corrections: CorrectionService
-    training: Any = None  # bot.training_control.TrainingControl, when training is set up
+    training: TrainingControl
     bot_username: str = ""
-    # Coroutines ``hook(application)`` run once the bot is up (the training scheduler).
-    startup_hooks: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
         self.db.close()
@@ -87,6 +85,7 @@ def build_services(settings: Settings) -> Services:
         transcription=transcription,
         runner=runner,
         limiter=RateLimiter(limit=settings.messages_per_minute),
+        training=TrainingControl(settings, db),
         corrections=CorrectionService(
             db,
             max_chars=settings.max_correction_chars,

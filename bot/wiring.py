@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from bot.services import ModelHolder, TranscriptionService
 from bot.settings import Settings
@@ -56,12 +57,24 @@ def current_model_spec(settings: Settings) -> str:
     return str(version.hf_dir if settings.engine == "transformers" else version.ct2_dir)
 
 
+def registry_version_name(settings: Settings, spec: str) -> str | None:
+    """The version name when ``spec`` is a folder of the model registry (else None)."""
+    from model.registry import ModelRegistry
+
+    path = Path(spec).resolve()
+    for version in ModelRegistry(settings.models_dir).versions():
+        if path.is_relative_to(version.path.resolve()):
+            return version.name
+    return None
+
+
 def model_loader(settings: Settings, *, engine: EngineName | None = None):
     from model.sources import load_transcriber
 
     def load(spec: str) -> Transcriber:
         return load_transcriber(  # type: ignore[return-value]
             spec,
+            model_name=registry_version_name(settings, spec),
             engine=engine or settings.engine,
             cache_dir=settings.cache_dir,
             device=settings.device,

@@ -103,6 +103,7 @@ def load_transcriber(
     device: str = "auto",
     compute_type: str = "auto",
     cpu_threads: int = 0,
+    model_name: str | None = None,
 ) -> object:
     """Build the engine for ``spec`` (returns a ``model.engines.Transcriber``)."""
     from model.engines import CT2Transcriber, TransformersTranscriber
@@ -111,12 +112,14 @@ def load_transcriber(
         found = ct2_dir(spec, cache_dir=cache_dir)
         return CT2Transcriber(
             found.path,
-            model_name=found.name,
+            model_name=model_name or found.name,
             device=device,
             compute_type=compute_type,
             cpu_threads=cpu_threads,
         )
     if engine == "transformers":
         found = hf_dir(spec, cache_dir=cache_dir)
-        return TransformersTranscriber(found.path, model_name=found.name, device=device)
+        return TransformersTranscriber(
+            found.path, model_name=model_name or found.name, device=device
+        )
     raise ValueError(f"unknown engine {engine!r}")

@@ -66,6 +66,7 @@ class TranscriptionView:
     audio_sha256: str | None
     audio_duration: float | None
     reply_message_ids: tuple[int, ...]
+    model_version: str | None = None
 
 
 def _job_view(job: Job) -> JobView:
@@ -92,6 +93,7 @@ def _transcription_view(row: Transcription) -> TranscriptionView:
         audio_sha256=row.audio_sha256,
         audio_duration=row.audio_duration,
         reply_message_ids=tuple(row.reply_message_ids),
+        model_version=row.model_version,
     )
 
 
