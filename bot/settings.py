@@ -44,17 +44,21 @@ class Settings(BaseSettings):
 
     # --- Telegram -------------------------------------------------------------------
     telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather")
-    telegram_api_url: str = DEFAULT_API_URL
-    telegram_file_url: str = DEFAULT_FILE_URL
-    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_api_url: str = Field(DEFAULT_API_URL, description="Bot API base URL (token appended)")
+    telegram_file_url: str = Field(DEFAULT_FILE_URL, description="Bot API file download URL")
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids allowed to run admin commands"
+    )
     webhook_url: str | None = Field(None, description="Public HTTPS URL; enables webhook mode")
-    webhook_listen: str = "0.0.0.0"
-    webhook_port: int = 8443
+    webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds")
+    webhook_port: int = Field(8443, description="Port the webhook server listens on")
     webhook_path: str = Field("telegram", description="Path the webhook listens on")
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret Telegram sends with each webhook call"
+    )
 
     # --- Storage --------------------------------------------------------------------
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(Path("data"), description="Database, audio, models, caches")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
     retention_days: int = Field(30, description="Days uncorrected audio is kept")
     model_cache_dir: Path | None = Field(
@@ -65,22 +69,24 @@ class Settings(BaseSettings):
     base_model: str = Field(
         PACKAGED_BASE_MODEL, description="Hub id, local HF/CT2 folder, or packaged:whisper-base"
     )
-    engine: Engine = "ct2"
+    engine: Engine = Field("ct2", description="ct2 (faster-whisper) or transformers")
     device: str = Field("auto", description="auto, cpu or cuda")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU")
-    language: str = "it"
-    beam_size: int = 5
+    language: str = Field("it", description="Forced transcription language")
+    beam_size: int = Field(5, description="Beam search width (1 = greedy)")
     cpu_threads: int = Field(0, description="0 = let the engine decide")
 
     # --- Limits ---------------------------------------------------------------------
-    max_audio_seconds: float = 1800.0
-    min_audio_seconds: float = 0.3
-    max_file_bytes: int = 20 * 1024 * 1024
-    workers: int = 1
-    max_queued_jobs: int = 100
-    max_pending_jobs_per_user: int = 3
-    messages_per_minute: int = 10
-    max_correction_chars: int = 10_000
+    max_audio_seconds: float = Field(1800.0, description="Longest audio accepted")
+    min_audio_seconds: float = Field(0.3, description="Shortest audio accepted")
+    max_file_bytes: int = Field(
+        20 * 1024 * 1024, description="Largest file accepted (Telegram's bot download limit)"
+    )
+    workers: int = Field(1, description="Transcriptions running at the same time")
+    max_queued_jobs: int = Field(100, description="Open jobs of all users together")
+    max_pending_jobs_per_user: int = Field(3, description="Open jobs per user")
+    messages_per_minute: int = Field(10, description="Requests per user per minute")
+    max_correction_chars: int = Field(10_000, description="Longest correction accepted")
     max_message_chars: int = Field(4096, description="Telegram's message limit")
     long_text_as_file_chars: int = Field(12_000, description="Longer transcripts go as .txt")
 
@@ -88,16 +94,18 @@ class Settings(BaseSettings):
     allowed_url_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Hosts allowed in addition to YouTube's"
     )
-    download_timeout_seconds: float = 120.0
+    download_timeout_seconds: float = Field(120.0, description="Link download time limit")
 
     offline: bool = Field(
         False, description="Never contact the Hugging Face Hub (use local files and caches only)"
     )
 
     # --- Hashtags -------------------------------------------------------------------
-    tagger: TaggerChoice = "auto"
-    text2tags_model: str = "efederici/text2tags"
-    max_hashtags: int = 5
+    tagger: TaggerChoice = Field(
+        "auto", description="auto (text2tags if loadable, else keywords), text2tags, keywords, off"
+    )
+    text2tags_model: str = Field("efederici/text2tags", description="Hub id or local folder")
+    max_hashtags: int = Field(5, description="Hashtags per transcript")
     tag_budget_seconds: float = Field(2.0, description="Reply without tags if slower")
 
     # --- Training -------------------------------------------------------------------
@@ -143,7 +151,7 @@ class Settings(BaseSettings):
     # --- end Training ---------------------------------------------------------------
 
     # --- Logging --------------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
     @classmethod
