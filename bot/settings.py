@@ -113,11 +113,14 @@ class Settings(BaseSettings):
     train_mode: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto = gpu when CUDA is available, else cpu"
     )
-    train_max_steps: int = Field(240, description="Optimizer steps per training run")
+    # Measured (benchmarks/results/demo_training*.md): on unseen voices and sentences, 41
+    # steps beat 71; longer runs overfit the users' sentences and voices.
+    train_max_steps: int = Field(40, description="Optimizer steps per training run")
     train_max_minutes: float = Field(
         20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
     )
     train_learning_rate: float = 3e-5
+    train_warmup_ratio: float = Field(0.5, description="Share of the steps warming up")
     train_batch_size: int = 8
     train_gradient_accumulation: int = 1
     train_encoder_layers: int = Field(

@@ -237,6 +237,7 @@ class TrainingControl:
             "max_steps": max_steps or s.train_max_steps,
             "max_train_seconds": s.train_max_minutes * 60,
             "learning_rate": s.train_learning_rate,
+            "warmup_ratio": s.train_warmup_ratio,
             "batch_size": s.train_batch_size,
             "gradient_accumulation_steps": s.train_gradient_accumulation,
             "encoder_layers": s.train_encoder_layers,

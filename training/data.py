@@ -231,3 +231,103 @@ def pad_labels(batch: Sequence[Sequence[int]]) -> Any:
     for row, ids in enumerate(batch):
         out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out
+
+
+# --------------------------------------------------------------------------- base corpus
+
+
+@dataclass(frozen=True)
+class PreparedCorpus:
+    path: Path
+    examples: int
+    skipped: int
+    seconds: float
+
+
+def prepare_corpus(
+    source: str,
+    out_dir: Path,
+    *,
+    config: str | None = None,
+    split: str = "train",
+    text_column: str | None = None,
+    max_samples: int | None = None,
+    max_seconds: float = MAX_TRAIN_SECONDS,
+) -> PreparedCorpus:
+    """Write ``source`` as an audiofolder of 16 kHz FLAC (``metadata.csv`` + ``audio/``).
+
+    ``source`` is a local manifest (TSV or audiofolder) or a ``datasets`` id such as
+    ``mozilla-foundation/common_voice_11_0`` (with ``config="it"``), streamed so only what
+    is used is downloaded. Audio is decoded here, not by ``datasets`` (NOTES §9). Clips
+    longer than Whisper's window, or empty, are skipped. Written atomically.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import soundfile
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    rows: list[tuple[str, str]] = []
+    skipped = 0
+    seconds = 0.0
+    try:
+        (tmp / "audio").mkdir()
+        for samples, text in _corpus_rows(source, config, split, text_column):
+            if max_samples is not None and len(rows) >= max_samples:
+                break
+            text = " ".join((text or "").split())
+            if not text or samples.size == 0 or samples.size > max_seconds * SAMPLE_RATE:
+                skipped += 1
+                continue
+            name = f"audio/{len(rows):07d}.flac"
+            soundfile.write(tmp / name, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            rows.append((name, text))
+            seconds += samples.size / SAMPLE_RATE
+        with (tmp / MANIFEST_FILE).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(("file_name", "transcription"))
+            writer.writerows(rows)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PreparedCorpus(out_dir, len(rows), skipped, round(seconds, 1))
+
+
+def _corpus_rows(
+    source: str, config: str | None, split: str, text_column: str | None
+) -> Iterable[tuple[np.ndarray, str]]:
+    local = Path(source).expanduser()
+    if local.exists():
+        for example in read_manifest(local):
+            try:
+                yield load_audio(example.audio_path), example.text
+            except DataError:
+                yield np.zeros(0, dtype=np.float32), ""
+        return
+    import io
+
+    from datasets import Audio, load_dataset
+
+    from model.audio import AudioError, AudioLimits, decode_audio
+
+    dataset = load_dataset(source, config, split=split, streaming=True)
+    dataset = dataset.cast_column("audio", Audio(decode=False))  # decoded below, not by datasets
+    limits = AudioLimits(max_seconds=_MAX_DECODE_SECONDS, min_seconds=0.0, max_bytes=2**40)
+    for row in dataset:
+        column = text_column or next(
+            (c for c in ("sentence", "transcription", "text", "normalized_text") if c in row), None
+        )
+        if column is None:
+            raise DataError(f"{source}: no text column; pass text_column")
+        audio = row["audio"]
+        try:
+            raw = audio.get("bytes") or Path(audio["path"]).read_bytes()
+            yield decode_audio(io.BytesIO(raw), limits=limits).samples, str(row[column])
+        except (AudioError, OSError):
+            yield np.zeros(0, dtype=np.float32), ""

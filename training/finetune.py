@@ -7,9 +7,9 @@ Two modes, chosen by ``mode="auto"`` (GPU when CUDA is there) and overridable:
   work without code changes: ``torchrun --nproc_per_node N -m training finetune ARGS.json``.
 * ``cpu``: the encoder's lower layers are frozen and their outputs computed once per clip
   (and per augmented copy) into a float16 cache on disk; the top ``encoder_layers``
-  encoder layers and the decoder train over it. Full fine-tuning costs ~30 s per step of 8
-  on 2 cores; this costs a few seconds and, unlike decoder-only training, adapts to new
-  voices (NOTES §3).
+  encoder layers and the decoder train over it. Full fine-tuning costs 17-30 s per step of
+  8 on 2 cores; top-2 costs ~5-8 s and, unlike decoder-only training, adapts to new voices
+  (NOTES §3; benchmarks/results/training.md).
 
 Checkpoints are written every ``checkpoint_every`` steps (model, optimizer, scheduler, RNG
 and data order) and a killed run resumes from the newest one (``get_last_checkpoint``).
@@ -58,7 +58,8 @@ _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "p
 _CACHE_BATCH = 8
 _LOG_EVERY = 5
 
-Progress = Callable[[int, int, dict[str, float]], None]
+# (step, max_steps, metrics such as {"loss": ...} or {"phase": ...})
+Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 class TrainingError(Exception):
@@ -74,20 +75,20 @@ class FinetuneArguments:
     train_manifest: str = field(metadata={"help": "TSV of audio_path<TAB>text (or audiofolder)"})
     output_dir: str = field(metadata={"help": "checkpoints/ and final/ are written here"})
     mode: str = field(default="auto", metadata={"help": "auto, cpu or gpu"})
-    max_steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    max_steps: int = field(default=40, metadata={"help": "optimizer steps"})
     max_train_seconds: float = field(
         default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
     )
-    learning_rate: float = field(default=3e-5, metadata={"help": "peak learning rate"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "share of steps warming up"})
+    learning_rate: float = field(default=3e-5, metadata={"help": "learning rate after warm-up"})
+    warmup_ratio: float = field(default=0.5, metadata={"help": "share of steps warming up"})
     batch_size: int = field(default=8, metadata={"help": "examples per device and step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per update"})
     encoder_layers: int = field(
-        default=3, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
+        default=2, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
     )
     train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
     augment_copies: int = field(
-        default=2, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
+        default=1, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
     )
     checkpoint_every: int = field(default=50, metadata={"help": "steps between checkpoints"})
     seed: int = field(default=0, metadata={"help": "random seed"})
@@ -144,6 +145,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
 
     from training._whisper_model import PartialEncoderWhisper
 
+    started_at = time.monotonic()  # the time budget covers caching too
     mode = resolve_mode(args.mode)
     if mode == "gpu" and not torch.cuda.is_available():
         raise TrainingError("gpu mode asked for, but CUDA is not available")
@@ -160,6 +162,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     labels = LabelEncoder(Path(args.model_dir), language=args.language, task=args.task)
     model = PartialEncoderWhisper.from_pretrained(args.model_dir, dtype=torch.float32)
     model.generation_config.forced_decoder_ids = None
+    if progress is not None:
+        progress(0, args.max_steps, {"phase": "preparing data"})
     if mode == "cpu":
         trainable = model.configure_trainable(
             encoder_layers=args.encoder_layers, train_embeddings=args.train_embeddings
@@ -200,7 +204,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    timer = _TrainTimer(args, progress)
+    timer = _TrainTimer(args, progress, started_at=started_at)
     trainer = Seq2SeqTrainer(
         model=model,
         args=training_args,
@@ -252,10 +256,12 @@ def _save_final(model: Any, start_dir: Path, final: Path) -> None:
 class _TrainTimer:
     """Reports progress and stops (with a checkpoint) when the time budget is spent."""
 
-    def __init__(self, args: FinetuneArguments, progress: Progress | None) -> None:
+    def __init__(
+        self, args: FinetuneArguments, progress: Progress | None, *, started_at: float
+    ) -> None:
         self.args = args
         self.progress = progress
-        self.started = time.monotonic()
+        self.started = started_at
         self.last_step_at = self.started
         self.first_step = 0
         self.steps = 0
@@ -270,6 +276,8 @@ class _TrainTimer:
             def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 timer.first_step = int(state.global_step)
                 timer.last_step_at = time.monotonic()
+                if timer.progress is not None:
+                    timer.progress(timer.first_step, int(state.max_steps), {"phase": "training"})
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
                 now = time.monotonic()

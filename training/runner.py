@@ -316,7 +316,7 @@ def _snapshot(config: RunConfig, database: Any, registry: ModelRegistry) -> dict
             f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
         )
     if config.base_corpus:
-        base = read_manifest(Path(config.base_corpus), split="train")
+        base = read_manifest(Path(config.base_corpus))
         train_examples = replay_mix(
             train_examples, base, ratio=config.replay_ratio, seed=config.run_id
         )
@@ -348,7 +348,7 @@ def _write_manifest(path: Path, examples: Sequence[Example]) -> None:
 def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
     sets = {HELDOUT_SET: read_manifest(run_dir / HELDOUT_MANIFEST)}
     if config.general_eval_set:
-        sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set), split="test")
+        sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set))
     return {name: examples for name, examples in sets.items() if examples}
 
 
@@ -390,9 +390,9 @@ class _ProgressReporter:
         self.run_id = run_id
         self.last = 0.0
 
-    def __call__(self, step: int, total: int, metrics: dict[str, float]) -> None:
+    def __call__(self, step: int, total: int, metrics: dict[str, Any]) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY_S and step < total:
+        if now - self.last < PROGRESS_EVERY_S and step < total and "phase" not in metrics:
             return
         self.last = now
         self._write(step, total, metrics)
@@ -427,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per clip
     if args.command == "finetune":
         result = finetune(FinetuneArguments.from_json(args.args_json))
         print(json.dumps(result.as_dict(), indent=2))

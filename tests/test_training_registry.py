@@ -1,0 +1,185 @@
+"""Model registry, gate decisions, rollback and run bookkeeping (no model loading: fast)."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+from bot.training_control import TrainingControl
+from model.normalize import error_rates
+from model.registry import BASE_VERSION, ModelRegistry, RegistryError
+from storage import repository
+from storage.unit_of_work import Database
+from training.promote import GatePolicy, decide, ensure_version_row, model_card, rollback
+
+
+def _fake_hf(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    (path / "model.safetensors").write_bytes(b"weights")
+    return path
+
+
+def _fake_ct2(path: Path) -> Path:
+    path.mkdir(parents=True)
+    name = b"WhisperSpec\0"
+    header = struct.pack("<I", 6) + struct.pack("<H", len(name)) + name + struct.pack("<I", 1)
+    (path / "model.bin").write_bytes(header)
+    (path / "config.json").write_text("{}")
+    return path
+
+
+def _install(registry: ModelRegistry, tmp: Path, name: str, parent: str) -> None:
+    registry.install(
+        name,
+        hf_dir=_fake_hf(tmp / f"{name}-hf"),
+        ct2_dir=_fake_ct2(tmp / f"{name}-ct2"),
+        metrics={"parent": parent, "created_at": name},
+        card=f"# {name}\n",
+        move=True,
+    )
+
+
+def test_registry_install_switch_and_rollback(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    assert registry.current_name() == BASE_VERSION and registry.current() is None
+    _install(registry, tmp_path, "v1", BASE_VERSION)
+    # Installing does not serve it; the pointer does.
+    assert registry.current() is None
+    registry.set_current("v1")
+    _install(registry, tmp_path, "v2", "v1")
+    registry.set_current("v2")
+    current = registry.current()
+    assert current is not None and current.name == "v2"
+    assert (current.ct2_dir / "model.bin").is_file() and (current.path / "README.md").is_file()
+    assert [v.name for v in registry.versions()] == ["v1", "v2"]
+    # No temporary folders or pointer files are left behind.
+    leftovers = [p.name for p in (tmp_path / "models").rglob(".*")]
+    assert leftovers == []
+
+    assert registry.rollback() == "v1"
+    assert registry.rollback() == BASE_VERSION
+    with pytest.raises(RegistryError):
+        registry.rollback()
+    # Versions are kept after rolling back.
+    assert registry.get("v2").hf_dir.is_dir()
+
+
+def test_registry_refuses_bad_names_and_incomplete_versions(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(RegistryError):
+        registry.set_current("missing")
+    with pytest.raises(RegistryError):
+        registry.get("../escape")
+    with pytest.raises(RegistryError):
+        registry.install(
+            "v1",
+            hf_dir=_fake_hf(tmp_path / "hf"),
+            ct2_dir=tmp_path / "nothing",
+            metrics={},
+            card="",
+        )
+    assert not (tmp_path / "models" / "versions" / "v1").exists()
+    assert registry.current_name() == BASE_VERSION
+
+
+def _rates(wer_words: tuple[str, str], n: int = 10):
+    reference, hypothesis = wer_words
+    return error_rates([reference] * n, [hypothesis] * n)
+
+
+GOOD = ("il treno parte alle otto", "il treno parte alle otto")
+FAIR = ("il treno parte alle otto", "il treno parte alle sette")
+BAD = ("il treno parte alle otto", "il treno parla di otto")
+LOOP = ("il treno parte", "il treno parte parte parte parte parte")
+
+
+def test_gate_promotes_only_a_real_improvement() -> None:
+    better = decide({"heldout": _rates(FAIR)}, {"heldout": _rates(GOOD)})
+    assert better.promote, better.reasons
+    worse = decide({"heldout": _rates(FAIR)}, {"heldout": _rates(BAD)})
+    assert not worse.promote
+    same = decide({"heldout": _rates(FAIR)}, {"heldout": _rates(FAIR)})
+    assert not same.promote and "at least" in same.summary
+
+
+def test_gate_guards_the_general_set_and_loops() -> None:
+    current = {"heldout": _rates(FAIR), "general": _rates(FAIR)}
+    forgets = decide(current, {"heldout": _rates(GOOD), "general": _rates(BAD)})
+    assert not forgets.promote and "tolerance" in forgets.summary
+    loops = decide(
+        {"heldout": _rates(FAIR), "general": _rates(GOOD)},
+        {"heldout": _rates(GOOD), "general": _rates(LOOP)},
+    )
+    assert not loops.promote and "insertion" in loops.summary
+
+
+def test_gate_falls_back_to_the_general_set_and_needs_data() -> None:
+    small = {"heldout": _rates(FAIR, n=2), "general": _rates(FAIR)}
+    decision = decide(small, {"heldout": _rates(GOOD, n=2), "general": _rates(GOOD)})
+    assert decision.promote and decision.primary_set == "general"
+    nothing = decide({}, {}, GatePolicy())
+    assert not nothing.promote and nothing.primary_set is None
+    card = model_card(
+        name="v1",
+        parent="base",
+        base_model="packaged:whisper-base",
+        decision=decision,
+        training={"steps": 2},
+        created_at=__import__("datetime").datetime(2026, 1, 1),
+    )
+    assert "| general | 10 |" in card and "language: it" in card
+
+
+def test_rollback_updates_pointer_and_database(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    try:
+        control = TrainingControl(settings, database)
+        registry = control.registry
+        _install(registry, tmp_path, "v1", BASE_VERSION)
+        with database.unit_of_work() as uow:
+            base = ensure_version_row(uow.session, BASE_VERSION, spec=settings.base_model)
+            v1 = repository.add_model_version(uow.session, name="v1", parent_id=base.id)
+            repository.activate_model_version(uow.session, v1.id)
+            repository.add_evaluation(uow.session, model_version_id=v1.id, eval_set="x", wer=0.2,
+                                      count=3)  # fmt: skip
+            uow.commit()
+        registry.set_current("v1")
+        current = control.current_model()
+        assert current is not None and current[0] == "v1" and current[1].name == "ct2"
+        models = {m.name: m for m in control.list_models()}
+        assert models["v1"].is_current and models["v1"].parent == BASE_VERSION
+        assert models["v1"].wer == {"x": 0.2}
+
+        assert rollback(registry, database) == BASE_VERSION
+        assert control.current_model() is None
+        with database.unit_of_work(read_only=True) as uow:
+            active = repository.active_model_version(uow.session)
+            assert active is not None and active.name == BASE_VERSION
+    finally:
+        database.close()
+
+
+def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", train_min_new_samples=3, _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    try:
+        control = TrainingControl(settings, database)
+        refused = control.start_run()
+        assert not refused.started and "0 new samples" in (refused.reason or "")
+        # A run owned by a live process (this one) blocks a new start.
+        with database.unit_of_work() as uow:
+            run = repository.create_training_run(uow.session, config={})
+            run.pid = __import__("os").getpid()
+            uow.commit()
+        blocked = control.start_run(force=True)
+        assert not blocked.started and blocked.run_id == run.id
+        status = control.status()
+        assert status is not None and status.is_open and status.run_id == run.id
+    finally:
+        database.close()
