@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     train_batch_size: int = 8
     train_gradient_accumulation: int = 1
     train_encoder_layers: int = Field(
-        2, description="cpu mode: top encoder layers trained over cached lower layers"
+        4, description="cpu mode: top encoder layers trained over cached lower layers"
     )
     train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
     train_checkpoint_every: int = Field(50, description="Steps between resumable checkpoints")

@@ -84,7 +84,7 @@ class FinetuneArguments:
     batch_size: int = field(default=8, metadata={"help": "examples per device and step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per update"})
     encoder_layers: int = field(
-        default=2, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
+        default=4, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
     )
     train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
     augment_copies: int = field(
