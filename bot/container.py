@@ -14,10 +14,9 @@ from storage.audio_store import AudioStore
 from storage.jobs import delete_finished_jobs
 from storage.privacy import DeletedCounts, delete_user_data, purge_uncorrected_audio
 from storage.unit_of_work import Database
+from training.data import MAX_TRAIN_SECONDS
 
 SERVICES_KEY = "services"
-# Whisper's window: longer recordings are not used as training samples.
-TRAINING_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -89,6 +88,6 @@ def build_services(settings: Settings) -> Services:
         corrections=CorrectionService(
             db,
             max_chars=settings.max_correction_chars,
-            training_max_seconds=TRAINING_MAX_SECONDS,
+            training_max_seconds=MAX_TRAIN_SECONDS,
         ),
     )
