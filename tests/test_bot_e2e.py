@@ -42,3 +42,39 @@ async def test_voice_note_gets_a_transcript_with_hashtags_and_a_correction_is_st
         with bot.services.db.unit_of_work(read_only=True) as uow:
             latest = repository.latest_correction(uow.session, row.id)
             assert latest is not None and latest.text == SENTENCE
+
+
+class _SlowTagger:
+    """The keyword tagger behind a delay, standing in for text2tags on a busy CPU."""
+
+    def __init__(self, delay: float) -> None:
+        from model.tags import KeywordTagger
+
+        self._inner = KeywordTagger(max_tags=5)
+        self.name = "slow-keywords"
+        self.delay = delay
+
+    def tags(self, text: str) -> list[str]:
+        import time
+
+        time.sleep(self.delay)
+        return self._inner.tags(text)
+
+
+async def test_slow_tags_do_not_hold_back_the_transcript(
+    tmp_path: Path, ct2_transcriber, voice_note: bytes
+) -> None:
+    async with running_bot(tmp_path, ct2_transcriber, tag_budget_seconds=0.1) as bot:
+        bot.services.transcription.tagger = _SlowTagger(delay=2.0)
+        sent = bot.emu.send_voice(user_id=USER, data=voice_note, duration=5)
+        transcript = await bot.wait_text(lambda t: "#" in t, timeout=60)
+        reply = next(m for m in bot.emu.messages(USER) if m.content == transcript)
+        assert reply.reply_to == sent["message_id"]
+        # The transcript went out without tags first; the tags were edited in afterwards.
+        untagged = [text for text in reply.edit_history if "#" not in text]
+        assert any(error_rates([SENTENCE], [t]).wer < 0.6 for t in untagged), reply.edit_history
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            row = repository.find_transcription_by_reply(
+                uow.session, chat_id=USER, message_id=reply.message_id
+            )
+            assert row is not None and row.tags and all(t.startswith("#") for t in row.tags)
