@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.services import CorrectionService, RateLimiter, TranscriptionService
+from bot.corrections import CorrectionService
+from bot.services import RateLimiter, TranscriptionService
 from bot.settings import Settings
 from bot.training_control import TrainingControl
 from bot.wiring import build_transcription_service, download_limits

@@ -8,7 +8,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from bot import messages
 from bot.handlers import links
 from bot.handlers.common import answer, is_private, replies_to_bot, services
-from bot.services import CorrectionOutcome
+from bot.corrections import CorrectionOutcome
 from model.youtube import find_links
 
 REPLIES = {

@@ -1,0 +1,85 @@
+"""Labelled-audio manifests: one reader, one set of rules, for every command that takes a TSV
+(``evaluate``, ``samples import``, training's eval and base sets).
+
+A manifest has one row per clip, ``audio_path<TAB>reference text``:
+
+- the file is UTF-8; blank lines and ``#`` comments are skipped, and so is a header row
+  (``audio_path<TAB>...``) on the first line;
+- a tab inside the reference is kept as a space, runs of white space collapse to one;
+- paths are relative to the manifest's folder and must stay inside it (no ``../`` or
+  absolute paths out of it, symlinks resolved) unless the caller allows it;
+- a malformed row, a missing file or an empty manifest is an error, reported with its line
+  before any audio is decoded or any model loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+HEADER_FIELDS = frozenset({"audio", "audio_path", "path", "file", "file_name"})
+COMMENT = "#"
+
+NOT_A_FILE = "{path}: file non trovato"
+NOT_UTF8 = "{path}: il file non è testo UTF-8 (byte {offset})"
+BAD_ROW = "{path}:{line}: attese due colonne, percorso_audio<TAB>testo"
+MISSING_AUDIO = "{path}:{line}: file audio non trovato: {audio}"
+OUTSIDE = "{path}:{line}: il percorso {audio} esce dalla cartella del file TSV"
+EMPTY = "{path}: nessuna riga da leggere"
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be used; the message is one line, for the user."""
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    audio_path: Path  # resolved
+    relative_path: str  # as written in the manifest
+    text: str
+    line: int
+
+
+def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
+    """The clips of the manifest at ``path`` (see the module docstring for the rules)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(NOT_A_FILE.format(path=path))
+    try:
+        content = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(NOT_UTF8.format(path=path, offset=exc.start)) from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: {exc.strerror or exc}") from None
+    root = path.parent.resolve()
+    clips: list[LabelledClip] = []
+    for number, raw in enumerate(content.splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith(COMMENT):
+            continue
+        fields = raw.split("\t")
+        if number == 1 and fields[0].strip().lower() in HEADER_FIELDS:
+            continue
+        relative = fields[0].strip()
+        text = " ".join("\t".join(fields[1:]).split())
+        if len(fields) < 2 or not relative or not text:
+            raise ManifestError(BAD_ROW.format(path=path, line=number))
+        clips.append(_clip(path, root, relative, text, number, allow_outside=allow_outside))
+    if not clips:
+        raise ManifestError(EMPTY.format(path=path))
+    return clips
+
+
+def _clip(
+    path: Path, root: Path, relative: str, text: str, number: int, *, allow_outside: bool
+) -> LabelledClip:
+    try:
+        audio = (root / relative).resolve()
+        inside = audio.is_relative_to(root)
+        exists = audio.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte: not a file we can read
+        inside, exists, audio = True, False, Path(relative)
+    if not inside and not allow_outside:
+        raise ManifestError(OUTSIDE.format(path=path, line=number, audio=relative))
+    if not exists:
+        raise ManifestError(MISSING_AUDIO.format(path=path, line=number, audio=relative[:200]))
+    return LabelledClip(audio_path=audio, relative_path=relative, text=text, line=number)
