@@ -1,8 +1,9 @@
 """Schema migrations with Alembic, configured in code (no ``alembic.ini`` needed).
 
 The bot and the trainer call ``upgrade(url)`` at start; ``whisper-it db ...`` exposes
-the same functions. The revision scripts live in the repository's top-level
-``alembic/`` folder.
+the same functions. The revision scripts are written in the repository's top-level
+``alembic/`` folder; an installed distribution carries them as ``storage/_alembic``
+(setup.py maps the folder there), and that copy is the one an installed package runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from alembic.script import ScriptDirectory
 import storage
 from storage.engine import create_engine_for
 
-SCRIPT_LOCATION = Path(storage.__file__).resolve().parent.parent / "alembic"
+_PACKAGE_DIR = Path(storage.__file__).resolve().parent
+# In order: inside an installed distribution (a wheel), then the source checkout (an
+# editable install or a plain checkout, where storage/ sits beside the authoring folder).
+# The installed copy comes first: beside an installed ``storage`` in site-packages,
+# ``../alembic`` is the Alembic library itself.
+SCRIPT_LOCATIONS = (_PACKAGE_DIR / "_alembic", _PACKAGE_DIR.parent / "alembic")
+ENV_SCRIPT = "env.py"
+VERSIONS_FOLDER = "versions"
 # Config.attributes key env.py reads the database URL from.
 URL_ATTRIBUTE = "database_url"
 
@@ -28,11 +36,18 @@ class MigrationError(Exception):
     """The migration scripts cannot be found or the database cannot be migrated."""
 
 
+def script_location() -> Path:
+    """The folder holding ``env.py`` and the revision scripts this installation runs."""
+    for location in SCRIPT_LOCATIONS:
+        if (location / ENV_SCRIPT).is_file() and (location / VERSIONS_FOLDER).is_dir():
+            return location
+    searched = ", ".join(str(location) for location in SCRIPT_LOCATIONS)
+    raise MigrationError(f"no Alembic migration scripts (looked in {searched})")
+
+
 def alembic_config(database_url: str) -> Config:
-    if not (SCRIPT_LOCATION / "env.py").is_file():
-        raise MigrationError(f"no Alembic scripts at {SCRIPT_LOCATION}")
     config = Config()
-    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("script_location", str(script_location()))
     # Through attributes, not the main options: those are ConfigParser values, where a
     # '%' in a password would be read as interpolation.
     config.attributes[URL_ATTRIBUTE] = database_url

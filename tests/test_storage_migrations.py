@@ -122,6 +122,6 @@ def test_database_open_migrates(tmp_path: Path) -> None:
 def test_missing_script_folder_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", tmp_path / "nowhere")
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATIONS", (tmp_path / "nowhere",))
     with pytest.raises(migrations.MigrationError):
         migrations.upgrade(_url(tmp_path))
