@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+
+from pydantic import ValidationError
 
 from bot.settings import Settings
 
@@ -18,7 +21,34 @@ COMMAND_MODULES = (
     "bot.commands.db",
     "bot.commands.samples",
     "bot.commands.training",
+    "bot.commands.doctor",
 )
+
+# Commands that run as services log their progress at the configured level (INFO by
+# default). One-shot commands print what the user asked for on stdout; library chatter
+# (Alembic's INFO lines, transformers, yt-dlp) stays below WARNING unless --verbose.
+SERVICE_COMMANDS = frozenset({"bot", "worker"})
+ONE_SHOT_LOG_LEVEL = "WARNING"
+VERBOSE_LOG_LEVEL = "DEBUG"
+# An error line quotes at most this much of a path or a value: a 10,000-character argument
+# must not become a 10,000-character message.
+MAX_QUOTED_CHARS = 80
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+# Italian wording for the operating-system errors bad input produces, by errno.
+OS_ERROR_TEXTS: dict[int, str] = {
+    errno.ENOENT: "file o cartella inesistente",
+    errno.ENAMETOOLONG: "nome di file troppo lungo",
+    errno.EISDIR: "è una cartella, non un file",
+    errno.ENOTDIR: "un elemento del percorso non è una cartella",
+    errno.EACCES: "permesso negato",
+    errno.EPERM: "operazione non permessa",
+    errno.ELOOP: "troppi collegamenti simbolici",
+    errno.ENOSPC: "spazio su disco esaurito",
+    errno.EROFS: "file system in sola lettura",
+    errno.EEXIST: "esiste già",
+}
 
 
 class CommandError(Exception):
@@ -74,15 +104,64 @@ def configure_logging(level: str, *, secrets: tuple[str, ...] = ()) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def log_level_for(args: argparse.Namespace, settings: Settings) -> str:
+    if args.verbose:
+        return VERBOSE_LOG_LEVEL
+    if args.command in SERVICE_COMMANDS:
+        return settings.log_level
+    return ONE_SHOT_LOG_LEVEL
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if len(text) > MAX_QUOTED_CHARS:
+        text = text[: MAX_QUOTED_CHARS - 1] + "…"
+    return repr(text)
+
+
+def describe_input_error(exc: BaseException) -> str:
+    """One Italian line for an error that bad input (a path, a file's bytes, a setting)
+    raises from deep inside a command: the user learns what is wrong with what they gave."""
+    if isinstance(exc, ValidationError):
+        fields = ", ".join(".".join(str(p) for p in error["loc"]) for error in exc.errors())
+        return f"configurazione non valida ({fields or exc.title})"
+    if isinstance(exc, UnicodeError):
+        return "il file non è testo UTF-8 valido"
+    if isinstance(exc, OSError):
+        reason = OS_ERROR_TEXTS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+        if exc.filename is not None:
+            return f"{_quote(exc.filename)}: {reason}"
+        return f"errore del sistema: {reason}"
+    if "null byte" in str(exc):
+        return "il percorso o il testo contiene un carattere nullo"
+    return f"valore non valido: {_quote(exc)}"
+
+
+def _fail(message: str) -> int:
+    # Exactly one line, whatever the message holds.
+    print(f"whisper-it: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings = Settings()
-    configure_logging("DEBUG" if args.verbose else settings.log_level, secrets=secrets_of(settings))
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _fail(describe_input_error(exc))
+    configure_logging(log_level_for(args, settings), secrets=secrets_of(settings))
     try:
         return int(args.func(args, settings) or 0)
     except CommandError as exc:
-        print(f"whisper-it: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    # Bad input reaching the standard library or a decoder (a path too long, a NUL byte, a
+    # folder given as a file, an unreadable file, a TSV that is not UTF-8, samples that are
+    # not numbers) raises these. --verbose shows the traceback, so real bugs stay visible.
+    except (OSError, ValueError) as exc:
+        if args.verbose:
+            raise
+        logging.getLogger(__name__).debug("input error", exc_info=exc)
+        return _fail(describe_input_error(exc))
