@@ -26,6 +26,7 @@ _PCM16_SCALE = 32768
 _PCM16_MIN, _PCM16_MAX = -32768, 32767
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHARD_CHARS = 2
+_TMP_SUFFIX = ".tmp"
 
 
 class AudioStoreError(Exception):
@@ -82,9 +83,15 @@ class AudioStore:
         target = self.path(sha)
         duration = pcm.size / SAMPLE_RATE
         if target.exists():
-            return AudioRef(sha256=sha, path=target, duration=duration)
+            try:
+                # Fresh again: the orphan sweep spares recent blobs, and this one is about
+                # to be referenced by a row the caller has not committed yet.
+                os.utime(target)
+                return AudioRef(sha256=sha, path=target, duration=duration)
+            except FileNotFoundError:
+                pass  # swept just now: write it again
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{sha}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{sha}.", suffix=_TMP_SUFFIX)
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -125,6 +132,31 @@ class AudioStore:
             return False
         # The shard folder stays: removing it could race another process's put().
         return True
+
+    def delete_if_older(self, sha256: str, cutoff: float) -> bool:
+        """Remove a blob last written (or re-put) before ``cutoff`` (a ``time.time()``)."""
+        path = self.path(sha256)
+        try:
+            if path.stat().st_mtime >= cutoff:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove_stale_temporaries(self, cutoff: float) -> int:
+        """Remove half-written files a crashed ``put`` left, older than ``cutoff``."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for path in self.root.glob(f"*/.*{_TMP_SUFFIX}"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def __iter__(self) -> Iterator[str]:
         """The hashes of every stored blob."""

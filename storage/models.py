@@ -42,6 +42,11 @@ NAME_CHARS = 200
 PATH_CHARS = 1024
 SHA256_HEX_CHARS = 64
 KIND_CHARS = 32
+SECRET_NAME_CHARS = 64
+SECRET_VALUE_CHARS = 128
+
+# installation_secrets.name
+SECRET_SPLIT_SALT = "split_salt"
 
 # users.kind
 USER_TELEGRAM = "telegram"
@@ -317,4 +322,18 @@ class Evaluation(Base):
     count: Mapped[int] = mapped_column(Integer)
     # Anything else the evaluator measured (insertion rate, substitutions, ...).
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstallationSecret(Base):
+    """A random value made once per installation (by a migration) and kept with the data.
+
+    ``split_salt`` keys the train/held-out split, so that nobody outside the installation
+    can tell which side a sentence falls on (and steer the promotion gate).
+    """
+
+    __tablename__ = "installation_secrets"
+
+    name: Mapped[str] = mapped_column(String(SECRET_NAME_CHARS), primary_key=True)
+    value: Mapped[str] = mapped_column(String(SECRET_VALUE_CHARS))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

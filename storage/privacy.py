@@ -1,15 +1,22 @@
-"""Retention and erasure: purge audio nobody corrected, delete everything of one user.
+"""Retention and erasure: purge audio nobody corrected, delete everything of one user,
+sweep audio no row refers to.
 
 Audio blobs are shared between rows (deduplication), so a blob is deleted only when no
 transcription refers to it any more. Files are deleted only after the caller's commit:
 a rolled-back transaction must not leave rows pointing at missing audio.
+
+A job in flight when its user runs /forget is deleted with the user; the worker stores
+its result only if ``job_exists`` (in the same transaction), and the blob it wrote
+before that check is removed by ``delete_blobs_if_unreferenced`` or, failing that, by
+the periodic ``sweep_orphan_blobs``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, event, exists, select, update
 from sqlalchemy.orm import Session, SessionTransaction
@@ -22,6 +29,9 @@ from storage.models import Correction, Job, ReplyMessage, Transcription, User, u
 _IN_CHUNK = 500
 _PENDING_KEY = "whisper_it_blobs_to_delete"
 _HOOKED_KEY = "whisper_it_blob_hooks"
+# A blob is written just before the transaction that refers to it commits; the sweep
+# spares blobs younger than this, far longer than that window (or a busy timeout).
+DEFAULT_SWEEP_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,58 @@ def delete_user_data(session: Session, store: AudioStore, user_id: int) -> Delet
         jobs=jobs,
         audio_files=audio_files,
     )
+
+
+def job_exists(session: Session, job_id: int) -> bool:
+    """Whether a job is still wanted: False once /forget deleted it with its user.
+
+    Call it in the transaction that stores the job's result, before writing: the row is
+    locked (``FOR UPDATE`` where the backend has it; SQLite's write transaction already
+    excludes a concurrent /forget), so the answer holds until that commit.
+    """
+    return session.scalar(select(Job.id).where(Job.id == job_id).with_for_update()) is not None
+
+
+def delete_blobs_if_unreferenced(session: Session, store: AudioStore, shas: Iterable[str]) -> int:
+    """Delete, once the caller commits, those of ``shas`` no transcription refers to.
+
+    For a worker discarding the result of a job its user asked to forget.
+    """
+    return _delete_unreferenced_after_commit(session, store, set(shas))
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    blobs: int
+    temporaries: int
+
+
+def sweep_orphan_blobs(
+    session: Session,
+    store: AudioStore,
+    *,
+    grace: timedelta = DEFAULT_SWEEP_GRACE,
+    now: float | None = None,
+) -> SweepCounts:
+    """Delete audio files no transcription refers to, and half-written files, older than
+    ``grace``: what a crash, or a job finishing after its user's /forget, left behind.
+
+    Reads the rows, then deletes files at once (there is no row change to wait for);
+    the grace period protects a blob written for a row not yet committed, and ``put``
+    refreshes a blob's age when it is stored again.
+    """
+    cutoff = (time.time() if now is None else now) - grace.total_seconds()
+    referenced = set(
+        session.scalars(
+            select(Transcription.audio_sha256)
+            .where(Transcription.audio_sha256.is_not(None))
+            .distinct()
+        )
+    )
+    blobs = sum(
+        1 for sha in list(store) if sha not in referenced and store.delete_if_older(sha, cutoff)
+    )
+    return SweepCounts(blobs=blobs, temporaries=store.remove_stale_temporaries(cutoff))
 
 
 def _delete(session: Session, statement: Delete) -> int:

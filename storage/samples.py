@@ -1,39 +1,58 @@
-"""Training samples: stored audio paired with its latest corrected text.
+"""Training samples: stored audio paired with the text its owner gave it.
 
-The train/eval split is a pure function of the audio's hash, so adding samples never
-moves an old one from one side to the other and held-out WER stays comparable across
-training runs. Identical audio (deduplicated in the store) is one sample, whose text is
-the newest correction of any of its transcriptions.
+Which correction labels a clip is decided in ``storage.labels`` (the first sender's, and
+conflicting senders put the clip in quarantine). The train/held-out split is decided per
+*sentence*, not per clip: the same normalised sentence spoken by two voices is on one side
+only, so the held-out set measures new sentences rather than memory. The side is a keyed
+hash (HMAC-SHA-256) of the sentence under a secret made once per installation
+(``storage.installation``): nobody outside can predict or choose where a clip lands, and
+adding samples never moves an old sentence to the other side.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from model.normalize import normalize_text
 from storage import repository
 from storage.audio_store import AudioRef
-from storage.models import RUN_DONE, SOURCE_IMPORT, Correction, TrainingRun, Transcription
+from storage.installation import split_salt
+from storage.labels import resolve_labels
+from storage.models import RUN_DONE, SOURCE_IMPORT, TrainingRun, Transcription
 
 Split = Literal["train", "eval"]
 TRAIN: Split = "train"
 EVAL: Split = "eval"
 DEFAULT_EVAL_FRACTION = 0.1
-# Salt so the split is independent of the hash prefix that shards the audio store.
-_SPLIT_SALT = b"whisper-it/split/v1:"
+# Domain separation: the same salt may key other things one day.
+_SPLIT_DOMAIN = b"whisper-it/split/v2/sentence:"
 _HASH_BITS = 64
+MIN_SALT_BYTES = 16
 
 
-def split_of(audio_sha: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Split:
-    """``"eval"`` for about ``eval_fraction`` of all audio, chosen by hash, forever."""
+def group_of(text: str) -> str:
+    """The split group of a text: its normalised sentence (model.normalize)."""
+    return normalize_text(text)
+
+
+def split_of(sentence: str, *, salt: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Split:
+    """``"eval"`` for about ``eval_fraction`` of all sentences, chosen by keyed hash, forever.
+
+    Texts with the same normalised form (``group_of``) always get the same side.
+    """
     if not 0.0 <= eval_fraction <= 1.0:
         raise ValueError(f"eval_fraction must be within [0, 1], got {eval_fraction}")
-    digest = hashlib.sha256(_SPLIT_SALT + audio_sha.encode()).digest()
+    if len(salt) < MIN_SALT_BYTES:
+        raise ValueError(f"the split salt must have at least {MIN_SALT_BYTES} bytes")
+    message = _SPLIT_DOMAIN + group_of(sentence).encode()
+    digest = hmac.new(salt, message, hashlib.sha256).digest()
     point = int.from_bytes(digest[: _HASH_BITS // 8], "big") / 2**_HASH_BITS
     return EVAL if point < eval_fraction else TRAIN
 
@@ -48,6 +67,8 @@ class Sample:
     correction_id: int
     user_id: int
     corrected_at: datetime
+    # The normalised sentence: samples sharing it are one split group.
+    group: str
 
 
 def list_samples(
@@ -56,42 +77,29 @@ def list_samples(
     *,
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
 ) -> list[Sample]:
-    """Every sample (or one split's), oldest correction first."""
-    latest = (
-        select(func.max(Correction.id).label("correction_id"))
-        .group_by(Correction.transcription_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            Correction.id,
-            Correction.text,
-            Correction.user_id,
-            Correction.created_at,
-            Transcription.id,
-            Transcription.audio_sha256,
-            Transcription.audio_duration,
+    """Every sample (or one split's), oldest correction first. Quarantined clips are not
+    samples (``storage.contributions.list_quarantine`` lists them)."""
+    salt = split_salt(session)
+    samples = []
+    for label in resolve_labels(session).labelled:
+        group = group_of(label.text)
+        side = split_of(group, salt=salt, eval_fraction=eval_fraction)
+        if split is not None and side != split:
+            continue
+        samples.append(
+            Sample(
+                audio_sha256=label.audio_sha256,
+                text=label.text,
+                duration=label.duration,
+                split=side,
+                transcription_id=label.transcription_id,
+                correction_id=label.correction_id,
+                user_id=label.user_id,
+                corrected_at=label.corrected_at,
+                group=group,
+            )
         )
-        .join(latest, latest.c.correction_id == Correction.id)
-        .join(Transcription, Transcription.id == Correction.transcription_id)
-        .where(Transcription.audio_sha256.is_not(None))
-        .order_by(Correction.id)
-    )
-    by_audio: dict[str, Sample] = {}
-    for correction_id, text, user_id, created_at, transcription_id, sha, duration in rows:
-        # Rows come in correction order, so a later correction of the same audio wins.
-        by_audio[sha] = Sample(
-            audio_sha256=sha,
-            text=text,
-            duration=duration or 0.0,
-            split=split_of(sha, eval_fraction),
-            transcription_id=transcription_id,
-            correction_id=correction_id,
-            user_id=user_id,
-            corrected_at=created_at,
-        )
-    samples = sorted(by_audio.values(), key=lambda sample: sample.correction_id)
-    return [sample for sample in samples if split is None or sample.split == split]
+    return samples
 
 
 def last_trained_correction_id(session: Session) -> int | None:
@@ -123,6 +131,8 @@ class SampleStats:
     train_seconds: float
     eval_seconds: float
     new_since_last_training_run: int
+    # Clips whose senders disagree on the text: neither trained on nor evaluated.
+    quarantined: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +140,7 @@ class SampleStats:
 
 def sample_stats(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> SampleStats:
     samples = list_samples(session, eval_fraction=eval_fraction)
+    quarantined = len(resolve_labels(session).quarantined)
     cutoff = last_trained_correction_id(session)
     train = [sample for sample in samples if sample.split == TRAIN]
     held_out = [sample for sample in samples if sample.split == EVAL]
@@ -143,6 +154,7 @@ def sample_stats(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTI
         new_since_last_training_run=sum(
             1 for sample in train if cutoff is None or sample.correction_id > cutoff
         ),
+        quarantined=quarantined,
     )
 
 
@@ -157,8 +169,10 @@ def add_labelled_sample(
     source_ref: str | None = None,
     now: datetime | None = None,
 ) -> ImportOutcome:
-    """Add (audio, text) as if a user had corrected it; owned by the system import user.
+    """Add (audio, text) as if a user had corrected it; sent by the system import user.
 
+    The labelling policy applies to imports too: if a user sent the same audio first,
+    their correction labels it, and a different imported text puts it in quarantine.
     Importing the same audio again only records a new correction if the text changed,
     so re-running an import is harmless.
     """

@@ -27,6 +27,7 @@ TABLES = {
     "training_runs",
     "model_versions",
     "evaluations",
+    "installation_secrets",
 }
 
 

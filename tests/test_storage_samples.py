@@ -1,4 +1,5 @@
-"""Training samples (stable split, latest correction wins) and privacy (purge, forget)."""
+"""Training samples (keyed, grouped, stable split; the owner's latest correction) and
+privacy (purge, forget). The labelling policy's hostile cases: test_storage_labels.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from storage import repository
 from storage.audio_store import AudioRef, AudioStore
+from storage.installation import split_salt
 from storage.models import RUN_DONE, RUN_FAILED
 from storage.privacy import delete_user_data, purge_uncorrected_audio
 from storage.samples import (
@@ -18,6 +20,7 @@ from storage.samples import (
     TRAIN,
     add_labelled_sample,
     count_new_samples,
+    group_of,
     list_samples,
     sample_stats,
     split_of,
@@ -71,14 +74,62 @@ def _transcribe(
         return transcription.id
 
 
-def test_split_is_a_stable_function_of_the_hash() -> None:
-    shas = [f"{i:064x}" for i in range(2000)]
-    splits = [split_of(sha) for sha in shas]
-    assert splits == [split_of(sha) for sha in shas]
-    assert 0.07 < splits.count(EVAL) / len(shas) < 0.13
-    assert split_of(shas[0], 0.0) == TRAIN and split_of(shas[0], 1.0) == EVAL
+SALT = bytes(range(32))
+OTHER_SALT = bytes(range(1, 33))
+
+
+def test_split_is_a_stable_keyed_function_of_the_sentence() -> None:
+    sentences = [f"frase numero {i}" for i in range(2000)]
+    splits = [split_of(text, salt=SALT) for text in sentences]
+    assert splits == [split_of(text, salt=SALT) for text in sentences]
+    assert 0.07 < splits.count(EVAL) / len(sentences) < 0.13
+    # Case, punctuation and spacing do not make another sentence.
+    assert all(
+        split_of(f"  Frase, NUMERO {i}!", salt=SALT) == splits[i] for i in range(0, 2000, 7)
+    )
+    # Another installation's salt gives another split: the hash alone predicts nothing.
+    other = [split_of(text, salt=OTHER_SALT) for text in sentences]
+    # Independent sides: about 2 * 0.1 * 0.9 of the sentences differ.
+    assert 250 < sum(a != b for a, b in zip(splits, other, strict=True)) < 470
+    assert split_of("x", salt=SALT, eval_fraction=0.0) == TRAIN
+    assert split_of("x", salt=SALT, eval_fraction=1.0) == EVAL
     with pytest.raises(ValueError):
-        split_of(shas[0], 1.5)
+        split_of("x", salt=SALT, eval_fraction=1.5)
+    with pytest.raises(ValueError):
+        split_of("x", salt=b"")
+
+
+def test_every_installation_makes_its_own_salt_once(tmp_path: Path) -> None:
+    salts = []
+    for name in ("a", "b"):
+        url = f"sqlite:///{tmp_path / name / 'db.sqlite3'}"
+        for _reopen in range(2):
+            database = Database.open(url)
+            with database.unit_of_work(read_only=True) as uow:
+                salts.append(split_salt(uow.session))
+            database.close()
+    assert salts[0] == salts[1] and salts[2] == salts[3]  # kept, never remade
+    assert salts[0] != salts[2] and len(salts[0]) == 32
+
+
+def test_same_sentence_is_never_on_both_sides(database: Database, store: AudioStore) -> None:
+    """Ten voices saying twenty sentences: each sentence lies wholly on one side."""
+    with database.unit_of_work() as uow:
+        for voice in range(10):
+            for sentence in range(20):
+                ref = store.put(_clip(1000 + voice * 100 + sentence))
+                text = f"La frase {sentence} detta bene" + ("." if voice % 2 else "!")
+                add_labelled_sample(uow.session, audio=ref, text=text)
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        samples = list_samples(uow.session, eval_fraction=0.3)
+    sides: dict[str, set[str]] = {}
+    for sample in samples:
+        assert sample.group == group_of(sample.text)
+        sides.setdefault(sample.group, set()).add(sample.split)
+    assert len(samples) == 200 and len(sides) == 20
+    assert all(len(side) == 1 for side in sides.values())
+    assert {next(iter(side)) for side in sides.values()} == {TRAIN, EVAL}
 
 
 def test_adding_samples_never_moves_old_ones(database: Database, store: AudioStore) -> None:
@@ -119,12 +170,13 @@ def test_latest_correction_wins_and_same_audio_is_one_sample(
         samples = list_samples(uow.session)
     assert [(s.audio_sha256, s.text) for s in samples] == [(ref.sha256, "Ciao a tutti!")]
     assert samples[0].duration == pytest.approx(0.1)
-    # The same recording sent again by someone else and corrected differently.
-    _transcribe(database, store.put(_clip(1)), user_id=2, correction="Ciao a tutti.")
+    # The same recording sent again by someone else, corrected the same way up to
+    # punctuation: still one sample, still the first sender's.
+    _transcribe(database, store.put(_clip(1)), user_id=2, correction="ciao, a tutti")
     with database.unit_of_work(read_only=True) as uow:
         samples = list_samples(uow.session)
     assert [(s.audio_sha256, s.text, s.user_id) for s in samples] == [
-        (ref.sha256, "Ciao a tutti.", 2)
+        (ref.sha256, "Ciao a tutti!", 1)
     ]
 
 
