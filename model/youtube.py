@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from model.js_runtime import yt_dlp_js_runtimes
+
 _log = logging.getLogger(__name__)
 
 YOUTUBE_HOSTS: frozenset[str] = frozenset(
@@ -451,6 +453,8 @@ def _ytdl_options(
         "no_warnings": False,
         "noprogress": True,
         "no_color": True,
+        # Real YouTube needs a JavaScript runtime: the deno wheel's, found by full path.
+        "js_runtimes": yt_dlp_js_runtimes(),
     }
 
 
