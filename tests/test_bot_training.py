@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model import convert
+from model.packaged import packaged_base_dir
 from model.registry import ModelRegistry
 from model.sources import hf_dir
 from storage import repository
@@ -91,7 +91,7 @@ async def test_a_promoted_model_is_swapped_in_between_jobs(
         assert bot.transcriptions()[-1].model_version == "whisper-base"
 
         # A training run promotes "v2-test": install it and move the pointer, as promote does.
-        packaged = convert.packaged_base_dir(model_cache)
+        packaged = packaged_base_dir(model_cache)
         registry = ModelRegistry(bot.services.settings.models_dir)
         registry.install(
             "v2-test",
@@ -106,7 +106,7 @@ async def test_a_promoted_model_is_swapped_in_between_jobs(
         job = await bot.wait_job(second["message_id"])
         assert job.status == "done"
         assert bot.transcriptions()[-1].model_version == "v2-test"
-        assert bot.services.transcription.models.spec.endswith("v2-test/ct2")
+        assert bot.services.pipeline.models.spec.endswith("v2-test/ct2")
 
         # Rolling back is the same swap the other way, without a restart either.
         bot.emu.open_chat(user_id=ADMIN)

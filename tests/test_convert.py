@@ -1,4 +1,5 @@
-"""model.convert on the real packaged whisper-base and real (espeak) Italian speech."""
+"""model.packaged, model.ct2_format and model.convert on the real packaged whisper-base and
+real (espeak) Italian speech."""
 
 from __future__ import annotations
 
@@ -10,18 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import convert
-from model.convert import (
-    PACKAGED_BASE_NAME,
-    ConversionError,
-    assemble_packaged_base,
-    export_hf_to_ct2,
-    import_ct2_to_hf,
-    is_ct2_dir,
-    is_hf_dir,
-    packaged_base_dir,
-    read_ct2_model,
-)
+from model import packaged
+from model.convert import export_hf_to_ct2, import_ct2_to_hf
+from model.ct2_format import is_ct2_dir, read_ct2_model
+from model.folders import ConversionError, is_hf_dir
+from model.packaged import PACKAGED_BASE_NAME, assemble_packaged_base, packaged_base_dir
 from tests.speech import ITALIAN_SENTENCES, synthesize_array
 
 pytestmark = pytest.mark.slow
@@ -133,7 +127,7 @@ def test_missing_package_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     missing = "whisper-it-no-such-package"
     with pytest.raises(metadata.PackageNotFoundError):
         metadata.distribution(missing)
-    monkeypatch.setattr(convert, "PACKAGE_PART1", missing)
+    monkeypatch.setattr(packaged, "PACKAGE_PART1", missing)
     with pytest.raises(ConversionError, match=f"pip install {missing}"):
         assemble_packaged_base(tmp_path / "base")
     assert not (tmp_path / "base").exists()

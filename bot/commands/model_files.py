@@ -27,28 +27,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
-    from model import convert
+    from model.convert import import_ct2_to_hf
+    from model.folders import ConversionError
     from model.sources import ModelUnavailable, locate
 
     try:
         found = locate(args.ct2_dir, cache_dir=settings.cache_dir)
         if found.kind != "ct2":
             raise CommandError(f"{args.ct2_dir} is not a CTranslate2 model")
-        out = convert.import_ct2_to_hf(found.path, args.out_dir)
-    except (ModelUnavailable, convert.ConversionError) as exc:
+        out = import_ct2_to_hf(found.path, args.out_dir)
+    except (ModelUnavailable, ConversionError) as exc:
         raise CommandError(str(exc)) from exc
     print(out)
     return 0
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from model import convert
+    from model.convert import export_hf_to_ct2
+    from model.folders import ConversionError, is_hf_dir
 
-    if not convert.is_hf_dir(args.hf_dir):
+    if not is_hf_dir(args.hf_dir):
         raise CommandError(f"{args.hf_dir} is not a Hugging Face Whisper checkpoint")
     try:
-        out = convert.export_hf_to_ct2(args.hf_dir, args.out_dir, quantization=args.quantization)
-    except convert.ConversionError as exc:
+        out = export_hf_to_ct2(args.hf_dir, args.out_dir, quantization=args.quantization)
+    except ConversionError as exc:
         raise CommandError(str(exc)) from exc
     print(out)
     return 0
