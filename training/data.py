@@ -76,30 +76,25 @@ def examples_from_samples(samples: Iterable[Sample], store: AudioStore) -> list[
     return examples
 
 
-def read_manifest(path: Path, *, split: str | None = None) -> list[Example]:
-    """Examples from a TSV (``audio_path<TAB>text``) or an audiofolder (``metadata.csv``).
+def read_manifest(
+    path: Path, *, split: str | None = None, allow_outside: bool = False
+) -> list[Example]:
+    """Examples from a TSV (``model.tsv``'s rules) or an audiofolder (``metadata.csv``).
 
-    Paths are relative to the manifest's folder. An audiofolder's optional ``split``
-    column is honoured when ``split`` is given.
+    Paths are relative to the manifest's folder and, in a TSV, must stay inside it unless
+    ``allow_outside`` (the run's own manifests, which point into the audio store). An
+    audiofolder's optional ``split`` column is honoured when ``split`` is given.
     """
+    from model.tsv import ManifestError, read_tsv
+
     path = Path(path)
     if path.is_dir():
         return _read_audiofolder(path, split=split)
-    if not path.is_file():
-        raise DataError(f"no data set at {path}")
-    examples = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        fields = raw.split("\t")
-        if len(fields) < 2 or not fields[0].strip():
-            raise DataError(f"{path}:{number}: expected audio_path<TAB>text")
-        if number == 1 and fields[0].strip().lower() in {"audio", "audio_path", "path", "file"}:
-            continue
-        text = " ".join("\t".join(fields[1:]).split())
-        audio = path.parent / fields[0].strip()
-        examples.append(Example(key=str(audio), text=text, audio_path=audio))
-    return examples
+    try:
+        clips = read_tsv(path, allow_outside=allow_outside)
+    except ManifestError as exc:
+        raise DataError(str(exc)) from exc
+    return [Example(key=str(c.audio_path), text=c.text, audio_path=c.audio_path) for c in clips]
 
 
 def _read_audiofolder(folder: Path, *, split: str | None) -> list[Example]:

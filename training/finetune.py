@@ -8,8 +8,17 @@ Two modes, chosen by ``mode="auto"`` (GPU when CUDA is there) and overridable:
 * ``cpu``: the encoder's lower layers are frozen and their outputs computed once per clip
   (and per augmented copy) into a float16 cache on disk; the top ``encoder_layers``
   encoder layers and the decoder train over it. Full fine-tuning costs 17-30 s per step of
-  8 on 2 cores; top-2 costs ~5-8 s and, unlike decoder-only training, adapts to new voices
+  8 on 2 cores; top-4 costs ~11 s and, unlike decoder-only training, adapts to new voices
   (NOTES §3; benchmarks/results/training.md).
+
+Best step, not last: a share of the training *sentences* (every clip of a sentence, so
+the validation speaks sentences training never saw) is kept out; its loss is measured at
+every checkpoint, training stops when it stops improving, and the best checkpoint's
+weights are the result. More steps or more data can then no longer make the result worse
+on new sentences. With too few sentences there is no validation and the last step is kept.
+
+``anchor_strength`` > 0 adds an L2 pull of every trainable weight toward the start model
+(L2-SP), a guard against forgetting what the start model did well.
 
 Checkpoints are written every ``checkpoint_every`` steps (model, optimizer, scheduler, RNG
 and data order) and a killed run resumes from the newest one (``get_last_checkpoint``).
@@ -19,112 +28,39 @@ files, so it stands alone and converts to CTranslate2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-
-from training.data import (
-    MAX_TRAIN_SECONDS,
-    SAMPLE_RATE,
-    DataError,
-    Example,
-    LabelEncoder,
-    ServingFeatures,
-    load_audio,
-    pad_labels,
-    perturb,
-    random_perturbations,
-    read_manifest,
-)
+from model.normalize import normalize_text
+from training.arguments import FinetuneArguments, FinetuneResult, Mode, TrainingError
+from training.data import Example, LabelEncoder, read_manifest
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["cpu", "gpu"]
 ARGS_FILE = "finetune_args.json"
 RESULT_FILE = "finetune_result.json"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
 CACHE_FILE = "encoder_cache.npy"
 CACHE_INDEX_FILE = "encoder_cache.json"
+VALIDATION_CACHE_FILE = "validation_cache.npy"
+VALIDATION_INDEX_FILE = "validation_cache.json"
 # Files of a checkpoint that are weights or model config; everything else is the processor.
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin")
-_CACHE_BATCH = 8
 _LOG_EVERY = 5
+# Salt so the validation choice is independent of the held-out split's hashing.
+_VALIDATION_SALT = b"whisper-it/validation/v1:"
 
 # (step, max_steps, metrics such as {"loss": ...} or {"phase": ...})
 Progress = Callable[[int, int, dict[str, Any]], None]
 
-
-class TrainingError(Exception):
-    """Fine-tuning cannot start or did not finish."""
-
-
-@dataclass
-class FinetuneArguments:
-    """One fine-tuning job; saved as JSON beside its output and reloadable with
-    ``transformers.HfArgumentParser(FinetuneArguments).parse_json_file``."""
-
-    model_dir: str = field(metadata={"help": "Hugging Face Whisper checkpoint to start from"})
-    train_manifest: str = field(metadata={"help": "TSV of audio_path<TAB>text (or audiofolder)"})
-    output_dir: str = field(metadata={"help": "checkpoints/ and final/ are written here"})
-    mode: str = field(default="auto", metadata={"help": "auto, cpu or gpu"})
-    max_steps: int = field(default=40, metadata={"help": "optimizer steps"})
-    max_train_seconds: float = field(
-        default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
-    )
-    learning_rate: float = field(default=3e-5, metadata={"help": "learning rate after warm-up"})
-    warmup_ratio: float = field(default=0.5, metadata={"help": "share of steps warming up"})
-    batch_size: int = field(default=8, metadata={"help": "examples per device and step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per update"})
-    encoder_layers: int = field(
-        default=4, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
-    )
-    train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
-    augment_copies: int = field(
-        default=1, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
-    )
-    checkpoint_every: int = field(default=50, metadata={"help": "steps between checkpoints"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    language: str = field(default="it", metadata={"help": "forced language"})
-    task: str = field(default="transcribe", metadata={"help": "forced task"})
-    threads: int = field(default=0, metadata={"help": "CPU threads for torch; 0 = default"})
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, path: Path) -> FinetuneArguments:
-        from transformers import HfArgumentParser
-
-        (args,) = HfArgumentParser(cls).parse_json_file(str(path))
-        return args
-
-
-@dataclass(frozen=True)
-class FinetuneResult:
-    model_dir: Path
-    mode: Mode
-    steps: int
-    max_steps: int
-    train_loss: float | None
-    train_seconds: float
-    seconds_per_step: float | None
-    samples_per_second: float | None
-    examples: int
-    resumed_from: str | None
-    stopped_early: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["model_dir"] = str(self.model_dir)
-        return data
+__all__ = ["FinetuneArguments", "FinetuneResult", "TrainingError", "finetune", "split_validation"]
 
 
 def resolve_mode(mode: str) -> Mode:
@@ -137,12 +73,33 @@ def resolve_mode(mode: str) -> Mode:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
+def split_validation(
+    examples: Sequence[Example], *, fraction: float, min_sentences: int
+) -> tuple[list[Example], list[Example]]:
+    """(train, validation): about ``fraction`` of the *sentences*, chosen by hash, with all
+    their clips; no validation when it would have fewer than ``min_sentences`` sentences or
+    leave training without any."""
+    groups = sorted({normalize_text(e.text) for e in examples})
+    chosen = {
+        g
+        for g in groups
+        if int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
+        < fraction * 2**64
+    }
+    if fraction <= 0 or len(chosen) < min_sentences or len(chosen) == len(groups):
+        return list(examples), []
+    train = [e for e in examples if normalize_text(e.text) not in chosen]
+    validation = [e for e in examples if normalize_text(e.text) in chosen]
+    return train, validation
+
+
 def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> FinetuneResult:
     """Train, resuming from the newest checkpoint in ``output_dir`` if there is one."""
     import torch
-    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
+    from training._datasets import Collator, FeatureDataset, cached_dataset
     from training._whisper_model import PartialEncoderWhisper
 
     started_at = time.monotonic()  # the time budget covers caching too
@@ -156,35 +113,56 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     (output / ARGS_FILE).write_text(args.to_json() + "\n", encoding="utf-8")
     set_seed(args.seed)
 
-    examples = read_manifest(Path(args.train_manifest))
+    examples = read_manifest(Path(args.train_manifest), allow_outside=True)
     if not examples:
         raise TrainingError("there are no training examples")
+    train_examples, validation = split_validation(
+        examples, fraction=args.validation_fraction, min_sentences=args.min_validation_sentences
+    )
     labels = LabelEncoder(Path(args.model_dir), language=args.language, task=args.task)
     model = PartialEncoderWhisper.from_pretrained(args.model_dir, dtype=torch.float32)
     model.generation_config.forced_decoder_ids = None
     if progress is not None:
         progress(0, args.max_steps, {"phase": "preparing data"})
+    eval_dataset: Any = None
     if mode == "cpu":
         trainable = model.configure_trainable(
             encoder_layers=args.encoder_layers, train_embeddings=args.train_embeddings
         )
-        dataset: Any = _cached_dataset(model, examples, labels, args, output)
+        common = {"model_dir": Path(args.model_dir), "seed": args.seed}
+        dataset: Any = cached_dataset(
+            model, train_examples, labels, augment_copies=args.augment_copies,
+            cache_path=output / CACHE_FILE, index_path=output / CACHE_INDEX_FILE, **common,
+        )  # fmt: skip
+        if validation:
+            eval_dataset = cached_dataset(
+                model, validation, labels, augment_copies=0,
+                cache_path=output / VALIDATION_CACHE_FILE,
+                index_path=output / VALIDATION_INDEX_FILE, **common,
+            )  # fmt: skip
         input_key = "lower_hidden_states"
     else:
         trainable = model.configure_trainable(
             encoder_layers=len(model.model.encoder.layers), train_embeddings=True
         )
-        dataset = _FeatureDataset(examples, labels, seed=args.seed)
+        dataset = FeatureDataset(train_examples, labels, seed=args.seed)
+        if validation:
+            eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
         input_key = "input_features"
-    log.info("%s mode: %d examples, %d trainable parameters", mode, len(dataset), trainable)
+    log.info(
+        "%s mode: %d training examples, %d validation clips, %d trainable parameters",
+        mode, len(dataset), len(validation), trainable,
+    )  # fmt: skip
 
     checkpoints = output / CHECKPOINTS_DIR
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
+    validate = eval_dataset is not None
     training_args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints),
         max_steps=args.max_steps,
         per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
         warmup_steps=round(args.warmup_ratio * args.max_steps),
@@ -192,6 +170,12 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         lr_scheduler_type="constant_with_warmup",
         save_strategy="steps",
         save_steps=args.checkpoint_every,
+        eval_strategy="steps" if validate else "no",
+        eval_steps=args.checkpoint_every if validate else None,
+        load_best_model_at_end=validate,
+        metric_for_best_model="eval_loss" if validate else None,
+        greater_is_better=False if validate else None,
+        # With best-model tracking the Trainer also keeps the best checkpoint.
         save_total_limit=1,
         logging_steps=_LOG_EVERY,
         report_to=[],
@@ -205,12 +189,17 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         disable_tqdm=True,
     )
     timer = _TrainTimer(args, progress, started_at=started_at)
-    trainer = Seq2SeqTrainer(
+    callbacks: list[Any] = [timer.callback()]
+    if validate and args.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = _make_trainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
-        data_collator=_Collator(input_key),
-        callbacks=[timer.callback()],
+        eval_dataset=eval_dataset,
+        data_collator=Collator(input_key),
+        callbacks=callbacks,
+        anchor_strength=args.anchor_strength,
     )
     # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
     trainer.model_accepts_loss_kwargs = False
@@ -224,6 +213,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     steps_here = max(1, steps - timer.first_step)
     per_step = timer.step_seconds / steps_here if timer.steps else None
     batch = args.batch_size * args.gradient_accumulation_steps
+    best_step, best_loss = _best(trainer.state) if validate else (None, None)
     result = FinetuneResult(
         model_dir=final,
         mode=mode,
@@ -236,9 +226,59 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         examples=len(dataset),
         resumed_from=Path(last).name if last else None,
         stopped_early=steps < args.max_steps,
+        best_step=best_step if validate else steps,
+        best_validation_loss=best_loss,
+        validation_clips=len(validation),
+        validation_sentences=len({normalize_text(e.text) for e in validation}),
     )
-    (output / RESULT_FILE).write_text(json.dumps(result.as_dict(), indent=2) + "\n", "utf-8")
+    (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
+
+
+def _best(state: Any) -> tuple[int | None, float | None]:
+    """The step and loss of the best validation (what ``load_best_model_at_end`` kept)."""
+    evals = [e for e in state.log_history if "eval_loss" in e]
+    if not evals:
+        return None, None
+    best = min(evals, key=lambda e: e["eval_loss"])
+    return int(best["step"]), round(float(best["eval_loss"]), 4)
+
+
+def _make_trainer(*, anchor_strength: float, **kwargs: Any) -> Any:
+    """A ``Seq2SeqTrainer``, with an L2-SP penalty toward the start weights if asked."""
+    from transformers import Seq2SeqTrainer
+
+    if anchor_strength <= 0:
+        return Seq2SeqTrainer(**kwargs)
+
+    class _AnchoredTrainer(Seq2SeqTrainer):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            # The start model's trainable weights, captured before any resume loads a
+            # checkpoint over them.
+            self.anchor = {
+                name: p.detach().clone()
+                for name, p in self.model.named_parameters()
+                if p.requires_grad
+            }
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            out = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+            if not model.training:  # the validation loss stays comparable across settings
+                return out
+            loss, rest = (out[0], out[1:]) if return_outputs else (out, None)
+            penalty = sum(
+                ((p - self.anchor[name]) ** 2).sum()
+                for name, p in model.named_parameters()
+                if name in self.anchor
+            )
+            loss = loss + anchor_strength * penalty
+            return (loss, *rest) if return_outputs else loss
+
+    return _AnchoredTrainer(**kwargs)
 
 
 def _save_final(model: Any, start_dir: Path, final: Path) -> None:
@@ -298,118 +338,3 @@ class _TrainTimer:
                 return control
 
         return _Callback()
-
-
-class _Collator:
-    """Stacks inputs and pads labels with -100 (ignored by the loss)."""
-
-    def __init__(self, input_key: str) -> None:
-        self.input_key = input_key
-
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        inputs = torch.stack(
-            # np.array copies: cache rows are read-only float16 memmap views.
-            [torch.from_numpy(np.array(f[self.input_key], dtype=np.float32)) for f in features]
-        )
-        return {self.input_key: inputs, "labels": pad_labels([f["labels"] for f in features])}
-
-
-class _FeatureDataset:
-    """GPU mode: audio decoded per item, randomly perturbed, serving features."""
-
-    def __init__(self, examples: Sequence[Example], labels: LabelEncoder, *, seed: int) -> None:
-        self.examples = list(examples)
-        self.labels = [labels(e.text) for e in self.examples]
-        self.features = ServingFeatures()
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        audio = load_audio(self.examples[index].audio_path)
-        if self.rng.random() < 0.5:  # half the time the clip as recorded
-            (perturbation,) = random_perturbations(1, rng=self.rng)
-            audio = perturb(audio, perturbation, rng=self.rng)
-        return {"input_features": self.features(audio), "labels": self.labels[index]}
-
-
-class _CachedDataset:
-    """CPU mode: rows of the lower-encoder cache (a float16 memmap) with their labels."""
-
-    def __init__(self, cache: np.ndarray, labels: list[list[int]]) -> None:
-        self.cache = cache
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"lower_hidden_states": self.cache[index], "labels": self.labels[index]}
-
-
-def _cached_dataset(
-    model: Any,
-    examples: Sequence[Example],
-    labels: LabelEncoder,
-    args: FinetuneArguments,
-    output: Path,
-) -> _CachedDataset:
-    """Compute (or reuse, after a resume) the lower-encoder outputs of every clip and copy."""
-    import torch
-
-    index_path, cache_path = output / CACHE_INDEX_FILE, output / CACHE_FILE
-    identity = {
-        "model_dir": str(Path(args.model_dir).resolve()),
-        "cached_layers": model.cached_layers,
-        "augment_copies": args.augment_copies,
-        "seed": args.seed,
-        "keys": [e.key for e in examples],
-    }
-    if index_path.is_file() and cache_path.is_file():
-        saved = json.loads(index_path.read_text(encoding="utf-8"))
-        if saved.get("identity") == identity:
-            log.info("reusing the encoder cache in %s", cache_path)
-            cache = np.load(cache_path, mmap_mode="r")
-            return _CachedDataset(cache, saved["labels"])
-
-    features = ServingFeatures()
-    rng = np.random.default_rng(args.seed)
-    rows: list[tuple[np.ndarray, list[int]]] = []  # (features, label ids)
-    for example in examples:
-        try:
-            audio = load_audio(example.audio_path)
-        except DataError as exc:
-            log.warning("skipping %s: %s", example.key, exc)
-            continue
-        if audio.size > MAX_TRAIN_SECONDS * SAMPLE_RATE or audio.size == 0:
-            log.warning("skipping %s: %.1f s long", example.key, audio.size / SAMPLE_RATE)
-            continue
-        ids = labels(example.text)
-        rows.append((features(audio), ids))
-        for perturbation in random_perturbations(args.augment_copies, rng=rng):
-            rows.append((features(perturb(audio, perturbation, rng=rng)), ids))
-    if not rows:
-        raise TrainingError("no usable training audio")
-    cache_path.unlink(missing_ok=True)
-    index_path.unlink(missing_ok=True)
-    width = model.config.d_model
-    positions = model.config.max_source_positions
-    cache = np.lib.format.open_memmap(
-        cache_path, mode="w+", dtype=np.float16, shape=(len(rows), positions, width)
-    )
-    started = time.perf_counter()
-    model.eval()
-    for start in range(0, len(rows), _CACHE_BATCH):
-        chunk = rows[start : start + _CACHE_BATCH]
-        inputs = torch.from_numpy(np.stack([f for f, _ in chunk]))
-        cache[start : start + len(chunk)] = model.lower_encoder(inputs).numpy().astype(np.float16)
-    cache.flush()
-    model.train()
-    log.info("cached %d clips in %.1f s", len(rows), time.perf_counter() - started)
-    label_rows = [ids for _, ids in rows]
-    index_path.write_text(json.dumps({"identity": identity, "labels": label_rows}), "utf-8")
-    del cache
-    return _CachedDataset(np.load(cache_path, mmap_mode="r"), label_rows)

@@ -1,0 +1,115 @@
+"""Fine-tuning arguments and result: plain dataclasses with no heavy imports, so the bot,
+the CLI and the run configuration can hold them without loading torch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+Mode = Literal["cpu", "gpu"]
+
+
+class TrainingError(Exception):
+    """Fine-tuning cannot start or did not finish."""
+
+
+@dataclass(frozen=True)
+class FinetuneArguments:
+    """One fine-tuning job; saved as JSON beside its output and reloadable with
+    ``transformers.HfArgumentParser(FinetuneArguments).parse_json_file``.
+
+    ``model_dir``, ``train_manifest`` and ``output_dir`` are filled in per run (the run
+    configuration carries the rest as its training policy).
+    """
+
+    model_dir: str = field(default="", metadata={"help": "Whisper checkpoint to start from"})
+    train_manifest: str = field(default="", metadata={"help": "TSV of audio_path<TAB>text"})
+    output_dir: str = field(default="", metadata={"help": "checkpoints/ and final/ go here"})
+    mode: str = field(default="auto", metadata={"help": "auto, cpu or gpu"})
+    max_steps: int = field(default=40, metadata={"help": "optimizer steps"})
+    max_train_seconds: float = field(
+        default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
+    )
+    learning_rate: float = field(default=3e-5, metadata={"help": "learning rate after warm-up"})
+    warmup_ratio: float = field(default=0.5, metadata={"help": "share of steps warming up"})
+    batch_size: int = field(default=8, metadata={"help": "examples per device and step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per update"})
+    encoder_layers: int = field(
+        default=4, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
+    )
+    train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
+    augment_copies: int = field(
+        default=1, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
+    )
+    checkpoint_every: int = field(
+        default=10, metadata={"help": "steps between checkpoints (and validations)"}
+    )
+    validation_fraction: float = field(
+        default=0.15,
+        metadata={"help": "share of the training sentences kept out to pick the best step"},
+    )
+    min_validation_sentences: int = field(
+        default=3, metadata={"help": "fewer sentences than this: no validation, last step kept"}
+    )
+    early_stopping_patience: int = field(
+        default=2, metadata={"help": "validations without improvement before stopping; 0 = off"}
+    )
+    anchor_strength: float = field(
+        default=0.0,
+        metadata={"help": "L2 pull of trainable weights toward the start model (L2-SP)"},
+    )
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    language: str = field(default="it", metadata={"help": "forced language"})
+    task: str = field(default="transcribe", metadata={"help": "forced task"})
+    threads: int = field(default=0, metadata={"help": "CPU threads for torch; 0 = default"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneArguments:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, path: Path) -> FinetuneArguments:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    model_dir: Path
+    mode: Mode
+    steps: int
+    max_steps: int
+    train_loss: float | None
+    train_seconds: float
+    seconds_per_step: float | None
+    samples_per_second: float | None
+    examples: int
+    resumed_from: str | None
+    stopped_early: bool
+    # The step whose weights were kept (the best validation loss), and that loss.
+    best_step: int | None = None
+    best_validation_loss: float | None = None
+    validation_clips: int = 0
+    validation_sentences: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["model_dir"] = str(self.model_dir)
+        return data
+
+    as_dict = to_dict
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinetuneResult:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["model_dir"] = Path(values.get("model_dir", ""))
+        return cls(**values)
