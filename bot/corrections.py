@@ -1,9 +1,18 @@
-"""Corrections: a user's reply to a transcript becomes training text for its audio."""
+"""Corrections: a user's reply to a transcript becomes training text for its audio.
+
+Whether a saved correction labels a training sample is decided in ``storage.labels``
+(the first sender's correction labels a clip; disagreeing senders quarantine it). The
+reply to the user is the same either way, so it never tells anyone that somebody else
+sent the bot the same audio.
+"""
 
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Sequence
 
+from bot import messages
 from storage.unit_of_work import Database
 
 
@@ -59,3 +68,33 @@ class CorrectionService:
             uow.commit()
             too_long = (row.audio_duration or 0.0) > self.training_max_seconds
         return CorrectionOutcome.SAVED_NOT_FOR_TRAINING if too_long else CorrectionOutcome.SAVED
+
+
+# Telegram user ids have at most 52 significant bits (Bot API: "fits in a double").
+MAX_TELEGRAM_USER_ID = 2**52
+_ID_DIGITS = len(str(MAX_TELEGRAM_USER_ID))
+# ASCII only: int() also reads "١٢٣" and " 12_3 ", which nobody means as an id.
+_USER_ID = re.compile(r"[+-]?[0-9]+")
+_ECHO_CHARS = 20
+
+
+class UserIdError(ValueError):
+    """An admin typed something that is not one Telegram user id; the message says why,
+    in Italian, as plain text (escape it for HTML)."""
+
+
+def parse_user_id(args: Sequence[str]) -> int:
+    """The one Telegram user id in ``args`` (a command's words), or ``UserIdError``."""
+    if len(args) != 1:
+        raise UserIdError(messages.REMOVE_CONTRIBUTIONS_USAGE)
+    value = args[0].strip()
+    if not _USER_ID.fullmatch(value):
+        echo = value[:_ECHO_CHARS] + ("…" if len(value) > _ECHO_CHARS else "")
+        raise UserIdError(messages.USER_ID_NOT_A_NUMBER.format(value=echo))
+    digits = value.lstrip("+-").lstrip("0")
+    if value.startswith("-") or not digits:
+        raise UserIdError(messages.USER_ID_NOT_POSITIVE)
+    # Length first: int() of a 5,000-digit string is refused by Python itself (ValueError).
+    if len(digits) > _ID_DIGITS or int(digits) > MAX_TELEGRAM_USER_ID:
+        raise UserIdError(messages.USER_ID_TOO_BIG)
+    return int(digits)

@@ -92,9 +92,13 @@ PRIVACY = (
     "• Conservo l'audio che mi mandi, la trascrizione e le tue eventuali correzioni.\n"
     "• L'audio delle trascrizioni non corrette viene cancellato dopo {days} giorni; "
     "il testo resta finché non lo cancelli.\n"
-    "• L'audio con una correzione diventa materiale di addestramento per migliorare il modello.\n"
-    "• Con /forget cancelli tutto: audio, trascrizioni e correzioni. "
-    "Un modello già addestrato non può dimenticare ciò che ha imparato."
+    "• L'audio con una correzione diventa materiale di addestramento per migliorare il modello. "
+    "Le tue correzioni valgono solo per l'audio che mi hai mandato tu per primo.\n"
+    "• Con /forget cancelli tutto: audio, trascrizioni e correzioni, anche quelli di un audio "
+    "che sto ancora trascrivendo, e i dati che un addestramento futuro avrebbe usato.\n"
+    "• <b>Cosa non posso cancellare</b>: un modello già addestrato con le tue correzioni non può "
+    "dimenticare ciò che ha imparato da esse; "
+    "i messaggi della chat restano su Telegram finché non li cancelli tu."
 )
 FORGET_CONFIRM = (
     "Vuoi davvero cancellare <b>tutti</b> i tuoi dati (audio, trascrizioni e correzioni)? "
@@ -138,3 +142,31 @@ INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori
 DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."
 TELEGRAM_FILE_TOO_BIG = "Il file supera il limite di download di Telegram (20 MB)."
 MODEL_SWAPPED = "Modello aggiornato: {name}"
+
+# --- training contributions (admin) and user ids typed by admins ---
+CONTRIBUTORS_HEADER = (
+    "<b>Contributi all'addestramento</b>\n"
+    "Campioni: {samples} ({train} di addestramento + {eval} di valutazione), "
+    "in quarantena: {quarantined}"
+)
+CONTRIBUTOR_LINE = (
+    "{rank}. <code>{user_id}</code> {who}: {samples} campioni ({train}+{eval}), "
+    "{seconds} s, {corrections} correzioni"
+)
+CONTRIBUTOR_QUARANTINED = ", {quarantined} in quarantena"
+CONTRIBUTORS_MORE = "… e altri {count} utenti (elenco completo: whisper-it samples contributors)"
+CONTRIBUTORS_EMPTY = "Nessuno ha ancora corretto una trascrizione."
+CONTRIBUTORS_FOOTER = "Per togliere i contributi di un utente: /remove_contributions ID"
+REMOVE_CONTRIBUTIONS_USAGE = (
+    "Uso: /remove_contributions ID, dove ID è il numero dell'utente (lo trovi in /contributors)."
+)
+USER_ID_NOT_A_NUMBER = "«{value}» non è un ID utente: scrivi solo cifre, per esempio 123456789."
+USER_ID_NOT_POSITIVE = "Gli ID degli utenti Telegram sono numeri maggiori di zero."
+USER_ID_TOO_BIG = "Questo numero è troppo grande per essere l'ID di un utente Telegram."
+CONTRIBUTIONS_REMOVED = (
+    "🗑 Tolti i contributi dell'utente <code>{user_id}</code>: {corrections} correzioni, "
+    "{samples} campioni; quarantene risolte: {quarantined}."
+)
+CONTRIBUTIONS_NONE = (
+    "L'utente <code>{user_id}</code> non ha corretto niente: non c'è nulla da togliere."
+)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from bot.cli import CommandError
 from bot.commands import db, samples
 from bot.settings import Settings
 from storage import migrations
@@ -41,7 +42,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with a TSV of three spoken sentences, a corrupt file and a missing one."""
+    """A folder with a TSV of three spoken sentences and a corrupt file."""
     folder = tmp_path_factory.mktemp("recordings")
     lines = ["audio_path\treference"]
     for index, sentence in enumerate(ITALIAN_SENTENCES[:3]):
@@ -49,7 +50,7 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
         synthesize(sentence, folder / "clips" / f"clip{index}{suffix}")
         lines.append(f"clips/clip{index}{suffix}\t{sentence}")
     (folder / "clips" / "broken.wav").write_bytes(b"RIFF not really audio")
-    lines += ["clips/broken.wav\tnon si sente", "clips/missing.wav\tnon c'è", "", "# comment"]
+    lines += ["clips/broken.wav\tnon si sente", "", "# comment"]
     (folder / "data.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
@@ -68,13 +69,10 @@ def test_db_commands(settings: Settings, capsys: pytest.CaptureFixture[str]) -> 
 def test_samples_import_stats_export(
     settings: Settings, recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(settings, "samples", "import", str(recordings / "data.tsv")) == 1  # 2 bad rows
+    assert _run(settings, "samples", "import", str(recordings / "data.tsv")) == 1  # 1 bad row
     report = json.loads(capsys.readouterr().out)
-    assert (report["added"], report["failed"]) == (3, 2)
-    assert {error["path"] for error in report["errors"]} == {
-        "clips/broken.wav",
-        "clips/missing.wav",
-    }
+    assert (report["added"], report["failed"]) == (3, 1)
+    assert [error["path"] for error in report["errors"]] == ["clips/broken.wav"]
 
     # Importing again changes nothing.
     assert _run(settings, "samples", "import", str(recordings / "data.tsv")) == 1
@@ -125,19 +123,16 @@ def test_samples_import_stats_export(
     assert list((out / "audio").iterdir()) == []
 
 
-def test_import_of_a_missing_tsv_fails_cleanly(
-    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert _run(settings, "samples", "import", str(tmp_path / "nope.tsv")) == 2
-    assert "nope.tsv" in capsys.readouterr().err
+def test_import_of_a_missing_tsv_fails_cleanly(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="nope.tsv: file non trovato"):
+        _run(settings, "samples", "import", str(tmp_path / "nope.tsv"))
 
 
-def test_malformed_lines_are_reported(
-    settings: Settings, recordings: Path, capsys: pytest.CaptureFixture[str]
+def test_a_malformed_line_stops_the_import_before_any_audio(
+    settings: Settings, recordings: Path
 ) -> None:
     tsv = recordings / "bad.tsv"
-    tsv.write_text("clips/clip1.wav\nclips/clip1.wav\t  \nclips/clip2.wav\tLa pizza\n")
-    assert _run(settings, "samples", "import", str(tsv)) == 1
-    report = json.loads(capsys.readouterr().out)
-    assert report["added"] == 1
-    assert [error["line"] for error in report["errors"]] == [1, 2]
+    tsv.write_text("clips/clip2.wav\tLa pizza\nclips/clip1.wav\n")
+    with pytest.raises(CommandError, match=r"bad.tsv:2: attese due colonne"):
+        _run(settings, "samples", "import", str(tsv))
+    assert list(AudioStore(settings.audio_dir)) == []

@@ -1,9 +1,14 @@
-"""``whisper-it samples import TSV | export DIR | stats``: the training samples.
+"""``whisper-it samples import TSV | export DIR | stats | contributors | quarantine |
+remove-user ID``: the training samples and who contributed them.
 
-``import`` reads ``audio_path<TAB>reference`` rows (paths relative to the TSV's folder;
-blank lines and ``#`` comments skipped) and stores each pair as if a user had corrected
-it. ``export`` writes a ``datasets`` audiofolder: ``metadata.csv`` (file_name,
-transcription, split) and the FLAC files under ``audio/``. ``stats`` prints JSON counts.
+``import`` reads a manifest with the one TSV reader (``model.tsv``: paths stay inside the
+TSV's folder unless ``--allow-outside``) and stores each pair as if a user had corrected
+it; a clip that cannot be decoded (damaged, NaN samples, too long) is a per-row error.
+``export`` writes a ``datasets`` audiofolder: ``metadata.csv`` (file_name, transcription,
+split) and the FLAC files under ``audio/``; a transcription that a spreadsheet would run
+as a formula (``= + - @``, tab, CR first) is written with a leading apostrophe.
+``stats``, ``contributors`` and ``quarantine`` print JSON; ``remove-user`` deletes one
+user's corrections (their samples leave training and evaluation).
 """
 
 from __future__ import annotations
@@ -14,15 +19,16 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli import CommandError
+from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from model.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
     from storage.samples import Split
     from storage.unit_of_work import Database
@@ -31,10 +37,12 @@ if TYPE_CHECKING:
 IMPORT_MAX_BYTES = 1024 * 1024 * 1024
 # Rows stored per transaction: short transactions keep the bot's writes flowing.
 IMPORT_BATCH = 50
-HEADER_FIELDS = frozenset({"audio", "audio_path", "path", "file", "file_name"})
 METADATA_FILE = "metadata.csv"
 AUDIO_SUBDIR = "audio"
 _EXPORTED_NAME = re.compile(r"[0-9a-f]{64}\.flac")
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection);
+# a leading apostrophe makes it text (OWASP's advice).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,11 +52,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="samples_command", required=True)
     importer = actions.add_parser("import", help="add labelled audio from a TSV file")
     importer.add_argument("tsv", type=Path, help="rows of audio_path<TAB>reference text")
+    importer.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="accept audio paths outside the TSV's folder (../, absolute, symlinks)",
+    )
     exporter = actions.add_parser("export", help="write the samples as a datasets audiofolder")
     exporter.add_argument("directory", type=Path)
     exporter.add_argument("--split", choices=("train", "eval"), help="only this split")
     stats = actions.add_parser("stats", help="print sample counts as JSON")
-    for sub in (exporter, stats):
+    contributors = actions.add_parser(
+        "contributors", help="print each user's share of the samples as JSON"
+    )
+    actions.add_parser("quarantine", help="print the clips whose senders disagree, as JSON")
+    remover = actions.add_parser(
+        "remove-user", help="delete one user's corrections (their training contributions)"
+    )
+    # A string, parsed by us: argparse's int() would accept "١٢" and print English usage.
+    remover.add_argument("user_id", help="the user's Telegram id")
+    for sub in (exporter, stats, contributors):
         sub.add_argument(
             "--eval-fraction",
             type=float,
@@ -66,9 +88,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     store = AudioStore(settings.audio_dir)
     try:
         if args.samples_command == "import":
-            return _import(args.tsv, database, store, settings)
+            return _import(args.tsv, database, store, settings, allow_outside=args.allow_outside)
         if args.samples_command == "export":
             return _export(args.directory, args.split, args.eval_fraction, database, store)
+        if args.samples_command == "contributors":
+            return _contributors(args.eval_fraction, database)
+        if args.samples_command == "quarantine":
+            return _quarantine(database)
+        if args.samples_command == "remove-user":
+            return _remove_user(args.user_id, database)
         return _stats(args.eval_fraction, database)
     finally:
         database.close()
@@ -81,77 +109,50 @@ def _print_json(data: object) -> None:
 # --- import ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TsvRow:
-    line: int
-    audio_path: Path
-    relative_path: str
-    text: str
-
-
-def read_tsv(path: Path) -> tuple[list[TsvRow], list[dict[str, object]]]:
-    """The rows of ``path`` and the errors of its malformed lines."""
-    rows: list[TsvRow] = []
-    errors: list[dict[str, object]] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        fields = raw.split("\t")
-        if number == 1 and fields[0].strip().lower() in HEADER_FIELDS:
-            continue
-        if len(fields) < 2 or not fields[0].strip() or not "\t".join(fields[1:]).strip():
-            errors.append({"line": number, "error": "expected audio_path<TAB>reference"})
-            continue
-        relative = fields[0].strip()
-        rows.append(
-            TsvRow(
-                line=number,
-                audio_path=path.parent / relative,
-                relative_path=relative,
-                # A tab inside the reference is kept as a space rather than lost.
-                text=" ".join("\t".join(fields[1:]).split()),
-            )
-        )
-    return rows, errors
-
-
-def _import(tsv: Path, database: Database, store: AudioStore, settings: Settings) -> int:
+def _import(
+    tsv: Path, database: Database, store: AudioStore, settings: Settings, *, allow_outside: bool
+) -> int:
     from model.audio import AudioError, AudioLimits, decode_audio
+    from model.tsv import ManifestError, read_tsv
+    from storage.audio_store import InvalidAudioError
     from storage.samples import add_labelled_sample
 
-    if not tsv.is_file():
-        print(f"error: {tsv} is not a file", file=sys.stderr)
-        return 2
-    rows, errors = read_tsv(tsv)
+    try:
+        clips = read_tsv(tsv, allow_outside=allow_outside)
+    except ManifestError as exc:
+        raise CommandError(str(exc)) from None
+    errors: list[dict[str, object]] = []
     limits = AudioLimits(
         max_seconds=settings.max_audio_seconds,
         min_seconds=settings.min_audio_seconds,
         max_bytes=IMPORT_MAX_BYTES,
     )
     counts = {"added": 0, "updated": 0, "unchanged": 0}
-    batch: list[tuple[TsvRow, AudioRef]] = []
+    batch: list[tuple[LabelledClip, AudioRef]] = []
 
     def flush() -> None:
         with database.unit_of_work() as uow:
             outcomes = [
                 add_labelled_sample(
-                    uow.session, audio=ref, text=row.text, source_ref=row.relative_path
+                    uow.session, audio=ref, text=clip.text, source_ref=clip.relative_path
                 )
-                for row, ref in batch
+                for clip, ref in batch
             ]
             uow.commit()
         for outcome in outcomes:
             counts[outcome] += 1
         batch.clear()
 
-    for row in rows:
+    for clip in clips:
         # Decode and store outside any transaction: it is the slow part.
         try:
-            decoded = decode_audio(row.audio_path, limits=limits)
-        except AudioError as exc:
-            errors.append({"line": row.line, "path": row.relative_path, "error": str(exc)})
+            decoded = decode_audio(clip.audio_path, limits=limits)
+            ref = store.put(decoded.samples)
+        except (AudioError, InvalidAudioError) as exc:
+            # InvalidAudioError: non-finite samples, should a decoder ever let them through.
+            errors.append({"line": clip.line, "path": clip.relative_path, "error": str(exc)})
             continue
-        batch.append((row, store.put(decoded.samples)))
+        batch.append((clip, ref))
         if len(batch) >= IMPORT_BATCH:
             flush()
     if batch:
@@ -187,7 +188,7 @@ def _export(
         except FileNotFoundError:
             missing += 1  # purged or deleted since the query: leave it out
             continue
-        rows.append((f"{AUDIO_SUBDIR}/{source.name}", sample.text, sample.split))
+        rows.append((f"{AUDIO_SUBDIR}/{source.name}", csv_safe(sample.text), sample.split))
     _write_metadata(directory / METADATA_FILE, rows)
     kept = {Path(name).name for name, _, _ in rows}
     for stale in audio_dir.iterdir():
@@ -217,6 +218,11 @@ def _copy_atomically(source: Path, target: Path) -> None:
         raise
 
 
+def csv_safe(cell: str) -> str:
+    """``cell`` as text a spreadsheet will not evaluate."""
+    return f"'{cell}" if cell.startswith(FORMULA_PREFIXES) else cell
+
+
 def _write_metadata(path: Path, rows: list[tuple[str, str, str]]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -239,4 +245,71 @@ def _stats(eval_fraction: float, database: Database) -> int:
     with database.unit_of_work(read_only=True) as uow:
         stats = sample_stats(uow.session, eval_fraction=eval_fraction)
     _print_json(stats.to_dict())
+    return 0
+
+
+# --- contributors ------------------------------------------------------------------------
+
+
+def _contributors(eval_fraction: float, database: Database) -> int:
+    from storage.contributions import list_contributions
+
+    with database.unit_of_work(read_only=True) as uow:
+        contributions = list_contributions(uow.session, eval_fraction=eval_fraction)
+    _print_json(
+        [
+            {
+                "user_id": c.user_id,
+                "name": c.name,
+                "username": c.username,
+                "samples": c.samples,
+                "train": c.train,
+                "eval": c.eval,
+                "seconds": c.seconds,
+                "quarantined": c.quarantined,
+                "corrections": c.corrections,
+            }
+            for c in contributions
+        ]
+    )
+    return 0
+
+
+def _quarantine(database: Database) -> int:
+    from storage.contributions import list_quarantine
+
+    with database.unit_of_work(read_only=True) as uow:
+        conflicts = list_quarantine(uow.session)
+    _print_json(
+        [
+            {
+                "audio_sha256": c.audio_sha256,
+                "owner_id": c.owner_id,
+                "user_ids": list(c.user_ids),
+                "texts": list(c.texts),
+            }
+            for c in conflicts
+        ]
+    )
+    return 0
+
+
+def _remove_user(raw_id: str, database: Database) -> int:
+    from storage.contributions import remove_user_contributions
+
+    try:
+        user_id = parse_user_id([raw_id])
+    except UserIdError as exc:
+        raise CommandError(str(exc)) from None
+    with database.unit_of_work() as uow:
+        removed = remove_user_contributions(uow.session, user_id)
+        uow.commit()
+    _print_json(
+        {
+            "user_id": removed.user_id,
+            "corrections": removed.corrections,
+            "samples": removed.samples,
+            "quarantined": removed.quarantined,
+        }
+    )
     return 0
