@@ -4,15 +4,25 @@ Limits are enforced in three places because each alone can be fooled (NOTES §4)
 input's size, the container's declared duration (probed before decoding), and the
 number of decoded samples (chained OGG files declare no duration; a tiny Opus file can
 hold hours of silence).
+
+Input is hostile until decoded (DESIGN "Trust boundary", NOTES §4): FFmpeg picks its
+demuxer from the *content*, and some demuxers are playlists that open other files (concat,
+hls, image2), sockets (sdp, rtp) or URLs. So every input is handed to FFmpeg as a Python
+file object (a path is opened here, never by FFmpeg), only the containers a voice note, an
+audio or a video file can be are allowed (``ALLOWED_DEMUXERS``), and no protocol at all is
+allowed: a demuxer that tries to open anything besides the one stream it was given fails.
+Decoded samples that are not finite (a float WAV of NaNs) are refused as damaged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -20,6 +30,42 @@ SAMPLE_RATE = 16_000
 # Digital silence: every sample below this is "nothing was said".
 SILENCE_PEAK = 1e-4
 _MICROSECONDS = 1_000_000
+
+# FFmpeg demuxer names (``ffmpeg -demuxers``) of the containers users send: Telegram voice
+# notes (ogg/opus), phone recordings (mov/mp4/m4a/3gp, amr, caf, aac), music and podcast
+# files (mp3, flac, wav/w64, aiff, ogg/vorbis, asf/wma), and videos (mov/mp4, matroska/webm,
+# avi, flv, mpeg-ps, mpeg-ts). FFmpeg matches each comma-separated element against a
+# demuxer's own name list ("mov" matches "mov,mp4,m4a,3gp,3g2,mj2"). Deliberately absent:
+# every demuxer that reads a list of other inputs or opens sockets (concat/ffconcat, hls,
+# dash, sdp, rtp, rtsp, image2, subfile, tee, data/text formats ...).
+ALLOWED_DEMUXERS: tuple[str, ...] = (
+    "ogg",
+    "matroska",
+    "mov",
+    "mp3",
+    "wav",
+    "w64",
+    "flac",
+    "aac",
+    "amr",
+    "amrnb",
+    "amrwb",
+    "aiff",
+    "caf",
+    "asf",
+    "avi",
+    "flv",
+    "mpeg",
+    "mpegts",
+)
+# The input always arrives as a file object (custom I/O, no protocol involved), so the
+# protocol whitelist names no real protocol: any attempt to open a further file, socket or
+# URL from inside a container fails instead of reaching the disk or the network.
+NO_PROTOCOL = "none"
+_FFMPEG_OPTIONS: dict[str, str] = {
+    "format_whitelist": ",".join(ALLOWED_DEMUXERS),
+    "protocol_whitelist": NO_PROTOCOL,
+}
 
 AudioSource = bytes | bytearray | memoryview | BinaryIO | str | os.PathLike[str]
 
@@ -75,28 +121,44 @@ class DecodedAudio:
         return SAMPLE_RATE
 
 
-def _open_source(source: AudioSource, max_bytes: int) -> str | BinaryIO:
-    """Check the size and return something ``av.open`` accepts."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        size = len(source)
-        opened: str | BinaryIO = io.BytesIO(bytes(source))
-    elif isinstance(source, str | os.PathLike):
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise CorruptAudioError(f"cannot read {path.name}: {exc.strerror}") from exc
-        opened = str(path)
-    else:
-        position = source.tell()
-        size = source.seek(0, io.SEEK_END) - position
-        source.seek(position)
-        opened = source
-    if size == 0:
-        raise EmptyAudioError("the file is empty")
-    if size > max_bytes:
-        raise FileTooLargeError(f"{size} bytes is over the limit of {max_bytes}")
-    return opened
+@contextlib.contextmanager
+def _opened_source(source: AudioSource, max_bytes: int) -> Iterator[BinaryIO]:
+    """Check the size and yield a binary file object for :func:`_open_container`.
+
+    A path is opened here rather than by FFmpeg, so FFmpeg never needs a protocol.
+    """
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, bytes | bytearray | memoryview):
+            size = len(source)
+            opened: BinaryIO = io.BytesIO(bytes(source))
+        elif isinstance(source, str | os.PathLike):
+            path = Path(source)
+            try:
+                opened = stack.enter_context(path.open("rb"))
+                size = os.fstat(opened.fileno()).st_size
+            except OSError as exc:
+                raise CorruptAudioError(f"cannot read {path.name}: {exc.strerror}") from exc
+        else:
+            position = source.tell()
+            size = source.seek(0, io.SEEK_END) - position
+            source.seek(position)
+            opened = source
+        if size == 0:
+            raise EmptyAudioError("the file is empty")
+        if size > max_bytes:
+            raise FileTooLargeError(f"{size} bytes is over the limit of {max_bytes}")
+        yield opened
+
+
+def _open_container(opened: BinaryIO) -> Any:
+    """``av.open`` restricted to media containers and to the one stream given."""
+    import av
+
+    try:
+        return av.open(opened, mode="r", metadata_errors="ignore", options=_FFMPEG_OPTIONS)
+    except av.FFmpegError as exc:
+        # Also what a refused demuxer (a playlist, an SDP file) raises: "not on whitelist".
+        raise CorruptAudioError("not a readable audio or video file") from exc
 
 
 def _declared_duration(container: object, stream: object) -> float | None:
@@ -109,18 +171,26 @@ def _declared_duration(container: object, stream: object) -> float | None:
 
 def decode_audio(source: AudioSource, *, limits: AudioLimits | None = None) -> DecodedAudio:
     """Decode ``source`` (bytes, a file object or a path) to float32 mono 16 kHz."""
+    limits = limits or AudioLimits()
+    with _opened_source(source, limits.max_bytes) as opened:
+        samples = _decode(opened, limits)
+    duration = samples.size / SAMPLE_RATE
+    if samples.size == 0:
+        raise EmptyAudioError("the file contains no audio")
+    if duration < limits.min_seconds:
+        raise AudioTooShortError(f"{duration:.2f} s is under the minimum of {limits.min_seconds} s")
+    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
+        raise SilentAudioError("the audio is silent")
+    return DecodedAudio(samples=samples, duration=duration)
+
+
+def _decode(opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
     import av
 
-    limits = limits or AudioLimits()
-    opened = _open_source(source, limits.max_bytes)
     max_samples = int(limits.max_seconds * SAMPLE_RATE)
-    try:
-        container = av.open(opened, mode="r", metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise CorruptAudioError("not a readable audio or video file") from exc
     chunks: list[np.ndarray] = []
     total = 0
-    with container:
+    with _open_container(opened) as container:
         if not container.streams.audio:
             raise NoAudioStreamError("the file has no audio track")
         stream = container.streams.audio[0]
@@ -138,15 +208,7 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits | None = None) -> D
             # A damaged tail still leaves usable speech (faster-whisper does the same).
             if not chunks:
                 raise CorruptAudioError("the audio data cannot be decoded") from exc
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    duration = samples.size / SAMPLE_RATE
-    if samples.size == 0:
-        raise EmptyAudioError("the file contains no audio")
-    if duration < limits.min_seconds:
-        raise AudioTooShortError(f"{duration:.2f} s is under the minimum of {limits.min_seconds} s")
-    if float(np.max(np.abs(samples))) < SILENCE_PEAK:
-        raise SilentAudioError("the audio is silent")
-    return DecodedAudio(samples=samples, duration=duration)
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
 def _append(
@@ -155,19 +217,20 @@ def _append(
     array = frame.to_ndarray().reshape(-1)  # type: ignore[attr-defined]
     if total + array.size > max_samples:
         raise AudioTooLongError(f"the audio is longer than {limits.max_seconds} s")
+    # NaN is not "silence" (every comparison with it is False) and crashes the PCM
+    # conversion later; checked per frame so a long NaN file stops at its first frame.
+    if not np.isfinite(array).all():
+        raise CorruptAudioError("the audio holds non-finite samples (NaN or infinity)")
     chunks.append(array.astype(np.float32, copy=False))
     return array.size
 
 
 def probe_duration(source: AudioSource) -> float | None:
     """The container's declared duration in seconds, without decoding (None if unknown)."""
-    import av
-
-    opened = _open_source(source, max_bytes=2**63 - 1)
-    try:
-        with av.open(opened, mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise NoAudioStreamError("the file has no audio track")
-            return _declared_duration(container, container.streams.audio[0])
-    except av.FFmpegError as exc:
-        raise CorruptAudioError("not a readable audio or video file") from exc
+    with (
+        _opened_source(source, max_bytes=2**63 - 1) as opened,
+        _open_container(opened) as container,
+    ):
+        if not container.streams.audio:
+            raise NoAudioStreamError("the file has no audio track")
+        return _declared_duration(container, container.streams.audio[0])

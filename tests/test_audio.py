@@ -6,13 +6,16 @@ import io
 import subprocess
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model.audio import (
+    ALLOWED_DEMUXERS,
     SAMPLE_RATE,
+    SILENCE_PEAK,
     AudioLimits,
     AudioTooLongError,
     AudioTooShortError,
@@ -24,6 +27,7 @@ from model.audio import (
     decode_audio,
     probe_duration,
 )
+from tests import hostile_inputs
 from tests.speech import synthesize
 
 SENTENCE = "Buongiorno a tutti, oggi parliamo del tempo a Roma."
@@ -200,3 +204,98 @@ def test_chained_ogg_without_duration_is_capped_while_decoding(encoded: dict) ->
         tracemalloc.stop()
     # Decoding stopped at the cap: far less than the whole stream would need.
     assert peak < 30 * SAMPLE_RATE * 4 * 4
+
+
+# --------------------------------------------------------------------------- hostile input
+# Issue 10: FFmpeg chooses its demuxer from the content, and some demuxers are playlists.
+# Each test first shows the attack works on an unrestricted ``av.open`` (so the test keeps
+# its meaning if FFmpeg changes), then that decode_audio refuses it as a damaged file.
+
+
+@pytest.fixture
+def secret_in_cwd(tmp_path: Path, encoded: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Another user's recording, in the working folder and next to the attacker's file."""
+    secret = tmp_path / hostile_inputs.SECRET_NAME
+    secret.write_bytes(encoded["ogg"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    return secret
+
+
+def _unrestricted_audio_seconds(source: bytes | Path) -> float:
+    """What FFmpeg reads with no demuxer or protocol restriction: the attack, reproduced."""
+    import av
+
+    opened = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    with av.open(opened, mode="r") as container:
+        frames = container.decode(container.streams.audio[0])
+        return sum(frame.samples / frame.sample_rate for frame in frames)
+
+
+def test_ffconcat_named_mp3_cannot_read_a_file_from_the_working_folder(
+    secret_in_cwd: Path, tmp_path: Path
+) -> None:
+    document = hostile_inputs.ffconcat()
+    fake = tmp_path / "nota.mp3"
+    fake.write_bytes(document)
+    assert len(document) < 40
+    assert _unrestricted_audio_seconds(fake) > 1.0  # the secret's speech, read via concat
+    sources: list[Callable[[], object]] = [
+        lambda: fake,
+        lambda: document,
+        lambda: io.BytesIO(document),
+    ]
+    for source in sources:
+        _raises_fast(CorruptAudioError, source())
+        with pytest.raises(CorruptAudioError):
+            probe_duration(source())  # type: ignore[arg-type]
+
+
+def test_hls_playlist_fetches_nothing(secret_in_cwd: Path, media_server) -> None:
+    """PyAV 18's FFmpeg does not pick hls from content alone; older and other builds do."""
+    before = len(media_server.requests)
+    for target in (hostile_inputs.SECRET_NAME, media_server.url("video.mp4")):
+        _raises_fast(CorruptAudioError, hostile_inputs.hls_playlist(target))
+    assert media_server.requests[before:] == []
+
+
+def test_sdp_opens_no_socket_and_does_not_hold_the_worker() -> None:
+    """Unrestricted, FFmpeg binds UDP ports for the SDP and waits ~10 s for RTP packets."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((hostile_inputs.LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    started = time.perf_counter()
+    _raises_fast(CorruptAudioError, hostile_inputs.sdp_session(port))
+    assert time.perf_counter() - started < 1.0
+    # Nothing kept the port: FFmpeg never bound it.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind((hostile_inputs.LOOPBACK, port))
+
+
+@pytest.mark.parametrize(
+    "build", [hostile_inputs.srt_subtitles, hostile_inputs.png_image], ids=["srt", "png"]
+)
+def test_other_demuxers_are_refused(build) -> None:
+    _raises_fast(CorruptAudioError, build())
+
+
+def test_allowed_demuxers_exist_in_this_ffmpeg() -> None:
+    import av
+
+    assert set(ALLOWED_DEMUXERS) <= set(av.formats_available)
+    assert not {"concat", "hls", "sdp", "rtp", "rtsp", "image2", "dash"} & set(ALLOWED_DEMUXERS)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_samples_are_damaged(value: float) -> None:
+    wav = hostile_inputs.float_wav(value)
+    if np.isnan(value):
+        # Why a peak test cannot catch it: every comparison with NaN is False.
+        assert not float(np.max(np.abs(np.full(4, value)))) < SILENCE_PEAK
+    _raises_fast(CorruptAudioError, wav)
+
+
+def test_one_nan_in_real_speech_is_damaged(wav: Path) -> None:
+    speech = decode_audio(wav).samples
+    _raises_fast(CorruptAudioError, hostile_inputs.nan_in_speech(speech))

@@ -1,0 +1,84 @@
+"""Hostile files for the trust-boundary tests (test_audio.py, test_security_battery.py).
+
+Each builder returns the bytes an attacker would send. None of them is audio: every one
+makes FFmpeg's content-based probing pick a demuxer that reads *something else* (a file
+from the working folder, a URL, UDP sockets) or yields samples that are not numbers.
+Network targets are always loopback, so a test can listen and assert nothing arrived.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+
+LOOPBACK = "127.0.0.1"
+SECRET_NAME = "secret.ogg"  # the file a playlist tries to read from the working folder
+
+
+def ffconcat(target: str = SECRET_NAME) -> bytes:
+    """The 39-byte attack from issue 10: FFmpeg's concat demuxer reads ``target``."""
+    return f"ffconcat version 1.0\nfile {target}\n".encode()
+
+
+def hls_playlist(segment_url: str) -> bytes:
+    """An HLS playlist: FFmpeg's hls demuxer fetches ``segment_url`` (a file or a URL)."""
+    return (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:10.0,\n{segment_url}\n#EXT-X-ENDLIST\n"
+    ).encode()
+
+
+def sdp_session(port: int, host: str = LOOPBACK) -> bytes:
+    """An SDP description: FFmpeg's sdp demuxer opens RTP/UDP sockets for ``host:port``."""
+    return (
+        "v=0\r\n"
+        f"o=- 0 0 IN IP4 {host}\r\n"
+        "s=nota\r\n"
+        f"c=IN IP4 {host}\r\n"
+        "t=0 0\r\n"
+        f"m=audio {port} RTP/AVP 0\r\n"
+        "a=rtpmap:0 PCMU/8000\r\n"
+    ).encode()
+
+
+def srt_subtitles() -> bytes:
+    """A subtitle file: a real FFmpeg demuxer (srt), but no audio container."""
+    return b"1\n00:00:00,000 --> 00:00:02,000\nciao a tutti\n\n"
+
+
+def png_image() -> bytes:
+    """A 1x1 PNG: FFmpeg's png_pipe demuxer (image2 family) opens it."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def float_wav(value: float, seconds: float = 2.0, rate: int = 16_000) -> bytes:
+    """A 32-bit float WAV whose every sample is ``value`` (NaN, inf)."""
+    import soundfile
+
+    samples = np.full(int(seconds * rate), value, dtype=np.float32)
+    out = io.BytesIO()
+    soundfile.write(out, samples, rate, format="WAV", subtype="FLOAT")
+    return out.getvalue()
+
+
+def nan_in_speech(speech: np.ndarray, rate: int = 16_000) -> bytes:
+    """Real speech with one NaN sample in the middle: the check cannot be a peak test."""
+    import soundfile
+
+    samples = speech.astype(np.float32).copy()
+    samples[samples.size // 2] = np.nan
+    out = io.BytesIO()
+    soundfile.write(out, samples, rate, format="WAV", subtype="FLOAT")
+    return out.getvalue()
