@@ -13,7 +13,12 @@ from bot.wiring import build_transcription_service, download_limits
 from bot.worker import JobRunner, WorkerOptions
 from storage.audio_store import AudioStore
 from storage.jobs import delete_finished_jobs
-from storage.privacy import DeletedCounts, delete_user_data, purge_uncorrected_audio
+from storage.privacy import (
+    DeletedCounts,
+    delete_user_data,
+    purge_uncorrected_audio,
+    sweep_orphan_blobs,
+)
 from storage.unit_of_work import Database
 from training.data import MAX_TRAIN_SECONDS
 
@@ -49,6 +54,9 @@ class Services:
             purged = purge_uncorrected_audio(uow.session, self.store, older_than)
             delete_finished_jobs(uow.session, older_than=older_than)
             uow.commit()
+        with self.db.unit_of_work(read_only=True) as uow:
+            # Audio no row refers to: a job that finished after its user's /forget, a crash.
+            sweep_orphan_blobs(uow.session, self.store)
         return purged
 
 
