@@ -127,7 +127,18 @@ class Settings(BaseSettings):
         4, description="cpu mode: top encoder layers trained over cached lower layers"
     )
     train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
-    train_checkpoint_every: int = Field(50, description="Steps between resumable checkpoints")
+    train_checkpoint_every: int = Field(
+        10, description="Steps between resumable checkpoints and validations"
+    )
+    train_validation_fraction: float = Field(
+        0.15, description="Share of training sentences kept out to pick the best step"
+    )
+    train_early_stopping_patience: int = Field(
+        2, description="Validations without improvement before training stops; 0 = off"
+    )
+    train_anchor_strength: float = Field(
+        0.0, description="L2 pull toward the start model's weights (L2-SP); 0 = off"
+    )
     train_threads: int = Field(0, description="torch CPU threads; 0 = torch's default")
     train_min_new_samples: int = Field(
         20, description="The scheduler trains only with this many new corrections"
@@ -139,8 +150,17 @@ class Settings(BaseSettings):
     eval_general_set: Path | None = Field(
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
     )
+    eval_recent_clips: int = Field(
+        32, description="Recent uncorrected clips the gate checks for forgetting; 0 = off"
+    )
     gate_min_wer_improvement: float = Field(0.005, description="Absolute WER gain to promote")
+    gate_confidence: float = Field(
+        0.95, description="Paired-bootstrap confidence the held-out gain must reach"
+    )
     gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
+    gate_recent_tolerance: float = Field(
+        0.05, description="Allowed change on recent uncorrected audio (vs what users saw)"
+    )
     gate_max_insertion_rate: float = Field(
         0.2, description="Refuse candidates inserting more words per reference word (loops)"
     )

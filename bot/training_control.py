@@ -9,6 +9,7 @@ and data snapshot, by the next ``start_run``.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import os
 import subprocess
 import sys
@@ -17,13 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import training
 from bot.settings import Settings
 from model.registry import BASE_VERSION, ModelRegistry
+from training.arguments import FinetuneArguments
+from training.config import RunConfig
+from training.gate import GateDecision, GatePolicy
+from training.report import REPORT_KEY, RunReport
 
 if TYPE_CHECKING:
     from storage.repository import WerPoint
     from storage.unit_of_work import Database
-    from training.runner import RunConfig
 
 RUNS_SUBDIR = "runs"
 LOG_FILE = "train.log"
@@ -31,15 +36,25 @@ LOG_FILE = "train.log"
 MAX_ATTEMPTS = 3
 
 
+class StartRefusal(enum.Enum):
+    """Why ``start_run`` did not start a run (Italian texts: ``bot.training_texts``)."""
+
+    IN_PROGRESS = "in_progress"  # ``run_id`` is the run in progress
+    GIVEN_UP = "given_up"  # the interrupted run ``run_id`` was killed too often
+    NOT_ENOUGH_SAMPLES = "not_enough_samples"  # ``new_samples`` < ``needed``
+
+
 @dataclass(frozen=True)
 class StartResult:
-    """``started`` False: ``reason`` says why (``run_id`` is then the blocking run, if any)."""
+    """``started`` False: ``refusal`` says why (``run_id`` is then the blocking run, if any)."""
 
     started: bool
     run_id: int | None = None
     pid: int | None = None
     resumed: bool = False
-    reason: str | None = None
+    refusal: StartRefusal | None = None
+    new_samples: int | None = None
+    needed: int | None = None
     log_path: Path | None = None
 
 
@@ -64,9 +79,14 @@ class TrainingStatus:
         return self.status in ("pending", "running")
 
     @property
+    def report(self) -> RunReport | None:
+        """The finished run's report (None while it runs, or when it failed)."""
+        return RunReport.from_metrics(self.metrics)
+
+    @property
     def promoted(self) -> bool | None:
-        value = self.metrics.get("promoted")
-        return None if value is None else bool(value)
+        report = self.report
+        return None if report is None else report.promoted
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,8 @@ class ModelInfo:
     parent: str | None
     # Latest WER per evaluation set, as fractions.
     wer: dict[str, float] = field(default_factory=dict)
+    # The gate's decision on this version (None for the base model).
+    gate: GateDecision | None = None
 
 
 class TrainingControl:
@@ -113,7 +135,9 @@ class TrainingControl:
             # bot instances, the CLI) cannot both see "no run" and both start one.
             active = repository.active_training_run(uow.session)
             if active is not None and self._alive(active.pid):
-                return StartResult(False, active.id, active.pid, reason="a run is in progress")
+                return StartResult(
+                    False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS
+                )
             if active is not None:
                 run, resumed = active, True
                 attempts = int((run.metrics or {}).get("attempts", 1)) + 1
@@ -125,16 +149,18 @@ class TrainingControl:
                         error=f"interrupted {MAX_ATTEMPTS} times; not resumed again",
                     )
                     uow.commit()
-                    return StartResult(False, run.id, reason="the interrupted run was given up")
+                    return StartResult(False, run.id, refusal=StartRefusal.GIVEN_UP)
                 run.metrics = {**(run.metrics or {}), "attempts": attempts}
             else:
                 if not force:
                     new = self._count_new(uow.session)
-                    if new < self.settings.train_min_new_samples:
+                    needed = self.settings.train_min_new_samples
+                    if new < needed:
                         return StartResult(
                             False,
-                            reason=f"{new} new samples, "
-                            f"{self.settings.train_min_new_samples} needed",
+                            refusal=StartRefusal.NOT_ENOUGH_SAMPLES,
+                            new_samples=new,
+                            needed=needed,
                         )
                 run = repository.create_training_run(uow.session, config={})
                 resumed = False
@@ -205,6 +231,7 @@ class TrainingControl:
                 promoted_at=v.promoted_at,
                 parent=names.get(v.parent_id) if v.parent_id else None,
                 wer=latest.get(v.name, {}),
+                gate=_gate_of(v.metrics),
             )
             for v in versions
         ]
@@ -229,29 +256,32 @@ class TrainingControl:
     # --- helpers ---------------------------------------------------------------------
 
     def run_config(self, run_id: int, *, max_steps: int | None = None) -> RunConfig:
-        from training.runner import RunConfig
-
         s = self.settings
-        finetune = {
-            "mode": s.train_mode,
-            "max_steps": max_steps or s.train_max_steps,
-            "max_train_seconds": s.train_max_minutes * 60,
-            "learning_rate": s.train_learning_rate,
-            "warmup_ratio": s.train_warmup_ratio,
-            "batch_size": s.train_batch_size,
-            "gradient_accumulation_steps": s.train_gradient_accumulation,
-            "encoder_layers": s.train_encoder_layers,
-            "augment_copies": s.train_augment_copies,
-            "checkpoint_every": s.train_checkpoint_every,
-            "threads": s.train_threads,
-            "language": s.language,
-        }
-        gate = {
-            "min_wer_improvement": s.gate_min_wer_improvement,
-            "general_tolerance": s.gate_general_tolerance,
-            "max_insertion_rate": s.gate_max_insertion_rate,
-            "min_eval_samples": s.gate_min_eval_samples,
-        }
+        finetune = FinetuneArguments(
+            mode=s.train_mode,
+            max_steps=max_steps or s.train_max_steps,
+            max_train_seconds=s.train_max_minutes * 60,
+            learning_rate=s.train_learning_rate,
+            warmup_ratio=s.train_warmup_ratio,
+            batch_size=s.train_batch_size,
+            gradient_accumulation_steps=s.train_gradient_accumulation,
+            encoder_layers=s.train_encoder_layers,
+            augment_copies=s.train_augment_copies,
+            checkpoint_every=s.train_checkpoint_every,
+            validation_fraction=s.train_validation_fraction,
+            early_stopping_patience=s.train_early_stopping_patience,
+            anchor_strength=s.train_anchor_strength,
+            threads=s.train_threads,
+            language=s.language,
+        )
+        gate = GatePolicy(
+            min_wer_improvement=s.gate_min_wer_improvement,
+            confidence=s.gate_confidence,
+            general_tolerance=s.gate_general_tolerance,
+            recent_tolerance=s.gate_recent_tolerance,
+            max_insertion_rate=s.gate_max_insertion_rate,
+            min_eval_samples=s.gate_min_eval_samples,
+        )
         return RunConfig(
             run_id=run_id,
             database_url=s.resolved_database_url,
@@ -265,6 +295,7 @@ class TrainingControl:
             eval_beam_size=s.beam_size,
             eval_cpu_threads=s.cpu_threads,
             general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
+            recent_eval_clips=s.eval_recent_clips,
             base_corpus=str(s.train_base_corpus.resolve()) if s.train_base_corpus else None,
             replay_ratio=s.train_replay_ratio,
             min_train_samples=s.train_min_samples,
@@ -274,7 +305,7 @@ class TrainingControl:
         )
 
     def _write_config(self, run_id: int, *, max_steps: int | None, reuse: bool) -> Path:
-        from training.runner import CONFIG_FILE, RunConfig
+        from training.runner import CONFIG_FILE
 
         config = self.run_config(run_id, max_steps=max_steps)
         path = config.run_dir / CONFIG_FILE
@@ -287,21 +318,31 @@ class TrainingControl:
         return path
 
     def _spawn(self, config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-        env = None
-        if self.settings.hub_token is not None:
-            # huggingface_hub reads its token from the environment of the training process.
-            env = {**os.environ, "HF_TOKEN": self.settings.hub_token.get_secret_value()}
         with log_path.open("ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "training", "run", "--config", str(config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=str(Path(__file__).resolve().parent.parent),
+                env=self._trainer_env(),
+                # The run's own folder: nothing is read from the working directory, and
+                # the bot may run from anywhere (an installed wheel has no source tree).
+                cwd=str(config_path.parent),
                 # Its own session: a Ctrl-C or a bot restart does not kill the training.
                 start_new_session=True,
             )
+
+    def _trainer_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # Where this process found the ``training`` package: site-packages for a wheel, the
+        # checkout for a source run. The child imports the very same code either way.
+        package_root = str(Path(training.__file__).resolve().parent.parent)
+        paths = [package_root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        if self.settings.hub_token is not None:
+            # huggingface_hub reads its token from the environment of the training process.
+            env["HF_TOKEN"] = self.settings.hub_token.get_secret_value()
+        return env
 
     def _alive(self, pid: int | None) -> bool:
         if pid is None:
@@ -332,6 +373,11 @@ def _pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
+
+
+def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:
+    report = (metrics or {}).get(REPORT_KEY)
+    return GateDecision.from_dict(report["gate"]) if report else None
 
 
 def _status(run: Any) -> TrainingStatus:

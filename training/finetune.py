@@ -191,7 +191,9 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     timer = _TrainTimer(args, progress, started_at=started_at)
     callbacks: list[Any] = [timer.callback()]
     if validate and args.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
+        )
     trainer = _make_trainer(
         model=model,
         args=training_args,

@@ -329,4 +329,3 @@ def _pct(value: float) -> str:
 
 def _signed(value: float) -> str:
     return f"{100 * value:+.1f}"
-

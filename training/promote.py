@@ -1,116 +1,18 @@
-"""The gate: a candidate replaces the current model only if the serving engine says so.
+"""After the gate: the model card, promotion into the registry, rollback.
 
-Both models are evaluated with the serving engine on the same fixed sets:
-
-* ``heldout``: the hash-chosen eval split of the stored samples (users' corrections, never
-  trained on), primary when it has at least ``min_eval_samples`` clips;
-* ``general``: an optional fixed set from a manifest (another domain, other speakers),
-  primary when the held-out split is still too small, and otherwise a guard against
-  forgetting.
-
-Promotion needs: primary-set WER better by at least ``min_wer_improvement`` (absolute),
-the general set no worse than ``general_tolerance``, and no set with an insertion rate
-above ``max_insertion_rate`` (generation loops). Every evaluation is recorded; promotion
-installs the version folder, switches ``CURRENT`` atomically and marks it active.
+Promotion installs the version folder, switches ``CURRENT`` atomically and marks the
+version active in the database; rollback serves the parent again. The decision itself is
+``training.gate``'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from model.normalize import ErrorRates
 from model.registry import BASE_VERSION, ModelRegistry, RegistryError
-
-HELDOUT_SET = "heldout"
-GENERAL_SET = "general"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GatePolicy:
-    min_wer_improvement: float = 0.005
-    general_tolerance: float = 0.01
-    max_insertion_rate: float = 0.2
-    min_eval_samples: int = 5
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promote: bool
-    primary_set: str | None
-    reasons: tuple[str, ...]
-    current: Mapping[str, ErrorRates] = field(default_factory=dict)
-    candidate: Mapping[str, ErrorRates] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "promote": self.promote,
-            "primary_set": self.primary_set,
-            "reasons": list(self.reasons),
-            "current": {name: rates.as_dict() for name, rates in self.current.items()},
-            "candidate": {name: rates.as_dict() for name, rates in self.candidate.items()},
-        }
-
-    @property
-    def summary(self) -> str:
-        return "; ".join(self.reasons)
-
-
-def decide(
-    current: Mapping[str, ErrorRates],
-    candidate: Mapping[str, ErrorRates],
-    policy: GatePolicy = GatePolicy(),
-) -> GateDecision:
-    """Pure decision from the two models' scores on the same sets."""
-    reasons: list[str] = []
-    primary = _primary_set(candidate, policy)
-    if primary is None:
-        return GateDecision(
-            False, None, ("no evaluation set has enough samples to judge",), current, candidate
-        )
-    ok = True
-    gain = current[primary].wer - candidate[primary].wer
-    if gain >= policy.min_wer_improvement:
-        reasons.append(
-            f"{primary} WER {_pct(current[primary].wer)} -> {_pct(candidate[primary].wer)}"
-        )
-    else:
-        ok = False
-        reasons.append(
-            f"{primary} WER {_pct(current[primary].wer)} -> {_pct(candidate[primary].wer)}: "
-            f"needs an improvement of at least {_pct(policy.min_wer_improvement)}"
-        )
-    if primary != GENERAL_SET and GENERAL_SET in candidate and candidate[GENERAL_SET].n:
-        loss = candidate[GENERAL_SET].wer - current[GENERAL_SET].wer
-        text = f"general WER {_pct(current[GENERAL_SET].wer)} -> {_pct(candidate[GENERAL_SET].wer)}"
-        if loss > policy.general_tolerance:
-            ok = False
-            text += f": regresses beyond the tolerance of {_pct(policy.general_tolerance)}"
-        reasons.append(text)
-    for name, rates in candidate.items():
-        before = current[name].insertion_rate if name in current else 0.0
-        # Alarm on loops the candidate brings, not on a set where both models insert.
-        if rates.n and rates.insertion_rate > max(policy.max_insertion_rate, before):
-            ok = False
-            reasons.append(
-                f"{name} insertion rate {_pct(rates.insertion_rate)} is above "
-                f"{_pct(policy.max_insertion_rate)} (generation loops?)"
-            )
-    return GateDecision(ok, primary, tuple(reasons), current, candidate)
-
-
-def _primary_set(candidate: Mapping[str, ErrorRates], policy: GatePolicy) -> str | None:
-    for name in (HELDOUT_SET, GENERAL_SET):
-        if name in candidate and candidate[name].n >= policy.min_eval_samples:
-            return name
-    return None
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
+from training.gate import GateDecision
 
 # --------------------------------------------------------------------------- model card
 
@@ -125,14 +27,14 @@ def model_card(
     created_at: dt.datetime,
 ) -> str:
     """A Hugging Face-style model card (README.md) for a promoted version."""
-    rows = []
-    for set_name, candidate in decision.candidate.items():
-        current = decision.current.get(set_name)
-        rows.append(
-            f"| {set_name} | {candidate.n} | {_pct(current.wer) if current else '-'} | "
-            f"{_pct(candidate.wer)} | {_pct(candidate.cer)} | {_pct(candidate.insertion_rate)} |"
-        )
-    table = "\n".join(rows) or "| - | - | - | - | - | - |"
+    rows = [
+        f"| {c.eval_set} | {c.role} | {c.clips} ({c.sentences} sentences) | "
+        f"{_pct(c.current_wer)} | {_pct(c.candidate_wer)} | {_signed(c.interval.delta)} "
+        f"[{_signed(c.interval.low)}, {_signed(c.interval.high)}] | {c.verdict} | "
+        f"{_pct(c.candidate_cer)} | {_pct(c.candidate_insertion_rate)} |"
+        for c in decision.checks
+    ]
+    table = "\n".join(rows) or "| - | - | - | - | - | - | - | - | - |"
     facts = "\n".join(f"- {key}: {value}" for key, value in sorted(training.items()))
     return f"""---
 language: it
@@ -151,11 +53,16 @@ Folders: `hf/` (transformers checkpoint), `ct2/` (CTranslate2 int8, what the bot
 
 ## Evaluation (faster-whisper, int8, beam 5, normalised WER)
 
-| set | clips | WER before | WER after | CER after | insertion rate |
-| --- | --- | --- | --- | --- | --- |
+Both models on the same clips. `heldout`: corrections whose sentences training never saw;
+`general`: the admin's general set; `recent`: recent audio nobody corrected, scored against
+the transcript users were given. Change = WER after - WER before, in points, with its
+{100 * decision.confidence:.0f}% paired-bootstrap interval (resampling sentences).
+
+| set | role | clips | WER before | WER after | change [interval] | verdict | CER | insertions |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {table}
 
-Gate: {decision.summary}.
+Gate: {"promoted" if decision.promote else "refused"}. {decision.summary}.
 
 ## Training
 
@@ -167,6 +74,14 @@ Trained on a small number of corrected transcripts: expect gains on the voices, 
 recording conditions of this bot's users, not in general. Language and task are forced to
 Italian transcription.
 """
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _signed(value: float) -> str:
+    return f"{100 * value:+.1f}"
 
 
 # --------------------------------------------------------------------------- promotion

@@ -1,12 +1,16 @@
 """One training run, start to finish: the process the bot launches.
 
-``python -m training run --config RUN.json`` snapshots the data (first start only), fine-
-tunes from the served model with checkpoints, exports the candidate to CTranslate2,
-evaluates candidate and current model with the serving engine, records every evaluation,
-and promotes the candidate if the gate allows. Progress goes to the ``training_runs`` row.
+``python -m training run --config RUN.json`` snapshots the data (first start only,
+``training.snapshot``), fine-tunes from the served model with checkpoints, keeping the
+step that did best on a validation slice of unseen sentences, exports the candidate to
+CTranslate2, evaluates candidate and serving model with the serving engine on the same
+clips, records every evaluation, and promotes the candidate if the gate
+(``training.gate``) allows. Progress goes to the ``training_runs`` row, and the outcome is
+one ``training.report.RunReport``.
 
 Started again with the same run id after a crash or kill, it reuses the run's data
-snapshot and resumes from the newest checkpoint. A failure is recorded on the run.
+snapshot and resumes from the newest checkpoint. A failure is recorded on the run. A
+finished run deletes its text manifests (privacy: ``training.snapshot``).
 
 ``python -m training finetune ARGS.json`` runs only the fine-tuning (``FinetuneArguments``
 as JSON): that is the entry point for ``torchrun`` / ``accelerate launch`` on several GPUs.
@@ -15,6 +19,7 @@ as JSON): that is the entry point for ``torchrun`` / ``accelerate launch`` on se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -23,82 +28,47 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from model.registry import BASE_VERSION, ModelRegistry
-from training.data import Example, examples_from_samples, read_manifest, replay_mix
-from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, FinetuneArguments, finetune
-from training.promote import GENERAL_SET, HELDOUT_SET, GatePolicy, decide
+from training.arguments import FinetuneResult
+from training.config import RunConfig
+from training.data import Example, read_manifest
+from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, VALIDATION_CACHE_FILE, finetune
+from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, decide
+from training.report import REPORT_KEY, DataFacts, RunReport
+from training.snapshot import (
+    HELDOUT_MANIFEST,
+    RECENT_MANIFEST,
+    TRAIN_MANIFEST,
+    Snapshot,
+    SnapshotError,
+    delete_text_manifests,
+    read_run_manifest,
+    take_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FILE = "snapshot.json"
 CONFIG_FILE = "run_config.json"
-TRAIN_MANIFEST = "train.tsv"
-HELDOUT_MANIFEST = "heldout.tsv"
 TRAIN_SUBDIR = "train"
 CANDIDATE_CT2 = "candidate-ct2"
 # Progress rows are written at most this often (a step takes seconds on CPU anyway).
 PROGRESS_EVERY_S = 2.0
+
+__all__ = ["CONFIG_FILE", "RunConfig", "RunError", "main", "run_training"]
 
 
 class RunError(Exception):
     """The run cannot proceed (no data, finished already, unknown id)."""
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunConfig:
-    """Everything a training process needs; written by the bot as JSON."""
-
-    run_id: int
-    database_url: str
-    audio_dir: str
-    models_dir: str
-    cache_dir: str
-    runs_dir: str
-    base_model: str
-    language: str = "it"
-    eval_fraction: float = 0.1
-    eval_beam_size: int = 5
-    eval_cpu_threads: int = 0
-    general_eval_set: str | None = None
-    base_corpus: str | None = None
-    replay_ratio: float = 0.0
-    min_train_samples: int = 1
-    hub_repo_id: str | None = None
-    finetune: dict[str, Any] = field(default_factory=dict)
-    gate: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> RunConfig:
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.runs_dir) / f"run-{self.run_id:04d}"
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    run_id: int
-    candidate: str
-    promoted: bool
-    reasons: tuple[str, ...]
-    metrics: dict[str, Any]
-
-
 def version_name(run_id: int) -> str:
     return f"v{run_id}"
 
 
-def run_training(config: RunConfig) -> RunOutcome:
+def run_training(config: RunConfig) -> RunReport:
     """Run (or resume) ``config.run_id``; records failure on the run and re-raises."""
     from storage import repository
     from storage.unit_of_work import Database
@@ -113,42 +83,52 @@ def run_training(config: RunConfig) -> RunOutcome:
                 raise RunError(f"training run {config.run_id} is already {run.status}")
         try:
             return _run(config, database)
+        except SnapshotError as exc:
+            _fail(database, config.run_id, exc)
+            raise RunError(str(exc)) from exc
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise  # stopped on purpose: leave it open so the next start resumes it
-            with database.unit_of_work() as uow:
-                repository.finish_training_run(
-                    uow.session,
-                    config.run_id,
-                    status="failed",
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
-                )
-                uow.commit()
+            _fail(database, config.run_id, exc)
             raise
     finally:
         database.close()
 
 
-def _run(config: RunConfig, database: Any) -> RunOutcome:
+def _fail(database: Any, run_id: int, exc: BaseException) -> None:
+    from storage import repository
+
+    with database.unit_of_work() as uow:
+        run = repository.get_training_run(uow.session, run_id)
+        if run is not None and run.status in repository.OPEN_RUN_STATUSES:
+            repository.finish_training_run(
+                uow.session, run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            uow.commit()
+
+
+def _run(config: RunConfig, database: Any) -> RunReport:
     from storage import repository
 
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
     registry = ModelRegistry(Path(config.models_dir))
-    snapshot = _snapshot(config, database, registry)
-    finetune_args = FinetuneArguments(
-        model_dir=snapshot["start_hf_dir"],
+    start_model, start_hf = _start_model(config, registry)
+    snapshot = take_snapshot(config, database, start_model=start_model, start_hf_dir=start_hf)
+    read_run_manifest(run_dir / TRAIN_MANIFEST)  # drops audio forgotten since the snapshot
+    finetune_args = dataclasses.replace(
+        config.finetune,
+        model_dir=snapshot.start_hf_dir,
         train_manifest=str(run_dir / TRAIN_MANIFEST),
         output_dir=str(run_dir / TRAIN_SUBDIR),
-        **config.finetune,
     )
     with database.unit_of_work() as uow:
         repository.start_training_run(
             uow.session,
             config.run_id,
-            samples_used=snapshot["samples_used"],
-            max_correction_id=snapshot["max_correction_id"],
+            samples_used=snapshot.samples_used,
+            max_correction_id=snapshot.max_correction_id,
             steps_total=finetune_args.max_steps,
             pid=os.getpid(),
         )
@@ -156,7 +136,7 @@ def _run(config: RunConfig, database: Any) -> RunOutcome:
             uow.session,
             config.run_id,
             steps_done=0,
-            metrics={"phase": "training", "start_model": snapshot["start_model"]},
+            metrics={"phase": "training", "start_model": snapshot.start_model},
         )
         uow.commit()
 
@@ -164,106 +144,142 @@ def _run(config: RunConfig, database: Any) -> RunOutcome:
     result = finetune(finetune_args, progress=reporter)
     reporter.phase("evaluating", result.steps)
 
-    from model import convert, sources
+    from model import convert
 
     candidate_ct2 = convert.export_hf_to_ct2(
         result.model_dir, run_dir / CANDIDATE_CT2, quantization="int8", overwrite=True
     )
-    current_name = snapshot["start_model"]
-    current = registry.current()
-    if current is not None and current.name == current_name:
-        current_ct2 = current.ct2_dir
-    elif current_name == BASE_VERSION:
-        current_ct2 = sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
-    else:
-        current_ct2 = registry.get(current_name).ct2_dir
+    current_ct2 = _ct2_of(config, registry, snapshot.start_model)
     sets = _eval_sets(config, run_dir)
     candidate_name = version_name(config.run_id)
-    current_scores, candidate_scores, reports = {}, {}, []
-    for set_name, examples in sets.items():
-        for model_name, ct2, scores in (
-            (current_name, current_ct2, current_scores),
-            (candidate_name, candidate_ct2, candidate_scores),
-        ):
-            report = _evaluate(config, ct2, examples, set_name, model_name)
-            scores[set_name] = report.rates
-            reports.append(report)
-    policy = GatePolicy(**config.gate)
-    decision = decide(current_scores, candidate_scores, policy)
-    log.info("gate: %s -> %s", decision.summary, "promote" if decision.promote else "refuse")
+    evaluations = {
+        name: _evaluate(config, ct2, name, sets)
+        for name, ct2 in ((snapshot.start_model, current_ct2), (candidate_name, candidate_ct2))
+    }
+    decision = decide(evaluations[snapshot.start_model], evaluations[candidate_name], config.gate)
+    for line in decision.reasons:
+        log.info("gate: %s", line)
+    log.info("gate: %s", "promote" if decision.promote else "refuse")
+    report = RunReport(
+        run_id=config.run_id,
+        candidate=candidate_name,
+        parent=snapshot.start_model,
+        promoted=decision.promote,
+        gate=decision,
+        finetune=result,
+        data=_facts(snapshot, sets),
+        base_model=config.base_model,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    candidate_id = _record(config, database, report, evaluations)
+    if decision.promote:
+        _promote(config, database, registry, report, candidate_ct2, candidate_id)
+    with database.unit_of_work() as uow:
+        repository.finish_training_run(
+            uow.session,
+            config.run_id,
+            status="done",
+            metrics={"phase": "done", REPORT_KEY: report.to_dict()},
+        )
+        uow.commit()
+    _clean_up(run_dir, promoted=decision.promote)
+    return report
 
+
+def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
+    """The served model (name, HF folder): what this run fine-tunes. Read again on a
+    resume only when the snapshot is missing; otherwise the snapshot's is used."""
+    from model import sources
+
+    current = registry.current()
+    if current is not None:
+        return current.name, current.hf_dir
+    return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+
+
+def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
+    from model import sources
+
+    if name == BASE_VERSION:
+        return sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+    return registry.get(name).ct2_dir
+
+
+def _facts(snapshot: Snapshot, sets: dict[str, list[Example]]) -> DataFacts:
+    return DataFacts(
+        samples_used=snapshot.samples_used,
+        train_clips=snapshot.train_clips,
+        heldout_clips=len(sets.get(HELDOUT_SET, ())),
+        heldout_shared_sentences=snapshot.heldout_shared_sentences,
+        recent_clips=len(sets.get(RECENT_SET, ())),
+        general_clips=len(sets.get(GENERAL_SET, ())),
+        max_correction_id=snapshot.max_correction_id,
+    )
+
+
+def _record(
+    config: RunConfig, database: Any, report: RunReport, evaluations: dict[str, dict[str, Any]]
+) -> int:
+    """Model version rows and every evaluation; returns the candidate's row id."""
+    from storage import repository
     from training.promote import ensure_version_row
 
-    metrics = {
-        "phase": "done",
-        "candidate": candidate_name,
-        "parent": current_name,
-        "promoted": decision.promote,
-        "gate": decision.as_dict(),
-        "finetune": result.as_dict(),
-        "samples_used": snapshot["samples_used"],
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "base_model": config.base_model,
-    }
     with database.unit_of_work() as uow:
-        parent_row = ensure_version_row(uow.session, current_name, spec=config.base_model)
-        candidate_row = repository.get_model_version(uow.session, candidate_name)
+        parent_row = ensure_version_row(uow.session, report.parent, spec=config.base_model)
+        candidate_row = repository.get_model_version(uow.session, report.candidate)
         if candidate_row is None:
             candidate_row = repository.add_model_version(
                 uow.session,
-                name=candidate_name,
+                name=report.candidate,
                 parent_id=parent_row.id,
                 training_run_id=config.run_id,
-                metrics={"promoted": False, "gate": decision.as_dict()},
+                metrics={"promoted": False, REPORT_KEY: report.to_dict()},
             )
-        for report in reports:
-            row = candidate_row if report.model == candidate_name else parent_row
-            repository.add_evaluation(
-                uow.session,
-                model_version_id=row.id,
-                eval_set=report.eval_set,
-                wer=report.rates.wer,
-                cer=report.rates.cer,
-                count=report.rates.n,
-                training_run_id=config.run_id,
-                metrics=report.as_dict(),
-            )
+        for model_name, by_set in evaluations.items():
+            row = candidate_row if model_name == report.candidate else parent_row
+            for set_name, evaluation in by_set.items():
+                check = report.gate.check(set_name)
+                repository.add_evaluation(
+                    uow.session,
+                    model_version_id=row.id,
+                    eval_set=set_name,
+                    wer=evaluation.rates.wer,
+                    cer=evaluation.rates.cer,
+                    count=evaluation.rates.n,
+                    training_run_id=config.run_id,
+                    # Counts and the gate's verdict only: no texts leave the run.
+                    metrics={
+                        **evaluation.as_dict(),
+                        "gate": check.to_dict() if check else None,
+                    },
+                )
         uow.commit()
-        candidate_id = candidate_row.id
-
-    if decision.promote:
-        _promote(config, database, registry, result, candidate_ct2, candidate_id, metrics,
-                 decision)  # fmt: skip
-    with database.unit_of_work() as uow:
-        repository.finish_training_run(uow.session, config.run_id, status="done", metrics=metrics)
-        uow.commit()
-    _clean_up(run_dir, promoted=decision.promote)
-    return RunOutcome(config.run_id, candidate_name, decision.promote, decision.reasons, metrics)
+        return int(candidate_row.id)
 
 
 def _promote(
     config: RunConfig,
     database: Any,
     registry: ModelRegistry,
-    result: Any,
+    report: RunReport,
     candidate_ct2: Path,
     candidate_id: int,
-    metrics: dict[str, Any],
-    decision: Any,
 ) -> None:
     from training.promote import model_card, promote_version
 
-    name = metrics["candidate"]
+    result: FinetuneResult = report.finetune
     card = model_card(
-        name=name,
-        parent=metrics["parent"],
+        name=report.candidate,
+        parent=report.parent,
         base_model=config.base_model,
-        decision=decision,
+        decision=report.gate,
         training={
             "mode": result.mode,
             "steps": result.steps,
+            "kept step (best validation loss)": result.best_step,
+            "validation clips (unseen sentences)": result.validation_clips,
             "training examples (with augmented copies)": result.examples,
-            "samples used": metrics["samples_used"],
+            "samples used": report.data.samples_used,
             "final training loss": result.train_loss,
             "training seconds": result.train_seconds,
         },
@@ -272,18 +288,19 @@ def _promote(
     promote_version(
         registry,
         database,
-        name=name,
+        name=report.candidate,
         hf_dir=result.model_dir,
         ct2_dir=candidate_ct2,
-        metrics=metrics,
+        metrics=report.to_dict(),
         card=card,
         model_version_id=candidate_id,
     )
     if config.hub_repo_id:
         try:
-            push_to_hub(registry.get(name).path, config.hub_repo_id, revision_message=name)
+            push_to_hub(registry.get(report.candidate).path, config.hub_repo_id,
+                        revision_message=report.candidate)  # fmt: skip
         except Exception as exc:  # the model is promoted; a failed upload is only logged
-            log.warning("could not push %s to the Hub: %s", name, exc)
+            log.warning("could not push %s to the Hub: %s", report.candidate, exc)
 
 
 def push_to_hub(folder: Path, repo_id: str, *, revision_message: str) -> None:
@@ -297,88 +314,48 @@ def push_to_hub(folder: Path, repo_id: str, *, revision_message: str) -> None:
     )
 
 
-def _snapshot(config: RunConfig, database: Any, registry: ModelRegistry) -> dict[str, Any]:
-    """The run's fixed inputs, decided at its first start and reused when it resumes."""
-    path = config.run_dir / SNAPSHOT_FILE
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    from model import sources
-    from storage.audio_store import AudioStore
-    from storage.samples import EVAL, TRAIN, list_samples
-
-    with database.unit_of_work(read_only=True) as uow:
-        train = list_samples(uow.session, TRAIN, eval_fraction=config.eval_fraction)
-        heldout = list_samples(uow.session, EVAL, eval_fraction=config.eval_fraction)
-    store = AudioStore(Path(config.audio_dir))
-    train_examples = examples_from_samples(train, store)
-    if len(train_examples) < max(1, config.min_train_samples):
-        raise RunError(
-            f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
-        )
-    if config.base_corpus:
-        base = read_manifest(Path(config.base_corpus))
-        train_examples = replay_mix(
-            train_examples, base, ratio=config.replay_ratio, seed=config.run_id
-        )
-    current = registry.current()
-    if current is not None:
-        start_model, start_hf = current.name, current.hf_dir
-    else:
-        start_model = BASE_VERSION
-        start_hf = sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
-    _write_manifest(config.run_dir / TRAIN_MANIFEST, train_examples)
-    _write_manifest(config.run_dir / HELDOUT_MANIFEST, examples_from_samples(heldout, store))
-    snapshot = {
-        "start_model": start_model,
-        "start_hf_dir": str(Path(start_hf).resolve()),
-        "samples_used": len(train),
-        "max_correction_id": max((s.correction_id for s in train), default=None),
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return snapshot
-
-
-def _write_manifest(path: Path, examples: Sequence[Example]) -> None:
-    lines = [f"{e.audio_path.resolve()}\t{' '.join(e.text.split())}" for e in examples]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-
 def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
-    sets = {HELDOUT_SET: read_manifest(run_dir / HELDOUT_MANIFEST)}
+    sets = {
+        HELDOUT_SET: read_run_manifest(run_dir / HELDOUT_MANIFEST),
+        RECENT_SET: read_run_manifest(run_dir / RECENT_MANIFEST),
+    }
     if config.general_eval_set:
         sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set))
     return {name: examples for name, examples in sets.items() if examples}
 
 
 def _evaluate(
-    config: RunConfig, ct2_dir: Path, examples: list[Example], set_name: str, model_name: str
-) -> Any:
-    from training.evaluate import evaluate_ct2
+    config: RunConfig, ct2_dir: Path, model_name: str, sets: dict[str, list[Example]]
+) -> dict[str, Any]:
+    """One model on every set, loaded once, with the serving engine and options."""
+    from model.engines import CT2Transcriber, TranscribeOptions
+    from model.evaluation import evaluate
+    from training.evaluate import EVAL_LIMITS
 
-    report = evaluate_ct2(
-        ct2_dir,
-        examples,
-        eval_set=set_name,
-        model_name=model_name,
-        language=config.language,
-        beam_size=config.eval_beam_size,
-        cpu_threads=config.eval_cpu_threads,
-    )
-    log.info(
-        "%s on %s (%d clips): WER %.1f%%, CER %.1f%%, %.0f s",
-        model_name, set_name, report.rates.n, 100 * report.rates.wer, 100 * report.rates.cer,
-        report.seconds,
-    )  # fmt: skip
-    return report
+    engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)
+    options = TranscribeOptions(language=config.language, beam_size=config.eval_beam_size)
+    results = {}
+    for set_name, examples in sets.items():
+        evaluation = evaluate(
+            engine, examples, options=options, limits=EVAL_LIMITS, skip_unreadable=True
+        )
+        rates = evaluation.rates
+        log.info(
+            "%s on %s (%d clips): WER %.1f%%, CER %.1f%%, %.0f s",
+            model_name, set_name, rates.n, 100 * rates.wer, 100 * rates.cer, evaluation.elapsed,
+        )  # fmt: skip
+        results[set_name] = evaluation
+    return results
 
 
 def _clean_up(run_dir: Path, *, promoted: bool) -> None:
-    """Drop what only a resume needs (checkpoints, encoder cache) and a refused model."""
+    """Drop what only a resume needs (checkpoints, caches), the text manifests (privacy)
+    and a refused model."""
     train = run_dir / TRAIN_SUBDIR
     shutil.rmtree(train / CHECKPOINTS_DIR, ignore_errors=True)
-    (train / CACHE_FILE).unlink(missing_ok=True)
+    for name in (CACHE_FILE, VALIDATION_CACHE_FILE):
+        (train / name).unlink(missing_ok=True)
+    delete_text_manifests(run_dir)
     if not promoted:
         shutil.rmtree(train / "final", ignore_errors=True)
         shutil.rmtree(run_dir / CANDIDATE_CT2, ignore_errors=True)
@@ -429,20 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per clip
     if args.command == "finetune":
+        from training.arguments import FinetuneArguments
+
         result = finetune(FinetuneArguments.from_json(args.args_json))
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
     config = RunConfig.from_json(args.config.read_text(encoding="utf-8"))
     try:
-        outcome = run_training(config)
+        report = run_training(config)
     except RunError as exc:
         print(f"training: {exc}", file=sys.stderr)
         return 1
-    print(
-        json.dumps(
-            {"run_id": outcome.run_id, "candidate": outcome.candidate,
-             "promoted": outcome.promoted, "reasons": list(outcome.reasons)},
-            indent=2,
-        )
-    )  # fmt: skip
-    return 0 if outcome is not None else 1
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    return 0

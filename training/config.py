@@ -1,0 +1,67 @@
+"""A training run's configuration: written by the bot as JSON, read by the training process.
+
+Typed all the way down: the fine-tuning policy is a ``FinetuneArguments`` (its per-run
+paths are filled in by the runner) and the promotion policy a ``GatePolicy``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from training.arguments import FinetuneArguments
+from training.gate import GatePolicy
+
+# Recent uncorrected clips the gate compares both models on (the default forgetting guard).
+DEFAULT_RECENT_CLIPS = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Everything a training process needs."""
+
+    run_id: int
+    database_url: str
+    audio_dir: str
+    models_dir: str
+    cache_dir: str
+    runs_dir: str
+    base_model: str
+    language: str = "it"
+    eval_fraction: float = 0.1
+    eval_beam_size: int = 5
+    eval_cpu_threads: int = 0
+    general_eval_set: str | None = None
+    recent_eval_clips: int = DEFAULT_RECENT_CLIPS
+    base_corpus: str | None = None
+    replay_ratio: float = 0.0
+    min_train_samples: int = 1
+    hub_repo_id: str | None = None
+    finetune: FinetuneArguments = field(default_factory=FinetuneArguments)
+    gate: GatePolicy = field(default_factory=GatePolicy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["finetune"] = FinetuneArguments.from_dict(dict(values.get("finetune") or {}))
+        gate_fields = {f.name for f in fields(GatePolicy)}
+        gate = {k: v for k, v in dict(values.get("gate") or {}).items() if k in gate_fields}
+        values["gate"] = GatePolicy(**gate)
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / f"run-{self.run_id:04d}"

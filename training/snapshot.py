@@ -1,0 +1,227 @@
+"""A run's fixed inputs, decided at its first start and reused when it resumes.
+
+Three manifests (TSV, ``model.tsv``'s format, absolute paths into the audio store) are
+written into the run folder:
+
+* ``train.tsv``: the train side of the stored corrections (plus replayed base corpus);
+* ``heldout.tsv``: the held-out corrections *whose sentence is not on the train side*.
+  ``storage.samples`` decides the split; clips of a sentence that also appears on the
+  train side are left out here as well, so the gate always measures unseen sentences,
+  whatever the split did (the count is reported);
+* ``recent.tsv``: recent audio nobody corrected, with the transcript users were given as
+  its reference (the gate's default forgetting guard, ``training.gate``).
+
+Privacy: these manifests hold correction texts. A finished run deletes them, keeping only
+counts and metrics (``delete_text_manifests``); the encoder cache indexes, which hold the
+texts as token ids, go too. While a run is open (running or waiting to resume), the
+privacy code calls ``scrub_run_manifests`` with the audio hashes of a user who used
+``/forget``: their rows leave every manifest and the caches are dropped, so a resume
+rebuilds them without that audio. A process already training keeps what it loaded; the
+model it produces is not unlearned (a later run, without the data, replaces it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from model.normalize import normalize_text
+from training.data import Example, read_manifest, replay_mix
+
+SNAPSHOT_FILE = "snapshot.json"
+TRAIN_MANIFEST = "train.tsv"
+HELDOUT_MANIFEST = "heldout.tsv"
+RECENT_MANIFEST = "recent.tsv"
+TEXT_MANIFESTS = (TRAIN_MANIFEST, HELDOUT_MANIFEST, RECENT_MANIFEST)
+# Files under a run folder that hold texts (as token ids): dropped with the manifests.
+TEXT_CACHE_NAMES = ("encoder_cache.json", "validation_cache.json")
+FLAC_SUFFIX = ".flac"
+# Recent clips longer than this are left out: the guard wants many short clips, cheaply.
+RECENT_MAX_SECONDS = 30.0
+
+
+class SnapshotError(Exception):
+    """The run has too little data to start."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    start_model: str
+    start_hf_dir: str
+    samples_used: int
+    max_correction_id: int | None
+    train_clips: int
+    heldout_clips: int
+    heldout_shared_sentences: int
+    recent_clips: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        data = json.loads(text)
+        return cls(**{k: data.get(k, 0) for k in cls.__dataclass_fields__})
+
+
+def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir: Path) -> Snapshot:
+    """List the data and write the manifests (first start), or reuse them (resume)."""
+    path = config.run_dir / SNAPSHOT_FILE
+    if path.is_file():
+        return Snapshot.from_json(path.read_text(encoding="utf-8"))
+    from storage.audio_store import AudioStore
+    from storage.samples import EVAL, TRAIN, list_samples
+    from training.data import examples_from_samples
+
+    with database.unit_of_work(read_only=True) as uow:
+        train = list_samples(uow.session, TRAIN, eval_fraction=config.eval_fraction)
+        heldout = list_samples(uow.session, EVAL, eval_fraction=config.eval_fraction)
+        corrected = {s.audio_sha256 for s in (*train, *heldout)}
+        recent = recent_uncorrected(uow.session, limit=config.recent_eval_clips, exclude=corrected)
+    store = AudioStore(Path(config.audio_dir))
+    train_examples = examples_from_samples(train, store)
+    if len(train_examples) < max(1, config.min_train_samples):
+        raise SnapshotError(
+            f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
+        )
+    seen = {normalize_text(e.text) for e in train_examples}
+    heldout_all = examples_from_samples(heldout, store)
+    heldout_examples = [e for e in heldout_all if normalize_text(e.text) not in seen]
+    if config.base_corpus:
+        base = read_manifest(Path(config.base_corpus))
+        train_examples = replay_mix(
+            train_examples, base, ratio=config.replay_ratio, seed=config.run_id
+        )
+    recent_examples = [
+        Example(key=sha, text=text, audio_path=store.path(sha))
+        for sha, text in recent
+        if store.path(sha).is_file()
+    ]
+    run_dir = config.run_dir
+    write_manifest(run_dir / TRAIN_MANIFEST, train_examples)
+    write_manifest(run_dir / HELDOUT_MANIFEST, heldout_examples)
+    write_manifest(run_dir / RECENT_MANIFEST, recent_examples)
+    snapshot = Snapshot(
+        start_model=start_model,
+        start_hf_dir=str(Path(start_hf_dir).resolve()),
+        samples_used=len(train),
+        max_correction_id=max((s.correction_id for s in train), default=None),
+        train_clips=len(train_examples),
+        heldout_clips=len(heldout_examples),
+        heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
+        recent_clips=len(recent_examples),
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(snapshot.to_json(), encoding="utf-8")
+    os.replace(tmp, path)
+    return snapshot
+
+
+def recent_uncorrected(
+    session: Any, *, limit: int, exclude: Collection[str] = ()
+) -> list[tuple[str, str]]:
+    """(audio hash, transcript) of the newest finished transcriptions nobody corrected,
+    one per audio, short clips only, newest first."""
+    if limit <= 0:
+        return []
+    from sqlalchemy import exists, select
+
+    from storage.models import SOURCE_IMPORT, TRANSCRIPTION_DONE, Correction, Transcription
+
+    rows = session.execute(
+        select(Transcription.audio_sha256, Transcription.text)
+        .where(
+            Transcription.audio_sha256.is_not(None),
+            Transcription.audio_purged_at.is_(None),
+            Transcription.status == TRANSCRIPTION_DONE,
+            Transcription.source_kind != SOURCE_IMPORT,
+            Transcription.audio_duration <= RECENT_MAX_SECONDS,
+            Transcription.text != "",
+            ~exists().where(Correction.transcription_id == Transcription.id),
+        )
+        .order_by(Transcription.id.desc())
+        .limit(limit * 4)  # duplicates and corrected audio are dropped below
+    )
+    chosen: dict[str, str] = {}
+    for sha, text in rows:
+        if sha not in exclude and sha not in chosen and normalize_text(text):
+            chosen[sha] = text
+        if len(chosen) >= limit:
+            break
+    return list(chosen.items())
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def write_manifest(path: Path, examples: Sequence[Example]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{Path(e.audio_path).resolve()}\t{' '.join(e.text.split())}" for e in examples]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_run_manifest(path: Path) -> list[Example]:
+    """A run manifest's examples; rows whose audio is gone since (purged, forgotten) are
+    dropped from the file first, and a missing or empty manifest is no examples."""
+    if not path.is_file():
+        return []
+    _rewrite(path, lambda audio: audio.is_file())
+    if not path.read_text(encoding="utf-8").strip():
+        return []
+    return read_manifest(path, allow_outside=True)
+
+
+def scrub_run_manifests(runs_dir: Path, audio_hashes: Collection[str]) -> int:
+    """Remove every row of ``audio_hashes`` from the manifests of every run under
+    ``runs_dir``, and drop those runs' text-bearing caches; returns the rows removed.
+
+    For the privacy code (``/forget``): finished runs keep no manifests at all."""
+    forgotten = {h.lower() for h in audio_hashes}
+    if not forgotten or not Path(runs_dir).is_dir():
+        return 0
+    removed = 0
+    for run_dir in sorted(Path(runs_dir).iterdir()):
+        hit = 0
+        for name in TEXT_MANIFESTS:
+            path = run_dir / name
+            if path.is_file():
+                hit += _rewrite(path, lambda audio: _audio_hash(audio) not in forgotten)
+        if hit:
+            _drop_text_caches(run_dir)
+        removed += hit
+    return removed
+
+
+def delete_text_manifests(run_dir: Path) -> None:
+    """What a finished run does: no correction text stays in its folder."""
+    for name in TEXT_MANIFESTS:
+        (run_dir / name).unlink(missing_ok=True)
+    _drop_text_caches(run_dir)
+
+
+def _drop_text_caches(run_dir: Path) -> None:
+    for name in TEXT_CACHE_NAMES:
+        for path in run_dir.rglob(name):
+            path.unlink(missing_ok=True)
+
+
+def _audio_hash(audio: Path) -> str:
+    name = audio.name
+    return name[: -len(FLAC_SUFFIX)].lower() if name.endswith(FLAC_SUFFIX) else name.lower()
+
+
+def _rewrite(path: Path, keep: Callable[[Path], bool]) -> int:
+    """Keep the rows whose audio path passes ``keep``; returns the rows removed."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line.strip() or keep(Path(line.split("\t", 1)[0]))]
+    if len(kept) != len(lines):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
