@@ -82,3 +82,47 @@ def nan_in_speech(speech: np.ndarray, rate: int = 16_000) -> bytes:
     out = io.BytesIO()
     soundfile.write(out, samples, rate, format="WAV", subtype="FLOAT")
     return out.getvalue()
+
+
+# --------------------------------------------------------------------------- forged updates
+
+SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+FORGED_UPDATE_ID = 900_000  # far above the emulator's own update ids
+
+
+def command_update(*, user_id: int, chat_id: int, text: str, update_id: int) -> dict[str, object]:
+    """A private-chat command update as Telegram would POST it, with any sender id."""
+    command = text.split()[0]
+    person = {"id": user_id, "is_bot": False, "first_name": "Falso"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": 1_700_000_000,
+            "chat": {"id": chat_id, "type": "private", "first_name": "Falso"},
+            "from": person,
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+        },
+    }
+
+
+def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
+    """POST ``update`` to a webhook (loopback only) as a forger would; the HTTP status."""
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    assert urlsplit(url).hostname == LOOPBACK, url
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SECRET_TOKEN_HEADER] = secret
+    request = urllib.request.Request(
+        url, data=json.dumps(update).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

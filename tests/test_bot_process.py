@@ -6,15 +6,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from bot import messages
-from bot.commands.run_bot import NO_TOKEN
+from bot.commands.run_bot import NO_TOKEN, WEAK_WEBHOOK_SECRET, WEBHOOK_SECRET_RE
 from storage.models import JOB_DONE
 from storage.unit_of_work import Database
 from tests.bot_harness import (
+    ADMIN,
     USER,
     bot_process,
     bot_process_env,
@@ -22,12 +25,15 @@ from tests.bot_harness import (
     read_jobs,
     read_transcriptions,
 )
+from tests.hostile_inputs import FORGED_UPDATE_ID, command_update, post_update
 from tests.speech import ITALIAN_SENTENCES, synthesize
 from tests.telegram_emulator import BotApiEmulator
 
 START_TIMEOUT = 90.0  # process start + migrations + model load, on a busy 2-core machine
 WRONG_TOKEN = "987654:WRONG-secret-token-value"
 SHORT_SENTENCE = "La pizza margherita è nata a Napoli."
+FORGER_CHAT = 666  # the attacker's own chat, where forged /stats output would land
+WRONG_SECRETS = (None, "", "webhook-secret-124", "x" * 256)
 
 
 def _free_port() -> int:
@@ -146,12 +152,53 @@ def test_sigkill_while_transcribing_then_restart_answers_the_job_once(
     assert emu.token not in log and "Traceback" not in log
 
 
+def _forged_calls(emu: BotApiEmulator) -> list[tuple[str, dict]]:
+    return [
+        (method, params) for method, params in emu.calls if params.get("chat_id") == FORGER_CHAT
+    ]
+
+
+def _wait_listening(port: int, timeout: float = 30.0) -> None:
+    """PTB may call setWebhook a moment before its server accepts connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _assert_forgeries_refused(emu: BotApiEmulator, hook: str, right_secret: str) -> None:
+    """An admin's /stats and /retrain, POSTed without the right secret: 403, nothing runs."""
+    _wait_listening(urlsplit(hook).port or 80)
+    for number, text in enumerate(("/stats", "/retrain", "/rollback")):
+        forged = command_update(
+            user_id=ADMIN, chat_id=FORGER_CHAT, text=text, update_id=FORGED_UPDATE_ID + number
+        )
+        for wrong in WRONG_SECRETS:
+            assert wrong != right_secret
+            assert post_update(hook, forged, wrong) == 403, (text, wrong)
+
+
+def _assert_right_secret_is_handled(emu: BotApiEmulator, hook: str, secret: str) -> None:
+    emu.open_chat(user_id=USER)
+    update = command_update(
+        user_id=USER, chat_id=USER, text="/privacy", update_id=FORGED_UPDATE_ID + 100
+    )
+    assert post_update(hook, update, secret) == 200
+    emu.wait_for(lambda: any("Privacy" in m.content for m in emu.messages(USER)))
+
+
 def test_webhook_mode(
     tmp_path: Path, cwd: Path, model_cache: Path, ct2_transcriber, short_voice_note: bytes
 ) -> None:
     port = _free_port()
     secret = "webhook-secret-123"
     log_path = tmp_path / "bot.log"
+    hook = f"http://127.0.0.1:{port}/hook"
     with BotApiEmulator() as emu:
         env = bot_process_env(
             emu,
@@ -167,6 +214,7 @@ def test_webhook_mode(
             (webhook,) = emu.wait_for(lambda: emu.calls_to("setWebhook"), timeout=START_TIMEOUT)
             assert webhook["url"] == f"http://127.0.0.1:{port}/hook"
             assert webhook["secret_token"] == secret
+            _assert_forgeries_refused(emu, hook, secret)
             emu.send_text(user_id=USER, text="/start")
             emu.wait_for(lambda: any(m.content.startswith("Ciao!") for m in emu.messages(USER)))
             sent = emu.send_voice(user_id=USER, data=short_voice_note, duration=3)
@@ -181,8 +229,10 @@ def test_webhook_mode(
                 ),
                 timeout=60,
             )
+            _assert_right_secret_is_handled(emu, hook, secret)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
+        assert _forged_calls(emu) == []  # no handler ran for a forged update
         assert "pizza" in reply.content.lower(), reply.content
         assert not emu.calls_to("getUpdates")  # every update came through the webhook
         assert emu.webhook_failures == []
@@ -190,3 +240,51 @@ def test_webhook_mode(
         assert first.raw_text == messages.START
     log = log_path.read_text()
     assert emu.token not in log and secret not in log and "Traceback" not in log
+
+
+def test_webhook_without_a_secret_generates_and_registers_one(
+    tmp_path: Path, cwd: Path, model_cache: Path, ct2_transcriber
+) -> None:
+    """Issue 10: with no WEBHOOK_SECRET, forged updates from anyone were handled."""
+    port = _free_port()
+    log_path = tmp_path / "bot.log"
+    hook = f"http://127.0.0.1:{port}/hook"
+    with BotApiEmulator() as emu:
+        env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            model_cache,
+            WEBHOOK_URL=hook,
+            WEBHOOK_LISTEN="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+            WEBHOOK_PATH="hook",
+        )
+        with bot_process(env, cwd, log_path) as process:
+            (webhook,) = emu.wait_for(lambda: emu.calls_to("setWebhook"), timeout=START_TIMEOUT)
+            secret = webhook["secret_token"]
+            assert WEBHOOK_SECRET_RE.fullmatch(secret) and len(secret) >= 43
+            _assert_forgeries_refused(emu, hook, secret)
+            _assert_right_secret_is_handled(emu, hook, secret)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        assert _forged_calls(emu) == []
+    log = log_path.read_text()
+    assert "generated one for this run" in log
+    assert secret not in log and emu.token not in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("secret", ["short", "has spaces in it, sixteen+", "ü" * 20])
+def test_weak_webhook_secret_refuses_to_start(tmp_path: Path, cwd: Path, secret: str) -> None:
+    with BotApiEmulator() as emu:
+        env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WEBHOOK_URL="http://127.0.0.1:9/hook",
+            WEBHOOK_SECRET=secret,
+        )
+        result = _run_cli(env, cwd)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == f"whisper-it: {WEAK_WEBHOOK_SECRET}"
+    assert secret not in result.stderr + result.stdout
+    assert not emu.calls  # refused before contacting Telegram or loading the model

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from bot.cli import CommandError
 from bot.settings import DEFAULT_API_URL, Settings
@@ -18,6 +22,62 @@ BAD_TOKEN = (
     "Telegram refused the bot token ({detail}). Check WHISPER_IT_TELEGRAM_TOKEN: copy it "
     "again from @BotFather (/mybots -> your bot -> API Token)."
 )
+
+
+# Telegram accepts 1-256 characters of A-Z, a-z, 0-9, "_" and "-" as a webhook secret. We
+# ask for at least 16: the secret is the only thing that tells Telegram's calls from forged
+# ones, and anyone who can reach the port may try to guess it.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
+# 32 random bytes, URL-safe base64: 43 characters, all in Telegram's alphabet.
+GENERATED_SECRET_BYTES = 32
+WEAK_WEBHOOK_SECRET = (
+    "WHISPER_IT_WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - "
+    "(or leave it unset and a strong secret is generated at every start)."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookOptions:
+    """How the webhook server runs; ``secret_token`` is never empty (issue 10).
+
+    PTB's webhook server answers 403 to any request whose ``X-Telegram-Bot-Api-Secret-Token``
+    header is missing or differs, before the update reaches the application, and
+    ``setWebhook`` registers the same secret with Telegram.
+    """
+
+    listen: str
+    port: int
+    url_path: str
+    webhook_url: str
+    secret_token: str
+    generated: bool  # True: made for this run (each start registers a new one)
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Application.run_webhook`` / ``Updater.start_webhook``."""
+        return {
+            "listen": self.listen,
+            "port": self.port,
+            "url_path": self.url_path,
+            "webhook_url": self.webhook_url,
+            "secret_token": self.secret_token,
+        }
+
+
+def webhook_options(settings: Settings) -> WebhookOptions:
+    """The webhook configuration, with a secret always; raises CommandError on a weak one."""
+    if not settings.webhook_url:
+        raise ValueError("webhook mode needs WHISPER_IT_WEBHOOK_URL")
+    configured = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if configured and not WEBHOOK_SECRET_RE.fullmatch(configured):
+        raise CommandError(WEAK_WEBHOOK_SECRET)
+    return WebhookOptions(
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        url_path=settings.webhook_path,
+        webhook_url=settings.webhook_url,
+        secret_token=configured or secrets.token_urlsafe(GENERATED_SECRET_BYTES),
+        generated=not configured,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,22 +102,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         raise CommandError(NO_TOKEN)
     token = settings.telegram_token.get_secret_value()
+    # Checked before anything is built: a weak secret must not cost a model load first.
+    webhook = webhook_options(settings) if settings.webhook_url else None
     logging.getLogger("telegram.ext").addFilter(_drop_invalid_token_traceback)
     if settings.telegram_api_url != DEFAULT_API_URL:
         log.info("using the Bot API server at %s", settings.telegram_api_url)
     services = build_services(settings)
     app = build_application(settings, services)
     try:
-        if settings.webhook_url:
-            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-            app.run_webhook(
-                listen=settings.webhook_listen,
-                port=settings.webhook_port,
-                url_path=settings.webhook_path,
-                webhook_url=settings.webhook_url,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
+        if webhook is not None:
+            if webhook.generated:
+                # Never logged: the secret is the webhook's only credential.
+                log.info("webhook: no WHISPER_IT_WEBHOOK_SECRET set, generated one for this run")
+            app.run_webhook(**webhook.run_kwargs(), allowed_updates=Update.ALL_TYPES)
         else:
             app.run_polling(allowed_updates=Update.ALL_TYPES)
     except InvalidToken as exc:
