@@ -3,7 +3,9 @@
 Every case runs ``whisper-it`` as a real process (``python -m bot``) from an unrelated
 folder: paths too long for the file system, NUL bytes, folders given as files, files that
 cannot be read, TSVs that are not UTF-8, audio whose samples are not numbers, settings that
-are not valid. ``--verbose`` keeps the traceback, so real bugs stay visible.
+are not valid. ``--verbose`` keeps the traceback, so real bugs stay visible. And a one-shot
+command prints what was asked: library logs stay off stdout, and below WARNING unless
+``--verbose``.
 """
 
 from __future__ import annotations
@@ -183,3 +185,30 @@ def test_input_errors_are_described_in_italian_and_bounded() -> None:
     assert "non è testo UTF-8" in describe_input_error(not_utf8)
     assert "carattere nullo" in describe_input_error(ValueError("embedded null byte"))
     assert "\n" not in describe_input_error(ValueError("due\nrighe"))
+
+
+# --------------------------------------------------------------------------- clean output
+
+
+LOG_LINE_MARKERS = (" INFO ", " DEBUG ", "alembic.runtime")
+
+
+def test_one_shot_commands_print_only_what_was_asked(run) -> None:
+    """Alembic logs each migration at INFO: a one-shot command keeps that out of sight."""
+    upgraded = run("db", "upgrade")
+    assert upgraded.code == 0, upgraded.err
+    head = upgraded.out.splitlines()[-1].removeprefix("head: ")
+    assert upgraded.out.splitlines() == [f"current: {head}", f"head: {head}"]
+    assert not any(marker in upgraded.err for marker in LOG_LINE_MARKERS), upgraded.err
+
+    listed = run("models")
+    assert listed.code == 0, listed.err
+    for stream in (listed.out, listed.err):
+        assert not any(marker in stream for marker in LOG_LINE_MARKERS), stream
+
+
+def test_verbose_sends_library_logs_to_stderr_only(run) -> None:
+    result = run("--verbose", "db", "upgrade")
+    assert result.code == 0, result.err
+    assert "alembic.runtime.migration" in result.err  # "Running upgrade ..." at INFO
+    assert not any(marker in result.out for marker in LOG_LINE_MARKERS), result.out
