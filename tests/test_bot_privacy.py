@@ -30,6 +30,8 @@ async def test_privacy_and_forget_with_confirmation(
         emu.send_text(user_id=USER, text="/privacy")
         privacy = await bot.wait_text(lambda t: t.startswith("Privacy"))
         assert f"dopo {RETENTION_DAYS} giorni" in privacy and "/forget" in privacy
+        # What cannot be taken back is said plainly.
+        assert "Cosa non posso cancellare: un modello già addestrato" in privacy
 
         # Two users, each with a transcript; USER also corrects theirs.
         mine = emu.send_voice(user_id=USER, data=voice_notes[0], duration=3)
