@@ -3,7 +3,11 @@
 ``serve_directory(root)`` serves a folder on 127.0.0.1 at a free port from a background
 thread; ``build_media_site(root)`` fills a folder with an MP4 of espeak Italian speech and an
 HTML page embedding it. Anything not in the folder is a 404. The server records every request
-path, so a test can assert that nothing was fetched.
+path, so a test can assert that nothing was fetched; ``redirect`` makes a path answer 302.
+
+Downloads refuse loopback addresses unless the allow-list names the address as an IP literal
+(model/links.py), so tests list ``127.0.0.1`` or ``server.netloc``; a host *name* such as
+``localhost`` pointing here is what an attacker's DNS would do, and must be refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -45,6 +50,7 @@ class MediaServer:
     port: int
     requests: list[str] = field(default_factory=list)  # request paths, in arrival order
     delays: dict[str, float] = field(default_factory=dict)  # path -> seconds to stall first
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location of a 302
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -71,19 +77,31 @@ class MediaServer:
         self.delays["/" + name] = seconds
         return self.url(name)
 
-    def _record(self, path: str) -> float:
+    def redirect(self, name: str, location: str) -> str:
+        """Make requests for ``name`` answer ``302 Found`` to ``location``; returns its URL."""
+        self.redirects["/" + name] = location
+        return self.url(name)
+
+    def _record(self, path: str) -> tuple[float, str | None]:
         with self._lock:
             self.requests.append(path)
-            return self.delays.get(urlsplit(path).path, 0.0)
+            key = urlsplit(path).path
+            return self.delays.get(key, 0.0), self.redirects.get(key)
 
 
 class _Handler(SimpleHTTPRequestHandler):
     server_state: MediaServer  # set per server through a subclass
 
     def _stall_then(self, method: str) -> None:
-        delay = self.server_state._record(self.path)
+        delay, location = self.server_state._record(self.path)
         if delay:
             time.sleep(delay)
+        if location is not None:
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         getattr(super(), method)()
 
     def do_GET(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from collections.abc import Iterator
@@ -11,19 +12,24 @@ import av
 import pytest
 import yt_dlp
 
-from model.youtube import (
+from model.links import (
     LINK_ERROR_REASONS,
     YOUTUBE_HOSTS,
-    DownloadLimits,
-    DownloadProgress,
     LinkError,
     VideoLink,
+    connect_allowed,
+    find_links,
+    is_public_address,
+    parse_link,
+    parse_timestamp,
+    request_allowed,
+)
+from model.youtube import (
+    DownloadLimits,
+    DownloadProgress,
     _link_error_from,
     _refusal,
     download_audio,
-    find_links,
-    parse_link,
-    parse_timestamp,
 )
 from tests.media_server import (
     MISSING_NAME,
@@ -157,6 +163,7 @@ def test_extra_hosts_allow_only_what_is_listed() -> None:
         video_id=None,
         start_seconds=None,
         host="127.0.0.1",
+        allowed_hosts=any_port,  # redirects and connections are judged against them
     )
     one_port = frozenset({"127.0.0.1:8123"})
     assert parse_link("http://127.0.0.1:8123/v.mp4", extra_hosts=one_port).host == "127.0.0.1"
@@ -430,3 +437,158 @@ def test_ytdlp_errors_map_to_reasons(message: str, reason: str) -> None:
     mapped = _link_error_from(error, parse_link(WATCH))
     assert mapped.reason == reason
     assert mapped.url == WATCH
+
+
+# --------------------------------------------------------------------------- request guard
+# Issue 10: an operator-added host could 302-redirect yt-dlp (or resolve) to loopback and
+# private services before any check saw it. Redirects are re-checked against the allow-list
+# and every address is checked when the socket connects. "localhost" stands for a host name
+# an attacker controls the DNS of: it resolves to 127.0.0.1 without being an IP literal.
+
+
+@pytest.fixture(scope="module")
+def internal_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    """A second loopback listener: the machine's own service an attacker wants to reach."""
+    root = tmp_path_factory.mktemp("internal")
+    (root / VIDEO_NAME).write_bytes(b"secret internal data")
+    with serve_directory(root) as server:
+        yield server
+
+
+def _refused_untouched(link: VideoLink, tmp_path: Path, internal: MediaServer) -> LinkError:
+    before = len(internal.requests)
+    with pytest.raises(LinkError) as caught:
+        download_audio(link, tmp_path, limits=ROOMY)
+    assert caught.value.reason == "not_allowed_host", caught.value
+    assert internal.requests[before:] == []  # not even a connection reached it
+    assert list(tmp_path.iterdir()) == []
+    return caught.value
+
+
+def test_redirect_off_the_allow_list_is_not_followed(
+    media_server: MediaServer, internal_service: MediaServer, tmp_path: Path
+) -> None:
+    target = internal_service.url(VIDEO_NAME)
+    url = media_server.redirect("moved.mp4", target)
+    link = parse_link(url, extra_hosts=frozenset({media_server.netloc}))
+    error = _refused_untouched(link, tmp_path, internal_service)
+    assert "redirect" in str(error)
+
+
+def test_redirect_to_a_listed_name_resolving_to_loopback_is_refused_at_connect(
+    media_server: MediaServer, internal_service: MediaServer, tmp_path: Path
+) -> None:
+    name = f"localhost:{internal_service.port}"
+    url = media_server.redirect("via-dns.mp4", f"http://{name}/{VIDEO_NAME}")
+    link = parse_link(url, extra_hosts=frozenset({media_server.netloc, name}))
+    error = _refused_untouched(link, tmp_path, internal_service)
+    assert "resolves to 127.0.0.1" in str(error)
+
+
+def test_listed_name_resolving_to_loopback_is_refused_at_connect(
+    internal_service: MediaServer, tmp_path: Path
+) -> None:
+    link = parse_link(
+        f"http://localhost:{internal_service.port}/{VIDEO_NAME}",
+        extra_hosts=frozenset({"localhost"}),
+    )
+    _refused_untouched(link, tmp_path, internal_service)
+
+
+def test_redirect_between_listed_ip_literals_is_followed(
+    media_server: MediaServer, internal_service: MediaServer, tmp_path: Path
+) -> None:
+    """The other side: what the operator listed as IP literals is reachable, redirects too."""
+    url = media_server.redirect("to-video.mp4", media_server.url(VIDEO_NAME))
+    link = parse_link(url, extra_hosts=frozenset({media_server.netloc}))
+    media = download_audio(link, tmp_path, limits=ROOMY)
+    assert media.path.read_bytes() == (media_server.root / VIDEO_NAME).read_bytes()
+
+
+def test_only_the_guarded_request_handler_is_used(media_server: MediaServer) -> None:
+    """requests/curl_cffi (yt-dlp[default]) would connect without the guard."""
+    from model.netguard import guarded_downloader
+
+    link = parse_link(media_server.url(VIDEO_NAME), extra_hosts=frozenset({"127.0.0.1"}))
+    with guarded_downloader(link, {"quiet": True}) as ydl:
+        handlers = ydl._request_director.handlers
+        assert list(handlers) == ["_GuardedUrllib"], list(handlers)
+        assert ydl.proxies == {"all": "__noproxy__"}
+
+
+NOT_PUBLIC = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "169.254.169.254",  # cloud metadata
+    "100.64.0.1",  # carrier-grade NAT
+    "0.0.0.0",
+    "224.0.0.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:10.0.0.1",
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    youtube = parse_link(WATCH)
+    operator = parse_link("http://media.example/v.mp4", extra_hosts=frozenset({"media.example"}))
+    assert not is_public_address(ip)
+    assert not connect_allowed(youtube, ip, 443)
+    assert not connect_allowed(operator, ip, 80)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert connect_allowed(parse_link(WATCH), ipaddress.ip_address(address), 443)
+
+
+def test_private_address_only_as_a_listed_ip_literal() -> None:
+    loopback = ipaddress.ip_address("127.0.0.1")
+    any_port = parse_link("http://127.0.0.1:8/v", extra_hosts=frozenset({"127.0.0.1"}))
+    one_port = parse_link("http://127.0.0.1:8/v", extra_hosts=frozenset({"127.0.0.1:8"}))
+    assert connect_allowed(any_port, loopback, 9)
+    assert connect_allowed(one_port, loopback, 8) and not connect_allowed(one_port, loopback, 9)
+    assert not connect_allowed(one_port, ipaddress.ip_address("127.0.0.2"), 8)
+    unspecified = parse_link("http://0.0.0.0:8/v", extra_hosts=frozenset({"0.0.0.0"}))
+    assert not connect_allowed(unspecified, ipaddress.ip_address("0.0.0.0"), 8)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://rr3---sn-abc.googlevideo.com/videoplayback?x=1", True),
+        ("https://www.youtube.com/watch?v=x", True),
+        ("https://consent.youtube.com/m", True),
+        ("https://i.ytimg.com/vi/x.jpg", True),
+        ("http://127.0.0.1/", False),
+        ("https://googlevideo.com.evil.example/", False),
+        ("https://evilgooglevideo.com/", False),
+        ("https://user@www.youtube.com/", False),
+        ("ftp://www.youtube.com/", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_youtube_redirects_stay_with_youtube(url: str, allowed: bool) -> None:
+    assert request_allowed(parse_link(WATCH), url) is allowed
+
+
+def test_operator_redirects_stay_on_listed_hosts_and_ports() -> None:
+    link = parse_link(
+        "http://media.example:8080/v", extra_hosts=frozenset({"media.example:8080", "cdn.example"})
+    )
+    assert request_allowed(link, "http://media.example:8080/other")
+    assert request_allowed(link, "https://cdn.example/v.mp4")
+    assert not request_allowed(link, "http://media.example:8081/v")
+    assert not request_allowed(link, "http://media.example/v")
+    assert not request_allowed(link, "http://169.254.169.254/latest/meta-data/")
+    assert not request_allowed(link, "https://www.youtube.com/watch?v=" + VID)

@@ -1,0 +1,140 @@
+"""Every HTTP request a download makes goes through one guarded door (issue 10).
+
+yt-dlp sends pages, embeds and media through ``YoutubeDL.urlopen`` and a request handler
+(urllib, requests, curl_cffi ... whichever is installed). Here a YoutubeDL subclass uses
+only a urllib handler whose checks the rules of model/links.py drive:
+
+- at *connect* time, every address the host name resolved to is checked before the socket
+  connects (:func:`model.links.connect_allowed`), so neither DNS nor a redirect can lead to
+  loopback, private or link-local services (no window between check and connect);
+- every HTTP redirect is re-checked against the allow-list (:func:`model.links.request_allowed`)
+  before it is followed;
+- for operator-added hosts, every request yt-dlp starts itself must stay on the link's own
+  origin (a page could name any other URL as its media).
+
+Proxies from the environment are not used: a proxy would make the connect-time check see
+only the proxy's address.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import ipaddress
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from model.links import DEFAULT_PORTS, LinkError, VideoLink, connect_allowed, request_allowed
+
+DIRECT_CONNECTION = ""  # yt-dlp's "proxy" option: "" means connect directly
+_MAX_SHOWN_URL = 200
+
+
+class BlockedRequestError(OSError):
+    """A connection or redirect the allow-list refuses (an OSError, so yt-dlp wraps it)."""
+
+
+def guarded_downloader(link: VideoLink, options: dict[str, Any]) -> Any:
+    """A ``yt_dlp.YoutubeDL`` for ``link`` whose every request is held to the rules above."""
+    import yt_dlp
+    from yt_dlp.networking._urllib import HTTPHandler, ProxyHandler, RedirectHandler, UrllibRH
+
+    class _GuardedHTTPHandler(HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            conn_class = self._make_conn_class(http.client.HTTPConnection, req)
+            return self.do_open(functools.partial(_guarded_connection, conn_class), req)
+
+        def https_open(self, req: Any) -> Any:
+            conn_class = self._make_conn_class(http.client.HTTPSConnection, req)
+            return self.do_open(
+                functools.partial(_guarded_connection, conn_class), req, context=self._context
+            )
+
+    def _guarded_connection(conn_class: type[Any], *args: Any, **kwargs: Any) -> Any:
+        connection = conn_class(*args, **kwargs)
+        connection._create_connection = _connect
+        return connection
+
+    def _connect(address: tuple[str, int], timeout: Any = None, source: Any = None) -> Any:
+        from yt_dlp.networking._helper import _socket_connect, create_connection
+
+        def checked(ip_addr: Any, timeout: Any, source_address: Any) -> Any:
+            resolved = ipaddress.ip_address(ip_addr[4][0].split("%")[0])
+            if not connect_allowed(link, resolved, address[1]):
+                raise BlockedRequestError(f"{address[0]} resolves to {resolved}, not allowed")
+            return _socket_connect(ip_addr, timeout, source_address)
+
+        return create_connection(address, timeout, source, _create_socket_func=checked)
+
+    class _GuardedRedirectHandler(RedirectHandler):
+        def redirect_request(
+            self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+        ) -> Any:
+            if not request_allowed(link, newurl):
+                raise BlockedRequestError(f"redirect to {newurl[:_MAX_SHOWN_URL]}, not allowed")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    class _GuardedUrllibRH(UrllibRH):
+        def _create_instance(
+            self, proxies: Any, cookiejar: Any, legacy_ssl_support: Any = None
+        ) -> Any:
+            # yt-dlp's own handler list with the connecting and redirecting handlers guarded,
+            # and without ftp: and file: (ftplib and the disk are beyond the guard).
+            opener = urllib.request.OpenerDirector()
+            for handler in (
+                ProxyHandler(proxies),
+                _GuardedHTTPHandler(
+                    debuglevel=int(bool(self.verbose)),
+                    context=self._make_sslcontext(legacy_ssl_support=legacy_ssl_support),
+                    source_address=self.source_address,
+                ),
+                urllib.request.HTTPCookieProcessor(cookiejar),
+                urllib.request.DataHandler(),
+                urllib.request.UnknownHandler(),
+                urllib.request.HTTPDefaultErrorHandler(),
+                urllib.request.HTTPErrorProcessor(),
+                _GuardedRedirectHandler(),
+            ):
+                opener.add_handler(handler)
+            opener.addheaders = []  # as yt-dlp: no urllib default User-Agent
+            return opener
+
+    class _GuardedYoutubeDL(yt_dlp.YoutubeDL):
+        def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
+            # Only the guarded handler, whatever else (requests, curl_cffi) is installed.
+            return super().build_request_director([_GuardedUrllibRH], preferences)
+
+        def urlopen(self, req: Any) -> Any:
+            url = req if isinstance(req, str) else getattr(req, "url", None) or req.full_url
+            if link.video_id is None and _origin(url) != _origin(link.url):
+                raise LinkError("not_allowed_host", f"request to {url[:_MAX_SHOWN_URL]}")
+            return super().urlopen(req)
+
+    return _GuardedYoutubeDL({**options, "proxy": DIRECT_CONNECTION})
+
+
+def _origin(url: str) -> tuple[str, int | None]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return ("", None)
+    return ((parts.hostname or "").rstrip(".").lower(), port)
+
+
+def blocked_cause(exc: BaseException) -> BlockedRequestError | None:
+    """The BlockedRequestError somewhere inside yt-dlp's wrapping of ``exc``, if any."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, BlockedRequestError):
+            return current
+        exc_info = getattr(current, "exc_info", None)
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    getattr(current, "cause", None), exc_info[1] if exc_info else None]  # fmt: skip
+    return None
