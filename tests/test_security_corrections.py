@@ -265,7 +265,9 @@ HOSTILE_IDS: list[tuple[list[str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("args", "expected"), HOSTILE_IDS)
+@pytest.mark.parametrize(
+    ("args", "expected"), HOSTILE_IDS, ids=[repr(args)[:24] for args, _ in HOSTILE_IDS]
+)
 def test_hostile_user_ids_are_refused_with_a_reason(args: list[str], expected: str) -> None:
     with pytest.raises(UserIdError) as refused:
         parse_user_id(args)
@@ -322,6 +324,7 @@ def _one_line_error(result: CliResult, message: str) -> None:
         ("0", messages.USER_ID_NOT_POSITIVE),
         ("9" * 10_000, messages.USER_ID_TOO_BIG),
     ],
+    ids=["letters", "negative", "zero", "10000-digits"],
 )
 def test_cli_remove_user_refuses_hostile_ids(cli, raw: str, message: str) -> None:
     _one_line_error(cli("samples", "remove-user", raw), message)
@@ -361,6 +364,7 @@ def test_cli_import_refuses_paths_outside_the_tsv_folder(cli, tmp_path: Path) ->
         (b"clip.wav\t\xff\xfe testo\n", "{tsv}: il file non è testo UTF-8 (byte 9)"),
         (b"clip.wav\n", "{tsv}:1: attese due colonne, percorso_audio<TAB>testo"),
     ],
+    ids=["empty", "only-comments", "not-utf8", "one-column"],
 )
 def test_cli_import_refuses_unusable_manifests(
     cli, tmp_path: Path, content: bytes, message: str
@@ -557,7 +561,11 @@ ADMIN_CASES: list[tuple[int, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("sender", "command", "expected"), ADMIN_CASES)
+@pytest.mark.parametrize(
+    ("sender", "command", "expected"),
+    ADMIN_CASES,
+    ids=[f"{'admin' if who == ADMIN else 'user'}:{cmd[:32]}" for who, cmd, _ in ADMIN_CASES],
+)
 async def test_bot_admin_contribution_commands_refuse_hostile_input(
     tmp_path: Path, sender: int, command: str, expected: str
 ) -> None:
