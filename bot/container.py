@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.corrections import CorrectionService
-from bot.services import RateLimiter, TranscriptionService
+from bot.delivery import DeliveryOptions
+from bot.model_holder import LoadFailure
+from bot.pipeline import TranscriptionPipeline
+from bot.rate_limit import RateLimiter
 from bot.settings import Settings
 from bot.training_control import TrainingControl
-from bot.wiring import build_transcription_service, download_limits
+from bot.wiring import build_pipeline
+from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
 from storage.audio_store import AudioStore
 from storage.jobs import delete_finished_jobs
@@ -30,12 +35,12 @@ class Services:
     settings: Settings
     db: Database
     store: AudioStore
-    transcription: TranscriptionService
+    pipeline: TranscriptionPipeline
+    queue: WorkQueue
     runner: JobRunner
     limiter: RateLimiter
     corrections: CorrectionService
     training: TrainingControl
-    bot_username: str = ""
 
     def close(self) -> None:
         self.db.close()
@@ -63,35 +68,35 @@ class Services:
 def worker_options(settings: Settings) -> WorkerOptions:
     return WorkerOptions(
         workers=settings.workers,
-        max_queued_jobs=settings.max_queued_jobs,
-        max_pending_per_user=settings.max_pending_jobs_per_user,
         tag_budget_seconds=settings.tag_budget_seconds,
-        max_message_chars=settings.max_message_chars,
-        long_text_as_file_chars=settings.long_text_as_file_chars,
-        max_audio_seconds=settings.max_audio_seconds,
-        max_file_bytes=settings.max_file_bytes,
-        work_dir=settings.data_dir / "tmp",
-        link_limits=download_limits(settings),
+        delivery=DeliveryOptions(
+            max_message_chars=settings.max_message_chars,
+            long_text_as_file_chars=settings.long_text_as_file_chars,
+        ),
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(
+    settings: Settings, *, on_broken_model: Callable[[LoadFailure], None] | None = None
+) -> Services:
     db = Database.open(settings.resolved_database_url)  # runs the migrations
     store = AudioStore(settings.audio_dir)
-    transcription = build_transcription_service(settings)
-    runner = JobRunner(
-        db=db,
-        store=store,
-        transcription=transcription,
-        options=worker_options(settings),
-        url_hosts=frozenset(settings.allowed_url_hosts),
+    pipeline = build_pipeline(settings, on_broken_model=on_broken_model)
+    queue = WorkQueue(
+        db,
+        store,
+        QueueLimits(
+            max_queued_jobs=settings.max_queued_jobs,
+            max_pending_per_user=settings.max_pending_jobs_per_user,
+        ),
     )
     return Services(
         settings=settings,
         db=db,
         store=store,
-        transcription=transcription,
-        runner=runner,
+        pipeline=pipeline,
+        queue=queue,
+        runner=JobRunner(queue=queue, pipeline=pipeline, options=worker_options(settings)),
         limiter=RateLimiter(limit=settings.messages_per_minute),
         training=TrainingControl(settings, db),
         corrections=CorrectionService(

@@ -142,6 +142,10 @@ INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori
 DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."
 TELEGRAM_FILE_TOO_BIG = "Il file supera il limite di download di Telegram (20 MB)."
 MODEL_SWAPPED = "Modello aggiornato: {name}"
+MODEL_BROKEN = (
+    "⚠️ Il modello <code>{spec}</code> non si carica: continuo con quello in uso e riprovo "
+    "più tardi.\n<code>{error}</code>"
+)
 
 # --- training contributions (admin) and user ids typed by admins ---
 CONTRIBUTORS_HEADER = (

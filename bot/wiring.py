@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from bot.services import ModelHolder, TranscriptionService
+from bot.model_holder import LoadFailure, ModelHolder
+from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.settings import Settings
 from model.audio import AudioLimits
 from model.engines import EngineName, TranscribeOptions, Transcriber
+from model.tags import Tagger
 from model.youtube import DownloadLimits
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ def model_loader(settings: Settings, *, engine: EngineName | None = None):
     return load
 
 
-def build_tagger(settings: Settings) -> object | None:
+def build_tagger(settings: Settings) -> Tagger | None:
     if settings.tagger == "off":
         return None
     from model.tags import load_tagger
@@ -100,20 +103,25 @@ def build_tagger(settings: Settings) -> object | None:
     return tagger
 
 
-def build_transcription_service(
+def build_pipeline(
     settings: Settings,
     *,
     spec: str | None = None,
     engine: EngineName | None = None,
     with_tags: bool = True,
-) -> TranscriptionService:
-    return TranscriptionService(
+    on_broken_model: Callable[[LoadFailure], None] | None = None,
+) -> TranscriptionPipeline:
+    """The transcription pipeline; ``spec`` pins a model (else the registry's current one)."""
+    return TranscriptionPipeline(
         models=ModelHolder(
             model_loader(settings, engine=engine),
             (lambda: spec) if spec else (lambda: current_model_spec(settings)),
+            on_broken=on_broken_model,
         ),
-        limits=audio_limits(settings),
+        limits=PipelineLimits(audio=audio_limits(settings), download=download_limits(settings)),
         options=transcribe_options(settings),
         tagger=build_tagger(settings) if with_tags else None,
         max_hashtags=settings.max_hashtags,
+        url_hosts=frozenset(settings.allowed_url_hosts),
+        work_dir=settings.data_dir / "tmp",
     )

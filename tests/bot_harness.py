@@ -23,7 +23,7 @@ from telegram.ext import Application
 
 from bot.app import build_application
 from bot.container import Services, build_services
-from bot.services import ModelHolder
+from bot.model_holder import ModelHolder
 from bot.settings import Settings
 from storage.models import JOB_DONE, JOB_FAILED, Job, Transcription
 from storage.unit_of_work import Database
@@ -227,7 +227,7 @@ async def running_bot(
         settings = bot_settings(data_dir, emu, **overrides)
         services = build_services(settings)
         if transcriber is not None:
-            services.transcription.models = ModelHolder(
+            services.pipeline.models = ModelHolder(
                 lambda _spec: transcriber, lambda: "packaged:whisper-base"
             )
         app = build_application(settings, services)

@@ -65,7 +65,7 @@ async def test_slow_tags_do_not_hold_back_the_transcript(
     tmp_path: Path, ct2_transcriber, voice_note: bytes
 ) -> None:
     async with running_bot(tmp_path, ct2_transcriber, tag_budget_seconds=0.1) as bot:
-        bot.services.transcription.tagger = _SlowTagger(delay=2.0)
+        bot.services.pipeline.tagger = _SlowTagger(delay=2.0)
         sent = bot.emu.send_voice(user_id=USER, data=voice_note, duration=5)
         transcript = await bot.wait_text(lambda t: "#" in t, timeout=60)
         reply = next(m for m in bot.emu.messages(USER) if m.content == transcript)

@@ -302,15 +302,21 @@ def test_evaluate_bad_rows(run_cli, tmp_path: Path, clips: Path) -> None:
     )
     tsv.write_text("missing.wav\tnon c'è\n", encoding="utf-8")
     assert_one_line_error(
-        run_cli("evaluate", str(tsv)), f"{tsv}:1: file non trovato: {tmp_path / 'missing.wav'}"
+        run_cli("evaluate", str(tsv)), f"{tsv}:1: file audio non trovato: missing.wav"
+    )
+    # Paths stay inside the TSV's folder unless --allow-outside says otherwise.
+    tsv.write_text(f"{clips / 'clip.ogg'}\tbuongiorno\n", encoding="utf-8")
+    assert_one_line_error(
+        run_cli("evaluate", str(tsv)),
+        f"{tsv}:1: il percorso {clips / 'clip.ogg'} esce dalla cartella del file TSV",
     )
     (tmp_path / "notes.wav").write_text("non è un audio")
     tsv.write_text(f"notes.wav\tnon c'è\n{clips / 'clip.ogg'}\tbuongiorno\n", encoding="utf-8")
-    result = run_cli("evaluate", str(tsv))
+    result = run_cli("evaluate", str(tsv), "--allow-outside")
     assert_one_line_error(result, f"{tmp_path / 'notes.wav'}: {AUDIO_ERRORS['corrupt']}")
     assert_one_line_error(
         run_cli("evaluate", str(tmp_path / "none.tsv")),
-        f"file non trovato: {tmp_path / 'none.tsv'}",
+        f"{tmp_path / 'none.tsv'}: file non trovato",
     )
 
 

@@ -1,4 +1,6 @@
-"""``whisper-it transcribe`` (a file or a link) and ``whisper-it evaluate`` (WER on a TSV).
+"""``whisper-it transcribe`` (a file or a link) and ``whisper-it evaluate`` (WER on a TSV):
+thin adapters over the transcription pipeline (``bot.pipeline``) and the one evaluation
+(``model.evaluation``).
 
 stdout carries only the result (text, or JSON with ``--json``); progress and errors go to
 stderr, so ``whisper-it transcribe URL --json > out.json`` stays machine-readable.
@@ -7,52 +9,39 @@ stderr, so ``whisper-it transcribe URL --json > out.json`` stays machine-readabl
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
 import json
 import logging
 import re
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from bot.cli import CommandError
-from bot.messages import MODEL_UNAVAILABLE, audio_error, link_error
-from bot.services import TranscriptionService
+from bot.messages import MODEL_UNAVAILABLE, audio_error
+from bot.pipeline import (
+    InputRejected,
+    LocalFile,
+    MediaLink,
+    MediaSource,
+    Stage,
+    TranscriptionPipeline,
+)
 from bot.settings import Settings
-from bot.wiring import audio_limits, build_transcription_service, download_limits
-from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
-from model.engines import (
-    DEFAULT_BATCH_SIZE,
-    ENGINES,
-    LONG_AUDIO_SECONDS,
-    TranscribeOptions,
-    fast_path_options,
-)
-from model.normalize import error_rates
+from bot.wiring import build_pipeline
+from model.engines import DEFAULT_BATCH_SIZE, ENGINES, LONG_AUDIO_SECONDS, TranscribeOptions
 from model.subtitles import segments_to_srt
-from model.youtube import (
-    YOUTUBE_HOSTS,
-    DownloadedMedia,
-    DownloadProgress,
-    LinkError,
-    VideoLink,
-    download_audio,
-    parse_link,
-)
+from model.tsv import ManifestError, read_tsv
 
-TEMP_PREFIX = "whisper-it-"
 YTDLP_LOGGER = "model.youtube"
 
-STAGE_DOWNLOAD = "Download"
-STAGE_TRANSCRIBE = "Trascrizione"
+STAGES = {Stage.DOWNLOAD: "Download", Stage.TRANSCRIBE: "Trascrizione"}
 FILE_NOT_FOUND = "file non trovato: {path}"
 NOT_A_FILE = "non è un file: {path}"
 CANNOT_WRITE = "impossibile scrivere {path}: {error}"
-TSV_BAD_ROW = "{path}:{line}: attese due colonne, percorso_audio<TAB>testo"
-TSV_EMPTY = "{path} non contiene righe"
 TAGGER_UNAVAILABLE = "il modello per gli hashtag non è disponibile: {detail} (usa --no-tags)"
 
 _URL_START_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|//|www\.)", re.IGNORECASE)
@@ -76,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser("evaluate", help="WER/CER of a model on a labelled TSV")
     evaluate.add_argument("tsv", type=Path, help="rows: audio_path<TAB>reference text")
     _model_arguments(evaluate)
+    evaluate.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="accept audio paths outside the TSV's folder",
+    )
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -161,17 +155,6 @@ class ProgressBar:
         return f"{text} {detail}" if detail else text
 
 
-def _download_reporter(bar: ProgressBar):
-    def report(update: DownloadProgress) -> None:
-        bar.update(STAGE_DOWNLOAD, update.fraction, detail=_size(update.downloaded_bytes))
-
-    return report
-
-
-def _size(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:.1f} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.0f} kB"
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -195,70 +178,31 @@ def _quiet_logs(args: argparse.Namespace) -> None:
         logging.getLogger(YTDLP_LOGGER).setLevel(logging.ERROR)
 
 
-def _service(
+def _pipeline(
     args: argparse.Namespace, settings: Settings, *, with_tags: bool
-) -> TranscriptionService:
+) -> TranscriptionPipeline:
     from model.tags import TaggerUnavailable
 
     try:
-        service = build_transcription_service(
+        pipeline = build_pipeline(
             settings, spec=args.model, engine=args.engine, with_tags=with_tags
         )
     except TaggerUnavailable as exc:
         raise CommandError(TAGGER_UNAVAILABLE.format(detail=exc)) from exc
     if args.beam_size:
-        service.options = replace(service.options, beam_size=args.beam_size)
-    return service
+        pipeline.options = replace(pipeline.options, beam_size=args.beam_size)
+    return pipeline
 
 
-def _load_model(service: TranscriptionService) -> None:
+@contextlib.contextmanager
+def _model_errors() -> Iterator[None]:
     from model.convert import ConversionError
     from model.sources import ModelUnavailable
 
     try:
-        service.models.get()
+        yield
     except (ModelUnavailable, ConversionError) as exc:
         raise CommandError(MODEL_UNAVAILABLE.format(detail=exc)) from exc
-
-
-def _decode(path: Path, settings: Settings, limits: AudioLimits) -> DecodedAudio:
-    try:
-        return decode_audio(path, limits=limits)
-    except AudioError as exc:
-        raise CommandError(
-            audio_error(
-                exc.reason,
-                max_seconds=settings.max_audio_seconds,
-                max_mb=limits.max_bytes / 2**20,
-            )
-        ) from exc
-
-
-def _existing_file(source: str) -> Path:
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise CommandError(FILE_NOT_FOUND.format(path=source))
-    if not path.is_file():
-        raise CommandError(NOT_A_FILE.format(path=source))
-    return path
-
-
-def _link_error(exc: LinkError, settings: Settings) -> CommandError:
-    return CommandError(link_error(exc.reason, max_seconds=settings.max_audio_seconds))
-
-
-def _download(
-    source: str, dest: Path, settings: Settings, bar: ProgressBar
-) -> tuple[VideoLink, DownloadedMedia]:
-    try:
-        link = parse_link(source, extra_hosts=settings.url_hosts - YOUTUBE_HOSTS)
-        media = download_audio(
-            link, dest, limits=download_limits(settings), progress=_download_reporter(bar)
-        )
-    except LinkError as exc:
-        bar.close()
-        raise _link_error(exc, settings) from exc
-    return link, media
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -268,70 +212,62 @@ def _write_text(path: Path, text: str) -> None:
         raise CommandError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from exc
 
 
+def _source(text: str, settings: Settings) -> MediaSource:
+    if looks_like_url(text, hosts=settings.url_hosts):
+        return MediaLink(text)
+    path = Path(text).expanduser()
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        exists = is_file = False
+    if not exists:
+        raise CommandError(FILE_NOT_FOUND.format(path=text[:200]))
+    if not is_file:
+        raise CommandError(NOT_A_FILE.format(path=text[:200]))
+    return LocalFile(path)
+
+
 # --------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True)
-class _Input:
-    audio: DecodedAudio
-    source: dict[str, str | None] | None  # for links: url, video_id, title
-
-
-def _read_input(args: argparse.Namespace, settings: Settings, bar: ProgressBar) -> _Input:
-    if not looks_like_url(args.source, hosts=settings.url_hosts):
-        path = _existing_file(args.source)
-        return _Input(_decode(path, settings, audio_limits(settings)), None)
-    # The download lives in a temporary folder that is removed whatever happens.
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
-        link, media = _download(args.source, Path(tmp), settings, bar)
-        limits = replace(audio_limits(settings), max_bytes=download_limits(settings).max_bytes)
-        audio = _decode(media.path, settings, limits)
-    source = {
-        "url": link.url,
-        "video_id": media.video_id,
-        "title": media.title,
-    }
-    return _Input(audio, source)
 
 
 def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_logs(args)
     if args.srt is not None and not args.srt.parent.is_dir():
         raise CommandError(FILE_NOT_FOUND.format(path=args.srt.parent))
+    source = _source(args.source, settings)
+    pipeline = _pipeline(args, settings, with_tags=not args.no_tags)
     bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
+
+    def on_progress(stage: Stage, fraction: float | None) -> None:
+        bar.update(STAGES[stage], fraction)
+
     try:
-        # Input first: a bad file or link fails before any model is loaded.
-        given = _read_input(args, settings, bar)
-        service = _service(args, settings, with_tags=not args.no_tags)
-        _load_model(service)
-        options = fast_path_options(
-            service.options, duration=given.audio.duration, batch_size=args.batch_size
-        )
-        bar.update(STAGE_TRANSCRIBE, 0.0)
-        transcription = service.transcribe(
-            given.audio,
-            options=options,
-            progress=lambda fraction: bar.update(STAGE_TRANSCRIBE, fraction),
-        )
-        bar.update(STAGE_TRANSCRIBE, 1.0)
+        with _model_errors():
+            result = pipeline.run(source, progress=on_progress, batch_size=args.batch_size)
+    except InputRejected as exc:
+        raise CommandError(exc.message) from exc
     finally:
         bar.close()
-    hashtags = service.hashtags(transcription.text)
+    transcription = result.transcription
     if args.srt is not None:
         _write_text(args.srt, segments_to_srt(transcription.segments))
     if args.json:
         payload = transcription.as_dict() | {
-            "tags": list(hashtags),
+            "tags": list(result.hashtags),
             "options": _options_dict(transcription.options),
         }
-        if given.source is not None:
-            payload["source"] = given.source
+        if result.link is not None:
+            payload["source"] = {
+                "url": result.link.url,
+                "video_id": result.link.video_id,
+                "title": result.link.title,
+            }
         json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
         print()
     else:
         print(transcription.text)
-        if hashtags:
-            print(" ".join(hashtags))
+        if result.hashtags:
+            print(" ".join(result.hashtags))
     return 0
 
 
@@ -344,61 +280,26 @@ def _options_dict(options: TranscribeOptions) -> dict[str, object]:
     }
 
 
-def read_tsv(path: Path) -> list[tuple[Path, str]]:
-    """Rows ``audio_path<TAB>reference``; paths are relative to the TSV's folder.
-
-    Blank lines, ``#`` comments and a header row ``audio_path<TAB>reference`` are skipped.
-    """
-    if not path.is_file():
-        raise CommandError(FILE_NOT_FOUND.format(path=path))
-    rows = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or not "".join(row).strip() or row[0].startswith("#"):
-                continue
-            if len(row) < 2:
-                raise CommandError(TSV_BAD_ROW.format(path=path, line=number))
-            if number == 1 and row[0].strip().lower() in ("audio_path", "path", "audio"):
-                continue
-            audio_path = (path.parent / row[0]).resolve()
-            if not audio_path.is_file():  # before the model loads, not after half the set
-                raise CommandError(f"{path}:{number}: " + FILE_NOT_FOUND.format(path=audio_path))
-            rows.append((audio_path, row[1]))
-    if not rows:
-        raise CommandError(TSV_EMPTY.format(path=path))
-    return rows
-
-
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from model.evaluation import UnreadableClipError, evaluate
+
     _quiet_logs(args)
-    rows = read_tsv(args.tsv)
-    service = _service(args, settings, with_tags=False)
-    _load_model(service)
-    limits = audio_limits(settings)
-    references, hypotheses = [], []
-    audio_seconds = 0.0
-    started = time.perf_counter()
-    for audio_path, reference in rows:
-        try:
-            audio = decode_audio(audio_path, limits=limits)
-        except AudioError as exc:
-            raise CommandError(f"{audio_path}: {audio_error(exc.reason)}") from exc
-        audio_seconds += audio.duration
-        options = fast_path_options(
-            service.options, duration=audio.duration, batch_size=args.batch_size
-        )
-        hypotheses.append(service.transcribe(audio, options=options).text)
-        references.append(reference)
-    elapsed = time.perf_counter() - started
-    rates = error_rates(references, hypotheses)
-    model = service.models.get()
-    result = rates.as_dict() | {
-        "audio_seconds": round(audio_seconds, 3),
-        "elapsed": round(elapsed, 3),
-        "rtf": round(elapsed / audio_seconds, 4) if audio_seconds else None,
-        "model": model.model_name,
-        "engine": model.engine,
-    }
-    json.dump(result, sys.stdout, ensure_ascii=False)
+    try:
+        clips = read_tsv(args.tsv, allow_outside=args.allow_outside)
+    except ManifestError as exc:
+        raise CommandError(str(exc)) from exc
+    pipeline = _pipeline(args, settings, with_tags=False)
+    try:
+        with _model_errors():
+            result = evaluate(
+                pipeline.models.get(),
+                clips,
+                options=pipeline.options,
+                limits=pipeline.limits.audio,
+                batch_size=args.batch_size,
+            )
+    except UnreadableClipError as exc:
+        raise CommandError(f"{exc.audio_path}: {audio_error(exc.reason)}") from exc
+    json.dump(result.as_dict(), sys.stdout, ensure_ascii=False)
     print()
     return 0

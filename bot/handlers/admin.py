@@ -53,8 +53,8 @@ def stats_text(svc: Services) -> str:
         counts = repository.storage_counts(uow.session)
         samples = sample_stats(uow.session)
         pending = job_queue.count_pending_jobs(uow.session)
-    model = svc.transcription.models
-    tagger = svc.transcription.tagger
+    model = svc.pipeline.models
+    tagger = svc.pipeline.tagger
     return (
         "<b>Statistiche</b>\n"
         f"Utenti: {counts.users}\n"

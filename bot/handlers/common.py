@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.container import SERVICES_KEY, Services
+from bot.job_payloads import JobPayload
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -67,9 +66,8 @@ async def answer(update: Update, text: str) -> None:
 async def submit_job(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
+    payload: JobPayload,
     *,
-    kind: str,
-    payload: dict[str, Any],
     target: Message,
 ) -> None:
     """Queue work on ``target`` for the user, unless they are flooding or over a limit."""
@@ -82,8 +80,7 @@ async def submit_job(
         await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
         return
     submitted = await svc.runner.submit(
-        kind=kind,
-        payload=payload,
+        payload,
         user_id=user.id,
         chat_id=target.chat_id,
         user_message_id=target.message_id,

@@ -6,9 +6,9 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
+from bot.corrections import CorrectionOutcome
 from bot.handlers import links
 from bot.handlers.common import answer, is_private, replies_to_bot, services
-from bot.corrections import CorrectionOutcome
 from model.youtube import find_links
 
 REPLIES = {

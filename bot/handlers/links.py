@@ -7,7 +7,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
 from bot.handlers.common import addressed, answer, is_private, services, submit_job
-from bot.worker import KIND_LINK
+from bot.job_payloads import LinkJob
 from model.youtube import find_links
 
 
@@ -26,8 +26,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await answer(update, messages.TEXT_HINT)
         return
     link = links[0]  # one video per message keeps the queue fair
-    payload = {"url": link.url, "video_id": link.video_id}
-    await submit_job(update, context, kind=KIND_LINK, payload=payload, target=message)
+    await submit_job(update, context, LinkJob(link.url, link.video_id), target=message)
 
 
 def register(app: Application) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
 from telegram import Message, Update
@@ -10,7 +9,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bot import messages
 from bot.handlers.common import addressed, answer, is_private, services, submit_job
-from bot.worker import KIND_TELEGRAM_FILE
+from bot.job_payloads import TelegramFileJob
 
 MEDIA_FILTER = (
     filters.VOICE | filters.AUDIO | filters.VIDEO | filters.VIDEO_NOTE | filters.Document.ALL
@@ -20,18 +19,7 @@ VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".3gp")
 MEDIA_EXTENSIONS = frozenset((*AUDIO_EXTENSIONS, *VIDEO_EXTENSIONS))
 
 
-@dataclass(frozen=True)
-class MediaRef:
-    source_kind: str  # storage's source kinds: voice, audio, video, video_note, document
-    file_id: str
-    file_unique_id: str
-    duration: float | None
-    file_size: int | None
-    mime_type: str | None
-    file_name: str | None
-
-
-def media_of(message: Message) -> MediaRef | None:
+def media_of(message: Message) -> TelegramFileJob | None:
     """The media a message carries, if any (documents only when audio or video)."""
     for kind in ("voice", "audio", "video", "video_note", "document"):
         media = getattr(message, kind)
@@ -42,7 +30,7 @@ def media_of(message: Message) -> MediaRef | None:
         name = raw.get("file_name")
         if kind == "document" and not _is_media_document(mime, name):
             return None
-        return MediaRef(
+        return TelegramFileJob(
             source_kind=kind,
             file_id=raw["file_id"],
             file_unique_id=raw["file_unique_id"],
@@ -102,9 +90,7 @@ async def accept(
             ),
         )
         return
-    await submit_job(
-        update, context, kind=KIND_TELEGRAM_FILE, payload=asdict(media), target=media_message
-    )
+    await submit_job(update, context, media, target=media_message)
 
 
 def _mb(size: int) -> str:

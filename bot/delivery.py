@@ -1,0 +1,216 @@
+"""Telegram delivery of a job: the status message, the reply (messages, .txt, .srt), late
+hashtags and failures. Everything here talks to the Bot API and nothing else; it never
+touches the database or the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from telegram import Bot, InputFile, ReplyParameters
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, TelegramError
+
+from bot import formatting
+from model.engines import Segment
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_CAPTION_LIMIT = 1024
+SUBTITLES_CAPTION = "🎞 Sottotitoli (.srt)"
+FILE_NAME = "trascrizione-{job_id}.{extension}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryOptions:
+    status_edit_interval: float = 3.0
+    max_message_chars: int = formatting.TELEGRAM_MESSAGE_LIMIT
+    long_text_as_file_chars: int = 12_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    """A transcript as the user will get it."""
+
+    job_id: int
+    chat_id: int
+    reply_to: int
+    text: str
+    hashtags: tuple[str, ...]
+    segments: tuple[Segment, ...] = ()
+    title: str | None = None  # a video's title, shown above its transcript
+    subtitles: bool = False  # links also get a .srt file
+
+
+class StatusMessage:
+    """The message that shows a job's progress, edited at most every few seconds; it
+    becomes the transcript."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        message_id: int | None,
+        interval: float,
+        *,
+        reply_to: int | None = None,
+    ) -> None:
+        self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
+        self.interval = interval
+        self.reply_to = reply_to
+        self._text: str | None = None
+        self._last = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.interval
+
+    async def show(self, text: str, *, force: bool = True) -> None:
+        if text == self._text or (not force and not self.due()):
+            return
+        self._last = time.monotonic()
+        self._text = text
+        try:
+            if self.message_id is None:
+                # It becomes the transcript: it must reply to the user's message.
+                sent = await self.bot.send_message(
+                    self.chat_id, text, reply_parameters=_reply_to(self.reply_to)
+                )
+                self.message_id = sent.message_id
+            else:
+                await self.bot.edit_message_text(text, self.chat_id, self.message_id)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("status message not updated: %s", exc)
+        except TelegramError as exc:  # progress is best effort; the reply is what counts
+            log.warning("status message not updated: %s", exc)
+
+    async def delete(self) -> None:
+        if self.message_id is None:
+            return
+        with contextlib.suppress(TelegramError):
+            await self.bot.delete_message(self.chat_id, self.message_id)
+        self.message_id = None
+
+
+class Delivery:
+    def __init__(self, bot: Bot, options: DeliveryOptions) -> None:
+        self.bot = bot
+        self.options = options
+
+    def status(self, chat_id: int, message_id: int | None, *, reply_to: int) -> StatusMessage:
+        return StatusMessage(
+            self.bot, chat_id, message_id, self.options.status_edit_interval, reply_to=reply_to
+        )
+
+    async def announce_queued(
+        self, chat_id: int, reply_to: int, position: int | None, total: int
+    ) -> int | None:
+        """The first status message ("In coda: posizione 2 di 3"); None if it failed."""
+        try:
+            sent = await self.bot.send_message(
+                chat_id,
+                formatting.queued_text(position, total),
+                reply_parameters=_reply_to(reply_to),
+            )
+        except TelegramError as exc:  # the job still runs; it will send its own message
+            log.warning("queued message not sent: %s", exc)
+            return None
+        return sent.message_id
+
+    async def typing(self, chat_id: int) -> None:
+        with contextlib.suppress(TelegramError):
+            await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
+
+    async def download(self, file_id: str) -> bytes:
+        file = await self.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+    async def reply(self, reply: Reply, status: StatusMessage) -> list[int]:
+        """Send the transcript (editing the status message into it); the message ids."""
+        bot = self.bot
+        content = self._messages(reply)
+        reply_to = _reply_to(reply.reply_to)
+        ids: list[int] = []
+        if content.as_file:
+            await status.delete()
+            sent = await bot.send_document(
+                reply.chat_id,
+                InputFile(reply.text.encode(), filename=_file_name(reply.job_id, "txt")),
+                caption=content.messages[0][:TELEGRAM_CAPTION_LIMIT],
+                reply_parameters=reply_to,
+            )
+            ids.append(sent.message_id)
+        else:
+            first, *rest = content.messages
+            if status.message_id is not None:
+                try:
+                    await bot.edit_message_text(first, reply.chat_id, status.message_id)
+                    ids.append(status.message_id)
+                except TelegramError:
+                    await status.delete()
+            if not ids:
+                sent = await bot.send_message(reply.chat_id, first, reply_parameters=reply_to)
+                ids.append(sent.message_id)
+            for text in rest:
+                sent = await bot.send_message(reply.chat_id, text, reply_parameters=reply_to)
+                ids.append(sent.message_id)
+        if reply.subtitles and reply.segments:
+            from model.subtitles import segments_to_srt
+
+            sent = await bot.send_document(
+                reply.chat_id,
+                InputFile(
+                    segments_to_srt(reply.segments).encode(),
+                    filename=_file_name(reply.job_id, "srt"),
+                ),
+                caption=SUBTITLES_CAPTION,
+                reply_parameters=reply_to,
+            )
+            ids.append(sent.message_id)
+        return ids
+
+    async def add_late_tags(
+        self, reply: Reply, hashtags: tuple[str, ...], message_ids: list[int]
+    ) -> int | None:
+        """Put hashtags that arrived after the reply into it: edit its last message, or
+        send a new one when the tags spill over. The id of a new message, if any."""
+        if not hashtags or reply.subtitles:
+            return None  # subtitled replies keep their layout; the tags are stored anyway
+        content = self._messages(reply, hashtags=hashtags)
+        if content.as_file:
+            return None  # a document keeps its caption
+        last_text = content.messages[-1]
+        index = len(content.messages) - 1
+        try:
+            if index < len(message_ids):
+                await self.bot.edit_message_text(last_text, reply.chat_id, message_ids[index])
+                return None
+            sent = await self.bot.send_message(reply.chat_id, last_text)
+        except TelegramError as exc:
+            log.warning("late hashtags not shown: %s", exc)
+            return None
+        return sent.message_id
+
+    def _messages(
+        self, reply: Reply, *, hashtags: tuple[str, ...] | None = None
+    ) -> formatting.TranscriptMessages:
+        return formatting.transcript_messages(
+            reply.text,
+            reply.hashtags if hashtags is None else hashtags,
+            limit=self.options.max_message_chars,
+            file_threshold=self.options.long_text_as_file_chars,
+            note=f"🎬 {reply.title}" if reply.title else None,
+        )
+
+
+def _reply_to(message_id: int | None) -> ReplyParameters | None:
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id, allow_sending_without_reply=True)
+
+
+def _file_name(job_id: int, extension: str) -> str:
+    return FILE_NAME.format(job_id=job_id, extension=extension)

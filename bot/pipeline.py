@@ -1,0 +1,222 @@
+"""The one transcription pipeline: a media source in, a tagged transcript out.
+
+Both front ends are thin adapters over it: the bot's worker (a Telegram file already
+downloaded to memory, or a link) and ``whisper-it transcribe`` (a local path or a link).
+Every rule about media lives here once: fetch a link within its limits, decode within the
+audio limits, pick the decoding path for the clip's length, transcribe with the serving
+model, add hashtags. Expected failures come out as one exception, ``InputRejected``, that
+already carries the user's Italian message.
+
+Synchronous and CPU-bound: callers run it in a worker thread, never on an event loop.
+No ``telegram`` import here.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bot import messages
+from bot.model_holder import ModelHolder
+from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
+from model.engines import TranscribeOptions, Transcription, fast_path_options
+from model.tags import Tagger, format_hashtags
+from model.youtube import DownloadLimits, DownloadProgress, LinkError, download_audio, parse_link
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = "whisper-it-"
+
+
+class Stage(enum.Enum):
+    DOWNLOAD = "download"
+    TRANSCRIBE = "transcribe"
+
+
+# (stage, fraction done or None when unknown)
+ProgressSink = Callable[[Stage, float | None], None]
+
+
+# --- sources -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MediaBytes:
+    """Media already in memory (a Telegram file)."""
+
+    data: bytes
+    source_kind: str  # storage's source kinds: voice, audio, video, video_note, document
+    source_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: Path
+
+
+@dataclass(frozen=True)
+class MediaLink:
+    url: str
+
+
+MediaSource = MediaBytes | LocalFile | MediaLink
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    url: str
+    video_id: str | None
+    title: str | None
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    transcription: Transcription
+    audio: DecodedAudio
+    hashtags: tuple[str, ...]
+    source_kind: str
+    source_ref: str | None
+    link: LinkInfo | None = None
+
+
+class InputRejected(Exception):
+    """Input the pipeline refuses (damaged, too long, a foreign link, ...): ``message`` is
+    the Italian text for the user, ``reason`` the machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineLimits:
+    audio: AudioLimits
+    # Downloads from links may be bigger than Telegram's uploads.
+    download: DownloadLimits
+
+
+class TranscriptionPipeline:
+    def __init__(
+        self,
+        *,
+        models: ModelHolder,
+        limits: PipelineLimits,
+        options: TranscribeOptions,
+        tagger: Tagger | None = None,
+        max_hashtags: int = 5,
+        url_hosts: frozenset[str] = frozenset(),
+        work_dir: Path | None = None,
+    ) -> None:
+        self.models = models
+        self.limits = limits
+        self.options = options
+        self.tagger = tagger
+        self.max_hashtags = max_hashtags
+        self.url_hosts = url_hosts
+        self.work_dir = work_dir
+
+    def run(
+        self,
+        source: MediaSource,
+        *,
+        progress: ProgressSink | None = None,
+        batch_size: int | None = None,
+        with_tags: bool = True,
+    ) -> PipelineResult:
+        """Fetch, decode, transcribe and (unless told not to) tag ``source``."""
+        audio, kind, ref, link = self.fetch(source, progress=progress)
+        transcription = self.transcribe(audio, progress=progress, batch_size=batch_size)
+        hashtags = self.hashtags(transcription.text) if with_tags else ()
+        return PipelineResult(transcription, audio, hashtags, kind, ref, link)
+
+    def fetch(
+        self, source: MediaSource, *, progress: ProgressSink | None = None
+    ) -> tuple[DecodedAudio, str, str | None, LinkInfo | None]:
+        """The decoded audio of ``source``, its kind and reference, and the link's details."""
+        if isinstance(source, MediaBytes):
+            audio = self._decode(source.data, self.limits.audio)
+            return audio, source.source_kind, source.source_ref, None
+        if isinstance(source, LocalFile):
+            return self._decode(source.path, self.limits.audio), "file", source.path.name, None
+        return self._fetch_link(source.url, progress)
+
+    def _fetch_link(
+        self, url: str, progress: ProgressSink | None
+    ) -> tuple[DecodedAudio, str, str | None, LinkInfo]:
+        def on_download(update: DownloadProgress) -> None:
+            if progress is not None:
+                progress(Stage.DOWNLOAD, update.fraction)
+
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        # The download lives in a temporary folder that is removed whatever happens.
+        folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.work_dir))
+        try:
+            try:
+                link = parse_link(url, extra_hosts=self.url_hosts)
+                media = download_audio(
+                    link, folder, limits=self.limits.download, progress=on_download
+                )
+            except LinkError as exc:
+                raise InputRejected(
+                    exc.reason,
+                    messages.link_error(exc.reason, max_seconds=self.limits.audio.max_seconds),
+                ) from exc
+            limits = replace(self.limits.audio, max_bytes=self.limits.download.max_bytes)
+            audio = self._decode(media.path, limits)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        info = LinkInfo(
+            url=media.webpage_url or link.url, video_id=media.video_id, title=media.title
+        )
+        return audio, "youtube", media.video_id or media.webpage_url, info
+
+    def _decode(self, source: bytes | Path, limits: AudioLimits) -> DecodedAudio:
+        try:
+            return decode_audio(source, limits=limits)
+        except AudioError as exc:
+            raise InputRejected(
+                exc.reason,
+                messages.audio_error(
+                    exc.reason, max_seconds=limits.max_seconds, max_mb=limits.max_bytes / 2**20
+                ),
+            ) from exc
+
+    def transcribe(
+        self,
+        audio: DecodedAudio,
+        *,
+        progress: ProgressSink | None = None,
+        batch_size: int | None = None,
+    ) -> Transcription:
+        """Transcribe with the serving model, on the decoding path that suits the length."""
+        options = fast_path_options(self.options, duration=audio.duration, batch_size=batch_size)
+
+        def on_progress(fraction: float) -> None:
+            if progress is not None:
+                progress(Stage.TRANSCRIBE, fraction)
+
+        model = self.models.get()  # loads it on first use: may raise before any progress
+        on_progress(0.0)
+        transcription = model.transcribe(audio.samples, options=options, progress=on_progress)
+        on_progress(1.0)
+        return transcription
+
+    def hashtags(self, text: str) -> tuple[str, ...]:
+        if self.tagger is None or not text.strip():
+            return ()
+        try:
+            raw = self.tagger.tags(text)
+        except Exception:  # tags are a garnish: never lose a transcript over them
+            log.exception("tagging failed")
+            return ()
+        return tuple(format_hashtags(raw, max_tags=self.max_hashtags))

@@ -1,0 +1,233 @@
+"""The bot's side of the durable job queue: every database step of a job's life, each one
+short transaction, synchronous (callers use ``asyncio.to_thread``). No ``telegram`` here.
+
+Accepted work is written before any is done, so a restart loses nothing; a job that was
+stored but not yet answered keeps its transcript and is answered from it on resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot import messages
+from bot.job_payloads import JobPayload, from_record, to_record
+from bot.pipeline import PipelineResult
+from storage import jobs as job_queue
+from storage import repository
+from storage.audio_store import AudioStore
+from storage.models import Job, Transcription
+from storage.unit_of_work import Database
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLimits:
+    max_queued_jobs: int
+    max_pending_per_user: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedJob:
+    id: int
+    payload: JobPayload
+    user_id: int
+    chat_id: int
+    user_message_id: int
+    status_message_id: int | None
+    transcription_id: int | None  # set when killed after storing, before replying
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: int | None
+    refusal: str | None = None  # Italian text when the job was not accepted
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredTranscript:
+    """What a reply needs, read back from the database (for a job resumed after a crash)."""
+
+    text: str
+    hashtags: tuple[str, ...]
+    segments: tuple[tuple[float, float, str], ...]
+    source_kind: str
+
+
+class WorkQueue:
+    def __init__(self, db: Database, store: AudioStore, limits: QueueLimits) -> None:
+        self.db = db
+        self.store = store
+        self.limits = limits
+
+    # --- accepting -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        payload: JobPayload,
+        *,
+        user_id: int,
+        chat_id: int,
+        user_message_id: int,
+        user_name: str | None = None,
+    ) -> Enqueued:
+        kind, data = to_record(payload)
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            if job_queue.count_open_jobs(session) >= self.limits.max_queued_jobs:
+                return Enqueued(None, messages.QUEUE_FULL)
+            open_jobs = job_queue.count_open_jobs(session, user_id=user_id)
+            if open_jobs >= self.limits.max_pending_per_user:
+                return Enqueued(None, messages.TOO_MANY_PENDING.format(count=open_jobs))
+            repository.touch_user(session, user_id, name=user_name)
+            job = job_queue.enqueue_job(
+                session,
+                kind=kind,
+                payload=data,
+                user_id=user_id,
+                chat_id=chat_id,
+                user_message_id=user_message_id,
+            )
+            uow.commit()
+            return Enqueued(job.id)
+
+    def position(self, job_id: int) -> tuple[int | None, int]:
+        """(place in the queue or None if no longer waiting, jobs waiting in all)."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            return (
+                job_queue.queue_position(uow.session, job_id),
+                job_queue.count_pending_jobs(uow.session),
+            )
+
+    def pending(self) -> int:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return job_queue.count_pending_jobs(uow.session)
+
+    def set_status_message(self, job_id: int, message_id: int) -> None:
+        with self.db.unit_of_work() as uow:
+            job_queue.set_job_messages(uow.session, job_id, status_message_id=message_id)
+            uow.commit()
+
+    def status_message_id(self, job_id: int) -> int | None:
+        with self.db.unit_of_work(read_only=True) as uow:
+            job = job_queue.get_job(uow.session, job_id)
+            return None if job is None else job.status_message_id
+
+    # --- working -------------------------------------------------------------------------
+
+    def requeue_interrupted(self) -> job_queue.RequeueResult:
+        with self.db.unit_of_work() as uow:
+            result = job_queue.requeue_running(uow.session)
+            uow.commit()
+        return result
+
+    def claim(self) -> ClaimedJob | None:
+        with self.db.unit_of_work() as uow:
+            job = job_queue.claim_next_job(uow.session)
+            uow.commit()
+            return None if job is None else _claimed(job)
+
+    def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | None:
+        """Store audio and transcript and tie them to the job, in one transaction.
+
+        None when the job is gone: its user ran /forget while it was being worked on, so
+        nothing of it is kept (the audio file included, unless other rows share it)."""
+        ref = self.store.put(result.audio.samples)
+        transcription = result.transcription
+        with self.db.unit_of_work() as uow:
+            stored_job = uow.session.get(Job, job.id)
+            if stored_job is None:
+                referenced = uow.session.scalar(
+                    select(func.count())
+                    .select_from(Transcription)
+                    .where(Transcription.audio_sha256 == ref.sha256)
+                )
+                if not referenced:
+                    self.store.delete(ref.sha256)
+                return None
+            row = repository.add_transcription(
+                uow.session,
+                source_kind=result.source_kind,
+                source_ref=result.source_ref,
+                text=transcription.text,
+                user_id=job.user_id,
+                chat_id=job.chat_id,
+                user_message_id=job.user_message_id,
+                audio=ref,
+                model_version=transcription.model,
+                language=transcription.language,
+                segments=[
+                    {"start": s.start, "end": s.end, "text": s.text} for s in transcription.segments
+                ],
+                tags=list(result.hashtags),
+                timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
+            )
+            # The job remembers its transcript, so a crash before the reply resends it
+            # instead of transcribing again.
+            stored_job.transcription_id = row.id
+            uow.commit()
+            return row.id
+
+    def stored_transcript(self, transcription_id: int) -> StoredTranscript | None:
+        with self.db.unit_of_work(read_only=True) as uow:
+            row = repository.get_transcription(uow.session, transcription_id)
+            if row is None:
+                return None
+            return StoredTranscript(
+                text=row.text,
+                hashtags=tuple(row.tags),
+                segments=tuple((s["start"], s["end"], s["text"]) for s in row.segments),
+                source_kind=row.source_kind,
+            )
+
+    def finish(self, job: ClaimedJob, transcription_id: int, message_ids: list[int]) -> None:
+        with self.db.unit_of_work() as uow:
+            if uow.session.get(Job, job.id) is None:
+                return  # forgotten meanwhile
+            repository.add_reply_messages(
+                uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids
+            )
+            job_queue.set_job_messages(uow.session, job.id, reply_message_ids=message_ids)
+            job_queue.mark_job_done(uow.session, job.id, transcription_id=transcription_id)
+            uow.commit()
+
+    def fail(self, job_id: int, error: str) -> None:
+        with self.db.unit_of_work() as uow:
+            if uow.session.get(Job, job_id) is None:
+                return
+            job_queue.mark_job_failed(uow.session, job_id, error=error[:MAX_ERROR_CHARS])
+            uow.commit()
+
+    def save_tags(self, transcription_id: int, hashtags: tuple[str, ...]) -> None:
+        with self.db.unit_of_work() as uow:
+            row = repository.get_transcription(uow.session, transcription_id)
+            if row is not None:
+                row.tags = list(hashtags)
+                uow.commit()
+
+    def add_reply_message(self, transcription_id: int, chat_id: int, message_id: int) -> None:
+        with self.db.unit_of_work() as uow:
+            if repository.get_transcription(uow.session, transcription_id) is None:
+                return
+            repository.add_reply_messages(
+                uow.session, transcription_id, chat_id=chat_id, message_ids=[message_id]
+            )
+            uow.commit()
+
+
+def _claimed(job: Job) -> ClaimedJob:
+    payload: dict[str, Any] = dict(job.payload)
+    assert job.user_id is not None and job.chat_id is not None
+    assert job.user_message_id is not None
+    return ClaimedJob(
+        id=job.id,
+        payload=from_record(job.kind, payload),
+        user_id=job.user_id,
+        chat_id=job.chat_id,
+        user_message_id=job.user_message_id,
+        status_message_id=job.status_message_id,
+        transcription_id=job.transcription_id,
+    )
