@@ -243,7 +243,14 @@ async def running_bot(
         await app.post_init(app)
         await app.start()
         assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0.0, timeout=1)
+        if settings.webhook_url:
+            # What ``whisper-it bot`` does in webhook mode: the same options, secret included
+            # (registered with the emulator's setWebhook, which then delivers with it).
+            from bot.commands.run_bot import webhook_options
+
+            await app.updater.start_webhook(**webhook_options(settings).run_kwargs())
+        else:
+            await app.updater.start_polling(poll_interval=0.0, timeout=1)
         try:
             yield running
         finally:
