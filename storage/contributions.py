@@ -50,11 +50,12 @@ def list_contributions(
     train: Counter[int] = Counter()
     held_out: Counter[int] = Counter()
     seconds: defaultdict[int, float] = defaultdict(float)
-    for sample in list_samples(session, eval_fraction=eval_fraction):
+    labels = resolve_labels(session)
+    for sample in list_samples(session, eval_fraction=eval_fraction, labels=labels):
         (train if sample.split == TRAIN else held_out)[sample.user_id] += 1
         seconds[sample.user_id] += sample.duration
     quarantined: Counter[int] = Counter(
-        user_id for conflict in resolve_labels(session).quarantined for user_id in conflict.user_ids
+        user_id for conflict in labels.quarantined for user_id in conflict.user_ids
     )
     rows = session.execute(
         select(User.id, User.name, User.username, func.count(Correction.id))
@@ -86,8 +87,9 @@ def list_quarantine(session: Session) -> list[Conflict]:
 def remove_user_contributions(session: Session, user_id: int) -> RemovedContributions:
     """Delete every correction ``user_id`` made: their samples leave the training and
     evaluation sets, and quarantines they caused are lifted. Flushes, never commits."""
-    samples = sum(1 for sample in list_samples(session) if sample.user_id == user_id)
-    quarantined = sum(1 for c in resolve_labels(session).quarantined if user_id in c.user_ids)
+    labels = resolve_labels(session)
+    samples = sum(1 for s in list_samples(session, labels=labels) if s.user_id == user_id)
+    quarantined = sum(1 for c in labels.quarantined if user_id in c.user_ids)
     result = session.execute(
         delete(Correction)
         .where(Correction.user_id == user_id)

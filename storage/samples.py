@@ -24,7 +24,7 @@ from model.normalize import normalize_text
 from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
-from storage.labels import resolve_labels
+from storage.labels import Labels, resolve_labels
 from storage.models import RUN_DONE, SOURCE_IMPORT, TrainingRun, Transcription
 
 Split = Literal["train", "eval"]
@@ -76,12 +76,14 @@ def list_samples(
     split: Split | None = None,
     *,
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    labels: Labels | None = None,
 ) -> list[Sample]:
     """Every sample (or one split's), oldest correction first. Quarantined clips are not
-    samples (``storage.contributions.list_quarantine`` lists them)."""
+    samples (``storage.contributions.list_quarantine`` lists them). ``labels``: the
+    policy's result, when the caller already has it."""
     salt = split_salt(session)
     samples = []
-    for label in resolve_labels(session).labelled:
+    for label in (labels or resolve_labels(session)).labelled:
         group = group_of(label.text)
         side = split_of(group, salt=salt, eval_fraction=eval_fraction)
         if split is not None and side != split:
@@ -139,8 +141,9 @@ class SampleStats:
 
 
 def sample_stats(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> SampleStats:
-    samples = list_samples(session, eval_fraction=eval_fraction)
-    quarantined = len(resolve_labels(session).quarantined)
+    labels = resolve_labels(session)
+    samples = list_samples(session, eval_fraction=eval_fraction, labels=labels)
+    quarantined = len(labels.quarantined)
     cutoff = last_trained_correction_id(session)
     train = [sample for sample in samples if sample.split == TRAIN]
     held_out = [sample for sample in samples if sample.split == EVAL]
