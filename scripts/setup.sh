@@ -47,4 +47,4 @@ if [[ $WITH_TEST == 1 ]]; then
 else
     "${PIP[@]}" -e .
 fi
-echo "setup: done"
+echo "setup: done (check the installation with: $VENV/bin/whisper-it doctor)"
