@@ -124,7 +124,7 @@ def test_samples_import_stats_export(
 
 
 def test_import_of_a_missing_tsv_fails_cleanly(settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match="nope.tsv: file non trovato"):
+    with pytest.raises(CommandError, match=r"nope\.tsv: file non trovato"):
         _run(settings, "samples", "import", str(tmp_path / "nope.tsv"))
 
 

@@ -84,9 +84,7 @@ def test_split_is_a_stable_keyed_function_of_the_sentence() -> None:
     assert splits == [split_of(text, salt=SALT) for text in sentences]
     assert 0.07 < splits.count(EVAL) / len(sentences) < 0.13
     # Case, punctuation and spacing do not make another sentence.
-    assert all(
-        split_of(f"  Frase, NUMERO {i}!", salt=SALT) == splits[i] for i in range(0, 2000, 7)
-    )
+    assert all(split_of(f"  Frase, NUMERO {i}!", salt=SALT) == splits[i] for i in range(0, 2000, 7))
     # Another installation's salt gives another split: the hash alone predicts nothing.
     other = [split_of(text, salt=OTHER_SALT) for text in sentences]
     # Independent sides: about 2 * 0.1 * 0.9 of the sentences differ.
