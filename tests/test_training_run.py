@@ -87,7 +87,8 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
     from model import convert, sources
     from training.data import read_manifest
     from training.evaluate import evaluate_ct2
-    from training.promote import GatePolicy, decide, model_card, promote_version
+    from training.gate import GatePolicy, decide
+    from training.promote import model_card, promote_version
 
     base_hf = sources.hf_dir("packaged:whisper-base", cache_dir=model_cache).path
     base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=model_cache).path
@@ -104,16 +105,18 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
             (broken_hf / item.name).write_bytes(item.read_bytes())
     broken_ct2 = convert.export_hf_to_ct2(broken_hf, tmp_path / "broken-ct2")
 
-    examples = read_manifest(labelled_tsv)[:4]
+    examples = read_manifest(labelled_tsv)
     scores = {
-        name: {"heldout": evaluate_ct2(ct2, examples, eval_set="heldout", model_name=name,
-                                       cpu_threads=2).rates}
+        name: {"heldout": evaluate_ct2(ct2, examples, model_name=name, cpu_threads=2)}
         for name, ct2 in (("base", base_ct2), ("broken", broken_ct2))
-    }  # fmt: skip
+    }
     policy = GatePolicy(min_eval_samples=len(examples))
     refused = decide(scores["base"], scores["broken"], policy)
     assert not refused.promote and refused.primary_set == "heldout", refused.reasons
-    assert scores["broken"]["heldout"].wer > scores["base"]["heldout"].wer
+    check = refused.check("heldout")
+    assert check is not None and check.verdict == "worse" and check.clips == len(examples)
+    assert check.interval.low > 0 and check.sentences == len(examples) // 2
+    assert scores["broken"]["heldout"].rates.wer > scores["base"]["heldout"].rates.wer
 
     # The other way round the gate promotes, and promotion is atomic and recorded.
     accepted = decide(scores["broken"], scores["base"], policy)

@@ -15,8 +15,8 @@ Sets and their roles:
   candidate that changes much of what users accepted (forgetting, loops), with a wider
   tolerance.
 
-Promotion needs all of: on the primary set, the whole interval below zero (better with the
-policy's confidence) and a point gain of at least ``min_wer_improvement``; on each guard,
+Promotion needs all of: on the primary set, the whole interval below
+``-min_wer_improvement`` (a gain at least that large, with the policy's confidence); on each guard,
 a WER change no larger than its tolerance; no set where the candidate loops (insertion
 rate above ``max_insertion_rate`` and above the serving model's).
 """
@@ -286,13 +286,13 @@ def _check(
     )
     role = Role.PRIMARY if name == primary else Role.GUARD
     if role is Role.PRIMARY:
-        gain = -interval.delta
-        if interval.high >= 0:
-            passed, rule = False, "not better with enough confidence"
-        elif gain < policy.min_wer_improvement:
-            passed, rule = False, f"gain below the {_pct(policy.min_wer_improvement)} required"
-        else:
-            passed, rule = True, "better"
+        # The interval's upper end is the smallest gain the data support at this confidence.
+        passed = interval.high < -policy.min_wer_improvement
+        rule = (
+            f"gain of at least {_pct(policy.min_wer_improvement)} with "
+            f"{100 * policy.confidence:.0f}% confidence"
+        )
+        rule = rule if passed else f"no {rule}"
     else:
         tolerance = policy.tolerance(name)
         passed = interval.delta <= tolerance

@@ -68,7 +68,9 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = control.start_run(force=not args.if_enough_samples, max_steps=args.max_steps)
         if not result.started:
-            raise CommandError(f"training not started: {result.reason}")
+            from bot.training_texts import start_text
+
+            raise CommandError(start_text(result))
         what = "resumed" if result.resumed else "started"
         print(f"training run {result.run_id} {what} (pid {result.pid}, log {result.log_path})")
         if not args.wait:
@@ -95,15 +97,21 @@ def _follow(control: TrainingControl, run_id: int) -> int:
     if status.status != "done":
         error = status.error or "the training process stopped"
         raise CommandError(f"training run {run_id} {status.status}: {error}")
-    gate = status.metrics.get("gate", {})
+    report = status.report
+    if report is None:
+        raise CommandError(f"training run {run_id} finished without a report")
     print(
         json.dumps(
             {
                 "run_id": run_id,
-                "candidate": status.metrics.get("candidate"),
-                "promoted": status.promoted,
-                "reasons": gate.get("reasons", []),
-                "steps": status.steps_done,
+                "candidate": report.candidate,
+                "parent": report.parent,
+                "promoted": report.promoted,
+                "reasons": list(report.reasons),
+                "steps": report.finetune.steps,
+                "best_step": report.finetune.best_step,
+                "gate": report.gate.to_dict(),
+                "data": report.to_dict()["data"],
             },
             indent=2,
             ensure_ascii=False,
@@ -126,6 +134,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
                 "parent": m.parent,
                 "promoted_at": m.promoted_at.isoformat() if m.promoted_at else None,
                 "wer": m.wer,
+                "gate": m.gate.to_dict() if m.gate else None,
             }
             for m in models
         ]
@@ -135,6 +144,10 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         wer = ", ".join(f"{name} {100 * value:.1f}%" for name, value in sorted(m.wer.items()))
         mark = "*" if m.is_current else " "
         print(f"{mark} {m.name:<12} parent={m.parent or '-':<8} WER: {wer or '-'}")
+        if m.gate is not None:
+            verdict = "promoted" if m.gate.promote else "refused"
+            for check in m.gate.checks:
+                print(f"    {verdict}: {check.describe()}")
     return 0
 
 

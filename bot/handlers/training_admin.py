@@ -11,10 +11,11 @@ from telegram import InputFile, Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from bot.container import SERVICES_KEY, Services
-from bot.formatting import escape, progress_bar
+from bot.formatting import escape
 from bot.handlers.admin import admin_only
 from bot.handlers.common import answer, services
 from bot.handlers.errors import notify_admins
+from bot.training_texts import models_text, start_text, status_text, wer_table
 
 log = logging.getLogger(__name__)
 
@@ -25,79 +26,9 @@ TRAINING_COMMANDS = (
     ("models", "Versioni del modello (admin)"),
     ("rollback", "Torna al modello precedente (admin)"),
 )
-STATUS_NAMES = {
-    "pending": "in attesa",
-    "running": "in corso",
-    "done": "completato",
-    "failed": "fallito",
-    "cancelled": "annullato",
-}
 # How often the bot looks for finished runs, to tell the admins.
 WATCH_SECONDS = 30.0
-WER_TABLE_ROWS = 30
 ANNOUNCED_KEY = "announced_training_runs"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def status_text(status) -> str:
-    if status is None:
-        return "Nessun addestramento è stato ancora eseguito."
-    lines = [
-        f"<b>Addestramento #{status.run_id}</b>: {STATUS_NAMES.get(status.status, status.status)}"
-    ]
-    if status.phase:
-        lines.append(f"Fase: {escape(str(status.phase))}")
-    if status.steps_total:
-        lines.append(f"Passi: {status.steps_done}/{status.steps_total}")
-    if status.is_open:
-        lines.append(progress_bar(status.progress))
-    if status.samples_used is not None:
-        lines.append(f"Campioni usati: {status.samples_used}")
-    promoted = status.promoted
-    if promoted is not None:
-        lines.append("Nuovo modello promosso ✅" if promoted else "Modello non promosso ❌")
-    decision = status.metrics.get("decision") or status.metrics.get("reason")
-    if decision:
-        lines.append(f"Motivo: {escape(str(decision))}")
-    if status.error:
-        lines.append(f"Errore: <code>{escape(status.error[:500])}</code>")
-    return "\n".join(lines)
-
-
-def start_text(result) -> str:
-    if result.started:
-        verb = "ripreso" if result.resumed else "avviato"
-        return f"🏋️ Addestramento #{result.run_id} {verb}. Segui i progressi con /status."
-    if result.run_id is not None and result.reason == "a run is in progress":
-        return f"È già in corso l'addestramento #{result.run_id}: /status per i progressi."
-    return f"Non ho avviato l'addestramento: {escape(result.reason or 'motivo sconosciuto')}."
-
-
-def wer_table(points) -> str:
-    if not points:
-        return "Nessuna valutazione registrata finora."
-    rows = ["<b>Storico WER</b> (versione · insieme · WER · CER · clip · data)", "<pre>"]
-    for point in points[-WER_TABLE_ROWS:]:
-        marker = "*" if point.is_active else " "
-        rows.append(
-            f"{marker}{escape(point.model_version)[:24]:<24} {escape(point.eval_set)[:8]:<8} "
-            f"{_pct(point.wer):>6} {_pct(point.cer):>6} {point.count:>4} "
-            f"{point.created_at:%d/%m %H:%M}"
-        )
-    rows.append("</pre>* = modello in uso")
-    return "\n".join(rows)
-
-
-def models_text(models) -> str:
-    lines = ["<b>Versioni del modello</b>"]
-    for info in models:
-        wer = ", ".join(f"{escape(k)} {_pct(v)}" for k, v in sorted(info.wer.items()))
-        mark = "▶️" if info.is_current else "•"
-        lines.append(f"{mark} <code>{escape(info.name)}</code>" + (f" – {wer}" if wer else ""))
-    return "\n".join(lines)
 
 
 @admin_only
@@ -117,8 +48,10 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def wer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     from bot.plots import wer_plot_png
 
-    points = await asyncio.to_thread(services(context).training.wer_history)
-    await answer(update, wer_table(points))
+    training = services(context).training
+    points = await asyncio.to_thread(training.wer_history)
+    latest = await asyncio.to_thread(training.status)
+    await answer(update, wer_table(points, latest))
     message = update.effective_message
     if points and message is not None:
         png = await asyncio.to_thread(wer_plot_png, points)
@@ -154,7 +87,7 @@ async def scheduled_training(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("scheduled training run %s started", result.run_id)
         await notify_admins(context.bot, svc.settings.admin_ids, start_text(result))
     else:
-        log.info("scheduled training not started: %s", result.reason)
+        log.info("scheduled training not started: %s", result.refusal)
 
 
 async def watch_runs(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,161 @@
+"""Italian texts of the correction loop, in one place: why a run did not start, a run's
+status, the gate's verdict per set, the WER history and the model list.
+
+Shared by the Telegram handlers (``bot.handlers.training_admin``) and the CLI
+(``bot.commands.training``). HTML-escaped where text comes from data; no ``telegram``
+import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bot.formatting import escape, progress_bar
+from bot.training_control import StartRefusal, StartResult
+from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, GateDecision, SetCheck, Verdict
+
+if TYPE_CHECKING:
+    from bot.training_control import ModelInfo, TrainingStatus
+
+STATUS_NAMES = {
+    "pending": "in attesa",
+    "running": "in corso",
+    "done": "completato",
+    "failed": "fallito",
+    "cancelled": "annullato",
+}
+START_REFUSALS = {
+    StartRefusal.IN_PROGRESS: "È già in corso l'addestramento #{run_id}: /status per i progressi.",
+    StartRefusal.GIVEN_UP: (
+        "L'addestramento #{run_id} è stato interrotto troppe volte e l'ho abbandonato: "
+        "guarda il registro, poi riprova con /retrain."
+    ),
+    StartRefusal.NOT_ENOUGH_SAMPLES: (
+        "Non ho avviato l'addestramento: {new_samples} campioni nuovi, ne servono {needed}."
+    ),
+}
+SET_NAMES = {
+    HELDOUT_SET: "frasi mai viste",
+    GENERAL_SET: "insieme generale",
+    RECENT_SET: "audio recenti non corretti",
+}
+VERDICTS = {
+    Verdict.BETTER: "migliore",
+    Verdict.WORSE: "peggiore",
+    Verdict.INCONCLUSIVE: "differenza non significativa",
+}
+WER_TABLE_ROWS = 30
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def points(value: float) -> str:
+    return f"{value * 100:+.1f}".replace("-", "−")
+
+
+def start_text(result: StartResult) -> str:
+    if result.started:
+        verb = "ripreso" if result.resumed else "avviato"
+        return f"🏋️ Addestramento #{result.run_id} {verb}. Segui i progressi con /status."
+    template = START_REFUSALS[result.refusal or StartRefusal.IN_PROGRESS]
+    return template.format(
+        run_id=result.run_id, new_samples=result.new_samples, needed=result.needed
+    )
+
+
+def check_line(check: SetCheck, confidence: float) -> str:
+    """One set's comparison: WER before -> after, the change with its interval, the verdict."""
+    interval = check.interval
+    mark = "✅" if check.passed else "❌"
+    name = SET_NAMES.get(check.eval_set, check.eval_set)
+    return (
+        f"{mark} {escape(name)}: WER {pct(check.current_wer)} → {pct(check.candidate_wer)} "
+        f"({points(interval.delta)} punti, intervallo al {100 * confidence:.0f}% "
+        f"[{points(interval.low)}, {points(interval.high)}]; {check.clips} clip, "
+        f"{check.sentences} frasi): {VERDICTS[check.verdict]}"
+    )
+
+
+def gate_lines(decision: GateDecision) -> list[str]:
+    if not decision.checks:
+        return [
+            "❌ Nessun insieme di valutazione ha abbastanza clip per giudicare: "
+            "il modello resta quello in uso."
+        ]
+    return [check_line(check, decision.confidence) for check in decision.checks]
+
+
+def status_text(status: TrainingStatus | None) -> str:
+    if status is None:
+        return "Nessun addestramento è stato ancora eseguito."
+    lines = [
+        f"<b>Addestramento #{status.run_id}</b>: {STATUS_NAMES.get(status.status, status.status)}"
+    ]
+    if status.phase and status.is_open:
+        lines.append(f"Fase: {escape(str(status.phase))}")
+    if status.steps_total:
+        lines.append(f"Passi: {status.steps_done}/{status.steps_total}")
+    if status.is_open:
+        lines.append(progress_bar(status.progress))
+    if status.samples_used is not None:
+        lines.append(f"Campioni usati: {status.samples_used}")
+    report = status.report
+    if report is not None:
+        verdict = "Nuovo modello promosso ✅" if report.promoted else "Modello non promosso ❌"
+        lines.append(f"{verdict} (<code>{escape(report.candidate)}</code>)")
+        tuned = report.finetune
+        if tuned.best_step is not None and tuned.validation_clips:
+            lines.append(
+                f"Passo tenuto: {tuned.best_step} di {tuned.steps} (migliore su "
+                f"{tuned.validation_clips} clip di frasi escluse dall'addestramento)"
+            )
+        lines.append("Perché:")
+        lines.extend(gate_lines(report.gate))
+    if status.error:
+        lines.append(f"Errore: <code>{escape(status.error[:500])}</code>")
+    return "\n".join(lines)
+
+
+def wer_table(history: Sequence[Any], latest: TrainingStatus | None = None) -> str:
+    if not history:
+        return "Nessuna valutazione registrata finora."
+    rows = ["<b>Storico WER</b> (versione · insieme · WER · CER · clip · data)", "<pre>"]
+    for point in history[-WER_TABLE_ROWS:]:
+        marker = "*" if point.is_active else " "
+        rows.append(
+            f"{marker}{escape(point.model_version)[:24]:<24} {escape(point.eval_set)[:8]:<8} "
+            f"{pct(point.wer):>6} {pct(point.cer):>6} {point.count:>4} "
+            f"{point.created_at:%d/%m %H:%M}"
+        )
+    rows.append("</pre>* = modello in uso")
+    rows.append(
+        "heldout = frasi mai viste in addestramento; general = insieme generale; "
+        "recent = audio recenti non corretti, confrontati con il testo già inviato."
+    )
+    report = latest.report if latest is not None else None
+    if report is not None:
+        outcome = "promosso" if report.promoted else "non promosso"
+        rows.append(
+            f"\n<b>Ultimo verdetto</b> (#{report.run_id}, <code>{escape(report.candidate)}"
+            f"</code> {outcome}):"
+        )
+        rows.extend(gate_lines(report.gate))
+    return "\n".join(rows)
+
+
+def models_text(models: Sequence[ModelInfo]) -> str:
+    lines = ["<b>Versioni del modello</b>"]
+    for info in models:
+        wer = ", ".join(f"{escape(k)} {pct(v)}" for k, v in sorted(info.wer.items()))
+        mark = "▶️" if info.is_current else "•"
+        lines.append(f"{mark} <code>{escape(info.name)}</code>" + (f" – {wer}" if wer else ""))
+        primary = (
+            info.gate.check(info.gate.primary_set) if info.gate and info.gate.primary_set else None
+        )
+        if primary is not None and info.gate is not None:
+            verdict = "promosso" if info.gate.promote else "rifiutato"
+            lines.append(f"   {verdict}: {check_line(primary, info.gate.confidence)}")
+    return "\n".join(lines)
