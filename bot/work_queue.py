@@ -10,15 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot import messages
 from bot.job_payloads import JobPayload, from_record, to_record
 from bot.pipeline import PipelineResult
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore
-from storage.models import Job, Transcription
+from storage.models import Job
+from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
 MAX_ERROR_CHARS = 2000
@@ -138,16 +137,12 @@ class WorkQueue:
         ref = self.store.put(result.audio.samples)
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
-            stored_job = uow.session.get(Job, job.id)
-            if stored_job is None:
-                referenced = uow.session.scalar(
-                    select(func.count())
-                    .select_from(Transcription)
-                    .where(Transcription.audio_sha256 == ref.sha256)
-                )
-                if not referenced:
-                    self.store.delete(ref.sha256)
+            if not job_exists(uow.session, job.id):
+                delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
+                uow.commit()
                 return None
+            stored_job = uow.session.get(Job, job.id)
+            assert stored_job is not None
             row = repository.add_transcription(
                 uow.session,
                 source_kind=result.source_kind,
