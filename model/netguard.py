@@ -23,7 +23,7 @@ import http.client
 import ipaddress
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from model.links import DEFAULT_PORTS, LinkError, VideoLink, connect_allowed, request_allowed
 
@@ -67,12 +67,25 @@ def guarded_downloader(link: VideoLink, options: dict[str, Any]) -> Any:
 
         return create_connection(address, timeout, source, _create_socket_func=checked)
 
+    def _check_redirect(newurl: str) -> None:
+        if not request_allowed(link, newurl):
+            raise BlockedRequestError(f"redirect to {newurl[:_MAX_SHOWN_URL]}, not allowed")
+
     class _GuardedRedirectHandler(RedirectHandler):
+        def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+            # Checked before urllib's own checks, so every refused target (file:, another
+            # host, a private address) gets the same answer.
+            location = headers.get("location") or headers.get("uri")
+            if location is not None:
+                _check_redirect(urljoin(req.full_url, location))
+            return super().http_error_302(req, fp, code, msg, headers)
+
+        http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
         def redirect_request(
             self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
         ) -> Any:
-            if not request_allowed(link, newurl):
-                raise BlockedRequestError(f"redirect to {newurl[:_MAX_SHOWN_URL]}, not allowed")
+            _check_redirect(newurl)
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     class _GuardedUrllibRH(UrllibRH):

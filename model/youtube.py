@@ -90,6 +90,9 @@ LIVE_STATUSES = frozenset({"is_live", "post_live"})
 UPCOMING_STATUSES = frozenset({"is_upcoming"})
 MAX_FILESIZE_MESSAGE = "larger than max-filesize"
 _RECENT_MESSAGES = 50
+# yt-dlp warnings that describe the normal path, not a problem: operator-added hosts are
+# restricted to the generic extractor on purpose (the CLI would print it above its result).
+_EXPECTED_WARNINGS = ("Falling back on generic information extractor",)
 
 
 def download_audio(
@@ -349,7 +352,8 @@ class _YtDlpLogger:
 
     def warning(self, message: str) -> None:
         self._recent.append(message)
-        self._log.warning("yt-dlp: %s", message)
+        level = logging.DEBUG if any(w in message for w in _EXPECTED_WARNINGS) else logging.WARNING
+        self._log.log(level, "yt-dlp: %s", message)
 
     def error(self, message: str) -> None:
         # The same error is raised to download_audio and mapped to a LinkError there.

@@ -107,7 +107,13 @@ def command_update(*, user_id: int, chat_id: int, text: str, update_id: int) -> 
     }
 
 
-def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
+def post_update(
+    url: str,
+    update: dict[str, object],
+    secret: str | None,
+    *,
+    content_type: str = "application/json",
+) -> int:
     """POST ``update`` to a webhook (loopback only) as a forger would; the HTTP status."""
     import json
     import urllib.error
@@ -115,7 +121,7 @@ def post_update(url: str, update: dict[str, object], secret: str | None) -> int:
     from urllib.parse import urlsplit
 
     assert urlsplit(url).hostname == LOOPBACK, url
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     if secret is not None:
         headers[SECRET_TOKEN_HEADER] = secret
     request = urllib.request.Request(
