@@ -34,6 +34,7 @@ VERBOSE_LOG_LEVEL = "DEBUG"
 # must not become a 10,000-character message.
 MAX_QUOTED_CHARS = 80
 EXIT_FAILURE = 1
+VERBOSE_HINT = "(dettagli con --verbose)"
 EXIT_INTERRUPTED = 130
 
 # Italian wording for the operating-system errors bad input produces, by errno.
@@ -112,6 +113,21 @@ def log_level_for(args: argparse.Namespace, settings: Settings) -> str:
     return ONE_SHOT_LOG_LEVEL
 
 
+def _ffmpeg_error_type() -> type[BaseException] | None:
+    # Only when PyAV is already loaded: a command that never decoded raised no FFmpeg error,
+    # and importing PyAV here would slow every command's failure path.
+    module = sys.modules.get("av.error")
+    return getattr(module, "FFmpegError", None)
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """Errors that bad input raises (as opposed to bugs): shown as one line."""
+    ffmpeg_error = _ffmpeg_error_type()
+    return isinstance(exc, OSError | ValueError) or (
+        ffmpeg_error is not None and isinstance(exc, ffmpeg_error)
+    )
+
+
 def _quote(value: object) -> str:
     text = str(value)
     if len(text) > MAX_QUOTED_CHARS:
@@ -127,6 +143,10 @@ def describe_input_error(exc: BaseException) -> str:
         return f"configurazione non valida ({fields or exc.title})"
     if isinstance(exc, UnicodeError):
         return "il file non è testo UTF-8 valido"
+    ffmpeg_error = _ffmpeg_error_type()
+    if ffmpeg_error is not None and isinstance(exc, ffmpeg_error):
+        # PyAV's errors carry the file name; FFmpeg's own words are English.
+        return f"file audio/video illeggibile o danneggiato ({_quote(exc)})"
     if isinstance(exc, OSError):
         reason = OS_ERROR_TEXTS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
         if exc.filename is not None:
@@ -159,9 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     # Bad input reaching the standard library or a decoder (a path too long, a NUL byte, a
     # folder given as a file, an unreadable file, a TSV that is not UTF-8, samples that are
-    # not numbers) raises these. --verbose shows the traceback, so real bugs stay visible.
-    except (OSError, ValueError) as exc:
-        if args.verbose:
+    # not numbers, bytes FFmpeg cannot demux). --verbose shows the traceback, and anything
+    # else propagates: real bugs stay visible.
+    except Exception as exc:
+        if args.verbose or not is_input_error(exc):
             raise
         logging.getLogger(__name__).debug("input error", exc_info=exc)
-        return _fail(describe_input_error(exc))
+        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}")

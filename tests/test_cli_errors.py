@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from bot.cli import MAX_QUOTED_CHARS, describe_input_error
+from bot.cli import MAX_QUOTED_CHARS, describe_input_error, is_input_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUBPROCESS_TIMEOUT = 120
@@ -185,6 +185,18 @@ def test_input_errors_are_described_in_italian_and_bounded() -> None:
     assert "non è testo UTF-8" in describe_input_error(not_utf8)
     assert "carattere nullo" in describe_input_error(ValueError("embedded null byte"))
     assert "\n" not in describe_input_error(ValueError("due\nrighe"))
+
+
+def test_bugs_are_not_taken_for_bad_input() -> None:
+    import av.error
+
+    # FFmpeg's errors are input errors even where they are not OSError/ValueError.
+    demux_failure = av.error.ExitError(errno.EINVAL, "Immediate exit requested", "x.ogg")
+    assert is_input_error(demux_failure)
+    assert "danneggiato" in describe_input_error(demux_failure)
+    assert is_input_error(OSError(errno.EACCES, "Permission denied", "x.wav"))
+    for bug in (KeyError("x"), AttributeError("x"), RuntimeError("x"), TypeError("x")):
+        assert not is_input_error(bug)
 
 
 # --------------------------------------------------------------------------- clean output
