@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from bot.commands.doctor import CHECKS, EXIT_FAILED, EXIT_OK
+from bot.commands import doctor as doctor_command
+from bot.commands.doctor import CHECKS, EXIT_FAILED, EXIT_OK, MIN_FREE_BYTES
 from model.js_runtime import find_js_runtime, runtime_version, yt_dlp_js_runtimes
 from storage import migrations
 from storage.engine import create_engine_for
@@ -60,9 +62,10 @@ def test_a_ready_installation_passes_every_check(
         assert [method for method, _ in emu.calls] == ["getMe"]
 
     assert code == EXIT_OK and checks["ok"] is True
-    assert {name: checks[name]["status"] for name in CHECK_NAMES} == dict.fromkeys(
-        CHECK_NAMES, "ok"
-    )
+    # The disk may be short of room for training on a CI machine (a warning, not a failure).
+    assert checks[DISK]["status"] in ("ok", "warn")
+    others = [name for name in CHECK_NAMES if name != DISK]
+    assert {name: checks[name]["status"] for name in others} == dict.fromkeys(others, "ok")
     assert checks[MODEL]["details"]["spec"] == "packaged:whisper-base"
     assert checks[MODEL]["details"]["model_name"] == "whisper-base"
     assert checks[DATABASE]["details"]["revision"] == migrations.head()
@@ -140,6 +143,18 @@ def test_a_database_from_a_newer_version_fails(
     assert code == EXIT_FAILED
     assert checks[DATABASE]["status"] == "fail"
     assert checks[DATABASE]["details"]["revision"] == "f00d"
+
+
+def test_a_full_disk_fails(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = shutil.disk_usage(settings_env.parent)
+    nearly_full = real._replace(free=MIN_FREE_BYTES - 1)
+    monkeypatch.setattr(doctor_command.shutil, "disk_usage", lambda path: nearly_full)
+    code, checks = doctor(capsys)
+    assert code == EXIT_FAILED
+    assert checks[DISK]["status"] == "fail"
+    assert checks[DISK]["details"]["path"] == str(settings_env.resolve())
 
 
 def test_yt_dlp_runs_the_packaged_javascript_runtime() -> None:
