@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     webhook_port: int = Field(8443, description="Port the webhook server listens on")
     webhook_path: str = Field("telegram", description="Path the webhook listens on")
     webhook_secret: SecretStr | None = Field(
-        None, description="Secret Telegram sends with each webhook call"
+        None, description="Secret Telegram sends with each webhook call (generated if unset)"
     )
 
     # --- Storage --------------------------------------------------------------------
