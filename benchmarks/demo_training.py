@@ -1,17 +1,27 @@
-"""Demonstration: the bot learns from corrections and gets better on speech it never heard.
+"""Demonstration: three rounds of the correction loop, measured on speech training never saw.
 
-1. Synthesise Italian speech with espeak-ng: TRAIN_SENTENCES x TRAIN_VOICES as the
-   "corrections", and a disjoint general set (other sentences, other voices, other
-   speeds, pink noise, Opus at 24 kbit/s) that training never sees.
-2. Import the corrections through the real CLI (``whisper-it samples import``) into a fresh
-   data folder (SQLite + audio store).
-3. Train with the DEFAULT training settings (``whisper-it train --wait``): the real
-   subprocess, checkpoints, CTranslate2 int8 export, the gate and the promotion.
-4. Report WER before and after, with the serving engine (faster-whisper int8, beam 5), on
-   the in-domain held-out split and on the disjoint general set; write
-   ``benchmarks/results/demo_training.{json,md}``.
+1. Synthesise Italian speech:
+   - corrections: TRAIN_SENTENCES x TRAIN_VOICES (espeak-ng), arriving in three rounds;
+   - ``disjoint``: GENERAL_SENTENCES spoken by *other* espeak voices at other speeds, with
+     pink noise, as Opus at 24 kbit/s: other sentences AND other voices of the corrections'
+     kind (never trained on, never seen by the gate);
+   - ``festival``: GENERAL_SENTENCES spoken by festival's two Italian diphone voices, which
+     sound unlike espeak (NOTES §11): the different-sounding speech where forgetting would
+     show. It is also the gate's general set, as an admin would configure one;
+   - uncorrected audio: RECENT_SENTENCES by the festival voices, stored as voice notes
+     that nobody corrected, transcribed by the base model (the gate's ``recent`` guard).
+2. A fresh data folder; each round imports the new corrections through the real CLI
+   (``whisper-it samples import``) and trains with the DEFAULT settings
+   (``whisper-it train --wait``: the real subprocess, best-checkpoint validation, CT2 int8
+   export, the paired-bootstrap gate, promotion or refusal).
+3. After each round the serving model is scored on ``disjoint`` and ``festival`` with the
+   serving engine through ``model.evaluation`` (faster-whisper int8, beam 5, normalised WER).
+   Writes ``benchmarks/results/demo_training.{json,md}`` and the ``/wer`` plot
+   ``demo_training_wer.png``.
 
-Run: ``.venv/bin/python benchmarks/demo_training.py`` (about 25-30 minutes on 2 cores).
+Needs espeak-ng, ffmpeg and festival with festvox-italp16k + festvox-itapc16k
+(``scripts/setup.sh --demo`` installs them). Run: ``.venv/bin/python
+benchmarks/demo_training.py`` (about 30 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -24,115 +34,86 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common
+from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES, TRAIN_SENTENCES
 
 from tests.speech import synthesize
 
-# Natural sentences, spoken without digits or abbreviations (the reference is what espeak
-# says). Training and general sets share no sentence.
-TRAIN_SENTENCES: tuple[str, ...] = (
-    "Stamattina ho preso il caffè al bar sotto casa.",
-    "Il negozio di alimentari chiude alle sette di sera.",
-    "Mia sorella lavora in un ospedale di Torino.",
-    "Abbiamo prenotato una camera con vista sul lago.",
-    "Il medico mi ha consigliato di camminare di più.",
-    "Questa estate faremo un viaggio in Sicilia.",
-    "Il cane del vicino abbaia tutta la notte.",
-    "Ho dimenticato l'ombrello sull'autobus.",
-    "La riunione è stata spostata a giovedì pomeriggio.",
-    "Potresti chiudere la finestra, per favore?",
-    "Il museo offre l'ingresso gratuito la prima domenica del mese.",
-    "I bambini giocano a pallone nel cortile della scuola.",
-    "Ho comprato le arance e le mele al mercato.",
-    "Il professore ha spiegato la lezione con molta pazienza.",
-    "La strada per il paese è piena di curve.",
-    "Domenica pranziamo dai nonni in campagna.",
-    "Ti mando un messaggio quando arrivo alla stazione.",
-    "Il film che abbiamo visto ieri era molto lungo.",
-    "Devo portare la macchina dal meccanico.",
-    "Le giornate si accorciano quando arriva l'autunno.",
-    "Mio fratello suona la chitarra in una band.",
-    "Il ristorante in piazza prepara un ottimo risotto.",
-    "Non trovo più le chiavi di casa.",
-    "La nuova linea della metropolitana apre il mese prossimo.",
-    "Il gatto dorme sempre sul divano del salotto.",
-    "Abbiamo camminato lungo il fiume fino al tramonto.",
-    "La farmacia di turno è aperta anche di notte.",
-    "Vorrei un bicchiere d'acqua senza ghiaccio.",
-    "Gli studenti preparano l'esame di storia.",
-    "Il concerto è stato annullato per la pioggia.",
-    "La nonna prepara i biscotti ogni sabato mattina.",
-    "Il volo per Parigi ha un'ora di ritardo.",
-    "Ho letto un articolo interessante sul giornale.",
-    "In primavera il giardino si riempie di fiori.",
-    "Il sindaco ha inaugurato la nuova piazza.",
-    "Mi sono iscritto a un corso di cucina.",
-    "Il pullman per l'aeroporto parte dalla piazza centrale.",
-    "Quando piove preferisco restare a casa a leggere.",
-    "La squadra ha vinto la partita all'ultimo minuto.",
-    "Il panettiere apre il forno alle cinque del mattino.",
-    "Abbiamo bisogno di un tavolo per quattro persone.",
-    "La lavatrice fa un rumore strano da qualche giorno.",
-    "Il pittore ha esposto i suoi quadri in una galleria.",
-    "Sul treno ho conosciuto una signora molto simpatica.",
-    "Le montagne erano coperte di neve fresca.",
-    "Ricordati di pagare la bolletta della luce.",
-    "Il porto di Genova è pieno di navi.",
-    "Questa sera guardiamo la partita a casa di Marco.",
-)
-GENERAL_SENTENCES: tuple[str, ...] = (
-    "La biblioteca dell'università resta aperta fino a mezzanotte.",
-    "Ho trovato un appartamento vicino al centro storico.",
-    "Il vento forte ha fatto cadere un albero sulla strada.",
-    "Mia madre coltiva i pomodori sul balcone.",
-    "Il tecnico arriverà domani mattina per riparare la caldaia.",
-    "Abbiamo festeggiato il compleanno di Giulia in pizzeria.",
-    "Il traghetto per la Sardegna parte stasera.",
-    "Le scuole resteranno chiuse per le elezioni.",
-    "Il cuoco ha aggiunto troppo sale alla minestra.",
-    "Durante le vacanze ho imparato a nuotare.",
-    "Il postino ha lasciato un pacco dal portiere.",
-    "Questa città è famosa per le sue fontane antiche.",
-    "Mio zio ripara le biciclette nel suo garage.",
-    "La mostra di fotografia chiude alla fine del mese.",
-    "Ho perso il treno e sono arrivato tardi al lavoro.",
-    "Il parco giochi è stato rinnovato durante l'inverno.",
-)
 TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
 TRAIN_SPEED = 150
-GENERAL_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
+# Sentences whose corrections arrive before each round (cumulative: 60, 120, 144 clips).
+ROUND_SENTENCES = (20, 40, 48)
+DISJOINT_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
+FESTIVAL_VOICES = ("voice_lp_diphone", "voice_pc_diphone")
 NOISE_AMPLITUDE = 0.02  # pink noise; espeak speech peaks around 0.3-0.6
 OPUS_BITRATE = "24k"
 DEFAULT_WORKDIR = Path("/tmp/whisper-it-demo")
+DATABASE_FILE = "whisper-it.sqlite3"
+BEAM_SIZE = 5
+TRAIN_MAX_MINUTES = 6.0
 
 
-def synthesize_sets(workdir: Path) -> tuple[Path, Path]:
-    """Write ``train.tsv`` (WAV) and ``general.tsv`` (noisy Opus); returns both paths."""
+# --------------------------------------------------------------------------- speech
+
+
+def synthesize_sets(workdir: Path) -> dict[str, Path]:
+    """Write one TSV per round of corrections and the evaluation/uncorrected sets."""
     audio = workdir / "audio"
     audio.mkdir(parents=True, exist_ok=True)
-    train_rows = []
-    for s, sentence in enumerate(TRAIN_SENTENCES):
-        for voice in TRAIN_VOICES:
-            name = f"train-{s:02d}-{voice.replace('+', '')}.wav"
-            if not (audio / name).exists():
-                synthesize(sentence, audio / name, voice=voice, speed=TRAIN_SPEED)
-            train_rows.append(f"audio/{name}\t{sentence}")
-    general_rows = []
+    manifests: dict[str, Path] = {}
+    done = 0
+    for number, upto in enumerate(ROUND_SENTENCES, start=1):
+        rows = []
+        for s in range(done, upto):
+            for voice in TRAIN_VOICES:
+                name = f"train-{s:02d}-{voice.replace('+', '')}.wav"
+                if not (audio / name).exists():
+                    synthesize(TRAIN_SENTENCES[s], audio / name, voice=voice, speed=TRAIN_SPEED)
+                rows.append(f"audio/{name}\t{TRAIN_SENTENCES[s]}")
+        manifests[f"round{number}"] = _write_tsv(workdir / f"round{number}.tsv", rows)
+        done = upto
+    rows = []
     for s, sentence in enumerate(GENERAL_SENTENCES):
-        for voice, speed in GENERAL_VOICES:
-            name = f"general-{s:02d}-{voice.replace('+', '')}.ogg"
+        for voice, speed in DISJOINT_VOICES:
+            name = f"disjoint-{s:02d}-{voice.replace('+', '')}.ogg"
             if not (audio / name).exists():
                 clean = synthesize(sentence, audio / f".{name}.wav", voice=voice, speed=speed)
                 _noisy_opus(clean, audio / name)
                 clean.unlink()
-            general_rows.append(f"audio/{name}\t{sentence}")
-    train, general = workdir / "train.tsv", workdir / "general.tsv"
-    train.write_text("\n".join(train_rows) + "\n", encoding="utf-8")
-    general.write_text("\n".join(general_rows) + "\n", encoding="utf-8")
-    return train, general
+            rows.append(f"audio/{name}\t{sentence}")
+    manifests["disjoint"] = _write_tsv(workdir / "disjoint.tsv", rows)
+    for set_name, sentences in (("festival", GENERAL_SENTENCES), ("recent", RECENT_SENTENCES)):
+        rows = []
+        for s, sentence in enumerate(sentences):
+            for voice in FESTIVAL_VOICES:
+                name = f"{set_name}-{s:02d}-{voice.split('_')[1]}.wav"
+                if not (audio / name).exists():
+                    festival(sentence, audio / name, voice=voice)
+                rows.append(f"audio/{name}\t{sentence}")
+        manifests[set_name] = _write_tsv(workdir / f"{set_name}.tsv", rows)
+    return manifests
+
+
+def festival(text: str, out: Path, *, voice: str) -> Path:
+    """``text`` spoken by festival's ``voice`` (the input must be ISO-8859-1, NOTES §11)."""
+    source = out.with_suffix(".txt")
+    source.write_bytes(text.encode("iso-8859-1"))
+    subprocess.run(
+        ["text2wave", "-eval", f"({voice})", str(source), "-o", str(out), "-F", "16000"],
+        check=True,
+        capture_output=True,
+    )
+    source.unlink()
+    return out
+
+
+def _write_tsv(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
 
 
 def _noisy_opus(clean: Path, out: Path) -> None:
@@ -143,6 +124,9 @@ def _noisy_opus(clean: Path, out: Path) -> None:
          "-ar", "16000", "-ac", "1", "-c:a", "libopus", "-b:a", OPUS_BITRATE, str(out)],
         check=True,
     )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the loop
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -156,101 +140,198 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
-def run(workdir: Path, *, max_steps: int | None) -> dict[str, object]:
+def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
+    from model import sources
+    from model.registry import ModelRegistry
+
+    current = ModelRegistry(data_dir / "models").current()
+    if current is not None:
+        return current.name, current.ct2_dir
+    return "base", sources.ct2_dir("packaged:whisper-base", cache_dir=cache_dir).path
+
+
+def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
+    from model.engines import CT2Transcriber, TranscribeOptions
+    from model.evaluation import evaluate
+    from model.tsv import read_tsv
+
+    engine = CT2Transcriber(ct2_dir, model_name=name)
+    options = TranscribeOptions(beam_size=BEAM_SIZE)
+    scores = {}
+    for set_name in ("disjoint", "festival"):
+        result = evaluate(engine, read_tsv(manifests[set_name]), options=options)
+        scores[set_name] = result.as_dict()
+        print(f"  {name} on {set_name}: WER {100 * result.rates.wer:.1f}%", file=sys.stderr)
+    return scores
+
+
+def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
+    """Store the clips as voice notes that nobody corrected, with the base model's text."""
+    from model.audio import decode_audio
+    from model.engines import CT2Transcriber, TranscribeOptions
+    from model.tsv import read_tsv
+    from storage import repository
+    from storage.audio_store import AudioStore
+    from storage.models import SOURCE_VOICE
+    from storage.unit_of_work import Database
+
+    engine = CT2Transcriber(ct2_dir, model_name="whisper-base")
+    store = AudioStore(data_dir / "audio")
+    database = Database.open(f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}")
+    clips = read_tsv(manifest)
+    try:
+        with database.unit_of_work() as uow:
+            for clip in clips:
+                samples = decode_audio(clip.audio_path).samples
+                ref = store.put(samples)
+                text = engine.transcribe(samples, options=TranscribeOptions(beam_size=5)).text
+                repository.add_transcription(
+                    uow.session, source_kind=SOURCE_VOICE, text=text, audio=ref,
+                    model_version="whisper-base",
+                )  # fmt: skip
+            uow.commit()
+    finally:
+        database.close()
+    return len(clips)
+
+
+def run(workdir: Path, cache_dir: Path) -> dict[str, Any]:
     machine = _common.machine_info()  # the load average before we add to it
-    train_tsv, general_tsv = synthesize_sets(workdir)
+    started_all = time.perf_counter()
+    manifests = synthesize_sets(workdir)
     data_dir = workdir / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    # The packaged model assembled once is reused; everything else starts empty.
+    data_dir.mkdir(parents=True)
+    (data_dir / "cache").symlink_to(cache_dir.resolve(), target_is_directory=True)
     env = {
         **os.environ,
         "WHISPER_IT_DATA_DIR": str(data_dir),
-        "WHISPER_IT_EVAL_GENERAL_SET": str(general_tsv),
+        "WHISPER_IT_EVAL_GENERAL_SET": str(manifests["festival"]),
+        # The one departure from the defaults: a run's budget (20 min) cut so that three
+        # rounds fit in ~30 minutes of a 2-core CPU; the kept step is reported per round.
+        "WHISPER_IT_TRAIN_MAX_MINUTES": str(TRAIN_MAX_MINUTES),
         "PYTHONUNBUFFERED": "1",
     }
-    started = time.perf_counter()
-    imported = _cli(["samples", "import", str(train_tsv)], env)
-    if imported.returncode != 0:
-        raise SystemExit(f"import failed: {imported.stderr}")
-    import_seconds = time.perf_counter() - started
-    train_args = ["train", "--wait"] + (["--max-steps", str(max_steps)] if max_steps else [])
-    started = time.perf_counter()
-    trained = _cli(train_args, env)
-    run_seconds = time.perf_counter() - started
-    sys.stderr.write(trained.stderr[-4000:])
-    if trained.returncode != 0:
-        raise SystemExit(f"training failed: {trained.stderr[-2000:]}")
-    verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
-
-    from storage import repository
-    from storage.samples import sample_stats
-    from storage.unit_of_work import Database
-
-    database = Database.open(f"sqlite:///{(data_dir / 'whisper-it.sqlite3').resolve()}")
-    with database.unit_of_work(read_only=True) as uow:
-        run_row = repository.latest_training_run(uow.session)
-        stats = sample_stats(uow.session).to_dict()
-        history = repository.wer_history(uow.session)
-    database.close()
-    assert run_row is not None
-    metrics = dict(run_row.metrics)
-    gate = metrics.get("gate", {})
+    upgraded = _cli(["db", "upgrade"], env)
+    if upgraded.returncode != 0:
+        raise SystemExit(f"db upgrade failed: {upgraded.stderr[-2000:]}")
+    name, ct2 = _serving(data_dir, cache_dir)
+    uncorrected = _add_uncorrected(data_dir, manifests["recent"], ct2)
+    rounds: list[dict[str, Any]] = [
+        {"round": 0, "model": name, "scores": _score(ct2, name, manifests)}
+    ]
+    for number in range(1, len(ROUND_SENTENCES) + 1):
+        print(f"round {number}: importing and training", file=sys.stderr)
+        imported = _cli(["samples", "import", str(manifests[f"round{number}"])], env)
+        if imported.returncode != 0:
+            raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
+        started = time.perf_counter()
+        trained = _cli(["train", "--wait"], env)
+        seconds = time.perf_counter() - started
+        sys.stderr.write(trained.stderr[-3000:])
+        if trained.returncode != 0:
+            raise SystemExit(f"training failed: {trained.stderr[-2000:]}")
+        verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
+        new_name, new_ct2 = _serving(data_dir, cache_dir)
+        scores = rounds[-1]["scores"] if new_name == name else _score(new_ct2, new_name, manifests)
+        name = new_name
+        rounds.append(
+            {"round": number, "model": name, "run_seconds": round(seconds, 1),
+             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
+             "verdict": verdict, "scores": scores}
+        )  # fmt: skip
     return {
         "machine": machine,
-        "settings": "defaults (bot/settings.py # --- Training ---)",
-        "train_clips": len(TRAIN_SENTENCES) * len(TRAIN_VOICES),
-        "general_clips": len(GENERAL_SENTENCES) * len(GENERAL_VOICES),
+        "settings": f"defaults, except a {TRAIN_MAX_MINUTES:g}-minute budget per run",
         "train_voices": list(TRAIN_VOICES),
-        "general_voices": [v for v, _ in GENERAL_VOICES],
-        "samples": stats,
-        "import_seconds": round(import_seconds, 1),
-        "run_seconds": round(run_seconds, 1),
-        "finetune": metrics.get("finetune"),
-        "before": gate.get("current"),
-        "after": gate.get("candidate"),
-        "promoted": verdict.get("promoted"),
-        "reasons": verdict.get("reasons"),
-        "wer_history": [
-            {"model": p.model_version, "set": p.eval_set, "wer": p.wer, "cer": p.cer, "n": p.count}
-            for p in history
-        ],
+        "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
+        "festival_voices": list(FESTIVAL_VOICES),
+        "uncorrected_clips": uncorrected,
+        "rounds": rounds,
+        "wer_history": _history(data_dir, workdir),
+        "total_seconds": round(time.perf_counter() - started_all, 1),
     }
 
 
-def markdown(result: dict[str, object]) -> str:
-    before = result["before"] or {}
-    after = result["after"] or {}
-    rows = []
-    for name in after:  # type: ignore[union-attr]
-        b, a = before[name], after[name]  # type: ignore[index]
-        rows.append(
-            [name, a["n"], f"{100 * b['wer']:.1f}%", f"{100 * a['wer']:.1f}%",
-             f"{100 * b['cer']:.1f}%", f"{100 * a['cer']:.1f}%",
-             f"{100 * a['insertion_rate']:.1f}%"]
-        )  # fmt: skip
-    ft = result["finetune"] or {}
-    machine = result["machine"]
-    table = _common.markdown_table(
-        ["set", "clips", "WER before", "WER after", "CER before", "CER after", "insertions"],
-        rows,
-    )
-    return f"""# Re-fine-tuning demonstration
+def _history(data_dir: Path, workdir: Path) -> list[dict[str, Any]]:
+    """Every evaluation the gate recorded, and the /wer plot drawn from them."""
+    from bot.plots import wer_plot_png
+    from storage import repository
+    from storage.unit_of_work import Database
 
-Training: {result["train_clips"]} espeak-ng clips ({len(TRAIN_SENTENCES)} sentences x voices
-{", ".join(TRAIN_VOICES)}), imported as corrections; the hash-chosen eval split of those
-samples is the in-domain `heldout` set. `general`: {result["general_clips"]} clips of
-{len(GENERAL_SENTENCES)} *other* sentences, *other* voices ({", ".join(result["general_voices"])}),
-other speeds, pink noise, Opus {OPUS_BITRATE}. Scored with the serving engine
-(faster-whisper int8, beam 5, normalised WER). Default settings.
+    database = Database.open(f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}")
+    with database.unit_of_work(read_only=True) as uow:
+        history = repository.wer_history(uow.session)
+    database.close()
+    if history:
+        (_common.RESULTS_DIR / "demo_training_wer.png").write_bytes(wer_plot_png(history))
+    return [
+        {"model": p.model_version, "set": p.eval_set, "wer": p.wer, "cer": p.cer, "n": p.count}
+        for p in history
+    ]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = []
+    for r in result["rounds"]:
+        verdict = r.get("verdict") or {}
+        gate = verdict.get("gate") or {}
+        primary = next((c for c in gate.get("checks", []) if c["role"] == "primary"), None)
+        rows.append(
+            [r["round"], r.get("corrected_clips", "-"), r["model"],
+             _pct(r["scores"]["disjoint"]["wer"]), _pct(r["scores"]["disjoint"]["cer"]),
+             _pct(r["scores"]["festival"]["wer"]),
+             "-" if not verdict else ("promoted" if verdict["promoted"] else "refused"),
+             "-" if primary is None else
+             f"{primary['eval_set']} {_pct(primary['current_wer'])} -> "
+             f"{_pct(primary['candidate_wer'])} [{100 * primary['interval']['low']:+.1f}, "
+             f"{100 * primary['interval']['high']:+.1f}] ({primary['clips']} clips)",
+             "-" if not verdict else f"{verdict.get('best_step')}/{verdict.get('steps')}",
+             r.get("run_seconds", "-")]
+        )  # fmt: skip
+    table = _common.markdown_table(
+        ["round", "corrected clips", "serving model", "disjoint WER", "disjoint CER",
+         "festival WER", "gate", "gate's primary set (WER, 95% interval, clips)",
+         "kept step/steps", "run s"],
+        rows,
+    )  # fmt: skip
+    reasons = "\n".join(
+        f"- round {r['round']}: " + "; ".join(r["verdict"]["reasons"])
+        for r in result["rounds"]
+        if r.get("verdict")
+    )
+    machine = result["machine"]
+    return f"""# Re-fine-tuning demonstration: three rounds
+
+Corrections: espeak-ng voices {", ".join(result["train_voices"])}, {ROUND_SENTENCES[0]},
+{ROUND_SENTENCES[1]} and {ROUND_SENTENCES[2]} sentences before rounds 1, 2 and 3
+({", ".join(str(3 * n) for n in ROUND_SENTENCES)} clips), imported as corrections; each round
+is one `whisper-it train --wait` with the default settings (except a {TRAIN_MAX_MINUTES:g}-minute
+budget per run, caching included), starting from the model then serving.
+`disjoint`: {len(GENERAL_SENTENCES)} other sentences x other espeak voices
+({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}: unseen
+sentences and voices. `festival`: the same {len(GENERAL_SENTENCES)} sentences by festival's
+diphone voices (different-sounding speech; also the gate's general set). The gate's
+`recent` guard: {result["uncorrected_clips"]} uncorrected festival clips of other sentences.
+Scored with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER)
+through `model.evaluation`.
 
 {table}
 
-Promoted: **{result["promoted"]}** ({"; ".join(result["reasons"] or [])}).
+Gate reasons:
 
-Fine-tuning: mode {ft.get("mode")}, {ft.get("steps")} steps, {ft.get("seconds_per_step")} s/step,
-{ft.get("train_seconds")} s of training ({ft.get("examples")} cached examples incl. augmented
-copies); whole run (snapshot, cache, training, export, evaluation of both models,
-promotion): {result["run_seconds"]} s wall.
+{reasons}
+
+![WER per version (the /wer plot)](demo_training_wer.png)
+
+Whole demonstration: {result["total_seconds"]} s wall.
 Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
 """
 
@@ -258,11 +339,10 @@ Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--max-steps", type=int, help="override (default: the settings')")
+    parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     args = parser.parse_args()
-    result = run(args.workdir, max_steps=args.max_steps)
-    name = "demo_training" if args.max_steps is None else "demo_training_custom"
-    paths = _common.write_results(name, result, markdown(result))
+    result = run(args.workdir, args.cache_dir)
+    paths = _common.write_results("demo_training", result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
     return 0

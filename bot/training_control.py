@@ -135,9 +135,7 @@ class TrainingControl:
             # bot instances, the CLI) cannot both see "no run" and both start one.
             active = repository.active_training_run(uow.session)
             if active is not None and self._alive(active.pid):
-                return StartResult(
-                    False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS
-                )
+                return StartResult(False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS)
             if active is not None:
                 run, resumed = active, True
                 attempts = int((run.metrics or {}).get("attempts", 1)) + 1
