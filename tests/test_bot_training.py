@@ -14,6 +14,10 @@ from model.sources import hf_dir
 from storage import repository
 from tests.bot_harness import ADMIN, USER, running_bot
 from tests.speech import synthesize
+from tests.training_support import made_up_evaluation
+from training.arguments import FinetuneResult
+from training.gate import decide
+from training.report import DataFacts, RunReport
 
 ADMIN_ONLY = ("/retrain", "/status", "/wer", "/models", "/rollback")
 
@@ -70,13 +74,16 @@ async def test_retrain_starts_a_run_and_status_reports_it(tmp_path: Path, ct2_tr
         assert "avviato" in started
         run_id = int(started.split("#")[1].split()[0])
         training = bot.services.training
-        # No samples at all: the run ends (in its own process) and says why.
+        # No samples at all: the run fails (in its own process) and says why.
         assert await bot.emu.async_wait_for(lambda: training.wait(run_id, 0.1) is not None, 120)
         bot.emu.send_text(user_id=ADMIN, text="/status")
         status = await bot.wait_text(
             lambda t: t.startswith(f"Addestramento #{run_id}:"), chat_id=ADMIN
         )
-        assert "fallito" in status or "completato" in status, status
+        assert "fallito" in status and "0 training samples" in status, status
+        # The trainer ran in the run's folder under the data folder, not in a source tree.
+        run_dir = bot.services.settings.data_dir / "runs" / f"run-{run_id:04d}"
+        assert (run_dir / "train.log").is_file() and (run_dir / "run_config.json").is_file()
         bot.emu.send_text(user_id=ADMIN, text="/rollback")
         await bot.wait_text(lambda t: "Non posso tornare indietro" in t, chat_id=ADMIN)
 
@@ -116,3 +123,51 @@ async def test_a_promoted_model_is_swapped_in_between_jobs(
         await bot.wait_job(third["message_id"])
         assert bot.transcriptions()[-1].model_version == "whisper-base"
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
+
+
+async def test_status_wer_and_models_show_the_gates_reasons(
+    tmp_path: Path, ct2_transcriber
+) -> None:
+    """A refused candidate: admins read why, per set, with the interval and clip count."""
+    current = {"heldout": made_up_evaluation([6] * 10), "general": made_up_evaluation([0] * 8)}
+    candidate = {"heldout": made_up_evaluation([1] * 10), "general": made_up_evaluation([2] * 8)}
+    decision = decide(current, candidate)
+    assert not decision.promote  # better on new sentences, but it forgets general speech
+    report = RunReport(
+        run_id=1, candidate="v1", parent="base", promoted=False, gate=decision,
+        finetune=FinetuneResult(Path("/r/final"), "cpu", 40, 40, 0.3, 400.0, 10.0, 0.8, 120,
+                                None, False, best_step=30, validation_clips=18),
+        data=DataFacts(samples_used=120, train_clips=120, heldout_clips=20),
+        base_model="packaged:whisper-base", created_at="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    async with running_bot(tmp_path, ct2_transcriber) as bot:
+        with bot.services.db.unit_of_work() as uow:
+            run = repository.create_training_run(uow.session, config={})
+            repository.finish_training_run(
+                uow.session, run.id, status="done", metrics={"report": report.to_dict()}
+            )
+            base = repository.add_model_version(uow.session, name="base")
+            repository.add_model_version(
+                uow.session, name="v1", parent_id=base.id, metrics={"report": report.to_dict()}
+            )
+            for version, wer in ((base.id, 0.5), (base.id + 1, 0.08)):
+                repository.add_evaluation(
+                    uow.session, model_version_id=version, eval_set="heldout", wer=wer, cer=0.1,
+                    count=20,
+                )  # fmt: skip
+            uow.commit()
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/status")
+        status = await bot.wait_text(lambda t: t.startswith("Addestramento #1"), chat_id=ADMIN)
+        assert "Modello non promosso" in status and "Passo tenuto: 30 di 40" in status
+        assert "frasi mai viste: WER 50.0% → 8.3%" in status, status
+        assert "20 clip, 10 frasi): migliore" in status
+        assert "❌ insieme generale: WER 0.0% → 16.7%" in status
+        assert "intervallo al 95%" in status
+        bot.emu.send_text(user_id=ADMIN, text="/wer")
+        table = await bot.wait_text(lambda t: "Storico WER" in t, chat_id=ADMIN)
+        assert "Ultimo verdetto" in table and "non promosso" in table
+        assert "insieme generale: WER 0.0% → 16.7%" in table
+        bot.emu.send_text(user_id=ADMIN, text="/models")
+        listing = await bot.wait_text(lambda t: "Versioni del modello" in t, chat_id=ADMIN)
+        assert "rifiutato: ✅ frasi mai viste" in listing, listing

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.evaluation import ClipScore, Evaluation
-from model.normalize import error_rates
+from tests.training_support import made_up_evaluation
 from training.arguments import FinetuneResult
 from training.gate import (
     GENERAL_SET,
@@ -23,23 +22,7 @@ from training.gate import (
 )
 from training.report import DataFacts, RunReport
 
-WORDS = ["uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove", "dieci"]
-
-
-def _evaluation(errors: list[int], *, voices: int = 2, model: str = "m") -> Evaluation:
-    """One clip per (sentence, voice); ``errors[i]`` substitutions in sentence i's clips."""
-    clips, references, hypotheses = [], [], []
-    for s, wrong in enumerate(errors):
-        reference = f"frase {s} " + " ".join(WORDS)
-        words = reference.split()
-        hypothesis = " ".join(["x"] * wrong + words[wrong:])
-        for v in range(voices):
-            path = Path(f"/clips/{s}-{v}.flac")
-            n = len(words)
-            clips.append(ClipScore(path, reference, hypothesis, 2.0, n, wrong, 0, 0, 0))
-            references.append(reference)
-            hypotheses.append(hypothesis)
-    return Evaluation(model, "ct2", error_rates(references, hypotheses), tuple(clips), 2.0, 1.0)
+_evaluation = made_up_evaluation
 
 
 def test_bootstrap_resamples_sentences_and_brackets_the_change() -> None:

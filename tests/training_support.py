@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from model.evaluation import ClipScore, Evaluation
+from model.normalize import error_rates
 from tests.speech import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,3 +68,22 @@ def run_cli(
         timeout=600,
         check=False,
     )
+
+
+NUMBERS = ("uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove", "dieci")
+
+
+def made_up_evaluation(errors: list[int], *, voices: int = 2, model: str = "m") -> Evaluation:
+    """Scores without a model: one clip per (sentence, voice), ``errors[i]`` wrong words
+    (of 12) in each clip of sentence ``i``."""
+    clips, references, hypotheses = [], [], []
+    for s, wrong in enumerate(errors):
+        words = ["frase", str(s), *NUMBERS]
+        reference = " ".join(words)
+        hypothesis = " ".join(["x"] * wrong + words[wrong:])
+        for v in range(voices):
+            path = Path(f"/clips/{s}-{v}.flac")
+            clips.append(ClipScore(path, reference, hypothesis, 2.0, len(words), wrong, 0, 0, 0))
+            references.append(reference)
+            hypotheses.append(hypothesis)
+    return Evaluation(model, "ct2", error_rates(references, hypotheses), tuple(clips), 2.0, 1.0)
