@@ -1,0 +1,124 @@
+"""A run's data snapshot: the recent uncorrected guard set, the manifests, and privacy
+(forgotten audio leaves open runs' manifests; finished runs keep no texts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storage import repository
+from storage.audio_store import AudioStore
+from storage.models import SOURCE_VOICE
+from storage.samples import add_labelled_sample
+from storage.unit_of_work import Database
+from training.config import RunConfig
+from training.snapshot import (
+    HELDOUT_MANIFEST,
+    RECENT_MANIFEST,
+    TRAIN_MANIFEST,
+    delete_text_manifests,
+    read_run_manifest,
+    recent_uncorrected,
+    scrub_run_manifests,
+    take_snapshot,
+)
+
+SENTENCES = [f"Questa è la frase numero {word}." for word in
+             ("uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove", "dieci",
+              "undici", "dodici")]  # fmt: skip
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    database = Database.open(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    store = AudioStore(tmp_path / "audio")
+    rng = np.random.default_rng(0)
+
+    def audio(seconds: float = 2.0):
+        return store.put((0.1 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32))
+
+    yield database, store, audio
+    database.close()
+
+
+def _uncorrected(session, ref, text: str) -> int:
+    row = repository.add_transcription(session, source_kind=SOURCE_VOICE, text=text, audio=ref)
+    return row.id
+
+
+def test_recent_uncorrected_is_short_stored_audio_nobody_corrected(world) -> None:
+    database, _store, audio = world
+    with database.unit_of_work() as uow:
+        user = repository.touch_user(uow.session, 5, name="u")
+        kept = [audio(), audio()]
+        for ref in kept:
+            _uncorrected(uow.session, ref, "ciao a tutti")
+        corrected = _uncorrected(uow.session, audio(), "sbagliato")
+        repository.add_correction(
+            uow.session, transcription_id=corrected, user_id=user.id, text="giusto"
+        )
+        _uncorrected(uow.session, audio(45.0), "troppo lungo per il controllo")
+        _uncorrected(uow.session, audio(), "   ...  ")  # nothing a WER could count
+        add_labelled_sample(uow.session, audio=audio(), text="importato")
+        excluded = audio()
+        _uncorrected(uow.session, excluded, "già un campione")
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        found = recent_uncorrected(uow.session, limit=10, exclude={excluded.sha256})
+        assert [sha for sha, _ in found] == [kept[1].sha256, kept[0].sha256]  # newest first
+        assert recent_uncorrected(uow.session, limit=1, exclude=()) == [
+            (excluded.sha256, "già un campione")
+        ]
+        assert recent_uncorrected(uow.session, limit=0) == []
+
+
+def test_snapshot_manifests_and_privacy(world, tmp_path: Path) -> None:
+    database, store, audio = world
+    refs = []
+    with database.unit_of_work() as uow:
+        for sentence in SENTENCES:
+            ref = audio()
+            add_labelled_sample(uow.session, audio=ref, text=sentence)
+            refs.append(ref)
+        _uncorrected(uow.session, audio(), "un messaggio che nessuno ha corretto")
+        uow.commit()
+    config = RunConfig(
+        run_id=1, database_url="", audio_dir=str(tmp_path / "audio"), models_dir="",
+        cache_dir="", runs_dir=str(tmp_path / "runs"), base_model="x", eval_fraction=0.3,
+    )  # fmt: skip
+    snapshot = take_snapshot(config, database, start_model="base", start_hf_dir=tmp_path)
+    run_dir = config.run_dir
+    train = read_run_manifest(run_dir / TRAIN_MANIFEST)
+    heldout = read_run_manifest(run_dir / HELDOUT_MANIFEST)
+    assert snapshot.train_clips == len(train) and snapshot.heldout_clips == len(heldout)
+    assert len(train) + len(heldout) == len(SENTENCES) and heldout and train
+    assert not {e.text for e in train} & {e.text for e in heldout}
+    assert snapshot.heldout_shared_sentences == 0  # the split is by sentence already
+    assert [e.text for e in read_run_manifest(run_dir / RECENT_MANIFEST)] == [
+        "un messaggio che nessuno ha corretto"
+    ]
+    # Resuming reuses the snapshot, even after the data changed.
+    assert take_snapshot(config, database, start_model="v9", start_hf_dir=tmp_path) == snapshot
+
+    # /forget: the user's audio leaves the open run's manifests and the text caches go.
+    cache_index = run_dir / "train" / "encoder_cache.json"
+    cache_index.parent.mkdir()
+    cache_index.write_text("{}")
+    forgotten = {e.audio_path.stem for e in train[:2]}
+    assert scrub_run_manifests(tmp_path / "runs", forgotten) == 2
+    left = read_run_manifest(run_dir / TRAIN_MANIFEST)
+    assert len(left) == len(train) - 2 and not forgotten & {e.audio_path.stem for e in left}
+    assert not cache_index.exists()
+    assert scrub_run_manifests(tmp_path / "runs", forgotten) == 0
+
+    # Audio deleted from the store since the snapshot drops out when the run reads it.
+    store.path(refs[SENTENCES.index(left[0].text)].sha256).unlink()
+    assert len(read_run_manifest(run_dir / TRAIN_MANIFEST)) == len(left) - 1
+
+    # A finished run keeps no correction text at all.
+    delete_text_manifests(run_dir)
+    assert not list(run_dir.rglob("*.tsv"))
+    texts = " ".join(p.read_text() for p in run_dir.rglob("*") if p.is_file())
+    assert not any(sentence in texts for sentence in SENTENCES)
