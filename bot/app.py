@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 
 from telegram import BotCommand, BotCommandScopeChat
@@ -11,7 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot import messages
+from bot.alerts import wire_admin_alerts
 from bot.container import SERVICES_KEY, Services
 from bot.handlers import (
     admin,
@@ -22,8 +21,6 @@ from bot.handlers import (
     training_admin,
     user_commands,
 )
-from bot.handlers.errors import REPORT_CHARS, notify_admins
-from bot.model_holder import LoadFailure
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,25 +52,11 @@ def build_application(settings: Settings, services: Services) -> Application:
 
 async def _post_init(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
-
-    async def report(text: str) -> None:
-        await notify_admins(app.bot, services.settings.admin_ids, f"⚠️ {text}")
-
-    services.runner.report_error = report
-    loop = asyncio.get_running_loop()
-
-    def model_broken(failure: LoadFailure) -> None:  # from a worker thread, once per version
-        text = messages.MODEL_BROKEN.format(
-            spec=html.escape(failure.spec), error=html.escape(failure.error[:REPORT_CHARS])
-        )
-        asyncio.run_coroutine_threadsafe(
-            notify_admins(app.bot, services.settings.admin_ids, text), loop
-        )
-
-    services.pipeline.models.on_broken = model_broken
-    # Load the model now, so the first user does not wait for it and a broken model
-    # is reported at start.
-    await asyncio.to_thread(services.pipeline.models.get)
+    wire_admin_alerts(services, app.bot)
+    if services.settings.workers > 0:
+        # Load the model now, so the first user does not wait for it and a broken model
+        # is reported at start. (A front without workers never transcribes.)
+        await asyncio.to_thread(services.pipeline.models.get)
     await _set_commands(app, services)
     await services.runner.start(app.bot)
     if app.job_queue is not None:

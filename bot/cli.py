@@ -16,6 +16,7 @@ from bot.settings import Settings
 # Each module exposes ``register(subparsers)``; its parser sets ``func(args, settings)``.
 COMMAND_MODULES = (
     "bot.commands.run_bot",
+    "bot.commands.worker",
     "bot.commands.transcribe",
     "bot.commands.model_files",
     "bot.commands.db",

@@ -73,6 +73,9 @@ def worker_options(settings: Settings) -> WorkerOptions:
             max_message_chars=settings.max_message_chars,
             long_text_as_file_chars=settings.long_text_as_file_chars,
         ),
+        batch_size=settings.batch_size,
+        batch_wait_seconds=settings.batch_wait_ms / 1000,
+        poll_seconds=settings.worker_poll_seconds,
     )
 
 
@@ -88,6 +91,7 @@ def build_services(
         QueueLimits(
             max_queued_jobs=settings.max_queued_jobs,
             max_pending_per_user=settings.max_pending_jobs_per_user,
+            lease_seconds=settings.lease_seconds,
         ),
     )
     return Services(

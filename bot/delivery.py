@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import Bot, InputFile, ReplyParameters
@@ -57,10 +58,14 @@ class StatusMessage:
         interval: float,
         *,
         reply_to: int | None = None,
+        on_created: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
         self.interval = interval
         self.reply_to = reply_to
+        # Told the id of a message this object had to send itself, so that a job resumed
+        # by another worker edits that message instead of sending a second one.
+        self.on_created = on_created
         self._text: str | None = None
         self._last = 0.0
 
@@ -79,10 +84,12 @@ class StatusMessage:
                     self.chat_id, text, reply_parameters=_reply_to(self.reply_to)
                 )
                 self.message_id = sent.message_id
+                if self.on_created is not None:
+                    await self.on_created(sent.message_id)
             else:
                 await self.bot.edit_message_text(text, self.chat_id, self.message_id)
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
+            if not _not_modified(exc):
                 log.warning("status message not updated: %s", exc)
         except TelegramError as exc:  # progress is best effort; the reply is what counts
             log.warning("status message not updated: %s", exc)
@@ -100,9 +107,21 @@ class Delivery:
         self.bot = bot
         self.options = options
 
-    def status(self, chat_id: int, message_id: int | None, *, reply_to: int) -> StatusMessage:
+    def status(
+        self,
+        chat_id: int,
+        message_id: int | None,
+        *,
+        reply_to: int,
+        on_created: Callable[[int], Awaitable[None]] | None = None,
+    ) -> StatusMessage:
         return StatusMessage(
-            self.bot, chat_id, message_id, self.options.status_edit_interval, reply_to=reply_to
+            self.bot,
+            chat_id,
+            message_id,
+            self.options.status_edit_interval,
+            reply_to=reply_to,
+            on_created=on_created,
         )
 
     async def announce_queued(
@@ -149,6 +168,11 @@ class Delivery:
                 try:
                     await bot.edit_message_text(first, reply.chat_id, status.message_id)
                     ids.append(status.message_id)
+                except BadRequest as exc:
+                    if _not_modified(exc):  # already the transcript: a job resumed after
+                        ids.append(status.message_id)  # its worker died mid-delivery
+                    else:
+                        await status.delete()
                 except TelegramError:
                     await status.delete()
             if not ids:
@@ -204,6 +228,10 @@ class Delivery:
             file_threshold=self.options.long_text_as_file_chars,
             note=f"🎬 {reply.title}" if reply.title else None,
         )
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "not modified" in str(exc).lower()
 
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:

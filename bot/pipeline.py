@@ -17,13 +17,14 @@ import enum
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import messages
 from bot.model_holder import ModelHolder
 from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
+from model.batched import SHORT_CLIP_SECONDS
 from model.engines import TranscribeOptions, Transcription, fast_path_options
 from model.tags import Tagger, format_hashtags
 from model.youtube import DownloadLimits, DownloadProgress, LinkError, download_audio, parse_link
@@ -134,9 +135,51 @@ class TranscriptionPipeline:
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``."""
         audio, kind, ref, link = self.fetch(source, progress=progress)
-        transcription = self.transcribe(audio, progress=progress, batch_size=batch_size)
+        transcription = self.transcribe(
+            audio, progress=progress, batch_size=batch_size, short_path=link is None
+        )
         hashtags = self.hashtags(transcription.text) if with_tags else ()
         return PipelineResult(transcription, audio, hashtags, kind, ref, link)
+
+    def run_batch(self, sources: Sequence[MediaSource]) -> list[PipelineResult | Exception]:
+        """Several sources at once, without tags: short clips are decoded together in one
+        model call. One result per source, in order: a result, or the exception that
+        source raised (``InputRejected`` for bad input); one never fails the others."""
+        fetched: list[tuple[DecodedAudio, str, str | None, LinkInfo | None] | Exception] = []
+        for source in sources:
+            try:
+                fetched.append(self.fetch(source))
+            except Exception as exc:
+                fetched.append(exc)
+        ready = [i for i, item in enumerate(fetched) if not isinstance(item, Exception)]
+        short = [i for i in ready if _is_short(fetched[i])]  # type: ignore[arg-type]
+        transcriptions: dict[int, Transcription | Exception] = {}
+        if short:
+            model = self.models.get()
+            clips = [fetched[i][0].samples for i in short]  # type: ignore[index]
+            for index, result in zip(
+                short, model.transcribe_batch(clips, options=self.options), strict=True
+            ):
+                transcriptions[index] = result
+        for index in ready:
+            if index not in transcriptions:
+                try:
+                    audio = fetched[index][0]  # type: ignore[index]
+                    transcriptions[index] = self.transcribe(audio, short_path=False)
+                except Exception as exc:
+                    transcriptions[index] = exc
+        results: list[PipelineResult | Exception] = []
+        for index, item in enumerate(fetched):
+            if isinstance(item, Exception):
+                results.append(item)
+                continue
+            transcription = transcriptions[index]
+            if isinstance(transcription, Exception):
+                results.append(transcription)
+                continue
+            audio, kind, ref, link = item
+            results.append(PipelineResult(transcription, audio, (), kind, ref, link))
+        return results
 
     def fetch(
         self, source: MediaSource, *, progress: ProgressSink | None = None
@@ -197,8 +240,21 @@ class TranscriptionPipeline:
         *,
         progress: ProgressSink | None = None,
         batch_size: int | None = None,
+        short_path: bool = True,
     ) -> Transcription:
-        """Transcribe with the serving model, on the decoding path that suits the length."""
+        """Transcribe with the serving model, on the decoding path that suits the length:
+        a clip that fits one window takes the short path (text only, no timestamps) unless
+        ``short_path`` is off (links want subtitle timings) or a batch size is forced."""
+        if short_path and batch_size is None and audio.duration <= SHORT_CLIP_SECONDS:
+            model = self.models.get()
+            if progress is not None:
+                progress(Stage.TRANSCRIBE, 0.0)
+            (result,) = model.transcribe_batch([audio.samples], options=self.options)
+            if isinstance(result, Exception):
+                raise result
+            if progress is not None:
+                progress(Stage.TRANSCRIBE, 1.0)
+            return result
         options = fast_path_options(self.options, duration=audio.duration, batch_size=batch_size)
 
         def on_progress(fraction: float) -> None:
@@ -220,3 +276,8 @@ class TranscriptionPipeline:
             log.exception("tagging failed")
             return ()
         return tuple(format_hashtags(raw, max_tags=self.max_hashtags))
+
+
+def _is_short(fetched: tuple[DecodedAudio, str, str | None, LinkInfo | None]) -> bool:
+    audio, _kind, _ref, link = fetched
+    return link is None and audio.duration <= SHORT_CLIP_SECONDS

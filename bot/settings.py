@@ -82,7 +82,24 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         20 * 1024 * 1024, description="Largest file accepted (Telegram's bot download limit)"
     )
-    workers: int = Field(1, description="Transcriptions running at the same time")
+    workers: int = Field(
+        1,
+        ge=0,
+        description="Transcription workers in this process (0: a front that only accepts "
+        "jobs, answered by `whisper-it worker` processes)",
+    )
+    batch_size: int = Field(
+        8, ge=1, description="Short voice notes decoded together in one model call (1 = off)"
+    )
+    batch_wait_ms: float = Field(
+        50.0, ge=0, description="How long a worker waits for a burst to fill a batch"
+    )
+    lease_seconds: float = Field(
+        60.0, gt=0, description="A claimed job returns to the queue if its worker is silent"
+    )
+    worker_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for new jobs"
+    )
     max_queued_jobs: int = Field(100, description="Open jobs of all users together")
     max_pending_jobs_per_user: int = Field(3, description="Open jobs per user")
     messages_per_minute: int = Field(10, description="Requests per user per minute")

@@ -7,11 +7,15 @@ stored but not yet answered keeps its transcript and is answered from it on resu
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
-from bot.job_payloads import JobPayload, from_record, to_record
+from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
 from storage import jobs as job_queue
 from storage import repository
@@ -27,6 +31,13 @@ MAX_ERROR_CHARS = 2000
 class QueueLimits:
     max_queued_jobs: int
     max_pending_per_user: int
+    # A claimed job belongs to its worker this long unless renewed (storage.jobs).
+    lease_seconds: float = job_queue.DEFAULT_LEASE_SECONDS
+
+
+def worker_name() -> str:
+    """Unique per process, readable in the database: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,10 +68,13 @@ class StoredTranscript:
 
 
 class WorkQueue:
-    def __init__(self, db: Database, store: AudioStore, limits: QueueLimits) -> None:
+    def __init__(
+        self, db: Database, store: AudioStore, limits: QueueLimits, *, owner: str | None = None
+    ) -> None:
         self.db = db
         self.store = store
         self.limits = limits
+        self.owner = owner or worker_name()
 
     # --- accepting -----------------------------------------------------------------------
 
@@ -117,17 +131,46 @@ class WorkQueue:
 
     # --- working -------------------------------------------------------------------------
 
-    def requeue_interrupted(self) -> job_queue.RequeueResult:
+    def requeue_expired(self) -> job_queue.RequeueResult:
+        """Put back the jobs of workers that died (their leases expired)."""
         with self.db.unit_of_work() as uow:
-            result = job_queue.requeue_running(uow.session)
+            result = job_queue.requeue_expired(uow.session)
             uow.commit()
         return result
 
-    def claim(self) -> ClaimedJob | None:
+    def claim(
+        self, *, limit: int = 1, accept: Callable[[JobPayload], bool] | None = None
+    ) -> list[ClaimedJob]:
+        """Up to ``limit`` of the oldest jobs this worker may take, under its lease. A
+        stored job this version cannot read is failed here, not handed out."""
+        claimed: list[ClaimedJob] = []
         with self.db.unit_of_work() as uow:
-            job = job_queue.claim_next_job(uow.session)
+            jobs = job_queue.claim_jobs(
+                uow.session,
+                owner=self.owner,
+                lease_seconds=self.limits.lease_seconds,
+                limit=limit,
+                accept=None if accept is None else lambda job: _accepts(job, accept),
+            )
+            for job in jobs:
+                try:
+                    claimed.append(_claimed(job))
+                except UnknownJobError as exc:
+                    job_queue.mark_job_failed(uow.session, job.id, error=str(exc))
             uow.commit()
-            return None if job is None else _claimed(job)
+        return claimed
+
+    def renew(self, job_ids: Collection[int]) -> set[int]:
+        """Extend this worker's leases; the ids it still holds."""
+        with self.db.unit_of_work() as uow:
+            held = job_queue.renew_leases(
+                uow.session,
+                owner=self.owner,
+                job_ids=job_ids,
+                lease_seconds=self.limits.lease_seconds,
+            )
+            uow.commit()
+        return held
 
     def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | None:
         """Store audio and transcript and tie them to the job, in one transaction.
@@ -137,7 +180,11 @@ class WorkQueue:
         ref = self.store.put(result.audio.samples)
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
-            if not job_exists(uow.session, job.id):
+            # Gone (its user ran /forget) or taken over (this worker's lease expired):
+            # either way this worker keeps nothing of it.
+            if not job_exists(uow.session, job.id) or not job_queue.holds_lease(
+                uow.session, job.id, self.owner
+            ):
                 delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
                 uow.commit()
                 return None
@@ -180,18 +227,20 @@ class WorkQueue:
 
     def finish(self, job: ClaimedJob, transcription_id: int, message_ids: list[int]) -> None:
         with self.db.unit_of_work() as uow:
-            if uow.session.get(Job, job.id) is None:
-                return  # forgotten meanwhile
+            if not job_queue.holds_lease(uow.session, job.id, self.owner):
+                return  # forgotten meanwhile, or another worker owns it now
             repository.add_reply_messages(
                 uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids
             )
             job_queue.set_job_messages(uow.session, job.id, reply_message_ids=message_ids)
-            job_queue.mark_job_done(uow.session, job.id, transcription_id=transcription_id)
+            job_queue.mark_job_done(
+                uow.session, job.id, transcription_id=transcription_id, owner=self.owner
+            )
             uow.commit()
 
     def fail(self, job_id: int, error: str) -> None:
         with self.db.unit_of_work() as uow:
-            if uow.session.get(Job, job_id) is None:
+            if not job_queue.holds_lease(uow.session, job_id, self.owner):
                 return
             job_queue.mark_job_failed(uow.session, job_id, error=error[:MAX_ERROR_CHARS])
             uow.commit()
@@ -211,6 +260,13 @@ class WorkQueue:
                 uow.session, transcription_id, chat_id=chat_id, message_ids=[message_id]
             )
             uow.commit()
+
+
+def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:
+    try:
+        return accept(from_record(job.kind, dict(job.payload)))
+    except UnknownJobError:
+        return False
 
 
 def _claimed(job: Job) -> ClaimedJob:

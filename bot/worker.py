@@ -33,20 +33,28 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, WorkQueue
+from model.batched import SHORT_CLIP_SECONDS
 from model.engines import Segment
 
 log = logging.getLogger(__name__)
 
 # Tags that have not arrived this long after the reply are dropped.
 LATE_TAGS_TIMEOUT = 120.0
-IDLE_POLL_SECONDS = 2.0
+# Leases are renewed this many times per lease period, so one slow renewal loses nothing.
+RENEWALS_PER_LEASE = 3
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerOptions:
-    workers: int
+    workers: int  # 0: this process only accepts jobs; worker processes run them
     tag_budget_seconds: float
     delivery: DeliveryOptions
+    # Dynamic batching: after claiming a short voice note, wait this long for more and
+    # decode up to ``batch_size`` of them in one model call (1 = off).
+    batch_size: int = 1
+    batch_wait_seconds: float = 0.05
+    # How often an idle worker looks for jobs other processes queued.
+    poll_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,8 @@ class JobRunner:
         self._late: set[asyncio.Task[None]] = set()
         self._delivery: Delivery | None = None
         self._busy = 0
+        self._held: set[int] = set()
+        self._finished: set[int] = set()
         # submit() calls between recording a job and recording its status message: a
         # worker that claims such a job waits for them, or it would send a second one.
         self._announcing = 0
@@ -90,11 +100,40 @@ class JobRunner:
 
     async def start(self, bot: Bot) -> None:
         self._delivery = Delivery(bot, self.options.delivery)
-        result = await asyncio.to_thread(self.queue.requeue_interrupted)
-        if result.requeued:
-            log.info("resuming %d interrupted job(s)", len(result.requeued))
+        if self.options.workers <= 0:
+            return  # a front without workers: it only accepts jobs
+        await self._requeue_expired()
         for number in range(self.options.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"worker-{number}"))
+        self._tasks.append(asyncio.create_task(self._renew_leases(), name="leases"))
+
+    async def _requeue_expired(self) -> None:
+        try:
+            result = await asyncio.to_thread(self.queue.requeue_expired)
+        except Exception:
+            log.exception("cannot requeue expired jobs")
+            return
+        if result.requeued:
+            log.info("resuming %d job(s) of a worker that stopped", len(result.requeued))
+            self._wake.set()
+
+    async def _renew_leases(self) -> None:
+        """Heartbeat: keep the leases of the jobs this process works on, and give back
+        to the queue the jobs of workers that stopped renewing theirs."""
+        interval = self.queue.limits.lease_seconds / RENEWALS_PER_LEASE
+        while True:
+            await asyncio.sleep(interval)
+            await self._requeue_expired()
+            held = set(self._held)
+            if not held:
+                continue
+            try:
+                kept = await asyncio.to_thread(self.queue.renew, held)
+            except Exception:
+                log.exception("cannot renew job leases")
+                continue
+            if lost := held - kept - set(self._finished):
+                log.warning("lost the lease of job(s) %s: another worker answers them", lost)
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._late]
@@ -160,29 +199,44 @@ class JobRunner:
     async def _work(self) -> None:
         while True:
             try:
-                job = await asyncio.to_thread(self._claim)
+                jobs = await self._claim()
             except Exception:
                 log.exception("cannot claim a job")
-                job = None
-            if job is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                jobs = []
+            if not jobs:
+                await self._idle()
                 continue
-            self._busy += 1
+            ids = {job.id for job in jobs}
+            self._held |= ids
+            self._busy += len(jobs)
             try:
-                await self._process(job)
+                await self._process_batch(jobs)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let one job stop the worker
-                log.exception("job %s crashed", job.id)
+            except Exception:  # never let one batch stop the worker
+                log.exception("jobs %s crashed", sorted(ids))
             finally:
-                self._busy -= 1
+                self._busy -= len(jobs)
+                self._held -= ids
+                self._finished -= ids
 
-    def _claim(self) -> ClaimedJob | None:
+    async def _idle(self) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.options.poll_seconds)
+
+    async def _claim(self) -> list[ClaimedJob]:
         # Between jobs: switch to a newly promoted model if there is one (never raises).
-        self.pipeline.models.refresh()
-        return self.queue.claim()
+        await asyncio.to_thread(self.pipeline.models.refresh)
+        jobs = await asyncio.to_thread(self.queue.claim)
+        if not jobs or self.options.batch_size <= 1 or not _batchable(jobs[0].payload):
+            return jobs
+        # A short voice note: give the burst it may belong to a moment to arrive.
+        await asyncio.sleep(self.options.batch_wait_seconds)
+        more = await asyncio.to_thread(
+            self.queue.claim, limit=self.options.batch_size - 1, accept=_batchable
+        )
+        return jobs + more
 
     async def _status(self, job: ClaimedJob) -> StatusMessage:
         message_id = job.status_message_id
@@ -190,32 +244,79 @@ class JobRunner:
             # Claimed while submit() may still be sending its queued message: wait for it.
             await self._announced.wait()
             message_id = await asyncio.to_thread(self.queue.status_message_id, job.id)
-        return self.delivery.status(job.chat_id, message_id, reply_to=job.user_message_id)
+
+        async def remember(new_id: int) -> None:
+            await asyncio.to_thread(self.queue.set_status_message, job.id, new_id)
+
+        return self.delivery.status(
+            job.chat_id, message_id, reply_to=job.user_message_id, on_created=remember
+        )
+
+    async def _process_batch(self, jobs: list[ClaimedJob]) -> None:
+        fresh = []
+        for job in jobs:
+            if job.transcription_id is not None:
+                # Killed after storing the transcript but before replying: reply now.
+                await self._resume_reply(job, await self._status(job))
+            else:
+                fresh.append(job)
+        if len(fresh) == 1:
+            await self._process(fresh[0])
+        elif fresh:
+            await self._process_together(fresh)
 
     async def _process(self, job: ClaimedJob) -> None:
         status = await self._status(job)
-        if job.transcription_id is not None:
-            # Killed after storing the transcript but before replying: reply now.
-            await self._resume_reply(job, status)
-            return
         await self.delivery.typing(job.chat_id)
         try:
-            result = await self._run_pipeline(job, status)
-        except InputRejected as exc:
-            await self._fail(job, status, exc.message, exc.reason)
-            return
-        except BadRequest as exc:
-            if "too big" not in str(exc).lower():
-                raise
-            await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
-            return
+            outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
         except Exception as exc:
-            await self._crash(job, status, exc)
-            return
+            outcome = exc
+        await self._conclude(job, status, outcome)
+
+    async def _process_together(self, jobs: list[ClaimedJob]) -> None:
+        """Short voice notes: download them all, decode them in one model call, then
+        answer each in the order they were sent."""
+        statuses = [await self._status(job) for job in jobs]
+        for job, status in zip(jobs, statuses, strict=True):
+            await self.delivery.typing(job.chat_id)
+            await status.show(formatting.transcribing_text())
+        downloads = await asyncio.gather(
+            *(self._download(job.payload) for job in jobs), return_exceptions=True
+        )
+        sources = [d for d in downloads if not isinstance(d, BaseException)]
+        loop = asyncio.get_running_loop()
         try:
-            await self._deliver(job, status, result)
-        except Exception as exc:
-            await self._crash(job, status, exc)
+            results = iter(await loop.run_in_executor(self.cpu, self.pipeline.run_batch, sources))
+        except Exception as exc:  # the model call itself failed: every job reports it
+            results = iter([exc] * len(sources))
+        for job, status, download in zip(jobs, statuses, downloads, strict=True):
+            if isinstance(download, BaseException) and not isinstance(download, Exception):
+                raise download  # cancellation
+            outcome = download if isinstance(download, Exception) else next(results)
+            await self._conclude(job, status, outcome)
+
+    async def _download(self, payload: JobPayload) -> MediaBytes:
+        assert isinstance(payload, TelegramFileJob)
+        data = await self.delivery.download(payload.file_id)
+        return MediaBytes(data, payload.source_kind, payload.file_unique_id)
+
+    async def _conclude(
+        self, job: ClaimedJob, status: StatusMessage, outcome: PipelineResult | Exception
+    ) -> None:
+        """Deliver a result, or say what went wrong: one place maps failures to messages."""
+        if isinstance(outcome, InputRejected):
+            await self._fail(job, status, outcome.message, outcome.reason)
+        elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
+            await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
+        elif isinstance(outcome, Exception):
+            await self._crash(job, status, outcome)
+        else:
+            try:
+                await self._deliver(job, status, outcome)
+            except Exception as exc:
+                await self._crash(job, status, exc)
+        self._finished.add(job.id)
 
     async def _run_pipeline(self, job: ClaimedJob, status: StatusMessage) -> PipelineResult:
         loop = asyncio.get_running_loop()
@@ -223,10 +324,7 @@ class JobRunner:
         payload_is_file = isinstance(payload, TelegramFileJob)
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
         if isinstance(payload, TelegramFileJob):
-            data = await self.delivery.download(payload.file_id)
-            source: MediaBytes | MediaLink = MediaBytes(
-                data, payload.source_kind, payload.file_unique_id
-            )
+            source: MediaBytes | MediaLink = await self._download(payload)
             await status.show(formatting.transcribing_text())
         else:
             assert isinstance(payload, LinkJob)
@@ -351,6 +449,15 @@ class JobRunner:
             kind = type(job.payload).KIND
             with contextlib.suppress(Exception):
                 await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
+
+
+def _batchable(payload: JobPayload) -> bool:
+    """A Telegram file that says it fits the short path (links keep their own path)."""
+    return (
+        isinstance(payload, TelegramFileJob)
+        and payload.duration is not None
+        and payload.duration <= SHORT_CLIP_SECONDS
+    )
 
 
 def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:

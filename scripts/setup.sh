@@ -18,6 +18,8 @@ command -v ffmpeg >/dev/null || need_packages+=(ffmpeg)
 if [[ $WITH_TEST == 1 ]]; then
     command -v espeak-ng >/dev/null || need_packages+=(espeak-ng)
     command -v sox >/dev/null || need_packages+=(sox)
+    # A real PostgreSQL server for the queue and worker tests (tests/postgres.py starts it).
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_packages+=(postgresql)
 fi
 if ((${#need_packages[@]})); then
     echo "setup: installing system packages: ${need_packages[*]}"

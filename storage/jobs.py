@@ -1,15 +1,23 @@
-"""The durable job queue: accepted work survives a crash and is resumed at restart.
+"""The durable job queue: accepted work survives any process and is answered once.
 
-Lifecycle: pending -> running (claimed; attempts + 1) -> done | failed. At start-up,
-``requeue_running`` puts back what a dead process was doing, and fails jobs that already
-used up their attempts (a job that kills the process must not kill it forever).
+Lifecycle: pending -> running (claimed under a lease; attempts + 1) -> done | failed.
+A claim writes the worker's name and an expiry; the worker renews it while it works
+(``renew_leases``). Any process may put back jobs whose lease expired
+(``requeue_expired``): their worker died. Jobs that already used up their attempts fail
+instead (a job that kills its worker must not kill every worker in turn). A worker that
+lost its lease may not finish the job (``LeaseLostError``): its new owner answers it.
+
+Claims skip users who have a job running under another worker, so one user's jobs are
+answered in the order they were sent however many workers there are. On PostgreSQL the
+claim locks its rows (``FOR UPDATE SKIP LOCKED``); on SQLite the write transaction
+serialises claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -19,10 +27,15 @@ from storage.errors import InvalidStateError, NotFoundError
 from storage.models import JOB_DONE, JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job, utcnow
 
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_LEASE_SECONDS = 60.0
 OPEN_JOB_STATUSES = (JOB_PENDING, JOB_RUNNING)
-# Optimistic claims retried when another worker took the same row first.
-_CLAIM_RETRIES = 5
+# Pending rows looked at per claimed job: room for the ``accept`` filter to say no.
+_CANDIDATES_PER_CLAIM = 4
 INTERRUPTED_ERROR = "interrupted too many times"
+
+
+class LeaseLostError(InvalidStateError):
+    """The job's lease expired and another worker may own it now."""
 
 
 @dataclass(frozen=True)
@@ -70,37 +83,101 @@ def get_job(session: Session, job_id: int) -> Job | None:
     return session.get(Job, job_id)
 
 
-def claim_next_job(
-    session: Session, *, kinds: Collection[str] | None = None, now: datetime | None = None
-) -> Job | None:
-    """Take the oldest pending job (optionally of some kinds) and mark it running.
-
-    Safe with several workers and processes: on SQLite the transaction holds the write
-    lock; on PostgreSQL the row is locked and other workers skip it.
-    """
+def claim_jobs(
+    session: Session,
+    *,
+    owner: str,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    limit: int = 1,
+    kinds: Collection[str] | None = None,
+    accept: Callable[[Job], bool] | None = None,
+    now: datetime | None = None,
+) -> list[Job]:
+    """Take up to ``limit`` of the oldest pending jobs (of ``kinds``, passing ``accept``)
+    and mark them running under ``owner``'s lease, oldest first."""
     now = now or utcnow()
-    for _ in range(_CLAIM_RETRIES):
-        candidate = (
-            select(Job.id)
-            .where(Job.status == JOB_PENDING)
-            .order_by(Job.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if kinds is not None:
-            candidate = candidate.where(Job.kind.in_(list(kinds)))
-        job_id = session.scalar(candidate)
-        if job_id is None:
-            return None
-        claimed = session.execute(
+    busy_elsewhere = select(Job.user_id).where(
+        Job.status == JOB_RUNNING, Job.user_id.is_not(None), Job.lease_owner != owner
+    )
+    candidates = (
+        select(Job)
+        .where(Job.status == JOB_PENDING)
+        .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
+        .order_by(Job.id)
+        .limit(limit * _CANDIDATES_PER_CLAIM)
+        .with_for_update(skip_locked=True)
+    )
+    if kinds is not None:
+        candidates = candidates.where(Job.kind.in_(list(kinds)))
+    chosen = [job.id for job in session.scalars(candidates) if accept is None or accept(job)]
+    claimed: list[Job] = []
+    for job_id in chosen[:limit]:
+        result = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JOB_PENDING)
-            .values(status=JOB_RUNNING, attempts=Job.attempts + 1, started_at=now, error=None)
+            .values(
+                status=JOB_RUNNING,
+                attempts=Job.attempts + 1,
+                started_at=now,
+                error=None,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+            )
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount == 1:
-            return session.get(Job, job_id, populate_existing=True)
-    return None
+        if result.rowcount == 1:
+            job = session.get(Job, job_id, populate_existing=True)
+            assert job is not None
+            claimed.append(job)
+    return claimed
+
+
+def claim_next_job(
+    session: Session,
+    *,
+    owner: str = "local",
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    kinds: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> Job | None:
+    """The oldest pending job, claimed (see ``claim_jobs``), or None."""
+    jobs = claim_jobs(session, owner=owner, lease_seconds=lease_seconds, kinds=kinds, now=now)
+    return jobs[0] if jobs else None
+
+
+def renew_leases(
+    session: Session,
+    *,
+    owner: str,
+    job_ids: Collection[int],
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> set[int]:
+    """Extend ``owner``'s leases on ``job_ids``; the ids it still holds."""
+    if not job_ids:
+        return set()
+    now = now or utcnow()
+    held = set(
+        session.scalars(
+            select(Job.id).where(
+                Job.id.in_(list(job_ids)), Job.status == JOB_RUNNING, Job.lease_owner == owner
+            )
+        )
+    )
+    if held:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(held))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+    return held
+
+
+def holds_lease(session: Session, job_id: int, owner: str) -> bool:
+    """Whether ``owner`` still holds the running job (locks the row where it can)."""
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    return job is not None and job.status == JOB_RUNNING and job.lease_owner == owner
 
 
 def mark_job_done(
@@ -108,15 +185,19 @@ def mark_job_done(
     job_id: int,
     *,
     transcription_id: int | None = None,
+    owner: str | None = None,
     now: datetime | None = None,
 ) -> Job:
     job = _get(session, job_id)
     if job.status != JOB_RUNNING:
         raise InvalidStateError(f"job {job_id} is {job.status}, not running")
+    if owner is not None and job.lease_owner != owner:
+        raise LeaseLostError(f"job {job_id} is no longer held by {owner}")
     job.status = JOB_DONE
     job.transcription_id = transcription_id
     job.error = None
     job.finished_at = now or utcnow()
+    job.lease_owner = job.lease_expires_at = None
     session.flush()
     return job
 
@@ -130,6 +211,7 @@ def mark_job_failed(
     job.status = JOB_FAILED
     job.error = error
     job.finished_at = now or utcnow()
+    job.lease_owner = job.lease_expires_at = None
     session.flush()
     return job
 
@@ -152,21 +234,27 @@ def set_job_messages(
     return job
 
 
-def requeue_running(
+def requeue_expired(
     session: Session, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None
 ) -> RequeueResult:
-    """Restart recovery: running jobs become pending again, or failed if out of attempts.
-
-    Call it once at start-up, before workers run, from the only process that runs jobs.
-    """
-    running = session.scalars(select(Job).where(Job.status == JOB_RUNNING).order_by(Job.id))
+    """Running jobs whose lease expired (their worker died) become pending again, or
+    failed if out of attempts. Safe to call from any process at any time."""
+    now = now or utcnow()
+    expired = session.scalars(
+        select(Job)
+        .where(Job.status == JOB_RUNNING)
+        .where(Job.lease_expires_at.is_(None) | (Job.lease_expires_at < now))
+        .order_by(Job.id)
+        .with_for_update(skip_locked=True)
+    )
     requeued: list[int] = []
     failed: list[int] = []
-    for job in running:
+    for job in expired:
+        job.lease_owner = job.lease_expires_at = None
         if job.attempts >= max_attempts:
             job.status = JOB_FAILED
             job.error = INTERRUPTED_ERROR
-            job.finished_at = now or utcnow()
+            job.finished_at = now
             failed.append(job.id)
         else:
             job.status = JOB_PENDING

@@ -42,6 +42,7 @@ NAME_CHARS = 200
 PATH_CHARS = 1024
 SHA256_HEX_CHARS = 64
 KIND_CHARS = 32
+LEASE_OWNER_CHARS = 128
 SECRET_NAME_CHARS = 64
 SECRET_VALUE_CHARS = 128
 
@@ -236,6 +237,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_user_id_status", "user_id", "status"),
+        Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -258,6 +260,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The worker holding a running job, until when (renewed while it works).
+    lease_owner: Mapped[str | None] = mapped_column(String(LEASE_OWNER_CHARS))
+    lease_expires_at: Mapped[datetime | None]
 
 
 class TrainingRun(Base):
@@ -281,6 +286,9 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The process running it, until when (renewed by its heartbeat): no PIDs.
+    lease_owner: Mapped[str | None] = mapped_column(String(LEASE_OWNER_CHARS))
+    lease_expires_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

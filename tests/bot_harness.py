@@ -7,11 +7,13 @@ each test does not pay for loading it again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +130,18 @@ class RunningBot:
     app: Application
     services: Services
     errors: list[BaseException] = field(default_factory=list)
+
+    async def wait_for_jobs(self, total: int, *, done: int, timeout: float = 60.0) -> None:
+        """Until ``total`` jobs exist and ``done`` of them are finished (done or failed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            jobs = read_jobs(self.services.db)
+            finished = sum(job.status in (JOB_DONE, JOB_FAILED) for job in jobs)
+            if len(jobs) >= total and finished >= done:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(jobs)} jobs, {finished} finished after {timeout} s")
+            await asyncio.sleep(0.1)
 
     def texts(self, chat_id: int = USER) -> list[str]:
         return [m.content for m in self.emu.messages(chat_id)]

@@ -36,3 +36,12 @@ def media_server(tmp_path_factory: pytest.TempPathFactory):
     root = build_media_site(tmp_path_factory.mktemp("media-site"))
     with serve_directory(root) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the whole run (tests/postgres.py); an empty database."""
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url

@@ -198,16 +198,16 @@ def test_job_queue_lifecycle(database: Database) -> None:
         assert jobs.claim_next_job(uow.session, kinds={"youtube"}) is None
 
 
-def test_requeue_running_fails_jobs_that_keep_killing_the_process(database: Database) -> None:
+def test_requeue_expired_fails_jobs_that_keep_killing_their_worker(database: Database) -> None:
     with database.unit_of_work() as uow:
         ids = tuple(jobs.enqueue_job(uow.session, kind="t", payload={}).id for _ in range(3))
         uow.commit()
     outcomes = []
     for _start in range(4):
-        # A process starts, recovers, claims everything and dies before finishing.
+        # A worker recovers expired jobs, claims everything and dies before finishing.
         with database.unit_of_work() as uow:
-            outcomes.append(jobs.requeue_running(uow.session, max_attempts=3))
-            while jobs.claim_next_job(uow.session) is not None:
+            outcomes.append(jobs.requeue_expired(uow.session, max_attempts=3))
+            while jobs.claim_next_job(uow.session, lease_seconds=0) is not None:
                 pass
             uow.commit()
     assert outcomes[0] == jobs.RequeueResult(requeued=(), failed=())
@@ -220,14 +220,16 @@ def test_requeue_running_fails_jobs_that_keep_killing_the_process(database: Data
             assert (job.status, job.attempts, job.error) == (JOB_FAILED, 3, jobs.INTERRUPTED_ERROR)
 
 
-def test_requeue_puts_running_jobs_back_in_order(database: Database) -> None:
+def test_requeue_puts_expired_jobs_back_in_order(database: Database) -> None:
     with database.unit_of_work() as uow:
         a = jobs.enqueue_job(uow.session, kind="transcribe", payload={"n": 1})
         b = jobs.enqueue_job(uow.session, kind="transcribe", payload={"n": 2})
-        jobs.claim_next_job(uow.session)
+        jobs.claim_next_job(uow.session, now=T0)
         uow.commit()
     with database.unit_of_work() as uow:
-        assert jobs.requeue_running(uow.session).requeued == (a.id,)
+        # A live lease is left alone; an expired one goes back to the queue.
+        assert jobs.requeue_expired(uow.session, now=T0 + timedelta(seconds=30)).requeued == ()
+        assert jobs.requeue_expired(uow.session, now=T0 + timedelta(hours=1)).requeued == (a.id,)
         uow.commit()
     with database.unit_of_work() as uow:
         assert jobs.get_job(uow.session, a.id).status == JOB_PENDING  # type: ignore[union-attr]

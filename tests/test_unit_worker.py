@@ -191,7 +191,8 @@ async def test_a_job_stored_before_a_crash_is_answered_from_the_database(
             segments=[{"start": 0.0, "end": 2.0, "text": "testo salvato"}],
             tags=["#salvato"],
         )
-        job_queue.claim_next_job(uow.session)
+        # Claimed by a worker that was killed: its lease has run out.
+        job_queue.claim_next_job(uow.session, owner="dead-worker", lease_seconds=0)
         job.transcription_id = row.id
         uow.commit()
         job_id = job.id
@@ -250,3 +251,61 @@ def test_payloads_round_trip_and_unknown_kinds_fail_loudly() -> None:
         from_record("fax", {})
     with pytest.raises(UnknownJobError):
         from_record("link", {"video_id": "x"})  # no url
+
+
+async def test_a_burst_of_short_notes_is_decoded_in_batches_and_answered_in_order(
+    tmp_path: Path, api
+) -> None:
+    transcriber = FakeTranscriber()
+    rig = build_rig(tmp_path, transcriber, batch_size=4, max_per_user=5)
+    await rig.runner.start(api.bot())
+    try:
+        # Three notes from one user, a damaged file and two more users, all at once.
+        submitted = [await submit_voice(rig, api, user=USER) for _ in range(3)]
+        submitted.append(await submit_voice(rig, api, user=OTHER, data=b"\x00rotto" * 50))
+        submitted += [await submit_voice(rig, api, user=user) for user in (44, 45)]
+        ids = [s.job_id for s in submitted]
+        await until(lambda: all(job_status(rig, i) in (JOB_DONE, JOB_FAILED) for i in ids))
+    finally:
+        await rig.runner.stop()
+    assert max(transcriber.batches) > 1 and sum(transcriber.batches) == 5
+    statuses = [job_status(rig, i) for i in ids]
+    assert statuses == [JOB_DONE] * 3 + [JOB_FAILED] + [JOB_DONE] * 2
+    # The damaged file got its own message; its batch-mates their transcripts.
+    assert api.visible(OTHER) == [f"⚠️ {messages.AUDIO_ERRORS['corrupt']}"]
+    for user in (USER, 44, 45):
+        assert all(text == "buongiorno a tutti" for text in api.visible(user))
+    # One user's notes are answered in the order they were sent.
+    with rig.db.unit_of_work(read_only=True) as uow:
+        rows = uow.session.scalars(
+            select(Transcription).where(Transcription.user_id == USER).order_by(Transcription.id)
+        )
+        first_replies = [row.reply_message_ids[0] for row in rows]
+    answered = [
+        int(call.params["message_id"])
+        for call in api.calls
+        if call.method == "editMessageText"
+        and int(call.params["chat_id"]) == USER
+        and call.params["text"] == "buongiorno a tutti"
+    ]
+    assert len(first_replies) == 3 and answered == first_replies  # sent order = answer order
+
+
+async def test_a_worker_that_lost_its_lease_answers_nothing(tmp_path: Path, api) -> None:
+    transcriber = FakeTranscriber(delay=0.6)
+    rig = build_rig(tmp_path, transcriber)
+    await rig.runner.start(api.bot())
+    try:
+        submitted = await submit_voice(rig, api)
+        await until(lambda: transcriber.calls == 1)
+        # Meanwhile the lease expired and another worker took the job over.
+        with rig.db.unit_of_work() as uow:
+            job = uow.session.get(Job, submitted.job_id)
+            job.lease_owner = "another-worker"
+            uow.commit()
+        await asyncio.sleep(1.0)
+    finally:
+        await rig.runner.stop()
+    assert transcriptions(rig) == [] and list(rig.store) == []
+    assert job_status(rig, submitted.job_id) == "running"  # the new owner's to finish
+    assert not any("buongiorno" in text for text in api.visible(USER))

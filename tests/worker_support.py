@@ -42,6 +42,7 @@ class FakeTranscriber:
     model_name: str = "fake-model"
     engine: str = "ct2"
     calls: int = 0
+    batches: list[int] = field(default_factory=list)
 
     def transcribe(self, audio, *, options=None, progress=None) -> Transcription:
         options = options or TranscribeOptions()
@@ -61,6 +62,17 @@ class FakeTranscriber:
             elapsed=0.01,
             options=options,
         )
+
+
+    def transcribe_batch(self, clips, *, options=None) -> list[Transcription | Exception]:
+        self.batches.append(len(clips))
+        results: list[Transcription | Exception] = []
+        for clip in clips:
+            try:
+                results.append(self.transcribe(clip, options=options))
+            except Exception as exc:
+                results.append(exc)
+        return results
 
 
 @dataclass
@@ -95,11 +107,19 @@ def build_rig(
     max_queued: int = 100,
     max_per_user: int = 3,
     workers: int = 1,
+    batch_size: int = 1,
+    lease_seconds: float = 60.0,
 ) -> Rig:
     db = Database.open(f"sqlite:///{tmp_path / 'unit.db'}")
     store = AudioStore(tmp_path / "audio")
     queue = WorkQueue(
-        db, store, QueueLimits(max_queued_jobs=max_queued, max_pending_per_user=max_per_user)
+        db,
+        store,
+        QueueLimits(
+            max_queued_jobs=max_queued,
+            max_pending_per_user=max_per_user,
+            lease_seconds=lease_seconds,
+        ),
     )
     pipeline = TranscriptionPipeline(
         models=ModelHolder(lambda _spec: transcriber, lambda: "fake"),  # type: ignore[arg-type]
@@ -116,6 +136,9 @@ def build_rig(
             workers=workers,
             tag_budget_seconds=tag_budget,
             delivery=DeliveryOptions(status_edit_interval=0.0, max_message_chars=max_message_chars),
+            batch_size=batch_size,
+            batch_wait_seconds=0.2,
+            poll_seconds=0.05,
         ),
     )
     return Rig(db, store, queue, pipeline, runner)

@@ -1,0 +1,84 @@
+"""``whisper-it worker``: a transcription worker as its own process.
+
+It claims jobs from the shared database (under renewable leases), transcribes them and
+replies through the Bot API; it receives no updates. Run any number of them, on one
+machine or many, beside one ``whisper-it bot`` front (``WHISPER_IT_WORKERS=0`` makes the
+front accept jobs only). Stops cleanly on SIGTERM or Ctrl-C; a worker killed outright
+loses nothing: its leases expire and another worker answers its jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from bot.cli import CommandError
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.container import Services
+
+log = logging.getLogger(__name__)
+
+NO_TOKEN = (
+    "a worker replies through the Bot API: set WHISPER_IT_TELEGRAM_TOKEN (the same token as "
+    "the bot's)."
+)
+NO_WORKERS = "WHISPER_IT_WORKERS is 0: a worker process needs at least one worker."
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "worker", help="run transcription workers (no Telegram updates) on the shared database"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+        raise CommandError(NO_TOKEN)
+    if settings.workers <= 0:
+        raise CommandError(NO_WORKERS)
+    from bot.container import build_services
+
+    services = build_services(settings)
+    try:
+        asyncio.run(serve(services))
+    finally:
+        services.close()
+    return 0
+
+
+async def serve(services: Services, *, stop: asyncio.Event | None = None) -> None:
+    """Run the workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    from telegram.constants import ParseMode
+    from telegram.ext import Defaults, ExtBot
+
+    from bot.alerts import wire_admin_alerts
+
+    settings = services.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    bot = ExtBot(
+        settings.telegram_token.get_secret_value(),
+        base_url=settings.telegram_api_url,
+        base_file_url=settings.telegram_file_url,
+        defaults=Defaults(parse_mode=ParseMode.HTML),
+    )
+    async with bot:
+        wire_admin_alerts(services, bot)
+        await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
+        await services.runner.start(bot)
+        log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)
+        try:
+            await stop.wait()
+        finally:
+            await services.runner.stop()
+    log.info("worker %s stopped", services.queue.owner)
