@@ -28,7 +28,12 @@ def test_killed_run_resumes_from_its_checkpoint(
         train_max_steps=5,
         train_checkpoint_every=2,
         _env_file=None,
-        **FAST_TRAINING,  # type: ignore[arg-type]
+        **{**FAST_TRAINING, "eval_fraction": 0.0},  # type: ignore[arg-type]
+    )
+    # A validation slice of whole sentences, so the best checkpoint is tracked across the
+    # kill (the smallest share of the five sentences that the hash turns into one).
+    settings = settings.model_copy(
+        update={"train_validation_fraction": _validation_fraction(labelled_tsv)}
     )
     database = Database.open(settings.resolved_database_url)
     control = TrainingControl(settings, database)
@@ -50,12 +55,26 @@ def test_killed_run_resumes_from_its_checkpoint(
         assert control.wait(again.run_id, timeout=600) == 0
         done = control.get_run(first.run_id)
         assert done is not None and done.status == "done", done
-        finetune = done.metrics["finetune"]
-        assert finetune["resumed_from"] in ("checkpoint-2", "checkpoint-4")
-        assert finetune["steps"] == 5
+        assert done.report is not None
+        finetune = done.report.finetune
+        assert finetune.resumed_from in ("checkpoint-2", "checkpoint-4")
+        assert finetune.steps == 5
+        assert finetune.validation_clips >= 6 and finetune.best_step in (2, 4)
         log = (first.log_path or Path()).read_text()
         assert "reusing the encoder cache" in log
         # What only a resume needs is cleaned up once the run is over.
         assert not checkpoints.exists()
     finally:
         database.close()
+
+
+def _validation_fraction(tsv: Path) -> float:
+    from training.data import read_manifest
+    from training.finetune import split_validation
+
+    examples = read_manifest(tsv)
+    for tenths in range(1, 10):
+        _, validation = split_validation(examples, fraction=tenths / 10, min_sentences=3)
+        if validation:
+            return tenths / 10
+    raise AssertionError("no share of the sentences gives a validation slice")

@@ -188,7 +188,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    timer = _TrainTimer(args, progress, started_at=started_at)
+    timer = _TrainTimer(args, progress, started_at=started_at, validate=validate)
     callbacks: list[Any] = [timer.callback()]
     if validate and args.early_stopping_patience > 0:
         callbacks.append(
@@ -299,9 +299,15 @@ class _TrainTimer:
     """Reports progress and stops (with a checkpoint) when the time budget is spent."""
 
     def __init__(
-        self, args: FinetuneArguments, progress: Progress | None, *, started_at: float
+        self,
+        args: FinetuneArguments,
+        progress: Progress | None,
+        *,
+        started_at: float,
+        validate: bool,
     ) -> None:
         self.args = args
+        self.validate = validate
         self.progress = progress
         self.started = started_at
         self.last_step_at = self.started
@@ -331,6 +337,8 @@ class _TrainTimer:
                     log.info("time budget of %.0f s spent at step %d", budget, state.global_step)
                     control.should_training_stop = True
                     control.should_save = True
+                    # The last step competes for "best" too (needs a validation set).
+                    control.should_evaluate = timer.validate
                 if timer.progress is not None:
                     loss = next(
                         (e["loss"] for e in reversed(state.log_history) if "loss" in e), None
