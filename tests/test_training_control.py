@@ -1,0 +1,91 @@
+"""Fast tests of the training service: the validation split and how the trainer is launched."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import training
+from bot.settings import Settings
+from bot.training_control import StartRefusal, TrainingControl
+from bot.training_texts import start_text
+from storage.unit_of_work import Database
+from training.config import RunConfig
+from training.data import Example
+from training.finetune import split_validation
+
+
+def test_validation_holds_out_whole_sentences() -> None:
+    sentences = [f"frase numero {n}" for n in range(40)]
+    examples = [
+        Example(key=f"{n}-{v}", text=s.upper() if v else s, audio_path=Path(f"/a/{n}-{v}"))
+        for n, s in enumerate(sentences)
+        for v in range(3)
+    ]
+    train, validation = split_validation(examples, fraction=0.2, min_sentences=3)
+    assert len(train) + len(validation) == len(examples)
+    # Case and punctuation do not make another sentence: all three voices go together.
+    held = {e.text.lower() for e in validation}
+    assert 3 <= len(held) <= 16 and len(validation) == 3 * len(held)
+    assert not held & {e.text.lower() for e in train}
+    again, _ = split_validation(examples[:60], fraction=0.2, min_sentences=3)
+    assert {e.key for e in again} <= {e.key for e in train}  # more data never moves a clip
+    few, none = split_validation(examples[:6], fraction=0.2, min_sentences=3)
+    assert few == examples[:6] and none == []
+
+
+def test_the_trainer_runs_in_its_run_folder_with_the_same_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    launched: dict[str, object] = {}
+
+    class _Process:
+        pid = 4242
+
+        def poll(self) -> None:
+            return None
+
+    def fake_popen(argv, **kwargs):
+        launched.update(kwargs, argv=argv)
+        return _Process()
+
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    monkeypatch.chdir(tmp_path)
+    try:
+        control = TrainingControl(settings, database)
+        result = control.start_run(force=True, max_steps=3)
+        assert result.started and result.pid == 4242
+        run_dir = control.runs_dir / f"run-{result.run_id:04d}"
+        assert launched["argv"][:3] == [sys.executable, "-m", "training"]
+        assert Path(launched["cwd"]) == run_dir
+        package_root = str(Path(training.__file__).resolve().parent.parent)
+        assert launched["env"]["PYTHONPATH"].split(os.pathsep)[0] == package_root
+        config = RunConfig.from_json((run_dir / "run_config.json").read_text())
+        assert config.finetune.max_steps == 3 and config.finetune.model_dir == ""
+        assert config.gate.confidence == settings.gate_confidence
+
+        busy = control.start_run(force=True)
+        assert busy.refusal is StartRefusal.IN_PROGRESS and busy.run_id == result.run_id
+        assert start_text(busy).startswith(f"È già in corso l'addestramento #{result.run_id}")
+    finally:
+        database.close()
+
+
+def test_start_refusals_have_italian_texts(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", train_min_new_samples=20, _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    try:
+        result = TrainingControl(settings, database).start_run()
+    finally:
+        database.close()
+    assert result.refusal is StartRefusal.NOT_ENOUGH_SAMPLES
+    assert result.new_samples == 0 and result.needed == 20
+    assert start_text(result) == (
+        "Non ho avviato l'addestramento: 0 campioni nuovi, ne servono 20."
+    )
