@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from model.registry import BASE_VERSION, ModelRegistry, RegistryError
@@ -145,3 +146,14 @@ def ensure_version_row(session: Any, name: str, *, spec: str | None = None) -> A
         metrics = {"spec": spec} if spec and name == BASE_VERSION else {}
         row = repository.add_model_version(session, name=name, metrics=metrics)
     return row
+
+
+def push_to_hub(folder: Path, repo_id: str, *, revision_message: str) -> None:
+    """Upload a version folder (huggingface_hub takes the token from its own config/env)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True, private=True)
+    api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), commit_message=f"whisper-it {revision_message}"
+    )

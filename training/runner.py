@@ -265,7 +265,7 @@ def _promote(
     candidate_ct2: Path,
     candidate_id: int,
 ) -> None:
-    from training.promote import model_card, promote_version
+    from training.promote import model_card, promote_version, push_to_hub
 
     result: FinetuneResult = report.finetune
     card = model_card(
@@ -301,17 +301,6 @@ def _promote(
                         revision_message=report.candidate)  # fmt: skip
         except Exception as exc:  # the model is promoted; a failed upload is only logged
             log.warning("could not push %s to the Hub: %s", report.candidate, exc)
-
-
-def push_to_hub(folder: Path, repo_id: str, *, revision_message: str) -> None:
-    """Upload a version folder (huggingface_hub takes the token from its own config/env)."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True, private=True)
-    api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), commit_message=f"whisper-it {revision_message}"
-    )
 
 
 def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
