@@ -5,11 +5,15 @@
 #
 #   scripts/setup.sh          # to run the bot
 #   scripts/setup.sh --test   # also the test tools and the test-only system packages
+#   scripts/setup.sh --demo   # --test, plus festival's Italian voices for
+#                             # benchmarks/demo_training.py (different-sounding speech)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_TEST=0
+WITH_DEMO=0
 [[ "${1:-}" == "--test" ]] && WITH_TEST=1
+[[ "${1:-}" == "--demo" ]] && WITH_TEST=1 && WITH_DEMO=1
 VENV="${WHISPER_IT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
@@ -20,6 +24,12 @@ if [[ $WITH_TEST == 1 ]]; then
     command -v sox >/dev/null || need_packages+=(sox)
     # A real PostgreSQL server for the queue and worker tests (tests/postgres.py starts it).
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_packages+=(postgresql)
+fi
+if [[ $WITH_DEMO == 1 ]]; then
+    command -v text2wave >/dev/null || need_packages+=(festival)
+    for voice in festvox-italp16k festvox-itapc16k; do
+        dpkg -s "$voice" >/dev/null 2>&1 || need_packages+=("$voice")
+    done
 fi
 if ((${#need_packages[@]})); then
     echo "setup: installing system packages: ${need_packages[*]}"
