@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from model.audio import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from model.batched import ShortClipDecoder
 
 EngineName = Literal["ct2", "transformers"]
 ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
@@ -115,6 +118,13 @@ class Transcriber(Protocol):
         progress: Progress | None = None,
     ) -> Transcription: ...
 
+    def transcribe_batch(
+        self, clips: Sequence[np.ndarray], *, options: TranscribeOptions = ...
+    ) -> list[Transcription | Exception]:
+        """One result per clip, in order: its transcription or the exception it raised
+        (one bad clip never fails the others). See ``model.batched``."""
+        ...
+
 
 def _join(segments: list[Segment]) -> str:
     return " ".join(s.text.strip() for s in segments if s.text.strip())
@@ -153,6 +163,7 @@ class CT2Transcriber:
             str(model_dir), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads
         )
         self._batched = None
+        self._short: ShortClipDecoder | None = None
         self._lock = threading.Lock()
 
     def _pipeline(self) -> object:
@@ -162,6 +173,26 @@ class CT2Transcriber:
 
                 self._batched = BatchedInferencePipeline(model=self._model)
             return self._batched
+
+    def transcribe_batch(
+        self,
+        clips: Sequence[np.ndarray],
+        *,
+        options: TranscribeOptions = TranscribeOptions(),
+    ) -> list[Transcription | Exception]:
+        """Short clips (``model.batched.SHORT_CLIP_SECONDS``) in one CTranslate2 call; see
+        ``model.batched.ShortClipDecoder``."""
+        return self.short_clips.transcribe_batch(clips, options=options)
+
+    @property
+    def short_clips(self) -> ShortClipDecoder:
+        """The batched short-clip path (made on first use)."""
+        from model.batched import ShortClipDecoder
+
+        with self._lock:
+            if self._short is None:
+                self._short = ShortClipDecoder(self)
+            return self._short
 
     def transcribe(
         self,
@@ -318,6 +349,17 @@ class TransformersTranscriber:
             elapsed=time.perf_counter() - started,
             options=options,
         )
+
+    def transcribe_batch(
+        self,
+        clips: Sequence[np.ndarray],
+        *,
+        options: TranscribeOptions = TranscribeOptions(),
+    ) -> list[Transcription | Exception]:
+        """The batch API, one clip at a time (this engine is the reference, not the server)."""
+        from model.batched import transcribe_one_by_one
+
+        return transcribe_one_by_one(self, clips, options=options)
 
     def _segments(self, out: object, duration: float) -> list[Segment]:
         tokenizer = self._processor.tokenizer
