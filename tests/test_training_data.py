@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from tests.speech import synthesize
 from training.data import (
     N_FRAMES,
+    DataError,
     Example,
     LabelEncoder,
     Perturbation,
@@ -72,10 +74,19 @@ def test_perturbation_changes_speed_and_adds_noise(clip: Path) -> None:
 
 
 def test_prepare_corpus_and_replay(tmp_path: Path, clip: Path) -> None:
+    # The one TSV reader's rules (model/tsv.py): paths inside the TSV's folder, every file
+    # present; audio that cannot be decoded is skipped and counted.
+    shutil.copy(clip, tmp_path / "clip.wav")
+    (tmp_path / "broken.wav").write_bytes(b"not audio" * 50)
     tsv = tmp_path / "set.tsv"
-    tsv.write_text(f"{clip}\tIl treno per Milano parte alle otto.\nmissing.wav\tniente\n")
+    tsv.write_text("clip.wav\tIl treno per Milano parte alle otto.\nbroken.wav\tniente\n")
     prepared = prepare_corpus(str(tsv), tmp_path / "corpus")
     assert (prepared.examples, prepared.skipped) == (1, 1)
+    outside = tmp_path / "outside.tsv"
+    outside.write_text(f"{clip}\tfuori\n")
+    with pytest.raises(DataError, match="esce dalla cartella"):
+        read_manifest(outside)
+    assert read_manifest(outside, allow_outside=True)[0].audio_path == clip.resolve()
     (example,) = read_manifest(prepared.path)
     assert example.text.startswith("Il treno") and load_audio(example.audio_path).size > 0
 

@@ -94,3 +94,21 @@ def test_report_survives_the_database_round_trip() -> None:
     again = RunReport.from_metrics({"phase": "done", "report": report.to_dict()})
     assert again == report and again.reasons == decision.reasons
     assert RunReport.from_metrics({"phase": "training"}) is None
+
+
+def test_model_card_shows_each_sets_verdict_and_interval() -> None:
+    import datetime as dt
+
+    from training.promote import model_card
+
+    current = {HELDOUT_SET: _evaluation([6] * 10), GENERAL_SET: _evaluation([0] * 4)}
+    candidate = {HELDOUT_SET: _evaluation([1] * 10), GENERAL_SET: _evaluation([0] * 4)}
+    decision = decide(current, candidate)
+    card = model_card(
+        name="v1", parent="base", base_model="packaged:whisper-base", decision=decision,
+        training={"steps": 2}, created_at=dt.datetime(2026, 1, 1),
+    )  # fmt: skip
+    assert card.startswith("---") and "language: it" in card
+    assert "| heldout | primary | 20 (10 sentences) | 50.0% | 8.3% | -41.7 [" in card
+    assert "| better |" in card and "| general | guard | 8 (4 sentences) |" in card
+    assert "Gate: promoted." in card
