@@ -54,7 +54,6 @@ OPUS_BITRATE = "24k"
 DEFAULT_WORKDIR = Path("/tmp/whisper-it-demo")
 DATABASE_FILE = "whisper-it.sqlite3"
 BEAM_SIZE = 5
-TRAIN_MAX_MINUTES = 6.0
 
 
 # --------------------------------------------------------------------------- speech
@@ -195,7 +194,13 @@ def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
     return len(clips)
 
 
-def run(workdir: Path, cache_dir: Path) -> dict[str, Any]:
+def run(
+    workdir: Path,
+    cache_dir: Path,
+    *,
+    rounds: int = len(ROUND_SENTENCES),
+    name: str = "demo_training",
+) -> dict[str, Any]:
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
     manifests = synthesize_sets(workdir)
@@ -207,9 +212,6 @@ def run(workdir: Path, cache_dir: Path) -> dict[str, Any]:
         **os.environ,
         "WHISPER_IT_DATA_DIR": str(data_dir),
         "WHISPER_IT_EVAL_GENERAL_SET": str(manifests["festival"]),
-        # The one departure from the defaults: a run's budget (20 min) cut so that three
-        # rounds fit in ~30 minutes of a 2-core CPU; the kept step is reported per round.
-        "WHISPER_IT_TRAIN_MAX_MINUTES": str(TRAIN_MAX_MINUTES),
         "PYTHONUNBUFFERED": "1",
     }
     upgraded = _cli(["db", "upgrade"], env)
@@ -220,7 +222,7 @@ def run(workdir: Path, cache_dir: Path) -> dict[str, Any]:
     rounds: list[dict[str, Any]] = [
         {"round": 0, "model": name, "scores": _score(ct2, name, manifests)}
     ]
-    for number in range(1, len(ROUND_SENTENCES) + 1):
+    for number in range(1, rounds + 1):
         print(f"round {number}: importing and training", file=sys.stderr)
         imported = _cli(["samples", "import", str(manifests[f"round{number}"])], env)
         if imported.returncode != 0:
@@ -242,18 +244,28 @@ def run(workdir: Path, cache_dir: Path) -> dict[str, Any]:
         )  # fmt: skip
     return {
         "machine": machine,
-        "settings": f"defaults, except a {TRAIN_MAX_MINUTES:g}-minute budget per run",
+        "settings": _settings_note(),
         "train_voices": list(TRAIN_VOICES),
         "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
         "festival_voices": list(FESTIVAL_VOICES),
         "uncorrected_clips": uncorrected,
         "rounds": rounds,
-        "wer_history": _history(data_dir, workdir),
+        "wer_history": _history(data_dir, _common.RESULTS_DIR / f"{name}_wer.png"),
+        "plot": f"{name}_wer.png",
         "total_seconds": round(time.perf_counter() - started_all, 1),
     }
 
 
-def _history(data_dir: Path, workdir: Path) -> list[dict[str, Any]]:
+def _settings_note() -> str:
+    changed = sorted(
+        f"{k.removeprefix('WHISPER_IT_')}={v}"
+        for k, v in os.environ.items()
+        if k.startswith(("WHISPER_IT_TRAIN_", "WHISPER_IT_GATE_"))
+    )
+    return "defaults" + (f" except {', '.join(changed)}" if changed else "")
+
+
+def _history(data_dir: Path, plot: Path) -> list[dict[str, Any]]:
     """Every evaluation the gate recorded, and the /wer plot drawn from them."""
     from bot.plots import wer_plot_png
     from storage import repository
@@ -264,7 +276,7 @@ def _history(data_dir: Path, workdir: Path) -> list[dict[str, Any]]:
         history = repository.wer_history(uow.session)
     database.close()
     if history:
-        (_common.RESULTS_DIR / "demo_training_wer.png").write_bytes(wer_plot_png(history))
+        plot.write_bytes(wer_plot_png(history))
     return [
         {"model": p.model_version, "set": p.eval_set, "wer": p.wer, "cer": p.cer, "n": p.count}
         for p in history
@@ -313,8 +325,8 @@ def markdown(result: dict[str, Any]) -> str:
 Corrections: espeak-ng voices {", ".join(result["train_voices"])}, {ROUND_SENTENCES[0]},
 {ROUND_SENTENCES[1]} and {ROUND_SENTENCES[2]} sentences before rounds 1, 2 and 3
 ({", ".join(str(3 * n) for n in ROUND_SENTENCES)} clips), imported as corrections; each round
-is one `whisper-it train --wait` with the default settings (except a {TRAIN_MAX_MINUTES:g}-minute
-budget per run, caching included), starting from the model then serving.
+is one `whisper-it train --wait` with the settings: {result["settings"]}, starting from the
+model then serving.
 `disjoint`: {len(GENERAL_SENTENCES)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}: unseen
 sentences and voices. `festival`: the same {len(GENERAL_SENTENCES)} sentences by festival's
@@ -329,7 +341,7 @@ Gate reasons:
 
 {reasons}
 
-![WER per version (the /wer plot)](demo_training_wer.png)
+![WER per version (the /wer plot)]({result["plot"]})
 
 Whole demonstration: {result["total_seconds"]} s wall.
 Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
@@ -340,9 +352,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
+    parser.add_argument("--rounds", type=int, default=len(ROUND_SENTENCES), choices=(1, 2, 3))
+    parser.add_argument("--name", default="demo_training", help="results file name")
     args = parser.parse_args()
-    result = run(args.workdir, args.cache_dir)
-    paths = _common.write_results("demo_training", result, markdown(result))
+    result = run(args.workdir, args.cache_dir, rounds=args.rounds, name=args.name)
+    paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
     return 0
