@@ -7,6 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 PLOT_DPI = 120
+# What each evaluation set measures, in the legend (the same words as /wer's table).
+SET_LABELS = {
+    "heldout": "heldout: frasi mai viste",
+    "general": "general: insieme generale",
+    "recent": "recent: audio non corretti (accordo)",
+}
 
 
 def latest_wer_by_version(points: Sequence[Any]) -> tuple[list[str], dict[str, list[float | None]]]:
@@ -34,7 +40,7 @@ def wer_plot_png(points: Sequence[Any]) -> bytes:
     for eval_set, values in series.items():
         xs = [i for i, value in enumerate(values) if value is not None]
         ys = [values[i] * 100 for i in xs]
-        axes.plot(xs, ys, marker="o", label=eval_set)
+        axes.plot(xs, ys, marker="o", label=SET_LABELS.get(eval_set, eval_set))
     axes.set_xticks(range(len(versions)), versions, rotation=20, ha="right", fontsize=8)
     axes.set_ylabel("WER (%)")
     axes.set_ylim(bottom=0)
