@@ -25,11 +25,15 @@ SUBTITLES_CAPTION = "🎞 Sottotitoli (.srt)"
 FILE_NAME = "trascrizione-{job_id}.{extension}"
 
 
+# Telegram rate-limits edits; a progress bar needs no more than one every few seconds.
+STATUS_EDIT_INTERVAL_SECONDS = 3.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class DeliveryOptions:
-    status_edit_interval: float = 3.0
-    max_message_chars: int = formatting.TELEGRAM_MESSAGE_LIMIT
-    long_text_as_file_chars: int = 12_000
+    max_message_chars: int
+    long_text_as_file_chars: int
+    status_edit_interval: float = STATUS_EDIT_INTERVAL_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,7 +32,7 @@ class QueueLimits:
     max_queued_jobs: int
     max_pending_per_user: int
     # A claimed job belongs to its worker this long unless renewed (storage.jobs).
-    lease_seconds: float = job_queue.DEFAULT_LEASE_SECONDS
+    lease_seconds: float
 
 
 def worker_name() -> str:

@@ -1,45 +1,35 @@
-"""The job runner: a bounded pool of workers takes jobs from the durable queue, runs them
-through the one transcription pipeline, and hands the result to Telegram delivery.
+"""The job runner: accepts jobs (durably, with the user's place in the queue), and runs a
+bounded pool of workers that claim them from the shared queue under renewable leases and
+hand them to the processor (``bot.job_processing``).
 
-One job: claim -> (Telegram file: download to memory) -> pipeline in a worker thread
-(decode, transcribe; links are fetched there too) -> hashtags within a time budget ->
-store -> reply -> finish. Hashtags that miss the budget are added later by their own task,
-so they never hold back the next job. Jobs live in the database, so a restart loses
-nothing: jobs that were running are put back in the queue at start.
+Short voice notes are claimed in batches: after one is claimed the worker waits a moment
+for the rest of a burst and decodes up to ``batch_size`` together. Jobs live in the
+database, so nothing is lost: a worker that dies stops renewing its leases, and any
+worker (in any process) puts its jobs back in the queue once they expire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from telegram import Bot
-from telegram.error import BadRequest
 
-from bot import formatting, messages
-from bot.delivery import Delivery, DeliveryOptions, Reply, StatusMessage
-from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
+from bot.delivery import Delivery, DeliveryOptions
+from bot.job_payloads import JobPayload, TelegramFileJob
+from bot.job_processing import JobProcessor
 from bot.pipeline import (
-    InputRejected,
-    MediaBytes,
-    MediaLink,
-    PipelineResult,
-    Stage,
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, WorkQueue
 from model.batched import SHORT_CLIP_SECONDS
-from model.engines import Segment
 
 log = logging.getLogger(__name__)
 
-# Tags that have not arrived this long after the reply are dropped.
-LATE_TAGS_TIMEOUT = 120.0
 # Leases are renewed this many times per lease period, so one slow renewal loses nothing.
 RENEWALS_PER_LEASE = 3
 
@@ -51,10 +41,10 @@ class WorkerOptions:
     delivery: DeliveryOptions
     # Dynamic batching: after claiming a short voice note, wait this long for more and
     # decode up to ``batch_size`` of them in one model call (1 = off).
-    batch_size: int = 1
-    batch_wait_seconds: float = 0.05
+    batch_size: int
+    batch_wait_seconds: float
     # How often an idle worker looks for jobs other processes queued.
-    poll_seconds: float = 1.0
+    poll_seconds: float
 
 
 @dataclass(frozen=True)
@@ -76,20 +66,16 @@ class JobRunner:
         self.queue = queue
         self.pipeline = pipeline
         self.options = options
-        self.report_error = report_error
+        self._report_error = report_error
         # CPU-heavy work (decode, transcribe) never runs on the event loop.
         self.cpu = ThreadPoolExecutor(
             max_workers=max(1, options.workers), thread_name_prefix="transcribe"
         )
-        # Tags have their own thread so they never queue behind a long transcription.
-        self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._late: set[asyncio.Task[None]] = set()
-        self._delivery: Delivery | None = None
+        self._processor: JobProcessor | None = None
         self._busy = 0
         self._held: set[int] = set()
-        self._finished: set[int] = set()
         # submit() calls between recording a job and recording its status message: a
         # worker that claims such a job waits for them, or it would send a second one.
         self._announcing = 0
@@ -99,7 +85,15 @@ class JobRunner:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, bot: Bot) -> None:
-        self._delivery = Delivery(bot, self.options.delivery)
+        self._processor = JobProcessor(
+            queue=self.queue,
+            pipeline=self.pipeline,
+            delivery=Delivery(bot, self.options.delivery),
+            cpu=self.cpu,
+            tag_budget_seconds=self.options.tag_budget_seconds,
+            announced=self._announced.wait,
+            report_error=self._report_error,
+        )
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
         await self._requeue_expired()
@@ -132,29 +126,39 @@ class JobRunner:
             except Exception:
                 log.exception("cannot renew job leases")
                 continue
-            if lost := held - kept - set(self._finished):
+            if lost := held - kept - set(self.processor.finished):
                 log.warning("lost the lease of job(s) %s: another worker answers them", lost)
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *self._late]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        for task in tasks:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        self._late.clear()
+        if self._processor is not None:
+            await self._processor.close()
         self.cpu.shutdown(wait=False, cancel_futures=True)
-        self.tagging.shutdown(wait=False, cancel_futures=True)
 
     @property
     def busy(self) -> int:
         return self._busy
 
     @property
-    def delivery(self) -> Delivery:
-        assert self._delivery is not None, "start() first"
-        return self._delivery
+    def processor(self) -> JobProcessor:
+        assert self._processor is not None, "start() first"
+        return self._processor
+
+    @property
+    def report_error(self) -> Callable[[str], Awaitable[None]] | None:
+        return self._report_error
+
+    @report_error.setter
+    def report_error(self, report: Callable[[str], Awaitable[None]] | None) -> None:
+        """Where crashed jobs are reported (the admins), wired once the bot exists."""
+        self._report_error = report
+        if self._processor is not None:
+            self._processor.report_error = report
 
     # --- accepting work -------------------------------------------------------------------
 
@@ -182,7 +186,7 @@ class JobRunner:
             if enqueued.job_id is None:
                 return Submitted(False, enqueued.refusal)
             position, pending = await asyncio.to_thread(self.queue.position, enqueued.job_id)
-            message_id = await self.delivery.announce_queued(
+            message_id = await self.processor.delivery.announce_queued(
                 chat_id, user_message_id, position, pending + self._busy
             )
             if message_id is not None:
@@ -210,7 +214,7 @@ class JobRunner:
             self._held |= ids
             self._busy += len(jobs)
             try:
-                await self._process_batch(jobs)
+                await self.processor.process(jobs)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one batch stop the worker
@@ -218,7 +222,7 @@ class JobRunner:
             finally:
                 self._busy -= len(jobs)
                 self._held -= ids
-                self._finished -= ids
+                self.processor.finished.difference_update(ids)
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -238,218 +242,6 @@ class JobRunner:
         )
         return jobs + more
 
-    async def _status(self, job: ClaimedJob) -> StatusMessage:
-        message_id = job.status_message_id
-        if message_id is None:
-            # Claimed while submit() may still be sending its queued message: wait for it.
-            await self._announced.wait()
-            message_id = await asyncio.to_thread(self.queue.status_message_id, job.id)
-
-        async def remember(new_id: int) -> None:
-            await asyncio.to_thread(self.queue.set_status_message, job.id, new_id)
-
-        return self.delivery.status(
-            job.chat_id, message_id, reply_to=job.user_message_id, on_created=remember
-        )
-
-    async def _process_batch(self, jobs: list[ClaimedJob]) -> None:
-        fresh = []
-        for job in jobs:
-            if job.transcription_id is not None:
-                # Killed after storing the transcript but before replying: reply now.
-                await self._resume_reply(job, await self._status(job))
-            else:
-                fresh.append(job)
-        if len(fresh) == 1:
-            await self._process(fresh[0])
-        elif fresh:
-            await self._process_together(fresh)
-
-    async def _process(self, job: ClaimedJob) -> None:
-        status = await self._status(job)
-        await self.delivery.typing(job.chat_id)
-        try:
-            outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
-        except Exception as exc:
-            outcome = exc
-        await self._conclude(job, status, outcome)
-
-    async def _process_together(self, jobs: list[ClaimedJob]) -> None:
-        """Short voice notes: download them all, decode them in one model call, then
-        answer each in the order they were sent."""
-        statuses = [await self._status(job) for job in jobs]
-        for job, status in zip(jobs, statuses, strict=True):
-            await self.delivery.typing(job.chat_id)
-            await status.show(formatting.transcribing_text())
-        downloads = await asyncio.gather(
-            *(self._download(job.payload) for job in jobs), return_exceptions=True
-        )
-        sources = [d for d in downloads if not isinstance(d, BaseException)]
-        loop = asyncio.get_running_loop()
-        try:
-            results = iter(await loop.run_in_executor(self.cpu, self.pipeline.run_batch, sources))
-        except Exception as exc:  # the model call itself failed: every job reports it
-            results = iter([exc] * len(sources))
-        for job, status, download in zip(jobs, statuses, downloads, strict=True):
-            if isinstance(download, BaseException) and not isinstance(download, Exception):
-                raise download  # cancellation
-            outcome = download if isinstance(download, Exception) else next(results)
-            await self._conclude(job, status, outcome)
-
-    async def _download(self, payload: JobPayload) -> MediaBytes:
-        assert isinstance(payload, TelegramFileJob)
-        data = await self.delivery.download(payload.file_id)
-        return MediaBytes(data, payload.source_kind, payload.file_unique_id)
-
-    async def _conclude(
-        self, job: ClaimedJob, status: StatusMessage, outcome: PipelineResult | Exception
-    ) -> None:
-        """Deliver a result, or say what went wrong: one place maps failures to messages."""
-        if isinstance(outcome, InputRejected):
-            await self._fail(job, status, outcome.message, outcome.reason)
-        elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
-            await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
-        elif isinstance(outcome, Exception):
-            await self._crash(job, status, outcome)
-        else:
-            try:
-                await self._deliver(job, status, outcome)
-            except Exception as exc:
-                await self._crash(job, status, exc)
-        self._finished.add(job.id)
-
-    async def _run_pipeline(self, job: ClaimedJob, status: StatusMessage) -> PipelineResult:
-        loop = asyncio.get_running_loop()
-        payload = job.payload
-        payload_is_file = isinstance(payload, TelegramFileJob)
-        await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
-        if isinstance(payload, TelegramFileJob):
-            source: MediaBytes | MediaLink = await self._download(payload)
-            await status.show(formatting.transcribing_text())
-        else:
-            assert isinstance(payload, LinkJob)
-            source = MediaLink(payload.url)
-        shown = [Stage.TRANSCRIBE if payload_is_file else Stage.DOWNLOAD]
-
-        def on_progress(stage: Stage, fraction: float | None) -> None:
-            # Called in the worker thread: hop to the event loop, at most every few seconds
-            # (a new stage is always shown).
-            new_stage = stage is not shown[0]
-            if not new_stage and not status.due():
-                return
-            shown[0] = stage
-            if stage is Stage.DOWNLOAD:
-                text = formatting.downloading_text(fraction)
-            else:
-                text = formatting.transcribing_text(fraction)
-            asyncio.run_coroutine_threadsafe(status.show(text, force=new_stage), loop)
-
-        return await loop.run_in_executor(
-            self.cpu,
-            lambda: self.pipeline.run(source, progress=on_progress, with_tags=False),
-        )
-
-    async def _deliver(
-        self, job: ClaimedJob, status: StatusMessage, result: PipelineResult
-    ) -> None:
-        hashtags, late = await self._hashtags(result.transcription.text)
-        result = _with_tags(result, hashtags)
-        transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
-        if transcription_id is None:  # the user ran /forget meanwhile: keep nothing
-            await status.delete()
-            if late is not None:
-                late.cancel()
-            return
-        reply = Reply(
-            job_id=job.id,
-            chat_id=job.chat_id,
-            reply_to=job.user_message_id,
-            text=result.transcription.text,
-            hashtags=hashtags,
-            segments=result.transcription.segments,
-            title=result.link.title if result.link else None,
-            subtitles=result.link is not None,
-        )
-        message_ids = await self.delivery.reply(reply, status)
-        await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
-        if late is not None:
-            task = asyncio.create_task(
-                self._late_tags(reply, transcription_id, message_ids, late),
-                name=f"late-tags-{job.id}",
-            )
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
-
-    async def _hashtags(
-        self, text: str
-    ) -> tuple[tuple[str, ...], asyncio.Future[tuple[str, ...]] | None]:
-        """Tags within the budget, or none now and a future for them later."""
-        if self.pipeline.tagger is None or not text.strip():
-            return (), None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.tagging, self.pipeline.hashtags, text)
-        try:
-            tags = await asyncio.wait_for(asyncio.shield(future), self.options.tag_budget_seconds)
-        except TimeoutError:
-            return (), future
-        return tags, None
-
-    async def _late_tags(
-        self,
-        reply: Reply,
-        transcription_id: int,
-        message_ids: list[int],
-        late: asyncio.Future[tuple[str, ...]],
-    ) -> None:
-        """The reply went out without tags; add them to it once they arrive."""
-        try:
-            hashtags = await asyncio.wait_for(late, LATE_TAGS_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("hashtags for job %s never arrived", reply.job_id)
-            return
-        if not hashtags:
-            return
-        await asyncio.to_thread(self.queue.save_tags, transcription_id, hashtags)
-        new_id = await self.delivery.add_late_tags(reply, hashtags, message_ids)
-        if new_id is not None:
-            await asyncio.to_thread(
-                self.queue.add_reply_message, transcription_id, reply.chat_id, new_id
-            )
-
-    async def _resume_reply(self, job: ClaimedJob, status: StatusMessage) -> None:
-        assert job.transcription_id is not None
-        stored = await asyncio.to_thread(self.queue.stored_transcript, job.transcription_id)
-        if stored is None:  # forgotten between the crash and now
-            await asyncio.to_thread(self.queue.fail, job.id, "transcript deleted")
-            return
-        reply = Reply(
-            job_id=job.id,
-            chat_id=job.chat_id,
-            reply_to=job.user_message_id,
-            text=stored.text,
-            hashtags=stored.hashtags,
-            segments=tuple(Segment(*segment) for segment in stored.segments),
-            subtitles=stored.source_kind == "youtube",
-        )
-        message_ids = await self.delivery.reply(reply, status)
-        await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)
-
-    async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
-        await status.show(f"⚠️ {formatting.escape(text)}")
-        await asyncio.to_thread(self.queue.fail, job.id, reason)
-
-    async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
-        log.error("job %s failed", job.id, exc_info=exc)
-        await status.show(messages.INTERNAL_ERROR)
-        error = f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(self.queue.fail, job.id, error)
-        if self.report_error is not None:
-            # Exception texts can hold anything (file names, '<'): escape them, or
-            # Telegram refuses the alert's HTML and the admins hear nothing.
-            kind = type(job.payload).KIND
-            with contextlib.suppress(Exception):
-                await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
-
 
 def _batchable(payload: JobPayload) -> bool:
     """A Telegram file that says it fits the short path (links keep their own path)."""
@@ -458,7 +250,3 @@ def _batchable(payload: JobPayload) -> bool:
         and payload.duration is not None
         and payload.duration <= SHORT_CLIP_SECONDS
     )
-
-
-def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:
-    return replace(result, hashtags=hashtags)

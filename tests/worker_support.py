@@ -63,7 +63,6 @@ class FakeTranscriber:
             options=options,
         )
 
-
     def transcribe_batch(self, clips, *, options=None) -> list[Transcription | Exception]:
         self.batches.append(len(clips))
         results: list[Transcription | Exception] = []
@@ -135,7 +134,11 @@ def build_rig(
         options=WorkerOptions(
             workers=workers,
             tag_budget_seconds=tag_budget,
-            delivery=DeliveryOptions(status_edit_interval=0.0, max_message_chars=max_message_chars),
+            delivery=DeliveryOptions(
+                status_edit_interval=0.0,
+                max_message_chars=max_message_chars,
+                long_text_as_file_chars=12_000,
+            ),
             batch_size=batch_size,
             batch_wait_seconds=0.2,
             poll_seconds=0.05,
