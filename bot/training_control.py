@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import training
 from bot.settings import Settings
 from model.registry import BASE_VERSION, ModelRegistry
+from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
 from training.config import RunConfig
 from training.gate import GateDecision, GatePolicy
@@ -131,10 +133,11 @@ class TrainingControl:
         from storage import repository
 
         with self._lock, self.database.unit_of_work() as uow:
-            # A write transaction: on SQLite it holds the write lock, so two callers (two
-            # bot instances, the CLI) cannot both see "no run" and both start one.
+            # Two callers (two fronts, the CLI, any machine) cannot both see "no run" and
+            # both start one; a run whose trainer stopped renewing its lease is resumed.
+            lock_training(uow.session)
             active = repository.active_training_run(uow.session)
-            if active is not None and self._alive(active.pid):
+            if active is not None and lease_alive(active) and not self._exited(active.id):
                 return StartResult(False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS)
             if active is not None:
                 run, resumed = active, True
@@ -169,7 +172,8 @@ class TrainingControl:
             config_path = self._write_config(run.id, max_steps=max_steps, reuse=resumed)
             log_path = config_path.parent / LOG_FILE
             process = self._spawn(config_path, log_path)
-            run.pid = process.pid
+            run.pid = process.pid  # for the log reader; liveness is the lease
+            take_run_lease(uow.session, run, owner=f"{socket.gethostname()}:{process.pid}")
             uow.commit()
             self._processes[run.id] = process
             return StartResult(True, run.id, process.pid, resumed=resumed, log_path=log_path)
@@ -342,35 +346,16 @@ class TrainingControl:
             env["HF_TOKEN"] = self.settings.hub_token.get_secret_value()
         return env
 
-    def _alive(self, pid: int | None) -> bool:
-        if pid is None:
-            return False
-        for run_id, process in list(self._processes.items()):
-            if process.pid == pid:
-                if process.poll() is None:
-                    return True
-                del self._processes[run_id]  # reaped: no zombie left to fool os.kill
-                return False
-        return _pid_alive(pid)
+    def _exited(self, run_id: int) -> bool:
+        """A trainer this process launched has ended (its lease may not have run out yet:
+        no need to wait for it)."""
+        process = self._processes.get(run_id)
+        return process is not None and process.poll() is not None
 
     def _count_new(self, session: Any) -> int:
         from storage.samples import count_new_samples
 
         return count_new_samples(session, eval_fraction=self.settings.eval_fraction)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:  # a zombie (exited, not yet reaped by its parent) is not a live run
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:

@@ -12,6 +12,7 @@ from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
 from model.registry import BASE_VERSION, ModelRegistry, RegistryError
 from storage import repository
+from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
 from training.promote import ensure_version_row, rollback
 
@@ -124,14 +125,21 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
         refused = control.start_run()
         assert not refused.started and refused.refusal is StartRefusal.NOT_ENOUGH_SAMPLES
         assert (refused.new_samples, refused.needed) == (0, 3)
-        # A run owned by a live process (this one) blocks a new start.
+        # A run whose trainer (on any machine) renews its lease blocks a new start.
         with database.unit_of_work() as uow:
             run = repository.create_training_run(uow.session, config={})
-            run.pid = __import__("os").getpid()
+            take_run_lease(uow.session, run, owner="another-machine:77")
             uow.commit()
         blocked = control.start_run(force=True)
         assert not blocked.started and blocked.run_id == run.id
         assert blocked.refusal is StartRefusal.IN_PROGRESS
+        # Once the lease has run out the trainer is gone, whatever its PID was.
+        with database.unit_of_work() as uow:
+            assert renew_run_lease(uow.session, run.id, lease_seconds=-1)
+            uow.commit()
+        with database.unit_of_work(read_only=True) as uow:
+            stale = repository.get_training_run(uow.session, run.id)
+            assert stale is not None and not lease_alive(stale)
         status = control.status()
         assert status is not None and status.is_open and status.run_id == run.id
     finally:

@@ -37,6 +37,7 @@ from training.config import RunConfig
 from training.data import Example, read_manifest
 from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, VALIDATION_CACHE_FILE, finetune
 from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, decide
+from training.heartbeat import LeaseHeartbeat
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (
     HELDOUT_MANIFEST,
@@ -82,7 +83,8 @@ def run_training(config: RunConfig) -> RunReport:
             if run.status not in repository.OPEN_RUN_STATUSES:
                 raise RunError(f"training run {config.run_id} is already {run.status}")
         try:
-            return _run(config, database)
+            with LeaseHeartbeat(database, config.run_id):
+                return _run(config, database)
         except SnapshotError as exc:
             _fail(database, config.run_id, exc)
             raise RunError(str(exc)) from exc

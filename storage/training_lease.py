@@ -1,0 +1,69 @@
+"""One training run at a time across every process and machine, by database lease.
+
+The process that starts a run takes the run's lease; the trainer renews it while it works
+(``training.heartbeat``). A run whose lease expired is not running anymore, whatever its
+PID says (after a container restart a PID means nothing): the next start resumes it.
+Starting is serialised by the database: SQLite's write transaction, or a PostgreSQL
+advisory lock held until the transaction ends, so two fronts cannot both start a run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
+
+from storage.models import TrainingRun, utcnow
+
+# Long enough for the trainer to start (imports, opening the database) before its first
+# renewal; renewed every quarter of it.
+TRAINING_LEASE_SECONDS = 120.0
+# An arbitrary constant naming the lock among the database's advisory locks.
+TRAINING_LOCK_KEY = 0x57_49_54_52  # "WITR"
+
+
+def lock_training(session: Session) -> None:
+    """Serialise run starts until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TRAINING_LOCK_KEY})
+    # SQLite: the unit of work's write transaction (BEGIN IMMEDIATE) already excludes others.
+
+
+def take_run_lease(
+    session: Session,
+    run: TrainingRun,
+    *,
+    owner: str,
+    lease_seconds: float = TRAINING_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> None:
+    now = now or utcnow()
+    run.lease_owner = owner
+    run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    session.flush()
+
+
+def lease_alive(run: TrainingRun, *, now: datetime | None = None) -> bool:
+    """Whether a process still holds the run (renewed its lease in time)."""
+    return run.lease_expires_at is not None and run.lease_expires_at > (now or utcnow())
+
+
+def renew_run_lease(
+    session: Session,
+    run_id: int,
+    *,
+    lease_seconds: float = TRAINING_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> bool:
+    """Extend the lease of an open run (the trainer's heartbeat); False if it is closed."""
+    from storage.repository import OPEN_RUN_STATUSES
+
+    now = now or utcnow()
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.id == run_id, TrainingRun.status.in_(OPEN_RUN_STATUSES))
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
