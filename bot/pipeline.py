@@ -132,11 +132,16 @@ class TranscriptionPipeline:
         progress: ProgressSink | None = None,
         batch_size: int | None = None,
         with_tags: bool = True,
+        timestamps: bool = False,
     ) -> PipelineResult:
-        """Fetch, decode, transcribe and (unless told not to) tag ``source``."""
+        """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
+        timings come with ``timestamps`` (subtitles) and always for links."""
         audio, kind, ref, link = self.fetch(source, progress=progress)
         transcription = self.transcribe(
-            audio, progress=progress, batch_size=batch_size, short_path=link is None
+            audio,
+            progress=progress,
+            batch_size=batch_size,
+            short_path=link is None and not timestamps,
         )
         hashtags = self.hashtags(transcription.text) if with_tags else ()
         return PipelineResult(transcription, audio, hashtags, kind, ref, link)

@@ -243,7 +243,12 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         with _model_errors():
-            result = pipeline.run(source, progress=on_progress, batch_size=args.batch_size)
+            result = pipeline.run(
+                source,
+                progress=on_progress,
+                batch_size=args.batch_size,
+                timestamps=args.srt is not None,
+            )
     except InputRejected as exc:
         raise CommandError(exc.message) from exc
     finally:
