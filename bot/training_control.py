@@ -166,7 +166,7 @@ class TrainingControl:
                 run = repository.create_training_run(uow.session, config={})
                 resumed = False
                 config = self.run_config(run.id, max_steps=max_steps)
-                run.config = _json_safe(config)
+                run.config = config.to_dict()
                 run.base_model = self.settings.base_model
                 run.output_dir = str(config.run_dir)
             config_path = self._write_config(run.id, max_steps=max_steps, reuse=resumed)
@@ -380,9 +380,3 @@ def _status(run: Any) -> TrainingStatus:
         updated_at=run.updated_at,
         metrics=metrics,
     )
-
-
-def _json_safe(config: RunConfig) -> dict[str, Any]:
-    import json
-
-    return json.loads(config.to_json())
