@@ -31,7 +31,7 @@ from bot.pipeline import (
     Stage,
     TranscriptionPipeline,
 )
-from bot.work_queue import ClaimedJob, WorkQueue
+from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from model.engines import Segment
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,16 @@ class JobProcessor:
         """Answer claimed jobs: one alone, several short notes together."""
         fresh = []
         for job in jobs:
-            if job.transcription_id is not None:
-                # Killed after storing the transcript but before replying: reply now.
-                await self._resume_reply(job, await self._status(job))
-            else:
+            if job.transcription_id is None:
                 fresh.append(job)
+                continue
+            # Its worker died after storing the transcript but before replying: reply now.
+            status = await self._status(job)
+            try:
+                await self._resume_reply(job, status)
+            except Exception as exc:
+                await self._crash(job, status, exc)
+            self.finished.add(job.id)
         if len(fresh) == 1:
             await self._process(fresh[0])
         elif fresh:
@@ -193,11 +198,12 @@ class JobProcessor:
         hashtags, late = await self._hashtags(result.transcription.text)
         result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
-        if transcription_id is None:  # the user ran /forget meanwhile: keep nothing
-            await status.delete()
+        if isinstance(transcription_id, Discarded):
             if late is not None:
                 late.cancel()
-            return
+            if transcription_id is Discarded.FORGOTTEN:
+                await status.delete()  # the user asked for nothing of theirs to remain
+            return  # (TAKEN_OVER: the status message is the new owner's now)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,

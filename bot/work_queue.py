@@ -7,6 +7,7 @@ stored but not yet answered keeps its transcript and is answered from it on resu
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import uuid
@@ -49,6 +50,13 @@ class ClaimedJob:
     user_message_id: int
     status_message_id: int | None
     transcription_id: int | None  # set when killed after storing, before replying
+
+
+class Discarded(enum.Enum):
+    """Why a finished job's result was not stored."""
+
+    FORGOTTEN = "forgotten"  # the user ran /forget meanwhile
+    TAKEN_OVER = "taken_over"  # this worker lost its lease; another one answers
 
 
 @dataclass(frozen=True)
@@ -172,22 +180,26 @@ class WorkQueue:
             uow.commit()
         return held
 
-    def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | None:
-        """Store audio and transcript and tie them to the job, in one transaction.
-
-        None when the job is gone: its user ran /forget while it was being worked on, so
-        nothing of it is kept (the audio file included, unless other rows share it)."""
+    def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | Discarded:
+        """Store audio and transcript and tie them to the job, in one transaction; the
+        transcription's id, or why nothing was kept: the job is gone (its user ran
+        /forget while it was being worked on) or another worker owns it now (this
+        worker's lease expired)."""
         ref = self.store.put(result.audio.samples)
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
-            # Gone (its user ran /forget) or taken over (this worker's lease expired):
-            # either way this worker keeps nothing of it.
-            if not job_exists(uow.session, job.id) or not job_queue.holds_lease(
-                uow.session, job.id, self.owner
-            ):
+            discarded = None
+            if not job_exists(uow.session, job.id):
+                discarded = Discarded.FORGOTTEN
+            elif not job_queue.holds_lease(uow.session, job.id, self.owner):
+                discarded = Discarded.TAKEN_OVER
+            if discarded is Discarded.FORGOTTEN:
                 delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
                 uow.commit()
-                return None
+            if discarded is not None:
+                # TAKEN_OVER keeps the file: the new owner may be storing the same audio
+                # right now; the orphan sweep removes it later if nobody does.
+                return discarded
             stored_job = uow.session.get(Job, job.id)
             assert stored_job is not None
             row = repository.add_transcription(

@@ -306,6 +306,6 @@ async def test_a_worker_that_lost_its_lease_answers_nothing(tmp_path: Path, api)
         await asyncio.sleep(1.0)
     finally:
         await rig.runner.stop()
-    assert transcriptions(rig) == [] and list(rig.store) == []
+    assert transcriptions(rig) == []
     assert job_status(rig, submitted.job_id) == "running"  # the new owner's to finish
     assert not any("buongiorno" in text for text in api.visible(USER))
