@@ -45,8 +45,13 @@ N_FRAMES = 3000  # log-mel frames in one 30 s window
 Progress = Callable[[float], None]
 
 # Audio longer than this goes through faster-whisper's batched pipeline (VAD chunks decoded
-# together), the fast path for long audio; shorter clips are one or two windows anyway.
-LONG_AUDIO_SECONDS = 60.0
+# together), the fast path for long audio; up to it, a clip is one window (the bot sends
+# voice notes that fit one through model.batched's short path). Measured by duration in
+# benchmarks/results/serving.md ("A single note by duration"): past one window the fast
+# path is as fast as sequential decoding at 45 s and 1.4-1.7x faster at 60-90 s, at the
+# same WER, and it has no temperature-fallback spiral (a 45 s note once took 13.7 s at WER
+# 66% sequentially, 3.1 s at 22% on the fast path: issue 12). 60 s was a guess.
+LONG_AUDIO_SECONDS = float(WINDOW_SECONDS)
 DEFAULT_BATCH_SIZE = 8
 # The batched pipeline cannot resume a chunk that hit the token cap (sequential decoding
 # seeks on), and CTranslate2 stopped chunks at ~113 tokens under max_new_tokens=224: a dense
