@@ -135,38 +135,44 @@ class ShortClipDecoder:
     def transcribe_batch(
         self, clips: Sequence[np.ndarray], *, options: TranscribeOptions
     ) -> list[BatchResult]:
-        started = time.perf_counter()
-        results: list[BatchResult | None] = [None] * len(clips)
+        results: dict[int, BatchResult] = {}
         batch: list[tuple[int, np.ndarray]] = []
+        long: list[tuple[int, np.ndarray]] = []
         for index, samples in enumerate(clips):
             try:
                 clip = validate_clip(samples)
             except InvalidClip as exc:
                 results[index] = exc
                 continue
-            if fits_short_batch(clip.size / SAMPLE_RATE):
-                batch.append((index, clip))
-            else:  # a long clip is not an error: it takes the sequential/long path, alone
-                results[index] = self._alone(clip, options)
+            (batch if fits_short_batch(clip.size / SAMPLE_RATE) else long).append((index, clip))
         if batch:
-            try:
-                decoded = self._decode([clip for _, clip in batch], options)
-            except Exception:
-                if len(batch) == 1:
-                    index, clip = batch[0]
-                    results[index] = self._alone(clip, options)
-                else:
-                    log.exception("batched decoding of %d clips failed: decoding alone", len(batch))
-                    for index, clip in batch:
-                        results[index] = self._alone_batched(clip, options)
+            results.update(self._decode_batch(batch, options))
+        # A long clip is no error: it takes the sequential or long-audio path, alone, after
+        # the batch so that it never delays its batch-mates.
+        for index, clip in long:
+            results[index] = self._alone(clip, options)
+        return [results[index] for index in range(len(clips))]
+
+    def _decode_batch(
+        self, batch: list[tuple[int, np.ndarray]], options: TranscribeOptions
+    ) -> dict[int, BatchResult]:
+        started = time.perf_counter()
+        try:
+            decoded = self._decode([clip for _, clip in batch], options)
+        except Exception:
+            if len(batch) == 1:
+                index, clip = batch[0]
+                return {index: self._alone(clip, options)}
+            log.exception("batched decoding of %d clips failed: decoding alone", len(batch))
+            return {index: self._alone_batched(clip, options) for index, clip in batch}
+        elapsed = time.perf_counter() - started
+        results: dict[int, BatchResult] = {}
+        for (index, clip), item in zip(batch, decoded, strict=True):
+            if item.needs_fallback:
+                results[index] = self._alone(clip, options)
             else:
-                elapsed = time.perf_counter() - started
-                for (index, clip), item in zip(batch, decoded, strict=True):
-                    if item.needs_fallback:
-                        results[index] = self._alone(clip, options)
-                    else:
-                        results[index] = self._transcription(clip, item.kept_text, options, elapsed)
-        return [result for result in results if result is not None]
+                results[index] = self._transcription(clip, item.kept_text, options, elapsed)
+        return results
 
     # --- decoding -------------------------------------------------------------------------
 

@@ -88,3 +88,18 @@ def test_long_audio_is_transcribed_to_the_end(
     references = " ".join(text for _ in range(4) for _, text in italian_clips)
     assert error_rates([references], [result.text]).wer < 0.5, result.text
     assert seen and seen[-1] == pytest.approx(1.0, abs=0.2)
+
+
+def test_transformers_answers_the_batch_api_clip_by_clip(hf_transcriber, italian_clips) -> None:
+    """The reference engine has no batched path: the same API, one clip at a time, and a
+    bad clip still gets its own error instead of failing the others."""
+    from model.batched import InvalidClip
+
+    options = TranscribeOptions(beam_size=1)
+    samples, text = italian_clips[0]
+    good, empty = hf_transcriber.transcribe_batch(
+        [samples, np.zeros(0, np.float32)], options=options
+    )
+    assert good.engine == "transformers" and good.text
+    assert error_rates([text], [good.text]).cer < 0.3, good.text
+    assert isinstance(empty, InvalidClip)
