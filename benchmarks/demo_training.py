@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _common
 from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES, TRAIN_SENTENCES
 
+from storage import training_records
 from tests.speech import synthesize
 
 TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
@@ -268,12 +269,11 @@ def _settings_note() -> str:
 def _history(data_dir: Path, plot: Path) -> list[dict[str, Any]]:
     """Every evaluation the gate recorded, and the /wer plot drawn from them."""
     from bot.plots import wer_plot_png
-    from storage import repository
     from storage.unit_of_work import Database
 
     database = Database.open(f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}")
     with database.unit_of_work(read_only=True) as uow:
-        history = repository.wer_history(uow.session)
+        history = training_records.wer_history(uow.session)
     database.close()
     if history:
         plot.write_bytes(wer_plot_png(history))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import training
 from bot.settings import Settings
 from model.registry import BASE_VERSION, ModelRegistry
+from storage import training_records
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
 from training.config import RunConfig
@@ -29,7 +30,7 @@ from training.gate import GateDecision, GatePolicy
 from training.report import REPORT_KEY, RunReport
 
 if TYPE_CHECKING:
-    from storage.repository import WerPoint
+    from storage.training_records import WerPoint
     from storage.unit_of_work import Database
 
 RUNS_SUBDIR = "runs"
@@ -130,20 +131,19 @@ class TrainingControl:
         Without ``force`` a new run needs ``train_min_new_samples`` new corrections (the
         scheduler's rule); an interrupted run is resumed either way.
         """
-        from storage import repository
 
         with self._lock, self.database.unit_of_work() as uow:
             # Two callers (two fronts, the CLI, any machine) cannot both see "no run" and
             # both start one; a run whose trainer stopped renewing its lease is resumed.
             lock_training(uow.session)
-            active = repository.active_training_run(uow.session)
+            active = training_records.active_training_run(uow.session)
             if active is not None and lease_alive(active) and not self._exited(active.id):
                 return StartResult(False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS)
             if active is not None:
                 run, resumed = active, True
                 attempts = int((run.metrics or {}).get("attempts", 1)) + 1
                 if attempts > MAX_ATTEMPTS:
-                    repository.finish_training_run(
+                    training_records.finish_training_run(
                         uow.session,
                         run.id,
                         status="failed",
@@ -163,7 +163,7 @@ class TrainingControl:
                             new_samples=new,
                             needed=needed,
                         )
-                run = repository.create_training_run(uow.session, config={})
+                run = training_records.create_training_run(uow.session, config={})
                 resumed = False
                 config = self.run_config(run.id, max_steps=max_steps)
                 run.config = config.to_dict()
@@ -191,39 +191,35 @@ class TrainingControl:
 
     def status(self) -> TrainingStatus | None:
         """The open run, else the latest one; None if training never ran."""
-        from storage import repository
 
         with self.database.unit_of_work(read_only=True) as uow:
-            run = repository.active_training_run(uow.session) or repository.latest_training_run(
+            run = training_records.active_training_run(
                 uow.session
-            )
+            ) or training_records.latest_training_run(uow.session)
             return None if run is None else _status(run)
 
     def get_run(self, run_id: int) -> TrainingStatus | None:
-        from storage import repository
 
         with self.database.unit_of_work(read_only=True) as uow:
-            run = repository.get_training_run(uow.session, run_id)
+            run = training_records.get_training_run(uow.session, run_id)
             return None if run is None else _status(run)
 
     # --- models ----------------------------------------------------------------------
 
     def wer_history(self, eval_set: str | None = None) -> list[WerPoint]:
-        from storage import repository
 
         with self.database.unit_of_work(read_only=True) as uow:
-            return repository.wer_history(uow.session, eval_set=eval_set)
+            return training_records.wer_history(uow.session, eval_set=eval_set)
 
     def list_models(self) -> list[ModelInfo]:
         """Every recorded version, oldest first; the served one has ``is_current``."""
-        from storage import repository
 
         current = self.registry.current_name()
         with self.database.unit_of_work(read_only=True) as uow:
-            versions = repository.list_model_versions(uow.session)
+            versions = training_records.list_model_versions(uow.session)
             names = {v.id: v.name for v in versions}
             latest: dict[str, dict[str, float]] = {}
-            for point in repository.wer_history(uow.session):
+            for point in training_records.wer_history(uow.session):
                 latest.setdefault(point.model_version, {})[point.eval_set] = point.wer
         infos = [
             ModelInfo(

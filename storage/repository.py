@@ -1,5 +1,6 @@
-"""Repository functions: users, transcriptions, corrections, training runs, model versions,
-evaluations. They add and flush, and never commit: the caller's unit of work does.
+"""Repository functions: users, transcriptions, reply messages, corrections (training runs,
+model versions and evaluations are in ``storage.training_records``). They add and flush,
+and never commit: the caller's unit of work does.
 
 Times default to now (UTC); tests pass ``now=`` to control them.
 """
@@ -11,27 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.audio_store import AudioRef
-from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
+from storage.errors import InvalidValueError, NotFoundError
 from storage.models import (
-    RUN_DONE,
-    RUN_FAILED,
-    RUN_PENDING,
-    RUN_RUNNING,
-    RUN_STATUSES,
     SOURCE_KINDS,
     TRANSCRIPTION_DONE,
     USER_SYSTEM,
     USER_TELEGRAM,
     Correction,
-    Evaluation,
-    ModelVersion,
     ReplyMessage,
-    TrainingRun,
     Transcription,
     User,
     utcnow,
@@ -40,8 +33,6 @@ from storage.models import (
 # System users have ids <= 0 (Telegram user ids are positive).
 IMPORT_USER_ID = -1
 IMPORT_USER_NAME = "import"
-OPEN_RUN_STATUSES = (RUN_PENDING, RUN_RUNNING)
-FINISHED_RUN_STATUSES = frozenset(RUN_STATUSES) - set(OPEN_RUN_STATUSES)
 
 
 def _require(row: Any, what: str, key: object) -> Any:
@@ -231,273 +222,6 @@ def list_corrections(session: Session, transcription_id: int) -> list[Correction
             .order_by(Correction.id)
         )
     )
-
-
-# --- training runs ----------------------------------------------------------------------
-
-
-def create_training_run(
-    session: Session,
-    *,
-    config: dict[str, Any],
-    base_model: str | None = None,
-    output_dir: str | None = None,
-    checkpoint_dir: str | None = None,
-    now: datetime | None = None,
-) -> TrainingRun:
-    now = now or utcnow()
-    run = TrainingRun(
-        status=RUN_PENDING,
-        config=dict(config),
-        base_model=base_model,
-        output_dir=output_dir,
-        checkpoint_dir=checkpoint_dir,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(run)
-    session.flush()
-    return run
-
-
-def get_training_run(session: Session, run_id: int) -> TrainingRun | None:
-    return session.get(TrainingRun, run_id)
-
-
-def start_training_run(
-    session: Session,
-    run_id: int,
-    *,
-    samples_used: int,
-    max_correction_id: int | None,
-    steps_total: int | None = None,
-    pid: int | None = None,
-    now: datetime | None = None,
-) -> TrainingRun:
-    """Mark a run running, recording its data snapshot (the newest correction it saw)."""
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
-    if run.status in FINISHED_RUN_STATUSES:
-        raise InvalidStateError(f"training run {run_id} is already {run.status}")
-    now = now or utcnow()
-    run.status = RUN_RUNNING
-    run.samples_used = samples_used
-    run.max_correction_id = max_correction_id
-    run.steps_total = steps_total
-    run.pid = pid
-    run.started_at = run.started_at or now
-    run.updated_at = now
-    session.flush()
-    return run
-
-
-def update_training_progress(
-    session: Session,
-    run_id: int,
-    *,
-    steps_done: int,
-    steps_total: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    now: datetime | None = None,
-) -> TrainingRun:
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
-    run.steps_done = steps_done
-    if steps_total is not None:
-        run.steps_total = steps_total
-    if run.steps_total:
-        run.progress = min(1.0, steps_done / run.steps_total)
-    if metrics:
-        run.metrics = {**run.metrics, **metrics}  # reassign: JSON columns track assignment
-    run.updated_at = now or utcnow()
-    session.flush()
-    return run
-
-
-def finish_training_run(
-    session: Session,
-    run_id: int,
-    *,
-    status: str,
-    metrics: dict[str, Any] | None = None,
-    error: str | None = None,
-    now: datetime | None = None,
-) -> TrainingRun:
-    if status not in FINISHED_RUN_STATUSES:
-        raise InvalidValueError(f"{status!r} is not a final training run status")
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
-    now = now or utcnow()
-    run.status = status
-    run.error = error
-    if metrics:
-        run.metrics = {**run.metrics, **metrics}
-    if status == RUN_DONE:
-        run.progress = 1.0
-    run.finished_at = now
-    run.updated_at = now
-    session.flush()
-    return run
-
-
-def active_training_run(session: Session) -> TrainingRun | None:
-    """The pending or running training run, if any (the newest one)."""
-    return session.scalar(
-        select(TrainingRun)
-        .where(TrainingRun.status.in_(OPEN_RUN_STATUSES))
-        .order_by(TrainingRun.id.desc())
-        .limit(1)
-    )
-
-
-def fail_open_training_runs(session: Session, *, error: str, now: datetime | None = None) -> int:
-    """Mark runs left pending/running by a dead process as failed (call at start-up)."""
-    now = now or utcnow()
-    result = session.execute(
-        update(TrainingRun)
-        .where(TrainingRun.status.in_(OPEN_RUN_STATUSES))
-        .values(status=RUN_FAILED, error=error, finished_at=now, updated_at=now)
-        .execution_options(synchronize_session="fetch")
-    )
-    return result.rowcount
-
-
-def latest_training_run(session: Session, *, status: str | None = None) -> TrainingRun | None:
-    statement = select(TrainingRun).order_by(TrainingRun.id.desc()).limit(1)
-    if status is not None:
-        statement = statement.where(TrainingRun.status == status)
-    return session.scalar(statement)
-
-
-def list_training_runs(session: Session, *, limit: int = 20) -> list[TrainingRun]:
-    """The newest runs first."""
-    return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit)))
-
-
-# --- model versions ---------------------------------------------------------------------
-
-
-def add_model_version(
-    session: Session,
-    *,
-    name: str,
-    hf_dir: str | None = None,
-    ct2_dir: str | None = None,
-    parent_id: int | None = None,
-    training_run_id: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    now: datetime | None = None,
-) -> ModelVersion:
-    version = ModelVersion(
-        name=name,
-        hf_dir=hf_dir,
-        ct2_dir=ct2_dir,
-        parent_id=parent_id,
-        training_run_id=training_run_id,
-        metrics=dict(metrics or {}),
-        created_at=now or utcnow(),
-        is_active=False,
-    )
-    session.add(version)
-    session.flush()
-    return version
-
-
-def get_model_version(session: Session, name: str) -> ModelVersion | None:
-    return session.scalar(select(ModelVersion).where(ModelVersion.name == name))
-
-
-def activate_model_version(
-    session: Session, version_id: int, *, now: datetime | None = None
-) -> ModelVersion:
-    """Make one version the active one (promotion or rollback); all others go inactive."""
-    version = _require(session.get(ModelVersion, version_id), "model version", version_id)
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.id != version_id, ModelVersion.is_active.is_(True))
-        .values(is_active=False)
-        .execution_options(synchronize_session="fetch")
-    )
-    version.is_active = True
-    version.promoted_at = version.promoted_at or now or utcnow()
-    session.flush()
-    return version
-
-
-def active_model_version(session: Session) -> ModelVersion | None:
-    return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)).limit(1))
-
-
-def list_model_versions(session: Session) -> list[ModelVersion]:
-    """Oldest first."""
-    return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
-
-
-# --- evaluations ------------------------------------------------------------------------
-
-
-def add_evaluation(
-    session: Session,
-    *,
-    model_version_id: int,
-    eval_set: str,
-    wer: float,
-    count: int,
-    cer: float | None = None,
-    training_run_id: int | None = None,
-    metrics: dict[str, Any] | None = None,
-    now: datetime | None = None,
-) -> Evaluation:
-    _require(session.get(ModelVersion, model_version_id), "model version", model_version_id)
-    evaluation = Evaluation(
-        model_version_id=model_version_id,
-        eval_set=eval_set,
-        wer=wer,
-        cer=cer,
-        count=count,
-        training_run_id=training_run_id,
-        metrics=dict(metrics or {}),
-        created_at=now or utcnow(),
-    )
-    session.add(evaluation)
-    session.flush()
-    return evaluation
-
-
-@dataclass(frozen=True)
-class WerPoint:
-    """One row of the WER history (``/wer``)."""
-
-    model_version: str
-    eval_set: str
-    wer: float
-    cer: float | None
-    count: int
-    created_at: datetime
-    is_active: bool
-
-
-def wer_history(session: Session, *, eval_set: str | None = None) -> list[WerPoint]:
-    """Every evaluation, oldest first, with its model version's name."""
-    statement = (
-        select(Evaluation, ModelVersion)
-        .join(ModelVersion, ModelVersion.id == Evaluation.model_version_id)
-        .order_by(Evaluation.created_at, Evaluation.id)
-    )
-    if eval_set is not None:
-        statement = statement.where(Evaluation.eval_set == eval_set)
-    return [
-        WerPoint(
-            model_version=version.name,
-            eval_set=evaluation.eval_set,
-            wer=evaluation.wer,
-            cer=evaluation.cer,
-            count=evaluation.count,
-            created_at=evaluation.created_at,
-            is_active=version.is_active,
-        )
-        for evaluation, version in session.execute(statement)
-    ]
-
-
-# --- overview ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

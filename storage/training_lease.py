@@ -57,7 +57,7 @@ def renew_run_lease(
     now: datetime | None = None,
 ) -> bool:
     """Extend the lease of an open run (the trainer's heartbeat); False if it is closed."""
-    from storage.repository import OPEN_RUN_STATUSES
+    from storage.training_records import OPEN_RUN_STATUSES
 
     now = now or utcnow()
     result = session.execute(

@@ -11,7 +11,7 @@ import pytest
 from model.packaged import packaged_base_dir
 from model.registry import ModelRegistry
 from model.sources import hf_dir
-from storage import repository
+from storage import training_records
 from tests.bot_harness import ADMIN, USER, running_bot
 from tests.speech import synthesize
 from tests.training_support import made_up_evaluation
@@ -35,7 +35,7 @@ async def test_training_commands_are_for_admins_only(tmp_path: Path, ct2_transcr
         assert all("riservato agli amministratori" in t for t in bot.texts(USER))
         assert not bot.emu.calls_to("sendPhoto")
         with bot.services.db.unit_of_work(read_only=True) as uow:
-            assert repository.latest_training_run(uow.session) is None
+            assert training_records.latest_training_run(uow.session) is None
 
 
 async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, ct2_transcriber) -> None:
@@ -44,10 +44,12 @@ async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, ct2_tran
         bot.emu.send_text(user_id=ADMIN, text="/wer")
         await bot.wait_text(lambda t: "Nessuna valutazione" in t, chat_id=ADMIN)
         with bot.services.db.unit_of_work() as uow:
-            base = repository.add_model_version(uow.session, name="base")
-            tuned = repository.add_model_version(uow.session, name="v1-test", parent_id=base.id)
+            base = training_records.add_model_version(uow.session, name="base")
+            tuned = training_records.add_model_version(
+                uow.session, name="v1-test", parent_id=base.id
+            )
             for version, wer in ((base, 0.52), (tuned, 0.21)):
-                repository.add_evaluation(
+                training_records.add_evaluation(
                     uow.session,
                     model_version_id=version.id,
                     eval_set="heldout",
@@ -142,16 +144,16 @@ async def test_status_wer_and_models_show_the_gates_reasons(
     )  # fmt: skip
     async with running_bot(tmp_path, ct2_transcriber) as bot:
         with bot.services.db.unit_of_work() as uow:
-            run = repository.create_training_run(uow.session, config={})
-            repository.finish_training_run(
+            run = training_records.create_training_run(uow.session, config={})
+            training_records.finish_training_run(
                 uow.session, run.id, status="done", metrics={"report": report.to_dict()}
             )
-            base = repository.add_model_version(uow.session, name="base")
-            repository.add_model_version(
+            base = training_records.add_model_version(uow.session, name="base")
+            training_records.add_model_version(
                 uow.session, name="v1", parent_id=base.id, metrics={"report": report.to_dict()}
             )
             for version, wer in ((base.id, 0.5), (base.id + 1, 0.08)):
-                repository.add_evaluation(
+                training_records.add_evaluation(
                     uow.session, model_version_id=version, eval_set="heldout", wer=wer, cer=0.1,
                     count=20,
                 )  # fmt: skip

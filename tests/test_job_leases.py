@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import jobs
-from storage import repository
+from storage import jobs, repository
 from storage.models import JOB_DONE, JOB_PENDING, JOB_RUNNING, utcnow
 from storage.unit_of_work import Database
 from tests.postgres import fresh_database

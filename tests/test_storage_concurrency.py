@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from storage import jobs, migrations, repository
+from storage import jobs, migrations, repository, training_records
 from storage.audio_store import AudioStore
 from storage.engine import create_engine_for
 from storage.models import Correction, Transcription
@@ -31,7 +31,7 @@ def _worker(url: str, audio_dir: str, worker: int, barrier: object, results: obj
         database = Database(create_engine_for(url))
         store = AudioStore(Path(audio_dir))
         with database.unit_of_work() as uow:
-            run = repository.create_training_run(uow.session, config={"worker": worker})
+            run = training_records.create_training_run(uow.session, config={"worker": worker})
             uow.commit()
         barrier.wait()  # type: ignore[attr-defined]
         claimed: list[int] = []
@@ -56,7 +56,7 @@ def _worker(url: str, audio_dir: str, worker: int, barrier: object, results: obj
                 uow.commit()
             step += 1
             with database.unit_of_work() as uow:
-                repository.update_training_progress(uow.session, run.id, steps_done=step)
+                training_records.update_training_progress(uow.session, run.id, steps_done=step)
                 uow.commit()
             claimed.append(job.id)
         database.close()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage import jobs, repository
+from storage import jobs, repository, training_records
 from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
 from storage.models import JOB_DONE, JOB_FAILED, JOB_PENDING, JOB_RUNNING, RUN_DONE, User
 from storage.unit_of_work import Database
@@ -255,55 +255,61 @@ def test_delete_finished_jobs(database: Database) -> None:
 def test_training_run_lifecycle(database: Database) -> None:
     with database.unit_of_work() as uow:
         s = uow.session
-        assert repository.active_training_run(s) is None
-        run = repository.create_training_run(
+        assert training_records.active_training_run(s) is None
+        run = training_records.create_training_run(
             s, config={"lr": 1e-5}, base_model="packaged:whisper-base", output_dir="/m/run-1"
         )
-        assert repository.active_training_run(s) == run
-        repository.start_training_run(
+        assert training_records.active_training_run(s) == run
+        training_records.start_training_run(
             s, run.id, samples_used=40, max_correction_id=17, steps_total=200, pid=1234
         )
-        repository.update_training_progress(s, run.id, steps_done=50, metrics={"loss": 1.5})
+        training_records.update_training_progress(s, run.id, steps_done=50, metrics={"loss": 1.5})
         assert run.progress == pytest.approx(0.25)
-        repository.update_training_progress(s, run.id, steps_done=100, metrics={"eval_wer": 0.4})
+        training_records.update_training_progress(
+            s, run.id, steps_done=100, metrics={"eval_wer": 0.4}
+        )
         assert run.metrics == {"loss": 1.5, "eval_wer": 0.4}
-        repository.finish_training_run(s, run.id, status=RUN_DONE, metrics={"wer": 0.37})
+        training_records.finish_training_run(s, run.id, status=RUN_DONE, metrics={"wer": 0.37})
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        stored = repository.get_training_run(uow.session, run.id)
+        stored = training_records.get_training_run(uow.session, run.id)
         assert stored is not None
         assert (stored.status, stored.progress, stored.metrics["wer"]) == (RUN_DONE, 1.0, 0.37)
         assert stored.finished_at is not None and stored.finished_at.tzinfo == UTC
-        assert repository.active_training_run(uow.session) is None
-        assert repository.latest_training_run(uow.session, status=RUN_DONE) == stored
+        assert training_records.active_training_run(uow.session) is None
+        assert training_records.latest_training_run(uow.session, status=RUN_DONE) == stored
     with database.unit_of_work() as uow:
         with pytest.raises(InvalidStateError):
-            repository.start_training_run(uow.session, run.id, samples_used=1, max_correction_id=1)
+            training_records.start_training_run(
+                uow.session, run.id, samples_used=1, max_correction_id=1
+            )
         with pytest.raises(InvalidValueError):
-            repository.finish_training_run(uow.session, run.id, status="running")
+            training_records.finish_training_run(uow.session, run.id, status="running")
 
 
 def test_stale_runs_are_failed_at_start(database: Database) -> None:
     with database.unit_of_work() as uow:
-        run = repository.create_training_run(uow.session, config={})
-        repository.start_training_run(uow.session, run.id, samples_used=1, max_correction_id=1)
+        run = training_records.create_training_run(uow.session, config={})
+        training_records.start_training_run(
+            uow.session, run.id, samples_used=1, max_correction_id=1
+        )
         uow.commit()
     with database.unit_of_work() as uow:
-        assert repository.fail_open_training_runs(uow.session, error="trainer died") == 1
+        assert training_records.fail_open_training_runs(uow.session, error="trainer died") == 1
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        assert repository.get_training_run(uow.session, run.id).status == "failed"  # type: ignore[union-attr]
+        assert training_records.get_training_run(uow.session, run.id).status == "failed"  # type: ignore[union-attr]
 
 
 def test_model_versions_and_wer_history(database: Database) -> None:
     with database.unit_of_work() as uow:
         s = uow.session
-        base = repository.add_model_version(s, name="base", ct2_dir="/m/base")
-        repository.activate_model_version(s, base.id, now=T0)
-        candidate = repository.add_model_version(
+        base = training_records.add_model_version(s, name="base", ct2_dir="/m/base")
+        training_records.activate_model_version(s, base.id, now=T0)
+        candidate = training_records.add_model_version(
             s, name="run-1", ct2_dir="/m/run-1", hf_dir="/m/run-1/hf", parent_id=base.id
         )
-        repository.add_evaluation(
+        training_records.add_evaluation(
             s,
             model_version_id=base.id,
             eval_set="held-out",
@@ -312,7 +318,7 @@ def test_model_versions_and_wer_history(database: Database) -> None:
             count=40,
             now=T0,
         )
-        repository.add_evaluation(
+        training_records.add_evaluation(
             s,
             model_version_id=candidate.id,
             eval_set="held-out",
@@ -322,7 +328,7 @@ def test_model_versions_and_wer_history(database: Database) -> None:
             now=T0 + timedelta(hours=1),
             metrics={"insertion_rate": 0.01},
         )
-        repository.add_evaluation(
+        training_records.add_evaluation(
             s,
             model_version_id=candidate.id,
             eval_set="base",
@@ -330,23 +336,23 @@ def test_model_versions_and_wer_history(database: Database) -> None:
             count=10,
             now=T0 + timedelta(hours=1),
         )
-        repository.activate_model_version(s, candidate.id, now=T0 + timedelta(hours=2))
+        training_records.activate_model_version(s, candidate.id, now=T0 + timedelta(hours=2))
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         s = uow.session
-        active = repository.active_model_version(s)
+        active = training_records.active_model_version(s)
         assert active is not None and active.name == "run-1"
         assert active.promoted_at == T0 + timedelta(hours=2)
-        assert [v.is_active for v in repository.list_model_versions(s)] == [False, True]
-        history = repository.wer_history(s, eval_set="held-out")
+        assert [v.is_active for v in training_records.list_model_versions(s)] == [False, True]
+        history = training_records.wer_history(s, eval_set="held-out")
         assert [(p.model_version, p.wer, p.is_active) for p in history] == [
             ("base", 0.512, False),
             ("run-1", 0.374, True),
         ]
-        assert len(repository.wer_history(s)) == 3
+        assert len(training_records.wer_history(s)) == 3
     with database.unit_of_work() as uow:  # rollback to the parent
-        repository.activate_model_version(uow.session, base.id)
+        training_records.activate_model_version(uow.session, base.id)
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        active = repository.active_model_version(uow.session)
+        active = training_records.active_model_version(uow.session)
         assert active is not None and active.name == "base"

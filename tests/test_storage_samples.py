@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storage import repository
+from storage import repository, training_records
 from storage.audio_store import AudioRef, AudioStore
 from storage.installation import split_salt
 from storage.models import RUN_DONE, RUN_FAILED
@@ -207,19 +207,19 @@ def test_stats_and_new_samples_since_last_training_run(
     assert stats.audio_seconds == pytest.approx(4.0)
     assert stats.new_since_last_training_run == stats.train
     with database.unit_of_work() as uow:
-        done = repository.create_training_run(uow.session, config={})
-        repository.start_training_run(
+        done = training_records.create_training_run(uow.session, config={})
+        training_records.start_training_run(
             uow.session, done.id, samples_used=40, max_correction_id=cutoff
         )
-        repository.finish_training_run(uow.session, done.id, status=RUN_DONE)
+        training_records.finish_training_run(uow.session, done.id, status=RUN_DONE)
         for ref in refs[40:]:
             add_labelled_sample(uow.session, audio=ref, text="nuovo")
         # A failed run does not reset the count.
-        failed = repository.create_training_run(uow.session, config={})
-        repository.start_training_run(
+        failed = training_records.create_training_run(uow.session, config={})
+        training_records.start_training_run(
             uow.session, failed.id, samples_used=60, max_correction_id=10**6
         )
-        repository.finish_training_run(uow.session, failed.id, status=RUN_FAILED, error="oom")
+        training_records.finish_training_run(uow.session, failed.id, status=RUN_FAILED, error="oom")
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         new_train = sum(1 for s in list_samples(uow.session, TRAIN) if s.text == "nuovo")

@@ -12,7 +12,7 @@ import pytest
 
 from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
-from storage import repository
+from storage import training_records
 from storage.training_lease import renew_run_lease
 from storage.unit_of_work import Database
 from tests.postgres import fresh_database
@@ -65,7 +65,7 @@ def test_two_fronts_on_postgresql_start_one_run(
         assert refused[0].refusal is StartRefusal.IN_PROGRESS
         assert refused[0].run_id == started[0].run_id
         with databases[0].unit_of_work(read_only=True) as uow:
-            assert len(repository.list_training_runs(uow.session)) == 1
+            assert len(training_records.list_training_runs(uow.session)) == 1
     finally:
         for database in databases:
             database.close()

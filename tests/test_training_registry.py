@@ -11,7 +11,7 @@ import pytest
 from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
 from model.registry import BASE_VERSION, ModelRegistry, RegistryError
-from storage import repository
+from storage import training_records
 from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
 from training.promote import ensure_version_row, rollback
@@ -96,10 +96,11 @@ def test_rollback_updates_pointer_and_database(tmp_path: Path) -> None:
         _install(registry, tmp_path, "v1", BASE_VERSION)
         with database.unit_of_work() as uow:
             base = ensure_version_row(uow.session, BASE_VERSION, spec=settings.base_model)
-            v1 = repository.add_model_version(uow.session, name="v1", parent_id=base.id)
-            repository.activate_model_version(uow.session, v1.id)
-            repository.add_evaluation(uow.session, model_version_id=v1.id, eval_set="x", wer=0.2,
-                                      count=3)  # fmt: skip
+            v1 = training_records.add_model_version(uow.session, name="v1", parent_id=base.id)
+            training_records.activate_model_version(uow.session, v1.id)
+            training_records.add_evaluation(
+                uow.session, model_version_id=v1.id, eval_set="x", wer=0.2, count=3
+            )
             uow.commit()
         registry.set_current("v1")
         current = control.current_model()
@@ -111,7 +112,7 @@ def test_rollback_updates_pointer_and_database(tmp_path: Path) -> None:
         assert rollback(registry, database) == BASE_VERSION
         assert control.current_model() is None
         with database.unit_of_work(read_only=True) as uow:
-            active = repository.active_model_version(uow.session)
+            active = training_records.active_model_version(uow.session)
             assert active is not None and active.name == BASE_VERSION
     finally:
         database.close()
@@ -127,7 +128,7 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
         assert (refused.new_samples, refused.needed) == (0, 3)
         # A run whose trainer (on any machine) renews its lease blocks a new start.
         with database.unit_of_work() as uow:
-            run = repository.create_training_run(uow.session, config={})
+            run = training_records.create_training_run(uow.session, config={})
             take_run_lease(uow.session, run, owner="another-machine:77")
             uow.commit()
         blocked = control.start_run(force=True)
@@ -138,7 +139,7 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
             assert renew_run_lease(uow.session, run.id, lease_seconds=-1)
             uow.commit()
         with database.unit_of_work(read_only=True) as uow:
-            stale = repository.get_training_run(uow.session, run.id)
+            stale = training_records.get_training_run(uow.session, run.id)
             assert stale is not None and not lease_alive(stale)
         status = control.status()
         assert status is not None and status.is_open and status.run_id == run.id

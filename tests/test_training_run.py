@@ -14,7 +14,7 @@ import pytest
 
 from bot.settings import Settings
 from model.registry import BASE_VERSION, ModelRegistry
-from storage import repository
+from storage import training_records
 from storage.unit_of_work import Database
 from tests.training_support import FAST_TRAINING, data_dir_with_cache, labelled_tsv, run_cli
 
@@ -61,8 +61,8 @@ def test_train_cli_promotes_and_rolls_back(
     database = Database.open(f"sqlite:///{data / 'whisper-it.sqlite3'}")
     try:
         with database.unit_of_work(read_only=True) as uow:
-            history = repository.wer_history(uow.session)
-            run = repository.latest_training_run(uow.session)
+            history = training_records.wer_history(uow.session)
+            run = training_records.latest_training_run(uow.session)
         assert {p.model_version for p in history} == {BASE_VERSION, "v1"}
         assert run is not None and run.status == "done" and run.steps_done == 2
         # A finished run keeps no correction text in its folder (privacy).
@@ -130,7 +130,7 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
     database = Database.open(settings.resolved_database_url)
     try:
         with database.unit_of_work() as uow:
-            row = repository.add_model_version(uow.session, name="v7")
+            row = training_records.add_model_version(uow.session, name="v7")
             uow.commit()
         registry = ModelRegistry(settings.models_dir)
         promote_version(
@@ -147,7 +147,7 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
         )  # fmt: skip
         assert registry.current_name() == "v7"
         with database.unit_of_work(read_only=True) as uow:
-            active = repository.active_model_version(uow.session)
+            active = training_records.active_model_version(uow.session)
             assert active is not None and active.name == "v7"
             assert active.ct2_dir == str(registry.get("v7").ct2_dir)
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from model.registry import BASE_VERSION, ModelRegistry, RegistryError
+from storage import training_records
 from training.gate import GateDecision
 
 # --------------------------------------------------------------------------- model card
@@ -104,13 +105,12 @@ def promote_version(
 
     ``move`` moves the candidate's folders into the registry instead of copying them.
     """
-    from storage import repository
 
     version = registry.install(
         name, hf_dir=hf_dir, ct2_dir=ct2_dir, metrics=metrics, card=card, move=move
     )
     with database.unit_of_work() as uow:
-        row = repository.get_model_version(uow.session, name)
+        row = training_records.get_model_version(uow.session, name)
         if row is None or row.id != model_version_id:
             raise RegistryError(f"model version {name!r} is not recorded in the database")
         row.hf_dir = str(version.hf_dir)
@@ -119,32 +119,30 @@ def promote_version(
         # The pointer first: if the DB commit then fails the bot serves the better model
         # and the next run's ensure_version_row() re-syncs the active flag from CURRENT.
         registry.set_current(name)
-        repository.activate_model_version(uow.session, row.id)
+        training_records.activate_model_version(uow.session, row.id)
         uow.commit()
 
 
 def rollback(registry: ModelRegistry, database: Any) -> str:
     """Serve the current version's parent again (on disk and in the DB); return its name."""
-    from storage import repository
 
     name = registry.rollback()
     with database.unit_of_work() as uow:
-        row = repository.get_model_version(uow.session, name)
+        row = training_records.get_model_version(uow.session, name)
         if row is None:
-            row = repository.add_model_version(uow.session, name=name)
-        repository.activate_model_version(uow.session, row.id)
+            row = training_records.add_model_version(uow.session, name=name)
+        training_records.activate_model_version(uow.session, row.id)
         uow.commit()
     return name
 
 
 def ensure_version_row(session: Any, name: str, *, spec: str | None = None) -> Any:
     """The DB row of a served version, created for the base model on first use."""
-    from storage import repository
 
-    row = repository.get_model_version(session, name)
+    row = training_records.get_model_version(session, name)
     if row is None:
         metrics = {"spec": spec} if spec and name == BASE_VERSION else {}
-        row = repository.add_model_version(session, name=name, metrics=metrics)
+        row = training_records.add_model_version(session, name=name, metrics=metrics)
     return row
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from model.registry import BASE_VERSION, ModelRegistry
+from storage import training_records
 from training.arguments import FinetuneResult
 from training.config import RunConfig
 from training.data import Example, read_manifest
@@ -71,16 +72,15 @@ def version_name(run_id: int) -> str:
 
 def run_training(config: RunConfig) -> RunReport:
     """Run (or resume) ``config.run_id``; records failure on the run and re-raises."""
-    from storage import repository
     from storage.unit_of_work import Database
 
     database = Database.open(config.database_url)
     try:
         with database.unit_of_work(read_only=True) as uow:
-            run = repository.get_training_run(uow.session, config.run_id)
+            run = training_records.get_training_run(uow.session, config.run_id)
             if run is None:
                 raise RunError(f"training run {config.run_id} does not exist")
-            if run.status not in repository.OPEN_RUN_STATUSES:
+            if run.status not in training_records.OPEN_RUN_STATUSES:
                 raise RunError(f"training run {config.run_id} is already {run.status}")
         try:
             with LeaseHeartbeat(database, config.run_id):
@@ -98,19 +98,17 @@ def run_training(config: RunConfig) -> RunReport:
 
 
 def _fail(database: Any, run_id: int, exc: BaseException) -> None:
-    from storage import repository
 
     with database.unit_of_work() as uow:
-        run = repository.get_training_run(uow.session, run_id)
-        if run is not None and run.status in repository.OPEN_RUN_STATUSES:
-            repository.finish_training_run(
+        run = training_records.get_training_run(uow.session, run_id)
+        if run is not None and run.status in training_records.OPEN_RUN_STATUSES:
+            training_records.finish_training_run(
                 uow.session, run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000]
             )
             uow.commit()
 
 
 def _run(config: RunConfig, database: Any) -> RunReport:
-    from storage import repository
 
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +124,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
         output_dir=str(run_dir / TRAIN_SUBDIR),
     )
     with database.unit_of_work() as uow:
-        repository.start_training_run(
+        training_records.start_training_run(
             uow.session,
             config.run_id,
             samples_used=snapshot.samples_used,
@@ -134,7 +132,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             steps_total=finetune_args.max_steps,
             pid=os.getpid(),
         )
-        repository.update_training_progress(
+        training_records.update_training_progress(
             uow.session,
             config.run_id,
             steps_done=0,
@@ -177,7 +175,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     if decision.promote:
         _promote(config, database, registry, report, candidate_ct2, candidate_id)
     with database.unit_of_work() as uow:
-        repository.finish_training_run(
+        training_records.finish_training_run(
             uow.session,
             config.run_id,
             status="done",
@@ -223,14 +221,13 @@ def _record(
     config: RunConfig, database: Any, report: RunReport, evaluations: dict[str, dict[str, Any]]
 ) -> int:
     """Model version rows and every evaluation; returns the candidate's row id."""
-    from storage import repository
     from training.promote import ensure_version_row
 
     with database.unit_of_work() as uow:
         parent_row = ensure_version_row(uow.session, report.parent, spec=config.base_model)
-        candidate_row = repository.get_model_version(uow.session, report.candidate)
+        candidate_row = training_records.get_model_version(uow.session, report.candidate)
         if candidate_row is None:
-            candidate_row = repository.add_model_version(
+            candidate_row = training_records.add_model_version(
                 uow.session,
                 name=report.candidate,
                 parent_id=parent_row.id,
@@ -241,7 +238,7 @@ def _record(
             row = candidate_row if model_name == report.candidate else parent_row
             for set_name, evaluation in by_set.items():
                 check = report.gate.check(set_name)
-                repository.add_evaluation(
+                training_records.add_evaluation(
                     uow.session,
                     model_version_id=row.id,
                     eval_set=set_name,
@@ -369,10 +366,9 @@ class _ProgressReporter:
         self._write(step, None, {"phase": phase})
 
     def _write(self, step: int, total: int | None, metrics: dict[str, Any]) -> None:
-        from storage import repository
 
         with self.database.unit_of_work() as uow:
-            repository.update_training_progress(
+            training_records.update_training_progress(
                 uow.session, self.run_id, steps_done=step, steps_total=total, metrics=metrics
             )
             uow.commit()
