@@ -294,6 +294,7 @@ class TrainingControl:
             eval_cpu_threads=s.cpu_threads,
             general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
             recent_eval_clips=s.eval_recent_clips,
+            replay_uncorrected=s.train_replay_uncorrected,
             base_corpus=str(s.train_base_corpus.resolve()) if s.train_base_corpus else None,
             replay_ratio=s.train_replay_ratio,
             min_train_samples=s.train_min_samples,

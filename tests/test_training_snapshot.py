@@ -122,3 +122,14 @@ def test_snapshot_manifests_and_privacy(world, tmp_path: Path) -> None:
     assert not list(run_dir.rglob("*.tsv"))
     texts = " ".join(p.read_text() for p in run_dir.rglob("*") if p.is_file())
     assert not any(sentence in texts for sentence in SENTENCES)
+
+
+def test_uncorrected_audio_is_split_between_guard_and_replay_never_shared() -> None:
+    from training.snapshot import split_uncorrected
+
+    pool = [(f"{n:064x}", f"testo {n}") for n in range(10)]  # newest first
+    guard, replay = split_uncorrected(pool, guard=3, replay=32)
+    assert [t for _, t in guard] == ["testo 0", "testo 2", "testo 4"]
+    assert len(replay) == 5 and not set(guard) & set(replay)
+    assert split_uncorrected(pool, guard=0, replay=4) == ([], pool[:4])
+    assert split_uncorrected(pool, guard=4, replay=0) == (pool[:4], [])

@@ -28,6 +28,7 @@ class DataFacts:
     # Held-out clips left out of the gate because their sentence is also on the train side.
     heldout_shared_sentences: int = 0
     recent_clips: int = 0
+    replayed_uncorrected: int = 0
     general_clips: int = 0
     max_correction_id: int | None = None
 

@@ -212,6 +212,7 @@ def _facts(snapshot: Snapshot, sets: dict[str, list[Example]]) -> DataFacts:
         heldout_clips=len(sets.get(HELDOUT_SET, ())),
         heldout_shared_sentences=snapshot.heldout_shared_sentences,
         recent_clips=len(sets.get(RECENT_SET, ())),
+        replayed_uncorrected=snapshot.replayed_uncorrected,
         general_clips=len(sets.get(GENERAL_SET, ())),
         max_correction_id=snapshot.max_correction_id,
     )

@@ -9,7 +9,10 @@ written into the run folder:
   train side are left out here as well, so the gate always measures unseen sentences,
   whatever the split did (the count is reported);
 * ``recent.tsv``: recent audio nobody corrected, with the transcript users were given as
-  its reference (the gate's default forgetting guard, ``training.gate``).
+  its reference (the gate's default forgetting guard, ``training.gate``). Other recent
+  uncorrected clips (never the same ones) join ``train.tsv`` with that transcript as their
+  target: replay against forgetting, so the candidate keeps doing what the serving model
+  did for the users who had nothing to correct.
 
 Privacy: these manifests hold correction texts. A finished run deletes them, keeping only
 counts and metrics (``delete_text_manifests``); the encoder cache indexes, which hold the
@@ -58,6 +61,7 @@ class Snapshot:
     heldout_clips: int
     heldout_shared_sentences: int
     recent_clips: int
+    replayed_uncorrected: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -81,7 +85,14 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         train = list_samples(uow.session, TRAIN, eval_fraction=config.eval_fraction)
         heldout = list_samples(uow.session, EVAL, eval_fraction=config.eval_fraction)
         corrected = {s.audio_sha256 for s in (*train, *heldout)}
-        recent = recent_uncorrected(uow.session, limit=config.recent_eval_clips, exclude=corrected)
+        pool = recent_uncorrected(
+            uow.session,
+            limit=config.recent_eval_clips + config.replay_uncorrected,
+            exclude=corrected,
+        )
+    guard, replay = split_uncorrected(
+        pool, guard=config.recent_eval_clips, replay=config.replay_uncorrected
+    )
     store = AudioStore(Path(config.audio_dir))
     train_examples = examples_from_samples(train, store)
     if len(train_examples) < max(1, config.min_train_samples):
@@ -96,11 +107,11 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         train_examples = replay_mix(
             train_examples, base, ratio=config.replay_ratio, seed=config.run_id
         )
-    recent_examples = [
-        Example(key=sha, text=text, audio_path=store.path(sha))
-        for sha, text in recent
-        if store.path(sha).is_file()
-    ]
+    recent_examples = _stored(guard, store)
+    # Replay: audio nobody corrected, with the transcript users accepted as its target, so
+    # the candidate keeps doing what the serving model did for everyone else.
+    replay_examples = _stored(replay, store)
+    train_examples = [*train_examples, *replay_examples]
     run_dir = config.run_dir
     write_manifest(run_dir / TRAIN_MANIFEST, train_examples)
     write_manifest(run_dir / HELDOUT_MANIFEST, heldout_examples)
@@ -114,11 +125,30 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         heldout_clips=len(heldout_examples),
         heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
         recent_clips=len(recent_examples),
+        replayed_uncorrected=len(replay_examples),
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(snapshot.to_json(), encoding="utf-8")
     os.replace(tmp, path)
     return snapshot
+
+
+def split_uncorrected(
+    pool: Sequence[tuple[str, str]], *, guard: int, replay: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(guard set, replay set) from the newest-first ``pool``: interleaved, so both cover
+    the same period, and never sharing a clip (the guard must measure unseen audio)."""
+    if guard <= 0 or replay <= 0:
+        return list(pool[:guard]) if guard > 0 else [], list(pool[:replay]) if replay > 0 else []
+    return list(pool[0::2][:guard]), list(pool[1::2][:replay])
+
+
+def _stored(items: Sequence[tuple[str, str]], store: Any) -> list[Example]:
+    return [
+        Example(key=sha, text=text, audio_path=store.path(sha))
+        for sha, text in items
+        if store.path(sha).is_file()
+    ]
 
 
 def recent_uncorrected(
