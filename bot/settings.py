@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     train_anchor_strength: float = Field(
         0.0, description="L2 pull toward the start model's weights (L2-SP); 0 = off"
     )
+    train_replay_uncorrected: int = Field(
+        0, description="Recent uncorrected clips trained on with the sent transcript; 0 = off"
+    )
     train_threads: int = Field(0, description="torch CPU threads; 0 = torch's default")
     train_min_new_samples: int = Field(
         20, description="The scheduler trains only with this many new corrections"

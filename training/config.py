@@ -36,7 +36,7 @@ class RunConfig:
     general_eval_set: str | None = None
     recent_eval_clips: int = DEFAULT_RECENT_CLIPS
     # Recent uncorrected clips trained on with the served transcript as target.
-    replay_uncorrected: int = DEFAULT_RECENT_CLIPS
+    replay_uncorrected: int = 0
     base_corpus: str | None = None
     replay_ratio: float = 0.0
     min_train_samples: int = 1
