@@ -501,9 +501,16 @@ class GatedTranscriber:
         return getattr(self.inner, name)
 
     def transcribe(self, audio: np.ndarray, **kwargs: Any) -> Any:
+        self._hold()
+        return self.inner.transcribe(audio, **kwargs)
+
+    def transcribe_batch(self, clips: Any, **kwargs: Any) -> Any:  # short notes' path
+        self._hold()
+        return self.inner.transcribe_batch(clips, **kwargs)
+
+    def _hold(self) -> None:
         self.entered.set()
         assert self.release.wait(60), "the test never released the transcriber"
-        return self.inner.transcribe(audio, **kwargs)
 
 
 async def test_bot_forget_during_a_running_job_leaves_nothing(
