@@ -4,8 +4,9 @@ Ten minutes (``--minutes``) of espeak-ng Italian sentences in varied voices with
 are muxed into an MP4 (black video, AAC audio) and served with a page embedding it by the
 loopback media server of the tests. Then, as the bot does for a link:
 
-1. ``model.youtube.parse_link`` + ``download_audio`` (yt-dlp's generic extractor, 127.0.0.1
-   passed explicitly as an extra host): median seconds of ``--runs`` downloads after a warm-up;
+1. ``model.links.parse_link`` + ``model.youtube.download_audio`` (yt-dlp's generic
+   extractor, 127.0.0.1 passed explicitly as an extra host): median seconds of ``--runs``
+   downloads after a warm-up;
 2. ``model.audio.decode_audio`` to 16 kHz mono: median likewise;
 3. transcription by the CT2 engine (packaged whisper-base), once per path on that same audio:
    the fast path (faster-whisper's batched pipeline, ``batch_size=8``) and the plain path
@@ -73,7 +74,8 @@ def _make_video(speech: _common.Speech, site: Path) -> Path:
 
 def _download_and_decode(site: Path, work: Path, *, max_seconds: float, runs: int) -> dict:
     from model.audio import AudioLimits, decode_audio
-    from model.youtube import DownloadLimits, download_audio, parse_link
+    from model.links import parse_link
+    from model.youtube import DownloadLimits, download_audio
     from tests.media_server import LOOPBACK_HOST, PAGE_NAME, serve_directory
 
     limits = DownloadLimits(

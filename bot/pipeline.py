@@ -26,8 +26,9 @@ from bot.model_holder import ModelHolder
 from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
 from model.batched import SHORT_CLIP_SECONDS
 from model.engines import TranscribeOptions, Transcription, fast_path_options
+from model.links import LinkError, parse_link
 from model.tags import Tagger, format_hashtags
-from model.youtube import DownloadLimits, DownloadProgress, LinkError, download_audio, parse_link
+from model.youtube import DownloadLimits, DownloadProgress, download_audio
 
 log = logging.getLogger(__name__)
 

@@ -5,20 +5,15 @@ operator-added host restricted to the generic extractors. Every request it makes
 through model/netguard.py (connect-time address check, redirects re-checked, one origin
 for operator hosts). Limits are checked on the metadata before anything is fetched, again
 while downloading and on the file.
-
-The link parser's names (``parse_link``, ``LinkError`` ...) are re-exported here for the
-importers that predate the split; new code imports them from :mod:`model.links`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,29 +21,11 @@ from typing import Any
 
 from model.js_runtime import yt_dlp_js_runtimes
 from model.links import (
-    LINK_ERROR_REASONS,
-    YOUTUBE_HOSTS,
     LinkError,
     VideoLink,
-    find_links,
-    parse_link,
-    parse_timestamp,
 )
-from model.netguard import blocked_cause, guarded_downloader
-
-__all__ = [
-    "LINK_ERROR_REASONS",
-    "YOUTUBE_HOSTS",
-    "DownloadLimits",
-    "DownloadProgress",
-    "DownloadedMedia",
-    "LinkError",
-    "VideoLink",
-    "download_audio",
-    "find_links",
-    "parse_link",
-    "parse_timestamp",
-]
+from model.netguard import guarded_downloader
+from model.ytdlp_messages import YtDlpLogger, link_error_from
 
 _log = logging.getLogger(__name__)
 
@@ -89,10 +66,6 @@ NETWORK_RETRIES = 2
 LIVE_STATUSES = frozenset({"is_live", "post_live"})
 UPCOMING_STATUSES = frozenset({"is_upcoming"})
 MAX_FILESIZE_MESSAGE = "larger than max-filesize"
-_RECENT_MESSAGES = 50
-# yt-dlp warnings that describe the normal path, not a problem: operator-added hosts are
-# restricted to the generic extractor on purpose (the CLI would print it above its result).
-_EXPECTED_WARNINGS = ("Falling back on generic information extractor",)
 
 
 def download_audio(
@@ -118,7 +91,7 @@ def download_audio(
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=dest_dir))
-    ytdl_logger = _YtDlpLogger(_log)
+    ytdl_logger = YtDlpLogger(_log)
     hook = _ProgressHook(
         link=link, limits=limits, deadline=deadline, progress=progress, cancel=cancel
     )
@@ -131,7 +104,7 @@ def download_audio(
                 _check_cancel(cancel, link)
                 result = ydl.process_ie_result(info, download=True)
             except yt_dlp.utils.YoutubeDLError as exc:
-                raise _link_error_from(exc, link) from exc
+                raise link_error_from(exc, link) from exc
         return _finish(result, link, workdir, dest_dir, limits, ytdl_logger)
     except LinkError as exc:
         if exc.url is None:  # raised inside yt-dlp's machinery (request guard)
@@ -146,7 +119,7 @@ def _ytdl_options(
     link: VideoLink,
     workdir: Path,
     limits: DownloadLimits,
-    ytdl_logger: _YtDlpLogger,
+    ytdl_logger: YtDlpLogger,
     hook: _ProgressHook,
 ) -> dict[str, Any]:
     extractors = GENERIC_EXTRACTORS if link.video_id is None else YOUTUBE_EXTRACTORS
@@ -229,7 +202,7 @@ def _finish(
     workdir: Path,
     dest_dir: Path,
     limits: DownloadLimits,
-    ytdl_logger: _YtDlpLogger,
+    ytdl_logger: YtDlpLogger,
 ) -> DownloadedMedia:
     if result is None:
         raise LinkError("download_failed", "yt-dlp returned nothing", url=link.url)
@@ -330,112 +303,3 @@ class _ProgressHook:
             fraction = self._fraction = max(self._fraction, fraction)
         if self._progress is not None:
             self._progress(DownloadProgress(downloaded, total, fraction, state))
-
-
-class _YtDlpLogger:
-    """Routes yt-dlp's output to logging (never stderr) and keeps recent lines to inspect."""
-
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
-        self._recent: deque[str] = deque(maxlen=_RECENT_MESSAGES)
-
-    def saw(self, fragment: str) -> bool:
-        return any(fragment in message for message in self._recent)
-
-    def debug(self, message: str) -> None:
-        self._recent.append(message)
-        self._log.debug("yt-dlp: %s", message)
-
-    def info(self, message: str) -> None:
-        self._recent.append(message)
-        self._log.info("yt-dlp: %s", message)
-
-    def warning(self, message: str) -> None:
-        self._recent.append(message)
-        level = logging.DEBUG if any(w in message for w in _EXPECTED_WARNINGS) else logging.WARNING
-        self._log.log(level, "yt-dlp: %s", message)
-
-    def error(self, message: str) -> None:
-        # The same error is raised to download_audio and mapped to a LinkError there.
-        self._recent.append(message)
-        self._log.info("yt-dlp: %s", message)
-
-
-# --------------------------------------------------------------------------- error mapping
-
-# (reason, lower-case fragments of yt-dlp's messages), first match wins.
-_MESSAGE_REASONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("private", ("private video", "video is private")),
-    (
-        "age_restricted",
-        ("confirm your age", "age-restricted", "age restricted", "inappropriate for some users"),
-    ),
-    ("blocked", ("not a bot",)),
-    ("upcoming", ("live event will begin", "premieres in", "premiere will begin")),
-    ("live", ("is live", "live stream recording is not available")),
-    ("no_audio", ("requested format is not available", "no video formats found")),
-    ("not_a_video", ("unsupported url",)),
-    ("timeout", ("timed out", "timeout")),
-    (
-        "unavailable",
-        (
-            "video unavailable",
-            "not available",
-            "no longer available",
-            "has been removed",
-            "has been terminated",
-            "copyright",
-            "does not exist",
-        ),
-    ),
-    (
-        "network",
-        (
-            "unable to download webpage",
-            "unable to download video data",
-            "connection refused",
-            "connection reset",
-            "name or service not known",
-            "temporary failure in name resolution",
-            "network is unreachable",
-            "failed to resolve",
-        ),
-    ),
-)
-_HTTP_STATUS_RE = re.compile(r"http error (\d{3})")
-_GONE_STATUSES = frozenset({404, 410})
-
-
-def _link_error_from(exc: BaseException, link: VideoLink) -> LinkError:
-    """Map a yt-dlp error (usually a DownloadError wrapping the real one) to a LinkError."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
-    from yt_dlp.utils import GeoRestrictedError
-
-    if (blocked := blocked_cause(exc)) is not None:
-        # A connection to a refused address, or a redirect off the allow-list.
-        return LinkError("not_allowed_host", str(blocked), url=link.url)
-    cause = exc
-    exc_info = getattr(exc, "exc_info", None)
-    if exc_info and exc_info[1] is not None:
-        cause = exc_info[1]
-    message = f"{exc} {cause}".lower()
-    detail = str(exc).removeprefix("ERROR: ")[:300]
-
-    status = cause.status if isinstance(cause, HTTPError) else None
-    if status is None and (match := _HTTP_STATUS_RE.search(message)):
-        status = int(match.group(1))
-    if isinstance(cause, GeoRestrictedError):
-        return LinkError("unavailable", detail, url=link.url)
-    for reason, fragments in _MESSAGE_REASONS:
-        if reason in ("timeout", "unavailable", "network") and status is not None:
-            break  # an HTTP answer came back: decided by its status below
-        if any(fragment in message for fragment in fragments):
-            return LinkError(reason, detail, url=link.url)
-    if status is not None:
-        reason = "unavailable" if status in _GONE_STATUSES else "download_failed"
-        return LinkError(reason, detail, url=link.url)
-    if isinstance(cause, TimeoutError):
-        return LinkError("timeout", detail, url=link.url)
-    if isinstance(cause, TransportError | ConnectionError):
-        return LinkError("network", detail, url=link.url)
-    return LinkError("download_failed", detail, url=link.url)

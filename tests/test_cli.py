@@ -30,8 +30,8 @@ from model.engines import (
     TranscribeOptions,
     fast_path_options,
 )
+from model.links import YOUTUBE_HOSTS
 from model.normalize import error_rates, normalize_text
-from model.youtube import YOUTUBE_HOSTS
 from tests.media_server import DEFAULT_SPEECH, MISSING_NAME, PAGE_NAME, VIDEO_NAME, MediaServer
 from tests.speech import ITALIAN_SENTENCES, synthesize
 

@@ -27,10 +27,10 @@ from model.links import (
 from model.youtube import (
     DownloadLimits,
     DownloadProgress,
-    _link_error_from,
     _refusal,
     download_audio,
 )
+from model.ytdlp_messages import link_error_from
 from tests.media_server import (
     MISSING_NAME,
     PAGE_NAME,
@@ -434,7 +434,7 @@ def test_metadata_refusals(info: dict[str, object], reason: str | None) -> None:
 def test_ytdlp_errors_map_to_reasons(message: str, reason: str) -> None:
     cause = yt_dlp.utils.ExtractorError(message, expected=True)
     error = yt_dlp.utils.DownloadError(f"ERROR: [youtube] {VID}: {message}", (None, cause, None))
-    mapped = _link_error_from(error, parse_link(WATCH))
+    mapped = link_error_from(error, parse_link(WATCH))
     assert mapped.reason == reason
     assert mapped.url == WATCH
 
