@@ -48,7 +48,7 @@ class _SlowTagger:
     """The keyword tagger behind a delay, standing in for text2tags on a busy CPU."""
 
     def __init__(self, delay: float) -> None:
-        from model.tags import KeywordTagger
+        from model.keywords import KeywordTagger
 
         self._inner = KeywordTagger(max_tags=5)
         self.name = "slow-keywords"

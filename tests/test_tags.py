@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from model.keywords import KeywordTagger
 from model.tags import (
     TEXT2TAGS_PREFIX,
-    KeywordTagger,
     NullTagger,
     Tagger,
     TaggerUnavailable,

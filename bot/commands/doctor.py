@@ -204,7 +204,7 @@ def check_js_runtime(settings: Settings) -> Finding:
 
 def check_tagger(settings: Settings) -> Finding:
     from bot.wiring import build_tagger
-    from model.tags import KeywordTagger
+    from model.keywords import KeywordTagger
 
     tagger = build_tagger(settings)
     if tagger is None:
