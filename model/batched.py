@@ -11,12 +11,15 @@ this is ~2x faster than ``transcribe`` one clip at a time at the same WER (NOTES
 ``benchmarks/results/serving.md``); on a GPU the gain is larger.
 
 Quality guards are faster-whisper's, per clip: a window the model calls silence (high
-no-speech probability and low log-probability) yields no text, and a clip whose greedy/beam
-result looks like a loop or is very unsure (compression ratio or log-probability past
-faster-whisper's thresholds) is decoded again alone by the sequential path, which has the
-temperature fallback. One clip never fails its batch-mates: clips are validated one by one
-before batching, clips longer than one window are decoded alone, and if the batched call
-itself raises, every clip is decoded alone so that only the culprit gets the error.
+no-speech probability and low log-probability) yields no text, and a clip whose beam
+result loops (compression ratio over 2.4) is sampled again at rising temperatures, as
+``WhisperModel.transcribe`` does, with the other clips that need it, in one call per
+temperature. Unlike ``transcribe``, a merely unsure result (average log-probability under
+-1) is kept: resampling it cost five decodes and changed nothing on the benchmark's notes
+(see ``_Decoded.needs_fallback``). One clip never fails its
+batch-mates: clips are validated one by one before batching, clips longer than one window
+are decoded alone after the batch, and if the batched call itself raises, every clip is
+decoded alone so that only the culprit gets the error.
 
 Results come back in input order, one per clip: a ``Transcription`` or the exception that
 clip raised (as ``asyncio.gather(..., return_exceptions=True)`` does).
@@ -36,6 +39,7 @@ import numpy as np
 
 from model.audio import SAMPLE_RATE
 from model.engines import (
+    FALLBACK_TEMPERATURES,
     LOGPROB_THRESHOLD,
     N_FRAMES,
     WINDOW_SECONDS,
@@ -55,9 +59,11 @@ log = logging.getLogger(__name__)
 # One window is the hard limit. Measured in benchmarks/results/serving.md ("single note by
 # duration"): up to 30 s the short path is the fastest at a WER no worse than the others.
 SHORT_CLIP_SECONDS = float(WINDOW_SECONDS)
-# faster-whisper's defaults for deciding that a window is silence or needs a re-decode.
+# faster-whisper's defaults for deciding that a window is silence or needs a re-decode,
+# and how many samples each fallback temperature draws.
 NO_SPEECH_THRESHOLD = 0.6
 COMPRESSION_RATIO_THRESHOLD = 2.4
+FALLBACK_BEST_OF = 5
 # faster-whisper's: the first timestamp may not come later than 1 s (unused without
 # timestamps, but ``generate`` wants a value).
 MAX_INITIAL_TIMESTAMP_INDEX = 50
@@ -111,11 +117,16 @@ class _Decoded:
         return "" if self.silent else self.text
 
     @property
+    def loops(self) -> bool:
+        return compression_ratio(self.text) > COMPRESSION_RATIO_THRESHOLD
+
+    @property
     def needs_fallback(self) -> bool:
-        # faster-whisper's rule: too repetitive, or too unsure unless it is silence.
-        if compression_ratio(self.text) > COMPRESSION_RATIO_THRESHOLD:
-            return True
-        return self.avg_logprob < LOGPROB_THRESHOLD and not self.silent
+        # Only a loop, the failure that ruins a transcript. faster-whisper also resamples a
+        # merely unsure window (average log-probability under -1); on short notes that bought
+        # nothing here: on the burst benchmark's notes, all five temperatures stayed under -1
+        # and the beam result was kept anyway, at five times the cost (and the batch waited).
+        return self.loops
 
 
 class ShortClipDecoder:
@@ -125,8 +136,9 @@ class ShortClipDecoder:
         self.transcriber = transcriber
         self._whisper: Any = transcriber._model  # faster_whisper.WhisperModel
         self._tokenizers: dict[tuple[str, str], Any] = {}
-        # Clips re-decoded alone so far (quality fallback, long clip, failed batch): a
-        # diagnostic that benchmarks and tests read; batches may run in several threads.
+        # Clip decodes beyond the first beam search so far (a fallback temperature, a long
+        # clip, a failed batch): a diagnostic that benchmarks and tests read; batches may run
+        # in several threads.
         self.fallbacks = 0
         self._count_lock = threading.Lock()
 
@@ -166,17 +178,16 @@ class ShortClipDecoder:
             log.exception("batched decoding of %d clips failed: decoding alone", len(batch))
             return {index: self._alone_batched(clip, options) for index, clip in batch}
         elapsed = time.perf_counter() - started
-        results: dict[int, BatchResult] = {}
-        for (index, clip), item in zip(batch, decoded, strict=True):
-            if item.needs_fallback:
-                results[index] = self._alone(clip, options)
-            else:
-                results[index] = self._transcription(clip, item.kept_text, options, elapsed)
-        return results
+        return {
+            index: self._transcription(clip, item.kept_text, options, elapsed)
+            for (index, clip), item in zip(batch, decoded, strict=True)
+        }
 
     # --- decoding -------------------------------------------------------------------------
 
     def _decode(self, clips: list[np.ndarray], options: TranscribeOptions) -> list[_Decoded]:
+        """Beam search on the whole batch, then faster-whisper's temperature fallback on
+        the clips that need it, still together (their features encoded once more)."""
         from faster_whisper.audio import pad_or_trim
 
         whisper = self._whisper
@@ -186,13 +197,52 @@ class ShortClipDecoder:
         features = np.stack(
             [pad_or_trim(whisper.feature_extractor(clip)[:, :-1], N_FRAMES) for clip in clips]
         )
+        decoded = self._generate(whisper.encode(features), len(clips), options, tokenizer, 0.0)
+        pending = [i for i, item in enumerate(decoded) if item.needs_fallback]
+        tried = {i: [decoded[i]] for i in pending}
+        for temperature in FALLBACK_TEMPERATURES[1:]:
+            if not pending:
+                break
+            self._count_fallbacks(len(pending))
+            encoded = whisper.encode(features[pending])
+            again = self._generate(encoded, len(pending), options, tokenizer, temperature)
+            still = []
+            for i, item in zip(pending, again, strict=True):
+                tried[i].append(item)
+                if item.needs_fallback:
+                    still.append(i)
+                else:
+                    decoded[i] = item
+            pending = still
+        for i in pending:
+            # Every temperature failed: as faster-whisper, the most likely of the attempts
+            # that did not loop (or of all, if all looped).
+            unlooped = [item for item in tried[i] if not item.loops]
+            decoded[i] = max(unlooped or tried[i], key=lambda item: item.avg_logprob)
+        return decoded
+
+    def _generate(
+        self,
+        encoded: Any,
+        count: int,
+        options: TranscribeOptions,
+        tokenizer: Any,
+        temperature: float,
+    ) -> list[_Decoded]:
+        whisper = self._whisper
         prompt = whisper.get_prompt(tokenizer, [], without_timestamps=True)
-        encoder_output = whisper.encode(features)
+        if temperature > 0:  # faster-whisper's sampling settings for a fallback
+            search: dict[str, Any] = {
+                "beam_size": 1,
+                "num_hypotheses": FALLBACK_BEST_OF,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            search = {"beam_size": options.beam_size, "patience": 1.0}
         results = whisper.model.generate(
-            encoder_output,
-            [prompt] * len(clips),
-            beam_size=options.beam_size,
-            patience=1.0,
+            encoded,
+            [prompt] * count,
             length_penalty=1.0,
             max_length=len(prompt) + options.max_new_tokens,
             return_scores=True,
@@ -200,6 +250,7 @@ class ShortClipDecoder:
             suppress_blank=True,
             suppress_tokens=self._suppressed(tokenizer),
             max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
+            **search,
         )
         decoded = []
         for result in results:
@@ -249,11 +300,14 @@ class ShortClipDecoder:
         )
 
     def _count_fallback(self) -> None:
+        self._count_fallbacks(1)
+
+    def _count_fallbacks(self, count: int) -> None:
         with self._count_lock:
-            self.fallbacks += 1
+            self.fallbacks += count
 
     def _alone(self, clip: np.ndarray, options: TranscribeOptions) -> BatchResult:
-        """The clip through the sequential path (temperature fallback, long audio)."""
+        """The clip through ``transcribe`` (long audio, or a batch that failed)."""
         from model.engines import fast_path_options
 
         self._count_fallback()
@@ -271,8 +325,6 @@ class ShortClipDecoder:
         try:
             (item,) = self._decode([clip], options)
         except Exception:
-            return self._alone(clip, options)
-        if item.needs_fallback:
             return self._alone(clip, options)
         self._count_fallback()
         return self._transcription(clip, item.kept_text, options, time.perf_counter() - started)

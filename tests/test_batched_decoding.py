@@ -5,6 +5,7 @@ Few, short clips keep this fast: 4 sentences of 2-4 s, beam 5 (the serving defau
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,30 @@ def test_sequential_batch_api_isolates_errors(ct2_transcriber, clips, alone) -> 
     )
     assert isinstance(results[0], Transcription) and results[0].text
     assert isinstance(results[1], InvalidClip)
+
+
+def test_a_looping_clip_is_resampled_with_its_batch_mates_untouched(
+    ct2_transcriber, clips, alone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A beam result that loops (compression ratio over 2.4) is sampled again at rising
+    temperatures, as faster-whisper does; here the loop is injected into clip 1's result."""
+    decoder = ct2_transcriber.short_clips
+    real_generate = decoder._generate
+    loop = "ciao " * 60
+    temperatures: list[tuple[float, int]] = []
+
+    def generate(encoded, count, options, tokenizer, temperature):
+        temperatures.append((temperature, count))
+        decoded = real_generate(encoded, count, options, tokenizer, temperature)
+        if temperature == 0.0:
+            decoded[1] = replace(decoded[1], text=loop)
+        return decoded
+
+    monkeypatch.setattr(decoder, "_generate", generate)
+    results = ct2_transcriber.transcribe_batch([s for s, _ in clips[:3]], options=OPTIONS)
+    texts = _texts(results)
+    assert texts[0] == alone[0].text and texts[2] == alone[2].text
+    assert texts[1] != loop.strip() and texts[1]
+    # One beam search for the batch, then sampling for the looping clip only.
+    assert temperatures[0] == (0.0, 3)
+    assert temperatures[1][0] > 0 and all(count == 1 for _, count in temperatures[1:])
