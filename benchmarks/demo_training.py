@@ -220,7 +220,7 @@ def run(
         raise SystemExit(f"db upgrade failed: {upgraded.stderr[-2000:]}")
     name, ct2 = _serving(data_dir, cache_dir)
     uncorrected = _add_uncorrected(data_dir, manifests["recent"], ct2)
-    rounds: list[dict[str, Any]] = [
+    done: list[dict[str, Any]] = [
         {"round": 0, "model": name, "scores": _score(ct2, name, manifests)}
     ]
     for number in range(1, rounds + 1):
@@ -236,9 +236,9 @@ def run(
             raise SystemExit(f"training failed: {trained.stderr[-2000:]}")
         verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
         new_name, new_ct2 = _serving(data_dir, cache_dir)
-        scores = rounds[-1]["scores"] if new_name == name else _score(new_ct2, new_name, manifests)
+        scores = done[-1]["scores"] if new_name == name else _score(new_ct2, new_name, manifests)
         name = new_name
-        rounds.append(
+        done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
              "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
              "verdict": verdict, "scores": scores}
@@ -250,7 +250,7 @@ def run(
         "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
         "festival_voices": list(FESTIVAL_VOICES),
         "uncorrected_clips": uncorrected,
-        "rounds": rounds,
+        "rounds": done,
         "wer_history": _history(data_dir, _common.RESULTS_DIR / f"{name}_wer.png"),
         "plot": f"{name}_wer.png",
         "total_seconds": round(time.perf_counter() - started_all, 1),
