@@ -176,7 +176,7 @@ def short_clips(engine: Any, work: Path, *, clips: int, batch_sizes: Sequence[in
         "clip_s": [round(note.duration, 2) for note in notes],
         "runs": runs,
         "rows": rows,
-        # Every batched contender decodes every clip; a re-decode alone is a quality fallback.
+        # Every batched contender decodes every clip; extra decodes are fallback temperatures.
         "clips_redecoded_alone": decoder.fallbacks - fallbacks_before,
         "load_average_before": load_before,
         "load_average_after": _common.load_average(),
@@ -519,7 +519,8 @@ def _short_markdown(short: dict[str, Any]) -> str:
         f"Seconds for all clips, median of {short['runs']} (contenders interleaved); ratio = "
         "plain faster-whisper one by one / this (higher is faster).\n\n"
         + _common.markdown_table(["way of decoding", "seconds", "× plain", "WER", "CER"], rows)
-        + f"\nClips the batched path re-decoded alone (quality fallback): "
+        + "\nExtra decodes by the batched path beyond one beam search per clip (a fallback "
+        "temperature for a looping clip, over all batched rows): "
         f"{short['clips_redecoded_alone']}.\n"
     )
 

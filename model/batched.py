@@ -6,9 +6,11 @@ computed exactly as ``WhisperModel.transcribe`` computes them for its first wind
 of the clip, zero-padded to 3000 frames), so a clip decoded here reads like the same clip
 decoded alone; then the whole batch goes through the encoder and the decoder in one call
 with the prompt ``<|startoftranscript|><|it|><|transcribe|><|notimestamps|>``, the
-caller's beam size, a bounded length and faster-whisper's suppressed tokens. On 2 CPU cores
-this is ~2x faster than ``transcribe`` one clip at a time at the same WER (NOTES §2,
-``benchmarks/results/serving.md``); on a GPU the gain is larger.
+caller's beam size, a bounded length and faster-whisper's suppressed tokens. On 2 busy CPU
+cores, 16 notes of 3-7 s took 1.6x less time than plain ``transcribe`` one by one, WER
+39.1% vs 41.7% (``benchmarks/results/serving.md``); there, batches of 4-16 gained nothing
+over batches of 1 (beam 5 repeats the encoder output per hypothesis and the CPU was
+shared; NOTES §2 measured 2.0x vs 1.55x on a quieter machine). On a GPU batching pays.
 
 Quality guards are faster-whisper's, per clip: a window the model calls silence (high
 no-speech probability and low log-probability) yields no text, and a clip whose beam
@@ -56,8 +58,9 @@ log = logging.getLogger(__name__)
 
 # Clips up to this long go through the short batched path; the rest through
 # ``transcribe`` (and its long-audio fast path past ``engines.LONG_AUDIO_SECONDS``).
-# One window is the hard limit. Measured in benchmarks/results/serving.md ("single note by
-# duration"): up to 30 s the short path is the fastest at a WER no worse than the others.
+# One window is the hard limit. Measured in benchmarks/results/serving.md ("A single note
+# by duration"): from 5 to 30 s a note alone took 1.04-1.15x less time than plain
+# faster-whisper on this path, at the same WER (one word apart at 20-30 s).
 SHORT_CLIP_SECONDS = float(WINDOW_SECONDS)
 # faster-whisper's defaults for deciding that a window is silence or needs a re-decode,
 # and how many samples each fallback temperature draws.

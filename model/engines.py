@@ -47,10 +47,11 @@ Progress = Callable[[float], None]
 # Audio longer than this goes through faster-whisper's batched pipeline (VAD chunks decoded
 # together), the fast path for long audio; up to it, a clip is one window (the bot sends
 # voice notes that fit one through model.batched's short path). Measured by duration in
-# benchmarks/results/serving.md ("A single note by duration"): past one window the fast
-# path is as fast as sequential decoding at 45 s and 1.4-1.7x faster at 60-90 s, at the
-# same WER, and it has no temperature-fallback spiral (a 45 s note once took 13.7 s at WER
-# 66% sequentially, 3.1 s at 22% on the fast path: issue 12). 60 s was a guess.
+# benchmarks/results/serving.md ("A single note by duration", 2026-11-30): past one window
+# the fast path beat plain faster-whisper by 1.16x at 45 s and 1.56x at 60 and 90 s (wall
+# and CPU time alike), WER within a few words (41% vs 37% at 45 s, 36% vs 36% and 40% vs
+# 42% at 60/90 s), and it has no temperature-fallback spiral (a 45 s note once took 13.7 s
+# at WER 66% sequentially, 3.1 s at 22% on the fast path: issue 12). 60 s was a guess.
 LONG_AUDIO_SECONDS = float(WINDOW_SECONDS)
 DEFAULT_BATCH_SIZE = 8
 # The batched pipeline cannot resume a chunk that hit the token cap (sequential decoding
