@@ -3,25 +3,28 @@
 Side by side in one run, on the packaged whisper-base through the CT2 engine (int8 on CPU),
 beam 5, espeak-ng Italian in varied voices:
 
-1. **Short clips, model level.** ``--clips`` notes of 3-6 s decoded one by one with plain
+1. **Short clips, model level.** ``--clips`` notes of 3-7 s decoded one by one with plain
    faster-whisper (``WhisperModel.transcribe``: the serial plain model, 1.00×), then through
    ``CT2Transcriber.transcribe_batch`` in batches of 1 and ``--batch-sizes``: seconds for
    all clips (median of ``--runs``, contenders interleaved), the ratio to the plain model,
-   WER and how many clips the batched path re-decoded alone.
+   WER and how many extra (fallback) decodes the batched path made.
 2. **A single note by duration** (``--durations``, 5 ... 90 s; ``--per-duration`` different
    notes each): plain faster-whisper ``transcribe``, the project's sequential path, the
    long-audio fast path (faster-whisper's batched pipeline, batch 8) and the short batched
-   path (only up to one 30 s window): seconds, ratio to plain, WER. The route the project
-   takes (``model.batched.SHORT_CLIP_SECONDS``, ``model.engines.LONG_AUDIO_SECONDS``) is
-   chosen from this table.
-3. **Bursts through the bot** (20 and 50 notes through the Bot API emulator, batching
-   off/on, one vs two worker processes): see ``bursts_through_the_bot``; waits for the
-   queue side (``whisper-it worker``).
+   path (only up to one 30 s window): seconds, CPU seconds, ratios to plain, WER. The
+   route the project takes (``model.batched.SHORT_CLIP_SECONDS``,
+   ``model.engines.LONG_AUDIO_SECONDS``) is chosen from this table.
+3. **Bursts through the bot** (``--burst-sizes`` 20 and 50 notes through the Bot API
+   emulator; a front with ``WHISPER_IT_WORKERS=0`` and ``--burst-workers`` 1 or 2
+   ``whisper-it worker`` processes; ``WHISPER_IT_BATCH_SIZE`` 1 or 8 with
+   ``WHISPER_IT_BATCH_WAIT_MS`` 50): time to the last reply, median latency, WER, as
+   ratios to the serial plain model. See ``bursts_through_the_bot``.
 
-    .venv/bin/python benchmarks/serving.py [--clips 16] [--runs 2] [--quick]
+    .venv/bin/python benchmarks/serving.py [--parts short durations bursts] [--quick]
 
-Writes ``benchmarks/results/serving.json`` and ``serving.md`` (``--quick``:
-``serving-quick.*``).
+~40 minutes on 2 busy cores. Writes ``benchmarks/results/serving.json`` and ``serving.md``
+(``--quick``: ``serving-quick.*``; ``--results-dir`` or ``--name`` for partial runs, which
+leave out the parts not run).
 """
 
 from __future__ import annotations
