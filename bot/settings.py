@@ -178,8 +178,11 @@ class Settings(BaseSettings):
         0.95, description="Paired-bootstrap confidence the held-out gain must reach"
     )
     gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
+    # Measured (benchmarks/results/demo_training.md): candidates no worse on different-
+    # sounding speech still disagree with the transcripts users got on 21-27% of words, so
+    # this guard is an alarm for collapse (loops, another language), not for small changes.
     gate_recent_tolerance: float = Field(
-        0.05, description="Allowed change on recent uncorrected audio (vs what users saw)"
+        0.30, description="Allowed change on recent uncorrected audio (vs what users saw)"
     )
     gate_max_insertion_rate: float = Field(
         0.2, description="Refuse candidates inserting more words per reference word (loops)"

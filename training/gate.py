@@ -61,7 +61,9 @@ class GatePolicy:
     confidence: float = 0.95
     bootstrap_resamples: int = 2000
     general_tolerance: float = 0.01
-    recent_tolerance: float = 0.05
+    # Disagreement with what users were sent, not errors: 21-27% for candidates no worse
+    # on other voices (benchmarks/results/demo_training.md). An alarm for collapse only.
+    recent_tolerance: float = 0.30
     max_insertion_rate: float = 0.2
     min_eval_samples: int = 5
     seed: int = 0
