@@ -201,7 +201,9 @@ def run(
     *,
     rounds: int = len(ROUND_SENTENCES),
     name: str = "demo_training",
+    together: bool = False,
 ) -> dict[str, Any]:
+    """``together``: all corrections arrive before one single round (a one-run check)."""
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
     manifests = synthesize_sets(workdir)
@@ -225,9 +227,11 @@ def run(
     ]
     for number in range(1, rounds + 1):
         print(f"round {number}: importing and training", file=sys.stderr)
-        imported = _cli(["samples", "import", str(manifests[f"round{number}"])], env)
-        if imported.returncode != 0:
-            raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
+        arriving = range(1, len(ROUND_SENTENCES) + 1) if together else (number,)
+        for part in arriving:
+            imported = _cli(["samples", "import", str(manifests[f"round{part}"])], env)
+            if imported.returncode != 0:
+                raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
         started = time.perf_counter()
         trained = _cli(["train", "--wait"], env)
         seconds = time.perf_counter() - started
@@ -240,7 +244,7 @@ def run(
         name = new_name
         done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
-             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
+             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[-1 if together else number - 1],
              "verdict": verdict, "scores": scores}
         )  # fmt: skip
     return {
@@ -354,8 +358,11 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     parser.add_argument("--rounds", type=int, default=len(ROUND_SENTENCES), choices=(1, 2, 3))
     parser.add_argument("--name", default="demo_training", help="results file name")
+    parser.add_argument("--together", action="store_true", help="all corrections, one round")
     args = parser.parse_args()
-    result = run(args.workdir, args.cache_dir, rounds=args.rounds, name=args.name)
+    result = run(
+        args.workdir, args.cache_dir, rounds=args.rounds, name=args.name, together=args.together
+    )
     paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
