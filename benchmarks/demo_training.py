@@ -204,6 +204,7 @@ def run(
     together: bool = False,
 ) -> dict[str, Any]:
     """``together``: all corrections arrive before one single round (a one-run check)."""
+    plot = f"{name}_wer.png"  # (``name`` is reused below for the serving model's name)
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
     manifests = synthesize_sets(workdir)
@@ -255,8 +256,8 @@ def run(
         "festival_voices": list(FESTIVAL_VOICES),
         "uncorrected_clips": uncorrected,
         "rounds": done,
-        "wer_history": _history(data_dir, _common.RESULTS_DIR / f"{name}_wer.png"),
-        "plot": f"{name}_wer.png",
+        "wer_history": _history(data_dir, _common.RESULTS_DIR / plot),
+        "plot": plot,
         "total_seconds": round(time.perf_counter() - started_all, 1),
     }
 
