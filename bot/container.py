@@ -23,6 +23,7 @@ from storage.privacy import (
     delete_user_data,
     purge_uncorrected_audio,
     sweep_orphan_blobs,
+    user_audio_hashes,
 )
 from storage.unit_of_work import Database
 from training.data import MAX_TRAIN_SECONDS
@@ -46,10 +47,15 @@ class Services:
         self.db.close()
 
     def forget_user(self, user_id: int) -> DeletedCounts:
-        """Delete everything one user left: audio, transcripts, corrections, jobs."""
+        """Delete everything one user left: audio, transcripts, corrections, jobs, and
+        their rows in the manifests of training runs not yet finished."""
+        from training.snapshot import scrub_run_manifests
+
         with self.db.unit_of_work() as uow:
+            hashes = user_audio_hashes(uow.session, user_id)
             counts = delete_user_data(uow.session, self.store, user_id)
             uow.commit()
+        scrub_run_manifests(self.training.runs_dir, hashes)
         return counts
 
     def purge_old_audio(self) -> int:

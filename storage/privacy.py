@@ -69,6 +69,17 @@ def purge_uncorrected_audio(
     return result.rowcount
 
 
+def user_audio_hashes(session: Session, user_id: int) -> set[str]:
+    """The audio a user sent (what training-run manifests may still list)."""
+    return set(
+        session.scalars(
+            select(Transcription.audio_sha256)
+            .where(Transcription.user_id == user_id, Transcription.audio_sha256.is_not(None))
+            .distinct()
+        )
+    )
+
+
 def delete_user_data(session: Session, store: AudioStore, user_id: int) -> DeletedCounts:
     """Delete a user's transcriptions (and every correction of them), the user's own
     corrections of anyone's transcriptions, their jobs, and the user. Audio another

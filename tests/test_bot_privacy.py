@@ -56,6 +56,15 @@ async def test_privacy_and_forget_with_confirmation(
         await bot.wait_text(lambda t: t == messages.FORGET_CANCELLED)
         assert len(bot.transcriptions()) == 2
 
+        # An open training run's manifest lists both users' clips.
+        manifest = bot.services.training.runs_dir / "run-0009" / "train.tsv"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text(
+            f"audio/{own.audio_sha256}.flac\tIl treno parte alle nove.\n"
+            f"audio/{other.audio_sha256}.flac\t{other.text}\n",
+            encoding="utf-8",
+        )
+
         # "Yes" deletes this user's rows and audio, and nobody else's.
         emu.send_text(user_id=USER, text="/forget")
         # The first question was edited into "Ok, non ho cancellato niente": a new one.
@@ -71,6 +80,10 @@ async def test_privacy_and_forget_with_confirmation(
         assert bot.services.store.exists(other.audio_sha256)
         assert [job.user_message_id for job in bot.jobs()] == [theirs["message_id"]]
         assert bot.transcription_by_reply(reply.message_id) is None
+        # ...and their correction is gone from the run's manifest too.
+        assert manifest.read_text(encoding="utf-8").splitlines() == [
+            f"audio/{other.audio_sha256}.flac\t{other.text}"
+        ]
         # The transcript message is no longer a handle for corrections.
         emu.send_text(user_id=USER, text="Ancora una correzione.", reply_to=reply.message_id)
         await bot.wait_text(lambda t: t == messages.CORRECTION_NOT_TRANSCRIPT)
