@@ -49,7 +49,6 @@ class JobProcessor:
         delivery: Delivery,
         cpu: ThreadPoolExecutor,
         tag_budget_seconds: float,
-        announced: Callable[[], Awaitable[None]],
         report_error: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.queue = queue
@@ -57,8 +56,6 @@ class JobProcessor:
         self.delivery = delivery
         self.cpu = cpu
         self.tag_budget_seconds = tag_budget_seconds
-        # Waits until no submit() is between recording a job and its status message.
-        self._announced = announced
         self.report_error = report_error
         # Tags have their own thread so they never queue behind a long transcription.
         self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
@@ -76,11 +73,8 @@ class JobProcessor:
         self.tagging.shutdown(wait=False, cancel_futures=True)
 
     async def _status(self, job: ClaimedJob) -> StatusMessage:
+        # (A job is claimable only once its queued message, if any, was recorded.)
         message_id = job.status_message_id
-        if message_id is None:
-            # Claimed while submit() may still be sending its queued message: wait for it.
-            await self._announced()
-            message_id = await asyncio.to_thread(self.queue.status_message_id, job.id)
 
         async def remember(new_id: int) -> None:
             await asyncio.to_thread(self.queue.set_status_message, job.id, new_id)

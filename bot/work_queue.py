@@ -21,7 +21,7 @@ from bot.pipeline import PipelineResult
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore
-from storage.models import Job
+from storage.models import JOB_RUNNING, Job
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
@@ -104,6 +104,8 @@ class WorkQueue:
             if open_jobs >= self.limits.max_pending_per_user:
                 return Enqueued(None, messages.TOO_MANY_PENDING.format(count=open_jobs))
             repository.touch_user(session, user_id, name=user_name)
+            # Held until release(): no worker, in any process, may take it before its
+            # queued message is recorded, or it would send a second one.
             job = job_queue.enqueue_job(
                 session,
                 kind=kind,
@@ -111,6 +113,8 @@ class WorkQueue:
                 user_id=user_id,
                 chat_id=chat_id,
                 user_message_id=user_message_id,
+                held_by=self.owner,
+                lease_seconds=self.limits.lease_seconds,
             )
             uow.commit()
             return Enqueued(job.id)
@@ -118,10 +122,18 @@ class WorkQueue:
     def position(self, job_id: int) -> tuple[int | None, int]:
         """(place in the queue or None if no longer waiting, jobs waiting in all)."""
         with self.db.unit_of_work(read_only=True) as uow:
-            return (
-                job_queue.queue_position(uow.session, job_id),
-                job_queue.count_pending_jobs(uow.session),
+            position = job_queue.queue_position(uow.session, job_id)
+            job = job_queue.get_job(uow.session, job_id)
+            held = job is not None and job.status == JOB_RUNNING and job.started_at is None
+            return position, job_queue.count_pending_jobs(uow.session) + int(held)
+
+    def release(self, job_id: int, status_message_id: int | None) -> None:
+        """Queue an enqueued job, with the id of the message that shows its place."""
+        with self.db.unit_of_work() as uow:
+            job_queue.release_job(
+                uow.session, job_id, owner=self.owner, status_message_id=status_message_id
             )
+            uow.commit()
 
     def pending(self) -> int:
         with self.db.unit_of_work(read_only=True) as uow:
@@ -131,11 +143,6 @@ class WorkQueue:
         with self.db.unit_of_work() as uow:
             job_queue.set_job_messages(uow.session, job_id, status_message_id=message_id)
             uow.commit()
-
-    def status_message_id(self, job_id: int) -> int | None:
-        with self.db.unit_of_work(read_only=True) as uow:
-            job = job_queue.get_job(uow.session, job_id)
-            return None if job is None else job.status_message_id
 
     # --- working -------------------------------------------------------------------------
 

@@ -76,11 +76,6 @@ class JobRunner:
         self._processor: JobProcessor | None = None
         self._busy = 0
         self._held: set[int] = set()
-        # submit() calls between recording a job and recording its status message: a
-        # worker that claims such a job waits for them, or it would send a second one.
-        self._announcing = 0
-        self._announced = asyncio.Event()
-        self._announced.set()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -91,7 +86,6 @@ class JobRunner:
             delivery=Delivery(bot, self.options.delivery),
             cpu=self.cpu,
             tag_budget_seconds=self.options.tag_budget_seconds,
-            announced=self._announced.wait,
             report_error=self._report_error,
         )
         if self.options.workers <= 0:
@@ -172,29 +166,24 @@ class JobRunner:
         user_name: str | None = None,
     ) -> Submitted:
         """Record the job (durably) and show its place in the queue, or say why not."""
-        self._announcing += 1
-        self._announced.clear()
+        enqueued = await asyncio.to_thread(
+            self.queue.enqueue,
+            payload,
+            user_id=user_id,
+            chat_id=chat_id,
+            user_message_id=user_message_id,
+            user_name=user_name,
+        )
+        if enqueued.job_id is None:
+            return Submitted(False, enqueued.refusal)
+        message_id = None
         try:
-            enqueued = await asyncio.to_thread(
-                self.queue.enqueue,
-                payload,
-                user_id=user_id,
-                chat_id=chat_id,
-                user_message_id=user_message_id,
-                user_name=user_name,
-            )
-            if enqueued.job_id is None:
-                return Submitted(False, enqueued.refusal)
-            position, pending = await asyncio.to_thread(self.queue.position, enqueued.job_id)
+            position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)
             message_id = await self.processor.delivery.announce_queued(
-                chat_id, user_message_id, position, pending + self._busy
+                chat_id, user_message_id, position, waiting + self._busy
             )
-            if message_id is not None:
-                await asyncio.to_thread(self.queue.set_status_message, enqueued.job_id, message_id)
-        finally:
-            self._announcing -= 1
-            if self._announcing == 0:
-                self._announced.set()
+        finally:  # queued whatever happened: a worker sends its own message if none
+            await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
         return Submitted(True, job_id=enqueued.job_id)
 

@@ -60,8 +60,14 @@ def enqueue_job(
     chat_id: int | None = None,
     user_message_id: int | None = None,
     status_message_id: int | None = None,
+    held_by: str | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
     now: datetime | None = None,
 ) -> Job:
+    """A new job, pending; or, with ``held_by``, held by the process that accepted it until
+    it calls ``release_job`` (so no worker anywhere takes it before the user was shown its
+    place in the queue). A holder that dies lets its lease expire: the job is then queued."""
+    now = now or utcnow()
     job = Job(
         kind=kind,
         payload=dict(payload),
@@ -70,13 +76,30 @@ def enqueue_job(
         user_message_id=user_message_id,
         status_message_id=status_message_id,
         reply_message_ids=[],
-        status=JOB_PENDING,
+        status=JOB_PENDING if held_by is None else JOB_RUNNING,
+        lease_owner=held_by,
+        lease_expires_at=None if held_by is None else now + timedelta(seconds=lease_seconds),
         attempts=0,
-        created_at=now or utcnow(),
+        created_at=now,
     )
     session.add(job)
     session.flush()
     return job
+
+
+def release_job(
+    session: Session, job_id: int, *, owner: str, status_message_id: int | None = None
+) -> bool:
+    """Queue a job ``enqueue_job(held_by=owner)`` made, recording its status message."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != JOB_RUNNING or job.lease_owner != owner or job.started_at:
+        return False
+    job.status = JOB_PENDING
+    job.lease_owner = job.lease_expires_at = None
+    if status_message_id is not None:
+        job.status_message_id = status_message_id
+    session.flush()
+    return True
 
 
 def get_job(session: Session, job_id: int) -> Job | None:
@@ -97,7 +120,10 @@ def claim_jobs(
     and mark them running under ``owner``'s lease, oldest first."""
     now = now or utcnow()
     busy_elsewhere = select(Job.user_id).where(
-        Job.status == JOB_RUNNING, Job.user_id.is_not(None), Job.lease_owner != owner
+        Job.status == JOB_RUNNING,
+        Job.started_at.is_not(None),  # being worked on, not just being announced
+        Job.user_id.is_not(None),
+        Job.lease_owner != owner,
     )
     candidates = (
         select(Job)
@@ -282,9 +308,11 @@ def _count(session: Session, statuses: tuple[str, ...], user_id: int | None) -> 
 
 
 def queue_position(session: Session, job_id: int) -> int | None:
-    """1 for the next job to run; None if the job is no longer waiting."""
+    """1 for the next job to run; None if the job is no longer waiting (a job still held
+    by the process that accepted it counts as waiting)."""
     job = _get(session, job_id)
-    if job.status != JOB_PENDING:
+    held = job.status == JOB_RUNNING and job.started_at is None
+    if job.status != JOB_PENDING and not held:
         return None
     ahead = session.scalar(
         select(func.count()).select_from(Job).where(Job.status == JOB_PENDING, Job.id < job_id)

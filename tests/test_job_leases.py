@@ -131,3 +131,30 @@ def test_concurrent_workers_claim_each_job_exactly_once(database: Database) -> N
     assert not errors, errors
     everything = [job_id for batch in claimed.values() for job_id in batch]
     assert sorted(everything) == ids  # none lost, none twice
+
+
+def test_a_job_is_claimable_only_once_its_front_released_it(database: Database) -> None:
+    start = utcnow()
+    with database.unit_of_work() as uow:
+        repository.touch_user(uow.session, 1)
+        held = jobs.enqueue_job(
+            uow.session, kind="telegram_file", payload={}, user_id=1, held_by="front", now=start
+        )
+        dead = jobs.enqueue_job(
+            uow.session, kind="telegram_file", payload={}, user_id=1, held_by="gone", now=start
+        )
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # Still being announced: no worker may take it (it would send a second message).
+        assert jobs.claim_jobs(uow.session, owner="worker", now=start) == []
+        assert jobs.queue_position(uow.session, held.id) == 1
+        assert jobs.release_job(uow.session, held.id, owner="front", status_message_id=77)
+        assert not jobs.release_job(uow.session, dead.id, owner="front")  # not its job
+        (claimed,) = jobs.claim_jobs(uow.session, owner="worker", lease_seconds=600, now=start)
+        assert (claimed.id, claimed.status_message_id) == (held.id, 77)
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # A front that died while announcing: its hold expires like any lease.
+        later = start + timedelta(seconds=jobs.DEFAULT_LEASE_SECONDS + 1)
+        assert jobs.requeue_expired(uow.session, now=later).requeued == (dead.id,)
+        uow.commit()
