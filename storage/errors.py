@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StorageError(Exception):
     """Base class of storage errors."""
@@ -17,3 +19,10 @@ class InvalidValueError(StorageError, ValueError):
 
 class InvalidStateError(StorageError):
     """An operation that does not fit the row's current status (finishing a done job)."""
+
+
+def require(row: Any, what: str, key: object) -> Any:
+    """``row``, or ``NotFoundError`` naming what was looked up."""
+    if row is None:
+        raise NotFoundError(f"{what} {key} does not exist")
+    return row

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.audio_store import AudioRef
-from storage.errors import InvalidValueError, NotFoundError
+from storage.errors import InvalidValueError, require
 from storage.models import (
     SOURCE_KINDS,
     TRANSCRIPTION_DONE,
@@ -33,12 +33,6 @@ from storage.models import (
 # System users have ids <= 0 (Telegram user ids are positive).
 IMPORT_USER_ID = -1
 IMPORT_USER_NAME = "import"
-
-
-def _require(row: Any, what: str, key: object) -> Any:
-    if row is None:
-        raise NotFoundError(f"{what} {key} does not exist")
-    return row
 
 
 # --- users ------------------------------------------------------------------------------
@@ -86,7 +80,7 @@ def _insert_user(session: Session, user: User) -> User:
         with session.begin_nested():
             session.add(user)
     except IntegrityError:
-        return _require(session.get(User, user.id, populate_existing=True), "user", user.id)
+        return require(session.get(User, user.id, populate_existing=True), "user", user.id)
     return user
 
 
@@ -161,7 +155,7 @@ def add_reply_messages(
     session: Session, transcription_id: int, *, chat_id: int, message_ids: Iterable[int]
 ) -> None:
     """Remember the bot messages that carry a transcription (replies to them correct it)."""
-    _require(session.get(Transcription, transcription_id), "transcription", transcription_id)
+    require(session.get(Transcription, transcription_id), "transcription", transcription_id)
     for message_id in message_ids:
         session.add(
             ReplyMessage(transcription_id=transcription_id, chat_id=chat_id, message_id=message_id)
@@ -195,7 +189,7 @@ def add_correction(
     text = text.strip()
     if not text:
         raise InvalidValueError("a correction needs some text")
-    _require(session.get(Transcription, transcription_id), "transcription", transcription_id)
+    require(session.get(Transcription, transcription_id), "transcription", transcription_id)
     correction = Correction(
         transcription_id=transcription_id, user_id=user_id, text=text, created_at=now or utcnow()
     )

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
+from storage.errors import InvalidStateError, InvalidValueError, require
 from storage.models import (
     RUN_DONE,
     RUN_FAILED,
@@ -28,12 +28,6 @@ from storage.models import (
 
 OPEN_RUN_STATUSES = (RUN_PENDING, RUN_RUNNING)
 FINISHED_RUN_STATUSES = frozenset(RUN_STATUSES) - set(OPEN_RUN_STATUSES)
-
-
-def _require(row: Any, what: str, key: object) -> Any:
-    if row is None:
-        raise NotFoundError(f"{what} {key} does not exist")
-    return row
 
 
 # --- training runs ----------------------------------------------------------------------
@@ -78,7 +72,7 @@ def start_training_run(
     now: datetime | None = None,
 ) -> TrainingRun:
     """Mark a run running, recording its data snapshot (the newest correction it saw)."""
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
+    run = require(session.get(TrainingRun, run_id), "training run", run_id)
     if run.status in FINISHED_RUN_STATUSES:
         raise InvalidStateError(f"training run {run_id} is already {run.status}")
     now = now or utcnow()
@@ -102,7 +96,7 @@ def update_training_progress(
     metrics: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> TrainingRun:
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
+    run = require(session.get(TrainingRun, run_id), "training run", run_id)
     run.steps_done = steps_done
     if steps_total is not None:
         run.steps_total = steps_total
@@ -126,7 +120,7 @@ def finish_training_run(
 ) -> TrainingRun:
     if status not in FINISHED_RUN_STATUSES:
         raise InvalidValueError(f"{status!r} is not a final training run status")
-    run = _require(session.get(TrainingRun, run_id), "training run", run_id)
+    run = require(session.get(TrainingRun, run_id), "training run", run_id)
     now = now or utcnow()
     run.status = status
     run.error = error
@@ -211,7 +205,7 @@ def activate_model_version(
     session: Session, version_id: int, *, now: datetime | None = None
 ) -> ModelVersion:
     """Make one version the active one (promotion or rollback); all others go inactive."""
-    version = _require(session.get(ModelVersion, version_id), "model version", version_id)
+    version = require(session.get(ModelVersion, version_id), "model version", version_id)
     session.execute(
         update(ModelVersion)
         .where(ModelVersion.id != version_id, ModelVersion.is_active.is_(True))
@@ -248,7 +242,7 @@ def add_evaluation(
     metrics: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Evaluation:
-    _require(session.get(ModelVersion, model_version_id), "model version", model_version_id)
+    require(session.get(ModelVersion, model_version_id), "model version", model_version_id)
     evaluation = Evaluation(
         model_version_id=model_version_id,
         eval_set=eval_set,
