@@ -143,7 +143,13 @@ class Settings(BaseSettings):
     train_encoder_layers: int = Field(
         4, description="cpu mode: top encoder layers trained over cached lower layers"
     )
+    train_decoder: Literal["all", "cross_attention"] = Field(
+        "all", description="cpu mode: decoder weights trained (cross_attention keeps its LM)"
+    )
     train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
+    train_spec_augment: bool = Field(
+        False, description="Also warp and mask the perturbed copies' log-mel (SpecAugment)"
+    )
     train_checkpoint_every: int = Field(
         10, description="Steps between resumable checkpoints and validations"
     )

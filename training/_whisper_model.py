@@ -14,6 +14,10 @@ from typing import Any
 import torch
 from transformers import WhisperForConditionalGeneration
 
+DECODER_ALL = "all"
+DECODER_CROSS_ATTENTION = "cross_attention"
+DECODER_CHOICES = (DECODER_ALL, DECODER_CROSS_ATTENTION)
+
 
 class PartialEncoderWhisper(WhisperForConditionalGeneration):
     # Set by ``configure_trainable``: layers below this index run once, outside training.
@@ -45,18 +49,30 @@ class PartialEncoderWhisper(WhisperForConditionalGeneration):
             hidden = layer(hidden, None)
         return hidden
 
-    def configure_trainable(self, *, encoder_layers: int, train_embeddings: bool) -> int:
+    def configure_trainable(
+        self, *, encoder_layers: int, train_embeddings: bool, decoder: str = DECODER_ALL
+    ) -> int:
         """Train the top ``encoder_layers`` encoder layers and the decoder; freeze the rest.
 
+        ``decoder``: ``all`` trains every decoder weight; ``cross_attention`` only the
+        decoder's attention over the audio (and its layer norm), so the decoder's language
+        model, which a few hundred sentences would overwrite, stays the start model's.
         Returns the number of trainable parameters. Token and position embeddings stay
         frozen unless asked: with a few hundred sentences they only memorise vocabulary.
         """
+        if decoder not in DECODER_CHOICES:
+            raise ValueError(f"decoder must be one of {DECODER_CHOICES}, not {decoder!r}")
         total = len(self.model.encoder.layers)
         encoder_layers = max(0, min(encoder_layers, total))
         self.cached_layers = total - encoder_layers
         for parameter in self.parameters():
             parameter.requires_grad = False
-        trainable = [*self.model.encoder.layers[self.cached_layers :], self.model.decoder]
+        trainable: list[torch.nn.Module] = [*self.model.encoder.layers[self.cached_layers :]]
+        if decoder == DECODER_ALL:
+            trainable.append(self.model.decoder)
+        else:
+            for layer in self.model.decoder.layers:
+                trainable += [layer.encoder_attn, layer.encoder_attn_layer_norm]
         if encoder_layers:
             trainable.append(self.model.encoder.layer_norm)
         if encoder_layers == total:

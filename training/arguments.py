@@ -39,9 +39,17 @@ class FinetuneArguments:
     encoder_layers: int = field(
         default=4, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
     )
+    decoder: str = field(
+        default="all",
+        metadata={"help": "cpu mode: decoder weights trained: all, or cross_attention (keeps its LM)"},
+    )
     train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
     augment_copies: int = field(
         default=1, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
+    )
+    spec_augment: bool = field(
+        default=False,
+        metadata={"help": "also warp and mask the perturbed copies' log-mel (SpecAugment)"},
     )
     checkpoint_every: int = field(
         default=10, metadata={"help": "steps between checkpoints (and validations)"}

@@ -127,12 +127,15 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     eval_dataset: Any = None
     if mode == "cpu":
         trainable = model.configure_trainable(
-            encoder_layers=args.encoder_layers, train_embeddings=args.train_embeddings
+            encoder_layers=args.encoder_layers,
+            train_embeddings=args.train_embeddings,
+            decoder=args.decoder,
         )
         common = {"model_dir": Path(args.model_dir), "seed": args.seed}
         dataset: Any = cached_dataset(
             model, train_examples, labels, augment_copies=args.augment_copies,
-            cache_path=output / CACHE_FILE, index_path=output / CACHE_INDEX_FILE, **common,
+            masks=args.spec_augment, cache_path=output / CACHE_FILE,
+            index_path=output / CACHE_INDEX_FILE, **common,
         )  # fmt: skip
         if validation:
             eval_dataset = cached_dataset(
@@ -145,7 +148,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         trainable = model.configure_trainable(
             encoder_layers=len(model.model.encoder.layers), train_embeddings=True
         )
-        dataset = FeatureDataset(train_examples, labels, seed=args.seed)
+        dataset = FeatureDataset(train_examples, labels, seed=args.seed, masks=args.spec_augment)
         if validation:
             eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
         input_key = "input_features"
