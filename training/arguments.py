@@ -41,7 +41,7 @@ class FinetuneArguments:
     )
     decoder: str = field(
         default="all",
-        metadata={"help": "cpu mode: decoder weights trained: all, or cross_attention (keeps its LM)"},
+        metadata={"help": "cpu mode: decoder weights trained: all or cross_attention"},
     )
     train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})
     augment_copies: int = field(
