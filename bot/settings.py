@@ -147,9 +147,6 @@ class Settings(BaseSettings):
         "all", description="cpu mode: decoder weights trained (cross_attention keeps its LM)"
     )
     train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
-    train_spec_augment: bool = Field(
-        False, description="Also warp and mask the perturbed copies' log-mel (SpecAugment)"
-    )
     train_checkpoint_every: int = Field(
         10, description="Steps between resumable checkpoints and validations"
     )

@@ -266,7 +266,6 @@ class TrainingControl:
             encoder_layers=s.train_encoder_layers,
             decoder=s.train_decoder,
             augment_copies=s.train_augment_copies,
-            spec_augment=s.train_spec_augment,
             checkpoint_every=s.train_checkpoint_every,
             validation_fraction=s.train_validation_fraction,
             early_stopping_patience=s.train_early_stopping_patience,

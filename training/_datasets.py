@@ -14,9 +14,7 @@ import numpy as np
 
 from training.arguments import TrainingError
 from training.data import (
-    HOP_LENGTH,
     MAX_TRAIN_SECONDS,
-    N_FRAMES,
     SAMPLE_RATE,
     DataError,
     Example,
@@ -26,7 +24,6 @@ from training.data import (
     pad_labels,
     perturb,
     random_perturbations,
-    spec_augment,
 )
 
 log = logging.getLogger(__name__)
@@ -54,16 +51,9 @@ class FeatureDataset:
     """GPU mode: audio decoded per item, randomly perturbed, serving features."""
 
     def __init__(
-        self,
-        examples: Sequence[Example],
-        labels: LabelEncoder,
-        *,
-        seed: int,
-        augment: bool = True,
-        masks: bool = False,
+        self, examples: Sequence[Example], labels: LabelEncoder, *, seed: int, augment: bool = True
     ) -> None:
         self.augment = augment
-        self.masks = masks
         self.examples = list(examples)
         self.labels = [labels(e.text) for e in self.examples]
         self.features = ServingFeatures()
@@ -74,23 +64,10 @@ class FeatureDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         audio = load_audio(self.examples[index].audio_path)
-        if not self.augment or self.rng.random() < 0.5:  # half the time the clip as recorded
-            mel = self.features(audio)
-        else:
-            mel = _disturbed(self.features, audio, masks=self.masks, rng=self.rng)
-        return {"input_features": mel, "labels": self.labels[index]}
-
-
-def _disturbed(
-    features: ServingFeatures, audio: np.ndarray, *, masks: bool, rng: np.random.Generator
-) -> np.ndarray:
-    """Features of a randomly perturbed copy of ``audio``, masked too if asked."""
-    (perturbation,) = random_perturbations(1, rng=rng)
-    audio = perturb(audio, perturbation, rng=rng)
-    mel = features(audio)
-    if masks:
-        mel = spec_augment(mel, frames=min(N_FRAMES, audio.size // HOP_LENGTH), rng=rng)
-    return mel
+        if self.augment and self.rng.random() < 0.5:  # half the time the clip as recorded
+            (perturbation,) = random_perturbations(1, rng=self.rng)
+            audio = perturb(audio, perturbation, rng=self.rng)
+        return {"input_features": self.features(audio), "labels": self.labels[index]}
 
 
 class CachedDataset:
@@ -114,7 +91,6 @@ def cached_dataset(
     *,
     model_dir: Path,
     augment_copies: int,
-    masks: bool = False,
     seed: int,
     cache_path: Path,
     index_path: Path,
@@ -126,7 +102,6 @@ def cached_dataset(
         "model_dir": str(Path(model_dir).resolve()),
         "cached_layers": model.cached_layers,
         "augment_copies": augment_copies,
-        "masks": masks,
         "seed": seed,
         "keys": [e.key for e in examples],
     }
@@ -151,8 +126,8 @@ def cached_dataset(
             continue
         ids = labels(example.text)
         rows.append((features(audio), ids))
-        for _ in range(augment_copies):
-            rows.append((_disturbed(features, audio, masks=masks, rng=rng), ids))
+        for perturbation in random_perturbations(augment_copies, rng=rng):
+            rows.append((features(perturb(audio, perturbation, rng=rng)), ids))
     if not rows:
         raise TrainingError("no usable training audio")
     cache_path.unlink(missing_ok=True)

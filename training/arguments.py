@@ -47,10 +47,6 @@ class FinetuneArguments:
     augment_copies: int = field(
         default=1, metadata={"help": "cpu mode: speed/noise-perturbed copies per clip"}
     )
-    spec_augment: bool = field(
-        default=False,
-        metadata={"help": "also warp and mask the perturbed copies' log-mel (SpecAugment)"},
-    )
     checkpoint_every: int = field(
         default=10, metadata={"help": "steps between checkpoints (and validations)"}
     )

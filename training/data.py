@@ -32,17 +32,12 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16_000
 N_FRAMES = 3000  # log-mel frames in Whisper's 30 s window
-HOP_LENGTH = 160  # samples per log-mel frame
 N_MELS = 80
 # Whisper's decoder has 448 positions; the prefix takes 4 of them.
 MAX_LABEL_TOKENS = 440
 MANIFEST_FILE = "metadata.csv"
 # Training audio longer than Whisper's window would be cut mid-sentence: leave it out.
 MAX_TRAIN_SECONDS = 30.0
-# spec_augment: mel-axis warp range, widest frequency band and longest time span masked.
-_WARP_RANGE = (0.9, 1.1)
-_FREQ_MASK = 8
-_TIME_MASK_SHARE = 0.05
 # An hour of speech is far more than any corpus file should hold; decoding stops there.
 _MAX_DECODE_SECONDS = 3600.0
 
@@ -179,33 +174,6 @@ def random_perturbations(count: int, *, rng: np.random.Generator) -> list[Pertur
         Perturbation(speed=float(rng.uniform(0.85, 1.15)), snr_db=float(rng.uniform(10, 30)))
         for _ in range(count)
     ]
-
-
-def spec_augment(mel: np.ndarray, *, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A log-mel with the speaker and the signal disturbed (SpecAugment, Park et al. 2019,
-    plus a vocal-tract-length warp): the mel axis stretched by a random 0.9-1.1 (formants
-    move as between voices), then two bands of up to ``_FREQ_MASK`` bins and two spans of up
-    to ``_TIME_MASK_SHARE`` of the ``frames`` speech frames set to the clip's mean. The
-    padding after ``frames`` is left alone: serving pads with zeros."""
-    out = mel.copy()
-    speech = out[:, :frames]
-    bins = speech.shape[0]
-    warp = float(rng.uniform(*_WARP_RANGE))
-    source = np.clip(np.arange(bins) / warp, 0, bins - 1)
-    below = np.floor(source).astype(int)
-    above = np.minimum(below + 1, bins - 1)
-    weight = (source - below)[:, None]
-    speech[:] = (1 - weight) * speech[below] + weight * speech[above]
-    fill = float(speech.mean()) if speech.size else 0.0
-    for _ in range(2):
-        width = int(rng.integers(0, _FREQ_MASK + 1))
-        start = int(rng.integers(0, bins - width + 1))
-        speech[start : start + width] = fill
-    for _ in range(2):
-        width = int(rng.integers(0, int(_TIME_MASK_SHARE * frames) + 1))
-        start = int(rng.integers(0, max(1, frames - width + 1)))
-        speech[:, start : start + width] = fill
-    return out
 
 
 # --------------------------------------------------------------------------- features

@@ -134,8 +134,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         common = {"model_dir": Path(args.model_dir), "seed": args.seed}
         dataset: Any = cached_dataset(
             model, train_examples, labels, augment_copies=args.augment_copies,
-            masks=args.spec_augment, cache_path=output / CACHE_FILE,
-            index_path=output / CACHE_INDEX_FILE, **common,
+            cache_path=output / CACHE_FILE, index_path=output / CACHE_INDEX_FILE, **common,
         )  # fmt: skip
         if validation:
             eval_dataset = cached_dataset(
@@ -148,7 +147,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         trainable = model.configure_trainable(
             encoder_layers=len(model.model.encoder.layers), train_embeddings=True
         )
-        dataset = FeatureDataset(train_examples, labels, seed=args.seed, masks=args.spec_augment)
+        dataset = FeatureDataset(train_examples, labels, seed=args.seed)
         if validation:
             eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
         input_key = "input_features"
