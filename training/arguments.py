@@ -32,7 +32,7 @@ class FinetuneArguments:
     max_train_seconds: float = field(
         default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
     )
-    learning_rate: float = field(default=3e-5, metadata={"help": "learning rate after warm-up"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "learning rate after warm-up"})
     warmup_ratio: float = field(default=0.5, metadata={"help": "share of steps warming up"})
     batch_size: int = field(default=8, metadata={"help": "examples per device and step"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per update"})
@@ -40,7 +40,7 @@ class FinetuneArguments:
         default=4, metadata={"help": "cpu mode: trainable top encoder layers (6 = all)"}
     )
     decoder: str = field(
-        default="all",
+        default="cross_attention",
         metadata={"help": "cpu mode: decoder weights trained: all or cross_attention"},
     )
     train_embeddings: bool = field(default=False, metadata={"help": "train token embeddings"})

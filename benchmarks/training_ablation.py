@@ -1,0 +1,181 @@
+"""Which training recipe generalises: one fine-tuning per configuration, same data, same sets.
+
+The data are the demonstration's (``benchmarks/demo_training.py``): the corrections of its
+first TRAIN_SENTENCES sentences x 3 espeak-ng voices (132 clips, the train side of its one
+default run), and three sets training never saw:
+
+- ``disjoint``: the demo's 16 other sentences by 3 other espeak voices, other speeds, pink
+  noise, Opus 24k (what issue 13's targets are measured on);
+- ``disjoint_more``: 8 more unseen sentences by the same other voices, same treatment (a
+  second sample of the same kind: how much of a difference is the sentence draw);
+- ``festival``: the 16 sentences by festival's diphone voices (different-sounding speech:
+  forgetting shows here).
+
+Each configuration is ``training.finetune`` (the code a run uses) with the default
+``FinetuneArguments`` plus its overrides, exported to CTranslate2 int8 and scored with the
+serving engine through ``model.evaluation``. Results accumulate in
+``benchmarks/results/training_ablation.{json,md}`` (a configuration run again replaces its
+row), so configurations can be run one at a time. Run::
+
+    .venv/bin/python benchmarks/training_ablation.py --config defaults '{}' \\
+        --config decoder_all '{"decoder": "all"}'
+
+About 10 minutes per configuration on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _common
+import demo_training
+from _demo_sentences import RECENT_SENTENCES
+
+from tests.speech import synthesize
+
+NAME = "training_ablation"
+TRAIN_SENTENCES = 44  # x 3 voices = 132 clips
+SETS = ("disjoint", "disjoint_more", "festival")
+MAX_TRAIN_SECONDS = 1800.0  # a safety stop; the step count decides
+
+
+def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
+    """(train manifest, evaluation manifests), synthesised on first use."""
+    manifests = demo_training.synthesize_sets(workdir)
+    audio = workdir / "audio"
+    rows = []
+    for s, sentence in enumerate(RECENT_SENTENCES):
+        for voice, speed in demo_training.DISJOINT_VOICES:
+            name = f"disjoint-more-{s:02d}-{voice.replace('+', '')}.ogg"
+            if not (audio / name).exists():
+                clean = synthesize(sentence, audio / f".{name}.wav", voice=voice, speed=speed)
+                demo_training._noisy_opus(clean, audio / name)
+                clean.unlink()
+            rows.append(f"audio/{name}\t{sentence}")
+    manifests["disjoint_more"] = demo_training._write_tsv(workdir / "disjoint_more.tsv", rows)
+    train_rows: list[str] = []
+    for number in (1, 2, 3):
+        train_rows += manifests[f"round{number}"].read_text(encoding="utf-8").splitlines()
+    voices = len(demo_training.TRAIN_VOICES)
+    train = demo_training._write_tsv(
+        workdir / "ablation_train.tsv", train_rows[: TRAIN_SENTENCES * voices]
+    )
+    return train, {name: manifests[name] for name in SETS}
+
+
+def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
+    from model.engines import CT2Transcriber, TranscribeOptions
+    from model.evaluation import evaluate
+    from model.tsv import read_tsv
+
+    engine = CT2Transcriber(ct2_dir, model_name=name)
+    options = TranscribeOptions(beam_size=demo_training.BEAM_SIZE)
+    scores = {}
+    for set_name, manifest in manifests.items():
+        rates = evaluate(engine, read_tsv(manifest), options=options).rates
+        scores[set_name] = {"wer": rates.wer, "cer": rates.cer, "clips": rates.n}
+        print(f"  {name} on {set_name}: WER {100 * rates.wer:.1f}%", file=sys.stderr)
+    return scores
+
+
+def run_config(
+    name: str, overrides: dict[str, Any], *, train: Path, manifests: dict[str, Path],
+    workdir: Path, cache_dir: Path,
+) -> dict[str, Any]:  # fmt: skip
+    from model import convert, sources
+    from training.arguments import FinetuneArguments
+    from training.finetune import finetune
+
+    out = workdir / "ablation" / name
+    args = FinetuneArguments(
+        model_dir=str(sources.hf_dir("packaged:whisper-base", cache_dir=cache_dir).path),
+        train_manifest=str(train),
+        output_dir=str(out / "train"),
+        max_train_seconds=MAX_TRAIN_SECONDS,
+        **overrides,
+    )
+    started = time.perf_counter()
+    result = finetune(args)
+    seconds = time.perf_counter() - started
+    ct2 = convert.export_hf_to_ct2(result.model_dir, out / "ct2", overwrite=True)
+    return {
+        "name": name,
+        "overrides": overrides,
+        "train_seconds": round(seconds, 1),
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "best_validation_loss": result.best_validation_loss,
+        "scores": score(ct2, name, manifests),
+    }
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    base = data["base"]
+    rows = [["base (no training)", "-", "-", "-", "-"]
+            + [_pct(base[s]["wer"]) for s in SETS] + [_pct(base["disjoint"]["cer"])]]  # fmt: skip
+    for row in data["runs"]:
+        s = row["scores"]
+        rows.append([
+            f"`{row['name']}`", f"`{json.dumps(row['overrides'])}`",
+            f"{row['best_step']}/{row['steps']}", row["best_validation_loss"],
+            f"{row['train_seconds']:.0f}",
+            *[_pct(s[name]["wer"]) for name in SETS], _pct(s["disjoint"]["cer"]),
+        ])  # fmt: skip
+    headers = ["configuration", "overrides of the defaults", "kept step", "validation loss",
+               "train s", *(f"{name} WER" for name in SETS), "disjoint CER"]  # fmt: skip
+    return (
+        "# Training recipes side by side\n\n"
+        f"One fine-tuning per configuration on the demo's first {TRAIN_SENTENCES} sentences "
+        "x 3 espeak voices (132 clips); candidates scored with the serving engine "
+        "(faster-whisper int8, beam 5) on speech training never saw. `disjoint` (48 clips) "
+        "and `disjoint_more` (24 clips): other sentences by other espeak voices, noise, Opus; "
+        "`festival` (32 clips): different-sounding voices, where forgetting shows.\n\n"
+        + _common.markdown_table(headers, rows)
+        + f"\nMachine: {data['machine'].get('cpu')}, load average at the last start "
+        f"{data['machine'].get('load_average_1_5_15')}.\n"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=demo_training.DEFAULT_WORKDIR)
+    parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
+    parser.add_argument(
+        "--config", nargs=2, action="append", default=[], metavar=("NAME", "JSON"),
+        help="name and overrides of a configuration",
+    )  # fmt: skip
+    args = parser.parse_args()
+    machine = _common.machine_info()
+    train, manifests = prepare(args.workdir)
+    path = _common.RESULTS_DIR / f"{NAME}.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
+    data["machine"] = machine
+    if "base" not in data:
+        from model import sources
+
+        base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=args.cache_dir).path
+        data["base"] = score(base_ct2, "base", manifests)
+    for name, overrides in args.config:
+        row = run_config(name, json.loads(overrides), train=train, manifests=manifests,
+                         workdir=args.workdir, cache_dir=args.cache_dir)  # fmt: skip
+        data["runs"] = [r for r in data["runs"] if r["name"] != name] + [row]
+        _common.write_results(NAME, data, markdown(data))
+    text = markdown(data)
+    _common.write_results(NAME, data, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
