@@ -132,7 +132,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"{row['train_seconds']:.0f}",
             *[_pct(s[name]["wer"]) for name in SETS], _pct(s["disjoint"]["cer"]),
         ])  # fmt: skip
-    headers = ["configuration", "overrides of the defaults", "kept step", "validation loss",
+    headers = ["configuration", "arguments (the rest: defaults)", "kept step", "validation loss",
                "train s", *(f"{name} WER" for name in SETS), "disjoint CER"]  # fmt: skip
     return (
         "# Training recipes side by side\n\n"
@@ -142,6 +142,7 @@ def markdown(data: dict[str, Any]) -> str:
         "and `disjoint_more` (24 clips): other sentences by other espeak voices, noise, Opus; "
         "`festival` (32 clips): different-sounding voices, where forgetting shows.\n\n"
         + _common.markdown_table(headers, rows)
+        + (f"\n{data['note']}\n" if data.get("note") else "")
         + f"\nMachine: {data['machine'].get('cpu')}, load average at the last start "
         f"{data['machine'].get('load_average_1_5_15')}.\n"
     )
