@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     # Measured (benchmarks/results/demo_training*.md): on unseen voices and sentences, 41
     # steps beat 71; longer runs overfit the users' sentences and voices.
     train_max_steps: int = Field(40, description="Optimizer steps per training run")
+    train_max_epochs: float = Field(
+        3.0, description="Fewer steps if each training clip would be seen more often; 0 = off"
+    )
     train_max_minutes: float = Field(
         20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
     )
@@ -146,7 +149,8 @@ class Settings(BaseSettings):
     # benchmarks/results/training_ablation.md: with the decoder's language model kept and
     # 5e-5, unseen sentences and voices 12.5% -> 10.5% WER, festival 10.5% (base 11.7%).
     train_decoder: Literal["all", "cross_attention"] = Field(
-        "cross_attention", description="cpu mode: decoder weights trained (cross_attention keeps its LM)"
+        "cross_attention",
+        description="cpu mode: decoder weights trained (cross_attention keeps its LM)",
     )
     train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
     train_checkpoint_every: int = Field(

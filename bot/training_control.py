@@ -258,6 +258,7 @@ class TrainingControl:
         finetune = FinetuneArguments(
             mode=s.train_mode,
             max_steps=max_steps or s.train_max_steps,
+            max_epochs=s.train_max_epochs,
             max_train_seconds=s.train_max_minutes * 60,
             learning_rate=s.train_learning_rate,
             warmup_ratio=s.train_warmup_ratio,

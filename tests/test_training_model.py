@@ -94,3 +94,16 @@ def test_encoder_cache_holds_clean_and_perturbed_copies(
     stamp = (tmp_path / "cache.npy").stat().st_mtime_ns
     assert len(build(2)) == 3 and (tmp_path / "cache.npy").stat().st_mtime_ns == stamp
     assert len(build(0)) == 1
+
+
+def test_small_data_gets_fewer_steps() -> None:
+    from training.arguments import FinetuneArguments
+    from training.finetune import planned_steps
+
+    args = FinetuneArguments(max_steps=40, batch_size=8, max_epochs=3.0)
+    assert planned_steps(args, 111) == 40  # ~120 corrections: the step budget decides
+    assert planned_steps(args, 45) == 17  # 45 clips seen at most 3 times each
+    assert planned_steps(args, 1) == 1
+    accumulated = FinetuneArguments(max_steps=40, batch_size=8, gradient_accumulation_steps=2)
+    assert planned_steps(accumulated, 45) == 9
+    assert planned_steps(FinetuneArguments(max_steps=40, max_epochs=0), 45) == 40

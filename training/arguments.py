@@ -29,6 +29,10 @@ class FinetuneArguments:
     output_dir: str = field(default="", metadata={"help": "checkpoints/ and final/ go here"})
     mode: str = field(default="auto", metadata={"help": "auto, cpu or gpu"})
     max_steps: int = field(default=40, metadata={"help": "optimizer steps"})
+    max_epochs: float = field(
+        default=3.0,
+        metadata={"help": "fewer steps if each training clip would be seen more often; 0 = off"},
+    )
     max_train_seconds: float = field(
         default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
     )

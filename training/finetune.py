@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +94,17 @@ def split_validation(
     return train, validation
 
 
+def planned_steps(args: FinetuneArguments, clips: int) -> int:
+    """``max_steps``, or fewer when they would show each of the ``clips`` training clips more
+    than ``max_epochs`` times (a perturbed copy counts as its clip). Few corrections often
+    mean too few sentences for a validation slice, and nothing else would stop a run from
+    learning them by heart."""
+    if args.max_epochs <= 0:
+        return args.max_steps
+    per_step = args.batch_size * args.gradient_accumulation_steps
+    return max(1, min(args.max_steps, math.ceil(args.max_epochs * clips / per_step)))
+
+
 def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> FinetuneResult:
     """Train, resuming from the newest checkpoint in ``output_dir`` if there is one."""
     import torch
@@ -152,22 +164,24 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
             eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
         input_key = "input_features"
     log.info(
-        "%s mode: %d training examples, %d validation clips, %d trainable parameters",
-        mode, len(dataset), len(validation), trainable,
+        "%s mode: %d training examples, %d validation clips, %d trainable parameters, "
+        "%d steps", mode, len(dataset), len(validation), trainable,
+        planned_steps(args, len(train_examples)),
     )  # fmt: skip
 
+    max_steps = planned_steps(args, len(train_examples))
     checkpoints = output / CHECKPOINTS_DIR
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
     validate = eval_dataset is not None
     training_args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints),
-        max_steps=args.max_steps,
+        max_steps=max_steps,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
-        warmup_steps=round(args.warmup_ratio * args.max_steps),
+        warmup_steps=round(args.warmup_ratio * max_steps),
         # Constant after warm-up: a run stopped by its time budget is not left mid-decay.
         lr_scheduler_type="constant_with_warmup",
         save_strategy="steps",
@@ -222,14 +236,14 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         model_dir=final,
         mode=mode,
         steps=steps,
-        max_steps=args.max_steps,
+        max_steps=max_steps,
         train_loss=float(outcome.training_loss) if outcome.training_loss else None,
         train_seconds=round(seconds, 2),
         seconds_per_step=round(per_step, 3) if per_step else None,
         samples_per_second=round(batch / per_step, 3) if per_step else None,
         examples=len(dataset),
         resumed_from=Path(last).name if last else None,
-        stopped_early=steps < args.max_steps,
+        stopped_early=steps < max_steps,
         best_step=best_step if validate else steps,
         best_validation_loss=best_loss,
         validation_clips=len(validation),
