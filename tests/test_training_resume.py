@@ -26,6 +26,7 @@ def test_killed_run_resumes_from_its_checkpoint(
     settings = Settings(
         data_dir=data,
         train_max_steps=5,
+        train_max_epochs=0,  # ten clips: the cap would leave fewer than the 5 steps needed
         train_checkpoint_every=2,
         _env_file=None,
         **{**FAST_TRAINING, "eval_fraction": 0.0},  # type: ignore[arg-type]
