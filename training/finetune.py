@@ -163,13 +163,12 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         if validation:
             eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
         input_key = "input_features"
+    max_steps = planned_steps(args, len(train_examples))
     log.info(
         "%s mode: %d training examples, %d validation clips, %d trainable parameters, "
-        "%d steps", mode, len(dataset), len(validation), trainable,
-        planned_steps(args, len(train_examples)),
+        "%d steps", mode, len(dataset), len(validation), trainable, max_steps,
     )  # fmt: skip
 
-    max_steps = planned_steps(args, len(train_examples))
     checkpoints = output / CHECKPOINTS_DIR
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
