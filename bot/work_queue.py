@@ -229,6 +229,15 @@ class WorkQueue:
             # The job remembers its transcript, so a crash before the reply resends it
             # instead of transcribing again.
             stored_job.transcription_id = row.id
+            if stored_job.status_message_id is not None:
+                # The status message becomes the reply: a correction sent the moment it
+                # shows must find its transcript, before finish() records the rest.
+                repository.add_reply_messages(
+                    uow.session,
+                    row.id,
+                    chat_id=job.chat_id,
+                    message_ids=[stored_job.status_message_id],
+                )
             uow.commit()
             return row.id
 

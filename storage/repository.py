@@ -154,12 +154,23 @@ def get_transcription(session: Session, transcription_id: int) -> Transcription 
 def add_reply_messages(
     session: Session, transcription_id: int, *, chat_id: int, message_ids: Iterable[int]
 ) -> None:
-    """Remember the bot messages that carry a transcription (replies to them correct it)."""
+    """Remember the bot messages that carry a transcription (replies to them correct it).
+    Messages already remembered are skipped."""
     require(session.get(Transcription, transcription_id), "transcription", transcription_id)
-    for message_id in message_ids:
-        session.add(
-            ReplyMessage(transcription_id=transcription_id, chat_id=chat_id, message_id=message_id)
+    known = set(
+        session.scalars(
+            select(ReplyMessage.message_id).where(
+                ReplyMessage.transcription_id == transcription_id, ReplyMessage.chat_id == chat_id
+            )
         )
+    )
+    for message_id in dict.fromkeys(message_ids):
+        if message_id not in known:
+            session.add(
+                ReplyMessage(
+                    transcription_id=transcription_id, chat_id=chat_id, message_id=message_id
+                )
+            )
     session.flush()
 
 

@@ -85,6 +85,34 @@ async def test_voice_job_is_answered_once_stored_and_tagged(tmp_path: Path, api)
     assert row.source_kind == "voice" and transcriber.calls == 1
 
 
+async def test_a_correction_sent_as_the_transcript_appears_finds_it(tmp_path: Path, api) -> None:
+    rig = build_rig(tmp_path, FakeTranscriber(text="buongiorno a tutti"))
+    resolved: list[bool] = []
+    edit = api._editMessageText
+
+    def edit_and_look_up(params):
+        # The instant Telegram shows the transcript, a user can reply to it: the message
+        # must already lead to its transcript (finish() has not run yet).
+        if params["text"].startswith("buongiorno"):
+            with rig.db.unit_of_work(read_only=True) as uow:
+                row = repository.find_transcription_by_reply(
+                    uow.session, chat_id=USER, message_id=int(params["message_id"])
+                )
+                resolved.append(row is not None and row.text == "buongiorno a tutti")
+        return edit(params)
+
+    api._editMessageText = edit_and_look_up
+    await rig.runner.start(api.bot())
+    try:
+        submitted = await submit_voice(rig, api)
+        await until(lambda: job_status(rig, submitted.job_id) == JOB_DONE)
+    finally:
+        await rig.runner.stop()
+    assert resolved == [True]
+    # finish() then records the same message once, not twice.
+    assert len(reply_ids(rig)) == 1
+
+
 async def test_damaged_file_gets_its_italian_message_and_nothing_is_stored(
     tmp_path: Path, api
 ) -> None:
