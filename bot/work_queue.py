@@ -231,7 +231,7 @@ class WorkQueue:
             stored_job.transcription_id = row.id
             if stored_job.status_message_id is not None:
                 # The status message becomes the reply: a correction sent the moment it
-                # shows must find its transcript, before finish() records the rest.
+                # shows must find its transcript; finish() then sets the delivered ones.
                 repository.add_reply_messages(
                     uow.session,
                     row.id,
@@ -257,7 +257,7 @@ class WorkQueue:
         with self.db.unit_of_work() as uow:
             if not job_queue.holds_lease(uow.session, job.id, self.owner):
                 return  # forgotten meanwhile, or another worker owns it now
-            repository.add_reply_messages(
+            repository.set_reply_messages(
                 uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids
             )
             job_queue.set_job_messages(uow.session, job.id, reply_message_ids=message_ids)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -154,24 +154,30 @@ def get_transcription(session: Session, transcription_id: int) -> Transcription 
 def add_reply_messages(
     session: Session, transcription_id: int, *, chat_id: int, message_ids: Iterable[int]
 ) -> None:
-    """Remember the bot messages that carry a transcription (replies to them correct it).
-    Messages already remembered are skipped."""
+    """Remember the bot messages that carry a transcription (replies to them correct it)."""
     require(session.get(Transcription, transcription_id), "transcription", transcription_id)
-    known = set(
-        session.scalars(
-            select(ReplyMessage.message_id).where(
-                ReplyMessage.transcription_id == transcription_id, ReplyMessage.chat_id == chat_id
-            )
+    for message_id in message_ids:
+        session.add(
+            ReplyMessage(transcription_id=transcription_id, chat_id=chat_id, message_id=message_id)
         )
-    )
-    for message_id in dict.fromkeys(message_ids):
-        if message_id not in known:
-            session.add(
-                ReplyMessage(
-                    transcription_id=transcription_id, chat_id=chat_id, message_id=message_id
-                )
-            )
     session.flush()
+
+
+def set_reply_messages(
+    session: Session, transcription_id: int, *, chat_id: int, message_ids: Iterable[int]
+) -> None:
+    """Make ``message_ids`` the transcription's messages in ``chat_id``: the delivered
+    reply replaces the provisional one (its status message may have been deleted)."""
+    wanted = list(dict.fromkeys(message_ids))
+    mine = (ReplyMessage.transcription_id == transcription_id) & (ReplyMessage.chat_id == chat_id)
+    session.execute(delete(ReplyMessage).where(mine, ReplyMessage.message_id.not_in(wanted)))
+    known = set(session.scalars(select(ReplyMessage.message_id).where(mine)))
+    add_reply_messages(
+        session,
+        transcription_id,
+        chat_id=chat_id,
+        message_ids=[message_id for message_id in wanted if message_id not in known],
+    )
 
 
 def find_transcription_by_reply(

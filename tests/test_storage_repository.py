@@ -95,6 +95,15 @@ def test_transcription_found_by_reply_and_corrections_keep_history(database: Dat
         assert (
             repository.find_transcription_by_reply(uow.session, chat_id=101, message_id=12) is None
         )
+        # The delivered reply replaces the provisional one: 11 was deleted, 13 is new.
+        repository.set_reply_messages(
+            uow.session, transcription_id, chat_id=100, message_ids=[12, 13, 13]
+        )
+        uow.session.refresh(found)
+        assert found.reply_message_ids == [12, 13]
+        assert (
+            repository.find_transcription_by_reply(uow.session, chat_id=100, message_id=11) is None
+        )
         repository.add_correction(
             uow.session,
             transcription_id=transcription_id,
