@@ -191,12 +191,14 @@ class Settings(BaseSettings):
     # sounding speech still disagree with the transcripts users got on 21-27% of words, so
     # this guard is an alarm for collapse (loops, another language), not for small changes.
     gate_recent_tolerance: float = Field(
-        0.30, description="Allowed change on recent uncorrected audio (vs what users saw)"
+        0.40, description="Allowed change on recent uncorrected audio (vs what users saw)"
     )
     gate_max_insertion_rate: float = Field(
         0.2, description="Refuse candidates inserting more words per reference word (loops)"
     )
-    gate_min_eval_samples: int = Field(5, description="Held-out clips needed to judge on it")
+    gate_min_eval_sentences: int = Field(
+        3, ge=2, description="Different sentences a set needs before the gate judges on it"
+    )
     train_base_corpus: Path | None = Field(
         None, description="Prepared base corpus (audiofolder) replayed against forgetting"
     )

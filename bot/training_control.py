@@ -280,7 +280,7 @@ class TrainingControl:
             general_tolerance=s.gate_general_tolerance,
             recent_tolerance=s.gate_recent_tolerance,
             max_insertion_rate=s.gate_max_insertion_rate,
-            min_eval_samples=s.gate_min_eval_samples,
+            min_eval_sentences=s.gate_min_eval_sentences,
         )
         return RunConfig(
             run_id=run_id,

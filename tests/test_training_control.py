@@ -69,6 +69,7 @@ def test_the_trainer_runs_in_its_run_folder_with_the_same_code(
         config = RunConfig.from_json((run_dir / "run_config.json").read_text())
         assert config.finetune.max_steps == 3 and config.finetune.model_dir == ""
         assert config.gate.confidence == settings.gate_confidence
+        assert config.gate.min_eval_sentences == settings.gate_min_eval_sentences
         assert config.finetune.decoder == "all"
 
         busy = control.start_run(force=True)

@@ -71,14 +71,21 @@ def test_forgetting_on_a_guard_set_blocks_promotion() -> None:
     assert decide(current, candidate, policy).promote
 
 
-def test_the_general_set_judges_while_the_heldout_is_too_small() -> None:
-    current = {HELDOUT_SET: _evaluation([6], voices=1), GENERAL_SET: _evaluation([5] * 8)}
-    candidate = {HELDOUT_SET: _evaluation([0], voices=1), GENERAL_SET: _evaluation([1] * 8)}
-    decision = decide(current, candidate, GatePolicy(min_eval_samples=5))
-    assert decision.primary_set == GENERAL_SET and decision.promote
-    nothing = decide({HELDOUT_SET: _evaluation([3])}, {HELDOUT_SET: _evaluation([0])},
-                     GatePolicy(min_eval_samples=50))  # fmt: skip
-    assert not nothing.promote and nothing.reasons and not nothing.checks
+def test_the_general_set_judges_while_the_heldout_has_too_few_sentences() -> None:
+    # Two sentences read by three voices, both much better: six clips, but a bootstrap over
+    # two sentences has three distinct draws and would "prove" the gain at 95%.
+    current = {HELDOUT_SET: _evaluation([6, 5], voices=3), GENERAL_SET: _evaluation([5] * 8)}
+    candidate = {HELDOUT_SET: _evaluation([2, 2], voices=3), GENERAL_SET: _evaluation([5] * 8)}
+    decision = decide(current, candidate, GatePolicy(min_eval_sentences=5))
+    assert decision.primary_set == GENERAL_SET and not decision.promote
+    heldout = decision.check(HELDOUT_SET)
+    assert heldout is not None and heldout.role is Role.GUARD and heldout.sentences == 2
+    candidate[GENERAL_SET] = _evaluation([1] * 8)
+    assert decide(current, candidate, GatePolicy(min_eval_sentences=5)).promote
+    nothing = decide({HELDOUT_SET: _evaluation([3] * 6)}, {HELDOUT_SET: _evaluation([0] * 6)},
+                     GatePolicy(min_eval_sentences=7))  # fmt: skip
+    assert not nothing.promote and not nothing.checks
+    assert "7 different sentences" in " ".join(nothing.reasons)
 
 
 def test_report_survives_the_database_round_trip() -> None:

@@ -28,7 +28,7 @@ FAST_TRAINING = {
     "train_augment_copies": 0,
     "train_threads": 2,
     "eval_fraction": 0.3,
-    "gate_min_eval_samples": 1,
+    "gate_min_eval_sentences": 2,
 }
 
 
