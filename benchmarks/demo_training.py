@@ -21,7 +21,7 @@
 
 Needs espeak-ng, ffmpeg and festival with festvox-italp16k + festvox-itapc16k
 (``scripts/setup.sh --demo`` installs them). Run: ``.venv/bin/python
-benchmarks/demo_training.py`` (about 35 minutes on 2 cores; ``--together --rounds 1``: 15).
+benchmarks/demo_training.py`` (about 28 minutes on 2 cores; ``--together --rounds 1``: 15).
 """
 
 from __future__ import annotations
