@@ -61,7 +61,7 @@ class GatePolicy:
     confidence: float = 0.95
     bootstrap_resamples: int = 2000
     general_tolerance: float = 0.01
-    # Disagreement with what users were sent, not errors: 23-30% for candidates no worse
+    # Disagreement with what users were sent, not errors: 19-30% for candidates no worse
     # on other voices (benchmarks/results/demo_training*.md). An alarm for collapse only.
     recent_tolerance: float = 0.40
     max_insertion_rate: float = 0.2
