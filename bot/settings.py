@@ -188,7 +188,7 @@ class Settings(BaseSettings):
     )
     gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
     # Measured (benchmarks/results/demo_training.md): candidates no worse on different-
-    # sounding speech still disagree with the transcripts users got on 21-27% of words, so
+    # sounding speech still disagree with the transcripts users got on 19-30% of words, so
     # this guard is an alarm for collapse (loops, another language), not for small changes.
     gate_recent_tolerance: float = Field(
         0.40, description="Allowed change on recent uncorrected audio (vs what users saw)"

@@ -168,15 +168,13 @@ def set_reply_messages(
 ) -> None:
     """Make ``message_ids`` the transcription's messages in ``chat_id``: the delivered
     reply replaces the provisional one (its status message may have been deleted)."""
-    wanted = list(dict.fromkeys(message_ids))
-    mine = (ReplyMessage.transcription_id == transcription_id) & (ReplyMessage.chat_id == chat_id)
-    session.execute(delete(ReplyMessage).where(mine, ReplyMessage.message_id.not_in(wanted)))
-    known = set(session.scalars(select(ReplyMessage.message_id).where(mine)))
+    session.execute(
+        delete(ReplyMessage).where(
+            ReplyMessage.transcription_id == transcription_id, ReplyMessage.chat_id == chat_id
+        )
+    )
     add_reply_messages(
-        session,
-        transcription_id,
-        chat_id=chat_id,
-        message_ids=[message_id for message_id in wanted if message_id not in known],
+        session, transcription_id, chat_id=chat_id, message_ids=dict.fromkeys(message_ids)
     )
 
 

@@ -263,8 +263,7 @@ def decide(
     if primary is None:
         note = (
             f"no evaluation set has the {policy.min_eval_sentences} different sentences "
-            "needed to judge; "
-            "the candidate is kept out"
+            "needed to judge; the candidate is kept out"
         )
         return GateDecision(False, None, (), policy.confidence, note)
     checks = [
