@@ -279,7 +279,7 @@ def italian_speech(
     the clip stops before the sentence that would pass the target, so it is never longer
     (a 30 s clip stays one Whisper window). ``vary_voices`` cycles voices, speeds, pitches.
     """
-    from model.audio import decode_audio
+    from model.asr.audio import decode_audio
     from tests.speech import synthesize
 
     workdir.mkdir(parents=True, exist_ok=True)

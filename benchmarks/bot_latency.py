@@ -123,8 +123,8 @@ class LoopMonitor:
 
 
 def _plain_model_seconds(transcriber: object, clip: Clip, runs: int) -> _common.Timing:
-    from model.audio import decode_audio
-    from model.engines import TranscribeOptions
+    from model.asr.audio import decode_audio
+    from model.asr.engines import TranscribeOptions
 
     options = TranscribeOptions(language="it", beam_size=5)
 
@@ -273,7 +273,7 @@ def _markdown(data: dict[str, object]) -> str:
 
 
 async def _main_async(args: argparse.Namespace) -> dict[str, object]:
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     machine = _common.machine_info()
     with tempfile.TemporaryDirectory(prefix="bot-latency-") as tmp:

@@ -15,7 +15,7 @@
    (``whisper-it train --wait``: the real subprocess, best-checkpoint validation, CT2 int8
    export, the paired-bootstrap gate, promotion or refusal).
 3. After each round the serving model is scored on ``disjoint`` and ``festival`` with the
-   serving engine through ``model.evaluation`` (faster-whisper int8, beam 5, normalised WER).
+   serving engine through ``model.asr.evaluation`` (faster-whisper int8, beam 5, normalised WER).
    Writes ``benchmarks/results/demo_training.{json,md}`` and the ``/wer`` plot
    ``demo_training_wer.png``.
 
@@ -141,8 +141,8 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
-    from model import sources
-    from model.registry import ModelRegistry
+    from model.asr import sources
+    from model.asr.registry import ModelRegistry
 
     current = ModelRegistry(data_dir / "models").current()
     if current is not None:
@@ -151,9 +151,9 @@ def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
 
 
 def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
-    from model.engines import CT2Transcriber, TranscribeOptions
-    from model.evaluation import evaluate
-    from model.tsv import read_tsv
+    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.evaluation import evaluate
+    from model.asr.tsv import read_tsv
 
     engine = CT2Transcriber(ct2_dir, model_name=name)
     options = TranscribeOptions(beam_size=BEAM_SIZE)
@@ -167,9 +167,9 @@ def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, An
 
 def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
     """Store the clips as voice notes that nobody corrected, with the base model's text."""
-    from model.audio import decode_audio
-    from model.engines import CT2Transcriber, TranscribeOptions
-    from model.tsv import read_tsv
+    from model.asr.audio import decode_audio
+    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.tsv import read_tsv
     from storage import repository
     from storage.audio_store import AudioStore
     from storage.models import SOURCE_VOICE
@@ -338,7 +338,7 @@ sentences and voices. `festival`: the same {len(GENERAL_SENTENCES)} sentences by
 diphone voices (different-sounding speech; also the gate's general set). The gate's
 `recent` guard: {result["uncorrected_clips"]} uncorrected festival clips of other sentences.
 Scored with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER)
-through `model.evaluation`.
+through `model.asr.evaluation`.
 
 {table}
 

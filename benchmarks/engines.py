@@ -41,7 +41,7 @@ RESULT_NAME = "engines"
 def _load_engines(cache_dir: Path, threads: int) -> tuple[dict[str, object], dict[str, float]]:
     import torch
 
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -77,8 +77,8 @@ def _engine_settings(engines: dict[str, object], threads: int) -> dict[str, dict
 def run(
     *, runs: int, quick: bool, threads: int, cache_dir: Path, results_dir: Path
 ) -> dict[str, object]:
-    from model.engines import TranscribeOptions
-    from model.normalize import error_rates
+    from model.asr.engines import TranscribeOptions
+    from model.asr.normalize import error_rates
 
     info = _common.machine_info()
     engines, load_seconds = _load_engines(cache_dir, threads)

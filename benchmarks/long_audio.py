@@ -4,10 +4,10 @@ Ten minutes (``--minutes``) of espeak-ng Italian sentences in varied voices with
 are muxed into an MP4 (black video, AAC audio) and served with a page embedding it by the
 loopback media server of the tests. Then, as the bot does for a link:
 
-1. ``model.links.parse_link`` + ``model.youtube.download_audio`` (yt-dlp's generic
+1. ``model.media.links.parse_link`` + ``model.media.youtube.download_audio`` (yt-dlp's generic
    extractor, 127.0.0.1 passed explicitly as an extra host): median seconds of ``--runs``
    downloads after a warm-up;
-2. ``model.audio.decode_audio`` to 16 kHz mono: median likewise;
+2. ``model.asr.audio.decode_audio`` to 16 kHz mono: median likewise;
 3. transcription by the CT2 engine (packaged whisper-base), once per path on that same audio:
    the fast path (faster-whisper's batched pipeline, ``batch_size=8``) and the plain path
    (sequential 30 s windows), same beam size; seconds, RTF, the speed-up and each path's WER
@@ -73,9 +73,9 @@ def _make_video(speech: _common.Speech, site: Path) -> Path:
 
 
 def _download_and_decode(site: Path, work: Path, *, max_seconds: float, runs: int) -> dict:
-    from model.audio import AudioLimits, decode_audio
-    from model.links import parse_link
-    from model.youtube import DownloadLimits, download_audio
+    from model.asr.audio import AudioLimits, decode_audio
+    from model.media.links import parse_link
+    from model.media.youtube import DownloadLimits, download_audio
     from tests.media_server import LOOPBACK_HOST, PAGE_NAME, serve_directory
 
     limits = DownloadLimits(
@@ -106,9 +106,9 @@ def _download_and_decode(site: Path, work: Path, *, max_seconds: float, runs: in
 
 
 def _transcribe_both(samples: object, reference: str, cache_dir: Path) -> dict[str, object]:
-    from model.engines import TranscribeOptions
-    from model.normalize import error_rates
-    from model.sources import load_transcriber
+    from model.asr.engines import TranscribeOptions
+    from model.asr.normalize import error_rates
+    from model.asr.sources import load_transcriber
 
     started = time.perf_counter()
     engine = load_transcriber(MODEL_SPEC, engine="ct2", cache_dir=cache_dir)
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=_common.RESULTS_DIR)
     args = parser.parse_args(argv)
     # yt-dlp's "falling back on generic extractor" warnings are expected here.
-    logging.getLogger("model.youtube").setLevel(logging.ERROR)
+    logging.getLogger("model.media.youtube").setLevel(logging.ERROR)
     run(
         minutes=args.minutes, runs=args.runs, cache_dir=args.cache_dir, results_dir=args.results_dir
     )

@@ -12,8 +12,8 @@ beam 5, espeak-ng Italian in varied voices:
    notes each): plain faster-whisper ``transcribe``, the project's sequential path, the
    long-audio fast path (faster-whisper's batched pipeline, batch 8) and the short batched
    path (only up to one 30 s window): seconds, CPU seconds, ratios to plain, WER. The
-   route the project takes (``model.batched.SHORT_CLIP_SECONDS``,
-   ``model.engines.LONG_AUDIO_SECONDS``) is chosen from this table.
+   route the project takes (``model.asr.short_clips.SHORT_CLIP_SECONDS``,
+   ``model.asr.engines.LONG_AUDIO_SECONDS``) is chosen from this table.
 3. **Bursts through the bot** (``--burst-sizes`` 20 and 50 notes through the Bot API
    emulator; a front with ``WHISPER_IT_WORKERS=0`` and ``--burst-workers`` 1 or 2
    ``whisper-it worker`` processes; ``WHISPER_IT_BATCH_SIZE`` 1 or 8 with
@@ -60,7 +60,7 @@ DEFAULT_BATCH_SIZES = (4, 8, 16)
 DEFAULT_RUNS = 2
 DEFAULT_DURATIONS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0)
 DEFAULT_PER_DURATION = 2
-FAST_PATH_BATCH_SIZE = 8  # model.engines.DEFAULT_BATCH_SIZE, the bot's fast path
+FAST_PATH_BATCH_SIZE = 8  # model.asr.engines.DEFAULT_BATCH_SIZE, the bot's fast path
 # Each note of a duration starts elsewhere in the sentence pool, so notes differ.
 SENTENCE_STRIDE = 13
 QUICK = {
@@ -101,7 +101,7 @@ def _plain(whisper: Any) -> Callable[[Any], str]:
 
 
 def _texts(results: Sequence[object]) -> list[str]:
-    from model.engines import Transcription
+    from model.asr.engines import Transcription
 
     texts = []
     for result in results:
@@ -123,8 +123,8 @@ def _note(target: float, work: Path, start: int) -> _common.Speech:
 
 
 def short_clips(engine: Any, work: Path, *, clips: int, batch_sizes: Sequence[int], runs: int):
-    from model.engines import TranscribeOptions
-    from model.normalize import error_rates
+    from model.asr.engines import TranscribeOptions
+    from model.asr.normalize import error_rates
 
     notes = [
         _note(SHORT_CLIP_TARGET_SECONDS[i % len(SHORT_CLIP_TARGET_SECONDS)], work / f"s{i}", i)
@@ -197,9 +197,9 @@ class DecodingPath:
 
 
 def by_duration(engine: Any, work: Path, *, durations: Sequence[float], per_duration: int):
-    from model.batched import SHORT_CLIP_SECONDS, fits_short_batch
-    from model.engines import LONG_AUDIO_SECONDS, TranscribeOptions, fast_path_options
-    from model.normalize import error_rates
+    from model.asr.engines import LONG_AUDIO_SECONDS, TranscribeOptions, fast_path_options
+    from model.asr.normalize import error_rates
+    from model.asr.short_clips import SHORT_CLIP_SECONDS, fits_short_batch
 
     options = TranscribeOptions(language=LANGUAGE, beam_size=BEAM_SIZE)
     sequential = TranscribeOptions(language=LANGUAGE, beam_size=BEAM_SIZE, batch_size=0)
@@ -333,7 +333,7 @@ def _burst_notes(work: Path, count: int) -> list[Note]:
 
 def _plain_note_seconds(engine: Any, notes: Sequence[Note], runs: int) -> list[float]:
     """Decode + plain faster-whisper ``transcribe`` of each note: the serial plain model."""
-    from model.audio import decode_audio
+    from model.asr.audio import decode_audio
 
     plain = _plain(engine._model)
     return [
@@ -364,7 +364,7 @@ async def _wait_ready(logs: Path, workers: int) -> None:
 async def _one_burst(
     scenario: BurstScenario, notes: Sequence[Note], work: Path, cache_dir: Path
 ) -> dict[str, object]:
-    from model.normalize import error_rates
+    from model.asr.normalize import error_rates
     from tests.bot_harness import running_bot
     from tests.test_worker_processes import processes, worker_env, worker_log
 
@@ -611,7 +611,7 @@ def run(
     results_dir: Path,
     name: str,
 ) -> dict[str, Any]:
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     info = _common.machine_info()
     started = time.perf_counter()

@@ -88,7 +88,7 @@ def main() -> int:
 
     import torch
 
-    from model.sources import hf_dir
+    from model.asr.sources import hf_dir
 
     torch.set_num_threads(args.threads)
     info = _common.machine_info()

@@ -13,7 +13,7 @@ default run), and three sets training never saw:
 
 Each configuration is ``training.finetune`` (the code a run uses) with the default
 ``FinetuneArguments`` plus its overrides, exported to CTranslate2 int8 and scored with the
-serving engine through ``model.evaluation``. Results accumulate in
+serving engine through ``model.asr.evaluation``. Results accumulate in
 ``benchmarks/results/training_ablation.{json,md}`` (a configuration run again replaces its
 row), so configurations can be run one at a time. Run::
 
@@ -71,9 +71,9 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
 
 
 def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
-    from model.engines import CT2Transcriber, TranscribeOptions
-    from model.evaluation import evaluate
-    from model.tsv import read_tsv
+    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.evaluation import evaluate
+    from model.asr.tsv import read_tsv
 
     engine = CT2Transcriber(ct2_dir, model_name=name)
     options = TranscribeOptions(beam_size=demo_training.BEAM_SIZE)
@@ -89,7 +89,7 @@ def run_config(
     name: str, overrides: dict[str, Any], *, train: Path, manifests: dict[str, Path],
     workdir: Path, cache_dir: Path,
 ) -> dict[str, Any]:  # fmt: skip
-    from model import convert, sources
+    from model.asr import convert, sources
     from training.arguments import FinetuneArguments
     from training.finetune import finetune
 
@@ -163,7 +163,7 @@ def main() -> int:
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
     data["machine"] = machine
     if "base" not in data:
-        from model import sources
+        from model.asr import sources
 
         base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=args.cache_dir).path
         data["base"] = score(base_ct2, "base", manifests)

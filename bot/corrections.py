@@ -42,7 +42,7 @@ class CorrectionService:
     def record(
         self, *, chat_id: int, replied_message_id: int, user_id: int, text: str, group: bool
     ) -> CorrectionOutcome:
-        from model.normalize import normalize_text
+        from model.asr.normalize import normalize_text
         from storage import repository
 
         text = text.strip()

@@ -16,7 +16,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
-from model.engines import Segment
+from model.asr.engines import Segment
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Delivery:
                 sent = await bot.send_message(reply.chat_id, text, reply_parameters=reply_to)
                 ids.append(sent.message_id)
         if reply.subtitles and reply.segments:
-            from model.subtitles import segments_to_srt
+            from model.asr.subtitles import segments_to_srt
 
             sent = await bot.send_document(
                 reply.chat_id,

@@ -32,7 +32,7 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
-from model.engines import Segment
+from model.asr.engines import Segment
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from bot import messages
 from bot.model_holder import ModelHolder
-from model.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
-from model.batched import SHORT_CLIP_SECONDS
-from model.engines import TranscribeOptions, Transcription, fast_path_options
-from model.links import LinkError, parse_link
-from model.tags import Tagger, format_hashtags
-from model.youtube import DownloadLimits, DownloadProgress, download_audio
+from model.asr.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
+from model.asr.engines import TranscribeOptions, Transcription, fast_path_options
+from model.asr.short_clips import SHORT_CLIP_SECONDS
+from model.media.links import LinkError, parse_link
+from model.media.youtube import DownloadLimits, DownloadProgress, download_audio
+from model.tagging.tags import Tagger, format_hashtags
 
 log = logging.getLogger(__name__)
 

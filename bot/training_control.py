@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import training
 from bot.settings import Settings
-from model.registry import BASE_VERSION, ModelRegistry
+from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
@@ -240,7 +240,7 @@ class TrainingControl:
     def rollback(self) -> str:
         """Serve the current version's parent again; returns its name.
 
-        Raises ``model.registry.RegistryError`` when the base model is already serving.
+        Raises ``model.asr.registry.RegistryError`` when the base model is already serving.
         """
         from training.promote import rollback
 

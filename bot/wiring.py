@@ -9,10 +9,10 @@ from pathlib import Path
 from bot.model_holder import LoadFailure, ModelHolder
 from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.settings import Settings
-from model.audio import AudioLimits
-from model.engines import EngineName, TranscribeOptions, Transcriber
-from model.tags import Tagger
-from model.youtube import DownloadLimits
+from model.asr.audio import AudioLimits
+from model.asr.engines import EngineName, TranscribeOptions, Transcriber
+from model.media.youtube import DownloadLimits
+from model.tagging.tags import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def current_model_spec(settings: Settings) -> str:
     """The model to serve: the registry's current version once training promoted one
     (its CTranslate2 folder, or its HF checkpoint for the transformers engine), else the
     base model. Cheap (reads one small file): call it before each job to notice swaps."""
-    from model.registry import ModelRegistry, RegistryError
+    from model.asr.registry import ModelRegistry, RegistryError
 
     try:
         version = ModelRegistry(settings.models_dir).current()
@@ -62,7 +62,7 @@ def current_model_spec(settings: Settings) -> str:
 
 def registry_version_name(settings: Settings, spec: str) -> str | None:
     """The version name when ``spec`` is a folder of the model registry (else None)."""
-    from model.registry import ModelRegistry
+    from model.asr.registry import ModelRegistry
 
     path = Path(spec).resolve()
     for version in ModelRegistry(settings.models_dir).versions():
@@ -72,7 +72,7 @@ def registry_version_name(settings: Settings, spec: str) -> str | None:
 
 
 def model_loader(settings: Settings, *, engine: EngineName | None = None):
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     def load(spec: str) -> Transcriber:
         return load_transcriber(  # type: ignore[return-value]
@@ -91,7 +91,7 @@ def model_loader(settings: Settings, *, engine: EngineName | None = None):
 def build_tagger(settings: Settings) -> Tagger | None:
     if settings.tagger == "off":
         return None
-    from model.tags import load_tagger
+    from model.tagging.tags import load_tagger
 
     tagger = load_tagger(
         settings.tagger,

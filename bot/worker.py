@@ -26,7 +26,7 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, WorkQueue
-from model.batched import SHORT_CLIP_SECONDS
+from model.asr.short_clips import SHORT_CLIP_SECONDS
 
 log = logging.getLogger(__name__)
 

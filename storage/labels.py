@@ -31,7 +31,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from model.normalize import normalize_text
+from model.asr.normalize import normalize_text
 from storage.models import Correction, Transcription
 
 

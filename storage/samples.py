@@ -20,7 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from model.normalize import normalize_text
+from model.asr.normalize import normalize_text
 from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
@@ -38,7 +38,7 @@ MIN_SALT_BYTES = 16
 
 
 def group_of(text: str) -> str:
-    """The split group of a text: its normalised sentence (model.normalize)."""
+    """The split group of a text: its normalised sentence (model.asr.normalize)."""
     return normalize_text(text)
 
 

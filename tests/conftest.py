@@ -23,7 +23,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ct2_transcriber(model_cache: Path):
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     return load_transcriber("packaged:whisper-base", engine="ct2", cache_dir=model_cache)
 

@@ -6,7 +6,7 @@ HTML page embedding it. Anything not in the folder is a 404. The server records 
 path, so a test can assert that nothing was fetched; ``redirect`` makes a path answer 302.
 
 Downloads refuse loopback addresses unless the allow-list names the address as an IP literal
-(model/links.py), so tests list ``127.0.0.1`` or ``server.netloc``; a host *name* such as
+(model/media/links.py), so tests list ``127.0.0.1`` or ``server.netloc``; a host *name* such as
 ``localhost`` pointing here is what an attacker's DNS would do, and must be refused.
 """
 

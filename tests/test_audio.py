@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.audio import (
+from model.asr.audio import (
     ALLOWED_DEMUXERS,
     SAMPLE_RATE,
     SILENCE_PEAK,

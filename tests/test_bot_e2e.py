@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from model.normalize import error_rates
+from model.asr.normalize import error_rates
 from storage import repository
 from tests.bot_harness import USER, running_bot
 from tests.speech import synthesize
@@ -48,7 +48,7 @@ class _SlowTagger:
     """The keyword tagger behind a delay, standing in for text2tags on a busy CPU."""
 
     def __init__(self, delay: float) -> None:
-        from model.keywords import KeywordTagger
+        from model.tagging.keywords import KeywordTagger
 
         self._inner = KeywordTagger(max_tags=5)
         self.name = "slow-keywords"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot import messages
-from model.normalize import error_rates
+from model.asr.normalize import error_rates
 from storage.models import JOB_DONE
 from tests.bot_harness import USER, running_bot
 from tests.media_server import DEFAULT_SPEECH, PAGE_NAME, VIDEO_NAME, MediaServer

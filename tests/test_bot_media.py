@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot import messages
-from model.normalize import error_rates
+from model.asr.normalize import error_rates
 from storage.models import JOB_DONE, JOB_FAILED
 from tests.bot_harness import USER, is_status_text, running_bot
 from tests.media_server import make_speech_mp4

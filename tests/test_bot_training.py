@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from model.packaged import packaged_base_dir
-from model.registry import ModelRegistry
-from model.sources import hf_dir
+from model.asr.packaged import packaged_base_dir
+from model.asr.registry import ModelRegistry
+from model.asr.sources import hf_dir
 from storage import training_records
 from tests.bot_harness import ADMIN, USER, running_bot
 from tests.speech import synthesize

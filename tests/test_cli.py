@@ -24,14 +24,14 @@ import pytest
 from bot.cli import main
 from bot.commands.transcribe import ProgressBar, looks_like_url
 from bot.messages import AUDIO_ERRORS, LINK_ERRORS, MODEL_UNAVAILABLE
-from model.engines import (
+from model.asr.engines import (
     DEFAULT_BATCH_SIZE,
     LONG_AUDIO_SECONDS,
     TranscribeOptions,
     fast_path_options,
 )
-from model.links import YOUTUBE_HOSTS
-from model.normalize import error_rates, normalize_text
+from model.asr.normalize import error_rates, normalize_text
+from model.media.links import YOUTUBE_HOSTS
 from tests.media_server import DEFAULT_SPEECH, MISSING_NAME, PAGE_NAME, VIDEO_NAME, MediaServer
 from tests.speech import ITALIAN_SENTENCES, synthesize
 

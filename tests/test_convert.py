@@ -1,5 +1,5 @@
-"""model.packaged, model.ct2_format and model.convert on the real packaged whisper-base and
-real (espeak) Italian speech."""
+"""model.asr.packaged, model.asr.ct2_format and model.asr.convert on the real packaged
+whisper-base and real (espeak) Italian speech."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import packaged
-from model.convert import export_hf_to_ct2, import_ct2_to_hf
-from model.ct2_format import is_ct2_dir, read_ct2_model
-from model.folders import ConversionError, is_hf_dir
-from model.packaged import PACKAGED_BASE_NAME, assemble_packaged_base, packaged_base_dir
+from model.asr import packaged
+from model.asr.convert import export_hf_to_ct2, import_ct2_to_hf
+from model.asr.ct2_format import is_ct2_dir, read_ct2_model
+from model.asr.folders import ConversionError, is_hf_dir
+from model.asr.packaged import PACKAGED_BASE_NAME, assemble_packaged_base, packaged_base_dir
 from tests.speech import ITALIAN_SENTENCES, synthesize_array
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 from bot.cli import main
 from bot.commands import doctor as doctor_command
 from bot.commands.doctor import CHECKS, EXIT_FAILED, EXIT_OK, MIN_FREE_BYTES
-from model.js_runtime import find_js_runtime, runtime_version, yt_dlp_js_runtimes
+from model.media.js_runtime import find_js_runtime, runtime_version, yt_dlp_js_runtimes
 from storage import migrations
 from storage.engine import create_engine_for
 from tests.telegram_emulator import BotApiEmulator

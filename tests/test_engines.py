@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.audio import SAMPLE_RATE, decode_audio
-from model.engines import TranscribeOptions
-from model.normalize import error_rates
+from model.asr.audio import SAMPLE_RATE, decode_audio
+from model.asr.engines import TranscribeOptions
+from model.asr.normalize import error_rates
 from tests.speech import ITALIAN_SENTENCES, synthesize
 
 ENGLISH = "The weather is nice today and we are going to the park."
@@ -37,7 +37,7 @@ def long_clip(italian_clips: list[tuple[np.ndarray, str]]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def hf_transcriber(model_cache: Path):
-    from model.sources import load_transcriber
+    from model.asr.sources import load_transcriber
 
     return load_transcriber("packaged:whisper-base", engine="transformers", cache_dir=model_cache)
 
@@ -93,7 +93,7 @@ def test_long_audio_is_transcribed_to_the_end(
 def test_transformers_answers_the_batch_api_clip_by_clip(hf_transcriber, italian_clips) -> None:
     """The reference engine has no batched path: the same API, one clip at a time, and a
     bad clip still gets its own error instead of failing the others."""
-    from model.batched import InvalidClip
+    from model.asr.short_clips import InvalidClip
 
     options = TranscribeOptions(beam_size=1)
     samples, text = italian_clips[0]

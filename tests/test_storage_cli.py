@@ -1,5 +1,5 @@
 """``whisper-it db ...`` and ``whisper-it samples ...`` through their ``run`` functions,
-with real espeak speech decoded by model.audio."""
+with real espeak speech decoded by model.asr.audio."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""SubRip output from transcript segments (model/subtitles.py)."""
+"""SubRip output from transcript segments (model/asr/subtitles.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from model.engines import Segment
-from model.subtitles import MAX_LINE_CHARS, MIN_CUE_SECONDS, format_timestamp, segments_to_srt
+from model.asr.engines import Segment
+from model.asr.subtitles import MAX_LINE_CHARS, MIN_CUE_SECONDS, format_timestamp, segments_to_srt
 
 
 @pytest.mark.parametrize(

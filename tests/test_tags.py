@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from model.keywords import KeywordTagger
-from model.tags import (
+from model.tagging.keywords import KeywordTagger
+from model.tagging.tags import (
     TEXT2TAGS_PREFIX,
     NullTagger,
     Tagger,
@@ -214,7 +214,7 @@ def test_load_tagger_text2tags_uses_the_local_model(tiny_text2tags: Path) -> Non
 
 def test_auto_falls_back_to_keywords_quickly(caplog: pytest.LogCaptureFixture) -> None:
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="model.tags"):
+    with caplog.at_level(logging.WARNING, logger="model.tagging.tags"):
         tagger = load_tagger("auto", model=MISSING_MODEL, max_tags=4, local_files_only=True)
     assert time.perf_counter() - started < 5
     assert isinstance(tagger, KeywordTagger)

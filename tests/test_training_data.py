@@ -49,7 +49,7 @@ def test_features_are_the_serving_engines(clip: Path) -> None:
 
 
 def test_labels_force_italian_transcription(model_cache: Path) -> None:
-    from model.sources import hf_dir
+    from model.asr.sources import hf_dir
 
     encoder = LabelEncoder(hf_dir("packaged:whisper-base", cache_dir=model_cache).path,
                            language="it")  # fmt: skip
@@ -74,7 +74,7 @@ def test_perturbation_changes_speed_and_adds_noise(clip: Path) -> None:
 
 
 def test_prepare_corpus_and_replay(tmp_path: Path, clip: Path) -> None:
-    # The one TSV reader's rules (model/tsv.py): paths inside the TSV's folder, every file
+    # The one TSV reader's rules (model/asr/tsv.py): paths inside the TSV's folder, every file
     # present; audio that cannot be decoded is skipped and counted.
     shutil.copy(clip, tmp_path / "clip.wav")
     (tmp_path / "broken.wav").write_bytes(b"not audio" * 50)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model.evaluation import UnreadableClipError, evaluate, score_clip
-from model.normalize import error_rates
+from model.asr.evaluation import UnreadableClipError, evaluate, score_clip
+from model.asr.normalize import error_rates
 from tests.speech import synthesize
 
 

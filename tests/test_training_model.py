@@ -17,7 +17,7 @@ from training._whisper_model import (  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model(model_cache: Path) -> PartialEncoderWhisper:
-    from model.sources import hf_dir
+    from model.asr.sources import hf_dir
 
     path = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
     return PartialEncoderWhisper.from_pretrained(str(path), dtype=torch.float32)
@@ -68,7 +68,7 @@ def test_encoder_cache_holds_clean_and_perturbed_copies(
 ) -> None:
     import numpy as np
 
-    from model.sources import hf_dir
+    from model.asr.sources import hf_dir
     from tests.speech import synthesize
     from training._datasets import cached_dataset
     from training.data import Example, LabelEncoder

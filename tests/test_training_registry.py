@@ -10,7 +10,7 @@ import pytest
 
 from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
-from model.registry import BASE_VERSION, ModelRegistry, RegistryError
+from model.asr.registry import BASE_VERSION, ModelRegistry, RegistryError
 from storage import training_records
 from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
-from model.registry import BASE_VERSION, ModelRegistry
+from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.unit_of_work import Database
 from tests.training_support import FAST_TRAINING, data_dir_with_cache, labelled_tsv, run_cli
@@ -58,7 +58,7 @@ def test_train_cli_promotes_and_rolls_back(
     assert Path(current_model_spec(settings)) == current.ct2_dir
 
     # The promoted model serves through the engine the bot uses.
-    from model.engines import CT2Transcriber
+    from model.asr.engines import CT2Transcriber
     from training.data import load_audio
 
     engine = CT2Transcriber(current.ct2_dir, cpu_threads=2)
@@ -96,7 +96,7 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
     import torch
     from transformers import WhisperForConditionalGeneration
 
-    from model import convert, sources
+    from model.asr import convert, sources
     from training.data import read_manifest
     from training.evaluate import evaluate_ct2
     from training.gate import GatePolicy, decide

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from model.normalize import error_rates
+from model.asr.normalize import error_rates
 from storage.models import JOB_DONE, JOB_FAILED
 from tests.bot_harness import bot_settings, is_status_text, read_jobs, running_bot
 from tests.postgres import fresh_database

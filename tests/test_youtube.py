@@ -12,7 +12,7 @@ import av
 import pytest
 import yt_dlp
 
-from model.links import (
+from model.media.links import (
     LINK_ERROR_REASONS,
     YOUTUBE_HOSTS,
     LinkError,
@@ -24,13 +24,13 @@ from model.links import (
     parse_timestamp,
     request_allowed,
 )
-from model.youtube import (
+from model.media.youtube import (
     DownloadLimits,
     DownloadProgress,
     _refusal,
     download_audio,
 )
-from model.ytdlp_messages import link_error_from
+from model.media.ytdlp_messages import link_error_from
 from tests.media_server import (
     MISSING_NAME,
     PAGE_NAME,
@@ -507,7 +507,7 @@ def test_redirect_between_listed_ip_literals_is_followed(
 
 def test_only_the_guarded_request_handler_is_used(media_server: MediaServer) -> None:
     """requests/curl_cffi (yt-dlp[default]) would connect without the guard."""
-    from model.netguard import guarded_downloader
+    from model.media.netguard import guarded_downloader
 
     link = parse_link(media_server.url(VIDEO_NAME), extra_hosts=frozenset({"127.0.0.1"}))
     with guarded_downloader(link, {"quiet": True}) as ydl:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from model.evaluation import ClipScore, Evaluation
-from model.normalize import error_rates
+from model.asr.evaluation import ClipScore, Evaluation
+from model.asr.normalize import error_rates
 from tests.speech import synthesize
 
 REPO = Path(__file__).resolve().parent.parent

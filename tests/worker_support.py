@@ -17,9 +17,9 @@ from bot.model_holder import ModelHolder
 from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
-from model.audio import SAMPLE_RATE, AudioLimits
-from model.engines import Segment, TranscribeOptions, Transcription
-from model.youtube import DownloadLimits
+from model.asr.audio import SAMPLE_RATE, AudioLimits
+from model.asr.engines import Segment, TranscribeOptions, Transcription
+from model.media.youtube import DownloadLimits
 from storage.audio_store import AudioStore
 from storage.unit_of_work import Database
 

@@ -79,13 +79,13 @@ def examples_from_samples(samples: Iterable[Sample], store: AudioStore) -> list[
 def read_manifest(
     path: Path, *, split: str | None = None, allow_outside: bool = False
 ) -> list[Example]:
-    """Examples from a TSV (``model.tsv``'s rules) or an audiofolder (``metadata.csv``).
+    """Examples from a TSV (``model.asr.tsv``'s rules) or an audiofolder (``metadata.csv``).
 
     Paths are relative to the manifest's folder and, in a TSV, must stay inside it unless
     ``allow_outside`` (the run's own manifests, which point into the audio store). An
     audiofolder's optional ``split`` column is honoured when ``split`` is given.
     """
-    from model.tsv import ManifestError, read_tsv
+    from model.asr.tsv import ManifestError, read_tsv
 
     path = Path(path)
     if path.is_dir():
@@ -142,7 +142,7 @@ def load_audio(path: Path) -> np.ndarray:
             raise DataError(f"cannot read {path}: {exc}") from exc
         if rate == SAMPLE_RATE:
             return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32)
-    from model.audio import AudioError, AudioLimits, decode_audio
+    from model.asr.audio import AudioError, AudioLimits, decode_audio
 
     limits = AudioLimits(max_seconds=_MAX_DECODE_SECONDS, min_seconds=0.0, max_bytes=2**40)
     try:
@@ -309,7 +309,7 @@ def _corpus_rows(
 
     from datasets import Audio, load_dataset
 
-    from model.audio import AudioError, AudioLimits, decode_audio
+    from model.asr.audio import AudioError, AudioLimits, decode_audio
 
     dataset = load_dataset(source, config, split=split, streaming=True)
     dataset = dataset.cast_column("audio", Audio(decode=False))  # decoded below, not by datasets

@@ -1,13 +1,13 @@
 """Evaluate a model folder the way it will serve: CTranslate2 (faster-whisper), int8, the
-bot's beam size, through the project's one evaluation (``model.evaluation``)."""
+bot's beam size, through the project's one evaluation (``model.asr.evaluation``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from model.audio import AudioLimits
-from model.evaluation import Evaluation, LabelledAudio, evaluate
+from model.asr.audio import AudioLimits
+from model.asr.evaluation import Evaluation, LabelledAudio, evaluate
 
 DEFAULT_BEAM_SIZE = 5
 # Evaluation clips are corrections and stored audio, which the bot already accepted; this
@@ -27,7 +27,7 @@ def evaluate_ct2(
 ) -> Evaluation:
     """Load the CTranslate2 model in ``ct2_dir`` and score it on ``clips``; audio that is
     gone or unreadable (purged since the set was listed) is skipped and counted."""
-    from model.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber, TranscribeOptions
 
     engine = CT2Transcriber(
         Path(ct2_dir), model_name=model_name, device=device, cpu_threads=cpu_threads

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from model.normalize import normalize_text
+from model.asr.normalize import normalize_text
 from training.arguments import FinetuneArguments, FinetuneResult, Mode, TrainingError
 from training.data import Example, LabelEncoder, read_manifest
 

@@ -1,7 +1,7 @@
 """The gate: promote a candidate only on an improvement that is unlikely to be noise.
 
 Candidate and serving model are evaluated with the serving engine on the same clips
-(``model.evaluation``). Each set gets a paired comparison: the change in WER and a
+(``model.asr.evaluation``). Each set gets a paired comparison: the change in WER and a
 bootstrap confidence interval for it, resampling *sentences* (every clip of a sentence
 together, since two voices reading one sentence are not two independent trials).
 
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.normalize import normalize_text
+from model.asr.normalize import normalize_text
 
 if TYPE_CHECKING:
-    from model.evaluation import Evaluation
+    from model.asr.evaluation import Evaluation
 
 HELDOUT_SET = "heldout"
 GENERAL_SET = "general"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from model.registry import BASE_VERSION, ModelRegistry, RegistryError
+from model.asr.registry import BASE_VERSION, ModelRegistry, RegistryError
 from storage import training_records
 from training.gate import GateDecision
 

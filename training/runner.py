@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model.registry import BASE_VERSION, ModelRegistry
+from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from training.arguments import FinetuneResult
 from training.config import RunConfig
@@ -144,7 +144,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     result = finetune(finetune_args, progress=reporter)
     reporter.phase("evaluating", result.steps)
 
-    from model import convert
+    from model.asr import convert
 
     candidate_ct2 = convert.export_hf_to_ct2(
         result.model_dir, run_dir / CANDIDATE_CT2, quantization="int8", overwrite=True
@@ -189,7 +189,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
 def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
     """The served model (name, HF folder): what this run fine-tunes. Read again on a
     resume only when the snapshot is missing; otherwise the snapshot's is used."""
-    from model import sources
+    from model.asr import sources
 
     current = registry.current()
     if current is not None:
@@ -198,7 +198,7 @@ def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]
 
 
 def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
-    from model import sources
+    from model.asr import sources
 
     if name == BASE_VERSION:
         return sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
@@ -317,8 +317,8 @@ def _evaluate(
     config: RunConfig, ct2_dir: Path, model_name: str, sets: dict[str, list[Example]]
 ) -> dict[str, Any]:
     """One model on every set, loaded once, with the serving engine and options."""
-    from model.engines import CT2Transcriber, TranscribeOptions
-    from model.evaluation import evaluate
+    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.evaluation import evaluate
     from training.evaluate import EVAL_LIMITS
 
     engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)

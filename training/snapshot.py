@@ -1,6 +1,6 @@
 """A run's fixed inputs, decided at its first start and reused when it resumes.
 
-Three manifests (TSV, ``model.tsv``'s format, absolute paths into the audio store) are
+Three manifests (TSV, ``model.asr.tsv``'s format, absolute paths into the audio store) are
 written into the run folder:
 
 * ``train.tsv``: the train side of the stored corrections (plus replayed base corpus);
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from model.normalize import normalize_text
+from model.asr.normalize import normalize_text
 from training.data import Example, read_manifest, replay_mix
 
 SNAPSHOT_FILE = "snapshot.json"

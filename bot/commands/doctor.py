@@ -180,7 +180,7 @@ def check_token(settings: Settings) -> Finding:
 
 
 def check_js_runtime(settings: Settings) -> Finding:
-    from model.js_runtime import find_js_runtime, runtime_version
+    from model.media.js_runtime import find_js_runtime, runtime_version
 
     runtime = find_js_runtime()
     if runtime is None:
@@ -204,7 +204,7 @@ def check_js_runtime(settings: Settings) -> Finding:
 
 def check_tagger(settings: Settings) -> Finding:
     from bot.wiring import build_tagger
-    from model.keywords import KeywordTagger
+    from model.tagging.keywords import KeywordTagger
 
     tagger = build_tagger(settings)
     if tagger is None:

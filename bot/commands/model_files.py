@@ -27,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
-    from model.convert import import_ct2_to_hf
-    from model.folders import ConversionError
-    from model.sources import ModelUnavailable, locate
+    from model.asr.convert import import_ct2_to_hf
+    from model.asr.folders import ConversionError
+    from model.asr.sources import ModelUnavailable, locate
 
     try:
         found = locate(args.ct2_dir, cache_dir=settings.cache_dir)
@@ -43,8 +43,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from model.convert import export_hf_to_ct2
-    from model.folders import ConversionError, is_hf_dir
+    from model.asr.convert import export_hf_to_ct2
+    from model.asr.folders import ConversionError, is_hf_dir
 
     if not is_hf_dir(args.hf_dir):
         raise CommandError(f"{args.hf_dir} is not a Hugging Face Whisper checkpoint")

@@ -1,7 +1,7 @@
 """``whisper-it samples import TSV | export DIR | stats | contributors | quarantine |
 remove-user ID``: the training samples and who contributed them.
 
-``import`` reads a manifest with the one TSV reader (``model.tsv``: paths stay inside the
+``import`` reads a manifest with the one TSV reader (``model.asr.tsv``: paths stay inside the
 TSV's folder unless ``--allow-outside``) and stores each pair as if a user had corrected
 it; a clip that cannot be decoded (damaged, NaN samples, too long) is a per-row error.
 ``export`` writes a ``datasets`` audiofolder: ``metadata.csv`` (file_name, transcription,
@@ -28,7 +28,7 @@ from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from model.tsv import LabelledClip
+    from model.asr.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
     from storage.samples import Split
     from storage.unit_of_work import Database
@@ -112,8 +112,8 @@ def _print_json(data: object) -> None:
 def _import(
     tsv: Path, database: Database, store: AudioStore, settings: Settings, *, allow_outside: bool
 ) -> int:
-    from model.audio import AudioError, AudioLimits, decode_audio
-    from model.tsv import ManifestError, read_tsv
+    from model.asr.audio import AudioError, AudioLimits, decode_audio
+    from model.asr.tsv import ManifestError, read_tsv
     from storage.audio_store import InvalidAudioError
     from storage.samples import add_labelled_sample
 

@@ -152,7 +152,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from model.registry import RegistryError
+    from model.asr.registry import RegistryError
 
     control = _control(settings)
     try:

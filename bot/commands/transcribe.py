@@ -1,6 +1,6 @@
 """``whisper-it transcribe`` (a file or a link) and ``whisper-it evaluate`` (WER on a TSV):
 thin adapters over the transcription pipeline (``bot.pipeline``) and the one evaluation
-(``model.evaluation``).
+(``model.asr.evaluation``).
 
 stdout carries only the result (text, or JSON with ``--json``); progress and errors go to
 stderr, so ``whisper-it transcribe URL --json > out.json`` stays machine-readable.
@@ -32,11 +32,11 @@ from bot.pipeline import (
 )
 from bot.settings import Settings
 from bot.wiring import build_pipeline
-from model.engines import DEFAULT_BATCH_SIZE, ENGINES, LONG_AUDIO_SECONDS, TranscribeOptions
-from model.subtitles import segments_to_srt
-from model.tsv import ManifestError, read_tsv
+from model.asr.engines import DEFAULT_BATCH_SIZE, ENGINES, LONG_AUDIO_SECONDS, TranscribeOptions
+from model.asr.subtitles import segments_to_srt
+from model.asr.tsv import ManifestError, read_tsv
 
-YTDLP_LOGGER = "model.youtube"
+YTDLP_LOGGER = "model.media.youtube"
 
 STAGES = {Stage.DOWNLOAD: "Download", Stage.TRANSCRIBE: "Trascrizione"}
 FILE_NOT_FOUND = "file non trovato: {path}"
@@ -181,7 +181,7 @@ def _quiet_logs(args: argparse.Namespace) -> None:
 def _pipeline(
     args: argparse.Namespace, settings: Settings, *, with_tags: bool
 ) -> TranscriptionPipeline:
-    from model.tags import TaggerUnavailable
+    from model.tagging.tags import TaggerUnavailable
 
     try:
         pipeline = build_pipeline(
@@ -196,8 +196,8 @@ def _pipeline(
 
 @contextlib.contextmanager
 def _model_errors() -> Iterator[None]:
-    from model.convert import ConversionError
-    from model.sources import ModelUnavailable
+    from model.asr.convert import ConversionError
+    from model.asr.sources import ModelUnavailable
 
     try:
         yield
@@ -286,7 +286,7 @@ def _options_dict(options: TranscribeOptions) -> dict[str, object]:
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from model.evaluation import UnreadableClipError, evaluate
+    from model.asr.evaluation import UnreadableClipError, evaluate
 
     _quiet_logs(args)
     try:

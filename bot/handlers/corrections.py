@@ -9,7 +9,7 @@ from bot import messages
 from bot.corrections import CorrectionOutcome
 from bot.handlers import links
 from bot.handlers.common import answer, is_private, replies_to_bot, services
-from model.links import find_links
+from model.media.links import find_links
 
 REPLIES = {
     CorrectionOutcome.SAVED: messages.CORRECTION_SAVED,

@@ -8,7 +8,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from bot import messages
 from bot.handlers.common import addressed, answer, is_private, services, submit_job
 from bot.job_payloads import LinkJob
-from model.links import find_links
+from model.media.links import find_links
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

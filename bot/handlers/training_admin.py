@@ -66,7 +66,7 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @admin_only
 async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    from model.registry import RegistryError
+    from model.asr.registry import RegistryError
 
     try:
         name = await asyncio.to_thread(services(context).training.rollback)

@@ -7,8 +7,8 @@ import logging
 import re
 from collections import deque
 
-from model.links import LinkError, VideoLink
-from model.netguard import blocked_cause
+from model.media.links import LinkError, VideoLink
+from model.media.netguard import blocked_cause
 
 _RECENT_MESSAGES = 50
 # yt-dlp warnings that describe the normal path, not a problem: operator-added hosts are

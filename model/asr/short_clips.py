@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from model.audio import SAMPLE_RATE
-from model.engines import (
+from model.asr.audio import SAMPLE_RATE
+from model.asr.engines import (
     FALLBACK_TEMPERATURES,
     LOGPROB_THRESHOLD,
     N_FRAMES,
@@ -52,7 +52,7 @@ from model.engines import (
 )
 
 if TYPE_CHECKING:
-    from model.engines import CT2Transcriber
+    from model.asr.engines import CT2Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class ShortClipDecoder:
 
     def _alone(self, clip: np.ndarray, options: TranscribeOptions) -> BatchResult:
         """The clip through ``transcribe`` (long audio, or a batch that failed)."""
-        from model.engines import fast_path_options
+        from model.asr.engines import fast_path_options
 
         self._count_fallback()
         duration = clip.size / SAMPLE_RATE

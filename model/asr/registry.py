@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model import convert
+from model.asr import convert
 
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"

@@ -1,4 +1,5 @@
-"""The batched short-clip path (model/batched.py) on the packaged whisper-base and espeak speech.
+"""The short-clip decoder (model/asr/short_clips.py) on the packaged whisper-base and espeak
+speech.
 
 Few, short clips keep this fast: 4 sentences of 2-4 s, beam 5 (the serving default).
 """
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.audio import SAMPLE_RATE, decode_audio
-from model.batched import SHORT_CLIP_SECONDS, InvalidClip, transcribe_one_by_one
-from model.engines import Segment, TranscribeOptions, Transcription
-from model.normalize import error_rates
+from model.asr.audio import SAMPLE_RATE, decode_audio
+from model.asr.engines import Segment, TranscribeOptions, Transcription
+from model.asr.normalize import error_rates
+from model.asr.short_clips import SHORT_CLIP_SECONDS, InvalidClip, transcribe_one_by_one
 from tests.speech import ITALIAN_SENTENCES, synthesize
 
 OPTIONS = TranscribeOptions(beam_size=5)

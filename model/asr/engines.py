@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
-from model.audio import SAMPLE_RATE
+from model.asr.audio import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from model.batched import ShortClipDecoder
+    from model.asr.short_clips import ShortClipDecoder
 
 EngineName = Literal["ct2", "transformers"]
 ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
@@ -46,7 +46,7 @@ Progress = Callable[[float], None]
 
 # Audio longer than this goes through faster-whisper's batched pipeline (VAD chunks decoded
 # together), the fast path for long audio; up to it, a clip is one window (the bot sends
-# voice notes that fit one through model.batched's short path). Measured by duration in
+# voice notes that fit one through model.asr.short_clips's short path). Measured by duration in
 # benchmarks/results/serving.md ("A single note by duration", 2026-11-30): past one window
 # the fast path beat plain faster-whisper by 1.16x at 45 s and 1.56x at 60 and 90 s (wall
 # and CPU time alike), WER within a few words (41% vs 37% at 45 s, 36% vs 36% and 40% vs
@@ -128,7 +128,7 @@ class Transcriber(Protocol):
         self, clips: Sequence[np.ndarray], *, options: TranscribeOptions = ...
     ) -> list[Transcription | Exception]:
         """One result per clip, in order: its transcription or the exception it raised
-        (one bad clip never fails the others). See ``model.batched``."""
+        (one bad clip never fails the others). See ``model.asr.short_clips``."""
         ...
 
 
@@ -186,14 +186,14 @@ class CT2Transcriber:
         *,
         options: TranscribeOptions = TranscribeOptions(),
     ) -> list[Transcription | Exception]:
-        """Short clips (``model.batched.SHORT_CLIP_SECONDS``) in one CTranslate2 call; see
-        ``model.batched.ShortClipDecoder``."""
+        """Short clips (``model.asr.short_clips.SHORT_CLIP_SECONDS``) in one CTranslate2 call; see
+        ``model.asr.short_clips.ShortClipDecoder``."""
         return self.short_clips.transcribe_batch(clips, options=options)
 
     @property
     def short_clips(self) -> ShortClipDecoder:
         """The batched short-clip path (made on first use)."""
-        from model.batched import ShortClipDecoder
+        from model.asr.short_clips import ShortClipDecoder
 
         with self._lock:
             if self._short is None:
@@ -363,7 +363,7 @@ class TransformersTranscriber:
         options: TranscribeOptions = TranscribeOptions(),
     ) -> list[Transcription | Exception]:
         """The batch API, one clip at a time (this engine is the reference, not the server)."""
-        from model.batched import transcribe_one_by_one
+        from model.asr.short_clips import transcribe_one_by_one
 
         return transcribe_one_by_one(self, clips, options=options)
 

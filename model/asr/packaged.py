@@ -11,7 +11,7 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from model.folders import (
+from model.asr.folders import (
     CONFIG_FILE,
     DEFAULT_MEL_BINS,
     MODEL_BIN,

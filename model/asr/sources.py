@@ -16,11 +16,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from model import convert
-from model.ct2_format import is_ct2_dir
-from model.engines import EngineName
-from model.folders import ConversionError, is_hf_dir
-from model.packaged import PACKAGED_BASE_NAME, packaged_base_dir
+from model.asr import convert
+from model.asr.ct2_format import is_ct2_dir
+from model.asr.engines import EngineName
+from model.asr.folders import ConversionError, is_hf_dir
+from model.asr.packaged import PACKAGED_BASE_NAME, packaged_base_dir
 
 PACKAGED_PREFIX = "packaged:"
 
@@ -108,8 +108,8 @@ def load_transcriber(
     cpu_threads: int = 0,
     model_name: str | None = None,
 ) -> object:
-    """Build the engine for ``spec`` (returns a ``model.engines.Transcriber``)."""
-    from model.engines import CT2Transcriber, TransformersTranscriber
+    """Build the engine for ``spec`` (returns a ``model.asr.engines.Transcriber``)."""
+    from model.asr.engines import CT2Transcriber, TransformersTranscriber
 
     if engine == "ct2":
         found = ct2_dir(spec, cache_dir=cache_dir)

@@ -1,7 +1,7 @@
 """Links users send: parse them against a host allow-list and canonicalise them.
 
-Pure functions, no network: the download adapter (model/youtube.py) and the request guard
-(model/netguard.py) use the same allow-list through :func:`request_allowed` and
+Pure functions, no network: the download adapter (model/media/youtube.py) and the request guard
+(model/media/netguard.py) use the same allow-list through :func:`request_allowed` and
 :func:`connect_allowed`.
 
 yt-dlp's own YouTube extractor is not an allow-list (it accepts bare ids and mirror sites), so

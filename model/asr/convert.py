@@ -4,8 +4,8 @@
   checkpoint: the exact inverse of CTranslate2's own Whisper converter (NOTES §1);
 * export a fine-tuned transformers checkpoint back to CTranslate2 for serving.
 
-The packaged whisper-base is assembled by ``model.packaged``; ``model.ct2_format`` reads the
-CT2 binary; ``model.folders`` holds what every model folder shares. Every output folder is
+The packaged whisper-base is assembled by ``model.asr.packaged``; ``model.asr.ct2_format`` reads the
+CT2 binary; ``model.asr.folders`` holds what every model folder shares. Every output folder is
 built in a temporary folder beside its destination and renamed into place.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from model.ct2_format import is_ct2_dir, read_ct2_model
-from model.folders import (
+from model.asr.ct2_format import is_ct2_dir, read_ct2_model
+from model.asr.folders import (
     CONFIG_FILE,
     MODEL_BIN,
     PREPROCESSOR_FILE,

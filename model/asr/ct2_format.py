@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.folders import CONFIG_FILE, MODEL_BIN, ConversionError
+from model.asr.folders import CONFIG_FILE, MODEL_BIN, ConversionError
 
 CT2_BINARY_VERSION = 6
 CT2_WHISPER_SPEC = "WhisperSpec"

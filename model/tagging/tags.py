@@ -268,7 +268,7 @@ def load_tagger(
 
 
 def _keywords(max_tags: int) -> Tagger:
-    from model.keywords import KeywordTagger
+    from model.tagging.keywords import KeywordTagger
 
     return KeywordTagger(max_tags=max_tags)
 

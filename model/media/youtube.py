@@ -1,8 +1,8 @@
-"""Download the audio of a parsed link (model/links.py) with yt-dlp.
+"""Download the audio of a parsed link (model/media/links.py) with yt-dlp.
 
 yt-dlp gets the canonical watch URL of a YouTube link, or the validated URL of an
 operator-added host restricted to the generic extractors. Every request it makes goes
-through model/netguard.py (connect-time address check, redirects re-checked, one origin
+through model/media/netguard.py (connect-time address check, redirects re-checked, one origin
 for operator hosts). Limits are checked on the metadata before anything is fetched, again
 while downloading and on the file.
 """
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model.js_runtime import yt_dlp_js_runtimes
-from model.links import (
+from model.media.js_runtime import yt_dlp_js_runtimes
+from model.media.links import (
     LinkError,
     VideoLink,
 )
-from model.netguard import guarded_downloader
-from model.ytdlp_messages import YtDlpLogger, link_error_from
+from model.media.netguard import guarded_downloader
+from model.media.ytdlp_messages import YtDlpLogger, link_error_from
 
 _log = logging.getLogger(__name__)
 

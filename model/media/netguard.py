@@ -2,13 +2,13 @@
 
 yt-dlp sends pages, embeds and media through ``YoutubeDL.urlopen`` and a request handler
 (urllib, requests, curl_cffi ... whichever is installed). Here a YoutubeDL subclass uses
-only a urllib handler whose checks the rules of model/links.py drive:
+only a urllib handler whose checks the rules of model/media/links.py drive:
 
 - at *connect* time, every address the host name resolved to is checked before the socket
-  connects (:func:`model.links.connect_allowed`), so neither DNS nor a redirect can lead to
+  connects (:func:`model.media.links.connect_allowed`), so neither DNS nor a redirect can lead to
   loopback, private or link-local services (no window between check and connect);
-- every HTTP redirect is re-checked against the allow-list (:func:`model.links.request_allowed`)
-  before it is followed;
+- every HTTP redirect is re-checked against the allow-list
+  (:func:`model.media.links.request_allowed`) before it is followed;
 - for operator-added hosts, every request yt-dlp starts itself must stay on the link's own
   origin (a page could name any other URL as its media).
 
@@ -25,7 +25,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from model.links import DEFAULT_PORTS, LinkError, VideoLink, connect_allowed, request_allowed
+from model.media.links import DEFAULT_PORTS, LinkError, VideoLink, connect_allowed, request_allowed
 
 DIRECT_CONNECTION = ""  # yt-dlp's "proxy" option: "" means connect directly
 _MAX_SHOWN_URL = 200

@@ -2,9 +2,9 @@
 
 ``whisper-it evaluate``, the training gate and the benchmarks all call ``evaluate``, so a
 number printed anywhere in the project means the same thing: every clip is decoded by
-``model.audio.decode_audio`` under the caller's limits, transcribed with the serving
+``model.asr.audio.decode_audio`` under the caller's limits, transcribed with the serving
 options (and the long-audio fast path where the serving path would take it), and scored
-with the one Italian normaliser (``model.normalize``). Per-clip error counts are kept
+with the one Italian normaliser (``model.asr.normalize``). Per-clip error counts are kept
 beside the corpus rates because a paired test between two models (the gate's bootstrap)
 resamples clips, not corpora.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from model.audio import AudioError, AudioLimits, decode_audio
-from model.engines import TranscribeOptions, Transcriber, fast_path_options
-from model.normalize import ErrorRates, error_rates, normalize_text
+from model.asr.audio import AudioError, AudioLimits, decode_audio
+from model.asr.engines import TranscribeOptions, Transcriber, fast_path_options
+from model.asr.normalize import ErrorRates, error_rates, normalize_text
 
 # Frozen, so one shared instance is a safe default.
 DEFAULT_OPTIONS = TranscribeOptions()
@@ -30,7 +30,7 @@ EvalProgress = Callable[[int, int], None]
 
 
 class LabelledAudio(Protocol):
-    """Anything with an audio path and its reference text (``model.tsv.LabelledClip``,
+    """Anything with an audio path and its reference text (``model.asr.tsv.LabelledClip``,
     ``training.data.Example``)."""
 
     @property
@@ -46,7 +46,7 @@ class UnreadableClipError(Exception):
     def __init__(self, audio_path: Path, reason: str, detail: str) -> None:
         super().__init__(f"{audio_path}: {detail}")
         self.audio_path = audio_path
-        # ``model.audio.AudioError.reason`` ("corrupt", "too_long", ...) or "missing".
+        # ``model.asr.audio.AudioError.reason`` ("corrupt", "too_long", ...) or "missing".
         self.reason = reason
 
 
@@ -118,7 +118,7 @@ def evaluate(
 ) -> Evaluation:
     """Transcribe every clip with ``transcriber`` and score it against its reference.
 
-    ``batch_size`` is the fast-path choice of ``model.engines.fast_path_options`` (None:
+    ``batch_size`` is the fast-path choice of ``model.asr.engines.fast_path_options`` (None:
     batched decoding for long audio, as the bot does). A clip that cannot be decoded
     raises ``UnreadableClipError`` unless ``skip_unreadable`` (the gate: audio purged by
     retention since the set was listed), in which case it is listed in ``skipped``.
