@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.admin_service import AdminService
 from bot.corrections import CorrectionService
 from bot.delivery import DeliveryOptions
 from bot.model_holder import LoadFailure
@@ -42,6 +43,7 @@ class Services:
     limiter: RateLimiter
     corrections: CorrectionService
     training: TrainingControl
+    admin: AdminService
 
     def close(self) -> None:
         self.db.close()
@@ -69,6 +71,10 @@ class Services:
             # Audio no row refers to: a job that finished after its user's /forget, a crash.
             sweep_orphan_blobs(uow.session, self.store)
         return purged
+
+
+def admin_service(settings: Settings, db: Database) -> AdminService:
+    return AdminService(db, eval_fraction=settings.eval_fraction)
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
@@ -109,6 +115,7 @@ def build_services(
         runner=JobRunner(queue=queue, pipeline=pipeline, options=worker_options(settings)),
         limiter=RateLimiter(limit=settings.messages_per_minute),
         training=TrainingControl(settings, db),
+        admin=admin_service(settings, db),
         corrections=CorrectionService(
             db,
             max_chars=settings.max_correction_chars,

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.media.links import YOUTUBE_HOSTS
+from storage.samples import DEFAULT_EVAL_FRACTION
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
@@ -175,7 +176,9 @@ class Settings(BaseSettings):
     train_min_samples: int = Field(1, description="Refuse to train with fewer samples")
     train_schedule_hours: float = Field(24.0, description="Scheduler interval; 0 = off")
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
-    eval_fraction: float = Field(0.1, description="Share of samples held out (keep it fixed)")
+    eval_fraction: float = Field(
+        DEFAULT_EVAL_FRACTION, description="Share of samples held out (keep it fixed)"
+    )
     eval_general_set: Path | None = Field(
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
     )

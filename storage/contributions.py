@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from storage.labels import Conflict, resolve_labels
 from storage.models import Correction, User
-from storage.samples import DEFAULT_EVAL_FRACTION, TRAIN, list_samples
+from storage.samples import TRAIN, list_samples
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,7 @@ class RemovedContributions:
     quarantined: int
 
 
-def list_contributions(
-    session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION
-) -> list[Contribution]:
+def list_contributions(session: Session, *, eval_fraction: float) -> list[Contribution]:
     """Every user with at least one correction, most training samples first."""
     train: Counter[int] = Counter()
     held_out: Counter[int] = Counter()
@@ -88,7 +86,7 @@ def remove_user_contributions(session: Session, user_id: int) -> RemovedContribu
     """Delete every correction ``user_id`` made: their samples leave the training and
     evaluation sets, and quarantines they caused are lifted. Flushes, never commits."""
     labels = resolve_labels(session)
-    samples = sum(1 for s in list_samples(session, labels=labels) if s.user_id == user_id)
+    samples = sum(1 for label in labels.labelled if label.user_id == user_id)
     quarantined = sum(1 for c in labels.quarantined if user_id in c.user_ids)
     result = session.execute(
         delete(Correction)

@@ -42,7 +42,7 @@ def group_of(text: str) -> str:
     return normalize_text(text)
 
 
-def split_of(sentence: str, *, salt: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Split:
+def split_of(sentence: str, *, salt: bytes, eval_fraction: float) -> Split:
     """``"eval"`` for about ``eval_fraction`` of all sentences, chosen by keyed hash, forever.
 
     Texts with the same normalised form (``group_of``) always get the same side.
@@ -75,7 +75,7 @@ def list_samples(
     session: Session,
     split: Split | None = None,
     *,
-    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    eval_fraction: float,
     labels: Labels | None = None,
 ) -> list[Sample]:
     """Every sample (or one split's), oldest correction first. Quarantined clips are not
@@ -114,7 +114,7 @@ def last_trained_correction_id(session: Session) -> int | None:
     )
 
 
-def count_new_samples(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> int:
+def count_new_samples(session: Session, *, eval_fraction: float) -> int:
     """Training samples added or re-corrected since the last successful training run."""
     cutoff = last_trained_correction_id(session)
     return sum(
@@ -140,7 +140,7 @@ class SampleStats:
         return asdict(self)
 
 
-def sample_stats(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> SampleStats:
+def sample_stats(session: Session, *, eval_fraction: float) -> SampleStats:
     labels = resolve_labels(session)
     samples = list_samples(session, eval_fraction=eval_fraction, labels=labels)
     quarantined = len(labels.quarantined)

@@ -85,7 +85,7 @@ def _correct(database: Database, transcription_id: int, user_id: int, text: str)
 
 def _labels(database: Database) -> list[tuple[int, str]]:
     with database.unit_of_work(read_only=True) as uow:
-        return [(s.user_id, s.text) for s in list_samples(uow.session)]
+        return [(s.user_id, s.text) for s in list_samples(uow.session, eval_fraction=0.1)]
 
 
 def _quarantine(database: Database) -> list[tuple[int, ...]]:
@@ -185,7 +185,7 @@ def test_contributions_are_counted_per_user(database: Database, store: AudioStor
     with database.unit_of_work(read_only=True) as uow:
         rows = {
             c.user_id: (c.samples, c.quarantined, c.corrections, round(c.seconds))
-            for c in list_contributions(uow.session)
+            for c in list_contributions(uow.session, eval_fraction=0.1)
         }
     assert rows == {AUTHOR: (3, 0, 3, 3), THIRD: (0, 1, 1, 0), FORWARDER: (0, 1, 1, 0)}
 
@@ -225,7 +225,7 @@ def test_the_split_cannot_be_predicted_without_the_installations_salt(tmp_path: 
         with database.unit_of_work(read_only=True) as uow:
             salt = split_salt(uow.session)
         database.close()
-        sides.append([split_of(text, salt=salt) for text in sentences])
+        sides.append([split_of(text, salt=salt, eval_fraction=0.1) for text in sentences])
     assert sides[0] != sides[1]
 
 

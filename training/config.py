@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from storage.samples import DEFAULT_EVAL_FRACTION
 from training.arguments import FinetuneArguments
 from training.gate import GatePolicy
 
@@ -30,7 +31,7 @@ class RunConfig:
     runs_dir: str
     base_model: str
     language: str = "it"
-    eval_fraction: float = 0.1
+    eval_fraction: float = DEFAULT_EVAL_FRACTION
     eval_beam_size: int = 5
     eval_cpu_threads: int = 0
     general_eval_set: str | None = None

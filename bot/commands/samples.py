@@ -28,6 +28,7 @@ from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.admin_service import AdminService
     from model.asr.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
     from storage.samples import Split
@@ -46,8 +47,6 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from storage.samples import DEFAULT_EVAL_FRACTION
-
     parser = subparsers.add_parser("samples", help="import, export and count training samples")
     actions = parser.add_subparsers(dest="samples_command", required=True)
     importer = actions.add_parser("import", help="add labelled audio from a TSV file")
@@ -74,30 +73,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument(
             "--eval-fraction",
             type=float,
-            default=DEFAULT_EVAL_FRACTION,
-            help="share of samples held out for evaluation (keep it fixed across runs)",
+            default=None,
+            help="share of samples held out for evaluation (default: WHISPER_IT_EVAL_FRACTION)",
         )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.admin_service import AdminService
     from storage.audio_store import AudioStore
     from storage.unit_of_work import Database
 
     database = Database.open(settings.resolved_database_url)
     store = AudioStore(settings.audio_dir)
+    eval_fraction = getattr(args, "eval_fraction", None)
+    if eval_fraction is None:
+        eval_fraction = settings.eval_fraction
+    admin = AdminService(database, eval_fraction=eval_fraction)
     try:
         if args.samples_command == "import":
             return _import(args.tsv, database, store, settings, allow_outside=args.allow_outside)
         if args.samples_command == "export":
-            return _export(args.directory, args.split, args.eval_fraction, database, store)
+            return _export(args.directory, args.split, eval_fraction, database, store)
         if args.samples_command == "contributors":
-            return _contributors(args.eval_fraction, database)
+            return _contributors(admin)
         if args.samples_command == "quarantine":
-            return _quarantine(database)
+            return _quarantine(admin)
         if args.samples_command == "remove-user":
-            return _remove_user(args.user_id, database)
-        return _stats(args.eval_fraction, database)
+            return _remove_user(args.user_id, admin)
+        _print_json(admin.sample_stats().to_dict())
+        return 0
     finally:
         database.close()
 
@@ -236,26 +241,11 @@ def _write_metadata(path: Path, rows: list[tuple[str, str, str]]) -> None:
         raise
 
 
-# --- stats -------------------------------------------------------------------------------
-
-
-def _stats(eval_fraction: float, database: Database) -> int:
-    from storage.samples import sample_stats
-
-    with database.unit_of_work(read_only=True) as uow:
-        stats = sample_stats(uow.session, eval_fraction=eval_fraction)
-    _print_json(stats.to_dict())
-    return 0
-
-
 # --- contributors ------------------------------------------------------------------------
 
 
-def _contributors(eval_fraction: float, database: Database) -> int:
-    from storage.contributions import list_contributions
-
-    with database.unit_of_work(read_only=True) as uow:
-        contributions = list_contributions(uow.session, eval_fraction=eval_fraction)
+def _contributors(admin: AdminService) -> int:
+    contributions = admin.contributors().contributions
     _print_json(
         [
             {
@@ -275,11 +265,8 @@ def _contributors(eval_fraction: float, database: Database) -> int:
     return 0
 
 
-def _quarantine(database: Database) -> int:
-    from storage.contributions import list_quarantine
-
-    with database.unit_of_work(read_only=True) as uow:
-        conflicts = list_quarantine(uow.session)
+def _quarantine(admin: AdminService) -> int:
+    conflicts = admin.quarantine()
     _print_json(
         [
             {
@@ -294,16 +281,12 @@ def _quarantine(database: Database) -> int:
     return 0
 
 
-def _remove_user(raw_id: str, database: Database) -> int:
-    from storage.contributions import remove_user_contributions
-
+def _remove_user(raw_id: str, admin: AdminService) -> int:
     try:
         user_id = parse_user_id([raw_id])
     except UserIdError as exc:
         raise CommandError(str(exc)) from None
-    with database.unit_of_work() as uow:
-        removed = remove_user_contributions(uow.session, user_id)
-        uow.commit()
+    removed = admin.remove_user(user_id)
     _print_json(
         {
             "user_id": removed.user_id,

@@ -15,15 +15,7 @@ from bot import messages
 from bot.container import Services
 from bot.corrections import UserIdError, parse_user_id
 from bot.handlers.common import answer, services
-from storage import jobs as job_queue
-from storage import repository
-from storage.contributions import (
-    Contribution,
-    RemovedContributions,
-    list_contributions,
-    remove_user_contributions,
-)
-from storage.samples import sample_stats
+from storage.contributions import Contribution
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
@@ -49,10 +41,8 @@ def admin_only(handler: Handler) -> Handler:
 
 
 def stats_text(svc: Services) -> str:
-    with svc.db.unit_of_work(read_only=True) as uow:
-        counts = repository.storage_counts(uow.session)
-        samples = sample_stats(uow.session)
-        pending = job_queue.count_pending_jobs(uow.session)
+    overview = svc.admin.overview()
+    counts, samples = overview.counts, overview.samples
     model = svc.pipeline.models
     tagger = svc.pipeline.tagger
     return (
@@ -62,7 +52,7 @@ def stats_text(svc: Services) -> str:
         f"Correzioni: {counts.corrections}\n"
         f"Campioni di addestramento: {samples.train} + {samples.eval} di valutazione"
         f" ({samples.quarantined} in quarantena)\n"
-        f"Coda: {pending} in attesa, {svc.runner.busy} in lavorazione\n"
+        f"Coda: {overview.pending_jobs} in attesa, {svc.runner.busy} in lavorazione\n"
         f"Modello: {model.spec or 'non ancora caricato'}\n"
         f"Hashtag: {getattr(tagger, 'name', 'disattivati')}"
     )
@@ -81,9 +71,8 @@ def _who(contribution: Contribution) -> str:
 
 
 def contributors_text(svc: Services) -> str:
-    with svc.db.unit_of_work(read_only=True) as uow:
-        contributions = list_contributions(uow.session)
-        samples = sample_stats(uow.session)
+    report = svc.admin.contributors()
+    contributions, samples = report.contributions, report.samples
     if not contributions:
         return messages.CONTRIBUTORS_EMPTY
     lines = [
@@ -116,13 +105,6 @@ def contributors_text(svc: Services) -> str:
     return "\n".join(lines)
 
 
-def remove_contributions(svc: Services, user_id: int) -> RemovedContributions:
-    with svc.db.unit_of_work() as uow:
-        removed = remove_user_contributions(uow.session, user_id)
-        uow.commit()
-    return removed
-
-
 @admin_only
 async def contributors(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await answer(update, await asyncio.to_thread(contributors_text, services(context)))
@@ -135,7 +117,7 @@ async def remove_contributions_command(update: Update, context: ContextTypes.DEF
     except UserIdError as exc:
         await answer(update, html.escape(str(exc), quote=False))
         return
-    removed = await asyncio.to_thread(remove_contributions, services(context), user_id)
+    removed = await asyncio.to_thread(services(context).admin.remove_user, user_id)
     if not removed.corrections:
         await answer(update, messages.CONTRIBUTIONS_NONE.format(user_id=user_id))
         return

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from model.tagging.tags import DEFAULT_MAX_TAGS
+from model.tagging.base import DEFAULT_MAX_TAGS
 
 if TYPE_CHECKING:
     import yake

@@ -12,14 +12,17 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+from model.tagging.base import (
+    DEFAULT_MAX_TAGS,
+    NullTagger,
+    Tagger,
+    TaggerChoice,
+    TaggerUnavailable,
+)
 
 logger = logging.getLogger(__name__)
-
-TaggerChoice = Literal["auto", "text2tags", "keywords", "off"]
 
 DEFAULT_TEXT2TAGS_MODEL = "efederici/text2tags"
 # How the model was trained (NOTES §7): a T5 summarisation prefix and these generation settings.
@@ -34,34 +37,11 @@ MAX_CHUNKS = 4
 # with back-off for ~45 s, which would stall start-up on an offline machine.
 HUB_PROBE_TIMEOUT_S = 5.0
 
-DEFAULT_MAX_TAGS = 5
 MAX_HASHTAG_CHARS = 50
 _TAG_SPLIT_RE = re.compile(r"\s*,\s*")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?…])\s+")
 _APOSTROPHES = "'’‘`´ʼ"
 _SEPARATOR_CATEGORIES = ("Z", "Pd")  # spaces and dashes
-
-
-class TaggerUnavailable(Exception):
-    """The requested tagger cannot run (model not cached, no Hub access, bad model id...)."""
-
-
-@runtime_checkable
-class Tagger(Protocol):
-    """Produces raw tags (not yet hashtags) for a transcript, best first."""
-
-    name: str
-
-    def tags(self, text: str) -> list[str]: ...
-
-
-class NullTagger:
-    """Tagging turned off."""
-
-    name = "off"
-
-    def tags(self, text: str) -> list[str]:
-        return []
 
 
 class Text2TagsTagger:

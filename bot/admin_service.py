@@ -1,0 +1,74 @@
+"""Admin operations on the training data, shared by the Telegram commands and the CLI.
+
+``/stats``, ``/contributors`` and ``/remove_contributions`` in the bot and ``whisper-it
+samples stats|contributors|quarantine|remove-user`` call these methods, so both read the
+same split (the installation's ``eval_fraction``) and format only. No telegram import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage import jobs as job_queue
+from storage import repository
+from storage.contributions import (
+    Contribution,
+    RemovedContributions,
+    list_contributions,
+    list_quarantine,
+    remove_user_contributions,
+)
+from storage.labels import Conflict
+from storage.repository import StorageCounts
+from storage.samples import SampleStats, sample_stats
+from storage.unit_of_work import Database
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What ``/stats`` shows of the stored data."""
+
+    counts: StorageCounts
+    samples: SampleStats
+    pending_jobs: int
+
+
+@dataclass(frozen=True)
+class ContributorsReport:
+    contributions: list[Contribution]
+    samples: SampleStats
+
+
+class AdminService:
+    def __init__(self, db: Database, *, eval_fraction: float) -> None:
+        self.db = db
+        self.eval_fraction = eval_fraction
+
+    def sample_stats(self) -> SampleStats:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return sample_stats(uow.session, eval_fraction=self.eval_fraction)
+
+    def overview(self) -> Overview:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return Overview(
+                counts=repository.storage_counts(uow.session),
+                samples=sample_stats(uow.session, eval_fraction=self.eval_fraction),
+                pending_jobs=job_queue.count_pending_jobs(uow.session),
+            )
+
+    def contributors(self) -> ContributorsReport:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return ContributorsReport(
+                contributions=list_contributions(uow.session, eval_fraction=self.eval_fraction),
+                samples=sample_stats(uow.session, eval_fraction=self.eval_fraction),
+            )
+
+    def quarantine(self) -> list[Conflict]:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return list_quarantine(uow.session)
+
+    def remove_user(self, user_id: int) -> RemovedContributions:
+        with self.db.unit_of_work() as uow:
+            removed = remove_user_contributions(uow.session, user_id)
+            uow.commit()
+        return removed
