@@ -280,7 +280,7 @@ def italian_speech(
     (a 30 s clip stays one Whisper window). ``vary_voices`` cycles voices, speeds, pitches.
     """
     from model.asr.audio import decode_audio
-    from tests.speech import synthesize
+    from tests.support.speech import synthesize
 
     workdir.mkdir(parents=True, exist_ok=True)
     pieces: list[np.ndarray] = []

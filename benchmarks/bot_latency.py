@@ -2,7 +2,7 @@
 
 The real bot (``bot.app.build_application``, python-telegram-bot's HTTP stack, the durable
 job queue, storage, hashtags) runs in-process against the loopback Bot API emulator
-(``tests/telegram_emulator.py``), with the packaged whisper-base (CTranslate2) and the
+(``tests/support/telegram_emulator.py``), with the packaged whisper-base (CTranslate2) and the
 bot's default settings (beam 5, one worker).
 
 1. Voice notes (OGG/Opus of espeak-ng Italian) of about 5, 10 and 30 s: the time from
@@ -136,7 +136,7 @@ def _plain_model_seconds(transcriber: object, clip: Clip, runs: int) -> _common.
 
 
 def _final_reply(bot, user_id: int, message_id: int):
-    from tests.bot_harness import is_status_text
+    from tests.support.bot_harness import is_status_text
 
     for message in bot.emu.messages(user_id):
         if message.reply_to == message_id and not is_status_text(message.content):
@@ -159,7 +159,7 @@ async def _one_voice_note(bot, user_id: int, clip: Clip) -> float:
 async def _bot_latencies(
     data_dir: Path, transcriber: object, clips: dict[float, Clip], runs: int, workers: int
 ) -> dict[float, _common.Timing]:
-    from tests.bot_harness import running_bot
+    from tests.support.bot_harness import running_bot
 
     timings: dict[float, _common.Timing] = {}
     user = FIRST_USER_ID
@@ -177,7 +177,7 @@ async def _bot_latencies(
 async def _burst(
     data_dir: Path, transcriber: object, clip: Clip, users: int, workers: int
 ) -> dict[str, object]:
-    from tests.bot_harness import running_bot
+    from tests.support.bot_harness import running_bot
 
     async with running_bot(data_dir, transcriber, workers=workers) as bot:
         await _one_voice_note(bot, FIRST_USER_ID - 1, clip)  # warm the path

@@ -42,7 +42,7 @@ import _common
 from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES, TRAIN_SENTENCES
 
 from storage import training_records
-from tests.speech import synthesize
+from tests.support.speech import synthesize
 
 TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
 TRAIN_SPEED = 150

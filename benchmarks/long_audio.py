@@ -49,7 +49,7 @@ MAX_BYTES = 512 * 1024 * 1024
 
 
 def _make_video(speech: _common.Speech, site: Path) -> Path:
-    from tests.media_server import PAGE_NAME, VIDEO_NAME, VIDEO_SIZE, video_page_html
+    from tests.support.media_server import PAGE_NAME, VIDEO_NAME, VIDEO_SIZE, video_page_html
 
     site.mkdir(parents=True, exist_ok=True)
     wav = _common.write_wav(speech.samples, site.parent / "speech.wav")
@@ -76,7 +76,7 @@ def _download_and_decode(site: Path, work: Path, *, max_seconds: float, runs: in
     from model.asr.audio import AudioLimits, decode_audio
     from model.media.links import parse_link
     from model.media.youtube import DownloadLimits, download_audio
-    from tests.media_server import LOOPBACK_HOST, PAGE_NAME, serve_directory
+    from tests.support.media_server import LOOPBACK_HOST, PAGE_NAME, serve_directory
 
     limits = DownloadLimits(
         max_seconds=max_seconds, max_bytes=MAX_BYTES, timeout_seconds=DOWNLOAD_TIMEOUT_SECONDS

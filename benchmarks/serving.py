@@ -343,7 +343,7 @@ def _plain_note_seconds(engine: Any, notes: Sequence[Note], runs: int) -> list[f
 
 
 def _final_reply(bot: Any, user_id: int, message_id: int) -> Any:
-    from tests.bot_harness import is_status_text
+    from tests.support.bot_harness import is_status_text
 
     for message in bot.emu.messages(user_id):
         if message.reply_to == message_id and not is_status_text(message.content):
@@ -352,7 +352,7 @@ def _final_reply(bot: Any, user_id: int, message_id: int) -> Any:
 
 
 async def _wait_ready(logs: Path, workers: int) -> None:
-    from tests.test_worker_processes import worker_log
+    from tests.support.processes import worker_log
 
     deadline = time.monotonic() + WORKER_START_TIMEOUT
     while worker_log(logs).count(" ready (") < workers:
@@ -365,8 +365,8 @@ async def _one_burst(
     scenario: BurstScenario, notes: Sequence[Note], work: Path, cache_dir: Path
 ) -> dict[str, object]:
     from model.asr.normalize import error_rates
-    from tests.bot_harness import running_bot
-    from tests.test_worker_processes import processes, worker_env, worker_log
+    from tests.support.bot_harness import running_bot
+    from tests.support.processes import processes, worker_env, worker_log
 
     data_dir = work / f"burst-{scenario.notes}-{scenario.batch_size}-{scenario.workers}"
     data_dir.mkdir(parents=True)

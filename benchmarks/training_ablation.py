@@ -38,7 +38,7 @@ import _common
 import demo_training
 from _demo_sentences import RECENT_SENTENCES
 
-from tests.speech import synthesize
+from tests.support.speech import synthesize
 
 NAME = "training_ablation"
 TRAIN_SENTENCES = 44  # x 3 voices = 132 clips

@@ -22,7 +22,7 @@ command -v ffmpeg >/dev/null || need_packages+=(ffmpeg)
 if [[ $WITH_TEST == 1 ]]; then
     command -v espeak-ng >/dev/null || need_packages+=(espeak-ng)
     command -v sox >/dev/null || need_packages+=(sox)
-    # A real PostgreSQL server for the queue and worker tests (tests/postgres.py starts it).
+    # A real PostgreSQL server for the queue and worker tests (tests/support/postgres.py starts it).
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_packages+=(postgresql)
 fi
 if [[ $WITH_DEMO == 1 ]]; then

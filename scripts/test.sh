@@ -1,6 +1,19 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for the tests (see scripts/setup.sh), then run the whole suite.
+# Run the tests. With no options: set up a fresh machine (scripts/setup.sh --test), then run
+# the whole suite (tests/unit, tests/integration, tests/e2e) — what CI runs.
+#
+#   scripts/test.sh                  # everything, after the set-up pass
+#   scripts/test.sh --fast           # tests/unit only, no set-up pass (needs .venv): ~1 min
+#   scripts/test.sh tests/e2e -k bot # extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == "--fast" ]]; then
+    shift
+    if [[ ! -x .venv/bin/python ]]; then
+        echo "test: no .venv yet: run scripts/test.sh once (it sets everything up)" >&2
+        exit 2
+    fi
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit "$@"
+fi
 scripts/setup.sh --test
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.speech import espeak_available
+from tests.support.speech import espeak_available
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +30,8 @@ def ct2_transcriber(model_cache: Path):
 
 @pytest.fixture(scope="session")
 def media_server(tmp_path_factory: pytest.TempPathFactory):
-    """A loopback stand-in for YouTube (tests/media_server.py): an espeak MP4 and a page."""
-    from tests.media_server import build_media_site, serve_directory
+    """A loopback stand-in for YouTube (tests/support/media_server.py): an espeak MP4 and a page."""
+    from tests.support.media_server import build_media_site, serve_directory
 
     root = build_media_site(tmp_path_factory.mktemp("media-site"))
     with serve_directory(root) as server:
@@ -40,8 +40,8 @@ def media_server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A real PostgreSQL server for the whole run (tests/postgres.py); an empty database."""
-    from tests.postgres import postgres_server
+    """A real PostgreSQL server for the whole run (tests/support/postgres.py); an empty database."""
+    from tests.support.postgres import postgres_server
 
     with postgres_server() as url:
         yield url

@@ -1,0 +1,175 @@
+"""The correction loop as admins drive it from Telegram, and the hot swap of a promoted
+model in a running bot."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from model.asr.packaged import packaged_base_dir
+from model.asr.registry import ModelRegistry
+from model.asr.sources import hf_dir
+from storage import training_records
+from tests.support.bot_harness import ADMIN, USER, running_bot
+from tests.support.speech import synthesize
+from tests.support.training_support import made_up_evaluation
+from training.arguments import FinetuneResult
+from training.gate import decide
+from training.report import DataFacts, RunReport
+
+ADMIN_ONLY = ("/retrain", "/status", "/wer", "/models", "/rollback")
+
+
+@pytest.fixture(scope="module")
+def voice_note(speech_dir: Path) -> bytes:
+    return synthesize("Il treno per Milano parte alle otto.", speech_dir / "swap.ogg").read_bytes()
+
+
+async def test_training_commands_are_for_admins_only(tmp_path: Path, ct2_transcriber) -> None:
+    async with running_bot(tmp_path, ct2_transcriber) as bot:
+        for command in ADMIN_ONLY:
+            bot.emu.send_text(user_id=USER, text=command)
+        await bot.emu.async_wait_for(lambda: len(bot.texts(USER)) == len(ADMIN_ONLY))
+        assert all("riservato agli amministratori" in t for t in bot.texts(USER))
+        assert not bot.emu.calls_to("sendPhoto")
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            assert training_records.latest_training_run(uow.session) is None
+
+
+async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, ct2_transcriber) -> None:
+    async with running_bot(tmp_path, ct2_transcriber) as bot:
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/wer")
+        await bot.wait_text(lambda t: "Nessuna valutazione" in t, chat_id=ADMIN)
+        with bot.services.db.unit_of_work() as uow:
+            base = training_records.add_model_version(uow.session, name="base")
+            tuned = training_records.add_model_version(
+                uow.session, name="v1-test", parent_id=base.id
+            )
+            for version, wer in ((base, 0.52), (tuned, 0.21)):
+                training_records.add_evaluation(
+                    uow.session,
+                    model_version_id=version.id,
+                    eval_set="heldout",
+                    wer=wer,
+                    cer=wer / 3,
+                    count=15,
+                )
+            uow.commit()
+        bot.emu.send_text(user_id=ADMIN, text="/wer")
+        table = await bot.wait_text(lambda t: "Storico WER" in t, chat_id=ADMIN)
+        assert "52.0%" in table and "21.0%" in table and "v1-test" in table
+        photo = await bot.wait_message(lambda m: m.photo is not None, chat_id=ADMIN)
+        assert photo.photo.data.startswith(b"\x89PNG")
+        bot.emu.send_text(user_id=ADMIN, text="/models")
+        listing = await bot.wait_text(lambda t: "Versioni del modello" in t, chat_id=ADMIN)
+        assert "v1-test" in listing and "heldout 21.0%" in listing
+
+
+async def test_retrain_starts_a_run_and_status_reports_it(tmp_path: Path, ct2_transcriber) -> None:
+    async with running_bot(tmp_path, ct2_transcriber, train_min_samples=1) as bot:
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/retrain")
+        started = await bot.wait_text(lambda t: "Addestramento #" in t, chat_id=ADMIN)
+        assert "avviato" in started
+        run_id = int(started.split("#")[1].split()[0])
+        training = bot.services.training
+        # No samples at all: the run fails (in its own process) and says why.
+        assert await bot.emu.async_wait_for(lambda: training.wait(run_id, 0.1) is not None, 120)
+        bot.emu.send_text(user_id=ADMIN, text="/status")
+        status = await bot.wait_text(
+            lambda t: t.startswith(f"Addestramento #{run_id}:"), chat_id=ADMIN
+        )
+        assert "fallito" in status and "0 training samples" in status, status
+        # The trainer ran in the run's folder under the data folder, not in a source tree.
+        run_dir = bot.services.settings.data_dir / "runs" / f"run-{run_id:04d}"
+        assert (run_dir / "train.log").is_file() and (run_dir / "run_config.json").is_file()
+        bot.emu.send_text(user_id=ADMIN, text="/rollback")
+        await bot.wait_text(lambda t: "Non posso tornare indietro" in t, chat_id=ADMIN)
+
+
+async def test_a_promoted_model_is_swapped_in_between_jobs(
+    tmp_path: Path, model_cache: Path, voice_note: bytes
+) -> None:
+    # The real model loading path: no shared transcriber, so the holder loads from specs.
+    async with running_bot(tmp_path, None, model_cache_dir=model_cache) as bot:
+        first = bot.emu.send_voice(user_id=USER, data=voice_note, duration=3)
+        await bot.wait_job(first["message_id"])
+        assert bot.transcriptions()[-1].model_version == "whisper-base"
+
+        # A training run promotes "v2-test": install it and move the pointer, as promote does.
+        packaged = packaged_base_dir(model_cache)
+        registry = ModelRegistry(bot.services.settings.models_dir)
+        registry.install(
+            "v2-test",
+            hf_dir=hf_dir("packaged:whisper-base", cache_dir=model_cache).path,
+            ct2_dir=packaged,
+            metrics={"parent": "base"},
+            card="# test",
+        )
+        registry.set_current("v2-test")
+
+        second = bot.emu.send_voice(user_id=USER, data=voice_note, duration=3)
+        job = await bot.wait_job(second["message_id"])
+        assert job.status == "done"
+        assert bot.transcriptions()[-1].model_version == "v2-test"
+        assert bot.services.pipeline.models.spec.endswith("v2-test/ct2")
+
+        # Rolling back is the same swap the other way, without a restart either.
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/rollback")
+        await bot.wait_text(lambda t: "Torno al modello" in t and "base" in t, chat_id=ADMIN)
+        third = bot.emu.send_voice(user_id=USER, data=voice_note, duration=3)
+        await bot.wait_job(third["message_id"])
+        assert bot.transcriptions()[-1].model_version == "whisper-base"
+    shutil.rmtree(tmp_path / "models", ignore_errors=True)
+
+
+async def test_status_wer_and_models_show_the_gates_reasons(
+    tmp_path: Path, ct2_transcriber
+) -> None:
+    """A refused candidate: admins read why, per set, with the interval and clip count."""
+    current = {"heldout": made_up_evaluation([6] * 10), "general": made_up_evaluation([0] * 8)}
+    candidate = {"heldout": made_up_evaluation([1] * 10), "general": made_up_evaluation([2] * 8)}
+    decision = decide(current, candidate)
+    assert not decision.promote  # better on new sentences, but it forgets general speech
+    report = RunReport(
+        run_id=1, candidate="v1", parent="base", promoted=False, gate=decision,
+        finetune=FinetuneResult(Path("/r/final"), "cpu", 40, 40, 0.3, 400.0, 10.0, 0.8, 120,
+                                None, False, best_step=30, validation_clips=18),
+        data=DataFacts(samples_used=120, train_clips=120, heldout_clips=20),
+        base_model="packaged:whisper-base", created_at="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    async with running_bot(tmp_path, ct2_transcriber) as bot:
+        with bot.services.db.unit_of_work() as uow:
+            run = training_records.create_training_run(uow.session, config={})
+            training_records.finish_training_run(
+                uow.session, run.id, status="done", metrics={"report": report.to_dict()}
+            )
+            base = training_records.add_model_version(uow.session, name="base")
+            training_records.add_model_version(
+                uow.session, name="v1", parent_id=base.id, metrics={"report": report.to_dict()}
+            )
+            for version, wer in ((base.id, 0.5), (base.id + 1, 0.08)):
+                training_records.add_evaluation(
+                    uow.session, model_version_id=version, eval_set="heldout", wer=wer, cer=0.1,
+                    count=20,
+                )  # fmt: skip
+            uow.commit()
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/status")
+        status = await bot.wait_text(lambda t: t.startswith("Addestramento #1"), chat_id=ADMIN)
+        assert "Modello non promosso" in status and "Passo tenuto: 30 di 40" in status
+        assert "frasi mai viste: WER 50.0% → 8.3%" in status, status
+        assert "20 clip, 10 frasi): migliore" in status
+        assert "❌ insieme generale: WER 0.0% → 16.7%" in status
+        assert "intervallo al 95%" in status
+        bot.emu.send_text(user_id=ADMIN, text="/wer")
+        table = await bot.wait_text(lambda t: "Storico WER" in t, chat_id=ADMIN)
+        assert "Ultimo verdetto" in table and "non promosso" in table
+        assert "insieme generale: WER 0.0% → 16.7%" in table
+        bot.emu.send_text(user_id=ADMIN, text="/models")
+        listing = await bot.wait_text(lambda t: "Versioni del modello" in t, chat_id=ADMIN)
+        assert "rifiutato: ✅ frasi mai viste" in listing, listing

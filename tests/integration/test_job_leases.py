@@ -1,0 +1,160 @@
+"""The job queue's leases on both backends: SQLite (the embedded default) and a real
+PostgreSQL server (tests/support/postgres.py). Several workers, in threads here and in processes
+in tests/test_worker_processes.py, share one queue: each job is claimed by one worker at
+a time, a dead worker's jobs go to another once its lease expires, and a worker that lost
+its lease cannot finish the job."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from storage import jobs, repository
+from storage.models import JOB_DONE, JOB_PENDING, JOB_RUNNING, utcnow
+from storage.unit_of_work import Database
+from tests.support.postgres import fresh_database
+
+_names = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path: Path) -> Database:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+    else:
+        server = request.getfixturevalue("postgres_url")
+        url = fresh_database(server, f"leases_{next(_names)}")
+    db = Database.open(url)
+    yield db
+    db.close()
+
+
+def enqueue(db: Database, *users: int) -> list[int]:
+    with db.unit_of_work() as uow:
+        for user in set(users):
+            repository.touch_user(uow.session, user)
+        ids = [
+            jobs.enqueue_job(uow.session, kind="telegram_file", payload={"n": n}, user_id=user).id
+            for n, user in enumerate(users)
+        ]
+        uow.commit()
+    return ids
+
+
+def test_a_lease_is_renewed_while_held_and_lost_once_it_expires(database: Database) -> None:
+    (job_id,) = enqueue(database, 1)
+    start = utcnow()
+    with database.unit_of_work() as uow:
+        (job,) = jobs.claim_jobs(uow.session, owner="a", lease_seconds=30, now=start)
+        assert (job.status, job.lease_owner) == (JOB_RUNNING, "a")
+        uow.commit()
+    with database.unit_of_work() as uow:
+        later = start + timedelta(seconds=20)
+        assert jobs.renew_leases(uow.session, owner="a", job_ids=[job_id], now=later,
+                                 lease_seconds=30) == {job_id}  # fmt: skip
+        # Renewed: still alive after the first expiry would have passed.
+        assert jobs.requeue_expired(uow.session, now=start + timedelta(seconds=40)).requeued == ()
+        assert jobs.claim_jobs(uow.session, owner="b", now=later) == []
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # Worker a stops renewing (it died): anyone may requeue it; b takes it.
+        dead = start + timedelta(seconds=120)
+        assert jobs.requeue_expired(uow.session, now=dead).requeued == (job_id,)
+        (again,) = jobs.claim_jobs(uow.session, owner="b", now=dead)
+        assert again.attempts == 2 and again.lease_owner == "b"
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # a comes back from the dead: it may neither renew nor finish the job.
+        assert jobs.renew_leases(uow.session, owner="a", job_ids=[job_id]) == set()
+        assert not jobs.holds_lease(uow.session, job_id, "a")
+        with pytest.raises(jobs.LeaseLostError):
+            jobs.mark_job_done(uow.session, job_id, owner="a")
+        assert jobs.holds_lease(uow.session, job_id, "b")
+        jobs.mark_job_done(uow.session, job_id, owner="b")
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        done = jobs.get_job(uow.session, job_id)
+        assert done is not None and done.status == JOB_DONE and done.lease_owner is None
+
+
+def test_one_users_jobs_are_never_split_between_workers(database: Database) -> None:
+    first_of_1, second_of_1, first_of_2 = enqueue(database, 1, 1, 2)
+    with database.unit_of_work() as uow:
+        assert [j.id for j in jobs.claim_jobs(uow.session, owner="a")] == [first_of_1]
+        # b skips user 1 (a job of theirs runs elsewhere) and takes user 2's.
+        assert [j.id for j in jobs.claim_jobs(uow.session, owner="b", limit=2)] == [first_of_2]
+        # a may take user 1's next job into its own batch: it answers them in order.
+        assert [j.id for j in jobs.claim_jobs(uow.session, owner="a")] == [second_of_1]
+        uow.commit()
+
+
+def test_batches_take_only_what_the_filter_accepts(database: Database) -> None:
+    ids = enqueue(database, 1, 2, 3, 4, 5)
+    with database.unit_of_work() as uow:
+        odd = jobs.claim_jobs(
+            uow.session, owner="a", limit=2, accept=lambda job: job.payload["n"] % 2 == 0
+        )
+        assert [j.id for j in odd] == [ids[0], ids[2]]
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        statuses = [jobs.get_job(uow.session, i).status for i in ids]  # type: ignore[union-attr]
+    assert statuses == [JOB_RUNNING, JOB_PENDING, JOB_RUNNING, JOB_PENDING, JOB_PENDING]
+
+
+def test_concurrent_workers_claim_each_job_exactly_once(database: Database) -> None:
+    ids = enqueue(database, *range(1, 61))
+    claimed: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def worker(owner: str) -> None:
+        mine = claimed.setdefault(owner, [])
+        try:
+            while True:
+                with database.unit_of_work() as uow:
+                    batch = jobs.claim_jobs(uow.session, owner=owner, limit=3)
+                    uow.commit()
+                    if not batch:
+                        return
+                    mine.extend(job.id for job in batch)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    everything = [job_id for batch in claimed.values() for job_id in batch]
+    assert sorted(everything) == ids  # none lost, none twice
+
+
+def test_a_job_is_claimable_only_once_its_front_released_it(database: Database) -> None:
+    start = utcnow()
+    with database.unit_of_work() as uow:
+        repository.touch_user(uow.session, 1)
+        held = jobs.enqueue_job(
+            uow.session, kind="telegram_file", payload={}, user_id=1, held_by="front", now=start
+        )
+        dead = jobs.enqueue_job(
+            uow.session, kind="telegram_file", payload={}, user_id=1, held_by="gone", now=start
+        )
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # Still being announced: no worker may take it (it would send a second message).
+        assert jobs.claim_jobs(uow.session, owner="worker", now=start) == []
+        assert jobs.queue_position(uow.session, held.id) == 1
+        assert jobs.release_job(uow.session, held.id, owner="front", status_message_id=77)
+        assert not jobs.release_job(uow.session, dead.id, owner="front")  # not its job
+        (claimed,) = jobs.claim_jobs(uow.session, owner="worker", lease_seconds=600, now=start)
+        assert (claimed.id, claimed.status_message_id) == (held.id, 77)
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # A front that died while announcing: its hold expires like any lease.
+        later = start + timedelta(seconds=jobs.DEFAULT_LEASE_SECONDS + 1)
+        assert jobs.requeue_expired(uow.session, now=later).requeued == (dead.id,)
+        uow.commit()

@@ -1,0 +1,109 @@
+"""The CPU-mode model: which weights learn, and the cached lower encoder it trains over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from training._whisper_model import (  # noqa: E402
+    DECODER_ALL,
+    DECODER_CROSS_ATTENTION,
+    PartialEncoderWhisper,
+)
+
+
+@pytest.fixture(scope="module")
+def model(model_cache: Path) -> PartialEncoderWhisper:
+    from model.asr.sources import hf_dir
+
+    path = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
+    return PartialEncoderWhisper.from_pretrained(str(path), dtype=torch.float32)
+
+
+def _trainable(model: PartialEncoderWhisper) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_top_encoder_layers_and_whole_decoder(model: PartialEncoderWhisper) -> None:
+    count = model.configure_trainable(encoder_layers=2, train_embeddings=False, decoder=DECODER_ALL)
+    names = _trainable(model)
+    assert model.cached_layers == 4
+    assert count == sum(p.numel() for n, p in model.named_parameters() if n in names)
+    assert any(n.startswith("model.encoder.layers.5.") for n in names)
+    assert not any(n.startswith("model.encoder.layers.3.") for n in names)
+    assert "model.decoder.layers.0.fc1.weight" in names
+    assert "model.decoder.layers.0.self_attn.q_proj.weight" in names
+    assert "model.decoder.embed_tokens.weight" not in names
+
+
+def test_cross_attention_keeps_the_decoders_language_model(model: PartialEncoderWhisper) -> None:
+    model.configure_trainable(
+        encoder_layers=2, train_embeddings=False, decoder=DECODER_CROSS_ATTENTION
+    )
+    decoder = {n for n in _trainable(model) if n.startswith("model.decoder.")}
+    assert decoder  # it still learns to listen to the adapted encoder ...
+    assert all(".encoder_attn" in n for n in decoder)  # ... and nothing else
+    assert "model.decoder.layers.5.encoder_attn.k_proj.weight" in decoder
+    assert "model.decoder.layers.5.encoder_attn_layer_norm.weight" in decoder
+    with pytest.raises(ValueError):
+        model.configure_trainable(encoder_layers=2, train_embeddings=False, decoder="lm_head")
+
+
+def test_cached_lower_encoder_gives_the_full_models_loss(model: PartialEncoderWhisper) -> None:
+    model.configure_trainable(encoder_layers=2, train_embeddings=False)
+    model.eval()
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[50259, 50359, 50363, 1456, 50257]])
+    with torch.no_grad():
+        full = model(input_features=features, labels=labels).loss
+        cached = model(lower_hidden_states=model.lower_encoder(features), labels=labels).loss
+    assert torch.allclose(full, cached, atol=1e-4)
+
+
+def test_encoder_cache_holds_clean_and_perturbed_copies(
+    model: PartialEncoderWhisper, model_cache: Path, speech_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from model.asr.sources import hf_dir
+    from tests.support.speech import synthesize
+    from training._datasets import cached_dataset
+    from training.data import Example, LabelEncoder
+
+    model_dir = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
+    clip = synthesize("Il treno parte alle otto.", speech_dir / "cache-clip.wav")
+    examples = [Example(key="a", text="Il treno parte alle otto.", audio_path=clip)]
+    labels = LabelEncoder(model_dir, language="it")
+    model.configure_trainable(encoder_layers=2, train_embeddings=False)
+
+    def build(copies: int) -> object:
+        return cached_dataset(
+            model, examples, labels, model_dir=model_dir, augment_copies=copies, seed=0,
+            cache_path=tmp_path / "cache.npy", index_path=tmp_path / "cache.json",
+        )  # fmt: skip
+
+    dataset = build(2)
+    assert len(dataset) == 3  # the clip as recorded + 2 perturbed copies, same labels
+    rows = [np.array(dataset[i]["lower_hidden_states"], dtype=np.float32) for i in range(3)]
+    assert dataset[0]["labels"] == dataset[2]["labels"]
+    assert not np.allclose(rows[0], rows[1]) and not np.allclose(rows[1], rows[2])
+    # a resumed run reuses the cache; another recipe rebuilds it
+    stamp = (tmp_path / "cache.npy").stat().st_mtime_ns
+    assert len(build(2)) == 3 and (tmp_path / "cache.npy").stat().st_mtime_ns == stamp
+    assert len(build(0)) == 1
+
+
+def test_small_data_gets_fewer_steps() -> None:
+    from training.arguments import FinetuneArguments
+    from training.finetune import planned_steps
+
+    args = FinetuneArguments(max_steps=40, batch_size=8, max_epochs=3.0)
+    assert planned_steps(args, 111) == 40  # ~120 corrections: the step budget decides
+    assert planned_steps(args, 45) == 17  # 45 clips seen at most 3 times each
+    assert planned_steps(args, 1) == 1
+    accumulated = FinetuneArguments(max_steps=40, batch_size=8, gradient_accumulation_steps=2)
+    assert planned_steps(accumulated, 45) == 9
+    assert planned_steps(FinetuneArguments(max_steps=40, max_epochs=0), 45) == 40

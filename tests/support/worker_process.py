@@ -1,0 +1,39 @@
+"""A ``whisper-it worker`` process with a fake model, for the many-jobs process tests: the
+same settings, services, queue, leases and Bot API delivery as the real command
+(``bot.commands.worker.serve``); only the model is a stand-in, because 200 real
+transcriptions on two CPU cores would take minutes. tests/test_worker_processes.py also
+runs the real command with the real model on a few notes.
+
+Run as ``python -m tests.support.worker_process`` with WHISPER_IT_* settings in the environment;
+``FAKE_TRANSCRIBE_SECONDS`` sets the fake model's time per clip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from bot.cli import configure_logging
+from bot.commands.worker import serve
+from bot.container import build_services
+from bot.model_holder import ModelHolder
+from bot.settings import Settings
+from tests.support.worker_support import FakeTranscriber
+
+DELAY_VARIABLE = "FAKE_TRANSCRIBE_SECONDS"
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    transcriber = FakeTranscriber(delay=float(os.environ.get(DELAY_VARIABLE, "0.01")))
+    services.pipeline.models = ModelHolder(lambda _spec: transcriber, lambda: "fake")  # type: ignore[arg-type,return-value]
+    try:
+        asyncio.run(serve(services))
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    main()
