@@ -10,8 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.alerts import wire_admin_alerts
-from bot.container import SERVICES_KEY, Services
+from bot.bootstrap import SERVICES_KEY, Services
 from bot.handlers import (
     admin,
     corrections,
@@ -52,7 +51,7 @@ def build_application(settings: Settings, services: Services) -> Application:
 
 async def _post_init(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
-    wire_admin_alerts(services, app.bot)
+    services.alerts.attach(app.bot)
     if services.settings.workers > 0:
         # Load the model now, so the first user does not wait for it and a broken model
         # is reported at start. (A front without workers never transcribes.)

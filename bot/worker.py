@@ -143,17 +143,6 @@ class JobRunner:
         assert self._processor is not None, "start() first"
         return self._processor
 
-    @property
-    def report_error(self) -> Callable[[str], Awaitable[None]] | None:
-        return self._report_error
-
-    @report_error.setter
-    def report_error(self, report: Callable[[str], Awaitable[None]] | None) -> None:
-        """Where crashed jobs are reported (the admins), wired once the bot exists."""
-        self._report_error = report
-        if self._processor is not None:
-            self._processor.report_error = report
-
     # --- accepting work -------------------------------------------------------------------
 
     async def submit(

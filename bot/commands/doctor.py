@@ -93,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def check_model(settings: Settings) -> Finding:
-    from bot.wiring import current_model_spec, model_loader, registry_version_name
+    from bot.bootstrap import current_model_spec, model_loader, registry_version_name
 
     spec = current_model_spec(settings)
     version = registry_version_name(settings, spec)
@@ -203,7 +203,7 @@ def check_js_runtime(settings: Settings) -> Finding:
 
 
 def check_tagger(settings: Settings) -> Finding:
-    from bot.wiring import build_tagger
+    from bot.bootstrap import build_tagger
     from model.tagging.keywords import KeywordTagger
 
     tagger = build_tagger(settings)

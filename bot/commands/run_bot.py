@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from telegram.error import InvalidToken
 
     from bot.app import build_application
-    from bot.container import build_services
+    from bot.bootstrap import bootstrap
 
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         raise CommandError(NO_TOKEN)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("telegram.ext").addFilter(_drop_invalid_token_traceback)
     if settings.telegram_api_url != DEFAULT_API_URL:
         log.info("using the Bot API server at %s", settings.telegram_api_url)
-    services = build_services(settings)
+    services = bootstrap(settings)
     app = build_application(settings, services)
     try:
         if webhook is not None:

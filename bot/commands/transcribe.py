@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from bot.bootstrap import build_pipeline
 from bot.cli import CommandError
 from bot.messages import MODEL_UNAVAILABLE, audio_error
 from bot.pipeline import (
@@ -31,7 +32,6 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.settings import Settings
-from bot.wiring import build_pipeline
 from model.asr.engines import DEFAULT_BATCH_SIZE, ENGINES, LONG_AUDIO_SECONDS, TranscribeOptions
 from model.asr.subtitles import segments_to_srt
 from model.asr.tsv import ManifestError, read_tsv

@@ -20,7 +20,7 @@ from bot.cli import CommandError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.container import Services
+    from bot.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(NO_TOKEN)
     if settings.workers <= 0:
         raise CommandError(NO_WORKERS)
-    from bot.container import build_services
+    from bot.bootstrap import bootstrap
 
-    services = build_services(settings)
+    services = bootstrap(settings)
     try:
         asyncio.run(serve(services))
     finally:
@@ -57,8 +57,6 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
     """Run the workers until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
     from telegram.constants import ParseMode
     from telegram.ext import Defaults, ExtBot
-
-    from bot.alerts import wire_admin_alerts
 
     settings = services.settings
     stop = stop or asyncio.Event()
@@ -73,7 +71,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
         defaults=Defaults(parse_mode=ParseMode.HTML),
     )
     async with bot:
-        wire_admin_alerts(services, bot)
+        services.alerts.attach(bot)
         await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
         await services.runner.start(bot)
         log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)

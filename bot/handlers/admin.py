@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from bot import messages
-from bot.container import Services
+from bot.bootstrap import Services
 from bot.corrections import UserIdError, parse_user_id
 from bot.handlers.common import answer, services
 from storage.contributions import Contribution

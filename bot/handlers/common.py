@@ -7,7 +7,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.container import SERVICES_KEY, Services
+from bot.bootstrap import SERVICES_KEY, Services
 from bot.job_payloads import JobPayload
 
 

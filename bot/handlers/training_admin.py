@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from telegram import InputFile, Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot.container import SERVICES_KEY, Services
+from bot.alerts import notify_admins
+from bot.bootstrap import SERVICES_KEY, Services
 from bot.formatting import escape
 from bot.handlers.admin import admin_only
 from bot.handlers.common import answer, services
-from bot.handlers.errors import notify_admins
 from bot.training_texts import models_text, start_text, status_text, wer_table
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ import pytest_asyncio
 from bot import messages
 from bot.cli import main
 from storage.models import JOB_FAILED
-from tests import hostile_inputs as hostile
+from tests.support import hostile_inputs as hostile
 from tests.support.bot_harness import ADMIN, USER, RunningBot, running_bot
 from tests.support.media_server import PAGE_NAME, VIDEO_NAME, MediaServer, serve_directory
 from tests.support.speech import synthesize

@@ -52,7 +52,7 @@ def test_train_cli_promotes_and_rolls_back(
     assert current is not None and current.name == "v1"
     assert (current.path / "README.md").read_text().startswith("---")
     assert current.metrics["parent"] == BASE_VERSION and current.metrics["promoted"]
-    from bot.wiring import current_model_spec
+    from bot.bootstrap import current_model_spec
 
     settings = Settings(data_dir=data, _env_file=None)
     assert Path(current_model_spec(settings)) == current.ct2_dir

@@ -27,7 +27,7 @@ from model.asr.audio import (
     decode_audio,
     probe_duration,
 )
-from tests import hostile_inputs
+from tests.support import hostile_inputs
 from tests.support.speech import synthesize
 
 SENTENCE = "Buongiorno a tutti, oggi parliamo del tempo a Roma."

@@ -24,8 +24,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.container import Services, build_services
-from bot.model_holder import ModelHolder
+from bot.bootstrap import Seams, Services, bootstrap
 from bot.settings import Settings
 from storage.models import JOB_DONE, JOB_FAILED, Job, Transcription
 from storage.unit_of_work import Database
@@ -239,11 +238,13 @@ async def running_bot(
 ) -> AsyncIterator[RunningBot]:
     with BotApiEmulator() as emu:
         settings = bot_settings(data_dir, emu, **overrides)
-        services = build_services(settings)
+        seams = Seams()
         if transcriber is not None:
-            services.pipeline.models = ModelHolder(
-                lambda _spec: transcriber, lambda: "packaged:whisper-base"
+            # The session's loaded model, so that each test does not load it again.
+            seams = Seams(
+                load_model=lambda _spec: transcriber, model_spec=lambda: "packaged:whisper-base"
             )
+        services = bootstrap(settings, seams=seams)
         app = build_application(settings, services)
         running = RunningBot(emu, app, services)
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import os
 
+from bot.bootstrap import Seams, bootstrap
 from bot.cli import configure_logging
 from bot.commands.worker import serve
-from bot.container import build_services
-from bot.model_holder import ModelHolder
 from bot.settings import Settings
 from tests.support.worker_support import FakeTranscriber
 
@@ -26,9 +25,9 @@ DELAY_VARIABLE = "FAKE_TRANSCRIBE_SECONDS"
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    services = build_services(settings)
     transcriber = FakeTranscriber(delay=float(os.environ.get(DELAY_VARIABLE, "0.01")))
-    services.pipeline.models = ModelHolder(lambda _spec: transcriber, lambda: "fake")  # type: ignore[arg-type,return-value]
+    seams = Seams(load_model=lambda _spec: transcriber, model_spec=lambda: "fake")  # type: ignore[arg-type,return-value]
+    services = bootstrap(settings, seams=seams)
     try:
         asyncio.run(serve(services))
     finally:

@@ -1,5 +1,6 @@
 """Small real stand-ins for the worker's unit tests: a fake transcriber and tagger, WAV
-bytes with a tone, and a runner wired to a real SQLite database and the fake Bot API."""
+bytes with a tone, and the bot's own services (``bot.bootstrap``) on a real SQLite database
+with those stand-ins, for the fake Bot API."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from bot.delivery import DeliveryOptions
-from bot.model_holder import ModelHolder
-from bot.pipeline import PipelineLimits, TranscriptionPipeline
-from bot.work_queue import QueueLimits, WorkQueue
-from bot.worker import JobRunner, WorkerOptions
-from model.asr.audio import SAMPLE_RATE, AudioLimits
+from bot.bootstrap import Seams, Services, bootstrap
+from bot.pipeline import TranscriptionPipeline
+from bot.settings import Settings
+from bot.work_queue import WorkQueue
+from bot.worker import JobRunner
+from model.asr.audio import SAMPLE_RATE
 from model.asr.engines import Segment, TranscribeOptions, Transcription
-from model.media.youtube import DownloadLimits
 from storage.audio_store import AudioStore
 from storage.unit_of_work import Database
 
@@ -89,11 +89,27 @@ class FakeTagger:
 
 @dataclass
 class Rig:
-    db: Database
-    store: AudioStore
-    queue: WorkQueue
-    pipeline: TranscriptionPipeline
-    runner: JobRunner
+    services: Services
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def store(self) -> AudioStore:
+        return self.services.store
+
+    @property
+    def queue(self) -> WorkQueue:
+        return self.services.queue
+
+    @property
+    def pipeline(self) -> TranscriptionPipeline:
+        return self.services.pipeline
+
+    @property
+    def runner(self) -> JobRunner:
+        return self.services.runner
 
 
 def build_rig(
@@ -108,40 +124,30 @@ def build_rig(
     workers: int = 1,
     batch_size: int = 1,
     lease_seconds: float = 60.0,
+    admin_ids: list[int] | None = None,
 ) -> Rig:
-    db = Database.open(f"sqlite:///{tmp_path / 'unit.db'}")
-    store = AudioStore(tmp_path / "audio")
-    queue = WorkQueue(
-        db,
-        store,
-        QueueLimits(
-            max_queued_jobs=max_queued,
-            max_pending_per_user=max_per_user,
-            lease_seconds=lease_seconds,
-        ),
+    """The services ``whisper-it bot`` builds (``bot.bootstrap``), on a SQLite file under
+    ``tmp_path``, with the fake model and tagger through the bootstrap's seams."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'unit.db'}",
+        tag_budget_seconds=tag_budget,
+        max_message_chars=max_message_chars,
+        max_queued_jobs=max_queued,
+        max_pending_jobs_per_user=max_per_user,
+        workers=workers,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
+        batch_wait_ms=200,
+        worker_poll_seconds=0.05,
+        admin_ids=admin_ids or [],
     )
-    pipeline = TranscriptionPipeline(
-        models=ModelHolder(lambda _spec: transcriber, lambda: "fake"),  # type: ignore[arg-type]
-        limits=PipelineLimits(
-            audio=AudioLimits(), download=DownloadLimits(max_seconds=60, max_bytes=2**20)
-        ),
-        options=TranscribeOptions(),
+    seams = Seams(
+        load_model=lambda _spec: transcriber,  # type: ignore[arg-type,return-value]
+        model_spec=lambda: "fake",
         tagger=tagger,
+        tagger_off=tagger is None,
+        status_edit_seconds=0.0,
     )
-    runner = JobRunner(
-        queue=queue,
-        pipeline=pipeline,
-        options=WorkerOptions(
-            workers=workers,
-            tag_budget_seconds=tag_budget,
-            delivery=DeliveryOptions(
-                status_edit_interval=0.0,
-                max_message_chars=max_message_chars,
-                long_text_as_file_chars=12_000,
-            ),
-            batch_size=batch_size,
-            batch_wait_seconds=0.2,
-            poll_seconds=0.05,
-        ),
-    )
-    return Rig(db, store, queue, pipeline, runner)
+    return Rig(bootstrap(settings, seams=seams))

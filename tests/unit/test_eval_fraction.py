@@ -75,7 +75,7 @@ def test_admin_commands_and_cli_report_the_same_split(
 ) -> None:
     settings = _settings(tmp_path, monkeypatch, "0.5")
     _fill(settings)
-    from bot.container import admin_service
+    from bot.bootstrap import admin_service
 
     admin = admin_service(settings, Database.open(settings.resolved_database_url))
     try:

@@ -23,6 +23,7 @@ from tests.support.fake_bot_api import FakeBotApi
 from tests.support.worker_support import FakeTagger, FakeTranscriber, Rig, build_rig, tone_wav
 
 USER = 42
+ADMIN = 4242
 OTHER = 43
 
 
@@ -130,23 +131,21 @@ async def test_damaged_file_gets_its_italian_message_and_nothing_is_stored(
 async def test_a_crash_tells_the_user_and_alerts_admins_with_escaped_html(
     tmp_path: Path, api
 ) -> None:
-    rig = build_rig(tmp_path, FakeTranscriber(error=ValueError("<b>broken</b> & co")))
-    alerts: list[str] = []
-
-    async def report(text: str) -> None:
-        alerts.append(text)
-
-    rig.runner.report_error = report
-    await rig.runner.start(api.bot())
+    rig = build_rig(
+        tmp_path, FakeTranscriber(error=ValueError("<b>broken</b> & co")), admin_ids=[ADMIN]
+    )
+    bot = api.bot()
+    rig.services.alerts.attach(bot)  # what the application does when it starts
+    await rig.runner.start(bot)
     try:
         submitted = await submit_voice(rig, api)
-        await until(lambda: bool(alerts))
+        await until(lambda: bool(api.visible(ADMIN)))
     finally:
         await rig.runner.stop()
     assert api.visible(USER) == [messages.INTERNAL_ERROR]
     assert job_status(rig, submitted.job_id) == JOB_FAILED
-    assert alerts == [
-        f"job {submitted.job_id} (telegram_file): ValueError: &lt;b&gt;broken&lt;/b&gt; &amp; co"
+    assert api.visible(ADMIN) == [
+        f"⚠️ job {submitted.job_id} (telegram_file): ValueError: &lt;b&gt;broken&lt;/b&gt; &amp; co"
     ]
 
 

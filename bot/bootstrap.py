@@ -1,0 +1,282 @@
+"""The composition root: every service of a process, built once from ``Settings``.
+
+``bootstrap(settings)`` is what ``whisper-it bot`` and ``whisper-it worker`` run; the CLI's
+one-shot commands use the smaller builders below (a pipeline, a tagger, the model loader).
+Every collaborator is passed in at construction: nothing is wired afterwards. Tests and
+benchmarks change what they must through ``Seams`` (a stand-in model, a tagger), never by
+patching the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.admin_service import AdminService
+from bot.alerts import AdminAlerts
+from bot.corrections import CorrectionService
+from bot.delivery import STATUS_EDIT_INTERVAL_SECONDS, DeliveryOptions
+from bot.model_holder import LoadFailure, ModelHolder
+from bot.pipeline import PipelineLimits, TranscriptionPipeline
+from bot.rate_limit import RateLimiter
+from bot.settings import Settings
+from bot.training_control import TrainingControl
+from bot.work_queue import QueueLimits, WorkQueue
+from bot.worker import JobRunner, WorkerOptions
+from model.asr.audio import AudioLimits
+from model.asr.engines import EngineName, TranscribeOptions, Transcriber
+from model.media.youtube import DownloadLimits
+from model.tagging.base import Tagger
+from storage.audio_store import AudioStore
+from storage.jobs import delete_finished_jobs
+from storage.privacy import (
+    DeletedCounts,
+    delete_user_data,
+    purge_uncorrected_audio,
+    sweep_orphan_blobs,
+    user_audio_hashes,
+)
+from storage.unit_of_work import Database
+from training.data import MAX_TRAIN_SECONDS
+
+log = logging.getLogger(__name__)
+
+SERVICES_KEY = "services"
+# A download may be larger than an uploaded file (Telegram caps those at 20 MB): allow up to
+# 320 kbit/s over the longest accepted duration, still a bound on disk use.
+DOWNLOAD_BYTES_PER_SECOND = 40_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seams:
+    """What a test or benchmark may replace; ``None`` keeps the production part."""
+
+    # The model: a loader from spec to transcriber, and the spec to serve.
+    load_model: Callable[[str], Transcriber] | None = None
+    model_spec: Callable[[], str] | None = None
+    # The tagger (``tagger_off`` turns tags off, whatever the settings say).
+    tagger: Tagger | None = None
+    tagger_off: bool = False
+    status_edit_seconds: float | None = None
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: AudioStore
+    alerts: AdminAlerts
+    pipeline: TranscriptionPipeline
+    queue: WorkQueue
+    runner: JobRunner
+    limiter: RateLimiter
+    corrections: CorrectionService
+    training: TrainingControl
+    admin: AdminService
+
+    def close(self) -> None:
+        self.db.close()
+
+    def forget_user(self, user_id: int) -> DeletedCounts:
+        """Delete everything one user left: audio, transcripts, corrections, jobs, and
+        their rows in the manifests of training runs not yet finished."""
+        from training.snapshot import scrub_run_manifests
+
+        with self.db.unit_of_work() as uow:
+            hashes = user_audio_hashes(uow.session, user_id)
+            counts = delete_user_data(uow.session, self.store, user_id)
+            uow.commit()
+        scrub_run_manifests(self.training.runs_dir, hashes)
+        return counts
+
+    def purge_old_audio(self) -> int:
+        """Retention: drop the audio of old transcriptions nobody corrected."""
+        older_than = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        with self.db.unit_of_work() as uow:
+            purged = purge_uncorrected_audio(uow.session, self.store, older_than)
+            delete_finished_jobs(uow.session, older_than=older_than)
+            uow.commit()
+        with self.db.unit_of_work(read_only=True) as uow:
+            # Audio no row refers to: a job that finished after its user's /forget, a crash.
+            sweep_orphan_blobs(uow.session, self.store)
+        return purged
+
+
+def bootstrap(settings: Settings, *, seams: Seams = Seams()) -> Services:
+    """Every service of a bot or worker process (opening the database runs migrations)."""
+    db = Database.open(settings.resolved_database_url)
+    store = AudioStore(settings.audio_dir)
+    alerts = AdminAlerts(settings.admin_ids)
+    pipeline = build_pipeline(settings, on_broken_model=alerts.model_broken, seams=seams)
+    queue = WorkQueue(
+        db,
+        store,
+        QueueLimits(
+            max_queued_jobs=settings.max_queued_jobs,
+            max_pending_per_user=settings.max_pending_jobs_per_user,
+            lease_seconds=settings.lease_seconds,
+        ),
+    )
+    runner = JobRunner(
+        queue=queue,
+        pipeline=pipeline,
+        options=worker_options(settings, seams),
+        report_error=alerts.report,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        store=store,
+        alerts=alerts,
+        pipeline=pipeline,
+        queue=queue,
+        runner=runner,
+        limiter=RateLimiter(limit=settings.messages_per_minute),
+        training=TrainingControl(settings, db),
+        corrections=CorrectionService(
+            db, max_chars=settings.max_correction_chars, training_max_seconds=MAX_TRAIN_SECONDS
+        ),
+        admin=admin_service(settings, db),
+    )
+
+
+def admin_service(settings: Settings, db: Database) -> AdminService:
+    return AdminService(db, eval_fraction=settings.eval_fraction)
+
+
+def worker_options(settings: Settings, seams: Seams = Seams()) -> WorkerOptions:
+    edit_seconds = seams.status_edit_seconds
+    return WorkerOptions(
+        workers=settings.workers,
+        tag_budget_seconds=settings.tag_budget_seconds,
+        delivery=DeliveryOptions(
+            status_edit_interval=(
+                STATUS_EDIT_INTERVAL_SECONDS if edit_seconds is None else edit_seconds
+            ),
+            max_message_chars=settings.max_message_chars,
+            long_text_as_file_chars=settings.long_text_as_file_chars,
+        ),
+        batch_size=settings.batch_size,
+        batch_wait_seconds=settings.batch_wait_ms / 1000,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+
+
+# --- the pipeline and its parts (also used alone by the CLI) -------------------------------
+
+
+def audio_limits(settings: Settings) -> AudioLimits:
+    return AudioLimits(
+        max_seconds=settings.max_audio_seconds,
+        min_seconds=settings.min_audio_seconds,
+        max_bytes=settings.max_file_bytes,
+    )
+
+
+def download_limits(settings: Settings) -> DownloadLimits:
+    return DownloadLimits(
+        max_seconds=settings.max_audio_seconds,
+        max_bytes=max(
+            settings.max_file_bytes, int(settings.max_audio_seconds * DOWNLOAD_BYTES_PER_SECOND)
+        ),
+        timeout_seconds=settings.download_timeout_seconds,
+    )
+
+
+def transcribe_options(settings: Settings) -> TranscribeOptions:
+    return TranscribeOptions(language=settings.language, beam_size=settings.beam_size)
+
+
+def current_model_spec(settings: Settings) -> str:
+    """The model to serve: the registry's current version once training promoted one
+    (its CTranslate2 folder, or its HF checkpoint for the transformers engine), else the
+    base model. Cheap (reads one small file): call it before each job to notice swaps."""
+    from model.asr.registry import ModelRegistry, RegistryError
+
+    try:
+        version = ModelRegistry(settings.models_dir).current()
+    except RegistryError:
+        log.warning("models/CURRENT names a missing version: serving the base model")
+        return settings.base_model
+    if version is None:
+        return settings.base_model
+    return str(version.hf_dir if settings.engine == "transformers" else version.ct2_dir)
+
+
+def registry_version_name(settings: Settings, spec: str) -> str | None:
+    """The version name when ``spec`` is a folder of the model registry (else None)."""
+    from model.asr.registry import ModelRegistry
+
+    path = Path(spec).resolve()
+    for version in ModelRegistry(settings.models_dir).versions():
+        if path.is_relative_to(version.path.resolve()):
+            return version.name
+    return None
+
+
+def model_loader(
+    settings: Settings, *, engine: EngineName | None = None
+) -> Callable[[str], Transcriber]:
+    from model.asr.sources import load_transcriber
+
+    def load(spec: str) -> Transcriber:
+        return load_transcriber(  # type: ignore[return-value]
+            spec,
+            model_name=registry_version_name(settings, spec),
+            engine=engine or settings.engine,
+            cache_dir=settings.cache_dir,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+        )
+
+    return load
+
+
+def build_tagger(settings: Settings) -> Tagger | None:
+    if settings.tagger == "off":
+        return None
+    from model.tagging.tags import load_tagger
+
+    tagger = load_tagger(
+        settings.tagger,
+        model=settings.text2tags_model,
+        max_tags=settings.max_hashtags,
+        local_files_only=settings.offline,
+    )
+    log.info("tagger: %s", tagger.name)
+    return tagger
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    spec: str | None = None,
+    engine: EngineName | None = None,
+    with_tags: bool = True,
+    on_broken_model: Callable[[LoadFailure], None] | None = None,
+    seams: Seams = Seams(),
+) -> TranscriptionPipeline:
+    """The transcription pipeline; ``spec`` pins a model (else the registry's current one)."""
+
+    def serving() -> str:
+        return spec or current_model_spec(settings)
+
+    tags = with_tags and not seams.tagger_off
+    tagger = (seams.tagger or build_tagger(settings)) if tags else None
+    return TranscriptionPipeline(
+        models=ModelHolder(
+            seams.load_model or model_loader(settings, engine=engine),
+            seams.model_spec or serving,
+            on_broken=on_broken_model,
+        ),
+        limits=PipelineLimits(audio=audio_limits(settings), download=download_limits(settings)),
+        options=transcribe_options(settings),
+        tagger=tagger,
+        max_hashtags=settings.max_hashtags,
+        url_hosts=frozenset(settings.allowed_url_hosts),
+        work_dir=settings.data_dir / "tmp",
+    )
