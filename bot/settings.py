@@ -8,13 +8,17 @@ roots pass them the values they need.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.media.links import YOUTUBE_HOSTS
 from storage.samples import DEFAULT_EVAL_FRACTION
+from training.arguments import FinetuneArguments
+from training.config import DEFAULT_RECENT_CLIPS
+from training.configurable import setting_fields
+from training.gate import GatePolicy
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
@@ -38,7 +42,19 @@ def _split_list(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+def _policy_settings(*policies: type) -> type[BaseSettings]:
+    """Settings fields for the configurable fields of ``policies`` (training.configurable)."""
+    fields: dict[str, Any] = {}
+    for policy in policies:
+        for f in setting_fields(policy):
+            fields[f.setting] = (f.annotation, Field(f.default, description=f.help, ge=f.ge))
+    return create_model("PolicySettings", __base__=BaseSettings, **fields)
+
+
+PolicySettings = _policy_settings(FinetuneArguments, GatePolicy)
+
+
+class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     model_config = SettingsConfigDict(
         env_prefix="WHISPER_IT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
@@ -127,49 +143,15 @@ class Settings(BaseSettings):
     tag_budget_seconds: float = Field(2.0, description="Reply without tags if slower")
 
     # --- Training -------------------------------------------------------------------
-    # (owned by training/ and bot/training_control.py; defaults measured on a 2-core CPU)
-    train_mode: Literal["auto", "cpu", "gpu"] = Field(
-        "auto", description="auto = gpu when CUDA is available, else cpu"
-    )
-    # Measured (benchmarks/results/demo_training*.md): on unseen voices and sentences, 41
-    # steps beat 71; longer runs overfit the users' sentences and voices.
-    train_max_steps: int = Field(40, description="Optimizer steps per training run")
-    train_max_epochs: float = Field(
-        3.0, description="Fewer steps if each training clip would be seen more often; 0 = off"
-    )
+    # The fine-tuning and gate knobs (WHISPER_IT_TRAIN_*, WHISPER_IT_GATE_*) are declared
+    # on their policies, training.arguments.FinetuneArguments and training.gate.GatePolicy,
+    # and come in through PolicySettings; these are the run's and the scheduler's own.
     train_max_minutes: float = Field(
         20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
-    )
-    train_learning_rate: float = 5e-5
-    train_warmup_ratio: float = Field(0.5, description="Share of the steps warming up")
-    train_batch_size: int = 8
-    train_gradient_accumulation: int = 1
-    train_encoder_layers: int = Field(
-        4, description="cpu mode: top encoder layers trained over cached lower layers"
-    )
-    # benchmarks/results/training_ablation.md: with the decoder's language model kept and
-    # 5e-5, unseen sentences and voices 12.5% -> 10.5% WER, festival 10.5% (base 11.7%).
-    train_decoder: Literal["all", "cross_attention"] = Field(
-        "cross_attention",
-        description="cpu mode: decoder weights trained (cross_attention keeps its LM)",
-    )
-    train_augment_copies: int = Field(1, description="cpu mode: speed/noise copies per clip")
-    train_checkpoint_every: int = Field(
-        10, description="Steps between resumable checkpoints and validations"
-    )
-    train_validation_fraction: float = Field(
-        0.15, description="Share of training sentences kept out to pick the best step"
-    )
-    train_early_stopping_patience: int = Field(
-        2, description="Validations without improvement before training stops; 0 = off"
-    )
-    train_anchor_strength: float = Field(
-        0.0, description="L2 pull toward the start model's weights (L2-SP); 0 = off"
     )
     train_replay_uncorrected: int = Field(
         0, description="Recent uncorrected clips trained on with the sent transcript; 0 = off"
     )
-    train_threads: int = Field(0, description="torch CPU threads; 0 = torch's default")
     train_min_new_samples: int = Field(
         20, description="The scheduler trains only with this many new corrections"
     )
@@ -183,24 +165,8 @@ class Settings(BaseSettings):
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
     )
     eval_recent_clips: int = Field(
-        32, description="Recent uncorrected clips the gate checks for forgetting; 0 = off"
-    )
-    gate_min_wer_improvement: float = Field(0.005, description="Absolute WER gain to promote")
-    gate_confidence: float = Field(
-        0.95, description="Paired-bootstrap confidence the held-out gain must reach"
-    )
-    gate_general_tolerance: float = Field(0.01, description="Allowed general-set WER loss")
-    # Measured (benchmarks/results/demo_training.md): candidates no worse on different-
-    # sounding speech still disagree with the transcripts users got on 19-30% of words, so
-    # this guard is an alarm for collapse (loops, another language), not for small changes.
-    gate_recent_tolerance: float = Field(
-        0.40, description="Allowed change on recent uncorrected audio (vs what users saw)"
-    )
-    gate_max_insertion_rate: float = Field(
-        0.2, description="Refuse candidates inserting more words per reference word (loops)"
-    )
-    gate_min_eval_sentences: int = Field(
-        3, ge=2, description="Different sentences a set needs before the gate judges on it"
+        DEFAULT_RECENT_CLIPS,
+        description="Recent uncorrected clips the gate checks for forgetting; 0 = off",
     )
     train_base_corpus: Path | None = Field(
         None, description="Prepared base corpus (audiofolder) replayed against forgetting"

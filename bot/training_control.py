@@ -26,6 +26,7 @@ from storage import training_records
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
 from training.config import RunConfig
+from training.configurable import from_settings
 from training.gate import GateDecision, GatePolicy
 from training.report import REPORT_KEY, RunReport
 
@@ -255,33 +256,14 @@ class TrainingControl:
 
     def run_config(self, run_id: int, *, max_steps: int | None = None) -> RunConfig:
         s = self.settings
-        finetune = FinetuneArguments(
-            mode=s.train_mode,
+        finetune = from_settings(
+            FinetuneArguments,
+            s,
             max_steps=max_steps or s.train_max_steps,
-            max_epochs=s.train_max_epochs,
             max_train_seconds=s.train_max_minutes * 60,
-            learning_rate=s.train_learning_rate,
-            warmup_ratio=s.train_warmup_ratio,
-            batch_size=s.train_batch_size,
-            gradient_accumulation_steps=s.train_gradient_accumulation,
-            encoder_layers=s.train_encoder_layers,
-            decoder=s.train_decoder,
-            augment_copies=s.train_augment_copies,
-            checkpoint_every=s.train_checkpoint_every,
-            validation_fraction=s.train_validation_fraction,
-            early_stopping_patience=s.train_early_stopping_patience,
-            anchor_strength=s.train_anchor_strength,
-            threads=s.train_threads,
             language=s.language,
         )
-        gate = GatePolicy(
-            min_wer_improvement=s.gate_min_wer_improvement,
-            confidence=s.gate_confidence,
-            general_tolerance=s.gate_general_tolerance,
-            recent_tolerance=s.gate_recent_tolerance,
-            max_insertion_rate=s.gate_max_insertion_rate,
-            min_eval_sentences=s.gate_min_eval_sentences,
-        )
+        gate = from_settings(GatePolicy, s)
         return RunConfig(
             run_id=run_id,
             database_url=s.resolved_database_url,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from model.asr.normalize import normalize_text
+from training.configurable import configurable
 
 if TYPE_CHECKING:
     from model.asr.evaluation import Evaluation
@@ -57,18 +58,39 @@ class Verdict(enum.StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class GatePolicy:
-    min_wer_improvement: float = 0.005
-    confidence: float = 0.95
+    min_wer_improvement: float = configurable(
+        0.005, setting="gate_min_wer_improvement", help="Absolute WER gain to promote"
+    )
+    confidence: float = configurable(
+        0.95,
+        setting="gate_confidence",
+        help="Paired-bootstrap confidence the held-out gain must reach",
+    )
     bootstrap_resamples: int = 2000
-    general_tolerance: float = 0.01
+    general_tolerance: float = configurable(
+        0.01, setting="gate_general_tolerance", help="Allowed general-set WER loss"
+    )
     # Disagreement with what users were sent, not errors: 19-30% for candidates no worse
     # on other voices (benchmarks/results/demo_training*.md). An alarm for collapse only.
-    recent_tolerance: float = 0.40
-    max_insertion_rate: float = 0.2
+    recent_tolerance: float = configurable(
+        0.40,
+        setting="gate_recent_tolerance",
+        help="Allowed change on recent uncorrected audio (vs what users saw)",
+    )
+    max_insertion_rate: float = configurable(
+        0.2,
+        setting="gate_max_insertion_rate",
+        help="Refuse candidates inserting more words per reference word (loops)",
+    )
     # The bootstrap resamples sentences: with one it has a single draw, with two three, and
     # its "95%" interval is a fiction. With 3 (10 distinct draws) a gain can only show if
     # every sentence improved; stricter installations raise it.
-    min_eval_sentences: int = 3
+    min_eval_sentences: int = configurable(
+        3,
+        setting="gate_min_eval_sentences",
+        help="Different sentences a set needs before the gate judges on it",
+        ge=2,
+    )
     seed: int = 0
 
     def tolerance(self, eval_set: str) -> float:
