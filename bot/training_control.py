@@ -23,6 +23,7 @@ import training
 from bot.settings import Settings
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
+from storage.models import RunStatus
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
 from training.config import RunConfig
@@ -80,7 +81,7 @@ class TrainingStatus:
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("pending", "running")
+        return self.status in (RunStatus.PENDING, RunStatus.RUNNING)
 
     @property
     def report(self) -> RunReport | None:
@@ -147,7 +148,7 @@ class TrainingControl:
                     training_records.finish_training_run(
                         uow.session,
                         run.id,
-                        status="failed",
+                        status=RunStatus.FAILED,
                         error=f"interrupted {MAX_ATTEMPTS} times; not resumed again",
                     )
                     uow.commit()

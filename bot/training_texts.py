@@ -13,17 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 from bot.formatting import escape, progress_bar
 from bot.training_control import StartRefusal, StartResult
+from storage.models import RunStatus
 from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, GateDecision, SetCheck, Verdict
 
 if TYPE_CHECKING:
     from bot.training_control import ModelInfo, TrainingStatus
 
 STATUS_NAMES = {
-    "pending": "in attesa",
-    "running": "in corso",
-    "done": "completato",
-    "failed": "fallito",
-    "cancelled": "annullato",
+    RunStatus.PENDING: "in attesa",
+    RunStatus.RUNNING: "in corso",
+    RunStatus.DONE: "completato",
+    RunStatus.FAILED: "fallito",
+    RunStatus.CANCELLED: "annullato",
 }
 START_REFUSALS = {
     StartRefusal.IN_PROGRESS: "È già in corso l'addestramento #{run_id}: /status per i progressi.",

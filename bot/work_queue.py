@@ -21,7 +21,7 @@ from bot.pipeline import PipelineResult
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore
-from storage.models import JOB_RUNNING, Job
+from storage.models import Job, JobStatus
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
@@ -124,7 +124,7 @@ class WorkQueue:
         with self.db.unit_of_work(read_only=True) as uow:
             position = job_queue.queue_position(uow.session, job_id)
             job = job_queue.get_job(uow.session, job_id)
-            held = job is not None and job.status == JOB_RUNNING and job.started_at is None
+            held = job is not None and job.status == JobStatus.HELD
             return position, job_queue.count_pending_jobs(uow.session) + int(held)
 
     def release(self, job_id: int, status_message_id: int | None) -> None:

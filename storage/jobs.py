@@ -1,6 +1,7 @@
 """The durable job queue: accepted work survives any process and is answered once.
 
-Lifecycle: pending -> running (claimed under a lease; attempts + 1) -> done | failed.
+Lifecycle: pending -> running (claimed under a lease; attempts + 1) -> done | failed; a
+job a front accepted may first be held (``JobStatus.HELD``) until the user saw its place.
 A claim writes the worker's name and an expiry; the worker renews it while it works
 (``renew_leases``). Any process may put back jobs whose lease expired
 (``requeue_expired``): their worker died. Jobs that already used up their attempts fail
@@ -24,11 +25,13 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidStateError, NotFoundError
-from storage.models import JOB_DONE, JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job, utcnow
+from storage.models import Job, JobStatus, utcnow
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_SECONDS = 60.0
-OPEN_JOB_STATUSES = (JOB_PENDING, JOB_RUNNING)
+OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.HELD, JobStatus.RUNNING)
+# Jobs under a lease: held by the front that accepted them, or claimed by a worker.
+LEASED_JOB_STATUSES = (JobStatus.HELD, JobStatus.RUNNING)
 # Pending rows looked at per claimed job: room for the ``accept`` filter to say no.
 _CANDIDATES_PER_CLAIM = 4
 INTERRUPTED_ERROR = "interrupted too many times"
@@ -76,7 +79,7 @@ def enqueue_job(
         user_message_id=user_message_id,
         status_message_id=status_message_id,
         reply_message_ids=[],
-        status=JOB_PENDING if held_by is None else JOB_RUNNING,
+        status=JobStatus.PENDING if held_by is None else JobStatus.HELD,
         lease_owner=held_by,
         lease_expires_at=None if held_by is None else now + timedelta(seconds=lease_seconds),
         attempts=0,
@@ -92,9 +95,9 @@ def release_job(
 ) -> bool:
     """Queue a job ``enqueue_job(held_by=owner)`` made, recording its status message."""
     job = session.get(Job, job_id)
-    if job is None or job.status != JOB_RUNNING or job.lease_owner != owner or job.started_at:
+    if job is None or job.status != JobStatus.HELD or job.lease_owner != owner:
         return False
-    job.status = JOB_PENDING
+    job.status = JobStatus.PENDING
     job.lease_owner = job.lease_expires_at = None
     if status_message_id is not None:
         job.status_message_id = status_message_id
@@ -120,14 +123,13 @@ def claim_jobs(
     and mark them running under ``owner``'s lease, oldest first."""
     now = now or utcnow()
     busy_elsewhere = select(Job.user_id).where(
-        Job.status == JOB_RUNNING,
-        Job.started_at.is_not(None),  # being worked on, not just being announced
+        Job.status == JobStatus.RUNNING,
         Job.user_id.is_not(None),
         Job.lease_owner != owner,
     )
     candidates = (
         select(Job)
-        .where(Job.status == JOB_PENDING)
+        .where(Job.status == JobStatus.PENDING)
         .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
         .order_by(Job.id)
         .limit(limit * _CANDIDATES_PER_CLAIM)
@@ -140,9 +142,9 @@ def claim_jobs(
     for job_id in chosen[:limit]:
         result = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JOB_PENDING)
+            .where(Job.id == job_id, Job.status == JobStatus.PENDING)
             .values(
-                status=JOB_RUNNING,
+                status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
                 started_at=now,
                 error=None,
@@ -186,7 +188,9 @@ def renew_leases(
     held = set(
         session.scalars(
             select(Job.id).where(
-                Job.id.in_(list(job_ids)), Job.status == JOB_RUNNING, Job.lease_owner == owner
+                Job.id.in_(list(job_ids)),
+                Job.status.in_(LEASED_JOB_STATUSES),
+                Job.lease_owner == owner,
             )
         )
     )
@@ -201,9 +205,9 @@ def renew_leases(
 
 
 def holds_lease(session: Session, job_id: int, owner: str) -> bool:
-    """Whether ``owner`` still holds the running job (locks the row where it can)."""
+    """Whether ``owner`` still holds the job's lease (locks the row where it can)."""
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    return job is not None and job.status == JOB_RUNNING and job.lease_owner == owner
+    return job is not None and job.status in LEASED_JOB_STATUSES and job.lease_owner == owner
 
 
 def mark_job_done(
@@ -215,11 +219,11 @@ def mark_job_done(
     now: datetime | None = None,
 ) -> Job:
     job = _get(session, job_id)
-    if job.status != JOB_RUNNING:
+    if job.status != JobStatus.RUNNING:
         raise InvalidStateError(f"job {job_id} is {job.status}, not running")
     if owner is not None and job.lease_owner != owner:
         raise LeaseLostError(f"job {job_id} is no longer held by {owner}")
-    job.status = JOB_DONE
+    job.status = JobStatus.DONE
     job.transcription_id = transcription_id
     job.error = None
     job.finished_at = now or utcnow()
@@ -234,7 +238,7 @@ def mark_job_failed(
     job = _get(session, job_id)
     if job.status not in OPEN_JOB_STATUSES:
         raise InvalidStateError(f"job {job_id} is already {job.status}")
-    job.status = JOB_FAILED
+    job.status = JobStatus.FAILED
     job.error = error
     job.finished_at = now or utcnow()
     job.lease_owner = job.lease_expires_at = None
@@ -263,12 +267,12 @@ def set_job_messages(
 def requeue_expired(
     session: Session, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None
 ) -> RequeueResult:
-    """Running jobs whose lease expired (their worker died) become pending again, or
-    failed if out of attempts. Safe to call from any process at any time."""
+    """Leased jobs whose lease expired (their worker or front died) become pending again,
+    or failed if out of attempts. Safe to call from any process at any time."""
     now = now or utcnow()
     expired = session.scalars(
         select(Job)
-        .where(Job.status == JOB_RUNNING)
+        .where(Job.status.in_(LEASED_JOB_STATUSES))
         .where(Job.lease_expires_at.is_(None) | (Job.lease_expires_at < now))
         .order_by(Job.id)
         .with_for_update(skip_locked=True)
@@ -278,12 +282,12 @@ def requeue_expired(
     for job in expired:
         job.lease_owner = job.lease_expires_at = None
         if job.attempts >= max_attempts:
-            job.status = JOB_FAILED
+            job.status = JobStatus.FAILED
             job.error = INTERRUPTED_ERROR
             job.finished_at = now
             failed.append(job.id)
         else:
-            job.status = JOB_PENDING
+            job.status = JobStatus.PENDING
             job.started_at = None
             requeued.append(job.id)
     session.flush()
@@ -292,7 +296,7 @@ def requeue_expired(
 
 def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
     """Jobs waiting for a worker (all users, or one)."""
-    return _count(session, (JOB_PENDING,), user_id)
+    return _count(session, (JobStatus.PENDING,), user_id)
 
 
 def count_open_jobs(session: Session, *, user_id: int | None = None) -> int:
@@ -311,11 +315,12 @@ def queue_position(session: Session, job_id: int) -> int | None:
     """1 for the next job to run; None if the job is no longer waiting (a job still held
     by the process that accepted it counts as waiting)."""
     job = _get(session, job_id)
-    held = job.status == JOB_RUNNING and job.started_at is None
-    if job.status != JOB_PENDING and not held:
+    if job.status not in (JobStatus.PENDING, JobStatus.HELD):
         return None
     ahead = session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == JOB_PENDING, Job.id < job_id)
+        select(func.count())
+        .select_from(Job)
+        .where(Job.status == JobStatus.PENDING, Job.id < job_id)
     )
     return (ahead or 0) + 1
 
@@ -324,7 +329,7 @@ def delete_finished_jobs(session: Session, *, older_than: datetime) -> int:
     """Housekeeping: forget done and failed jobs (their payloads hold Telegram file ids)."""
     result = session.execute(
         delete(Job)
-        .where(Job.status.in_((JOB_DONE, JOB_FAILED)), Job.created_at < older_than)
+        .where(Job.status.in_((JobStatus.DONE, JobStatus.FAILED)), Job.created_at < older_than)
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount

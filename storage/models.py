@@ -8,6 +8,7 @@ strings checked by the repositories (no database enums: they are painful to migr
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -75,24 +76,32 @@ SOURCE_KINDS = frozenset(
     }
 )
 
-# transcriptions.status
-TRANSCRIPTION_PENDING = "pending"
-TRANSCRIPTION_DONE = "done"
-TRANSCRIPTION_FAILED = "failed"
 
-# jobs.status
-JOB_PENDING = "pending"
-JOB_RUNNING = "running"
-JOB_DONE = "done"
-JOB_FAILED = "failed"
+class TranscriptionStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
 
-# training_runs.status
-RUN_PENDING = "pending"
-RUN_RUNNING = "running"
-RUN_DONE = "done"
-RUN_FAILED = "failed"
-RUN_CANCELLED = "cancelled"
-RUN_STATUSES = frozenset({RUN_PENDING, RUN_RUNNING, RUN_DONE, RUN_FAILED, RUN_CANCELLED})
+
+class JobStatus(StrEnum):
+    """pending -> (held ->) running -> done | failed.
+
+    ``HELD``: accepted by a front that has not yet shown the user their place in the queue;
+    no worker takes it until the front releases it (or its lease expires: then it queues)."""
+
+    PENDING = "pending"
+    HELD = "held"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def utcnow() -> datetime:
@@ -177,7 +186,7 @@ class Transcription(Base):
     tags: Mapped[list[Any]] = mapped_column(default=list)
     # Seconds spent per stage, e.g. {"decode": 0.1, "transcribe": 2.3, "tags": 0.4}.
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=TRANSCRIPTION_DONE)
+    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=TranscriptionStatus.DONE)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -251,7 +260,7 @@ class Job(Base):
     reply_message_ids: Mapped[list[Any]] = mapped_column(default=list)
     # What the worker needs to redo the job, e.g. {"file_id": ..., "kind": "voice", "duration": 4}.
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=JOB_PENDING)
+    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     transcription_id: Mapped[int | None] = mapped_column(
@@ -269,7 +278,7 @@ class TrainingRun(Base):
     __tablename__ = "training_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=RUN_PENDING, index=True)
+    status: Mapped[str] = mapped_column(String(KIND_CHARS), default=RunStatus.PENDING, index=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     output_dir: Mapped[str | None] = mapped_column(String(PATH_CHARS))
     checkpoint_dir: Mapped[str | None] = mapped_column(String(PATH_CHARS))

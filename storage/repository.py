@@ -20,12 +20,12 @@ from storage.audio_store import AudioRef
 from storage.errors import InvalidValueError, require
 from storage.models import (
     SOURCE_KINDS,
-    TRANSCRIPTION_DONE,
     USER_SYSTEM,
     USER_TELEGRAM,
     Correction,
     ReplyMessage,
     Transcription,
+    TranscriptionStatus,
     User,
     utcnow,
 )
@@ -116,7 +116,7 @@ def add_transcription(
     segments: Sequence[Any] = (),
     tags: Sequence[str] = (),
     timings: dict[str, float] | None = None,
-    status: str = TRANSCRIPTION_DONE,
+    status: str = TranscriptionStatus.DONE,
     error: str | None = None,
     now: datetime | None = None,
 ) -> Transcription:

@@ -25,7 +25,7 @@ from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
 from storage.labels import Labels, resolve_labels
-from storage.models import RUN_DONE, SOURCE_IMPORT, TrainingRun, Transcription
+from storage.models import SOURCE_IMPORT, RunStatus, TrainingRun, Transcription
 
 Split = Literal["train", "eval"]
 TRAIN: Split = "train"
@@ -108,7 +108,7 @@ def last_trained_correction_id(session: Session) -> int | None:
     """The newest correction the last successful training run saw (None: never trained)."""
     return session.scalar(
         select(TrainingRun.max_correction_id)
-        .where(TrainingRun.status == RUN_DONE)
+        .where(TrainingRun.status == RunStatus.DONE)
         .order_by(TrainingRun.id.desc())
         .limit(1)
     )

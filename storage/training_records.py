@@ -14,20 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidStateError, InvalidValueError, require
-from storage.models import (
-    RUN_DONE,
-    RUN_FAILED,
-    RUN_PENDING,
-    RUN_RUNNING,
-    RUN_STATUSES,
-    Evaluation,
-    ModelVersion,
-    TrainingRun,
-    utcnow,
-)
+from storage.models import Evaluation, ModelVersion, RunStatus, TrainingRun, utcnow
 
-OPEN_RUN_STATUSES = (RUN_PENDING, RUN_RUNNING)
-FINISHED_RUN_STATUSES = frozenset(RUN_STATUSES) - set(OPEN_RUN_STATUSES)
+OPEN_RUN_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING)
+FINISHED_RUN_STATUSES = frozenset(RunStatus) - set(OPEN_RUN_STATUSES)
 
 
 # --- training runs ----------------------------------------------------------------------
@@ -44,7 +34,7 @@ def create_training_run(
 ) -> TrainingRun:
     now = now or utcnow()
     run = TrainingRun(
-        status=RUN_PENDING,
+        status=RunStatus.PENDING,
         config=dict(config),
         base_model=base_model,
         output_dir=output_dir,
@@ -76,7 +66,7 @@ def start_training_run(
     if run.status in FINISHED_RUN_STATUSES:
         raise InvalidStateError(f"training run {run_id} is already {run.status}")
     now = now or utcnow()
-    run.status = RUN_RUNNING
+    run.status = RunStatus.RUNNING
     run.samples_used = samples_used
     run.max_correction_id = max_correction_id
     run.steps_total = steps_total
@@ -126,7 +116,7 @@ def finish_training_run(
     run.error = error
     if metrics:
         run.metrics = {**run.metrics, **metrics}
-    if status == RUN_DONE:
+    if status == RunStatus.DONE:
         run.progress = 1.0
     run.finished_at = now
     run.updated_at = now
@@ -150,7 +140,7 @@ def fail_open_training_runs(session: Session, *, error: str, now: datetime | Non
     result = session.execute(
         update(TrainingRun)
         .where(TrainingRun.status.in_(OPEN_RUN_STATUSES))
-        .values(status=RUN_FAILED, error=error, finished_at=now, updated_at=now)
+        .values(status=RunStatus.FAILED, error=error, finished_at=now, updated_at=now)
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount

@@ -33,6 +33,7 @@ from typing import Any
 
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
+from storage.models import RunStatus
 from training.arguments import FinetuneResult
 from training.config import RunConfig
 from training.data import Example, read_manifest
@@ -103,7 +104,10 @@ def _fail(database: Any, run_id: int, exc: BaseException) -> None:
         run = training_records.get_training_run(uow.session, run_id)
         if run is not None and run.status in training_records.OPEN_RUN_STATUSES:
             training_records.finish_training_run(
-                uow.session, run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000]
+                uow.session,
+                run_id,
+                status=RunStatus.FAILED,
+                error=f"{type(exc).__name__}: {exc}"[:2000],
             )
             uow.commit()
 
@@ -178,7 +182,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
         training_records.finish_training_run(
             uow.session,
             config.run_id,
-            status="done",
+            status=RunStatus.DONE,
             metrics={"phase": "done", REPORT_KEY: report.to_dict()},
         )
         uow.commit()

@@ -160,14 +160,14 @@ def recent_uncorrected(
         return []
     from sqlalchemy import exists, select
 
-    from storage.models import SOURCE_IMPORT, TRANSCRIPTION_DONE, Correction, Transcription
+    from storage.models import SOURCE_IMPORT, Correction, Transcription, TranscriptionStatus
 
     rows = session.execute(
         select(Transcription.audio_sha256, Transcription.text)
         .where(
             Transcription.audio_sha256.is_not(None),
             Transcription.audio_purged_at.is_(None),
-            Transcription.status == TRANSCRIPTION_DONE,
+            Transcription.status == TranscriptionStatus.DONE,
             Transcription.source_kind != SOURCE_IMPORT,
             Transcription.audio_duration <= RECENT_MAX_SECONDS,
             Transcription.text != "",

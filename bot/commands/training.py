@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.cli import CommandError
 from bot.settings import Settings
+from storage.models import RunStatus
 
 CORPORA_SUBDIR = "corpora"
 
@@ -88,13 +89,13 @@ def _follow(control: TrainingControl, run_id: int) -> int:
         status = control.get_run(run_id)
         if status is None:
             raise CommandError(f"training run {run_id} disappeared")
-        if status.status == "running" and status.steps_done != shown:
+        if status.status == RunStatus.RUNNING and status.steps_done != shown:
             shown = status.steps_done
             total = status.steps_total or "?"
             print(f"  step {shown}/{total} ({status.phase})", file=sys.stderr)
         if finished or not status.is_open:
             break
-    if status.status != "done":
+    if status.status != RunStatus.DONE:
         error = status.error or "the training process stopped"
         raise CommandError(f"training run {run_id} {status.status}: {error}")
     report = status.report

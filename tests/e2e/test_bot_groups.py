@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.models import JOB_DONE
+from storage.models import JobStatus
 from tests.support.bot_harness import GROUP, OTHER_USER, USER, running_bot
 from tests.support.speech import synthesize
 
@@ -49,8 +49,8 @@ async def test_group_media_is_transcribed_only_when_the_bot_is_addressed(
         # Exactly the two addressed requests became jobs; nothing else got an answer.
         jobs = bot.jobs()
         assert [(job.user_message_id, job.status) for job in jobs] == [
-            (mentioned["message_id"], JOB_DONE),
-            (ignored["message_id"], JOB_DONE),
+            (mentioned["message_id"], JobStatus.DONE),
+            (ignored["message_id"], JobStatus.DONE),
         ]
         answered = {m.reply_to for m in emu.messages(GROUP)}
         assert answered == {mentioned["message_id"], ignored["message_id"]}

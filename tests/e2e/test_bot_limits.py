@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot import messages
-from storage.models import JOB_DONE
+from storage.models import JobStatus
 from tests.support.bot_harness import ADMIN, USER, running_bot
 from tests.support.speech import synthesize
 
@@ -83,7 +83,7 @@ async def test_flood_gets_the_rate_limit_message(
         )
         for job in jobs:
             await bot.wait_job(job.user_message_id)
-        assert [job.status for job in bot.jobs()] == [JOB_DONE, JOB_DONE]
+        assert [job.status for job in bot.jobs()] == [JobStatus.DONE, JobStatus.DONE]
         assert {job.user_message_id for job in jobs} < {m["message_id"] for m in sent}
         # Links count too.
         bot.emu.send_text(user_id=USER, text="https://youtu.be/dQw4w9WgXcQ")
@@ -105,7 +105,7 @@ async def test_too_many_pending_jobs_are_refused(
         await bot.wait_job(first["message_id"])
         # Once the first is answered, the user may send again.
         again = bot.emu.send_voice(user_id=USER, data=clips["short"], duration=3)
-        assert (await bot.wait_job(again["message_id"])).status == JOB_DONE
+        assert (await bot.wait_job(again["message_id"])).status == JobStatus.DONE
         assert len(bot.jobs()) == 2
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot import messages
 from model.asr.normalize import error_rates
-from storage.models import JOB_DONE
+from storage.models import JobStatus
 from tests.support.bot_harness import USER, running_bot
 from tests.support.media_server import DEFAULT_SPEECH, PAGE_NAME, VIDEO_NAME, MediaServer
 
@@ -38,7 +38,7 @@ async def test_link_gets_transcript_and_subtitles_and_other_links_are_refused(
         sent = emu.send_text(user_id=USER, text=f"Ecco il video: {media_server.url(PAGE_NAME)}")
         replies = await bot.wait_reply(sent["message_id"], timeout=60)
         (job,) = bot.jobs()
-        assert job.status == JOB_DONE, job
+        assert job.status == JobStatus.DONE, job
         text_reply, srt_reply = replies
         transcript = text_reply.content.split("\n\n")[0]
         assert error_rates([DEFAULT_SPEECH], [transcript]).cer < MAX_CER, transcript

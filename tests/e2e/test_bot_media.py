@@ -9,7 +9,7 @@ import pytest
 
 from bot import messages
 from model.asr.normalize import error_rates
-from storage.models import JOB_DONE, JOB_FAILED
+from storage.models import JobStatus
 from tests.support.bot_harness import USER, is_status_text, running_bot
 from tests.support.media_server import make_speech_mp4
 from tests.support.speech import synthesize
@@ -71,7 +71,7 @@ async def test_audio_video_video_note_and_audio_document_are_transcribed(
             assert stored.text.strip() and stored.audio_sha256
             assert bot.services.store.exists(stored.audio_sha256)
             assert 4.0 < (stored.audio_duration or 0) < 8.0, stored
-        assert [job.status for job in bot.jobs()] == [JOB_DONE] * len(sent)
+        assert [job.status for job in bot.jobs()] == [JobStatus.DONE] * len(sent)
         assert len(emu.calls_to("sendChatAction")) >= len(sent)  # the typing action
 
 
@@ -107,7 +107,7 @@ async def test_bad_files_end_with_an_italian_error_and_the_bot_keeps_working(
         for name, (data, expected) in bad.items():
             sent = bot.emu.send_voice(user_id=USER, data=data, duration=3)
             job = await bot.wait_job(sent["message_id"])
-            assert job.status == JOB_FAILED, (name, job)
+            assert job.status == JobStatus.FAILED, (name, job)
             (status,) = bot.replies_to(sent["message_id"])
             assert status.content == f"⚠️ {expected}", (name, status.content)
             assert job.error == name
@@ -118,7 +118,7 @@ async def test_bad_files_end_with_an_italian_error_and_the_bot_keeps_working(
         replies = await bot.wait_reply(good["message_id"])
         transcript = _transcript_of([m.content for m in replies])
         assert error_rates([GOOD_SENTENCE], [transcript]).cer < MAX_CER, transcript
-        assert [job.status for job in bot.jobs()] == [JOB_FAILED] * 3 + [JOB_DONE]
+        assert [job.status for job in bot.jobs()] == [JobStatus.FAILED] * 3 + [JobStatus.DONE]
 
 
 async def test_too_long_and_too_big_are_refused_from_metadata_before_any_download(

@@ -14,7 +14,7 @@ import pytest
 
 from bot import messages
 from bot.commands.run_bot import NO_TOKEN, WEAK_WEBHOOK_SECRET, WEBHOOK_SECRET_RE
-from storage.models import JOB_DONE
+from storage.models import JobStatus
 from storage.unit_of_work import Database
 from tests.support.bot_harness import (
     ADMIN,
@@ -134,7 +134,7 @@ def test_sigkill_while_transcribing_then_restart_answers_the_job_once(
                     lambda: [m for m in emu.messages(USER) if not is_status_text(m.content)],
                     timeout=START_TIMEOUT,
                 )
-                emu.wait_for(lambda: read_jobs(db)[0].status == JOB_DONE, timeout=30)
+                emu.wait_for(lambda: read_jobs(db)[0].status == JobStatus.DONE, timeout=30)
                 process.send_signal(signal.SIGTERM)
                 assert process.wait(timeout=30) == 0
             (job,) = read_jobs(db)

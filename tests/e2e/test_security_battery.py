@@ -30,7 +30,7 @@ import pytest_asyncio
 
 from bot import messages
 from bot.cli import main
-from storage.models import JOB_FAILED
+from storage.models import JobStatus
 from tests.support import hostile_inputs as hostile
 from tests.support.bot_harness import ADMIN, USER, RunningBot, running_bot
 from tests.support.media_server import PAGE_NAME, VIDEO_NAME, MediaServer, serve_directory
@@ -266,7 +266,7 @@ async def test_hostile_file_is_refused_as_damaged(
     held = time.monotonic() - started
     (status,) = bot.replies_to(sent["message_id"], chat_id=user)
     assert status.content == f"⚠️ {messages.AUDIO_ERRORS[case.reason]}"
-    assert (job.status, job.error) == (JOB_FAILED, case.reason)
+    assert (job.status, job.error) == (JobStatus.FAILED, case.reason)
     assert held < HELD_SECONDS, held
     _assert_nothing_reached(targets, before, site_allowed=False)
     assert _stored_files(bot.services.settings.data_dir / "audio") == before.stored_files
@@ -386,7 +386,7 @@ async def test_hostile_link_is_refused(
         job = await bot.wait_job(sent["message_id"], chat_id=user, timeout=REPLY_TIMEOUT)
         (status,) = bot.replies_to(sent["message_id"], chat_id=user)
         assert status.content == f"⚠️ {messages.link_error(case.reason)}"
-        assert (job.status, job.error) == (JOB_FAILED, case.reason)
+        assert (job.status, job.error) == (JobStatus.FAILED, case.reason)
     else:
         await bot.emu.async_wait_for(lambda: bot.texts(user), timeout=REPLY_TIMEOUT)
         expected = messages.TEXT_HINT if case.reason is None else messages.link_error(case.reason)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from model.asr.normalize import error_rates
-from storage.models import JOB_DONE, JOB_FAILED
+from storage.models import JobStatus
 from tests.support.bot_harness import is_status_text, read_jobs, running_bot
 from tests.support.postgres import fresh_database
 from tests.support.processes import processes, worker_env, worker_log
@@ -36,7 +36,7 @@ async def test_the_real_worker_command_answers_a_front_without_workers(
                 bot.emu.send_voice(user_id=2000 + n, data=wav, duration=3)
             await bot.wait_for_jobs(3, done=3, timeout=240)
             assert worker.poll() is None, worker_log(tmp_path)
-        assert {job.status for job in read_jobs(bot.services.db)} == {JOB_DONE}
+        assert {job.status for job in read_jobs(bot.services.db)} == {JobStatus.DONE}
         for n in range(3):
             (reply,) = bot.emu.messages(2000 + n)
             assert error_rates([SENTENCE], [reply.content]).wer < 0.6, reply.content
@@ -80,10 +80,10 @@ async def test_two_workers_answer_200_notes_exactly_once_when_one_is_killed(
             assert survivor.poll() is None, worker_log(tmp_path)
         jobs = read_jobs(bot.services.db)
         assert len(jobs) == users * per_user
-        assert Counter(job.status for job in jobs) == {JOB_DONE: users * per_user}, worker_log(
-            tmp_path
-        )[-3000:]
-        assert not [job for job in jobs if job.status == JOB_FAILED]
+        assert Counter(job.status for job in jobs) == {JobStatus.DONE: users * per_user}, (
+            worker_log(tmp_path)[-3000:]
+        )
+        assert not [job for job in jobs if job.status == JobStatus.FAILED]
         for user in range(users):
             # Every note answered once: four transcripts, no duplicate, no stuck status.
             texts = [m.content for m in bot.emu.messages(3000 + user)]

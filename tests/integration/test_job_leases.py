@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from storage import jobs, repository
-from storage.models import JOB_DONE, JOB_PENDING, JOB_RUNNING, utcnow
+from storage.models import JobStatus, utcnow
 from storage.unit_of_work import Database
 from tests.support.postgres import fresh_database
 
@@ -50,7 +50,7 @@ def test_a_lease_is_renewed_while_held_and_lost_once_it_expires(database: Databa
     start = utcnow()
     with database.unit_of_work() as uow:
         (job,) = jobs.claim_jobs(uow.session, owner="a", lease_seconds=30, now=start)
-        assert (job.status, job.lease_owner) == (JOB_RUNNING, "a")
+        assert (job.status, job.lease_owner) == (JobStatus.RUNNING, "a")
         uow.commit()
     with database.unit_of_work() as uow:
         later = start + timedelta(seconds=20)
@@ -78,7 +78,7 @@ def test_a_lease_is_renewed_while_held_and_lost_once_it_expires(database: Databa
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         done = jobs.get_job(uow.session, job_id)
-        assert done is not None and done.status == JOB_DONE and done.lease_owner is None
+        assert done is not None and done.status == JobStatus.DONE and done.lease_owner is None
 
 
 def test_one_users_jobs_are_never_split_between_workers(database: Database) -> None:
@@ -102,7 +102,13 @@ def test_batches_take_only_what_the_filter_accepts(database: Database) -> None:
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         statuses = [jobs.get_job(uow.session, i).status for i in ids]  # type: ignore[union-attr]
-    assert statuses == [JOB_RUNNING, JOB_PENDING, JOB_RUNNING, JOB_PENDING, JOB_PENDING]
+    assert statuses == [
+        JobStatus.RUNNING,
+        JobStatus.PENDING,
+        JobStatus.RUNNING,
+        JobStatus.PENDING,
+        JobStatus.PENDING,
+    ]
 
 
 def test_concurrent_workers_claim_each_job_exactly_once(database: Database) -> None:

@@ -26,7 +26,7 @@ from telegram.ext import Application
 from bot.app import build_application
 from bot.bootstrap import Seams, Services, bootstrap
 from bot.settings import Settings
-from storage.models import JOB_DONE, JOB_FAILED, Job, Transcription
+from storage.models import Job, JobStatus, Transcription
 from storage.unit_of_work import Database
 from tests.support.telegram_emulator import BotApiEmulator, BotMessage, WaitTimeout
 
@@ -35,7 +35,7 @@ OTHER_USER = 1002
 ADMIN = 4242
 GROUP = -100500
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FINISHED_JOB_STATUSES = (JOB_DONE, JOB_FAILED)
+FINISHED_JOB_STATUSES = (JobStatus.DONE, JobStatus.FAILED)
 # Status texts the worker shows before the final reply (bot/formatting.py).
 STATUS_PREFIXES = ("🕐", "⬇️", "✍️")
 
@@ -135,7 +135,7 @@ class RunningBot:
         deadline = time.monotonic() + timeout
         while True:
             jobs = read_jobs(self.services.db)
-            finished = sum(job.status in (JOB_DONE, JOB_FAILED) for job in jobs)
+            finished = sum(job.status in (JobStatus.DONE, JobStatus.FAILED) for job in jobs)
             if len(jobs) >= total and finished >= done:
                 return
             if time.monotonic() > deadline:
@@ -206,7 +206,7 @@ class RunningBot:
     ) -> list[BotMessage]:
         """The bot's final messages answering a media/link message (its job finished)."""
         job = await self.wait_job(user_message_id, chat_id, timeout)
-        if job.status == JOB_DONE:
+        if job.status == JobStatus.DONE:
             wanted = set(job.reply_message_ids)
             return [m for m in self.emu.messages(chat_id) if m.message_id in wanted]
         return self.replies_to(user_message_id, chat_id)

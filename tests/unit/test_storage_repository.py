@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage import jobs, repository, training_records
 from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
-from storage.models import JOB_DONE, JOB_FAILED, JOB_PENDING, JOB_RUNNING, RUN_DONE, User
+from storage.models import JobStatus, RunStatus, User
 from storage.unit_of_work import Database
 from tests.support.databases import database_url
 
@@ -176,7 +176,7 @@ def test_job_queue_lifecycle(database: Database) -> None:
         assert [jobs.queue_position(s, j.id) for j in (first, second, third)] == [1, 2, 3]
         claimed = jobs.claim_next_job(s, now=T0)
         assert claimed is not None and claimed.id == first.id
-        assert (claimed.status, claimed.attempts, claimed.started_at) == (JOB_RUNNING, 1, T0)
+        assert (claimed.status, claimed.attempts, claimed.started_at) == (JobStatus.RUNNING, 1, T0)
         assert claimed.payload["file_id"] == "AAA"
         assert jobs.queue_position(s, first.id) is None
         assert jobs.queue_position(s, third.id) == 2
@@ -192,13 +192,13 @@ def test_job_queue_lifecycle(database: Database) -> None:
         done = jobs.get_job(uow.session, first.id)
         assert done is not None
         assert (done.status, done.status_message_id, done.reply_message_ids) == (
-            JOB_DONE,
+            JobStatus.DONE,
             8,
             [9, 10],
         )
         failed = jobs.get_job(uow.session, third.id)
         assert failed is not None and (failed.status, failed.error) == (
-            JOB_FAILED,
+            JobStatus.FAILED,
             "video unavailable",
         )
     with database.unit_of_work() as uow:
@@ -226,7 +226,11 @@ def test_requeue_expired_fails_jobs_that_keep_killing_their_worker(database: Dat
         for job_id in ids:
             job = jobs.get_job(uow.session, job_id)
             assert job is not None
-            assert (job.status, job.attempts, job.error) == (JOB_FAILED, 3, jobs.INTERRUPTED_ERROR)
+            assert (job.status, job.attempts, job.error) == (
+                JobStatus.FAILED,
+                3,
+                jobs.INTERRUPTED_ERROR,
+            )
 
 
 def test_requeue_puts_expired_jobs_back_in_order(database: Database) -> None:
@@ -241,7 +245,7 @@ def test_requeue_puts_expired_jobs_back_in_order(database: Database) -> None:
         assert jobs.requeue_expired(uow.session, now=T0 + timedelta(hours=1)).requeued == (a.id,)
         uow.commit()
     with database.unit_of_work() as uow:
-        assert jobs.get_job(uow.session, a.id).status == JOB_PENDING  # type: ignore[union-attr]
+        assert jobs.get_job(uow.session, a.id).status == JobStatus.PENDING  # type: ignore[union-attr]
         assert jobs.queue_position(uow.session, a.id) == 1
         assert jobs.queue_position(uow.session, b.id) == 2
         again = jobs.claim_next_job(uow.session)
@@ -278,15 +282,21 @@ def test_training_run_lifecycle(database: Database) -> None:
             s, run.id, steps_done=100, metrics={"eval_wer": 0.4}
         )
         assert run.metrics == {"loss": 1.5, "eval_wer": 0.4}
-        training_records.finish_training_run(s, run.id, status=RUN_DONE, metrics={"wer": 0.37})
+        training_records.finish_training_run(
+            s, run.id, status=RunStatus.DONE, metrics={"wer": 0.37}
+        )
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         stored = training_records.get_training_run(uow.session, run.id)
         assert stored is not None
-        assert (stored.status, stored.progress, stored.metrics["wer"]) == (RUN_DONE, 1.0, 0.37)
+        assert (stored.status, stored.progress, stored.metrics["wer"]) == (
+            RunStatus.DONE,
+            1.0,
+            0.37,
+        )
         assert stored.finished_at is not None and stored.finished_at.tzinfo == UTC
         assert training_records.active_training_run(uow.session) is None
-        assert training_records.latest_training_run(uow.session, status=RUN_DONE) == stored
+        assert training_records.latest_training_run(uow.session, status=RunStatus.DONE) == stored
     with database.unit_of_work() as uow:
         with pytest.raises(InvalidStateError):
             training_records.start_training_run(

@@ -13,7 +13,7 @@ import pytest
 from storage import repository, training_records
 from storage.audio_store import AudioRef, AudioStore
 from storage.installation import split_salt
-from storage.models import RUN_DONE, RUN_FAILED
+from storage.models import RunStatus
 from storage.privacy import delete_user_data, purge_uncorrected_audio
 from storage.samples import (
     EVAL,
@@ -214,7 +214,7 @@ def test_stats_and_new_samples_since_last_training_run(
         training_records.start_training_run(
             uow.session, done.id, samples_used=40, max_correction_id=cutoff
         )
-        training_records.finish_training_run(uow.session, done.id, status=RUN_DONE)
+        training_records.finish_training_run(uow.session, done.id, status=RunStatus.DONE)
         for ref in refs[40:]:
             add_labelled_sample(uow.session, audio=ref, text="nuovo")
         # A failed run does not reset the count.
@@ -222,7 +222,9 @@ def test_stats_and_new_samples_since_last_training_run(
         training_records.start_training_run(
             uow.session, failed.id, samples_used=60, max_correction_id=10**6
         )
-        training_records.finish_training_run(uow.session, failed.id, status=RUN_FAILED, error="oom")
+        training_records.finish_training_run(
+            uow.session, failed.id, status=RunStatus.FAILED, error="oom"
+        )
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         new_train = sum(

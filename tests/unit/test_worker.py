@@ -17,7 +17,7 @@ from bot import messages
 from bot.job_payloads import LinkJob, TelegramFileJob, UnknownJobError, from_record, to_record
 from storage import jobs as job_queue
 from storage import repository
-from storage.models import JOB_DONE, JOB_FAILED, Job, Transcription
+from storage.models import Job, JobStatus, Transcription
 from storage.privacy import delete_user_data
 from tests.support.fake_bot_api import FakeBotApi
 from tests.support.worker_support import FakeTagger, FakeTranscriber, Rig, build_rig, tone_wav
@@ -73,7 +73,7 @@ async def test_voice_job_is_answered_once_stored_and_tagged(tmp_path: Path, api)
     try:
         submitted = await submit_voice(rig, api)
         assert submitted.accepted and submitted.job_id is not None
-        await until(lambda: job_status(rig, submitted.job_id) == JOB_DONE)
+        await until(lambda: job_status(rig, submitted.job_id) == JobStatus.DONE)
     finally:
         await rig.runner.stop()
     (reply,) = api.chat(USER)
@@ -106,7 +106,7 @@ async def test_a_correction_sent_as_the_transcript_appears_finds_it(tmp_path: Pa
     await rig.runner.start(api.bot())
     try:
         submitted = await submit_voice(rig, api)
-        await until(lambda: job_status(rig, submitted.job_id) == JOB_DONE)
+        await until(lambda: job_status(rig, submitted.job_id) == JobStatus.DONE)
     finally:
         await rig.runner.stop()
     assert resolved == [True]
@@ -121,7 +121,7 @@ async def test_damaged_file_gets_its_italian_message_and_nothing_is_stored(
     await rig.runner.start(api.bot())
     try:
         submitted = await submit_voice(rig, api, data=b"questo non e' un audio" * 10)
-        await until(lambda: job_status(rig, submitted.job_id) == JOB_FAILED)
+        await until(lambda: job_status(rig, submitted.job_id) == JobStatus.FAILED)
     finally:
         await rig.runner.stop()
     assert api.visible(USER) == [f"⚠️ {messages.AUDIO_ERRORS['corrupt']}"]
@@ -143,7 +143,7 @@ async def test_a_crash_tells_the_user_and_alerts_admins_with_escaped_html(
     finally:
         await rig.runner.stop()
     assert api.visible(USER) == [messages.INTERNAL_ERROR]
-    assert job_status(rig, submitted.job_id) == JOB_FAILED
+    assert job_status(rig, submitted.job_id) == JobStatus.FAILED
     assert api.visible(ADMIN) == [
         f"⚠️ job {submitted.job_id} (telegram_file): ValueError: &lt;b&gt;broken&lt;/b&gt; &amp; co"
     ]
@@ -157,10 +157,10 @@ async def test_late_hashtags_never_hold_back_the_next_job(tmp_path: Path, api) -
         first = await submit_voice(rig, api, user=USER)
         second = await submit_voice(rig, api, user=OTHER)
         started = time.monotonic()
-        await until(lambda: job_status(rig, second.job_id) == JOB_DONE)
+        await until(lambda: job_status(rig, second.job_id) == JobStatus.DONE)
         # One worker: the second job was answered while the first's tags were still late.
         assert time.monotonic() - started < 1.5
-        assert job_status(rig, first.job_id) == JOB_DONE
+        assert job_status(rig, first.job_id) == JobStatus.DONE
         assert api.visible(USER) == ["buongiorno a tutti"]
         await until(lambda: "#saluti" in api.visible(USER)[0], timeout=10)
     finally:
@@ -194,7 +194,7 @@ async def test_late_hashtags_that_do_not_fit_spill_into_a_new_message(tmp_path: 
                 uow.session, chat_id=USER, message_id=message.message_id
             )
             assert row is not None and row.id is not None
-    assert job_status(rig, submitted.job_id) == JOB_DONE
+    assert job_status(rig, submitted.job_id) == JobStatus.DONE
 
 
 async def test_a_job_stored_before_a_crash_is_answered_from_the_database(
@@ -225,7 +225,7 @@ async def test_a_job_stored_before_a_crash_is_answered_from_the_database(
         job_id = job.id
     await rig.runner.start(api.bot())
     try:
-        await until(lambda: job_status(rig, job_id) == JOB_DONE)
+        await until(lambda: job_status(rig, job_id) == JobStatus.DONE)
     finally:
         await rig.runner.stop()
     assert transcriber.calls == 0
@@ -292,12 +292,14 @@ async def test_a_burst_of_short_notes_is_decoded_in_batches_and_answered_in_orde
         submitted.append(await submit_voice(rig, api, user=OTHER, data=b"\x00rotto" * 50))
         submitted += [await submit_voice(rig, api, user=user) for user in (44, 45)]
         ids = [s.job_id for s in submitted]
-        await until(lambda: all(job_status(rig, i) in (JOB_DONE, JOB_FAILED) for i in ids))
+        await until(
+            lambda: all(job_status(rig, i) in (JobStatus.DONE, JobStatus.FAILED) for i in ids)
+        )
     finally:
         await rig.runner.stop()
     assert max(transcriber.batches) > 1 and sum(transcriber.batches) == 5
     statuses = [job_status(rig, i) for i in ids]
-    assert statuses == [JOB_DONE] * 3 + [JOB_FAILED] + [JOB_DONE] * 2
+    assert statuses == [JobStatus.DONE] * 3 + [JobStatus.FAILED] + [JobStatus.DONE] * 2
     # The damaged file got its own message; its batch-mates their transcripts.
     assert api.visible(OTHER) == [f"⚠️ {messages.AUDIO_ERRORS['corrupt']}"]
     for user in (USER, 44, 45):
