@@ -149,77 +149,85 @@ def _whisper_dims(v: Mapping[str, np.ndarray]) -> dict[str, int]:
 
 def _hf_state_dict(v: Mapping[str, np.ndarray], dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """The inverse of CTranslate2's WhisperLoader, as HF parameter names -> float32 arrays."""
-    d_model = dims["d_model"]
-    sd: dict[str, np.ndarray] = {}
-
-    def put(hf_name: str, value: np.ndarray) -> None:
-        sd[hf_name] = np.array(value, dtype=np.float32, order="C")  # writable copy for torch
-
-    def linear(hf: str, ct2: str) -> None:
-        put(f"{hf}.weight", v[f"{ct2}/weight"])
-        put(f"{hf}.bias", v[f"{ct2}/bias"])
-
-    def layer_norm(hf: str, ct2: str) -> None:
-        put(f"{hf}.weight", v[f"{ct2}/gamma"])
-        put(f"{hf}.bias", v[f"{ct2}/beta"])
-
-    def split_qkv(hf: str, weight: np.ndarray, bias: np.ndarray, names: tuple[str, ...]) -> None:
-        # CT2 fuses q/k/v along the output axis; HF's k_proj has no bias (CT2 stores zeros).
-        for i, proj in enumerate(names):
-            rows = slice(i * d_model, (i + 1) * d_model)
-            put(f"{hf}.{proj}.weight", weight[rows])
-            if proj != "k_proj":
-                put(f"{hf}.{proj}.bias", bias[rows])
-            elif np.any(bias[rows]):
-                raise ConversionError(f"{hf}.k_proj has a non-zero bias that HF cannot hold")
-
-    def self_attention(hf: str, ct2: str) -> None:
-        split_qkv(
-            hf,
-            v[f"{ct2}/linear_0/weight"],
-            v[f"{ct2}/linear_0/bias"],
-            ("q_proj", "k_proj", "v_proj"),
-        )
-        linear(f"{hf}.out_proj", f"{ct2}/linear_1")
-
-    def cross_attention(hf: str, ct2: str) -> None:
-        linear(f"{hf}.q_proj", f"{ct2}/linear_0")
-        split_qkv(hf, v[f"{ct2}/linear_1/weight"], v[f"{ct2}/linear_1/bias"], ("k_proj", "v_proj"))
-        linear(f"{hf}.out_proj", f"{ct2}/linear_2")
-
-    def ffn(hf: str, ct2: str) -> None:
-        linear(f"{hf}.fc1", f"{ct2}/linear_0")
-        linear(f"{hf}.fc2", f"{ct2}/linear_1")
-        layer_norm(f"{hf}.final_layer_norm", f"{ct2}/layer_norm")
-
-    enc, dec = "model.encoder", "model.decoder"
-    linear(f"{enc}.conv1", "encoder/conv1")
-    linear(f"{enc}.conv2", "encoder/conv2")
-    put(f"{enc}.embed_positions.weight", v["encoder/position_encodings/encodings"])
-    layer_norm(f"{enc}.layer_norm", "encoder/layer_norm")
-    for i in range(dims["encoder_layers"]):
-        hf, ct2 = f"{enc}.layers.{i}", f"encoder/layer_{i}"
-        self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
-        layer_norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        ffn(hf, f"{ct2}/ffn")
-
-    put(f"{dec}.embed_tokens.weight", v["decoder/embeddings/weight"])
-    put(f"{dec}.embed_positions.weight", v["decoder/position_encodings/encodings"])
-    layer_norm(f"{dec}.layer_norm", "decoder/layer_norm")
-    for i in range(dims["decoder_layers"]):
-        hf, ct2 = f"{dec}.layers.{i}", f"decoder/layer_{i}"
-        self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
-        layer_norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-        cross_attention(f"{hf}.encoder_attn", f"{ct2}/attention")
-        layer_norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
-        ffn(hf, f"{ct2}/ffn")
-
     projection = v.get("decoder/projection/weight")
     if projection is not None and not np.array_equal(projection, v["decoder/embeddings/weight"]):
         raise ConversionError("the output projection is not tied to the embeddings")
     if "decoder/projection/bias" in v:
         raise ConversionError("the output projection has a bias that Whisper cannot hold")
-    return sd
+    state = _StateDict(v, d_model=dims["d_model"])
+    state.encoder(dims["encoder_layers"])
+    state.decoder(dims["decoder_layers"])
+    return state.tensors
+
+
+class _StateDict:
+    """HF tensors built from CT2 variables ``v``, one module kind per method."""
+
+    def __init__(self, v: Mapping[str, np.ndarray], *, d_model: int) -> None:
+        self.v = v
+        self.d_model = d_model
+        self.tensors: dict[str, np.ndarray] = {}
+
+    def put(self, hf_name: str, value: np.ndarray) -> None:
+        self.tensors[hf_name] = np.array(value, dtype=np.float32, order="C")  # writable copy
+
+    def linear(self, hf: str, ct2: str) -> None:
+        self.put(f"{hf}.weight", self.v[f"{ct2}/weight"])
+        self.put(f"{hf}.bias", self.v[f"{ct2}/bias"])
+
+    def layer_norm(self, hf: str, ct2: str) -> None:
+        self.put(f"{hf}.weight", self.v[f"{ct2}/gamma"])
+        self.put(f"{hf}.bias", self.v[f"{ct2}/beta"])
+
+    def split_qkv(self, hf: str, ct2: str, names: tuple[str, ...]) -> None:
+        # CT2 fuses q/k/v along the output axis; HF's k_proj has no bias (CT2 stores zeros).
+        weight, bias = self.v[f"{ct2}/weight"], self.v[f"{ct2}/bias"]
+        for i, proj in enumerate(names):
+            rows = slice(i * self.d_model, (i + 1) * self.d_model)
+            self.put(f"{hf}.{proj}.weight", weight[rows])
+            if proj != "k_proj":
+                self.put(f"{hf}.{proj}.bias", bias[rows])
+            elif np.any(bias[rows]):
+                raise ConversionError(f"{hf}.k_proj has a non-zero bias that HF cannot hold")
+
+    def self_attention(self, hf: str, ct2: str) -> None:
+        self.split_qkv(hf, f"{ct2}/linear_0", ("q_proj", "k_proj", "v_proj"))
+        self.linear(f"{hf}.out_proj", f"{ct2}/linear_1")
+
+    def cross_attention(self, hf: str, ct2: str) -> None:
+        self.linear(f"{hf}.q_proj", f"{ct2}/linear_0")
+        self.split_qkv(hf, f"{ct2}/linear_1", ("k_proj", "v_proj"))
+        self.linear(f"{hf}.out_proj", f"{ct2}/linear_2")
+
+    def ffn(self, hf: str, ct2: str) -> None:
+        self.linear(f"{hf}.fc1", f"{ct2}/linear_0")
+        self.linear(f"{hf}.fc2", f"{ct2}/linear_1")
+        self.layer_norm(f"{hf}.final_layer_norm", f"{ct2}/layer_norm")
+
+    def encoder(self, layers: int) -> None:
+        enc = "model.encoder"
+        self.linear(f"{enc}.conv1", "encoder/conv1")
+        self.linear(f"{enc}.conv2", "encoder/conv2")
+        self.put(f"{enc}.embed_positions.weight", self.v["encoder/position_encodings/encodings"])
+        self.layer_norm(f"{enc}.layer_norm", "encoder/layer_norm")
+        for i in range(layers):
+            hf, ct2 = f"{enc}.layers.{i}", f"encoder/layer_{i}"
+            self.self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
+            self.layer_norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
+            self.ffn(hf, f"{ct2}/ffn")
+
+    def decoder(self, layers: int) -> None:
+        dec = "model.decoder"
+        self.put(f"{dec}.embed_tokens.weight", self.v["decoder/embeddings/weight"])
+        self.put(f"{dec}.embed_positions.weight", self.v["decoder/position_encodings/encodings"])
+        self.layer_norm(f"{dec}.layer_norm", "decoder/layer_norm")
+        for i in range(layers):
+            hf, ct2 = f"{dec}.layers.{i}", f"decoder/layer_{i}"
+            self.self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
+            self.layer_norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
+            self.cross_attention(f"{hf}.encoder_attn", f"{ct2}/attention")
+            self.layer_norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
+            self.ffn(hf, f"{ct2}/ffn")
 
 
 def _save_hf_model(
