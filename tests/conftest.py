@@ -6,6 +6,9 @@ import pytest
 
 from tests.support.speech import espeak_available
 
+# What ``fake_transcriber`` hears in every clip.
+FAKE_TRANSCRIPT = "Il treno per Milano parte alle otto e arriva a Roma nel pomeriggio."
+
 
 @pytest.fixture(scope="session")
 def speech_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -26,6 +29,15 @@ def ct2_transcriber(model_cache: Path):
     from model.asr.sources import load_transcriber
 
     return load_transcriber("packaged:whisper-base", engine="ct2", cache_dir=model_cache)
+
+
+@pytest.fixture
+def fake_transcriber():
+    """A stand-in model for bot behaviour that does not depend on what the model hears
+    (limits, groups, admin commands): it answers one fixed Italian sentence at once."""
+    from tests.support.worker_support import FakeTranscriber
+
+    return FakeTranscriber(text=FAKE_TRANSCRIPT)
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,10 @@ def voice_note(speech_dir: Path) -> bytes:
 
 
 async def test_group_media_is_transcribed_only_when_the_bot_is_addressed(
-    tmp_path: Path, ct2_transcriber, voice_note: bytes
+    tmp_path: Path, fake_transcriber, voice_note: bytes
 ) -> None:
     in_group = {"chat_id": GROUP, "chat_type": "group"}
-    async with running_bot(tmp_path, ct2_transcriber) as bot:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         emu = bot.emu
         # People talking among themselves: a voice note, a text, a reply between users.
         ignored = emu.send_voice(user_id=USER, data=voice_note, duration=3, **in_group)

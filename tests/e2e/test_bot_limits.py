@@ -27,9 +27,9 @@ def clips(speech_dir: Path) -> dict[str, bytes]:
 
 
 async def test_long_transcript_is_split_and_every_part_is_stored(
-    tmp_path: Path, ct2_transcriber, clips: dict[str, bytes]
+    tmp_path: Path, fake_transcriber, clips: dict[str, bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, max_message_chars=SPLIT_LIMIT) as bot:
+    async with running_bot(tmp_path, fake_transcriber, max_message_chars=SPLIT_LIMIT) as bot:
         sent = bot.emu.send_voice(user_id=USER, data=clips["long"], duration=6)
         replies = await bot.wait_reply(sent["message_id"])
         (stored,) = bot.transcriptions()
@@ -52,9 +52,9 @@ async def test_long_transcript_is_split_and_every_part_is_stored(
 
 
 async def test_very_long_transcript_goes_as_a_text_file(
-    tmp_path: Path, ct2_transcriber, clips: dict[str, bytes]
+    tmp_path: Path, fake_transcriber, clips: dict[str, bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, long_text_as_file_chars=30) as bot:
+    async with running_bot(tmp_path, fake_transcriber, long_text_as_file_chars=30) as bot:
         sent = bot.emu.send_voice(user_id=USER, data=clips["long"], duration=6)
         (reply,) = await bot.wait_reply(sent["message_id"])
         (stored,) = bot.transcriptions()
@@ -70,9 +70,9 @@ async def test_very_long_transcript_goes_as_a_text_file(
 
 
 async def test_flood_gets_the_rate_limit_message(
-    tmp_path: Path, ct2_transcriber, clips: dict[str, bytes]
+    tmp_path: Path, fake_transcriber, clips: dict[str, bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, messages_per_minute=2) as bot:
+    async with running_bot(tmp_path, fake_transcriber, messages_per_minute=2) as bot:
         sent = [bot.emu.send_voice(user_id=USER, data=clips["short"], duration=3) for _ in range(3)]
         limited = await bot.wait_text(lambda t: t.startswith("Stai inviando troppi messaggi"))
         seconds = int(limited.split("tra ")[1].split()[0])
@@ -94,9 +94,9 @@ async def test_flood_gets_the_rate_limit_message(
 
 
 async def test_too_many_pending_jobs_are_refused(
-    tmp_path: Path, ct2_transcriber, clips: dict[str, bytes]
+    tmp_path: Path, fake_transcriber, clips: dict[str, bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, max_pending_jobs_per_user=1) as bot:
+    async with running_bot(tmp_path, fake_transcriber, max_pending_jobs_per_user=1) as bot:
         first = bot.emu.send_voice(user_id=USER, data=clips["long"], duration=6)
         await bot.emu.async_wait_for(lambda: bot.jobs())
         bot.emu.send_voice(user_id=USER, data=clips["short"], duration=3)
@@ -110,9 +110,9 @@ async def test_too_many_pending_jobs_are_refused(
 
 
 async def test_stats_is_for_admins_only(
-    tmp_path: Path, ct2_transcriber, clips: dict[str, bytes]
+    tmp_path: Path, fake_transcriber, clips: dict[str, bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber) as bot:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         sent = bot.emu.send_voice(user_id=USER, data=clips["short"], duration=3)
         await bot.wait_job(sent["message_id"])
         bot.emu.send_text(user_id=USER, text="/stats")

@@ -23,9 +23,9 @@ def voice_notes(speech_dir: Path) -> list[bytes]:
 
 
 async def test_privacy_and_forget_with_confirmation(
-    tmp_path: Path, ct2_transcriber, voice_notes: list[bytes]
+    tmp_path: Path, fake_transcriber, voice_notes: list[bytes]
 ) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, retention_days=RETENTION_DAYS) as bot:
+    async with running_bot(tmp_path, fake_transcriber, retention_days=RETENTION_DAYS) as bot:
         emu = bot.emu
         emu.send_text(user_id=USER, text="/privacy")
         privacy = await bot.wait_text(lambda t: t.startswith("Privacy"))

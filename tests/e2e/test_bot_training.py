@@ -27,8 +27,8 @@ def voice_note(speech_dir: Path) -> bytes:
     return synthesize("Il treno per Milano parte alle otto.", speech_dir / "swap.ogg").read_bytes()
 
 
-async def test_training_commands_are_for_admins_only(tmp_path: Path, ct2_transcriber) -> None:
-    async with running_bot(tmp_path, ct2_transcriber) as bot:
+async def test_training_commands_are_for_admins_only(tmp_path: Path, fake_transcriber) -> None:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         for command in ADMIN_ONLY:
             bot.emu.send_text(user_id=USER, text=command)
         await bot.emu.async_wait_for(lambda: len(bot.texts(USER)) == len(ADMIN_ONLY))
@@ -38,8 +38,8 @@ async def test_training_commands_are_for_admins_only(tmp_path: Path, ct2_transcr
             assert training_records.latest_training_run(uow.session) is None
 
 
-async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, ct2_transcriber) -> None:
-    async with running_bot(tmp_path, ct2_transcriber) as bot:
+async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, fake_transcriber) -> None:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         bot.emu.open_chat(user_id=ADMIN)
         bot.emu.send_text(user_id=ADMIN, text="/wer")
         await bot.wait_text(lambda t: "Nessuna valutazione" in t, chat_id=ADMIN)
@@ -68,8 +68,8 @@ async def test_admin_sees_wer_history_as_table_and_plot(tmp_path: Path, ct2_tran
         assert "v1-test" in listing and "heldout 21.0%" in listing
 
 
-async def test_retrain_starts_a_run_and_status_reports_it(tmp_path: Path, ct2_transcriber) -> None:
-    async with running_bot(tmp_path, ct2_transcriber, train_min_samples=1) as bot:
+async def test_retrain_starts_a_run_and_status_reports_it(tmp_path: Path, fake_transcriber) -> None:
+    async with running_bot(tmp_path, fake_transcriber, train_min_samples=1) as bot:
         bot.emu.open_chat(user_id=ADMIN)
         bot.emu.send_text(user_id=ADMIN, text="/retrain")
         started = await bot.wait_text(lambda t: "Addestramento #" in t, chat_id=ADMIN)
@@ -128,7 +128,7 @@ async def test_a_promoted_model_is_swapped_in_between_jobs(
 
 
 async def test_status_wer_and_models_show_the_gates_reasons(
-    tmp_path: Path, ct2_transcriber
+    tmp_path: Path, fake_transcriber
 ) -> None:
     """A refused candidate: admins read why, per set, with the interval and clip count."""
     current = {"heldout": made_up_evaluation([6] * 10), "general": made_up_evaluation([0] * 8)}
@@ -142,7 +142,7 @@ async def test_status_wer_and_models_show_the_gates_reasons(
         data=DataFacts(samples_used=120, train_clips=120, heldout_clips=20),
         base_model="packaged:whisper-base", created_at="2026-01-01T00:00:00+00:00",
     )  # fmt: skip
-    async with running_bot(tmp_path, ct2_transcriber) as bot:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         with bot.services.db.unit_of_work() as uow:
             run = training_records.create_training_run(uow.session, config={})
             training_records.finish_training_run(

@@ -185,9 +185,9 @@ ADMIN_CASES: list[tuple[int, str, str]] = [
     ids=[f"{'admin' if who == ADMIN else 'user'}:{cmd[:32]}" for who, cmd, _ in ADMIN_CASES],
 )
 async def test_bot_admin_contribution_commands_refuse_hostile_input(
-    tmp_path: Path, sender: int, command: str, expected: str
+    tmp_path: Path, fake_transcriber, sender: int, command: str, expected: str
 ) -> None:
-    async with running_bot(tmp_path, None) as bot:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
         with bot.services.db.unit_of_work() as uow:  # a correction an attacker might target
             repository.touch_user(uow.session, USER, name=HOSTILE_NAME)
             row = repository.add_transcription(
