@@ -2,7 +2,7 @@
 
 ``/stats``, ``/contributors`` and ``/remove_contributions`` in the bot and ``whisper-it
 samples stats|contributors|quarantine|remove-user`` call these methods, so both read the
-same split (the installation's ``eval_fraction``) and format only. No telegram import.
+same split (the installation's ``SplitPolicy``) and format only. No telegram import.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from storage.contributions import (
 )
 from storage.labels import Conflict
 from storage.repository import StorageCounts
-from storage.samples import SampleStats, sample_stats
+from storage.samples import SampleStats, SplitPolicy, sample_stats
 from storage.unit_of_work import Database
 
 
@@ -40,35 +40,37 @@ class ContributorsReport:
 
 
 class AdminService:
-    def __init__(self, db: Database, *, eval_fraction: float) -> None:
+    def __init__(self, db: Database, *, policy: SplitPolicy) -> None:
         self.db = db
-        self.eval_fraction = eval_fraction
+        self.policy = policy
 
     def sample_stats(self) -> SampleStats:
         with self.db.unit_of_work(read_only=True) as uow:
-            return sample_stats(uow.session, eval_fraction=self.eval_fraction)
+            return sample_stats(uow.session, policy=self.policy)
 
     def overview(self) -> Overview:
         with self.db.unit_of_work(read_only=True) as uow:
             return Overview(
                 counts=repository.storage_counts(uow.session),
-                samples=sample_stats(uow.session, eval_fraction=self.eval_fraction),
+                samples=sample_stats(uow.session, policy=self.policy),
                 pending_jobs=job_queue.count_pending_jobs(uow.session),
             )
 
     def contributors(self) -> ContributorsReport:
         with self.db.unit_of_work(read_only=True) as uow:
             return ContributorsReport(
-                contributions=list_contributions(uow.session, eval_fraction=self.eval_fraction),
-                samples=sample_stats(uow.session, eval_fraction=self.eval_fraction),
+                contributions=list_contributions(uow.session, policy=self.policy),
+                samples=sample_stats(uow.session, policy=self.policy),
             )
 
     def quarantine(self) -> list[Conflict]:
         with self.db.unit_of_work(read_only=True) as uow:
-            return list_quarantine(uow.session)
+            return list_quarantine(uow.session, sentence_key=self.policy.sentence_key)
 
     def remove_user(self, user_id: int) -> RemovedContributions:
         with self.db.unit_of_work() as uow:
-            removed = remove_user_contributions(uow.session, user_id)
+            removed = remove_user_contributions(
+                uow.session, user_id, sentence_key=self.policy.sentence_key
+            )
             uow.commit()
         return removed

@@ -40,6 +40,7 @@ from storage.privacy import (
     user_audio_hashes,
 )
 from storage.unit_of_work import Database
+from training.config import split_policy
 from training.data import MAX_TRAIN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def bootstrap(settings: Settings, *, seams: Seams = Seams()) -> Services:
 
 
 def admin_service(settings: Settings, db: Database) -> AdminService:
-    return AdminService(db, eval_fraction=settings.eval_fraction)
+    return AdminService(db, policy=split_policy(settings.eval_fraction))
 
 
 def worker_options(settings: Settings, seams: Seams = Seams()) -> WorkerOptions:

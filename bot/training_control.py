@@ -26,7 +26,7 @@ from storage import training_records
 from storage.models import RunStatus
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
-from training.config import RunConfig
+from training.config import RunConfig, split_policy
 from training.configurable import from_settings
 from training.gate import GateDecision, GatePolicy
 from training.report import REPORT_KEY, RunReport
@@ -125,7 +125,7 @@ class TrainingControl:
         from storage.samples import count_new_samples
 
         with self.database.unit_of_work(read_only=True) as uow:
-            return count_new_samples(uow.session, eval_fraction=self.settings.eval_fraction)
+            return count_new_samples(uow.session, policy=split_policy(self.settings.eval_fraction))
 
     def start_run(self, *, force: bool = False, max_steps: int | None = None) -> StartResult:
         """Launch a run (or resume an interrupted one); never two at once.
@@ -337,7 +337,7 @@ class TrainingControl:
     def _count_new(self, session: Any) -> int:
         from storage.samples import count_new_samples
 
-        return count_new_samples(session, eval_fraction=self.settings.eval_fraction)
+        return count_new_samples(session, policy=split_policy(self.settings.eval_fraction))
 
 
 def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:

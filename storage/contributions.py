@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from storage.labels import Conflict, resolve_labels
+from storage.labels import Conflict, SentenceKey, resolve_labels
 from storage.models import Correction, User
-from storage.samples import TRAIN, list_samples
+from storage.samples import TRAIN, SplitPolicy, list_samples
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,13 @@ class RemovedContributions:
     quarantined: int
 
 
-def list_contributions(session: Session, *, eval_fraction: float) -> list[Contribution]:
+def list_contributions(session: Session, *, policy: SplitPolicy) -> list[Contribution]:
     """Every user with at least one correction, most training samples first."""
     train: Counter[int] = Counter()
     held_out: Counter[int] = Counter()
     seconds: defaultdict[int, float] = defaultdict(float)
-    labels = resolve_labels(session)
-    for sample in list_samples(session, eval_fraction=eval_fraction, labels=labels):
+    labels = resolve_labels(session, sentence_key=policy.sentence_key)
+    for sample in list_samples(session, policy=policy, labels=labels):
         (train if sample.split == TRAIN else held_out)[sample.user_id] += 1
         seconds[sample.user_id] += sample.duration
     quarantined: Counter[int] = Counter(
@@ -77,15 +77,17 @@ def list_contributions(session: Session, *, eval_fraction: float) -> list[Contri
     return contributions
 
 
-def list_quarantine(session: Session) -> list[Conflict]:
+def list_quarantine(session: Session, *, sentence_key: SentenceKey) -> list[Conflict]:
     """Clips whose senders disagree on the text, oldest first."""
-    return list(resolve_labels(session).quarantined)
+    return list(resolve_labels(session, sentence_key=sentence_key).quarantined)
 
 
-def remove_user_contributions(session: Session, user_id: int) -> RemovedContributions:
+def remove_user_contributions(
+    session: Session, user_id: int, *, sentence_key: SentenceKey
+) -> RemovedContributions:
     """Delete every correction ``user_id`` made: their samples leave the training and
     evaluation sets, and quarantines they caused are lifted. Flushes, never commits."""
-    labels = resolve_labels(session)
+    labels = resolve_labels(session, sentence_key=sentence_key)
     samples = sum(1 for label in labels.labelled if label.user_id == user_id)
     quarantined = sum(1 for c in labels.quarantined if user_id in c.user_ids)
     result = session.execute(

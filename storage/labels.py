@@ -25,13 +25,13 @@ correction the same way in every case, so the policy leaks nobody's messages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from model.asr.normalize import normalize_text
 from storage.models import Correction, Transcription
 
 
@@ -68,50 +68,26 @@ class Labels:
     quarantined: tuple[Conflict, ...]  # oldest clip first
 
 
-def resolve_labels(session: Session) -> Labels:
+# What makes two texts the same sentence (the caller's text normaliser: storage knows no
+# language). The bot and the trainer pass ``model.asr.normalize.normalize_text``.
+SentenceKey = Callable[[str], str]
+
+
+def resolve_labels(session: Session, *, sentence_key: SentenceKey) -> Labels:
     """Apply the policy (module docstring) to every corrected clip still stored."""
     owners = _first_senders(session)
-    rows = session.execute(
-        select(
-            Correction.id,
-            Correction.text,
-            Correction.user_id,
-            Correction.created_at,
-            Transcription.id,
-            Transcription.audio_sha256,
-            Transcription.audio_duration,
-        )
-        .join(Transcription, Transcription.id == Correction.transcription_id)
-        .where(
-            Transcription.audio_sha256.is_not(None),
-            Correction.user_id == Transcription.user_id,  # rule 1
-        )
-        .order_by(Correction.id)
-    )
-    # audio -> user -> that user's latest self-correction (rows come oldest first).
-    latest: dict[str, dict[int, Label]] = {}
-    for correction_id, text, user_id, created_at, transcription_id, sha, duration in rows:
-        latest.setdefault(sha, {})[user_id] = Label(
-            audio_sha256=sha,
-            text=text,
-            duration=duration or 0.0,
-            transcription_id=transcription_id,
-            correction_id=correction_id,
-            user_id=user_id,
-            corrected_at=created_at,
-        )
     labelled: list[Label] = []
     quarantined: list[Conflict] = []
-    for sha, by_user in latest.items():
+    for sha, by_user in _latest_self_corrections(session).items():
         owner = owners.get(sha)
         label = by_user.get(owner) if owner is not None else None
         if label is None:
             continue  # rule 2: only the first sender's correction labels the clip
-        wanted = normalize_text(label.text)
+        wanted = sentence_key(label.text)
         rivals = [
             other
             for user_id, other in by_user.items()
-            if user_id != owner and normalize_text(other.text) != wanted
+            if user_id != owner and sentence_key(other.text) != wanted
         ]
         if not rivals:
             labelled.append(label)
@@ -129,6 +105,40 @@ def resolve_labels(session: Session) -> Labels:
     labelled.sort(key=lambda label: label.correction_id)
     quarantined.sort(key=lambda conflict: conflict.correction_id)
     return Labels(labelled=tuple(labelled), quarantined=tuple(quarantined))
+
+
+def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
+    """audio -> user -> that user's latest correction of their own transcription (rule 1)."""
+    rows = session.execute(
+        select(
+            Correction.id,
+            Correction.text,
+            Correction.user_id,
+            Correction.created_at,
+            Transcription.id,
+            Transcription.audio_sha256,
+            Transcription.audio_duration,
+        )
+        .join(Transcription, Transcription.id == Correction.transcription_id)
+        .where(
+            Transcription.audio_sha256.is_not(None),
+            Correction.user_id == Transcription.user_id,  # rule 1
+        )
+        .order_by(Correction.id)
+    )
+    latest: dict[str, dict[int, Label]] = {}
+    for correction_id, text, user_id, created_at, transcription_id, sha, duration in rows:
+        # Rows come oldest first: a later correction replaces the earlier one.
+        latest.setdefault(sha, {})[user_id] = Label(
+            audio_sha256=sha,
+            text=text,
+            duration=duration or 0.0,
+            transcription_id=transcription_id,
+            correction_id=correction_id,
+            user_id=user_id,
+            corrected_at=created_at,
+        )
+    return latest
 
 
 def _first_senders(session: Session) -> dict[str, int]:

@@ -20,11 +20,10 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from model.asr.normalize import normalize_text
 from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
-from storage.labels import Labels, resolve_labels
+from storage.labels import Labels, SentenceKey, resolve_labels
 from storage.models import SOURCE_IMPORT, RunStatus, TrainingRun, Transcription
 
 Split = Literal["train", "eval"]
@@ -37,21 +36,27 @@ _HASH_BITS = 64
 MIN_SALT_BYTES = 16
 
 
-def group_of(text: str) -> str:
-    """The split group of a text: its normalised sentence (model.asr.normalize)."""
-    return normalize_text(text)
+@dataclass(frozen=True)
+class SplitPolicy:
+    """How the samples are split, one value for the whole installation (built once by the
+    composition roots from the settings): the share of sentences held out, and what makes
+    two texts one sentence."""
+
+    eval_fraction: float
+    sentence_key: SentenceKey
 
 
-def split_of(sentence: str, *, salt: bytes, eval_fraction: float) -> Split:
+def split_of(sentence: str, *, salt: bytes, policy: SplitPolicy) -> Split:
     """``"eval"`` for about ``eval_fraction`` of all sentences, chosen by keyed hash, forever.
 
-    Texts with the same normalised form (``group_of``) always get the same side.
+    Texts with the same sentence key always get the same side.
     """
+    eval_fraction = policy.eval_fraction
     if not 0.0 <= eval_fraction <= 1.0:
         raise ValueError(f"eval_fraction must be within [0, 1], got {eval_fraction}")
     if len(salt) < MIN_SALT_BYTES:
         raise ValueError(f"the split salt must have at least {MIN_SALT_BYTES} bytes")
-    message = _SPLIT_DOMAIN + group_of(sentence).encode()
+    message = _SPLIT_DOMAIN + policy.sentence_key(sentence).encode()
     digest = hmac.new(salt, message, hashlib.sha256).digest()
     point = int.from_bytes(digest[: _HASH_BITS // 8], "big") / 2**_HASH_BITS
     return EVAL if point < eval_fraction else TRAIN
@@ -75,7 +80,7 @@ def list_samples(
     session: Session,
     split: Split | None = None,
     *,
-    eval_fraction: float,
+    policy: SplitPolicy,
     labels: Labels | None = None,
 ) -> list[Sample]:
     """Every sample (or one split's), oldest correction first. Quarantined clips are not
@@ -83,9 +88,9 @@ def list_samples(
     policy's result, when the caller already has it."""
     salt = split_salt(session)
     samples = []
-    for label in (labels or resolve_labels(session)).labelled:
-        group = group_of(label.text)
-        side = split_of(group, salt=salt, eval_fraction=eval_fraction)
+    for label in (labels or resolve_labels(session, sentence_key=policy.sentence_key)).labelled:
+        group = policy.sentence_key(label.text)
+        side = split_of(group, salt=salt, policy=policy)
         if split is not None and side != split:
             continue
         samples.append(
@@ -114,12 +119,12 @@ def last_trained_correction_id(session: Session) -> int | None:
     )
 
 
-def count_new_samples(session: Session, *, eval_fraction: float) -> int:
+def count_new_samples(session: Session, *, policy: SplitPolicy) -> int:
     """Training samples added or re-corrected since the last successful training run."""
     cutoff = last_trained_correction_id(session)
     return sum(
         1
-        for sample in list_samples(session, TRAIN, eval_fraction=eval_fraction)
+        for sample in list_samples(session, TRAIN, policy=policy)
         if cutoff is None or sample.correction_id > cutoff
     )
 
@@ -140,9 +145,9 @@ class SampleStats:
         return asdict(self)
 
 
-def sample_stats(session: Session, *, eval_fraction: float) -> SampleStats:
-    labels = resolve_labels(session)
-    samples = list_samples(session, eval_fraction=eval_fraction, labels=labels)
+def sample_stats(session: Session, *, policy: SplitPolicy) -> SampleStats:
+    labels = resolve_labels(session, sentence_key=policy.sentence_key)
+    samples = list_samples(session, policy=policy, labels=labels)
     quarantined = len(labels.quarantined)
     cutoff = last_trained_correction_id(session)
     train = [sample for sample in samples if sample.split == TRAIN]

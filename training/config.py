@@ -11,9 +11,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from storage.samples import DEFAULT_EVAL_FRACTION
+from model.asr.normalize import normalize_text
+from storage.samples import DEFAULT_EVAL_FRACTION, SplitPolicy
 from training.arguments import FinetuneArguments
 from training.gate import GatePolicy
+
+
+def split_policy(eval_fraction: float) -> SplitPolicy:
+    """The installation's split: ``eval_fraction`` of the sentences held out, sentences
+    compared by the one Italian normaliser every WER uses."""
+    return SplitPolicy(eval_fraction=eval_fraction, sentence_key=normalize_text)
+
 
 # Recent uncorrected clips the gate compares both models on (the default forgetting guard).
 DEFAULT_RECENT_CLIPS = 32
@@ -64,6 +72,10 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
+
+    @property
+    def split(self) -> SplitPolicy:
+        return split_policy(self.eval_fraction)
 
     @property
     def run_dir(self) -> Path:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bot.admin_service import AdminService
     from model.asr.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
-    from storage.samples import Split
+    from storage.samples import Split, SplitPolicy
     from storage.unit_of_work import Database
 
 # Admins bring WAV files, much bigger than Telegram's 20 MB; the duration limit still holds.
@@ -83,18 +83,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.admin_service import AdminService
     from storage.audio_store import AudioStore
     from storage.unit_of_work import Database
+    from training.config import split_policy
 
     database = Database.open(settings.resolved_database_url)
     store = AudioStore(settings.audio_dir)
     eval_fraction = getattr(args, "eval_fraction", None)
     if eval_fraction is None:
         eval_fraction = settings.eval_fraction
-    admin = AdminService(database, eval_fraction=eval_fraction)
+    policy = split_policy(eval_fraction)
+    admin = AdminService(database, policy=policy)
     try:
         if args.samples_command == "import":
             return _import(args.tsv, database, store, settings, allow_outside=args.allow_outside)
         if args.samples_command == "export":
-            return _export(args.directory, args.split, eval_fraction, database, store)
+            return _export(args.directory, args.split, policy, database, store)
         if args.samples_command == "contributors":
             return _contributors(admin)
         if args.samples_command == "quarantine":
@@ -172,14 +174,14 @@ def _import(
 def _export(
     directory: Path,
     split: Split | None,
-    eval_fraction: float,
+    policy: SplitPolicy,
     database: Database,
     store: AudioStore,
 ) -> int:
     from storage.samples import list_samples
 
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, split, eval_fraction=eval_fraction)
+        samples = list_samples(uow.session, split, policy=policy)
     audio_dir = directory / AUDIO_SUBDIR
     audio_dir.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str, str]] = []

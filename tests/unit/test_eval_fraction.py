@@ -16,6 +16,7 @@ from bot.settings import Settings
 from storage.audio_store import AudioStore
 from storage.samples import EVAL, add_labelled_sample, list_samples
 from storage.unit_of_work import Database
+from training.config import split_policy
 
 SENTENCES = 40
 SAMPLE_RATE = 16_000
@@ -53,7 +54,7 @@ def _held_out(settings: Settings) -> int:
     database = Database.open(settings.resolved_database_url)
     try:
         with database.unit_of_work(read_only=True) as uow:
-            return len(list_samples(uow.session, EVAL, eval_fraction=settings.eval_fraction))
+            return len(list_samples(uow.session, EVAL, policy=split_policy(settings.eval_fraction)))
     finally:
         database.close()
 

@@ -31,7 +31,7 @@ from storage.privacy import delete_user_data, job_exists
 from storage.samples import add_labelled_sample, split_of
 from storage.unit_of_work import Database
 from tests.support.databases import database_url
-from tests.support.labelling import labels_of, quarantine_of
+from tests.support.labelling import SPLIT, labels_of, quarantine_of
 
 AUTHOR, FORWARDER, THIRD = 11, 22, 33
 TRUE_TEXT = "Il treno per Roma parte alle nove."
@@ -135,7 +135,7 @@ def test_attacker_re_correcting_many_times_still_only_quarantines(
     for n in range(5):
         _correct(database, copy, FORWARDER, f"{FALSE_TEXT} {n}")
     with database.unit_of_work(read_only=True) as uow:
-        (conflict,) = list_quarantine(uow.session)
+        (conflict,) = list_quarantine(uow.session, sentence_key=SPLIT.sentence_key)
     assert conflict.texts == (TRUE_TEXT, f"{FALSE_TEXT} 4")
     assert labels_of(database) == []
 
@@ -148,7 +148,7 @@ def test_removing_the_attackers_contributions_restores_the_authors_label(
     _correct(database, _send(database, ref, FORWARDER), FORWARDER, FALSE_TEXT)
     _correct(database, _send(database, store.put(_noise(8)), FORWARDER), FORWARDER, "Mio.")
     with database.unit_of_work() as uow:
-        removed = remove_user_contributions(uow.session, FORWARDER)
+        removed = remove_user_contributions(uow.session, FORWARDER, sentence_key=SPLIT.sentence_key)
         uow.commit()
     assert (removed.corrections, removed.samples, removed.quarantined) == (2, 1, 1)
     assert labels_of(database) == [(AUTHOR, TRUE_TEXT)]
@@ -164,7 +164,7 @@ def test_contributions_are_counted_per_user(database: Database, store: AudioStor
     with database.unit_of_work(read_only=True) as uow:
         rows = {
             c.user_id: (c.samples, c.quarantined, c.corrections, round(c.seconds))
-            for c in list_contributions(uow.session, eval_fraction=0.1)
+            for c in list_contributions(uow.session, policy=SPLIT)
         }
     assert rows == {AUTHOR: (3, 0, 3, 3), THIRD: (0, 1, 1, 0), FORWARDER: (0, 1, 1, 0)}
 
@@ -204,7 +204,7 @@ def test_the_split_cannot_be_predicted_without_the_installations_salt(tmp_path: 
         with database.unit_of_work(read_only=True) as uow:
             salt = split_salt(uow.session)
         database.close()
-        sides.append([split_of(text, salt=salt, eval_fraction=0.1) for text in sentences])
+        sides.append([split_of(text, salt=salt, policy=SPLIT) for text in sentences])
     assert sides[0] != sides[1]
 
 

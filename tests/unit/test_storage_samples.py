@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.asr.normalize import normalize_text
 from storage import repository, training_records
 from storage.audio_store import AudioRef, AudioStore
 from storage.installation import split_salt
@@ -20,13 +21,14 @@ from storage.samples import (
     TRAIN,
     add_labelled_sample,
     count_new_samples,
-    group_of,
     list_samples,
     sample_stats,
     split_of,
 )
 from storage.unit_of_work import Database
 from tests.support.databases import database_url
+from tests.support.labelling import SPLIT
+from training.config import split_policy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CLIP_SAMPLES = 1_600  # 0.1 s
@@ -80,24 +82,24 @@ OTHER_SALT = bytes(range(1, 33))
 
 def test_split_is_a_stable_keyed_function_of_the_sentence() -> None:
     sentences = [f"frase numero {i}" for i in range(2000)]
-    splits = [split_of(text, salt=SALT, eval_fraction=0.1) for text in sentences]
-    assert splits == [split_of(text, salt=SALT, eval_fraction=0.1) for text in sentences]
+    splits = [split_of(text, salt=SALT, policy=SPLIT) for text in sentences]
+    assert splits == [split_of(text, salt=SALT, policy=SPLIT) for text in sentences]
     assert 0.07 < splits.count(EVAL) / len(sentences) < 0.13
     # Case, punctuation and spacing do not make another sentence.
     assert all(
-        split_of(f"  Frase, NUMERO {i}!", salt=SALT, eval_fraction=0.1) == splits[i]
+        split_of(f"  Frase, NUMERO {i}!", salt=SALT, policy=SPLIT) == splits[i]
         for i in range(0, 2000, 7)
     )
     # Another installation's salt gives another split: the hash alone predicts nothing.
-    other = [split_of(text, salt=OTHER_SALT, eval_fraction=0.1) for text in sentences]
+    other = [split_of(text, salt=OTHER_SALT, policy=SPLIT) for text in sentences]
     # Independent sides: about 2 * 0.1 * 0.9 of the sentences differ.
     assert 250 < sum(a != b for a, b in zip(splits, other, strict=True)) < 470
-    assert split_of("x", salt=SALT, eval_fraction=0.0) == TRAIN
-    assert split_of("x", salt=SALT, eval_fraction=1.0) == EVAL
+    assert split_of("x", salt=SALT, policy=split_policy(0.0)) == TRAIN
+    assert split_of("x", salt=SALT, policy=split_policy(1.0)) == EVAL
     with pytest.raises(ValueError):
-        split_of("x", salt=SALT, eval_fraction=1.5)
+        split_of("x", salt=SALT, policy=split_policy(1.5))
     with pytest.raises(ValueError):
-        split_of("x", salt=b"", eval_fraction=0.1)
+        split_of("x", salt=b"", policy=SPLIT)
 
 
 def test_every_installation_makes_its_own_salt_once(tmp_path: Path) -> None:
@@ -123,10 +125,10 @@ def test_same_sentence_is_never_on_both_sides(database: Database, store: AudioSt
                 add_labelled_sample(uow.session, audio=ref, text=text)
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, eval_fraction=0.3)
+        samples = list_samples(uow.session, policy=split_policy(0.3))
     sides: dict[str, set[str]] = {}
     for sample in samples:
-        assert sample.group == group_of(sample.text)
+        assert sample.group == normalize_text(sample.text)
         sides.setdefault(sample.group, set()).add(sample.split)
     assert len(samples) == 200 and len(sides) == 20
     assert all(len(side) == 1 for side in sides.values())
@@ -143,12 +145,12 @@ def test_adding_samples_never_moves_old_ones(database: Database, store: AudioSto
 
     add(range(200))
     with database.unit_of_work(read_only=True) as uow:
-        before = {s.audio_sha256: s.split for s in list_samples(uow.session, eval_fraction=0.1)}
+        before = {s.audio_sha256: s.split for s in list_samples(uow.session, policy=SPLIT)}
     add(range(200, 400))
     with database.unit_of_work(read_only=True) as uow:
-        after = {s.audio_sha256: s.split for s in list_samples(uow.session, eval_fraction=0.1)}
-        held_out = list_samples(uow.session, EVAL, eval_fraction=0.1)
-        train = list_samples(uow.session, TRAIN, eval_fraction=0.1)
+        after = {s.audio_sha256: s.split for s in list_samples(uow.session, policy=SPLIT)}
+        held_out = list_samples(uow.session, EVAL, policy=SPLIT)
+        train = list_samples(uow.session, TRAIN, policy=SPLIT)
     assert len(before) == 200 and len(after) == 400
     assert {sha: after[sha] for sha in before} == before
     assert len(held_out) + len(train) == 400
@@ -168,14 +170,14 @@ def test_latest_correction_wins_and_same_audio_is_one_sample(
         )
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, eval_fraction=0.1)
+        samples = list_samples(uow.session, policy=SPLIT)
     assert [(s.audio_sha256, s.text) for s in samples] == [(ref.sha256, "Ciao a tutti!")]
     assert samples[0].duration == pytest.approx(0.1)
     # The same recording sent again by someone else, corrected the same way up to
     # punctuation: still one sample, still the first sender's.
     _transcribe(database, store.put(_clip(1)), user_id=2, correction="ciao, a tutti")
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, eval_fraction=0.1)
+        samples = list_samples(uow.session, policy=SPLIT)
     assert [(s.audio_sha256, s.text, s.user_id) for s in samples] == [
         (ref.sha256, "Ciao a tutti!", 1)
     ]
@@ -189,7 +191,7 @@ def test_import_is_idempotent(database: Database, store: AudioStore) -> None:
         assert add_labelled_sample(uow.session, audio=ref, text="uno, due, tre") == "updated"
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, eval_fraction=0.1)
+        samples = list_samples(uow.session, policy=SPLIT)
         user = repository.get_user(uow.session, repository.IMPORT_USER_ID)
     assert [s.text for s in samples] == ["uno, due, tre"]
     assert user is not None and user.kind == "system"
@@ -204,8 +206,8 @@ def test_stats_and_new_samples_since_last_training_run(
             add_labelled_sample(uow.session, audio=ref, text="vecchio")
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
-        stats = sample_stats(uow.session, eval_fraction=0.1)
-        cutoff = max(s.correction_id for s in list_samples(uow.session, eval_fraction=0.1))
+        stats = sample_stats(uow.session, policy=SPLIT)
+        cutoff = max(s.correction_id for s in list_samples(uow.session, policy=SPLIT))
     assert stats.samples == 40 and stats.train + stats.eval == 40
     assert stats.audio_seconds == pytest.approx(4.0)
     assert stats.new_since_last_training_run == stats.train
@@ -228,11 +230,11 @@ def test_stats_and_new_samples_since_last_training_run(
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         new_train = sum(
-            1 for s in list_samples(uow.session, TRAIN, eval_fraction=0.1) if s.text == "nuovo"
+            1 for s in list_samples(uow.session, TRAIN, policy=SPLIT) if s.text == "nuovo"
         )
-        assert count_new_samples(uow.session, eval_fraction=0.1) == new_train
-        assert sample_stats(uow.session, eval_fraction=0.1).new_since_last_training_run == new_train
-        assert sample_stats(uow.session, eval_fraction=0.1).samples == 60
+        assert count_new_samples(uow.session, policy=SPLIT) == new_train
+        assert sample_stats(uow.session, policy=SPLIT).new_since_last_training_run == new_train
+        assert sample_stats(uow.session, policy=SPLIT).samples == 60
 
 
 # --- privacy ----------------------------------------------------------------------------
@@ -308,7 +310,7 @@ def test_delete_user_keeps_audio_another_user_still_uses(
         from storage import jobs
 
         assert jobs.count_open_jobs(s) == 1
-        assert [sample.user_id for sample in list_samples(s, eval_fraction=0.1)] == []
+        assert [sample.user_id for sample in list_samples(s, policy=SPLIT)] == []
 
 
 def test_delete_user_rolled_back_deletes_no_file(database: Database, store: AudioStore) -> None:
