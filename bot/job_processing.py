@@ -32,7 +32,7 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
-from model.asr.engines import Segment
+from storage.models import SOURCE_YOUTUBE
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +266,8 @@ class JobProcessor:
             reply_to=job.user_message_id,
             text=stored.text,
             hashtags=stored.hashtags,
-            segments=tuple(Segment(*segment) for segment in stored.segments),
-            subtitles=stored.source_kind == "youtube",
+            segments=stored.segments,
+            subtitles=stored.source_kind == SOURCE_YOUTUBE,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)

@@ -18,6 +18,7 @@ from typing import Any
 from bot import messages
 from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
+from model.asr.engines import Segment
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore
@@ -71,7 +72,7 @@ class StoredTranscript:
 
     text: str
     hashtags: tuple[str, ...]
-    segments: tuple[tuple[float, float, str], ...]
+    segments: tuple[Segment, ...]
     source_kind: str
 
 
@@ -249,7 +250,7 @@ class WorkQueue:
             return StoredTranscript(
                 text=row.text,
                 hashtags=tuple(row.tags),
-                segments=tuple((s["start"], s["end"], s["text"]) for s in row.segments),
+                segments=tuple(Segment(s["start"], s["end"], s["text"]) for s in row.segments),
                 source_kind=row.source_kind,
             )
 
