@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot import messages
+from storage.labels import has_control_token
 from storage.unit_of_work import Database
 
 
@@ -24,6 +25,7 @@ class CorrectionOutcome(enum.Enum):
     TOO_LONG = "too_long"
     EMPTY = "empty"
     UNCHANGED = "unchanged"
+    CONTROL_TOKEN = "control_token"
 
 
 class CorrectionService:
@@ -50,6 +52,8 @@ class CorrectionService:
             return CorrectionOutcome.EMPTY
         if len(text) > self.max_chars:
             return CorrectionOutcome.TOO_LONG
+        if has_control_token(text):
+            return CorrectionOutcome.CONTROL_TOKEN
         with self.db.unit_of_work() as uow:
             session = uow.session
             row = repository.find_transcription_by_reply(

@@ -137,6 +137,10 @@ CORRECTION_NOT_TRANSCRIPT = (
 )
 CORRECTION_NOT_OWNER = "Solo chi ha chiesto la trascrizione può correggerla."
 CORRECTION_TOO_LONG = "La correzione è troppo lunga (massimo {max_chars} caratteri)."
+CORRECTION_CONTROL_TOKEN = (
+    "La correzione contiene un codice riservato al modello (testo tra &lt;| e |&gt;, "
+    "come &lt;|endoftext|&gt;): scrivi solo le parole pronunciate."
+)
 CORRECTION_EMPTY = "La correzione è vuota: scrivi il testo giusto della trascrizione."
 INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori sono stati avvisati."
 DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."

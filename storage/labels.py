@@ -25,6 +25,7 @@ correction the same way in every case, so the policy leaks nobody's messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import Correction, Transcription
+
+# Whisper's special tokens are all spelt ``<|...|>`` (``<|endoftext|>``, ``<|en|>``,
+# ``<|translate|>``, ``<|5.00|>``). A label holding one could teach the model a trigger
+# (stop transcribing, switch language), so corrections and imports refuse them; training
+# also tokenises labels with special tokens split (``training.data.LabelEncoder``).
+CONTROL_TOKEN = re.compile(r"<\|.*?\|>", re.DOTALL)
+
+
+def has_control_token(text: str) -> bool:
+    """Whether ``text`` holds something spelt like a Whisper special token."""
+    return CONTROL_TOKEN.search(text) is not None
 
 
 @dataclass(frozen=True)

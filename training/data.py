@@ -19,6 +19,7 @@ audio decoding is broken beside the CPU torch wheel (NOTES §9).
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +198,9 @@ class ServingFeatures:
 
 # --------------------------------------------------------------------------- labels
 
+# Whisper's control tokens all open with this (see ``storage.labels.CONTROL_TOKEN``).
+_CONTROL_OPENER = re.compile(r"(<\|)")
+
 
 class LabelEncoder:
     """Text -> Whisper label ids with the language and task forced, timestamps off."""
@@ -209,11 +213,25 @@ class LabelEncoder:
         self.start_token_id = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
 
     def __call__(self, text: str) -> list[int]:
-        ids = list(self.tokenizer(" " + " ".join(text.split())).input_ids)
+        text_ids = self.text_ids(" " + " ".join(text.split()))
+        ids = list(self.tokenizer.build_inputs_with_special_tokens(text_ids))
         if ids and ids[0] == self.start_token_id:
             ids = ids[1:]  # the model prepends it when shifting labels right
         if len(ids) > MAX_LABEL_TOKENS:
             ids = [*ids[: MAX_LABEL_TOKENS - 1], ids[-1]]
+        return ids
+
+    def text_ids(self, text: str) -> list[int]:
+        """``text`` as plain BPE pieces: label text spelt like a control token
+        (``<|endoftext|>``, or a timestamp such as ``<|5.00|>``, which the tokenizer treats
+        as an added, not a special, token) never becomes that token. Each ``<|`` starts a
+        piece of its own, so no added token can match across it."""
+        ids: list[int] = []
+        for piece in _CONTROL_OPENER.split(text):
+            if piece:
+                ids += self.tokenizer.encode(
+                    piece, add_special_tokens=False, split_special_tokens=True
+                )
         return ids
 
 

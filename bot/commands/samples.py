@@ -44,6 +44,7 @@ _EXPORTED_NAME = re.compile(r"[0-9a-f]{64}\.flac")
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection);
 # a leading apostrophe makes it text (OWASP's advice).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CONTROL_TOKEN = "il testo contiene un codice riservato al modello (<|...|>): riga non importata"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -122,6 +123,7 @@ def _import(
     from model.asr.audio import AudioError, AudioLimits, decode_audio
     from model.asr.tsv import ManifestError, read_tsv
     from storage.audio_store import InvalidAudioError
+    from storage.labels import has_control_token
     from storage.samples import add_labelled_sample
 
     try:
@@ -151,6 +153,9 @@ def _import(
         batch.clear()
 
     for clip in clips:
+        if has_control_token(clip.text):
+            errors.append({"line": clip.line, "path": clip.relative_path, "error": CONTROL_TOKEN})
+            continue
         # Decode and store outside any transaction: it is the slow part.
         try:
             decoded = decode_audio(clip.audio_path, limits=limits)

@@ -17,6 +17,7 @@ REPLIES = {
     CorrectionOutcome.NOT_OWNER: messages.CORRECTION_NOT_OWNER,
     CorrectionOutcome.EMPTY: messages.CORRECTION_EMPTY,
     CorrectionOutcome.UNCHANGED: messages.CORRECTION_UNCHANGED,
+    CorrectionOutcome.CONTROL_TOKEN: messages.CORRECTION_CONTROL_TOKEN,
 }
 
 

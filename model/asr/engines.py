@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 from model.asr.audio import SAMPLE_RATE
+from model.asr.seeded_sampling import ReplicaSpec, SeededWhisper, clip_seed, sampling_scope
 
 if TYPE_CHECKING:
     from model.asr.short_clips import ShortClipDecoder
@@ -168,6 +169,11 @@ class CT2Transcriber:
         self._model = WhisperModel(
             str(model_dir), device=self.device, compute_type=compute_type, cpu_threads=cpu_threads
         )
+        # Temperature-fallback sampling seeded per clip (model.asr.seeded_sampling).
+        self._model.model = SeededWhisper(
+            self._model.model,
+            ReplicaSpec(Path(model_dir), self.device, compute_type, cpu_threads),
+        )
         self._batched = None
         self._short: ShortClipDecoder | None = None
         self._lock = threading.Lock()
@@ -209,6 +215,31 @@ class CT2Transcriber:
     ) -> Transcription:
         started = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
+        with sampling_scope(clip_seed(audio, options)):
+            segments = self._decode(audio, options, duration, progress)
+        return Transcription(
+            text=_join(segments),
+            segments=tuple(segments),
+            language=options.language,
+            duration=duration,
+            model=self.model_name,
+            engine=self.engine,
+            elapsed=time.perf_counter() - started,
+            options=options,
+        )
+
+    @property
+    def seeded_sampling_calls(self) -> int:
+        """Fallback sampling calls so far, each seeded by its clip (tests, diagnostics)."""
+        return self._model.model.seeded_calls
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        options: TranscribeOptions,
+        duration: float,
+        progress: Progress | None,
+    ) -> list[Segment]:
         common = {
             "language": options.language,
             "task": options.task,
@@ -235,16 +266,7 @@ class CT2Transcriber:
                 segments.append(Segment(float(seg.start), float(seg.end), seg.text.strip()))
             if progress is not None and duration > 0:
                 progress(min(1.0, seg.end / duration))
-        return Transcription(
-            text=_join(segments),
-            segments=tuple(segments),
-            language=options.language,
-            duration=duration,
-            model=self.model_name,
-            engine=self.engine,
-            elapsed=time.perf_counter() - started,
-            options=options,
-        )
+        return segments
 
 
 def cues_from_words(words: list[object]) -> list[Segment]:

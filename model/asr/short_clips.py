@@ -15,9 +15,10 @@ shared; NOTES §2 measured 2.0x vs 1.55x on a quieter machine). On a GPU batchin
 Quality guards are faster-whisper's, per clip: a window the model calls silence (high
 no-speech probability and low log-probability) yields no text, and a clip whose beam
 result loops (compression ratio over 2.4) is sampled again at rising temperatures, as
-``WhisperModel.transcribe`` does, with the other clips that need it, in one call per
-temperature. Unlike ``transcribe``, a merely unsure result (average log-probability under
--1) is kept: resampling it cost five decodes and changed nothing on the benchmark's notes
+``WhisperModel.transcribe`` does, each clip alone with samples seeded by its own
+content (``model.asr.seeded_sampling``), so its words never depend on its batch-mates or
+the load. Unlike ``transcribe``, a merely unsure result (average log-probability under -1)
+is kept: resampling it cost five decodes and changed nothing on the benchmark's notes
 (see ``_Decoded.needs_fallback``). One clip never fails its
 batch-mates: clips are validated one by one before batching, clips longer than one window
 are decoded alone after the batch, and if the batched call itself raises, every clip is
@@ -50,6 +51,7 @@ from model.asr.engines import (
     Transcriber,
     Transcription,
 )
+from model.asr.seeded_sampling import clip_seed, sampling_scope
 
 if TYPE_CHECKING:
     from model.asr.engines import CT2Transcriber
@@ -190,7 +192,7 @@ class ShortClipDecoder:
 
     def _decode(self, clips: list[np.ndarray], options: TranscribeOptions) -> list[_Decoded]:
         """Beam search on the whole batch, then faster-whisper's temperature fallback on
-        the clips that need it, still together (their features encoded once more)."""
+        each clip that needs it (``_fallback``)."""
         from faster_whisper.audio import pad_or_trim
 
         whisper = self._whisper
@@ -201,28 +203,35 @@ class ShortClipDecoder:
             [pad_or_trim(whisper.feature_extractor(clip)[:, :-1], N_FRAMES) for clip in clips]
         )
         decoded = self._generate(whisper.encode(features), len(clips), options, tokenizer, 0.0)
-        pending = [i for i, item in enumerate(decoded) if item.needs_fallback]
-        tried = {i: [decoded[i]] for i in pending}
-        for temperature in FALLBACK_TEMPERATURES[1:]:
-            if not pending:
-                break
-            self._count_fallbacks(len(pending))
-            encoded = whisper.encode(features[pending])
-            again = self._generate(encoded, len(pending), options, tokenizer, temperature)
-            still = []
-            for i, item in zip(pending, again, strict=True):
-                tried[i].append(item)
-                if item.needs_fallback:
-                    still.append(i)
-                else:
-                    decoded[i] = item
-            pending = still
-        for i in pending:
-            # Every temperature failed: as faster-whisper, the most likely of the attempts
-            # that did not loop (or of all, if all looped).
-            unlooped = [item for item in tried[i] if not item.loops]
-            decoded[i] = max(unlooped or tried[i], key=lambda item: item.avg_logprob)
+        for i, item in enumerate(decoded):
+            if item.needs_fallback:
+                decoded[i] = self._fallback(clips[i], features[i : i + 1], item, options, tokenizer)
         return decoded
+
+    def _fallback(
+        self,
+        clip: np.ndarray,
+        features: np.ndarray,
+        first: _Decoded,
+        options: TranscribeOptions,
+        tokenizer: Any,
+    ) -> _Decoded:
+        """faster-whisper's temperature fallback for one clip whose beam result loops, its
+        samples seeded by the clip itself (``model.asr.seeded_sampling``): the words never
+        depend on its batch-mates, on earlier clips or on the load."""
+        tried = [first]
+        with sampling_scope(clip_seed(clip, options)):
+            encoded = self._whisper.encode(features)
+            for temperature in FALLBACK_TEMPERATURES[1:]:
+                self._count_fallbacks(1)
+                (item,) = self._generate(encoded, 1, options, tokenizer, temperature)
+                if not item.needs_fallback:
+                    return item
+                tried.append(item)
+        # Every temperature failed: as faster-whisper, the most likely of the attempts that
+        # did not loop (or of all, if all looped).
+        unlooped = [item for item in tried if not item.loops]
+        return max(unlooped or tried, key=lambda item: item.avg_logprob)
 
     def _generate(
         self,
