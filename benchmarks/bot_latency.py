@@ -124,7 +124,7 @@ class LoopMonitor:
 
 def _plain_model_seconds(transcriber: object, clip: Clip, runs: int) -> _common.Timing:
     from model.asr.audio import decode_audio
-    from model.asr.engines import TranscribeOptions
+    from model.asr.transcription import TranscribeOptions
 
     options = TranscribeOptions(language="it", beam_size=5)
 

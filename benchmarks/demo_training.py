@@ -151,8 +151,9 @@ def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
 
 
 def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
-    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber
     from model.asr.evaluation import evaluate
+    from model.asr.transcription import TranscribeOptions
     from model.asr.tsv import read_tsv
 
     engine = CT2Transcriber(ct2_dir, model_name=name)
@@ -168,7 +169,8 @@ def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, An
 def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
     """Store the clips as voice notes that nobody corrected, with the base model's text."""
     from model.asr.audio import decode_audio
-    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber
+    from model.asr.transcription import TranscribeOptions
     from model.asr.tsv import read_tsv
     from storage import repository
     from storage.audio_store import AudioStore

@@ -77,8 +77,8 @@ def _engine_settings(engines: dict[str, object], threads: int) -> dict[str, dict
 def run(
     *, runs: int, quick: bool, threads: int, cache_dir: Path, results_dir: Path
 ) -> dict[str, object]:
-    from model.asr.engines import TranscribeOptions
     from model.asr.normalize import error_rates
+    from model.asr.transcription import TranscribeOptions
 
     info = _common.machine_info()
     engines, load_seconds = _load_engines(cache_dir, threads)

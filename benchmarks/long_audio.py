@@ -9,7 +9,7 @@ loopback media server of the tests. Then, as the bot does for a link:
    downloads after a warm-up;
 2. ``model.asr.audio.decode_audio`` to 16 kHz mono: median likewise;
 3. transcription by the CT2 engine (packaged whisper-base), once per path on that same audio:
-   the fast path (faster-whisper's batched pipeline, ``batch_size=8``) and the plain path
+   the fast path (faster-whisper's batched pipeline, ``chunk_batch=8``) and the plain path
    (sequential 30 s windows), same beam size; seconds, RTF, the speed-up and each path's WER
    against the text spoken.
 
@@ -106,16 +106,16 @@ def _download_and_decode(site: Path, work: Path, *, max_seconds: float, runs: in
 
 
 def _transcribe_both(samples: object, reference: str, cache_dir: Path) -> dict[str, object]:
-    from model.asr.engines import TranscribeOptions
     from model.asr.normalize import error_rates
     from model.asr.sources import load_transcriber
+    from model.asr.transcription import TranscribeOptions
 
     started = time.perf_counter()
     engine = load_transcriber(MODEL_SPEC, engine="ct2", cache_dir=cache_dir)
     load_s = time.perf_counter() - started
     paths = {
-        "fast": TranscribeOptions(beam_size=BEAM_SIZE, batch_size=FAST_BATCH_SIZE),
-        "plain": TranscribeOptions(beam_size=BEAM_SIZE, batch_size=0),
+        "fast": TranscribeOptions(beam_size=BEAM_SIZE, chunk_batch=FAST_BATCH_SIZE),
+        "plain": TranscribeOptions(beam_size=BEAM_SIZE, chunk_batch=0),
     }
     warm = samples[: int(WARMUP_SECONDS * _common.SAMPLE_RATE)]  # type: ignore[index]
     for options in paths.values():
@@ -133,7 +133,7 @@ def _transcribe_both(samples: object, reference: str, cache_dir: Path) -> dict[s
         result = engine.transcribe(samples, options=options)  # type: ignore[attr-defined]
         rates = error_rates([reference], [result.text])
         out[name] = {
-            "batch_size": options.batch_size,
+            "chunk_batch": options.chunk_batch,
             "beam_size": options.beam_size,
             "seconds": round(result.elapsed, 2),
             "rtf": round(result.elapsed / result.duration, 4),
@@ -214,7 +214,7 @@ def _markdown(data: dict[str, object]) -> str:
         ["download (yt-dlp, loopback)", f"{download['median_s']:.2f}", "", ""],  # type: ignore[index]
         ["decode (PyAV → 16 kHz)", f"{decode['median_s']:.2f}", "", ""],  # type: ignore[index]
         [
-            f"transcribe, fast path (batched, batch {fast['batch_size']})",
+            f"transcribe, fast path (batched, batch {fast['chunk_batch']})",
             f"{fast['seconds']:.1f}",
             f"{fast['rtf']:.3f}",
             f"{fast['wer']:.1%}",

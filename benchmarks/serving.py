@@ -60,7 +60,7 @@ DEFAULT_BATCH_SIZES = (4, 8, 16)
 DEFAULT_RUNS = 2
 DEFAULT_DURATIONS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0)
 DEFAULT_PER_DURATION = 2
-FAST_PATH_BATCH_SIZE = 8  # model.asr.engines.DEFAULT_BATCH_SIZE, the bot's fast path
+FAST_PATH_BATCH_SIZE = 8  # model.asr.engines.DEFAULT_CHUNK_BATCH, the bot's fast path
 # Each note of a duration starts elsewhere in the sentence pool, so notes differ.
 SENTENCE_STRIDE = 13
 QUICK = {
@@ -101,7 +101,7 @@ def _plain(whisper: Any) -> Callable[[Any], str]:
 
 
 def _texts(results: Sequence[object]) -> list[str]:
-    from model.asr.engines import Transcription
+    from model.asr.transcription import Transcription
 
     texts = []
     for result in results:
@@ -123,8 +123,8 @@ def _note(target: float, work: Path, start: int) -> _common.Speech:
 
 
 def short_clips(engine: Any, work: Path, *, clips: int, batch_sizes: Sequence[int], runs: int):
-    from model.asr.engines import TranscribeOptions
     from model.asr.normalize import error_rates
+    from model.asr.transcription import TranscribeOptions
 
     notes = [
         _note(SHORT_CLIP_TARGET_SECONDS[i % len(SHORT_CLIP_TARGET_SECONDS)], work / f"s{i}", i)
@@ -197,14 +197,20 @@ class DecodingPath:
 
 
 def by_duration(engine: Any, work: Path, *, durations: Sequence[float], per_duration: int):
-    from model.asr.engines import LONG_AUDIO_SECONDS, TranscribeOptions, fast_path_options
     from model.asr.normalize import error_rates
-    from model.asr.short_clips import SHORT_CLIP_SECONDS, fits_short_batch
+    from model.asr.routing import (
+        LONG_AUDIO_SECONDS,
+        SHORT_CLIP_SECONDS,
+        DecodePath,
+        choose_route,
+        fits_short_clip,
+    )
+    from model.asr.transcription import TranscribeOptions
 
     options = TranscribeOptions(language=LANGUAGE, beam_size=BEAM_SIZE)
-    sequential = TranscribeOptions(language=LANGUAGE, beam_size=BEAM_SIZE, batch_size=0)
+    sequential = TranscribeOptions(language=LANGUAGE, beam_size=BEAM_SIZE, chunk_batch=0)
     fast = TranscribeOptions(
-        language=LANGUAGE, beam_size=BEAM_SIZE, batch_size=FAST_PATH_BATCH_SIZE
+        language=LANGUAGE, beam_size=BEAM_SIZE, chunk_batch=FAST_PATH_BATCH_SIZE
     )
     paths = (
         DecodingPath("plain faster-whisper", lambda d: True, _plain(engine._model)),
@@ -216,16 +222,18 @@ def by_duration(engine: Any, work: Path, *, durations: Sequence[float], per_dura
         ),
         DecodingPath(
             "short batched",
-            fits_short_batch,
+            fits_short_clip,
             lambda s: _texts(engine.transcribe_batch([s], options=options))[0],
         ),
     )
 
     def route(duration: float) -> str:
-        if fits_short_batch(duration):
-            return "short batched"
-        chosen = fast_path_options(options, duration=duration, batch_size=None)
-        return "fast path" if chosen.batch_size > 0 else "sequential"
+        names = {
+            DecodePath.SHORT_CLIPS: "short batched",
+            DecodePath.CHUNKED: "fast path",
+            DecodePath.SEQUENTIAL: "sequential",
+        }
+        return names[choose_route(duration, options).path]
 
     warm = _common.italian_speech(5.0, work / "warm").samples
     for path in paths:  # loads the VAD model and the batched pipeline

@@ -71,8 +71,9 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
 
 
 def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
-    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber
     from model.asr.evaluation import evaluate
+    from model.asr.transcription import TranscribeOptions
     from model.asr.tsv import read_tsv
 
     engine = CT2Transcriber(ct2_dir, model_name=name)

@@ -27,7 +27,7 @@ from bot.training_control import TrainingControl
 from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
 from model.asr.audio import AudioLimits
-from model.asr.engines import EngineName, TranscribeOptions, Transcriber
+from model.asr.transcription import EngineName, TranscribeOptions, Transcriber
 from model.media.youtube import DownloadLimits
 from model.tagging.base import Tagger
 from storage.audio_store import AudioStore

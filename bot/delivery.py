@@ -16,7 +16,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
-from model.asr.engines import Segment
+from model.asr.transcription import Segment
 
 log = logging.getLogger(__name__)
 

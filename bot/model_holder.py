@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.asr.engines import Transcriber
+from model.asr.transcription import Transcriber
 
 log = logging.getLogger(__name__)
 

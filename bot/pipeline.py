@@ -24,8 +24,8 @@ from pathlib import Path
 from bot import messages
 from bot.model_holder import ModelHolder
 from model.asr.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
-from model.asr.engines import TranscribeOptions, Transcription, fast_path_options
-from model.asr.short_clips import SHORT_CLIP_SECONDS
+from model.asr.routing import DecodePath, choose_route
+from model.asr.transcription import DEFAULT_OPTIONS, TranscribeOptions, Transcription
 from model.media.links import LinkError, parse_link
 from model.media.youtube import DownloadLimits, DownloadProgress, download_audio
 from model.tagging.tags import Tagger, format_hashtags
@@ -131,7 +131,7 @@ class TranscriptionPipeline:
         source: MediaSource,
         *,
         progress: ProgressSink | None = None,
-        batch_size: int | None = None,
+        chunk_batch: int | None = None,
         with_tags: bool = True,
         timestamps: bool = False,
     ) -> PipelineResult:
@@ -141,7 +141,7 @@ class TranscriptionPipeline:
         transcription = self.transcribe(
             audio,
             progress=progress,
-            batch_size=batch_size,
+            chunk_batch=chunk_batch,
             short_path=link is None and not timestamps,
         )
         hashtags = self.hashtags(transcription.text) if with_tags else ()
@@ -245,13 +245,16 @@ class TranscriptionPipeline:
         audio: DecodedAudio,
         *,
         progress: ProgressSink | None = None,
-        batch_size: int | None = None,
+        chunk_batch: int | None = None,
         short_path: bool = True,
     ) -> Transcription:
-        """Transcribe with the serving model, on the decoding path that suits the length:
-        a clip that fits one window takes the short path (text only, no timestamps) unless
-        ``short_path`` is off (links want subtitle timings) or a batch size is forced."""
-        if short_path and batch_size is None and audio.duration <= SHORT_CLIP_SECONDS:
+        """Transcribe with the serving model, on the path ``model.asr.routing`` chooses: a
+        clip that fits one window takes the short path (text only, no timestamps) unless
+        ``short_path`` is off (links want subtitle timings) or a chunk batch is forced."""
+        route = choose_route(
+            audio.duration, self.options, short_clips=short_path, chunk_batch=chunk_batch
+        )
+        if route.path == DecodePath.SHORT_CLIPS:
             model = self.models.get()
             if progress is not None:
                 progress(Stage.TRANSCRIBE, 0.0)
@@ -261,7 +264,7 @@ class TranscriptionPipeline:
             if progress is not None:
                 progress(Stage.TRANSCRIBE, 1.0)
             return result
-        options = fast_path_options(self.options, duration=audio.duration, batch_size=batch_size)
+        options = route.options
 
         def on_progress(fraction: float) -> None:
             if progress is not None:
@@ -286,4 +289,7 @@ class TranscriptionPipeline:
 
 def _is_short(fetched: tuple[DecodedAudio, str, str | None, LinkInfo | None]) -> bool:
     audio, _kind, _ref, link = fetched
-    return link is None and audio.duration <= SHORT_CLIP_SECONDS
+    return (
+        link is None
+        and choose_route(audio.duration, DEFAULT_OPTIONS).path == DecodePath.SHORT_CLIPS
+    )

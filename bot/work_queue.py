@@ -18,7 +18,7 @@ from typing import Any
 from bot import messages
 from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
-from model.asr.engines import Segment
+from model.asr.transcription import Segment
 from storage import jobs as job_queue
 from storage import repository
 from storage.audio_store import AudioStore

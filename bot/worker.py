@@ -26,7 +26,7 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.work_queue import ClaimedJob, WorkQueue
-from model.asr.short_clips import SHORT_CLIP_SECONDS
+from model.asr.routing import fits_short_clip
 
 log = logging.getLogger(__name__)
 
@@ -226,5 +226,5 @@ def _batchable(payload: JobPayload) -> bool:
     return (
         isinstance(payload, TelegramFileJob)
         and payload.duration is not None
-        and payload.duration <= SHORT_CLIP_SECONDS
+        and fits_short_clip(payload.duration)
     )

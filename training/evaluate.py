@@ -27,7 +27,8 @@ def evaluate_ct2(
 ) -> Evaluation:
     """Load the CTranslate2 model in ``ct2_dir`` and score it on ``clips``; audio that is
     gone or unreadable (purged since the set was listed) is skipped and counted."""
-    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber
+    from model.asr.transcription import TranscribeOptions
 
     engine = CT2Transcriber(
         Path(ct2_dir), model_name=model_name, device=device, cpu_threads=cpu_threads

@@ -321,8 +321,9 @@ def _evaluate(
     config: RunConfig, ct2_dir: Path, model_name: str, sets: dict[str, list[Example]]
 ) -> dict[str, Any]:
     """One model on every set, loaded once, with the serving engine and options."""
-    from model.asr.engines import CT2Transcriber, TranscribeOptions
+    from model.asr.engines import CT2Transcriber
     from model.asr.evaluation import evaluate
+    from model.asr.transcription import TranscribeOptions
     from training.evaluate import EVAL_LIMITS
 
     engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)

@@ -32,8 +32,9 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.settings import Settings
-from model.asr.engines import DEFAULT_BATCH_SIZE, ENGINES, LONG_AUDIO_SECONDS, TranscribeOptions
+from model.asr.routing import DEFAULT_CHUNK_BATCH, LONG_AUDIO_SECONDS
 from model.asr.subtitles import segments_to_srt
+from model.asr.transcription import ENGINES, TranscribeOptions
 from model.asr.tsv import ManifestError, read_tsv
 
 YTDLP_LOGGER = "model.media.youtube"
@@ -78,11 +79,13 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, help="inference engine")
     parser.add_argument("--beam-size", type=int, help="beam size (1 = greedy)")
     parser.add_argument(
+        "--chunk-batch",
         "--batch-size",
+        dest="chunk_batch",
         type=int,
         help=(
-            "batched decoding, ct2 engine (0 = sequential; default: "
-            f"{DEFAULT_BATCH_SIZE} for audio over {LONG_AUDIO_SECONDS:.0f} s)"
+            "voice-activity chunks of long audio decoded together, ct2 engine (0 = sequential; "
+            f"default: {DEFAULT_CHUNK_BATCH} for audio over {LONG_AUDIO_SECONDS:.0f} s)"
         ),
     )
 
@@ -246,7 +249,7 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
             result = pipeline.run(
                 source,
                 progress=on_progress,
-                batch_size=args.batch_size,
+                chunk_batch=args.chunk_batch,
                 timestamps=args.srt is not None,
             )
     except InputRejected as exc:
@@ -280,7 +283,7 @@ def _options_dict(options: TranscribeOptions) -> dict[str, object]:
     """The decoding options actually used, so a result can be reproduced."""
     return {
         "beam_size": options.beam_size,
-        "batch_size": options.batch_size,
+        "chunk_batch": options.chunk_batch,
         "max_new_tokens": options.max_new_tokens,
     }
 
@@ -301,7 +304,7 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 clips,
                 options=pipeline.options,
                 limits=pipeline.limits.audio,
-                batch_size=args.batch_size,
+                chunk_batch=args.chunk_batch,
             )
     except UnreadableClipError as exc:
         raise CommandError(f"{exc.audio_path}: {audio_error(exc.reason)}") from exc

@@ -14,47 +14,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from model.asr.audio import SAMPLE_RATE
+from model.asr.routing import choose_route, fits_short_clip
 from model.asr.seeded_sampling import ReplicaSpec, SeededWhisper, clip_seed, sampling_scope
+from model.asr.short_clips import BatchResult, InvalidClip, ShortClipDecoder, validate_clip
+from model.asr.transcription import (
+    DEFAULT_OPTIONS,
+    FALLBACK_TEMPERATURES,
+    LOGPROB_THRESHOLD,
+    SAMPLING_SEED,
+    TOKEN_COMPRESSION_RATIO_THRESHOLD,
+    WINDOW_SECONDS,
+    EngineName,
+    Progress,
+    Segment,
+    TranscribeOptions,
+    Transcriber,
+    Transcription,
+)
 
-if TYPE_CHECKING:
-    from model.asr.short_clips import ShortClipDecoder
-
-EngineName = Literal["ct2", "transformers"]
-ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
-# Whisper decodes 30 s windows; 224 tokens is half the decoder's context and far more
-# than 30 s of speech needs, so hitting it means a loop.
-MAX_NEW_TOKENS = 224
-# Long-form decoding falls back to sampling when a window looks like a loop, as
-# faster-whisper does by default. transformers measures compression on tokens, where
-# 1.35 corresponds to the 2.4 that openai/whisper applies to text.
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-TOKEN_COMPRESSION_RATIO_THRESHOLD = 1.35
-LOGPROB_THRESHOLD = -1.0
-# Fallback samples; a fixed seed keeps the reference engine's output reproducible.
-SAMPLING_SEED = 0
-WINDOW_SECONDS = 30
-N_FRAMES = 3000  # log-mel frames in one 30 s window
-
-Progress = Callable[[float], None]
-
-# Audio longer than this goes through faster-whisper's batched pipeline (VAD chunks decoded
-# together), the fast path for long audio; up to it, a clip is one window (the bot sends
-# voice notes that fit one through model.asr.short_clips's short path). Measured by duration in
-# benchmarks/results/serving.md ("A single note by duration", 2026-11-30): past one window
-# the fast path beat plain faster-whisper by 1.16x at 45 s and 1.56x at 60 and 90 s (wall
-# and CPU time alike), WER within a few words (41% vs 37% at 45 s, 36% vs 36% and 40% vs
-# 42% at 60/90 s), and it has no temperature-fallback spiral (a 45 s note once took 13.7 s
-# at WER 66% sequentially, 3.1 s at 22% on the fast path: issue 12). 60 s was a guess.
-LONG_AUDIO_SECONDS = float(WINDOW_SECONDS)
-DEFAULT_BATCH_SIZE = 8
 # The batched pipeline cannot resume a chunk that hit the token cap (sequential decoding
 # seeks on), and CTranslate2 stopped chunks at ~113 tokens under max_new_tokens=224: a dense
 # 28 s chunk of Italian needs ~120, so whole sentences vanished (WER 0.29 -> 0.48 on 55 s of
@@ -65,72 +48,6 @@ BATCHED_MAX_NEW_TOKENS = 440
 # from word alignment, cutting cues at sentence ends or after this long.
 MAX_CUE_SECONDS = 7.0
 _SENTENCE_END = (".", "?", "!", "…")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TranscribeOptions:
-    language: str = "it"
-    task: Literal["transcribe", "translate"] = "transcribe"
-    beam_size: int = 5
-    max_new_tokens: int = MAX_NEW_TOKENS
-    # Conditioning on the previous window's text propagates loops and errors.
-    condition_on_previous_text: bool = False
-    # > 0: faster-whisper's batched pipeline (VAD chunks decoded together): the fast
-    # path for long audio. 0: sequential decoding.
-    batch_size: int = 0
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Transcription:
-    text: str
-    segments: tuple[Segment, ...]
-    language: str
-    duration: float
-    model: str
-    engine: EngineName
-    elapsed: float
-    options: TranscribeOptions = field(default_factory=TranscribeOptions)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "text": self.text,
-            "segments": [
-                {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
-                for s in self.segments
-            ],
-            "duration": round(self.duration, 3),
-            "language": self.language,
-            "model": self.model,
-            "engine": self.engine,
-            "elapsed": round(self.elapsed, 3),
-        }
-
-
-class Transcriber(Protocol):
-    model_name: str
-    engine: EngineName
-
-    def transcribe(
-        self,
-        audio: np.ndarray,
-        *,
-        options: TranscribeOptions = ...,
-        progress: Progress | None = None,
-    ) -> Transcription: ...
-
-    def transcribe_batch(
-        self, clips: Sequence[np.ndarray], *, options: TranscribeOptions = ...
-    ) -> list[Transcription | Exception]:
-        """One result per clip, in order: its transcription or the exception it raised
-        (one bad clip never fails the others). See ``model.asr.short_clips``."""
-        ...
 
 
 def _join(segments: list[Segment]) -> str:
@@ -190,27 +107,55 @@ class CT2Transcriber:
         self,
         clips: Sequence[np.ndarray],
         *,
-        options: TranscribeOptions = TranscribeOptions(),
+        options: TranscribeOptions = DEFAULT_OPTIONS,
     ) -> list[Transcription | Exception]:
-        """Short clips (``model.asr.short_clips.SHORT_CLIP_SECONDS``) in one CTranslate2 call; see
-        ``model.asr.short_clips.ShortClipDecoder``."""
-        return self.short_clips.transcribe_batch(clips, options=options)
+        """One result per clip, in order (the ``Transcriber`` protocol): the clips that fit
+        one window in one CTranslate2 call (``model.asr.short_clips``); longer clips, and a
+        short one the batch could not decode, alone on the path ``model.asr.routing`` picks
+        for them (after the batch, so that they never delay it)."""
+        results: list[BatchResult | None] = [None] * len(clips)
+        short: list[tuple[int, np.ndarray]] = []
+        alone: list[tuple[int, np.ndarray]] = []
+        for index, samples in enumerate(clips):
+            try:
+                clip = validate_clip(samples)
+            except InvalidClip as exc:
+                results[index] = exc
+                continue
+            (short if fits_short_clip(clip.size / SAMPLE_RATE) else alone).append((index, clip))
+        decoded = self.short_clips.decode([clip for _, clip in short], options=options)
+        for (index, clip), result in zip(short, decoded, strict=True):
+            if isinstance(result, Exception):
+                alone.append((index, clip))
+            else:
+                results[index] = result
+        for index, clip in sorted(alone, key=lambda item: item[0]):
+            results[index] = self._alone(clip, options)
+        return [result for result in results if result is not None]
+
+    def _alone(self, clip: np.ndarray, options: TranscribeOptions) -> BatchResult:
+        self.short_clips.count_fallback()
+        route = choose_route(clip.size / SAMPLE_RATE, options, short_clips=False)
+        try:
+            return self.transcribe(clip, options=route.options)
+        except Exception as exc:
+            return exc
 
     @property
     def short_clips(self) -> ShortClipDecoder:
-        """The batched short-clip path (made on first use)."""
-        from model.asr.short_clips import ShortClipDecoder
-
+        """The short-clip decoder on this engine's model (made on first use)."""
         with self._lock:
             if self._short is None:
-                self._short = ShortClipDecoder(self)
+                self._short = ShortClipDecoder(
+                    self._model, model_name=self.model_name, engine=self.engine
+                )
             return self._short
 
     def transcribe(
         self,
         audio: np.ndarray,
         *,
-        options: TranscribeOptions = TranscribeOptions(),
+        options: TranscribeOptions = DEFAULT_OPTIONS,
         progress: Progress | None = None,
     ) -> Transcription:
         started = time.perf_counter()
@@ -248,13 +193,13 @@ class CT2Transcriber:
             "condition_on_previous_text": options.condition_on_previous_text,
             "without_timestamps": False,
         }
-        batched = options.batch_size > 0
+        batched = options.chunk_batch > 0
         if batched:
             common["max_new_tokens"] = max(options.max_new_tokens, BATCHED_MAX_NEW_TOKENS)
             common["without_timestamps"] = True
             pipeline = self._pipeline()
             raw, _info = pipeline.transcribe(  # type: ignore[attr-defined]
-                audio, batch_size=options.batch_size, word_timestamps=True, **common
+                audio, batch_size=options.chunk_batch, word_timestamps=True, **common
             )
         else:
             raw, _info = self._model.transcribe(audio, vad_filter=False, **common)
@@ -322,7 +267,7 @@ class TransformersTranscriber:
         self,
         audio: np.ndarray,
         *,
-        options: TranscribeOptions = TranscribeOptions(),
+        options: TranscribeOptions = DEFAULT_OPTIONS,
         progress: Progress | None = None,
     ) -> Transcription:
         import torch
@@ -382,11 +327,9 @@ class TransformersTranscriber:
         self,
         clips: Sequence[np.ndarray],
         *,
-        options: TranscribeOptions = TranscribeOptions(),
+        options: TranscribeOptions = DEFAULT_OPTIONS,
     ) -> list[Transcription | Exception]:
         """The batch API, one clip at a time (this engine is the reference, not the server)."""
-        from model.asr.short_clips import transcribe_one_by_one
-
         return transcribe_one_by_one(self, clips, options=options)
 
     def _segments(self, out: object, duration: float) -> list[Segment]:
@@ -406,12 +349,15 @@ class TransformersTranscriber:
         return [Segment(0.0, duration, text)] if text else []
 
 
-def fast_path_options(
-    options: TranscribeOptions, *, duration: float, batch_size: int | None
-) -> TranscribeOptions:
-    """Batched decoding for long audio unless ``batch_size`` says otherwise (0 = never)."""
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH_SIZE if duration > LONG_AUDIO_SECONDS else 0
-    if batch_size <= 0:
-        return replace(options, batch_size=0)
-    return replace(options, batch_size=batch_size)
+def transcribe_one_by_one(
+    transcriber: Transcriber, clips: Sequence[np.ndarray], *, options: TranscribeOptions
+) -> list[BatchResult]:
+    """The batch API for an engine without a batched path: each clip alone, errors per clip."""
+    results: list[BatchResult] = []
+    for samples in clips:
+        try:
+            clip = validate_clip(samples)
+            results.append(transcriber.transcribe(clip, options=options))
+        except Exception as exc:
+            results.append(exc)
+    return results

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from model.asr.audio import AudioError, AudioLimits, decode_audio
-from model.asr.engines import TranscribeOptions, Transcriber, fast_path_options
 from model.asr.normalize import ErrorRates, error_rates, normalize_text
+from model.asr.routing import choose_route
+from model.asr.transcription import TranscribeOptions, Transcriber
 
 # Frozen, so one shared instance is a safe default.
 DEFAULT_OPTIONS = TranscribeOptions()
@@ -112,14 +113,14 @@ def evaluate(
     *,
     options: TranscribeOptions = DEFAULT_OPTIONS,
     limits: AudioLimits = DEFAULT_LIMITS,
-    batch_size: int | None = None,
+    chunk_batch: int | None = None,
     skip_unreadable: bool = False,
     progress: EvalProgress | None = None,
 ) -> Evaluation:
     """Transcribe every clip with ``transcriber`` and score it against its reference.
 
-    ``batch_size`` is the fast-path choice of ``model.asr.engines.fast_path_options`` (None:
-    batched decoding for long audio, as the bot does). A clip that cannot be decoded
+    ``chunk_batch`` is ``model.asr.routing.choose_route``'s (None: chunked decoding for long
+    audio, as the bot does). A clip that cannot be decoded
     raises ``UnreadableClipError`` unless ``skip_unreadable`` (the gate: audio purged by
     retention since the set was listed), in which case it is listed in ``skipped``.
     """
@@ -137,7 +138,9 @@ def evaluate(
             skipped.append(path)
             continue
         audio_seconds += audio.duration
-        clip_options = fast_path_options(options, duration=audio.duration, batch_size=batch_size)
+        clip_options = choose_route(
+            audio.duration, options, short_clips=False, chunk_batch=chunk_batch
+        ).options
         hypothesis = transcriber.transcribe(audio.samples, options=clip_options).text
         scores.append(score_clip(path, clip.text, hypothesis, duration=audio.duration))
         if progress is not None:

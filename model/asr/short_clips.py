@@ -20,9 +20,10 @@ content (``model.asr.seeded_sampling``), so its words never depend on its batch-
 the load. Unlike ``transcribe``, a merely unsure result (average log-probability under -1)
 is kept: resampling it cost five decodes and changed nothing on the benchmark's notes
 (see ``_Decoded.needs_fallback``). One clip never fails its
-batch-mates: clips are validated one by one before batching, clips longer than one window
-are decoded alone after the batch, and if the batched call itself raises, every clip is
-decoded alone so that only the culprit gets the error.
+batch-mates: if the batched call raises, every clip is decoded as a batch of one so that
+only the culprit gets the error. Which clips come here is ``model.asr.routing``'s call;
+``CT2Transcriber.transcribe_batch`` validates them, routes longer ones to faster-whisper
+and retries a clip this decoder could not decode there.
 
 Results come back in input order, one per clip: a ``Transcription`` or the exception that
 clip raised (as ``asyncio.gather(..., return_exceptions=True)`` does).
@@ -36,34 +37,25 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from model.asr.audio import SAMPLE_RATE
-from model.asr.engines import (
+from model.asr.routing import SHORT_CLIP_SECONDS
+from model.asr.seeded_sampling import clip_seed, sampling_scope
+from model.asr.transcription import (
     FALLBACK_TEMPERATURES,
     LOGPROB_THRESHOLD,
     N_FRAMES,
-    WINDOW_SECONDS,
+    EngineName,
     Segment,
     TranscribeOptions,
-    Transcriber,
     Transcription,
 )
-from model.asr.seeded_sampling import clip_seed, sampling_scope
-
-if TYPE_CHECKING:
-    from model.asr.engines import CT2Transcriber
 
 log = logging.getLogger(__name__)
 
-# Clips up to this long go through the short batched path; the rest through
-# ``transcribe`` (and its long-audio fast path past ``engines.LONG_AUDIO_SECONDS``).
-# One window is the hard limit. Measured in benchmarks/results/serving.md ("A single note
-# by duration"): from 5 to 30 s a note alone took 1.04-1.15x less time than plain
-# faster-whisper on this path, at the same WER (one word apart at 20-30 s).
-SHORT_CLIP_SECONDS = float(WINDOW_SECONDS)
 # faster-whisper's defaults for deciding that a window is silence or needs a re-decode,
 # and how many samples each fallback temperature draws.
 NO_SPEECH_THRESHOLD = 0.6
@@ -94,11 +86,6 @@ def validate_clip(samples: object) -> np.ndarray:
     if not np.isfinite(clip).all():
         raise InvalidClip("the clip holds NaN or infinite samples")
     return clip
-
-
-def fits_short_batch(duration: float) -> bool:
-    """Whether a clip this long (seconds) goes through the short batched path."""
-    return 0 < duration <= SHORT_CLIP_SECONDS
 
 
 def compression_ratio(text: str) -> float:
@@ -135,11 +122,14 @@ class _Decoded:
 
 
 class ShortClipDecoder:
-    """The batched short-clip path of a ``CT2Transcriber`` (see the module docstring)."""
+    """Clips that fit one window, decoded together (see the module docstring). It holds the
+    faster-whisper model it decodes with and never calls back into an engine: clips it
+    cannot decode come back as their exception, for the caller to route elsewhere."""
 
-    def __init__(self, transcriber: CT2Transcriber) -> None:
-        self.transcriber = transcriber
-        self._whisper: Any = transcriber._model  # faster_whisper.WhisperModel
+    def __init__(self, whisper: Any, *, model_name: str, engine: EngineName = "ct2") -> None:
+        self._whisper = whisper  # faster_whisper.WhisperModel
+        self.model_name = model_name
+        self.engine: EngineName = engine
         self._tokenizers: dict[tuple[str, str], Any] = {}
         # Clip decodes beyond the first beam search so far (a fallback temperature, a long
         # clip, a failed batch): a diagnostic that benchmarks and tests read; batches may run
@@ -149,44 +139,32 @@ class ShortClipDecoder:
 
     # --- public ---------------------------------------------------------------------------
 
-    def transcribe_batch(
+    def decode(
         self, clips: Sequence[np.ndarray], *, options: TranscribeOptions
     ) -> list[BatchResult]:
-        results: dict[int, BatchResult] = {}
-        batch: list[tuple[int, np.ndarray]] = []
-        long: list[tuple[int, np.ndarray]] = []
-        for index, samples in enumerate(clips):
-            try:
-                clip = validate_clip(samples)
-            except InvalidClip as exc:
-                results[index] = exc
-                continue
-            (batch if fits_short_batch(clip.size / SAMPLE_RATE) else long).append((index, clip))
-        if batch:
-            results.update(self._decode_batch(batch, options))
-        # A long clip is no error: it takes the sequential or long-audio path, alone, after
-        # the batch so that it never delays its batch-mates.
-        for index, clip in long:
-            results[index] = self._alone(clip, options)
-        return [results[index] for index in range(len(clips))]
-
-    def _decode_batch(
-        self, batch: list[tuple[int, np.ndarray]], options: TranscribeOptions
-    ) -> dict[int, BatchResult]:
+        """One result per clip, in order. Every clip must fit one window
+        (``model.asr.routing.fits_short_clip``) and hold finite samples (``validate_clip``)."""
+        if any(clip.size / SAMPLE_RATE > SHORT_CLIP_SECONDS for clip in clips):
+            raise InvalidClip("a clip longer than one window cannot take the short-clip path")
+        if not clips:
+            return []
         started = time.perf_counter()
         try:
-            decoded = self._decode([clip for _, clip in batch], options)
-        except Exception:
-            if len(batch) == 1:
-                index, clip = batch[0]
-                return {index: self._alone(clip, options)}
-            log.exception("batched decoding of %d clips failed: decoding alone", len(batch))
-            return {index: self._alone_batched(clip, options) for index, clip in batch}
+            decoded = self._decode(list(clips), options)
+        except Exception as exc:
+            if len(clips) == 1:
+                return [exc]
+            log.exception("batched decoding of %d clips failed: decoding alone", len(clips))
+            return [self._alone(clip, options) for clip in clips]
         elapsed = time.perf_counter() - started
-        return {
-            index: self._transcription(clip, item.kept_text, options, elapsed)
-            for (index, clip), item in zip(batch, decoded, strict=True)
-        }
+        return [
+            self._transcription(clip, item.kept_text, options, elapsed)
+            for clip, item in zip(clips, decoded, strict=True)
+        ]
+
+    def count_fallback(self) -> None:
+        """A clip decoded again outside this decoder (by its engine, alone)."""
+        self._count_fallbacks(1)
 
     # --- decoding -------------------------------------------------------------------------
 
@@ -305,52 +283,22 @@ class ShortClipDecoder:
             segments=segments,
             language=options.language,
             duration=duration,
-            model=self.transcriber.model_name,
-            engine=self.transcriber.engine,
+            model=self.model_name,
+            engine=self.engine,
             elapsed=elapsed,  # the whole batch's time: every clip waited for all of it
             options=options,
         )
-
-    def _count_fallback(self) -> None:
-        self._count_fallbacks(1)
 
     def _count_fallbacks(self, count: int) -> None:
         with self._count_lock:
             self.fallbacks += count
 
     def _alone(self, clip: np.ndarray, options: TranscribeOptions) -> BatchResult:
-        """The clip through ``transcribe`` (long audio, or a batch that failed)."""
-        from model.asr.engines import fast_path_options
-
-        self._count_fallback()
-        duration = clip.size / SAMPLE_RATE
-        try:
-            return self.transcriber.transcribe(
-                clip, options=fast_path_options(options, duration=duration, batch_size=None)
-            )
-        except Exception as exc:
-            return exc
-
-    def _alone_batched(self, clip: np.ndarray, options: TranscribeOptions) -> BatchResult:
-        """The clip as a batch of one (after its batch failed), else alone."""
+        """The clip as a batch of one (after its batch failed), or the error it raises."""
         started = time.perf_counter()
         try:
             (item,) = self._decode([clip], options)
-        except Exception:
-            return self._alone(clip, options)
-        self._count_fallback()
-        return self._transcription(clip, item.kept_text, options, time.perf_counter() - started)
-
-
-def transcribe_one_by_one(
-    transcriber: Transcriber, clips: Sequence[np.ndarray], *, options: TranscribeOptions
-) -> list[BatchResult]:
-    """The batch API for an engine without a batched path: each clip alone, errors per clip."""
-    results: list[BatchResult] = []
-    for samples in clips:
-        try:
-            clip = validate_clip(samples)
-            results.append(transcriber.transcribe(clip, options=options))
         except Exception as exc:
-            results.append(exc)
-    return results
+            return exc
+        self._count_fallbacks(1)
+        return self._transcription(clip, item.kept_text, options, time.perf_counter() - started)

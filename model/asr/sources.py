@@ -18,9 +18,9 @@ from pathlib import Path
 
 from model.asr import convert
 from model.asr.ct2_format import is_ct2_dir
-from model.asr.engines import EngineName
 from model.asr.folders import ConversionError, is_hf_dir
 from model.asr.packaged import PACKAGED_BASE_NAME, packaged_base_dir
+from model.asr.transcription import EngineName
 
 PACKAGED_PREFIX = "packaged:"
 

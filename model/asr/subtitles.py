@@ -8,7 +8,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
-from model.asr.engines import Segment
+from model.asr.transcription import Segment
 
 # Subtitle convention: lines of at most ~42 characters read comfortably on any screen.
 MAX_LINE_CHARS = 42

@@ -24,13 +24,8 @@ import pytest
 from bot.cli import main
 from bot.commands.transcribe import ProgressBar, looks_like_url
 from bot.messages import AUDIO_ERRORS, LINK_ERRORS, MODEL_UNAVAILABLE
-from model.asr.engines import (
-    DEFAULT_BATCH_SIZE,
-    LONG_AUDIO_SECONDS,
-    TranscribeOptions,
-    fast_path_options,
-)
 from model.asr.normalize import error_rates, normalize_text
+from model.asr.routing import DEFAULT_CHUNK_BATCH, LONG_AUDIO_SECONDS
 from model.media.links import YOUTUBE_HOSTS
 from tests.support.media_server import (
     DEFAULT_SPEECH,
@@ -209,7 +204,7 @@ def test_transcribe_json_and_srt(run_cli, clips: Path, tmp_path: Path) -> None:
     assert payload["elapsed"] > 0
     assert wer(CLIP_TEXT, payload["text"]) < MAX_CLIP_WER
     assert payload["tags"] and all(tag.startswith("#") for tag in payload["tags"])
-    assert payload["options"]["batch_size"] == 0  # a short clip: sequential decoding
+    assert payload["options"]["chunk_batch"] == 0  # a short clip: sequential decoding
     segments = payload["segments"]
     assert segments and all(s.keys() == {"start", "end", "text"} for s in segments)
     assert all(0 <= s["start"] < s["end"] <= payload["duration"] + 0.5 for s in segments)
@@ -228,7 +223,7 @@ def test_long_audio_takes_the_batched_fast_path(run_cli, clips: Path) -> None:
     assert result.code == 0, result.err
     payload = json.loads(result.out)
     assert payload["duration"] > LONG_AUDIO_SECONDS
-    assert payload["options"]["batch_size"] == DEFAULT_BATCH_SIZE
+    assert payload["options"]["chunk_batch"] == DEFAULT_CHUNK_BATCH
     assert payload["tags"] == []
     # All of it, not the first 30 s (the seed's bug), and nothing dropped between chunks.
     assert payload["segments"][-1]["end"] > payload["duration"] - 10
@@ -461,17 +456,6 @@ def test_missing_video_is_one_line(run_cli, media_server: MediaServer) -> None:
 def test_looks_like_url(text: str, expected: bool) -> None:
     hosts = frozenset(YOUTUBE_HOSTS) | {"127.0.0.1"}
     assert looks_like_url(text, hosts=hosts) is expected
-
-
-def test_fast_path_options() -> None:
-    base = TranscribeOptions(beam_size=5)
-    short = fast_path_options(base, duration=LONG_AUDIO_SECONDS - 1, batch_size=None)
-    assert short.batch_size == 0 and short.max_new_tokens == base.max_new_tokens
-    long = fast_path_options(base, duration=LONG_AUDIO_SECONDS + 1, batch_size=None)
-    assert long.batch_size == DEFAULT_BATCH_SIZE
-    assert long.beam_size == 5
-    assert fast_path_options(base, duration=600, batch_size=0).batch_size == 0
-    assert fast_path_options(base, duration=5, batch_size=4).batch_size == 4
 
 
 class _FakeTerminal(io.StringIO):

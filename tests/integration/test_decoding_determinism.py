@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from model.asr.audio import decode_audio
-from model.asr.engines import TranscribeOptions
 from model.asr.evaluation import evaluate
 from model.asr.seeded_sampling import clip_seed
+from model.asr.transcription import TranscribeOptions
 from tests.support.speech import synthesize
 
 # Italian read by foreign voices, fast: whisper-base is unsure there (average

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from model.asr.audio import SAMPLE_RATE, decode_audio
-from model.asr.engines import TranscribeOptions
 from model.asr.normalize import error_rates
+from model.asr.transcription import TranscribeOptions
 from tests.support.speech import ITALIAN_SENTENCES, synthesize
 
 ENGLISH = "The weather is nice today and we are going to the park."
@@ -75,7 +75,7 @@ def test_long_audio_is_transcribed_to_the_end(
     engine: str, long_clip, ct2_transcriber, hf_transcriber, italian_clips
 ) -> None:
     transcriber = hf_transcriber if engine == "transformers" else ct2_transcriber
-    options = TranscribeOptions(beam_size=1, batch_size=4 if engine == "ct2-batched" else 0)
+    options = TranscribeOptions(beam_size=1, chunk_batch=4 if engine == "ct2-batched" else 0)
     seen: list[float] = []
     result = transcriber.transcribe(long_clip, options=options, progress=seen.append)
     duration = long_clip.size / SAMPLE_RATE

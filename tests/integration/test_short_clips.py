@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from model.asr.audio import SAMPLE_RATE, decode_audio
-from model.asr.engines import Segment, TranscribeOptions, Transcription
+from model.asr.engines import transcribe_one_by_one
 from model.asr.normalize import error_rates
-from model.asr.short_clips import SHORT_CLIP_SECONDS, InvalidClip, transcribe_one_by_one
+from model.asr.routing import SHORT_CLIP_SECONDS
+from model.asr.short_clips import InvalidClip
+from model.asr.transcription import Segment, TranscribeOptions, Transcription
 from tests.support.speech import ITALIAN_SENTENCES, synthesize
 
 OPTIONS = TranscribeOptions(beam_size=5)

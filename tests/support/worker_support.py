@@ -19,7 +19,7 @@ from bot.settings import Settings
 from bot.work_queue import WorkQueue
 from bot.worker import JobRunner
 from model.asr.audio import SAMPLE_RATE
-from model.asr.engines import Segment, TranscribeOptions, Transcription
+from model.asr.transcription import Segment, TranscribeOptions, Transcription
 from storage.audio_store import AudioStore
 from storage.unit_of_work import Database
 

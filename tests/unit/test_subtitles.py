@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.asr.engines import Segment
 from model.asr.subtitles import MAX_LINE_CHARS, MIN_CUE_SECONDS, format_timestamp, segments_to_srt
+from model.asr.transcription import Segment
 
 
 @pytest.mark.parametrize(
