@@ -22,6 +22,7 @@ from bot.handlers import (
     user_commands,
 )
 from bot.settings import Settings
+from model.asr.sandbox import close_shared_pools
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,4 @@ async def _post_shutdown(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     await services.runner.stop()
     services.close()
+    close_shared_pools()  # the decoder processes (model.asr.sandbox)

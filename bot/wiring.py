@@ -11,10 +11,21 @@ from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.settings import Settings
 from model.asr.audio import AudioLimits
 from model.asr.engines import EngineName, TranscribeOptions, Transcriber
+from model.asr.sandbox import SandboxLimits
 from model.media.youtube import DownloadLimits
 from model.tagging.tags import Tagger
 
 log = logging.getLogger(__name__)
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        enabled=settings.decode_sandbox,
+        memory_bytes=settings.decode_memory_mb * 2**20,
+        cpu_per_audio_second=settings.decode_seconds_per_audio_second,
+        extra_seconds=settings.decode_extra_seconds,
+        pool_size=settings.decode_pool_size,
+    )
 
 
 def audio_limits(settings: Settings) -> AudioLimits:
@@ -22,6 +33,7 @@ def audio_limits(settings: Settings) -> AudioLimits:
         max_seconds=settings.max_audio_seconds,
         min_seconds=settings.min_audio_seconds,
         max_bytes=settings.max_file_bytes,
+        sandbox=sandbox_limits(settings),
     )
 
 
