@@ -22,7 +22,6 @@ from bot.handlers import (
     user_commands,
 )
 from bot.settings import Settings
-from model.asr.sandbox import close_shared_pools
 
 log = logging.getLogger(__name__)
 
@@ -94,4 +93,3 @@ async def _post_shutdown(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     await services.runner.stop()
     services.close()
-    close_shared_pools()  # the decoder processes (model.asr.sandbox)

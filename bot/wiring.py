@@ -11,7 +11,7 @@ from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.settings import Settings
 from model.asr.audio import AudioLimits
 from model.asr.engines import EngineName, TranscribeOptions, Transcriber
-from model.asr.sandbox import SandboxLimits
+from model.asr.sandbox import SandboxLimits, shared_pool
 from model.media.youtube import DownloadLimits
 from model.tagging.tags import Tagger
 
@@ -124,13 +124,16 @@ def build_pipeline(
     on_broken_model: Callable[[LoadFailure], None] | None = None,
 ) -> TranscriptionPipeline:
     """The transcription pipeline; ``spec`` pins a model (else the registry's current one)."""
+    limits = audio_limits(settings)
+    if limits.sandbox.enabled:
+        shared_pool(limits.sandbox).warm()  # starts the decoder processes, does not wait
     return TranscriptionPipeline(
         models=ModelHolder(
             model_loader(settings, engine=engine),
             (lambda: spec) if spec else (lambda: current_model_spec(settings)),
             on_broken=on_broken_model,
         ),
-        limits=PipelineLimits(audio=audio_limits(settings), download=download_limits(settings)),
+        limits=PipelineLimits(audio=limits, download=download_limits(settings)),
         options=transcribe_options(settings),
         tagger=build_tagger(settings) if with_tags else None,
         max_hashtags=settings.max_hashtags,

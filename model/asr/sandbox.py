@@ -226,7 +226,8 @@ class DecoderPool:
         self._closed = False
 
     def warm(self) -> None:
-        """Start the idle children now, so the first note does not wait for them."""
+        """Start the idle children now (without waiting for them), so the first note
+        does not pay for a process start."""
         with self._lock:
             while not self._closed and len(self._idle) < self.limits.pool_size:
                 self._idle.append(_Child(self.limits))
@@ -276,6 +277,9 @@ class DecoderPool:
             if keep:
                 self._idle.append(child)
                 return
+            if not self._closed and len(self._idle) < self.limits.pool_size:
+                # Start the replacement now: it imports while nobody waits for it.
+                self._idle.append(_Child(self.limits))
         child.kill()
 
 
