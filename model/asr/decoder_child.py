@@ -20,37 +20,15 @@ soft limit: the kernel sends SIGXCPU, which kills it). The parent adds the wall-
 from __future__ import annotations
 
 import io
-import json
 import os
 import resource
 import sys
 from typing import BinaryIO
 
+from model.framing import read_frame, write_frame
+
 # Fixed CPU seconds a request may use before its duration is known (opening, probing).
 PROBE_CPU_SECONDS = 5.0
-
-
-def write_frame(
-    out: BinaryIO, header: dict[str, object], payload: bytes | memoryview = b""
-) -> None:
-    """One frame: a JSON header line, then ``len(payload)`` raw bytes."""
-    header = {**header, "size": len(payload)}
-    out.write(json.dumps(header).encode() + b"\n")
-    if payload:
-        out.write(payload)
-    out.flush()
-
-
-def read_frame(source: BinaryIO) -> tuple[dict[str, object], bytes] | None:
-    line = source.readline()
-    if not line:
-        return None
-    header = json.loads(line)
-    size = int(header.get("size", 0))
-    payload = source.read(size) if size else b""
-    if len(payload) != size:
-        return None
-    return header, payload
 
 
 def _cpu_used() -> float:

@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
-import os
-import select
 import subprocess
 import sys
 import threading
@@ -34,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from model.framing import FrameError, FrameReader, FrameTimeout, write_frame
+
 if TYPE_CHECKING:
     from model.asr.audio import AudioLimits
 
@@ -42,7 +41,10 @@ GIB = 2**30
 STARTUP_SECONDS = 30.0
 # Requests one child serves before it is replaced (bounds heap fragmentation).
 MAX_REQUESTS_PER_CHILD = 200
-_READ_CHUNK = 1 << 20
+# Seconds a request may take to open and probe its file, on top of ``extra_seconds``.
+PROBE_SECONDS = 5.0
+# The largest answer accepted from a child: 4 hours of 16 kHz float32 samples.
+MAX_ANSWER_BYTES = 4 * 3600 * 16_000 * 4
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _CHILD_CODE = (
     "import sys; sys.path.insert(0, sys.argv[2]); from model.asr.decoder_child import main; main()"
@@ -104,7 +106,8 @@ class _Child:
             stderr=subprocess.DEVNULL,
             close_fds=True,
         )
-        self._buffer = bytearray()
+        assert self.process.stdout is not None
+        self._reader = FrameReader(self.process.stdout.fileno(), max_payload=MAX_ANSWER_BYTES)
         self._ready = False
 
     @property
@@ -154,13 +157,9 @@ class _Child:
         raw = {k: v for k, v in asdict(limits).items() if k != "sandbox"}
         raw["cpu_per_audio_second"] = self.limits.cpu_per_audio_second
         raw["extra_seconds"] = self.limits.extra_seconds
-        header = {"path": path, "limits": raw, "size": len(data)}
         try:
-            stdin = self.process.stdin
-            assert stdin is not None
-            stdin.write(json.dumps(header).encode() + b"\n")
-            stdin.write(data)
-            stdin.flush()
+            assert self.process.stdin is not None
+            write_frame(self.process.stdin, {"path": path, "limits": raw}, data)
         except (BrokenPipeError, OSError) as exc:
             raise self._failure("the decoder stopped reading") from exc
 
@@ -174,45 +173,12 @@ class _Child:
         return SandboxFailure(message, peak_rss=peak)
 
     def _read_frame(self, deadline: float) -> tuple[dict[str, object], bytes]:
-        if time.monotonic() >= deadline:  # also when the answer is already buffered
-            raise self._failure("the decoder ran out of time")
-        while (newline := self._buffer.find(b"\n")) < 0:
-            self._fill(deadline)
-        line = bytes(self._buffer[: newline + 1])
-        del self._buffer[: newline + 1]
         try:
-            header = json.loads(line)
-            size = int(header.get("size", 0))
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise self._failure("a malformed answer") from exc
-        if not 0 <= size <= MAX_ANSWER_BYTES:
-            raise self._failure("an oversized answer")
-        while len(self._buffer) < size:
-            self._fill(deadline)
-        payload = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return header, payload
-
-    def _fill(self, deadline: float) -> None:
-        """Read what the child has written, waiting at most until ``deadline``."""
-        stdout = self.process.stdout
-        assert stdout is not None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise self._failure("the decoder ran out of time")
-        readable, _w, _x = select.select([stdout.fileno()], [], [], left)
-        if not readable:
-            raise self._failure("the decoder ran out of time")
-        chunk = os.read(stdout.fileno(), _READ_CHUNK)
-        if not chunk:
-            raise self._failure("the decoder stopped")
-        self._buffer += chunk
-
-
-# Seconds a request may take to open and probe its file, on top of ``extra_seconds``.
-PROBE_SECONDS = 5.0
-# The largest answer accepted from a child: 4 hours of 16 kHz float32 samples.
-MAX_ANSWER_BYTES = 4 * 3600 * 16_000 * 4
+            return self._reader.read(deadline)
+        except FrameTimeout:
+            raise self._failure("the decoder ran out of time") from None
+        except FrameError as exc:
+            raise self._failure(f"the decoder stopped ({exc})") from None
 
 
 class DecoderPool:
