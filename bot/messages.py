@@ -33,6 +33,10 @@ LINK_ERRORS: dict[str, str] = {
     "bad_url": "Questo non sembra un link valido: mandami il link di un video di YouTube.",
     "blocked": "YouTube ha bloccato il download (chiede di accedere): riprova più tardi.",
     "cancelled": "Download annullato.",
+    "needs_program": (
+        "Questo video usa un formato che richiede programmi esterni (ffmpeg, rtmpdump…): "
+        "per sicurezza scarico solo formati normali, quindi non posso trascriverlo."
+    ),
 }
 
 MODEL_UNAVAILABLE = "Il modello di trascrizione non è disponibile: {detail}"

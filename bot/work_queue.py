@@ -146,6 +146,11 @@ class WorkQueue:
 
     # --- working -------------------------------------------------------------------------
 
+    def exists(self, job_id: int) -> bool:
+        """False once the job is gone (its user ran /forget): its download can stop."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            return job_exists(uow.session, job_id)
+
     def requeue_expired(self) -> job_queue.RequeueResult:
         """Put back the jobs of workers that died (their leases expired)."""
         with self.db.unit_of_work() as uow:

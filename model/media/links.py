@@ -73,6 +73,7 @@ LINK_ERROR_REASONS: tuple[str, ...] = (
     "timeout",
     "no_audio",
     "cancelled",
+    "needs_program",  # the format needs ffmpeg, rtmpdump ... (model/media/native_only.py)
     "download_failed",
 )
 
