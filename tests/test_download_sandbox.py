@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class _Drip(BaseHTTPRequestHandler):
     """Announces a large MP4, then sends one byte every DRIP_SECONDS."""
 
     requests: list[str]
+    closed: list[float]  # when the downloader hung up (monotonic seconds)
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
@@ -112,25 +114,36 @@ class _Drip(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Content-Length", "1000000")
         self.end_headers()
-        with contextlib.suppress(OSError):
+        try:
             for _ in range(1000):
                 self.wfile.write(b"\0")
                 self.wfile.flush()
-                time.sleep(DRIP_SECONDS)
+                time.sleep(DRIP_SECONDS / 10)
+                self.wfile.write(b"")  # noticed within a tenth of the drip period
+                time.sleep(DRIP_SECONDS * 9 / 10)
+        except OSError:
+            self.closed.append(time.monotonic())
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class Drip:
+    netloc: str
+    requests: list[str]
+    closed: list[float]
+
+
 @pytest.fixture
-def drip() -> Iterator[tuple[str, list[str]]]:
-    handler = type("_BoundDrip", (_Drip,), {"requests": []})
+def drip() -> Iterator[Drip]:
+    handler = type("_BoundDrip", (_Drip,), {"requests": [], "closed": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}", handler.requests
+        yield Drip(f"127.0.0.1:{server.server_address[1]}", handler.requests, handler.closed)
     finally:
         server.shutdown()
         server.server_close()
@@ -150,10 +163,8 @@ def _children_alive() -> set[int]:
     return alive
 
 
-def test_a_dripping_server_is_cut_off_at_the_deadline(
-    drip: tuple[str, list[str]], tmp_path: Path
-) -> None:
-    netloc, requests = drip
+def test_a_dripping_server_is_cut_off_at_the_deadline(drip: Drip, tmp_path: Path) -> None:
+    netloc, requests = drip.netloc, drip.requests
     link = parse_link(f"http://{netloc}/lento.mp4", extra_hosts=frozenset({netloc}))
     limits = DownloadLimits(max_seconds=600, max_bytes=50_000_000, timeout_seconds=DRIP_TIMEOUT)
     before = _children_alive()
@@ -168,10 +179,8 @@ def test_a_dripping_server_is_cut_off_at_the_deadline(
     assert _children_alive() <= before  # the downloader process is gone
 
 
-def test_cancel_stops_a_dripping_download_at_once(
-    drip: tuple[str, list[str]], tmp_path: Path
-) -> None:
-    netloc, _requests = drip
+def test_cancel_stops_a_dripping_download_at_once(drip: Drip, tmp_path: Path) -> None:
+    netloc = drip.netloc
     link = parse_link(f"http://{netloc}/lento.mp4", extra_hosts=frozenset({netloc}))
     cancel = threading.Event()
     timer = threading.Timer(1.5, cancel.set)

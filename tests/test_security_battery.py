@@ -306,6 +306,12 @@ def _embedding_page(t: Targets) -> str:
     return t.site.add_file("embeds-internal.html", page)
 
 
+def _sample_aes_playlist(t: Targets) -> str:
+    from tests.test_download_sandbox import sample_aes_playlist
+
+    return t.site.add_file("sample-aes.m3u8", sample_aes_playlist(t.internal))
+
+
 VID = "dQw4w9WgXcQ"
 LINK_CASES = [
     LinkCase(
@@ -382,6 +388,9 @@ LINK_CASES = [
     LinkCase(
         "page-embedding-loopback-media", _embedding_page, "not_allowed_host", by_download=True
     ),
+    # Issue 18: yt-dlp would hand this playlist to ffmpeg, which fetches key and segments
+    # from the unlisted port itself.
+    LinkCase("hls-sample-aes-via-ffmpeg", _sample_aes_playlist, "needs_program", by_download=True),
 ]
 
 
@@ -580,6 +589,7 @@ CLI_LINKS = {
         "not_allowed_host",
     ),
     "page-embedding-loopback-media": (_embedding_page, "not_allowed_host"),
+    "hls-sample-aes-via-ffmpeg": (_sample_aes_playlist, "needs_program"),
     "loopback-port-not-listed": (lambda t: t.internal.url(PAGE_NAME), "not_allowed_host"),
 }
 
