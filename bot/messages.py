@@ -115,6 +115,7 @@ FORGET_DONE = (
     "e {audio} file audio."
 )
 FORGET_CANCELLED = "Ok, non ho cancellato niente."
+FORGET_NOT_YOURS = "Questi pulsanti sono per chi ha chiesto /forget: usa /forget tu stesso."
 NOT_ADMIN = "Questo comando è riservato agli amministratori."
 TEXT_HINT = (
     "Mandami un messaggio vocale, un file audio/video o un link di YouTube da trascrivere. "
@@ -139,7 +140,7 @@ CORRECTION_NOT_TRANSCRIPT = (
     "Questo messaggio non è una trascrizione. Per correggere, rispondi al messaggio "
     "che contiene la trascrizione."
 )
-CORRECTION_NOT_OWNER = "Solo chi ha chiesto la trascrizione può correggerla."
+CORRECTION_NOT_OWNER = "Solo chi ha registrato l'audio può correggerne la trascrizione."
 CORRECTION_TOO_LONG = "La correzione è troppo lunga (massimo {max_chars} caratteri)."
 CORRECTION_EMPTY = "La correzione è vuota: scrivi il testo giusto della trascrizione."
 INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori sono stati avvisati."
