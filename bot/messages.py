@@ -115,6 +115,11 @@ FORGET_DONE = (
     "e {audio} file audio."
 )
 FORGET_CANCELLED = "Ok, non ho cancellato niente."
+ADMIN_ANSWERED_PRIVATELY = "🔒 Ti ho risposto in privato."
+ADMIN_PRIVATE_UNREACHABLE = (
+    "🔒 Ai comandi admin rispondo solo in privato: scrivimi prima in privato (/start), "
+    "poi ripeti il comando."
+)
 FORGET_NOT_YOURS = "Questi pulsanti sono per chi ha chiesto /forget: usa /forget tu stesso."
 NOT_ADMIN = "Questo comando è riservato agli amministratori."
 TEXT_HINT = (

@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import answer, services
+from bot.handlers.common import answer, rate_limited, services
 
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
@@ -93,8 +93,9 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("start", start))
-    app.add_handler(CommandHandler("help", help_command))
-    app.add_handler(CommandHandler("privacy", privacy))
-    app.add_handler(CommandHandler("forget", forget))
+    # User commands share the per-user rate limit with jobs and corrections.
+    app.add_handler(CommandHandler("start", rate_limited(start)))
+    app.add_handler(CommandHandler("help", rate_limited(help_command)))
+    app.add_handler(CommandHandler("privacy", rate_limited(privacy)))
+    app.add_handler(CommandHandler("forget", rate_limited(forget)))
     app.add_handler(CallbackQueryHandler(forget_answer, pattern=r"^forget:"))
