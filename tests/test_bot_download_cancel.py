@@ -3,6 +3,7 @@ child process the worker kills), and the user hears nothing more about that job.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -36,3 +37,17 @@ async def test_forget_cancels_a_running_download(tmp_path: Path, drip: Drip) -> 
         texts = bot.texts(USER)
         assert messages.LINK_ERRORS["cancelled"] not in " ".join(texts)
         assert messages.INTERNAL_ERROR not in texts
+
+
+async def test_shutdown_cancels_a_running_download(tmp_path: Path, drip: Drip) -> None:  # noqa: F811
+    async with running_bot(
+        tmp_path, None, allowed_url_hosts=[drip.netloc], download_timeout_seconds=120.0
+    ) as bot:
+        bot.emu.send_text(user_id=USER, text=f"http://{drip.netloc}/lezione.mp4")
+        await bot.emu.async_wait_for(lambda: drip.requests, timeout=30)
+        stopping = time.monotonic()
+    # The bot has stopped; its download process must not outlive it.
+    deadline = time.monotonic() + FORGET_SECONDS + DRIP_SECONDS
+    while not drip.closed and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert drip.closed and drip.closed[0] - stopping < FORGET_SECONDS + DRIP_SECONDS

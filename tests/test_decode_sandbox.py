@@ -156,3 +156,13 @@ def test_close_kills_the_children(speech: Path) -> None:
     assert not child.alive
     with pytest.raises(SandboxFailure):
         pool.decode(str(speech), b"", AudioLimits(sandbox=SANDBOX))
+
+
+def test_the_decoder_sees_none_of_the_bots_secrets(
+    pool: DecoderPool, speech: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHISPER_IT_TELEGRAM_TOKEN", "123:segreto")
+    assert pool.decode(str(speech), b"", AudioLimits(sandbox=SANDBOX)).samples is not None
+    (child,) = pool._idle
+    environment = Path(f"/proc/{child.process.pid}/environ").read_bytes()
+    assert b"segreto" not in environment and b"WHISPER_IT" not in environment

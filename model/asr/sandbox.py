@@ -46,6 +46,7 @@ PROBE_SECONDS = 5.0
 # The largest answer accepted from a child: 4 hours of 16 kHz float32 samples.
 MAX_ANSWER_BYTES = 4 * 3600 * 16_000 * 4
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+CHILD_ENVIRONMENT: dict[str, str] = {"LC_ALL": "C.UTF-8"}
 _CHILD_CODE = (
     "import sys; sys.path.insert(0, sys.argv[2]); from model.asr.decoder_child import main; main()"
 )
@@ -105,6 +106,9 @@ class _Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
+            # An empty environment: the bot's token and database URL stay out of reach of
+            # a decoder a hostile file might take over (the package path is an argument).
+            env=CHILD_ENVIRONMENT,
         )
         assert self.process.stdout is not None
         self._reader = FrameReader(self.process.stdout.fileno(), max_payload=MAX_ANSWER_BYTES)
