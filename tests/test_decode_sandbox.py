@@ -166,3 +166,18 @@ def test_the_decoder_sees_none_of_the_bots_secrets(
     (child,) = pool._idle
     environment = Path(f"/proc/{child.process.pid}/environ").read_bytes()
     assert b"segreto" not in environment and b"WHISPER_IT" not in environment
+
+
+def test_the_cpu_limit_kills_a_decoder_without_a_core_file(pool: DecoderPool, speech: Path) -> None:
+    """RLIMIT_CPU is a real kernel limit in the child (SIGXCPU), and cores are off."""
+
+    pool.decode(str(speech), b"", AudioLimits(sandbox=SANDBOX))
+    (child,) = pool._idle
+    limits = Path(f"/proc/{child.process.pid}/limits").read_text().splitlines()
+    core = next(line for line in limits if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"]
+    memory = next(line for line in limits if line.startswith("Max address space"))
+    assert int(memory.split()[3]) == SANDBOX.memory_bytes
+    cpu = next(line for line in limits if line.startswith("Max cpu time"))
+    # The soft limit the last request set: its CPU so far plus the request's budget.
+    assert 1 <= int(cpu.split()[3]) <= 5 + SANDBOX.extra_seconds + 60

@@ -87,6 +87,8 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     source = os.fdopen(os.dup(0), "rb")
+    # SIGXCPU and crashes dump core by default: no core file of a hostile decode anywhere.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     write_frame(out, {"kind": "ready"})

@@ -18,6 +18,7 @@ passes; the parent kills it anyway at its own deadline, on /forget and at shutdo
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import threading
 from pathlib import Path
@@ -127,6 +128,7 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # the protocol owns the real stdout
     source = os.fdopen(os.dup(0), "rb")
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file of a hostile page
     guard = ProgramGuard(_allowed_programs())
     sys.addaudithook(guard)
     frame = read_frame(source)
