@@ -201,3 +201,28 @@ def test_a_download_that_fits_the_deadline_still_works(
     link = parse_link(media_server.url(VIDEO_NAME), extra_hosts=frozenset({media_server.netloc}))
     media = download_audio(link, tmp_path, limits=ROOMY)
     assert media.path.read_bytes() == (media_server.root / VIDEO_NAME).read_bytes()
+
+
+def test_the_downloader_sees_none_of_the_bots_secrets(
+    drip: Drip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read the downloader's environment while it is busy with the dripping server."""
+    import os
+
+    monkeypatch.setenv("WHISPER_IT_TELEGRAM_TOKEN", "123:segreto")
+    link = parse_link(f"http://{drip.netloc}/lento.mp4", extra_hosts=frozenset({drip.netloc}))
+    before = _children_alive()
+    seen: list[bytes] = []
+
+    def look() -> None:
+        for pid in _children_alive() - before:
+            with contextlib.suppress(OSError):
+                seen.append(Path(f"/proc/{pid}/environ").read_bytes())
+
+    cancel = threading.Event()
+    timer = threading.Timer(1.5, lambda: (look(), cancel.set()))
+    timer.start()
+    with pytest.raises(LinkError):
+        download_audio(link, tmp_path / "out", limits=ROOMY, cancel=cancel)
+    assert seen and all(b"segreto" not in env and b"WHISPER_IT" not in env for env in seen)
+    assert os.environ["WHISPER_IT_TELEGRAM_TOKEN"] == "123:segreto"  # the parent's, intact

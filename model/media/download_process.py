@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # How often the waiting side looks at the cancel event.
 CANCEL_POLL_SECONDS = 0.2
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+CHILD_ENVIRONMENT: dict[str, str] = {"LC_ALL": "C.UTF-8"}
 _CHILD_CODE = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from model.media.download_child import main; main()"
@@ -58,6 +59,9 @@ def download_in_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         close_fds=True,
+        # An empty environment: a page (or the JavaScript yt-dlp runs for YouTube, which
+        # inherits this process's environment) never sees the bot's token or database URL.
+        env=CHILD_ENVIRONMENT,
     )
     finished = False
     try:
