@@ -27,6 +27,7 @@ from bot.training_control import TrainingControl
 from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
 from model.asr.audio import AudioLimits
+from model.asr.sandbox import SandboxLimits, shared_pool
 from model.asr.transcription import EngineName, TranscribeOptions, Transcriber
 from model.media.youtube import DownloadLimits
 from model.tagging.base import Tagger
@@ -169,11 +170,22 @@ def worker_options(settings: Settings, seams: Seams = Seams()) -> WorkerOptions:
 # --- the pipeline and its parts (also used alone by the CLI) -------------------------------
 
 
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        enabled=settings.decode_sandbox,
+        memory_bytes=settings.decode_memory_mb * 2**20,
+        cpu_per_audio_second=settings.decode_seconds_per_audio_second,
+        extra_seconds=settings.decode_extra_seconds,
+        pool_size=settings.decode_pool_size,
+    )
+
+
 def audio_limits(settings: Settings) -> AudioLimits:
     return AudioLimits(
         max_seconds=settings.max_audio_seconds,
         min_seconds=settings.min_audio_seconds,
         max_bytes=settings.max_file_bytes,
+        sandbox=sandbox_limits(settings),
     )
 
 
@@ -268,13 +280,16 @@ def build_pipeline(
 
     tags = with_tags and not seams.tagger_off
     tagger = (seams.tagger or build_tagger(settings)) if tags else None
+    limits = audio_limits(settings)
+    if limits.sandbox.enabled:
+        shared_pool(limits.sandbox).warm()  # starts the decoder processes, does not wait
     return TranscriptionPipeline(
         models=ModelHolder(
             seams.load_model or model_loader(settings, engine=engine),
             seams.model_spec or serving,
             on_broken=on_broken_model,
         ),
-        limits=PipelineLimits(audio=audio_limits(settings), download=download_limits(settings)),
+        limits=PipelineLimits(audio=limits, download=download_limits(settings)),
         options=transcribe_options(settings),
         tagger=tagger,
         max_hashtags=settings.max_hashtags,

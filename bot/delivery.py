@@ -20,7 +20,6 @@ from model.asr.transcription import Segment
 
 log = logging.getLogger(__name__)
 
-TELEGRAM_CAPTION_LIMIT = 1024
 SUBTITLES_CAPTION = "🎞 Sottotitoli (.srt)"
 FILE_NAME = "trascrizione-{job_id}.{extension}"
 
@@ -162,7 +161,7 @@ class Delivery:
             sent = await bot.send_document(
                 reply.chat_id,
                 InputFile(reply.text.encode(), filename=_file_name(reply.job_id, "txt")),
-                caption=content.messages[0][:TELEGRAM_CAPTION_LIMIT],
+                caption=content.messages[0],  # fits: cut on its text, not its markup
                 reply_parameters=reply_to,
             )
             ids.append(sent.message_id)

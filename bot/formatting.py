@@ -6,7 +6,13 @@ import html
 from dataclasses import dataclass
 
 TELEGRAM_MESSAGE_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024  # characters of visible text, markup not counted
+# A video title or other note under a transcript is clipped to this many characters: a
+# page's 5,000-character title must not push the reply past Telegram's limits.
+MAX_NOTE_CHARS = 200
+PREVIEW_CHARS = 400
 PROGRESS_CELLS = 10
+ELLIPSIS = "…"
 
 
 def escape(text: str) -> str:
@@ -65,15 +71,15 @@ def transcript_messages(
     note: str | None = None,
 ) -> TranscriptMessages:
     """HTML messages for a transcript: the text, then a line of hashtags in the last one."""
-    tags_line = escape(" ".join(hashtags)) if hashtags else ""
+    tags = clip(" ".join(hashtags), MAX_NOTE_CHARS) if hashtags else ""
+    note = clip(note, MAX_NOTE_CHARS) if note else ""
+    tags_line = escape(tags)
     note_line = f"<i>{escape(note)}</i>" if note else ""
     if not text.strip():
         body = "<i>Non ho riconosciuto parole in questo audio.</i>"
         return TranscriptMessages((_join(body, tags_line, note_line),), as_file=False)
     if len(text) > file_threshold:
-        preview = escape(_preview(text))
-        caption = _join(f"📄 Trascrizione completa nel file.\n\n{preview}", tags_line, note_line)
-        return TranscriptMessages((caption[:1024],), as_file=True)
+        return TranscriptMessages((_file_caption(text, tags, note),), as_file=True)
     tail = "\n\n".join(part for part in (tags_line, note_line) if part)
     pieces = split_text(text, limit=limit)
     messages = [escape(piece) for piece in pieces]
@@ -85,14 +91,34 @@ def transcript_messages(
     return TranscriptMessages(tuple(messages), as_file=False)
 
 
-def _join(*parts: str) -> str:
-    return "\n\n".join(part for part in parts if part)
-
-
-def _preview(text: str, chars: int = 400) -> str:
+def clip(text: str, chars: int) -> str:
+    """``text`` cut to at most ``chars`` characters, on a word break where one is near."""
+    text = text.strip()
     if len(text) <= chars:
         return text
-    return text[:chars].rsplit(" ", 1)[0] + "…"
+    cut = text[: chars - len(ELLIPSIS)]
+    head = cut.rsplit(" ", 1)[0] if " " in cut[chars // 2 :] else cut
+    return head.rstrip() + ELLIPSIS
+
+
+def _file_caption(text: str, tags: str, note: str) -> str:
+    """The caption of a transcript sent as a file: cut on the *plain* text, then marked
+    up, so the cut never falls inside a tag or an entity (``<i>`` left open, ``&am``)."""
+    header = "📄 Trascrizione completa nel file."
+    fixed = sum(_visible(part) + 2 for part in (header, tags, note) if part)
+    budget = min(PREVIEW_CHARS, TELEGRAM_CAPTION_LIMIT - fixed)
+    preview = clip(text, budget) if budget > len(ELLIPSIS) else ""
+    note_line = f"<i>{escape(note)}</i>" if note else ""
+    return _join(header, escape(preview), escape(tags), note_line)
+
+
+def _visible(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji may count two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)
 
 
 def progress_bar(fraction: float) -> str:

@@ -23,6 +23,11 @@ class TelegramFileJob:
     file_size: int | None = None
     mime_type: str | None = None
     file_name: str | None = None
+    # ``/trascrivi`` on a note the requester did not record: the transcript belongs to the
+    # note's author (None: unknown, e.g. a forward from a hidden account), who alone may
+    # label it; the requester (or a forwarder) labels nothing.
+    by_requester: bool = True
+    author_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Tags that have not arrived this long after the reply are dropped.
 LATE_TAGS_TIMEOUT = 120.0
+# How often a running link job checks that its user did not /forget it meanwhile.
+FORGET_POLL_SECONDS = 1.0
 
 
 class JobProcessor:
@@ -61,8 +64,11 @@ class JobProcessor:
         self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
         self._late: set[asyncio.Task[None]] = set()
         self.finished: set[int] = set()  # ids concluded while their batch still runs
+        self._cancels: set[threading.Event] = set()  # one per running job
 
     async def close(self) -> None:
+        for cancel in list(self._cancels):
+            cancel.set()  # shutdown: running downloads stop now
         late = list(self._late)
         for task in late:
             task.cancel()
@@ -142,7 +148,9 @@ class JobProcessor:
         self, job: ClaimedJob, status: StatusMessage, outcome: PipelineResult | Exception
     ) -> None:
         """Deliver a result, or say what went wrong: one place maps failures to messages."""
-        if isinstance(outcome, InputRejected):
+        if isinstance(outcome, InputRejected) and await self._forgotten(job, outcome):
+            await status.delete()  # /forget stopped it: nothing of the user's remains
+        elif isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
         elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
             await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
@@ -154,6 +162,11 @@ class JobProcessor:
             except Exception as exc:
                 await self._crash(job, status, exc)
         self.finished.add(job.id)
+
+    async def _forgotten(self, job: ClaimedJob, outcome: InputRejected) -> bool:
+        if outcome.reason != "cancelled":
+            return False
+        return not await asyncio.to_thread(self.queue.exists, job.id)
 
     async def _run_pipeline(self, job: ClaimedJob, status: StatusMessage) -> PipelineResult:
         loop = asyncio.get_running_loop()
@@ -181,10 +194,37 @@ class JobProcessor:
                 text = formatting.transcribing_text(fraction)
             asyncio.run_coroutine_threadsafe(status.show(text, force=new_stage), loop)
 
-        return await loop.run_in_executor(
-            self.cpu,
-            lambda: self.pipeline.run(source, progress=on_progress, with_tags=False),
-        )
+        cancel = threading.Event()
+        self._cancels.add(cancel)
+        watcher = None
+        if isinstance(source, MediaLink):  # only a download can be stopped halfway
+            watcher = asyncio.create_task(self._cancel_when_forgotten(job.id, cancel))
+        try:
+            return await loop.run_in_executor(
+                self.cpu,
+                lambda: self.pipeline.run(
+                    source, progress=on_progress, with_tags=False, cancel=cancel
+                ),
+            )
+        except asyncio.CancelledError:
+            cancel.set()  # the worker stops (shutdown): so does the download in its thread
+            raise
+        finally:
+            self._cancels.discard(cancel)
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _cancel_when_forgotten(self, job_id: int, cancel: threading.Event) -> None:
+        """/forget deletes the job (maybe in another process): stop its download then."""
+        while not cancel.is_set():
+            await asyncio.sleep(FORGET_POLL_SECONDS)
+            try:
+                exists = await asyncio.to_thread(self.queue.exists, job_id)
+            except Exception:
+                log.exception("cannot check job %s", job_id)
+                continue
+            if not exists:
+                cancel.set()
 
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult

@@ -33,6 +33,10 @@ LINK_ERRORS: dict[str, str] = {
     "bad_url": "Questo non sembra un link valido: mandami il link di un video di YouTube.",
     "blocked": "YouTube ha bloccato il download (chiede di accedere): riprova più tardi.",
     "cancelled": "Download annullato.",
+    "needs_program": (
+        "Questo video usa un formato che richiede programmi esterni (ffmpeg, rtmpdump…): "
+        "per sicurezza scarico solo formati normali, quindi non posso trascriverlo."
+    ),
 }
 
 MODEL_UNAVAILABLE = "Il modello di trascrizione non è disponibile: {detail}"
@@ -111,6 +115,12 @@ FORGET_DONE = (
     "e {audio} file audio."
 )
 FORGET_CANCELLED = "Ok, non ho cancellato niente."
+ADMIN_ANSWERED_PRIVATELY = "🔒 Ti ho risposto in privato."
+ADMIN_PRIVATE_UNREACHABLE = (
+    "🔒 Ai comandi admin rispondo solo in privato: scrivimi prima in privato (/start), "
+    "poi ripeti il comando."
+)
+FORGET_NOT_YOURS = "Questi pulsanti sono per chi ha chiesto /forget: usa /forget tu stesso."
 NOT_ADMIN = "Questo comando è riservato agli amministratori."
 TEXT_HINT = (
     "Mandami un messaggio vocale, un file audio/video o un link di YouTube da trascrivere. "
@@ -135,7 +145,7 @@ CORRECTION_NOT_TRANSCRIPT = (
     "Questo messaggio non è una trascrizione. Per correggere, rispondi al messaggio "
     "che contiene la trascrizione."
 )
-CORRECTION_NOT_OWNER = "Solo chi ha chiesto la trascrizione può correggerla."
+CORRECTION_NOT_OWNER = "Solo chi ha registrato l'audio può correggerne la trascrizione."
 CORRECTION_TOO_LONG = "La correzione è troppo lunga (massimo {max_chars} caratteri)."
 CORRECTION_CONTROL_TOKEN = (
     "La correzione contiene un codice riservato al modello (testo tra &lt;| e |&gt;, "

@@ -17,6 +17,7 @@ import enum
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -134,10 +135,12 @@ class TranscriptionPipeline:
         chunk_batch: int | None = None,
         with_tags: bool = True,
         timestamps: bool = False,
+        cancel: threading.Event | None = None,
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
-        timings come with ``timestamps`` (subtitles) and always for links."""
-        audio, kind, ref, link = self.fetch(source, progress=progress)
+        timings come with ``timestamps`` (subtitles) and always for links. Setting
+        ``cancel`` stops a link's download at once (/forget, shutdown)."""
+        audio, kind, ref, link = self.fetch(source, progress=progress, cancel=cancel)
         transcription = self.transcribe(
             audio,
             progress=progress,
@@ -188,7 +191,11 @@ class TranscriptionPipeline:
         return results
 
     def fetch(
-        self, source: MediaSource, *, progress: ProgressSink | None = None
+        self,
+        source: MediaSource,
+        *,
+        progress: ProgressSink | None = None,
+        cancel: threading.Event | None = None,
     ) -> tuple[DecodedAudio, str, str | None, LinkInfo | None]:
         """The decoded audio of ``source``, its kind and reference, and the link's details."""
         if isinstance(source, MediaBytes):
@@ -196,10 +203,10 @@ class TranscriptionPipeline:
             return audio, source.source_kind, source.source_ref, None
         if isinstance(source, LocalFile):
             return self._decode(source.path, self.limits.audio), "file", source.path.name, None
-        return self._fetch_link(source.url, progress)
+        return self._fetch_link(source.url, progress, cancel)
 
     def _fetch_link(
-        self, url: str, progress: ProgressSink | None
+        self, url: str, progress: ProgressSink | None, cancel: threading.Event | None = None
     ) -> tuple[DecodedAudio, str, str | None, LinkInfo]:
         def on_download(update: DownloadProgress) -> None:
             if progress is not None:
@@ -213,7 +220,7 @@ class TranscriptionPipeline:
             try:
                 link = parse_link(url, extra_hosts=self.url_hosts)
                 media = download_audio(
-                    link, folder, limits=self.limits.download, progress=on_download
+                    link, folder, limits=self.limits.download, progress=on_download, cancel=cancel
                 )
             except LinkError as exc:
                 raise InputRejected(

@@ -124,6 +124,21 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     max_message_chars: int = Field(4096, description="Telegram's message limit")
     long_text_as_file_chars: int = Field(12_000, description="Longer transcripts go as .txt")
 
+    # --- decoding sandbox ---
+    decode_sandbox: bool = Field(
+        True, description="Decode media in a child process with memory, CPU and time limits"
+    )
+    decode_memory_mb: int = Field(
+        1024, ge=256, description="Address-space limit of a decoder process, in MiB"
+    )
+    decode_seconds_per_audio_second: float = Field(
+        2.0, ge=0, description="CPU and wall-clock seconds a decode may take per audio second"
+    )
+    decode_extra_seconds: float = Field(
+        10.0, ge=1, description="Fixed CPU and wall-clock seconds a decode may take on top"
+    )
+    decode_pool_size: int = Field(1, ge=1, description="Warm decoder processes kept waiting")
+
     # --- Links ----------------------------------------------------------------------
     allowed_url_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Hosts allowed in addition to YouTube's"

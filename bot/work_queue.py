@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
-from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
+from bot.job_payloads import (
+    JobPayload,
+    TelegramFileJob,
+    UnknownJobError,
+    from_record,
+    to_record,
+)
 from bot.pipeline import PipelineResult
 from model.asr.transcription import Segment
 from storage import jobs as job_queue
@@ -147,6 +153,11 @@ class WorkQueue:
 
     # --- working -------------------------------------------------------------------------
 
+    def exists(self, job_id: int) -> bool:
+        """False once the job is gone (its user ran /forget): its download can stop."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            return job_exists(uow.session, job_id)
+
     def requeue_expired(self) -> job_queue.RequeueResult:
         """Put back the jobs of workers that died (their leases expired)."""
         with self.db.unit_of_work() as uow:
@@ -210,12 +221,15 @@ class WorkQueue:
                 return discarded
             stored_job = uow.session.get(Job, job.id)
             assert stored_job is not None
+            owner = _transcript_owner(job)
+            if owner is not None and owner != job.user_id:
+                repository.touch_user(uow.session, owner)
             row = repository.add_transcription(
                 uow.session,
                 source_kind=result.source_kind,
                 source_ref=result.source_ref,
                 text=transcription.text,
-                user_id=job.user_id,
+                user_id=owner,
                 chat_id=job.chat_id,
                 user_message_id=job.user_message_id,
                 audio=ref,
@@ -296,6 +310,15 @@ def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:
         return accept(from_record(job.kind, dict(job.payload)))
     except UnknownJobError:
         return False
+
+
+def _transcript_owner(job: ClaimedJob) -> int | None:
+    """Who the transcript belongs to (and who may label it): the requester, unless a
+    ``/trascrivi`` asked for someone else's note, whose author it is then."""
+    payload = job.payload
+    if isinstance(payload, TelegramFileJob) and not payload.by_requester:
+        return payload.author_id
+    return job.user_id
 
 
 def _claimed(job: Job) -> ClaimedJob:

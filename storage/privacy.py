@@ -40,7 +40,8 @@ class DeletedCounts:
     transcriptions: int
     corrections: int
     jobs: int
-    audio_files: int
+    audio_files: int  # blob files deleted (others' rows may keep a shared one)
+    recordings: int = 0  # the user's distinct recordings: what the user is told
 
 
 def purge_uncorrected_audio(
@@ -116,6 +117,7 @@ def delete_user_data(session: Session, store: AudioStore, user_id: int) -> Delet
         corrections=corrections,
         jobs=jobs,
         audio_files=audio_files,
+        recordings=len(shas),
     )
 
 

@@ -57,3 +57,12 @@ def postgres_url():
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def drip():
+    """A listed host that drips one byte every few seconds (tests/support/drip_server.py)."""
+    from tests.support.drip_server import drip_server
+
+    with drip_server() as server:
+        yield server

@@ -41,6 +41,8 @@ MANIFEST_FILE = "metadata.csv"
 MAX_TRAIN_SECONDS = 30.0
 # An hour of speech is far more than any corpus file should hold; decoding stops there.
 _MAX_DECODE_SECONDS = 3600.0
+# Integer PCM subtypes read directly with soundfile (every value is a valid sample).
+_PLAIN_PCM = frozenset({"PCM_16", "PCM_24", "PCM_S8", "PCM_U8"})
 
 
 class DataError(Exception):
@@ -132,17 +134,19 @@ def replay_mix(
 
 
 def load_audio(path: Path) -> np.ndarray:
-    """float32 mono 16 kHz samples (soundfile for the store's FLAC, PyAV for the rest)."""
+    """float32 mono 16 kHz samples: soundfile for 16 kHz integer PCM (the store's FLAC, whose
+    samples cannot be out of range), the sandboxed PyAV decoder for everything else."""
     path = Path(path)
     if path.suffix.lower() in {".flac", ".wav"}:
         import soundfile
 
         try:
-            samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+            info = soundfile.info(str(path))
+            if info.samplerate == SAMPLE_RATE and info.subtype in _PLAIN_PCM:
+                samples, _rate = soundfile.read(path, dtype="float32", always_2d=True)
+                return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32)
         except (OSError, RuntimeError) as exc:
             raise DataError(f"cannot read {path}: {exc}") from exc
-        if rate == SAMPLE_RATE:
-            return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32)
     from model.asr.audio import AudioError, AudioLimits, decode_audio
 
     limits = AudioLimits(max_seconds=_MAX_DECODE_SECONDS, min_seconds=0.0, max_bytes=2**40)

@@ -120,6 +120,7 @@ def _print_json(data: object) -> None:
 def _import(
     tsv: Path, database: Database, store: AudioStore, settings: Settings, *, allow_outside: bool
 ) -> int:
+    from bot.bootstrap import sandbox_limits
     from model.asr.audio import AudioError, AudioLimits, decode_audio
     from model.asr.tsv import ManifestError, read_tsv
     from storage.audio_store import InvalidAudioError
@@ -135,6 +136,7 @@ def _import(
         max_seconds=settings.max_audio_seconds,
         min_seconds=settings.min_audio_seconds,
         max_bytes=IMPORT_MAX_BYTES,
+        sandbox=sandbox_limits(settings),
     )
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     batch: list[tuple[LabelledClip, AudioRef]] = []

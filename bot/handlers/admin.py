@@ -9,12 +9,13 @@ import html
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
+from telegram.error import Forbidden
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from bot import messages
 from bot.bootstrap import Services
 from bot.corrections import UserIdError, parse_user_id
-from bot.handlers.common import answer, services
+from bot.handlers.common import answer, answering_privately, is_private, services
 from storage.contributions import Contribution
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
@@ -29,13 +30,25 @@ CONTRIBUTORS_SHOWN = 20
 
 
 def admin_only(handler: Handler) -> Handler:
+    """Admins only; typed in a group, the command answers the admin in private and the
+    group hears only that it did."""
+
     @functools.wraps(handler)
     async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user
-        if not services(context).settings.is_admin(user.id if user else None):
+        if user is None or not services(context).settings.is_admin(user.id):
             await answer(update, messages.NOT_ADMIN)
             return
-        await handler(update, context)
+        if is_private(update):
+            await handler(update, context)
+            return
+        try:
+            with answering_privately(user.id):
+                await handler(update, context)
+        except Forbidden:  # the admin never opened a private chat with the bot
+            await answer(update, messages.ADMIN_PRIVATE_UNREACHABLE)
+            return
+        await answer(update, messages.ADMIN_ANSWERED_PRIVATELY)
 
     return guarded
 

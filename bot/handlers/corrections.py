@@ -8,7 +8,13 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 from bot import messages
 from bot.corrections import CorrectionOutcome
 from bot.handlers import links
-from bot.handlers.common import answer, is_private, replies_to_bot, services
+from bot.handlers.common import (
+    answer,
+    is_private,
+    over_rate_limit,
+    replies_to_bot,
+    services,
+)
 from model.media.links import find_links
 
 REPLIES = {
@@ -37,6 +43,8 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if not to_bot:
         await answer(update, messages.CORRECTION_NOT_TRANSCRIPT)
+        return
+    if await over_rate_limit(update, context):  # corrections count like any request
         return
     outcome = await _record(svc, update, message.reply_to_message.message_id, message.text or "")
     if outcome is CorrectionOutcome.TOO_LONG:

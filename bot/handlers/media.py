@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import PurePath
 
-from telegram import Message, Update
+from telegram import Message, MessageOriginUser, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import messages
@@ -62,13 +63,29 @@ async def on_transcribe_command(update: Update, context: ContextTypes.DEFAULT_TY
     if target is None or media_of(target) is None:
         await answer(update, messages.TRANSCRIBE_HOW)
         return
-    await accept(update, context, target)
+    await accept(update, context, target, requested=True)
+
+
+def note_author(note: Message) -> int | None:
+    """Who recorded ``note``, as far as Telegram says: its sender, or for a forward the
+    original sender (None when hidden, or when it came from a chat or channel)."""
+    origin = note.forward_origin
+    if origin is None:
+        return note.from_user.id if note.from_user is not None else None
+    if isinstance(origin, MessageOriginUser):
+        return origin.sender_user.id
+    return None
 
 
 async def accept(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, media_message: Message
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    media_message: Message,
+    *,
+    requested: bool = False,
 ) -> None:
-    """Check the limits from Telegram's metadata, then queue the job."""
+    """Check the limits from Telegram's metadata, then queue the job. ``requested``: by
+    ``/trascrivi``, whose author need not be the note's: the note's author labels it."""
     svc = services(context)
     settings = svc.settings
     user = update.effective_user
@@ -90,6 +107,10 @@ async def accept(
             ),
         )
         return
+    if requested:
+        author = note_author(media_message)
+        if author != user.id:
+            media = replace(media, by_requester=False, author_id=author)
     await submit_job(update, context, media, target=media_message)
 
 

@@ -14,7 +14,7 @@ from bot.alerts import notify_admins
 from bot.bootstrap import SERVICES_KEY, Services
 from bot.formatting import escape
 from bot.handlers.admin import admin_only
-from bot.handlers.common import answer, services
+from bot.handlers.common import answer, answer_photo, services
 from bot.training_texts import models_text, start_text, status_text, wer_table
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,9 @@ async def wer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     points = await asyncio.to_thread(training.wer_history)
     latest = await asyncio.to_thread(training.status)
     await answer(update, wer_table(points, latest))
-    message = update.effective_message
-    if points and message is not None:
+    if points:
         png = await asyncio.to_thread(wer_plot_png, points)
-        await message.reply_photo(InputFile(png, filename="wer.png"), caption="WER per versione")
+        await answer_photo(update, InputFile(png, filename="wer.png"), caption="WER per versione")
 
 
 @admin_only

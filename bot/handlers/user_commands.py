@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import answer, services
+from bot.handlers.common import answer, rate_limited, services
 
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
@@ -42,26 +42,41 @@ async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await answer(update, messages.PRIVACY.format(days=services(context).settings.retention_days))
 
 
+def _forget_data(choice: str, user_id: int) -> str:
+    """A button's callback data: the choice and the user who asked (only they may press)."""
+    return f"{choice}:{user_id}"
+
+
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(messages.FORGET_YES, callback_data=FORGET_YES),
-                InlineKeyboardButton(messages.FORGET_NO, callback_data=FORGET_NO),
+                InlineKeyboardButton(
+                    messages.FORGET_YES, callback_data=_forget_data(FORGET_YES, user.id)
+                ),
+                InlineKeyboardButton(
+                    messages.FORGET_NO, callback_data=_forget_data(FORGET_NO, user.id)
+                ),
             ]
         ]
     )
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(messages.FORGET_CONFIRM, reply_markup=keyboard)
+    await message.reply_text(messages.FORGET_CONFIRM, reply_markup=keyboard)
 
 
 async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     if query is None:
         return
+    choice, _, asker = (query.data or "").rpartition(":")
+    if not asker.isdigit() or int(asker) != query.from_user.id:
+        # In a group anyone sees the buttons: only the user who asked may answer them.
+        await query.answer(messages.FORGET_NOT_YOURS, show_alert=True)
+        return
     await query.answer()
-    if query.data != FORGET_YES:
+    if choice != FORGET_YES:
         await query.edit_message_text(messages.FORGET_CANCELLED)
         return
     svc = services(context)
@@ -70,14 +85,17 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         messages.FORGET_DONE.format(
             transcriptions=counts.transcriptions,
             corrections=counts.corrections,
-            audio=counts.audio_files,
+            # The user's own recordings, whether or not another user's identical upload
+            # keeps the file: the count must not tell who else sent the same audio.
+            audio=counts.recordings,
         )
     )
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("start", start))
-    app.add_handler(CommandHandler("help", help_command))
-    app.add_handler(CommandHandler("privacy", privacy))
-    app.add_handler(CommandHandler("forget", forget))
+    # User commands share the per-user rate limit with jobs and corrections.
+    app.add_handler(CommandHandler("start", rate_limited(start)))
+    app.add_handler(CommandHandler("help", rate_limited(help_command)))
+    app.add_handler(CommandHandler("privacy", rate_limited(privacy)))
+    app.add_handler(CommandHandler("forget", rate_limited(forget)))
     app.add_handler(CallbackQueryHandler(forget_answer, pattern=r"^forget:"))

@@ -11,7 +11,12 @@ hls, image2), sockets (sdp, rtp) or URLs. So every input is handed to FFmpeg as 
 file object (a path is opened here, never by FFmpeg), only the containers a voice note, an
 audio or a video file can be are allowed (``ALLOWED_DEMUXERS``), and no protocol at all is
 allowed: a demuxer that tries to open anything besides the one stream it was given fails.
-Decoded samples that are not finite (a float WAV of NaNs) are refused as damaged.
+Decoded samples that are not finite (a float WAV of NaNs) or far beyond full scale are
+refused as damaged, and so are sample rates and channel counts no recording has.
+
+FFmpeg itself runs in a child process with an address-space, CPU and wall-clock limit
+(``model.asr.sandbox``): the checks here cannot stop what the demuxer does inside
+``av.open`` (an MP4 whose sample tables declare millions of samples).
 """
 
 from __future__ import annotations
@@ -19,17 +24,27 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from model.asr.limits import AudioLimits
+
 SAMPLE_RATE = 16_000
 # Digital silence: every sample below this is "nothing was said".
 SILENCE_PEAK = 1e-4
 _MICROSECONDS = 1_000_000
+# Input formats accepted before any resampler is built (FFmpeg's swresample builds filters
+# sized by the rate ratio: 200 MHz costs seconds of CPU and gigabytes).
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 8
+# Decoded float samples live in [-1, 1]; float files may exceed it a little (+24 dBFS
+# here), never by orders of magnitude.
+MAX_AMPLITUDE = 16.0
 
 # FFmpeg demuxer names (``ffmpeg -demuxers``) of the containers users send: Telegram voice
 # notes (ogg/opus), phone recordings (mov/mp4/m4a/3gp, amr, caf, aac), music and podcast
@@ -104,11 +119,18 @@ class SilentAudioError(AudioError):
     reason = "silent"
 
 
-@dataclass(frozen=True, kw_only=True)
-class AudioLimits:
-    max_seconds: float = 1800.0
-    min_seconds: float = 0.3
-    max_bytes: int = 20 * 1024 * 1024
+_ERRORS_BY_REASON: dict[str, type[AudioError]] = {
+    cls.reason: cls
+    for cls in (
+        EmptyAudioError,
+        CorruptAudioError,
+        NoAudioStreamError,
+        FileTooLargeError,
+        AudioTooLongError,
+        AudioTooShortError,
+        SilentAudioError,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -170,10 +192,17 @@ def _declared_duration(container: object, stream: object) -> float | None:
 
 
 def decode_audio(source: AudioSource, *, limits: AudioLimits | None = None) -> DecodedAudio:
-    """Decode ``source`` (bytes, a file object or a path) to float32 mono 16 kHz."""
+    """Decode ``source`` (bytes, a file object or a path) to float32 mono 16 kHz.
+
+    FFmpeg runs in a sandboxed child process (``model.asr.sandbox``) unless
+    ``limits.sandbox.enabled`` is off; a child that dies or overruns is a damaged file.
+    """
     limits = limits or AudioLimits()
     with _opened_source(source, limits.max_bytes) as opened:
-        samples = _decode(opened, limits)
+        if limits.sandbox.enabled:
+            samples = _decode_sandboxed(source, opened, limits)
+        else:
+            samples = decode_in_process(opened, limits)
     duration = samples.size / SAMPLE_RATE
     if samples.size == 0:
         raise EmptyAudioError("the file contains no audio")
@@ -184,7 +213,53 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits | None = None) -> D
     return DecodedAudio(samples=samples, duration=duration)
 
 
-def _decode(opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
+def _decode_sandboxed(source: AudioSource, opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
+    from model.asr.sandbox import SandboxFailure, shared_pool
+
+    if isinstance(source, str | os.PathLike):
+        path, data = str(Path(source).resolve()), b""
+    else:
+        path, data = None, opened.read()
+    try:
+        result = shared_pool(limits.sandbox).decode(path, data, limits)
+    except SandboxFailure as exc:
+        raise CorruptAudioError(f"the decoder was stopped: {exc}") from exc
+    if result.samples is None:
+        error = _ERRORS_BY_REASON.get(result.reason or "", CorruptAudioError)
+        raise error(result.message)
+    return result.samples
+
+
+def decode_in_process(
+    opened: BinaryIO,
+    limits: AudioLimits,
+    *,
+    on_probe: Callable[[float | None], None] | None = None,
+) -> np.ndarray:
+    """Decode in this process, with no memory or CPU limit: the sandbox's child calls it.
+
+    ``on_probe`` receives the container's declared duration once the file is open.
+    Every failure of FFmpeg or PyAV is an ``AudioError``.
+    """
+    import av
+
+    try:
+        return _decode(opened, limits, on_probe)
+    except (av.FFmpegError, ValueError, OverflowError, IndexError, RuntimeError) as exc:
+        raise CorruptAudioError("the audio data cannot be decoded") from exc
+
+
+def _check_format(rate: int, channels: int) -> None:
+    """Refuse absurd rates and channel counts before any resampler is built for them."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise CorruptAudioError(f"a sample rate of {rate} Hz is not audio")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise CorruptAudioError(f"{channels} channels is over the limit of {MAX_CHANNELS}")
+
+
+def _decode(
+    opened: BinaryIO, limits: AudioLimits, on_probe: Callable[[float | None], None] | None
+) -> np.ndarray:
     import av
 
     max_samples = int(limits.max_seconds * SAMPLE_RATE)
@@ -197,9 +272,19 @@ def _decode(opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
         declared = _declared_duration(container, stream)
         if declared is not None and declared > limits.max_seconds:
             raise AudioTooLongError(f"{declared:.0f} s is over the limit of {limits.max_seconds} s")
+        codec = stream.codec_context
+        _check_format(codec.sample_rate, codec.channels)
+        if on_probe is not None:
+            on_probe(declared)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        first: tuple[int, int] | None = None
         try:
             for frame in container.decode(stream):
+                shape = (frame.sample_rate, frame.layout.nb_channels)
+                _check_format(*shape)
+                if first is not None and shape != first:
+                    raise CorruptAudioError("the sample rate or channels change mid-file")
+                first = shape
                 for out in resampler.resample(frame):
                     total += _append(chunks, out, total, max_samples, limits)
             for out in resampler.resample(None):
@@ -208,6 +293,10 @@ def _decode(opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
             # A damaged tail still leaves usable speech (faster-whisper does the same).
             if not chunks:
                 raise CorruptAudioError("the audio data cannot be decoded") from exc
+        if not chunks and stream.frames:
+            # Frames declared, none decoded: what FFmpeg leaves when it could not allocate
+            # the index of a container's sample tables (it logs the error and goes on).
+            raise CorruptAudioError(f"{stream.frames} frames declared, none decodable")
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 
@@ -219,8 +308,9 @@ def _append(
         raise AudioTooLongError(f"the audio is longer than {limits.max_seconds} s")
     # NaN is not "silence" (every comparison with it is False) and crashes the PCM
     # conversion later; checked per frame so a long NaN file stops at its first frame.
-    if not np.isfinite(array).all():
-        raise CorruptAudioError("the audio holds non-finite samples (NaN or infinity)")
+    # The same test refuses absurd amplitudes (a float WAV of 3e38): NaN <= x is False.
+    if not (np.abs(array) <= MAX_AMPLITUDE).all():
+        raise CorruptAudioError("the audio holds non-finite or out-of-range samples")
     chunks.append(array.astype(np.float32, copy=False))
     return array.size
 

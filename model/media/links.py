@@ -73,6 +73,7 @@ LINK_ERROR_REASONS: tuple[str, ...] = (
     "timeout",
     "no_audio",
     "cancelled",
+    "needs_program",  # the format needs ffmpeg, rtmpdump ... (model/media/native_only.py)
     "download_failed",
 )
 
@@ -353,6 +354,14 @@ YOUTUBE_SERVICE_DOMAINS: tuple[str, ...] = (
 )
 # NAT64's well-known prefix maps the whole IPv4 space, loopback included, into IPv6.
 _NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 ranges Python's ``is_global`` calls global but that are not public unicast: forms
+# that embed an IPv4 address (IPv4-compatible ``::a.b.c.d``, IPv4-translated
+# ``::ffff:0:a.b.c.d``), the local-use NAT64 prefix (RFC 8215, the operator's own
+# translator) and the deprecated site-local range (RFC 3879).
+_NON_PUBLIC_V6 = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10")
+)
 
 
 def request_allowed(link: VideoLink, url: str) -> bool:
@@ -386,6 +395,8 @@ def is_public_address(address: IPAddress) -> bool:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public_address(embedded)
+        if any(address in network for network in _NON_PUBLIC_V6):
+            return False
     return address.is_global and not address.is_multicast
 
 

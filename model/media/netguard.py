@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from model.media.links import DEFAULT_PORTS, LinkError, VideoLink, connect_allowed, request_allowed
+from model.media.native_only import check_native
 
 DIRECT_CONNECTION = ""  # yt-dlp's "proxy" option: "" means connect directly
 _MAX_SHOWN_URL = 200
@@ -117,6 +118,10 @@ def guarded_downloader(link: VideoLink, options: dict[str, Any]) -> Any:
         def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
             # Only the guarded handler, whatever else (requests, curl_cffi) is installed.
             return super().build_request_director([_GuardedUrllibRH], preferences)
+
+        def dl(self, name: str, info: Any, subtitle: bool = False, test: bool = False) -> Any:
+            check_native(info, self.params, url=link.url)  # no ffmpeg, rtmpdump, mpv ...
+            return super().dl(name, info, subtitle, test)
 
         def urlopen(self, req: Any) -> Any:
             url = req if isinstance(req, str) else getattr(req, "url", None) or req.full_url

@@ -15,43 +15,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from model.media.downloads import DownloadedMedia, DownloadLimits, DownloadProgress
 from model.media.js_runtime import yt_dlp_js_runtimes
 from model.media.links import (
     LinkError,
     VideoLink,
 )
+from model.media.native_only import NATIVE_OPTIONS
 from model.media.netguard import guarded_downloader
 from model.media.ytdlp_messages import YtDlpLogger, link_error_from
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DownloadLimits:
-    max_seconds: float
-    max_bytes: int
-    timeout_seconds: float = 120
-
-
-@dataclass(frozen=True)
-class DownloadProgress:
-    downloaded_bytes: int
-    total_bytes: int | None
-    fraction: float | None  # 0..1, never decreasing within one download; None if size unknown
-    status: str  # yt-dlp's: "downloading", "finished"
-
-
-@dataclass(frozen=True)
-class DownloadedMedia:
-    path: Path
-    title: str | None
-    duration: float | None  # None when the source does not say (generic pages)
-    video_id: str | None
-    webpage_url: str
 
 
 # --------------------------------------------------------------------------- downloading
@@ -69,6 +46,22 @@ MAX_FILESIZE_MESSAGE = "larger than max-filesize"
 
 
 def download_audio(
+    link: VideoLink,
+    dest_dir: Path,
+    *,
+    limits: DownloadLimits,
+    progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> DownloadedMedia:
+    """Download the audio of ``link`` into ``dest_dir`` in a child process (see
+    :func:`download_in_process` for what is checked), killed when ``limits.timeout_seconds``
+    pass or ``cancel`` is set, whatever it is doing: the hard deadline of issue 18."""
+    from model.media.download_process import download_in_child
+
+    return download_in_child(link, dest_dir, limits=limits, progress=progress, cancel=cancel)
+
+
+def download_in_process(
     link: VideoLink,
     dest_dir: Path,
     *,
@@ -139,7 +132,7 @@ def _ytdl_options(
         "retries": NETWORK_RETRIES,
         "fragment_retries": NETWORK_RETRIES,
         "extractor_retries": NETWORK_RETRIES,
-        "fixup": "never",  # no ffmpeg post-processing: the decoder reads any container
+        **NATIVE_OPTIONS,  # yt-dlp's own downloaders only (model/media/native_only.py)
         "cachedir": False,
         "logger": ytdl_logger,
         "quiet": True,

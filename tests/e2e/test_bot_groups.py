@@ -54,8 +54,9 @@ async def test_group_media_is_transcribed_only_when_the_bot_is_addressed(
         ]
         answered = {m.reply_to for m in emu.messages(GROUP)}
         assert answered == {mentioned["message_id"], ignored["message_id"]}
-        # Whoever typed /trascrivi asked for it: the job is theirs.
+        # Whoever typed /trascrivi asked for it, but the transcript (and its label) is
+        # the note's author's (issue 18).
         stored = bot.transcription_by_reply(replies[0].message_id, chat_id=GROUP)
-        assert stored is not None and stored.user_id == OTHER_USER
+        assert stored is not None and stored.user_id == USER
         assert command["message_id"] > ignored["message_id"]
         assert bot.texts(USER) == [] and bot.texts(OTHER_USER) == []

@@ -32,6 +32,7 @@ from bot import messages
 from bot.cli import main
 from storage.models import JobStatus
 from tests.support import hostile_inputs as hostile
+from tests.support import hostile_media
 from tests.support.bot_harness import ADMIN, USER, RunningBot, running_bot
 from tests.support.media_server import PAGE_NAME, VIDEO_NAME, MediaServer, serve_directory
 from tests.support.speech import synthesize
@@ -229,6 +230,18 @@ FILE_CASES = [
         lambda t: b"WEBVTT\n\n00:00.000 --> 00:02.000\nciao a tutti\n",
         send_as="voice",
     ),
+    # Issue 18: real containers that cost memory or CPU, or break PyAV (decoded in the sandbox).
+    FileCase(
+        "mp4-sample-table-memory-bomb",
+        lambda t: hostile_media.mp4_sample_table_bomb(),
+        send_as="document",
+        file_name="nota.m4a",
+        mime_type="audio/mp4",
+    ),
+    FileCase("wav-200MHz", lambda t: hostile_media.wav_declaring_rate(), file_name="nota.wav"),
+    FileCase("mp3-rate-change-mid-file", lambda t: hostile_media.mp3_rate_change()),
+    FileCase("float-wav-of-3e38", lambda t: hostile_media.huge_float_wav(), file_name="nota.wav"),
+    FileCase("wav-64-channels", lambda t: hostile_media.wav_with_channels(), file_name="nota.wav"),
     FileCase(
         "video-without-audio",
         _mute_video,
@@ -291,6 +304,12 @@ def _redirect(name: str, location: Callable[[Targets], str]) -> Callable[[Target
 def _embedding_page(t: Targets) -> str:
     page = f'<html><title>x</title><video src="{t.internal.url(VIDEO_NAME)}"></video></html>'
     return t.site.add_file("embeds-internal.html", page)
+
+
+def _sample_aes_playlist(t: Targets) -> str:
+    from tests.test_download_sandbox import sample_aes_playlist
+
+    return t.site.add_file("sample-aes.m3u8", sample_aes_playlist(t.internal))
 
 
 VID = "dQw4w9WgXcQ"
@@ -369,6 +388,9 @@ LINK_CASES = [
     LinkCase(
         "page-embedding-loopback-media", _embedding_page, "not_allowed_host", by_download=True
     ),
+    # Issue 18: yt-dlp would hand this playlist to ffmpeg, which fetches key and segments
+    # from the unlisted port itself.
+    LinkCase("hls-sample-aes-via-ffmpeg", _sample_aes_playlist, "needs_program", by_download=True),
 ]
 
 
@@ -552,6 +574,10 @@ CLI_FILES = {
     "nan-wav": lambda t: hostile.float_wav(np.nan),
     "png": lambda t: hostile.png_image(),
     "srt": lambda t: hostile.srt_subtitles(),
+    "mp4-memory-bomb": lambda t: hostile_media.mp4_sample_table_bomb(),
+    "wav-200MHz": lambda t: hostile_media.wav_declaring_rate(),
+    "mp3-rate-change": lambda t: hostile_media.mp3_rate_change(),
+    "float-wav-3e38": lambda t: hostile_media.huge_float_wav(),
 }
 CLI_LINKS = {
     "redirect-to-unlisted-loopback": (
@@ -563,6 +589,7 @@ CLI_LINKS = {
         "not_allowed_host",
     ),
     "page-embedding-loopback-media": (_embedding_page, "not_allowed_host"),
+    "hls-sample-aes-via-ffmpeg": (_sample_aes_playlist, "needs_program"),
     "loopback-port-not-listed": (lambda t: t.internal.url(PAGE_NAME), "not_allowed_host"),
 }
 

@@ -3,7 +3,6 @@ with real espeak speech decoded by model.asr.audio."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
@@ -12,27 +11,14 @@ import pytest
 import soundfile
 
 from bot.cli import CommandError
-from bot.commands import db, samples
 from bot.settings import Settings
 from storage import migrations
 from storage.audio_store import AudioStore
 from storage.privacy import delete_user_data
 from storage.repository import IMPORT_USER_ID
 from storage.unit_of_work import Database
+from tests.support.cli_commands import run_command
 from tests.support.speech import ITALIAN_SENTENCES, synthesize
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="whisper-it")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    db.register(subparsers)
-    samples.register(subparsers)
-    return parser
-
-
-def _run(settings: Settings, *argv: str) -> int:
-    args = _parser().parse_args(argv)
-    return args.func(args, settings)
 
 
 @pytest.fixture
@@ -57,29 +43,31 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_db_commands(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     url = settings.resolved_database_url
-    assert _run(settings, "db", "current") == 0
+    assert run_command(settings, "db", "current") == 0
     assert "current: base" in capsys.readouterr().out
-    assert _run(settings, "db", "upgrade") == 0
+    assert run_command(settings, "db", "upgrade") == 0
     assert migrations.current(url) == migrations.head()
     assert f"current: {migrations.head()}" in capsys.readouterr().out
-    assert _run(settings, "db", "downgrade", "base") == 0
+    assert run_command(settings, "db", "downgrade", "base") == 0
     assert migrations.current(url) is None
 
 
 def test_samples_import_stats_export(
     settings: Settings, recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(settings, "samples", "import", str(recordings / "data.tsv")) == 1  # 1 bad row
+    assert (
+        run_command(settings, "samples", "import", str(recordings / "data.tsv")) == 1
+    )  # 1 bad row
     report = json.loads(capsys.readouterr().out)
     assert (report["added"], report["failed"]) == (3, 1)
     assert [error["path"] for error in report["errors"]] == ["clips/broken.wav"]
 
     # Importing again changes nothing.
-    assert _run(settings, "samples", "import", str(recordings / "data.tsv")) == 1
+    assert run_command(settings, "samples", "import", str(recordings / "data.tsv")) == 1
     again = json.loads(capsys.readouterr().out)
     assert (again["added"], again["unchanged"]) == (0, 3)
 
-    assert _run(settings, "samples", "stats") == 0
+    assert run_command(settings, "samples", "stats") == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["samples"] == 3
     assert stats["train"] + stats["eval"] == 3
@@ -91,9 +79,9 @@ def test_samples_import_stats_export(
 
     # everything held out: the split column must say so
     out = tmp_path / "export"
-    assert _run(settings, "samples", "export", str(out), "--eval-fraction", "1.0") == 0
+    assert run_command(settings, "samples", "export", str(out), "--eval-fraction", "1.0") == 0
     assert json.loads(capsys.readouterr().out)["eval"] == 3
-    assert _run(settings, "samples", "export", str(out)) == 0
+    assert run_command(settings, "samples", "export", str(out)) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["exported"] == 3
     with (out / "metadata.csv").open(encoding="utf-8", newline="") as handle:
@@ -118,14 +106,14 @@ def test_samples_import_stats_export(
         )
         uow.commit()
     database.close()
-    assert _run(settings, "samples", "export", str(out)) == 0
+    assert run_command(settings, "samples", "export", str(out)) == 0
     assert json.loads(capsys.readouterr().out)["exported"] == 0
     assert list((out / "audio").iterdir()) == []
 
 
 def test_import_of_a_missing_tsv_fails_cleanly(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match=r"nope\.tsv: file non trovato"):
-        _run(settings, "samples", "import", str(tmp_path / "nope.tsv"))
+        run_command(settings, "samples", "import", str(tmp_path / "nope.tsv"))
 
 
 def test_a_malformed_line_stops_the_import_before_any_audio(
@@ -134,5 +122,5 @@ def test_a_malformed_line_stops_the_import_before_any_audio(
     tsv = recordings / "bad.tsv"
     tsv.write_text("clips/clip2.wav\tLa pizza\nclips/clip1.wav\n")
     with pytest.raises(CommandError, match=r"bad.tsv:2: attese due colonne"):
-        _run(settings, "samples", "import", str(tsv))
+        run_command(settings, "samples", "import", str(tsv))
     assert list(AudioStore(settings.audio_dir)) == []

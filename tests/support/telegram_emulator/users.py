@@ -71,12 +71,16 @@ class UserActions:
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
+        forward_origin: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``forward_origin``: a Bot API MessageOrigin (the note was forwarded by user_id)."""
         stored = self._store_file(data, "voice", ".oga", file_size)
         media = self._media_fields(stored) | {"duration": duration, "mime_type": mime_type}
+        extra = {"forward_origin": forward_origin} if forward_origin else None
         return self._inject_media(
-            "voice", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username
-        )
+            "voice", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
+            extra=extra,
+        )  # fmt: skip
 
     def send_audio(
         self,
@@ -281,8 +285,10 @@ class UserActions:
         reply_to: int | None,
         first_name: str,
         username: str | None,
+        *,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        fields: dict[str, Any] = {kind: media}
+        fields: dict[str, Any] = {kind: media, **(extra or {})}
         if caption is not None:
             fields["caption"] = caption
             if found := detect_entities(caption):

@@ -1,0 +1,21 @@
+"""``whisper-it db|samples ...`` called in-process through their ``run`` functions."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.commands import db, samples
+from bot.settings import Settings
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="whisper-it")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    db.register(subparsers)
+    samples.register(subparsers)
+    return parser
+
+
+def run_command(settings: Settings, *argv: str) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args, settings)
