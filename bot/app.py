@@ -21,6 +21,7 @@ from bot.handlers import (
     training_admin,
     user_commands,
 )
+from bot.ops_http import start_ops_server
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ def build_application(settings: Settings, services: Services) -> Application:
 async def _post_init(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     wire_admin_alerts(services, app.bot)
+    services.ops = await start_ops_server(
+        services, updates_flowing=lambda: app.updater is not None and app.updater.running
+    )
     if services.settings.workers > 0:
         # Load the model now, so the first user does not wait for it and a broken model
         # is reported at start. (A front without workers never transcribes.)
@@ -92,4 +96,6 @@ async def _purge(context) -> None:
 async def _post_shutdown(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     await services.runner.stop()
+    if services.ops is not None:
+        await services.ops.stop()
     services.close()

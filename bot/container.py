@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.corrections import CorrectionService
 from bot.delivery import DeliveryOptions
+from bot.health import queue_snapshot
+from bot.metrics import Metrics
 from bot.model_holder import LoadFailure
 from bot.pipeline import TranscriptionPipeline
 from bot.rate_limit import RateLimiter
@@ -42,6 +45,8 @@ class Services:
     limiter: RateLimiter
     corrections: CorrectionService
     training: TrainingControl
+    metrics: Metrics = field(default_factory=Metrics)
+    ops: Any = None  # the running bot.ops_http.OpsServer, if WHISPER_IT_HTTP_PORT is set
 
     def close(self) -> None:
         self.db.close()
@@ -91,6 +96,8 @@ def build_services(
     db = Database.open(settings.resolved_database_url)  # runs the migrations
     store = AudioStore(settings.audio_dir)
     pipeline = build_pipeline(settings, on_broken_model=on_broken_model)
+    metrics = Metrics()
+    metrics.read_database_with(lambda: queue_snapshot(db))
     queue = WorkQueue(
         db,
         store,
@@ -106,7 +113,9 @@ def build_services(
         store=store,
         pipeline=pipeline,
         queue=queue,
-        runner=JobRunner(queue=queue, pipeline=pipeline, options=worker_options(settings)),
+        runner=JobRunner(
+            queue=queue, pipeline=pipeline, options=worker_options(settings), metrics=metrics
+        ),
         limiter=RateLimiter(limit=settings.messages_per_minute),
         training=TrainingControl(settings, db),
         corrections=CorrectionService(
@@ -114,4 +123,5 @@ def build_services(
             max_chars=settings.max_correction_chars,
             training_max_seconds=MAX_TRAIN_SECONDS,
         ),
+        metrics=metrics,
     )

@@ -23,6 +23,13 @@ from telegram.error import BadRequest
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
+from bot.metrics import (
+    OUTCOME_DISCARDED,
+    OUTCOME_DONE,
+    OUTCOME_FAILED,
+    OUTCOME_REJECTED,
+    Metrics,
+)
 from bot.pipeline import (
     InputRejected,
     MediaBytes,
@@ -50,8 +57,10 @@ class JobProcessor:
         cpu: ThreadPoolExecutor,
         tag_budget_seconds: float,
         report_error: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.delivery = delivery
         self.cpu = cpu
@@ -96,7 +105,11 @@ class JobProcessor:
                 await self._resume_reply(job, status)
             except Exception as exc:
                 await self._crash(job, status, exc)
+            else:
+                self.metrics.job_concluded(OUTCOME_DONE)
             self.finished.add(job.id)
+        if fresh:
+            self.metrics.batch_size.observe(len(fresh))
         if len(fresh) == 1:
             await self._process(fresh[0])
         elif fresh:
@@ -144,15 +157,19 @@ class JobProcessor:
         """Deliver a result, or say what went wrong: one place maps failures to messages."""
         if isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
+            self.metrics.job_concluded(OUTCOME_REJECTED)
         elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
             await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
+            self.metrics.job_concluded(OUTCOME_REJECTED)
         elif isinstance(outcome, Exception):
             await self._crash(job, status, outcome)
         else:
             try:
-                await self._deliver(job, status, outcome)
+                delivered = await self._deliver(job, status, outcome)
             except Exception as exc:
                 await self._crash(job, status, exc)
+            else:
+                self.metrics.job_concluded(OUTCOME_DONE if delivered else OUTCOME_DISCARDED)
         self.finished.add(job.id)
 
     async def _run_pipeline(self, job: ClaimedJob, status: StatusMessage) -> PipelineResult:
@@ -188,7 +205,14 @@ class JobProcessor:
 
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult
-    ) -> None:
+    ) -> bool:
+        """Store and send the transcript; False if it was discarded instead."""
+        transcription = result.transcription
+        self.metrics.transcribed(
+            elapsed=transcription.elapsed,
+            audio_seconds=transcription.duration,
+            model=transcription.model,
+        )
         hashtags, late = await self._hashtags(result.transcription.text)
         result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
@@ -197,7 +221,7 @@ class JobProcessor:
                 late.cancel()
             if transcription_id is Discarded.FORGOTTEN:
                 await status.delete()  # the user asked for nothing of theirs to remain
-            return  # (TAKEN_OVER: the status message is the new owner's now)
+            return False  # (TAKEN_OVER: the status message is the new owner's now)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
@@ -217,6 +241,7 @@ class JobProcessor:
             )
             self._late.add(task)
             task.add_done_callback(self._late.discard)
+        return True
 
     async def _hashtags(
         self, text: str
@@ -278,6 +303,7 @@ class JobProcessor:
 
     async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
         log.error("job %s failed", job.id, exc_info=exc)
+        self.metrics.job_concluded(OUTCOME_FAILED)
         await status.show(messages.INTERNAL_ERROR)
         error = f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(self.queue.fail, job.id, error)

@@ -210,6 +210,18 @@ class Settings(BaseSettings):
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
+    # --- Operations -----------------------------------------------------------------
+    http_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /healthz, /readyz and /metrics on this port (unset: off); never "
+        "the webhook's port",
+    )
+    http_listen: str = Field(
+        "127.0.0.1", description="Address the /healthz, /readyz, /metrics server binds"
+    )
+
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:

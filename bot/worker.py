@@ -22,6 +22,7 @@ from telegram import Bot
 from bot.delivery import Delivery, DeliveryOptions
 from bot.job_payloads import JobPayload, TelegramFileJob
 from bot.job_processing import JobProcessor
+from bot.metrics import Metrics
 from bot.pipeline import (
     TranscriptionPipeline,
 )
@@ -62,8 +63,10 @@ class JobRunner:
         pipeline: TranscriptionPipeline,
         options: WorkerOptions,
         report_error: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.options = options
         self._report_error = report_error
@@ -87,6 +90,7 @@ class JobRunner:
             cpu=self.cpu,
             tag_budget_seconds=self.options.tag_budget_seconds,
             report_error=self._report_error,
+            metrics=self.metrics,
         )
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
@@ -133,6 +137,10 @@ class JobRunner:
         if self._processor is not None:
             await self._processor.close()
         self.cpu.shutdown(wait=False, cancel_futures=True)
+
+    def alive(self) -> bool:
+        """No worker or heartbeat task has stopped (they only stop when cancelled)."""
+        return not any(task.done() for task in self._tasks)
 
     @property
     def busy(self) -> int:

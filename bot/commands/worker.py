@@ -59,6 +59,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
     from telegram.ext import Defaults, ExtBot
 
     from bot.alerts import wire_admin_alerts
+    from bot.ops_http import start_ops_server
 
     settings = services.settings
     stop = stop or asyncio.Event()
@@ -74,11 +75,14 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
     )
     async with bot:
         wire_admin_alerts(services, bot)
-        await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
-        await services.runner.start(bot)
-        log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)
+        services.ops = await start_ops_server(services)
         try:
+            await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
+            await services.runner.start(bot)
+            log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)
             await stop.wait()
         finally:
             await services.runner.stop()
+            if services.ops is not None:
+                await services.ops.stop()
     log.info("worker %s stopped", services.queue.owner)

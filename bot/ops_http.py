@@ -1,0 +1,128 @@
+"""The operations HTTP server (``WHISPER_IT_HTTP_PORT``): ``/healthz``, ``/readyz`` and
+``/metrics`` for probes and Prometheus. It runs on the process's own event loop; every
+check that touches the database runs in a worker thread. It never shares a port with
+the Telegram webhook listener, and serves nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.health import Probes, liveness_problems, readiness_problems
+from bot.metrics import CONTENT_TYPE, Metrics
+
+if TYPE_CHECKING:
+    from bot.container import Services
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+STATUS_OK = 200
+STATUS_UNAVAILABLE = 503
+# A probe that cannot answer within this long counts as failed (a stuck database).
+CHECK_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class OpsAddress:
+    host: str
+    port: int
+
+
+class OpsServer:
+    def __init__(self, address: OpsAddress, metrics: Metrics, probes: Probes) -> None:
+        self.address = address
+        self.metrics = metrics
+        self.probes = probes
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get(HEALTH_PATH, self._health)
+        app.router.add_get(READY_PATH, self._ready)
+        app.router.add_get(METRICS_PATH, self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address.host, self.address.port)
+        await site.start()
+        log.info(
+            "operations endpoints on http://%s:%d (%s, %s, %s)",
+            self.address.host,
+            self.address.port,
+            HEALTH_PATH,
+            READY_PATH,
+            METRICS_PATH,
+        )
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return await self._answer(liveness_problems)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        return await self._answer(readiness_problems)
+
+    async def _answer(self, check) -> web.Response:
+        try:
+            reasons = await asyncio.wait_for(
+                asyncio.to_thread(check, self.probes), CHECK_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            reasons = [f"checks did not answer within {CHECK_TIMEOUT_SECONDS:.0f} s"]
+        body = {"status": "ok" if not reasons else "unavailable", "reasons": reasons}
+        return web.Response(
+            text=json.dumps(body, ensure_ascii=False),
+            status=STATUS_OK if not reasons else STATUS_UNAVAILABLE,
+            content_type="application/json",
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        try:
+            body = await asyncio.to_thread(self.metrics.render)
+        except Exception:  # the database is down: say so, the probes tell why
+            log.exception("metrics not rendered")
+            return web.Response(text="metrics unavailable\n", status=STATUS_UNAVAILABLE)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+
+async def start_ops_server(
+    services: Services, *, updates_flowing: Callable[[], bool] | None = None
+) -> OpsServer | None:
+    """Start the endpoints if ``WHISPER_IT_HTTP_PORT`` is set (else None). Call it before
+    the model loads: ``/readyz`` then says why the process is not ready yet."""
+    settings = services.settings
+    if settings.http_port is None:
+        return None
+
+    def model_loaded() -> bool:
+        models = services.pipeline.models
+        if not models.loaded:
+            return False
+        services.metrics.serving(models.get().model_name)
+        return True
+
+    probes = Probes(
+        db=services.db,
+        workers_alive=services.runner.alive,
+        model_loaded=model_loaded if settings.workers > 0 else None,
+        updates_flowing=updates_flowing,
+    )
+    server = OpsServer(
+        OpsAddress(settings.http_listen, settings.http_port), services.metrics, probes
+    )
+    await server.start()
+    return server

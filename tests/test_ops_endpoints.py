@@ -1,0 +1,165 @@
+"""``WHISPER_IT_HTTP_PORT``: a real front (``python -m bot bot``, ``WORKERS=0``) and a real
+worker process (``tests.worker_process``: the worker command's services with a fake
+model) answer ``/healthz``, ``/readyz`` and ``/metrics``, and the metrics move as the
+Bot API emulator's voice notes are transcribed. Readiness reasons are checked in-process
+on a database whose schema is behind."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.health import Probes
+from bot.metrics import Metrics
+from bot.ops_http import OpsAddress, OpsServer
+from storage import migrations
+from storage.unit_of_work import Database
+from tests.bot_harness import bot_process, bot_process_env
+from tests.telegram_emulator import BotApiEmulator
+from tests.worker_support import tone_wav
+
+START_TIMEOUT = 120.0
+NOTES = 3
+NOTE_SECONDS = 1.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, process: subprocess.Popen, log: Path) -> dict:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        with contextlib.suppress(httpx.HTTPError):
+            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+            if response.status_code == 200:
+                return response.json()
+        time.sleep(0.5)
+    raise AssertionError(f"not ready: {log.read_text(errors='replace')[-3000:]}")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, keyed by (name, sorted labels)."""
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+@contextlib.contextmanager
+def worker_process(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[subprocess.Popen]:
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.worker_process"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
+
+
+def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> None:
+    front_port, worker_port = free_port(), free_port()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    with BotApiEmulator() as emu:
+        common = {"TAGGER": "off", "BATCH_SIZE": "4", "WORKER_POLL_SECONDS": "0.2"}
+        front_env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WORKERS="0",
+            HTTP_PORT=str(front_port),
+            **common,
+        )
+        worker_env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WORKERS="1",
+            HTTP_PORT=str(worker_port),
+            **common,
+        )
+        front_log, worker_log = tmp_path / "front.log", tmp_path / "worker.log"
+        with bot_process(front_env, cwd, front_log) as front:
+            assert wait_ready(front_port, front, front_log) == {"status": "ok", "reasons": []}
+            with worker_process(worker_env, cwd, worker_log) as worker:
+                wait_ready(worker_port, worker, worker_log)
+                assert httpx.get(f"http://127.0.0.1:{worker_port}/healthz").status_code == 200
+                before = scrape(worker_port)
+                assert before[("whisper_it_queue_depth", ())] == 0
+                assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in before
+                for user in range(NOTES):
+                    emu.send_voice(user_id=5000 + user, data=tone_wav(NOTE_SECONDS), duration=2)
+                emu.wait_for(
+                    lambda: all(
+                        [m.content for m in emu.messages(5000 + user)] == ["buongiorno a tutti"]
+                        for user in range(NOTES)
+                    ),
+                    timeout=120,
+                )
+                after = scrape(worker_port)
+                front_metrics = scrape(front_port)
+    assert after[("whisper_it_jobs_total", (("outcome", "done"),))] == NOTES
+    assert after[("whisper_it_transcription_seconds_count", ())] == NOTES
+    assert after[("whisper_it_audio_seconds_sum", ())] == NOTES * NOTE_SECONDS
+    assert after[("whisper_it_batch_size_sum", ())] == NOTES
+    assert after[("whisper_it_model_info", (("version", "fake-model"),))] == 1
+    assert after[("whisper_it_queue_depth", ())] == 0
+    assert after[("whisper_it_oldest_job_age_seconds", ())] == 0
+    # The front transcribes nothing but reads the same shared queue.
+    assert front_metrics[("whisper_it_queue_depth", ())] == 0
+    assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in front_metrics
+
+
+async def test_readyz_lists_every_reason_with_503(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database.open(url)
+    migrations.downgrade(url, "-1")  # a database an older version left
+    probes = Probes(
+        db=db,
+        workers_alive=lambda: False,
+        model_loaded=lambda: False,
+        updates_flowing=lambda: False,
+    )
+    server = OpsServer(OpsAddress("127.0.0.1", free_port()), Metrics(), probes)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.address.port}") as http:
+            ready = await http.get("/readyz")
+            health = await http.get("/healthz")
+            missing = await http.get("/nothing")
+    finally:
+        await server.stop()
+        db.close()
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "unavailable"
+    reasons = " | ".join(body["reasons"])
+    assert f"needs {migrations.head()}" in reasons
+    assert "model not loaded" in reasons
+    assert "Telegram updates" in reasons
+    assert "worker task stopped" in reasons
+    assert health.status_code == 503
+    assert missing.status_code == 404
