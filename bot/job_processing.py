@@ -23,6 +23,7 @@ from telegram.error import BadRequest
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
+from bot.log_format import log_context
 from bot.metrics import (
     OUTCOME_DISCARDED,
     OUTCOME_DONE,
@@ -100,14 +101,15 @@ class JobProcessor:
                 fresh.append(job)
                 continue
             # Its worker died after storing the transcript but before replying: reply now.
-            status = await self._status(job)
-            try:
-                await self._resume_reply(job, status)
-            except Exception as exc:
-                await self._crash(job, status, exc)
-            else:
-                self.metrics.job_concluded(OUTCOME_DONE)
-            self.finished.add(job.id)
+            with log_context(job_id=job.id, user_id=job.user_id):
+                status = await self._status(job)
+                try:
+                    await self._resume_reply(job, status)
+                except Exception as exc:
+                    await self._crash(job, status, exc)
+                else:
+                    self.metrics.job_concluded(OUTCOME_DONE)
+                self.finished.add(job.id)
         if fresh:
             self.metrics.batch_size.observe(len(fresh))
         if len(fresh) == 1:
@@ -116,13 +118,14 @@ class JobProcessor:
             await self._process_together(fresh)
 
     async def _process(self, job: ClaimedJob) -> None:
-        status = await self._status(job)
-        await self.delivery.typing(job.chat_id)
-        try:
-            outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
-        except Exception as exc:
-            outcome = exc
-        await self._conclude(job, status, outcome)
+        with log_context(job_id=job.id, user_id=job.user_id):
+            status = await self._status(job)
+            await self.delivery.typing(job.chat_id)
+            try:
+                outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
+            except Exception as exc:
+                outcome = exc
+            await self._conclude(job, status, outcome)
 
     async def _process_together(self, jobs: list[ClaimedJob]) -> None:
         """Short voice notes: download them all, decode them in one model call, then
@@ -144,7 +147,8 @@ class JobProcessor:
             if isinstance(download, BaseException) and not isinstance(download, Exception):
                 raise download  # cancellation
             outcome = download if isinstance(download, Exception) else next(results)
-            await self._conclude(job, status, outcome)
+            with log_context(job_id=job.id, user_id=job.user_id):
+                await self._conclude(job, status, outcome)
 
     async def _download(self, payload: JobPayload) -> MediaBytes:
         assert isinstance(payload, TelegramFileJob)
@@ -234,6 +238,12 @@ class JobProcessor:
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
+        log.info(
+            "job %s answered: %.1f s of audio in %.2f s",
+            job.id,
+            transcription.duration,
+            transcription.elapsed,
+        )
         if late is not None:
             task = asyncio.create_task(
                 self._late_tags(reply, transcription_id, message_ids, late),

@@ -209,6 +209,9 @@ class Settings(BaseSettings):
 
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (time, level, logger, ...)"
+    )
 
     # --- Operations -----------------------------------------------------------------
     http_port: int | None = Field(

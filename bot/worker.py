@@ -184,6 +184,11 @@ class JobRunner:
         )
         if enqueued.job_id is None:
             return Submitted(False, enqueued.refusal)
+        log.info(
+            "job %s accepted",
+            enqueued.job_id,
+            extra={"job_id": enqueued.job_id, "user_id": user_id},
+        )
         message_id = None
         try:
             position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)

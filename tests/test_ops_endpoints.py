@@ -1,12 +1,14 @@
-"""``WHISPER_IT_HTTP_PORT``: a real front (``python -m bot bot``, ``WORKERS=0``) and a real
-worker process (``tests.worker_process``: the worker command's services with a fake
-model) answer ``/healthz``, ``/readyz`` and ``/metrics``, and the metrics move as the
-Bot API emulator's voice notes are transcribed. Readiness reasons are checked in-process
-on a database whose schema is behind."""
+"""``WHISPER_IT_HTTP_PORT`` and ``WHISPER_IT_LOG_FORMAT=json`` with real processes: a
+front (``python -m bot bot``, ``WORKERS=0``) and a worker (``tests.worker_process``: the
+worker command's services with a fake model) answer ``/healthz``, ``/readyz`` and
+``/metrics``; the metrics move as the Bot API emulator's voice notes are transcribed, and
+every line of both logs is one JSON object. Readiness reasons are checked in-process on a
+database whose schema is behind."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -84,7 +86,12 @@ def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> Non
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     with BotApiEmulator() as emu:
-        common = {"TAGGER": "off", "BATCH_SIZE": "4", "WORKER_POLL_SECONDS": "0.2"}
+        common = {
+            "TAGGER": "off",
+            "BATCH_SIZE": "4",
+            "WORKER_POLL_SECONDS": "0.2",
+            "LOG_FORMAT": "json",
+        }
         front_env = bot_process_env(
             emu,
             tmp_path / "data",
@@ -131,6 +138,23 @@ def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> Non
     # The front transcribes nothing but reads the same shared queue.
     assert front_metrics[("whisper_it_queue_depth", ())] == 0
     assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in front_metrics
+    front_lines, worker_lines = json_lines(front_log, emu.token), json_lines(worker_log, emu.token)
+    accepted = [line for line in front_lines if line["message"].endswith("accepted")]
+    answered = [line for line in worker_lines if "answered" in line["message"]]
+    assert {line["user_id"] for line in accepted} == {5000 + user for user in range(NOTES)}
+    assert {line["job_id"] for line in answered} == {line["job_id"] for line in accepted}
+    assert all(line["logger"] == "bot.job_processing" for line in answered)
+
+
+def json_lines(log: Path, token: str) -> list[dict]:
+    """Every line of a process's output, parsed: each must be one JSON object."""
+    text = log.read_text()
+    assert token not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= line.keys(), line
+    return lines
 
 
 async def test_readyz_lists_every_reason_with_503(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from bot.cli import configure_logging
+from bot.cli import configure_logging, secrets_of
 from bot.commands.worker import serve
 from bot.container import build_services
 from bot.model_holder import ModelHolder
@@ -25,7 +25,9 @@ DELAY_VARIABLE = "FAKE_TRANSCRIBE_SECONDS"
 
 def main() -> None:
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level, secrets=secrets_of(settings), json_lines=settings.log_format == "json"
+    )
     services = build_services(settings)
     transcriber = FakeTranscriber(delay=float(os.environ.get(DELAY_VARIABLE, "0.01")))
     services.pipeline.models = ModelHolder(lambda _spec: transcriber, lambda: "fake")  # type: ignore[arg-type,return-value]
