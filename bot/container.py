@@ -10,6 +10,7 @@ from typing import Any
 from bot.corrections import CorrectionService
 from bot.delivery import DeliveryOptions
 from bot.health import queue_snapshot
+from bot.identity import WorkerIdentity, claim_identity
 from bot.metrics import Metrics
 from bot.model_holder import LoadFailure
 from bot.pipeline import TranscriptionPipeline
@@ -47,9 +48,12 @@ class Services:
     training: TrainingControl
     metrics: Metrics = field(default_factory=Metrics)
     ops: Any = None  # the running bot.ops_http.OpsServer, if WHISPER_IT_HTTP_PORT is set
+    identity: WorkerIdentity | None = None  # the name of this process's job leases
 
     def close(self) -> None:
         self.db.close()
+        if self.identity is not None:
+            self.identity.release()
 
     def forget_user(self, user_id: int) -> DeletedCounts:
         """Delete everything one user left: audio, transcripts, corrections, jobs, and
@@ -91,9 +95,14 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 
 def build_services(
-    settings: Settings, *, on_broken_model: Callable[[LoadFailure], None] | None = None
+    settings: Settings,
+    *,
+    role: str = "bot",
+    on_broken_model: Callable[[LoadFailure], None] | None = None,
 ) -> Services:
+    """``role`` (bot, worker) is part of the default name of this process's leases."""
     db = Database.open(settings.resolved_database_url)  # runs the migrations
+    identity = claim_identity(settings.data_dir, role, settings.worker_id)
     store = AudioStore(settings.audio_dir)
     pipeline = build_pipeline(settings, on_broken_model=on_broken_model)
     metrics = Metrics()
@@ -106,6 +115,7 @@ def build_services(
             max_pending_per_user=settings.max_pending_jobs_per_user,
             lease_seconds=settings.lease_seconds,
         ),
+        owner=identity.name,
     )
     return Services(
         settings=settings,
@@ -124,4 +134,5 @@ def build_services(
             training_max_seconds=MAX_TRAIN_SECONDS,
         ),
         metrics=metrics,
+        identity=identity,
     )

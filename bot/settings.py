@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="A claimed job returns to the queue if its worker is silent"
     )
+    worker_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Name of this process's job leases, unique among live processes; a "
+        "restart takes its jobs back at once (default: host:role:slot)",
+    )
     worker_poll_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for new jobs"
     )

@@ -92,12 +92,28 @@ class JobRunner:
             report_error=self._report_error,
             metrics=self.metrics,
         )
+        await self._take_back_own()
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
         await self._requeue_expired()
         for number in range(self.options.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"worker-{number}"))
         self._tasks.append(asyncio.create_task(self._renew_leases(), name="leases"))
+
+    async def _take_back_own(self) -> None:
+        try:
+            result = await asyncio.to_thread(self.queue.take_back_own)
+        except Exception:
+            log.exception("cannot take back this process's jobs")
+            return
+        if result.requeued or result.failed:
+            log.info(
+                "restarted as %s: %d job(s) back in the queue at once (%d out of attempts)",
+                self.queue.owner,
+                len(result.requeued),
+                len(result.failed),
+            )
+            self._wake.set()
 
     async def _requeue_expired(self) -> None:
         try:

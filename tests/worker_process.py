@@ -28,7 +28,7 @@ def main() -> None:
     configure_logging(
         settings.log_level, secrets=secrets_of(settings), json_lines=settings.log_format == "json"
     )
-    services = build_services(settings)
+    services = build_services(settings, role="worker")
     transcriber = FakeTranscriber(delay=float(os.environ.get(DELAY_VARIABLE, "0.01")))
     services.pipeline.models = ModelHolder(lambda _spec: transcriber, lambda: "fake")  # type: ignore[arg-type,return-value]
     try:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(NO_WORKERS)
     from bot.container import build_services
 
-    services = build_services(settings)
+    services = build_services(settings, role="worker")
     try:
         asyncio.run(serve(services))
     finally:
