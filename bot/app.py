@@ -23,6 +23,7 @@ from bot.handlers import (
 )
 from bot.ops_http import start_ops_server
 from bot.settings import Settings
+from bot.telegram_retry import RetryAfterLimiter
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         .base_file_url(settings.telegram_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .concurrent_updates(True)
+        .rate_limiter(RetryAfterLimiter(on_retry=services.metrics.retried))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()

@@ -60,6 +60,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
 
     from bot.alerts import wire_admin_alerts
     from bot.ops_http import start_ops_server
+    from bot.telegram_retry import RetryAfterLimiter
 
     settings = services.settings
     stop = stop or asyncio.Event()
@@ -72,6 +73,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
         base_url=settings.telegram_api_url,
         base_file_url=settings.telegram_file_url,
         defaults=Defaults(parse_mode=ParseMode.HTML),
+        rate_limiter=RetryAfterLimiter(on_retry=services.metrics.retried),
     )
     async with bot:
         wire_admin_alerts(services, bot)
