@@ -39,11 +39,14 @@ from bot.pipeline import (
     Stage,
     TranscriptionPipeline,
 )
+from bot.throttled_alert import ThrottledAlert
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from model.asr.engines import Segment
 
 log = logging.getLogger(__name__)
 
+# LinkError's reason when YouTube asks to "confirm you're not a bot".
+BLOCKED_REASON = "blocked"
 # Tags that have not arrived this long after the reply are dropped.
 LATE_TAGS_TIMEOUT = 120.0
 
@@ -71,6 +74,7 @@ class JobProcessor:
         self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
         self._late: set[asyncio.Task[None]] = set()
         self.finished: set[int] = set()  # ids concluded while their batch still runs
+        self.blocked_alert = ThrottledAlert()
 
     async def close(self) -> None:
         late = list(self._late)
@@ -162,6 +166,8 @@ class JobProcessor:
         if isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
             self.metrics.job_concluded(OUTCOME_REJECTED)
+            if outcome.reason == BLOCKED_REASON:
+                await self._alert_blocked()
         elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
             await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
             self.metrics.job_concluded(OUTCOME_REJECTED)
@@ -310,6 +316,13 @@ class JobProcessor:
     async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
         await status.show(f"⚠️ {formatting.escape(text)}")
         await asyncio.to_thread(self.queue.fail, job.id, reason)
+
+    async def _alert_blocked(self) -> None:
+        """YouTube refuses this server: the admins hear it once an hour, with what to do."""
+        log.warning("YouTube asks this server to confirm it is not a bot")
+        if self.report_error is not None and self.blocked_alert.due():
+            with contextlib.suppress(Exception):
+                await self.report_error(messages.YOUTUBE_BLOCKED_ALERT)
 
     async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
         log.error("job %s failed", job.id, exc_info=exc)

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Hosts allowed in addition to YouTube's"
     )
     download_timeout_seconds: float = Field(120.0, description="Link download time limit")
+    ytdlp_cookies_file: Path | None = Field(
+        None,
+        description="cookies.txt (Netscape format) of a browser signed in to YouTube, for "
+        "servers YouTube asks to prove they are not a bot; given to yt-dlp for YouTube links "
+        "only, never logged",
+    )
 
     offline: bool = Field(
         False, description="Never contact the Hugging Face Hub (use local files and caches only)"

@@ -37,6 +37,7 @@ def download_limits(settings: Settings) -> DownloadLimits:
             settings.max_file_bytes, int(settings.max_audio_seconds * DOWNLOAD_BYTES_PER_SECOND)
         ),
         timeout_seconds=settings.download_timeout_seconds,
+        cookies_file=settings.ytdlp_cookies_file,
     )
 
 

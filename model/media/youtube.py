@@ -28,6 +28,7 @@ from model.media.netguard import guarded_downloader
 from model.media.ytdlp_messages import YtDlpLogger, link_error_from
 
 _log = logging.getLogger(__name__)
+COOKIES_NAME = "cookies.txt"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class DownloadLimits:
     max_seconds: float
     max_bytes: int
     timeout_seconds: float = 120
+    # A Netscape cookies.txt of a signed-in browser, given to yt-dlp for YouTube links only
+    # (a datacenter address is otherwise asked to "confirm you're not a bot").
+    cookies_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,11 @@ def download_audio(
         link=link, limits=limits, deadline=deadline, progress=progress, cancel=cancel
     )
     options = _ytdl_options(link, workdir, limits, ytdl_logger, hook)
+    if limits.cookies_file is not None and link.video_id is not None:
+        # A private copy: yt-dlp writes its cookie jar back, and the original may be
+        # read-only (a mounted secret). The work folder (0700) is removed afterwards.
+        copy = shutil.copyfile(limits.cookies_file, workdir / COOKIES_NAME)
+        options["cookiefile"] = str(copy)
     try:
         with guarded_downloader(link, options) as ydl:
             try:
