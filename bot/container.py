@@ -104,7 +104,10 @@ def build_services(
     db = Database.open(settings.resolved_database_url)  # runs the migrations
     identity = claim_identity(settings.data_dir, role, settings.worker_id)
     store = AudioStore(settings.audio_dir)
-    pipeline = build_pipeline(settings, on_broken_model=on_broken_model)
+    # A front without workers never transcribes: no tagger (nor torch) to load.
+    pipeline = build_pipeline(
+        settings, with_tags=settings.workers > 0, on_broken_model=on_broken_model
+    )
     metrics = Metrics()
     metrics.read_database_with(lambda: queue_snapshot(db))
     queue = WorkQueue(

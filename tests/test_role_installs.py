@@ -1,0 +1,128 @@
+"""Installs that fit the role: a front (``whisper-it bot`` with ``WHISPER_IT_WORKERS=0``)
+runs on the base install alone. The real front process runs with every package of the
+``[serve]``, ``[train]`` and ``[postgres]`` extras made unimportable (a ``sitecustomize``
+import blocker that also records each attempt) while it takes voice notes, a YouTube
+link and admin commands, and a worker answers; pyproject's extras are checked too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from tests.bot_harness import ADMIN, bot_process, bot_process_env
+from tests.telegram_emulator import BotApiEmulator
+from tests.test_ops_endpoints import free_port, wait_ready, worker_process
+from tests.worker_support import tone_wav
+
+REPO = Path(__file__).resolve().parent.parent
+# Top-level modules the extras bring (and their heavy dependencies).
+NOT_IN_BASE = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "huggingface_hub",
+    "sentencepiece",
+    "faster_whisper",
+    "ctranslate2",
+    "av",
+    "soundfile",
+    "yake",
+    "jiwer",
+    "yt_dlp",
+    "yt_dlp_ejs",
+    "deno",
+    "psycopg",
+)
+BLOCKER = """
+import importlib.abc, os, sys, traceback
+
+BLOCKED = frozenset({blocked!r})
+LOG = os.environ["BLOCKED_IMPORT_LOG"]
+
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            with open(LOG, "a") as log:
+                log.write(name + "\\n" + "".join(traceback.format_stack(limit=8)) + "\\n")
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Blocker())
+"""
+USER = 7001
+VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+
+
+def test_extras_split_the_install_by_role() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = " ".join(project["dependencies"]).lower()
+    extras = project["optional-dependencies"]
+    for heavy in ("torch", "transformers", "faster-whisper", "ctranslate2", "yt-dlp", "psycopg"):
+        assert heavy not in base, heavy
+    assert any(r.startswith("faster-whisper") for r in extras["serve"])
+    assert any(r.startswith("torch") for r in extras["train"])
+    assert "whisper-it[serve]" in extras["train"]  # training evaluates with the serving engine
+    assert any(r.startswith("psycopg") for r in extras["postgres"])
+    assert extras["all"] == ["whisper-it[serve,train,postgres]"]
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert '".[all]"' in setup and '".[all,test]"' in setup
+
+
+def test_a_front_runs_on_the_base_install_alone(tmp_path: Path) -> None:
+    blocker_dir = tmp_path / "blocker"
+    blocker_dir.mkdir()
+    (blocker_dir / "sitecustomize.py").write_text(BLOCKER.format(blocked=NOT_IN_BASE))
+    attempts = tmp_path / "blocked-imports.log"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    front_port, worker_port = free_port(), free_port()
+    with BotApiEmulator() as emu:
+        common = {"TAGGER": "auto", "BATCH_SIZE": "1", "WORKER_POLL_SECONDS": "0.2"}
+        front_env = bot_process_env(
+            emu, tmp_path / "data", tmp_path / "cache", WORKERS="0", **common
+        )
+        front_env |= {
+            "WHISPER_IT_HTTP_PORT": str(front_port),
+            "PYTHONPATH": os.pathsep.join((str(blocker_dir), str(REPO))),
+            "BLOCKED_IMPORT_LOG": str(attempts),
+        }
+        worker_env = bot_process_env(
+            emu, tmp_path / "data", tmp_path / "cache", WORKERS="1", TAGGER="off"
+        )
+        worker_env["WHISPER_IT_HTTP_PORT"] = str(worker_port)
+        # The blocker works: the front's environment cannot import torch.
+        probe = subprocess.run(
+            [sys.executable, "-c", "import torch"], env=front_env, capture_output=True
+        )
+        assert probe.returncode == 1 and b"blocked" in probe.stderr
+        assert attempts.read_text().startswith("torch\n")
+        attempts.unlink()
+        front_log, worker_log = tmp_path / "front.log", tmp_path / "worker.log"
+        with bot_process(front_env, cwd, front_log) as front:
+            wait_ready(front_port, front, front_log)
+            with worker_process(worker_env, cwd, worker_log) as worker:
+                wait_ready(worker_port, worker, worker_log)
+                emu.send_text(user_id=USER, text="/start")
+                emu.send_voice(user_id=USER, data=tone_wav(1.5), duration=2)
+                emu.wait_for(
+                    lambda: "buongiorno a tutti" in [m.content for m in emu.messages(USER)],
+                    timeout=120,
+                )
+                emu.send_text(user_id=ADMIN, text="/stats")
+                emu.wait_for(
+                    lambda: any("Statistiche" in m.content for m in emu.messages(ADMIN)),
+                    timeout=60,
+                )
+                emu.send_text(user_id=USER, text=VIDEO)
+                emu.wait_for(lambda: len(emu.messages(USER)) >= 3, timeout=60)  # queued
+            assert front.poll() is None, front_log.read_text()[-3000:]
+    blocked = attempts.read_text() if attempts.exists() else ""
+    assert blocked == "", blocked[:3000]
+    assert "Traceback" not in front_log.read_text()
