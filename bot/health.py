@@ -9,11 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from bot.metrics import QueueSnapshot, age_seconds
-from storage import migrations
 from storage.models import JOB_PENDING, RUN_DONE, RUN_FAILED, Job, TrainingRun
 from storage.unit_of_work import Database
 from training.report import REPORT_KEY
@@ -43,6 +41,8 @@ def liveness_problems(probes: Probes) -> list[str]:
 
 def readiness_problems(probes: Probes) -> list[str]:
     """Why the process should not get traffic yet (empty: ready)."""
+    from alembic.migration import MigrationContext  # (imported at the first probe)
+
     reasons: list[str] = []
     try:
         with probes.db.engine.connect() as connection:
@@ -63,6 +63,8 @@ def readiness_problems(probes: Probes) -> list[str]:
 
 @cache
 def _schema_head() -> str:
+    from storage import migrations
+
     return migrations.head()
 
 
