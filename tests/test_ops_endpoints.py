@@ -14,19 +14,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.health import Probes
+from bot.health import Probes, queue_snapshot
 from bot.metrics import Metrics
 from bot.ops_http import OpsAddress, OpsServer
-from storage import migrations
+from storage import jobs, migrations, training_records
+from storage.models import RUN_DONE, RUN_FAILED, utcnow
 from storage.unit_of_work import Database
 from tests.bot_harness import bot_process, bot_process_env
 from tests.telegram_emulator import BotApiEmulator
 from tests.worker_support import tone_wav
+from training.report import REPORT_KEY
 
 START_TIMEOUT = 120.0
 NOTES = 3
@@ -187,3 +190,32 @@ async def test_readyz_lists_every_reason_with_503(tmp_path: Path) -> None:
     assert "worker task stopped" in reasons
     assert health.status_code == 503
     assert missing.status_code == 404
+
+
+def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -> None:
+    db = Database.open(f"sqlite:///{tmp_path / 'q.db'}")
+    now = utcnow()
+    with db.unit_of_work() as uow:
+        jobs.enqueue_job(uow.session, kind="k", payload={}, now=now - timedelta(seconds=90))
+        jobs.enqueue_job(uow.session, kind="k", payload={}, now=now - timedelta(seconds=5))
+        outcomes = [(RUN_DONE, True), (RUN_DONE, False), (RUN_DONE, True), (RUN_FAILED, None)]
+        for status, promoted in outcomes:
+            run = training_records.create_training_run(uow.session, config={})
+            report = None if promoted is None else {REPORT_KEY: {"promoted": promoted}}
+            training_records.finish_training_run(uow.session, run.id, status=status, metrics=report)
+        training_records.create_training_run(uow.session, config={})  # still pending
+        uow.commit()
+    metrics = Metrics()
+    metrics.read_database_with(lambda: queue_snapshot(db))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+    db.close()
+    assert samples[("whisper_it_queue_depth", ())] == 2
+    assert 90 <= samples[("whisper_it_oldest_job_age_seconds", ())] < 120
+    runs = "whisper_it_training_runs_total"
+    assert samples[(runs, (("decision", "promoted"),))] == 2
+    assert samples[(runs, (("decision", "refused"),))] == 1
+    assert samples[(runs, (("decision", "failed"),))] == 1
