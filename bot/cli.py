@@ -151,9 +151,13 @@ def describe_input_error(exc: BaseException) -> str:
     return f"valore non valido: {_quote(exc)}"
 
 
-def _fail(message: str) -> int:
-    # Exactly one line, whatever the message holds.
-    print(f"whisper-it: {' '.join(message.split())}", file=sys.stderr)
+def _fail(message: str, *, json_lines: bool = False) -> int:
+    # Exactly one line, whatever the message holds (a JSON object with LOG_FORMAT=json).
+    text = f"whisper-it: {' '.join(message.split())}"
+    if json_lines:
+        logging.getLogger("whisper-it").error(text)
+    else:
+        print(text, file=sys.stderr)
     return EXIT_FAILURE
 
 
@@ -164,15 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         return _fail(describe_input_error(exc))
+    json_lines = settings.log_format == "json"
     configure_logging(
-        log_level_for(args, settings),
-        secrets=secrets_of(settings),
-        json_lines=settings.log_format == "json",
+        log_level_for(args, settings), secrets=secrets_of(settings), json_lines=json_lines
     )
     try:
         return int(args.func(args, settings) or 0)
     except CommandError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), json_lines=json_lines)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     # Bad input reaching the standard library or a decoder (a path too long, a NUL byte, a
@@ -180,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # not numbers, bytes FFmpeg cannot demux). --verbose shows the traceback, and anything
     # else propagates: real bugs stay visible.
     except Exception as exc:
+        if json_lines and not is_input_error(exc):
+            # A bug: its traceback as one JSON line, not Python's plain one.
+            logging.getLogger(__name__).critical("unexpected error", exc_info=exc)
+            return EXIT_FAILURE
         if args.verbose or not is_input_error(exc):
             raise
         logging.getLogger(__name__).debug("input error", exc_info=exc)
-        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}")
+        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}", json_lines=json_lines)

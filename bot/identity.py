@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import re
 import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -32,11 +34,11 @@ class IdentityTaken(ValueError):
 @dataclass(frozen=True)
 class WorkerIdentity:
     name: str
-    _lock: IO[bytes]
+    _lock: IO[bytes] | None  # None where the file system has no locks
 
     def release(self) -> None:
         """Give the name back (also happens when the process exits)."""
-        if not self._lock.closed:
+        if self._lock is not None and not self._lock.closed:
             self._lock.close()
 
 
@@ -44,21 +46,34 @@ def claim_identity(data_dir: Path, role: str, configured: str | None = None) -> 
     """This process's lease owner name, held until ``release`` or exit."""
     lock_dir = data_dir / LOCK_SUBDIR
     lock_dir.mkdir(parents=True, exist_ok=True)
-    if configured:
-        lock = _try_lock(lock_dir, configured)
-        if lock is None:
-            raise IdentityTaken(f"another running process uses the worker id {configured!r}")
-        return WorkerIdentity(configured, lock)
     host = socket.gethostname()
-    for slot in range(MAX_SLOTS):
-        name = f"{host}:{role}:{slot}"
-        lock = _try_lock(lock_dir, name)
-        if lock is not None:
-            return WorkerIdentity(name, lock)
+    try:
+        if configured:
+            lock = _try_lock(lock_dir, configured)
+            if lock is None:
+                raise IdentityTaken(f"another running process uses the worker id {configured!r}")
+            return WorkerIdentity(configured, lock)
+        for slot in range(MAX_SLOTS):
+            name = f"{host}:{role}:{slot}"
+            lock = _try_lock(lock_dir, name)
+            if lock is not None:
+                return WorkerIdentity(name, lock)
+    except UnsupportedLocking as exc:
+        # A file system without locks (some network shares): no name can be proven
+        # unused, so a fresh one (or the configured one, on the operator's word) is used;
+        # a restart then waits for the old leases to expire, as without stable names.
+        name = configured or f"{host}:{role}:{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        log.warning("no file locks in %s (%s): job leases named %s", lock_dir, exc, name)
+        return WorkerIdentity(name, None)
     raise IdentityTaken(f"all {MAX_SLOTS} slots of {host}:{role} are held by live processes")
 
 
+class UnsupportedLocking(OSError):
+    """The file system of DATA_DIR cannot lock files."""
+
+
 def _try_lock(lock_dir: Path, name: str) -> IO[bytes] | None:
+    """The locked file, or None if a live process holds it."""
     path = lock_dir / f"{_UNSAFE_FILE_CHARS.sub('_', name)}.lock"
     handle = path.open("ab")
     try:
@@ -66,4 +81,7 @@ def _try_lock(lock_dir: Path, name: str) -> IO[bytes] | None:
     except BlockingIOError:
         handle.close()
         return None
+    except OSError as exc:  # ENOLCK, EOPNOTSUPP, ...
+        handle.close()
+        raise UnsupportedLocking(exc.errno, exc.strerror) from exc
     return handle

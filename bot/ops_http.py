@@ -88,9 +88,14 @@ class OpsServer:
             content_type="application/json",
         )
 
+    def _render(self) -> bytes:
+        if self.probes.model_loaded is not None:
+            self.probes.model_loaded()  # records the model served (whisper_it_model_info)
+        return self.metrics.render()
+
     async def _metrics(self, request: web.Request) -> web.Response:
         try:
-            body = await asyncio.to_thread(self.metrics.render)
+            body = await asyncio.to_thread(self._render)
         except Exception:  # the database is down: say so, the probes tell why
             log.exception("metrics not rendered")
             return web.Response(text="metrics unavailable\n", status=STATUS_UNAVAILABLE)

@@ -119,6 +119,8 @@ def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> Non
                 assert httpx.get(f"http://127.0.0.1:{worker_port}/healthz").status_code == 200
                 before = scrape(worker_port)
                 assert before[("whisper_it_queue_depth", ())] == 0
+                # The model served shows as soon as it is loaded, before any job.
+                assert before[("whisper_it_model_info", (("version", "fake-model"),))] == 1
                 assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in before
                 for user in range(NOTES):
                     emu.send_voice(user_id=5000 + user, data=tone_wav(NOTE_SECONDS), duration=2)

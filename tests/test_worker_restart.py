@@ -121,3 +121,18 @@ async def test_a_killed_worker_restarted_answers_its_job_without_waiting_for_the
 
 def _ours(bot) -> list:
     return [j for j in read_jobs(bot.services.db) if j.chat_id == 6000]
+
+
+def test_without_file_locks_a_fresh_name_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(handle: object, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    first, second = claim_identity(tmp_path, "worker"), claim_identity(tmp_path, "worker")
+    assert first.name != second.name and ":worker:" in first.name
+    assert claim_identity(tmp_path, "worker", "named").name == "named"
