@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.corrections import CorrectionService
 from bot.delivery import DeliveryOptions
@@ -32,6 +32,9 @@ from storage.privacy import (
 from storage.unit_of_work import Database
 from training.data import MAX_TRAIN_SECONDS
 
+if TYPE_CHECKING:
+    from bot.ops_http import OpsServer
+
 SERVICES_KEY = "services"
 
 
@@ -47,7 +50,7 @@ class Services:
     corrections: CorrectionService
     training: TrainingControl
     metrics: Metrics = field(default_factory=Metrics)
-    ops: Any = None  # the running bot.ops_http.OpsServer, if WHISPER_IT_HTTP_PORT is set
+    ops: OpsServer | None = None  # running if WHISPER_IT_HTTP_PORT is set
     identity: WorkerIdentity | None = None  # the name of this process's job leases
 
     def close(self) -> None:
