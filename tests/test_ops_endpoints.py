@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.commands.run_bot import SHARED_PORT
 from bot.health import Probes, queue_snapshot
 from bot.metrics import Metrics
 from bot.ops_http import OpsAddress, OpsServer
@@ -221,3 +223,26 @@ def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -
     assert samples[(runs, (("decision", "promoted"),))] == 2
     assert samples[(runs, (("decision", "refused"),))] == 1
     assert samples[(runs, (("decision", "failed"),))] == 1
+
+
+def test_the_ops_port_never_shares_the_webhook_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
+    env |= {
+        "WHISPER_IT_TELEGRAM_TOKEN": "123456:not-contacted",
+        "WHISPER_IT_WEBHOOK_URL": "https://bot.example/telegram",
+        "WHISPER_IT_WEBHOOK_PORT": "8443",
+        "WHISPER_IT_HTTP_PORT": "8443",
+        "WHISPER_IT_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "bot"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"whisper-it: {SHARED_PORT.format(port=8443)}"
+    assert not (tmp_path / "data").exists()  # refused before anything was built
