@@ -1,6 +1,6 @@
 """What the operations endpoints report: liveness, readiness with reasons, and the queue
-as the metrics read it. Everything here is synchronous and may touch the database: the
-HTTP server calls it from a worker thread."""
+as the metrics read it. Liveness is instant (the event loop calls it); readiness and the
+queue read the database: the HTTP server calls them from a worker thread."""
 
 from __future__ import annotations
 

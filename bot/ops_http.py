@@ -69,29 +69,17 @@ class OpsServer:
             self._runner = None
 
     async def _health(self, request: web.Request) -> web.Response:
-        return await self._answer(liveness_problems)
+        # No database, no thread: answering at all is the event loop's proof of life.
+        return _answer(liveness_problems(self.probes))
 
     async def _ready(self, request: web.Request) -> web.Response:
-        return await self._answer(readiness_problems)
-
-    async def _answer(self, check) -> web.Response:
         try:
             reasons = await asyncio.wait_for(
-                asyncio.to_thread(check, self.probes), CHECK_TIMEOUT_SECONDS
+                asyncio.to_thread(readiness_problems, self.probes), CHECK_TIMEOUT_SECONDS
             )
         except TimeoutError:
             reasons = [f"checks did not answer within {CHECK_TIMEOUT_SECONDS:.0f} s"]
-        body = {"status": "ok" if not reasons else "unavailable", "reasons": reasons}
-        return web.Response(
-            text=json.dumps(body, ensure_ascii=False),
-            status=STATUS_OK if not reasons else STATUS_UNAVAILABLE,
-            content_type="application/json",
-        )
-
-    def _render(self) -> bytes:
-        if self.probes.model_loaded is not None:
-            self.probes.model_loaded()  # records the model served (whisper_it_model_info)
-        return self.metrics.render()
+        return _answer(reasons)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         try:
@@ -102,6 +90,20 @@ class OpsServer:
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
+
+    def _render(self) -> bytes:
+        if self.probes.model_loaded is not None:
+            self.probes.model_loaded()  # records the model served (whisper_it_model_info)
+        return self.metrics.render()
+
+
+def _answer(reasons: list[str]) -> web.Response:
+    body = {"status": "ok" if not reasons else "unavailable", "reasons": reasons}
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False),
+        status=STATUS_OK if not reasons else STATUS_UNAVAILABLE,
+        content_type="application/json",
+    )
 
 
 async def start_ops_server(
