@@ -1,18 +1,24 @@
 """Installs that fit the role: a front (``whisper-it bot`` with ``WHISPER_IT_WORKERS=0``)
-runs on the base install alone. The real front process runs with every package of the
-``[serve]``, ``[train]`` and ``[postgres]`` extras made unimportable (a ``sitecustomize``
-import blocker that also records each attempt) while it takes voice notes, a YouTube
-link and admin commands, and a worker answers; pyproject's extras are checked too."""
+runs on the base install alone, a CPU worker on ``[serve]``. Each runs with the packages it
+should not need made unimportable (a ``sitecustomize`` import blocker that also records
+each attempt): the real front process while it takes voice notes, a YouTube link and
+admin commands, and a worker answers; a worker's services while they transcribe Italian
+speech with the real model and tag it. pyproject's extras are checked too."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from model.asr.normalize import error_rates
 from tests.bot_harness import ADMIN, bot_process, bot_process_env
+from tests.speech import synthesize
 from tests.telegram_emulator import BotApiEmulator
 from tests.test_ops_endpoints import free_port, wait_ready, worker_process
 from tests.worker_support import tone_wav
@@ -56,6 +62,27 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Blocker())
 """
+# What a CPU worker must run without: the [train] and [postgres] extras.
+TRAIN_ONLY = ("torch", "transformers", "datasets", "accelerate", "sentencepiece", "psycopg")
+SERVE_PROBE = """
+import json, sys
+from pathlib import Path
+from bot.container import build_services
+from bot.pipeline import MediaBytes
+from bot.settings import Settings
+
+data_dir, cache, wav = (Path(arg) for arg in sys.argv[1:4])
+settings = Settings(
+    _env_file=None, data_dir=data_dir, model_cache_dir=cache, workers=1, tagger="auto",
+    offline=True,
+)
+services = build_services(settings, role="worker")
+result = services.pipeline.run(MediaBytes(wav.read_bytes(), "voice"))
+text = result.transcription.text
+print(json.dumps({"tagger": services.pipeline.tagger.name, "text": text,
+                  "tags": services.pipeline.hashtags(text)}))
+"""
+SENTENCE = "Domani mattina andiamo al mercato a comprare la frutta."
 USER = 7001
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 
@@ -75,11 +102,46 @@ def test_extras_split_the_install_by_role() -> None:
     assert '".[all]"' in setup and '".[all,test]"' in setup
 
 
-def test_a_front_runs_on_the_base_install_alone(tmp_path: Path) -> None:
+def _blocker(tmp_path: Path, blocked: tuple[str, ...]) -> tuple[Path, Path]:
+    """A folder whose sitecustomize makes ``blocked`` unimportable, and its attempts log."""
     blocker_dir = tmp_path / "blocker"
     blocker_dir.mkdir()
-    (blocker_dir / "sitecustomize.py").write_text(BLOCKER.format(blocked=NOT_IN_BASE))
-    attempts = tmp_path / "blocked-imports.log"
+    (blocker_dir / "sitecustomize.py").write_text(BLOCKER.format(blocked=blocked))
+    return blocker_dir, tmp_path / "blocked-imports.log"
+
+
+@pytest.mark.slow
+def test_a_cpu_worker_transcribes_and_tags_with_serve_alone(
+    tmp_path: Path, speech_dir: Path, model_cache: Path
+) -> None:
+    blocker_dir, attempts = _blocker(tmp_path, TRAIN_ONLY)
+    wav = synthesize(SENTENCE, speech_dir / "serve-only.wav")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
+    env |= {
+        "PYTHONPATH": os.pathsep.join((str(blocker_dir), str(REPO))),
+        "BLOCKED_IMPORT_LOG": str(attempts),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_PROBE, str(tmp_path / "data"), str(model_cache), str(wav)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["tagger"] == "keywords"  # text2tags needs [train]: the fallback
+    assert error_rates([SENTENCE], [answer["text"]]).wer < 0.5, answer
+    assert answer["tags"]
+    # transformers was looked for (the tagger's choice "auto": this proves the blocker
+    # works), and nothing else of [train].
+    tried = {line for line in attempts.read_text().splitlines() if line in TRAIN_ONLY}
+    assert tried == {"transformers"}, tried
+
+
+def test_a_front_runs_on_the_base_install_alone(tmp_path: Path) -> None:
+    blocker_dir, attempts = _blocker(tmp_path, NOT_IN_BASE)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     front_port, worker_port = free_port(), free_port()
