@@ -19,6 +19,8 @@ from bot import messages
 from bot.commands.doctor import YTDLP_MAX_AGE_DAYS, check_ytdlp, ytdlp_release_date
 from bot.settings import Settings
 from bot.throttled_alert import ThrottledAlert
+from model.media.links import LinkError, parse_link
+from model.media.youtube import DownloadLimits, download_audio
 from tests.bot_harness import ADMIN, USER, running_bot
 from tests.worker_support import FakeTranscriber
 
@@ -97,3 +99,22 @@ def test_doctor_warns_about_an_old_yt_dlp_and_a_missing_cookies_file(tmp_path: P
     assert check_ytdlp(missing, today=released).status == "warn"
     assert ytdlp_release_date("2026.11.23.232815") == dt.date(2026, 11, 23)
     assert ytdlp_release_date("unknown") is None
+
+
+def test_an_unreadable_cookies_file_is_skipped_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[object] = []
+
+    def refused(self: yt_dlp.YoutubeDL, url: str, *args: Any, **kwargs: Any) -> None:
+        seen.append(self.params.get("cookiefile"))
+        raise yt_dlp.utils.DownloadError(BOT_CHECK)
+
+    monkeypatch.setattr(yt_dlp.YoutubeDL, "extract_info", refused)
+    limits = DownloadLimits(max_seconds=60, max_bytes=2**20, cookies_file=tmp_path / "gone.txt")
+    with pytest.raises(LinkError) as raised:
+        download_audio(parse_link(VIDEO), tmp_path / "downloads", limits=limits)
+    assert raised.value.reason == "blocked"
+    assert seen == [None]
+    assert "gone.txt" in caplog.text and "not readable" in caplog.text
+    assert list((tmp_path / "downloads").iterdir()) == []  # the work folder was removed

@@ -100,12 +100,9 @@ def download_audio(
         link=link, limits=limits, deadline=deadline, progress=progress, cancel=cancel
     )
     options = _ytdl_options(link, workdir, limits, ytdl_logger, hook)
-    if limits.cookies_file is not None and link.video_id is not None:
-        # A private copy: yt-dlp writes its cookie jar back, and the original may be
-        # read-only (a mounted secret). The work folder (0700) is removed afterwards.
-        copy = shutil.copyfile(limits.cookies_file, workdir / COOKIES_NAME)
-        options["cookiefile"] = str(copy)
     try:
+        if limits.cookies_file is not None and link.video_id is not None:
+            options["cookiefile"] = _private_cookies(limits.cookies_file, workdir)
         with guarded_downloader(link, options) as ydl:
             try:
                 info = _extract_checked(ydl, link, limits)
@@ -158,6 +155,16 @@ def _ytdl_options(
         # Real YouTube needs a JavaScript runtime: the deno wheel's, found by full path.
         "js_runtimes": yt_dlp_js_runtimes(),
     }
+
+
+def _private_cookies(cookies_file: Path, workdir: Path) -> str | None:
+    """A copy in the work folder (0700, removed afterwards): yt-dlp writes its cookie jar
+    back, and the original may be read-only (a mounted secret). None if unreadable."""
+    try:
+        return str(shutil.copyfile(cookies_file, workdir / COOKIES_NAME))
+    except OSError as exc:  # the download goes on without cookies; the path is no secret
+        _log.warning("cookies file %s not readable: %s", cookies_file, exc.strerror)
+        return None
 
 
 def _extract_checked(ydl: Any, link: VideoLink, limits: DownloadLimits) -> dict[str, Any]:
