@@ -3,6 +3,7 @@
 #
 #   docker build -t whisper-it .                                    # CPU
 #   docker build -t whisper-it:cuda --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 .
+#     (CUDA 12 builds: CTranslate2 4.x loads CUDA 12's cuBLAS and cuDNN 9)
 #   docker build -t whisper-it:front --build-arg EXTRAS=postgres .  # a front: no model, no torch
 #
 # EXTRAS picks what is installed (pyproject.toml): "all" for any role; "serve,postgres"
@@ -35,6 +36,10 @@ COPY model ./model
 COPY storage ./storage
 COPY training ./training
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[${EXTRAS}]"
+# A CUDA torch brings cuBLAS and cuDNN as pip packages (nvidia-*-cu12); CTranslate2 loads
+# them by name, so they go on the loader's path. (No such folders in a CPU build.)
+RUN python -c "import glob, site; dirs = [d for s in site.getsitepackages() for d in glob.glob(s + '/nvidia/*/lib')]; open('/etc/ld.so.conf.d/whisper-it-nvidia.conf', 'w').write(''.join(d + chr(10) for d in dirs))" \
+    && ldconfig
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/whisper-it-entrypoint
 
 USER whisper
