@@ -22,8 +22,8 @@ from bot.commands.worker import NO_TOKEN
 from bot.settings import Settings
 from storage import migrations
 from tests.bot_harness import bot_process_env
+from tests.ops_support import free_port, wait_ready
 from tests.telegram_emulator import BotApiEmulator
-from tests.test_ops_endpoints import free_port, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"

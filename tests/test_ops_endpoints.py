@@ -7,14 +7,10 @@ database whose schema is behind."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,31 +25,13 @@ from storage import jobs, migrations, training_records
 from storage.models import RUN_DONE, RUN_FAILED, utcnow
 from storage.unit_of_work import Database
 from tests.bot_harness import bot_process, bot_process_env
+from tests.ops_support import free_port, wait_ready, worker_process
 from tests.telegram_emulator import BotApiEmulator
 from tests.worker_support import tone_wav
 from training.report import REPORT_KEY
 
-START_TIMEOUT = 120.0
 NOTES = 3
 NOTE_SECONDS = 1.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(port: int, process: subprocess.Popen, log: Path) -> dict:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-        with contextlib.suppress(httpx.HTTPError):
-            response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        time.sleep(0.5)
-    raise AssertionError(f"not ready: {log.read_text(errors='replace')[-3000:]}")
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -66,24 +44,6 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(response.text)
         for sample in family.samples
     }
-
-
-@contextlib.contextmanager
-def worker_process(env: dict[str, str], cwd: Path, log_path: Path) -> Iterator[subprocess.Popen]:
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.worker_process"],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-            process.wait(timeout=30)
 
 
 def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> None:

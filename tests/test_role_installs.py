@@ -18,9 +18,9 @@ import pytest
 
 from model.asr.normalize import error_rates
 from tests.bot_harness import ADMIN, bot_process, bot_process_env
+from tests.ops_support import free_port, wait_ready, worker_process
 from tests.speech import synthesize
 from tests.telegram_emulator import BotApiEmulator
-from tests.test_ops_endpoints import free_port, wait_ready, worker_process
 from tests.worker_support import tone_wav
 
 REPO = Path(__file__).resolve().parent.parent

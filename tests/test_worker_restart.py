@@ -18,8 +18,7 @@ from bot.identity import IdentityTaken, claim_identity
 from storage import jobs
 from storage.models import JOB_DONE, JOB_PENDING, JOB_RUNNING, Job, utcnow
 from storage.unit_of_work import Database
-from tests.bot_harness import read_jobs, running_bot
-from tests.test_worker_processes import worker_env
+from tests.bot_harness import bot_process_env, read_jobs, running_bot
 from tests.worker_support import FakeTranscriber, tone_wav
 
 LEASE_SECONDS = 120.0
@@ -88,8 +87,14 @@ async def test_a_killed_worker_restarted_answers_its_job_without_waiting_for_the
             (foreign,) = jobs.claim_jobs(uow.session, owner=OTHER_OWNER, lease_seconds=600)
             uow.commit()
             foreign_id = foreign.id
-        env = worker_env(
-            bot.emu, tmp_path, lease_seconds=LEASE_SECONDS, worker_poll_seconds=0.2, batch_size=1
+        env = bot_process_env(
+            bot.emu,
+            tmp_path,
+            tmp_path / "cache",
+            TAGGER="off",
+            LEASE_SECONDS=str(LEASE_SECONDS),
+            WORKER_POLL_SECONDS="0.2",
+            BATCH_SIZE="1",
         )
         victim = _start_worker(env, delay=600, log=log)  # never finishes by itself
         try:
