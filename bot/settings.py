@@ -97,13 +97,6 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         60.0, gt=0, description="A claimed job returns to the queue if its worker is silent"
     )
-    worker_id: str | None = Field(
-        None,
-        min_length=1,
-        max_length=100,
-        description="Name of this process's job leases, unique among live processes; a "
-        "restart takes its jobs back at once (default: host:role:slot)",
-    )
     worker_poll_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for new jobs"
     )
@@ -119,12 +112,6 @@ class Settings(BaseSettings):
         default_factory=list, description="Hosts allowed in addition to YouTube's"
     )
     download_timeout_seconds: float = Field(120.0, description="Link download time limit")
-    ytdlp_cookies_file: Path | None = Field(
-        None,
-        description="cookies.txt (Netscape format) of a browser signed in to YouTube, for "
-        "servers YouTube asks to prove they are not a bot; given to yt-dlp for YouTube links "
-        "only, never logged",
-    )
 
     offline: bool = Field(
         False, description="Never contact the Hugging Face Hub (use local files and caches only)"
@@ -222,11 +209,11 @@ class Settings(BaseSettings):
 
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+
+    # --- Operations (health, metrics, logs, restarts, YouTube from a server) ---------
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (time, level, logger, ...)"
     )
-
-    # --- Operations -----------------------------------------------------------------
     http_port: int | None = Field(
         None,
         ge=1,
@@ -236,6 +223,19 @@ class Settings(BaseSettings):
     )
     http_listen: str = Field(
         "127.0.0.1", description="Address the /healthz, /readyz, /metrics server binds"
+    )
+    worker_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Name of this process's job leases, unique among live processes; a "
+        "restart takes its jobs back at once (default: host:role:slot)",
+    )
+    ytdlp_cookies_file: Path | None = Field(
+        None,
+        description="cookies.txt (Netscape format) of a browser signed in to YouTube, for "
+        "servers YouTube asks to prove they are not a bot; given to yt-dlp for YouTube links "
+        "only, never logged",
     )
 
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
