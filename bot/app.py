@@ -10,7 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.bootstrap import SERVICES_KEY, Services
+from bot.bootstrap import SERVICES_KEY, Services, start_ops_server
 from bot.handlers import (
     admin,
     corrections,
@@ -21,6 +21,7 @@ from bot.handlers import (
     user_commands,
 )
 from bot.settings import Settings
+from bot.telegram_retry import RetryAfterLimiter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         .base_file_url(settings.telegram_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .concurrent_updates(True)
+        .rate_limiter(RetryAfterLimiter(on_retry=services.metrics.retried))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
@@ -52,6 +54,9 @@ def build_application(settings: Settings, services: Services) -> Application:
 async def _post_init(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     services.alerts.attach(app.bot)
+    services.ops = await start_ops_server(
+        services, updates_flowing=lambda: app.updater is not None and app.updater.running
+    )
     if services.settings.workers > 0:
         # Load the model now, so the first user does not wait for it and a broken model
         # is reported at start. (A front without workers never transcribes.)
@@ -91,4 +96,6 @@ async def _purge(context) -> None:
 async def _post_shutdown(app: Application) -> None:
     services: Services = app.bot_data[SERVICES_KEY]
     await services.runner.stop()
+    if services.ops is not None:
+        await services.ops.stop()
     services.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,11 @@ from bot.admin_service import AdminService
 from bot.alerts import AdminAlerts
 from bot.corrections import CorrectionService
 from bot.delivery import STATUS_EDIT_INTERVAL_SECONDS, DeliveryOptions
+from bot.health import queue_snapshot
+from bot.identity import WorkerIdentity, claim_identity
+from bot.metrics import Metrics
 from bot.model_holder import LoadFailure, ModelHolder
+from bot.ops_http import OpsAddress, OpsServer, Probes
 from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.rate_limit import RateLimiter
 from bot.settings import Settings
@@ -27,7 +31,8 @@ from bot.training_control import TrainingControl
 from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
 from model.asr.audio import AudioLimits
-from model.asr.sandbox import SandboxLimits, shared_pool
+from model.asr.limits import SandboxLimits
+from model.asr.sandbox import shared_pool
 from model.asr.transcription import EngineName, TranscribeOptions, Transcriber
 from model.media.youtube import DownloadLimits
 from model.tagging.base import Tagger
@@ -45,6 +50,7 @@ from training.config import split_policy
 from training.data import MAX_TRAIN_SECONDS
 
 log = logging.getLogger(__name__)
+
 
 SERVICES_KEY = "services"
 # A download may be larger than an uploaded file (Telegram caps those at 20 MB): allow up to
@@ -78,9 +84,14 @@ class Services:
     corrections: CorrectionService
     training: TrainingControl
     admin: AdminService
+    metrics: Metrics = field(default_factory=Metrics)
+    identity: WorkerIdentity | None = None  # the name of this process's job leases
+    ops: OpsServer | None = None  # running while WHISPER_IT_HTTP_PORT is set
 
     def close(self) -> None:
         self.db.close()
+        if self.identity is not None:
+            self.identity.release()
 
     def forget_user(self, user_id: int) -> DeletedCounts:
         """Delete everything one user left: audio, transcripts, corrections, jobs, and
@@ -107,12 +118,21 @@ class Services:
         return purged
 
 
-def bootstrap(settings: Settings, *, seams: Seams = Seams()) -> Services:
-    """Every service of a bot or worker process (opening the database runs migrations)."""
+def bootstrap(settings: Settings, *, role: str = "bot", seams: Seams = Seams()) -> Services:
+    """Every service of a bot or worker process (opening the database runs migrations).
+    ``role`` (bot, worker) is part of the default name of this process's job leases."""
     db = Database.open(settings.resolved_database_url)
+    identity = claim_identity(settings.data_dir, role, settings.worker_id)
     store = AudioStore(settings.audio_dir)
     alerts = AdminAlerts(settings.admin_ids)
-    pipeline = build_pipeline(settings, on_broken_model=alerts.model_broken, seams=seams)
+    # A front without workers never transcribes: no tagger (nor torch) to load.
+    pipeline = build_pipeline(
+        settings,
+        with_tags=settings.workers > 0,
+        on_broken_model=alerts.model_broken,
+        seams=seams,
+    )
+    metrics = Metrics(read_database=lambda: queue_snapshot(db))
     queue = WorkQueue(
         db,
         store,
@@ -121,12 +141,14 @@ def bootstrap(settings: Settings, *, seams: Seams = Seams()) -> Services:
             max_pending_per_user=settings.max_pending_jobs_per_user,
             lease_seconds=settings.lease_seconds,
         ),
+        owner=identity.name,
     )
     runner = JobRunner(
         queue=queue,
         pipeline=pipeline,
         options=worker_options(settings, seams),
         report_error=alerts.report,
+        metrics=metrics,
     )
     return Services(
         settings=settings,
@@ -142,6 +164,8 @@ def bootstrap(settings: Settings, *, seams: Seams = Seams()) -> Services:
             db, max_chars=settings.max_correction_chars, training_max_seconds=MAX_TRAIN_SECONDS
         ),
         admin=admin_service(settings, db),
+        metrics=metrics,
+        identity=identity,
     )
 
 
@@ -196,6 +220,7 @@ def download_limits(settings: Settings) -> DownloadLimits:
             settings.max_file_bytes, int(settings.max_audio_seconds * DOWNLOAD_BYTES_PER_SECOND)
         ),
         timeout_seconds=settings.download_timeout_seconds,
+        cookies_file=settings.ytdlp_cookies_file,
     )
 
 
@@ -296,3 +321,35 @@ def build_pipeline(
         url_hosts=frozenset(settings.allowed_url_hosts),
         work_dir=settings.data_dir / "tmp",
     )
+
+
+# --- the operations endpoints (WHISPER_IT_HTTP_PORT) --------------------------------------
+
+
+async def start_ops_server(
+    services: Services, *, updates_flowing: Callable[[], bool] | None = None
+) -> OpsServer | None:
+    """Start the endpoints if ``WHISPER_IT_HTTP_PORT`` is set (else None). Call it before
+    the model loads: ``/readyz`` then says why the process is not ready yet."""
+    settings = services.settings
+    if settings.http_port is None:
+        return None
+
+    def model_loaded() -> bool:
+        models = services.pipeline.models
+        if not models.loaded:
+            return False
+        services.metrics.serving(models.get().model_name)
+        return True
+
+    probes = Probes(
+        db=services.db,
+        workers_alive=services.runner.alive,
+        model_loaded=model_loaded if settings.workers > 0 else None,
+        updates_flowing=updates_flowing,
+    )
+    server = OpsServer(
+        OpsAddress(settings.http_listen, settings.http_port), services.metrics, probes
+    )
+    await server.start()
+    return server

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from bot.log_format import JsonFormatter, RedactingFormatter
 from bot.settings import Settings
 
 # Each module exposes ``register(subparsers)``; its parser sets ``func(args, settings)``.
@@ -75,32 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class RedactingFormatter(logging.Formatter):
-    """Secrets (the bot token is part of every Bot API URL) never reach the log output,
-    tracebacks included."""
-
-    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
-        super().__init__(fmt)
-        self._secrets = tuple(secret for secret in secrets if secret)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        for secret in self._secrets:
-            text = text.replace(secret, "<redacted>")
-        return text
-
-
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     values = (settings.telegram_token, settings.webhook_secret, settings.hub_token)
     return tuple(value.get_secret_value() for value in values if value is not None)
 
 
-def configure_logging(level: str, *, secrets: tuple[str, ...] = ()) -> None:
+def configure_logging(
+    level: str, *, secrets: tuple[str, ...] = (), json_lines: bool = False
+) -> None:
+    """Log to stderr: plain lines, or one JSON object per line (WHISPER_IT_LOG_FORMAT)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+        JsonFormatter(secrets)
+        if json_lines
+        else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Python's warnings become log records too: nothing else writes to stderr.
+    logging.captureWarnings(True)
     # httpx logs every request URL at INFO, and Bot API URLs contain the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -158,9 +151,13 @@ def describe_input_error(exc: BaseException) -> str:
     return f"valore non valido: {_quote(exc)}"
 
 
-def _fail(message: str) -> int:
-    # Exactly one line, whatever the message holds.
-    print(f"whisper-it: {' '.join(message.split())}", file=sys.stderr)
+def _fail(message: str, *, json_lines: bool = False) -> int:
+    # Exactly one line, whatever the message holds (a JSON object with LOG_FORMAT=json).
+    text = f"whisper-it: {' '.join(message.split())}"
+    if json_lines:
+        logging.getLogger("whisper-it").error(text)
+    else:
+        print(text, file=sys.stderr)
     return EXIT_FAILURE
 
 
@@ -171,11 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         return _fail(describe_input_error(exc))
-    configure_logging(log_level_for(args, settings), secrets=secrets_of(settings))
+    json_lines = settings.log_format == "json"
+    configure_logging(
+        log_level_for(args, settings), secrets=secrets_of(settings), json_lines=json_lines
+    )
     try:
         return int(args.func(args, settings) or 0)
     except CommandError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), json_lines=json_lines)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     # Bad input reaching the standard library or a decoder (a path too long, a NUL byte, a
@@ -183,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # not numbers, bytes FFmpeg cannot demux). --verbose shows the traceback, and anything
     # else propagates: real bugs stay visible.
     except Exception as exc:
+        if json_lines and not is_input_error(exc):
+            # A bug: its traceback as one JSON line, not Python's plain one.
+            logging.getLogger(__name__).critical("unexpected error", exc_info=exc)
+            return EXIT_FAILURE
         if args.verbose or not is_input_error(exc):
             raise
         logging.getLogger(__name__).debug("input error", exc_info=exc)
-        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}")
+        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}", json_lines=json_lines)

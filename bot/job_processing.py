@@ -24,6 +24,14 @@ from telegram.error import BadRequest
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
+from bot.log_format import log_context
+from bot.metrics import (
+    OUTCOME_DISCARDED,
+    OUTCOME_DONE,
+    OUTCOME_FAILED,
+    OUTCOME_REJECTED,
+    Metrics,
+)
 from bot.pipeline import (
     InputRejected,
     MediaBytes,
@@ -32,11 +40,14 @@ from bot.pipeline import (
     Stage,
     TranscriptionPipeline,
 )
+from bot.throttled_alert import ThrottledAlert
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from storage.models import SOURCE_YOUTUBE
 
 log = logging.getLogger(__name__)
 
+# LinkError's reason when YouTube asks to "confirm you're not a bot".
+BLOCKED_REASON = "blocked"
 # Tags that have not arrived this long after the reply are dropped.
 LATE_TAGS_TIMEOUT = 120.0
 # How often a running link job checks that its user did not /forget it meanwhile.
@@ -53,8 +64,10 @@ class JobProcessor:
         cpu: ThreadPoolExecutor,
         tag_budget_seconds: float,
         report_error: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.delivery = delivery
         self.cpu = cpu
@@ -65,6 +78,7 @@ class JobProcessor:
         self._late: set[asyncio.Task[None]] = set()
         self.finished: set[int] = set()  # ids concluded while their batch still runs
         self._cancels: set[threading.Event] = set()  # one per running job
+        self.blocked_alert = ThrottledAlert()
 
     async def close(self) -> None:
         for cancel in list(self._cancels):
@@ -97,25 +111,31 @@ class JobProcessor:
                 fresh.append(job)
                 continue
             # Its worker died after storing the transcript but before replying: reply now.
-            status = await self._status(job)
-            try:
-                await self._resume_reply(job, status)
-            except Exception as exc:
-                await self._crash(job, status, exc)
-            self.finished.add(job.id)
+            with log_context(job_id=job.id, user_id=job.user_id):
+                status = await self._status(job)
+                try:
+                    await self._resume_reply(job, status)
+                except Exception as exc:
+                    await self._crash(job, status, exc)
+                else:
+                    self.metrics.job_concluded(OUTCOME_DONE)
+                self.finished.add(job.id)
+        if fresh:
+            self.metrics.batch_size.observe(len(fresh))
         if len(fresh) == 1:
             await self._process(fresh[0])
         elif fresh:
             await self._process_together(fresh)
 
     async def _process(self, job: ClaimedJob) -> None:
-        status = await self._status(job)
-        await self.delivery.typing(job.chat_id)
-        try:
-            outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
-        except Exception as exc:
-            outcome = exc
-        await self._conclude(job, status, outcome)
+        with log_context(job_id=job.id, user_id=job.user_id):
+            status = await self._status(job)
+            await self.delivery.typing(job.chat_id)
+            try:
+                outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
+            except Exception as exc:
+                outcome = exc
+            await self._conclude(job, status, outcome)
 
     async def _process_together(self, jobs: list[ClaimedJob]) -> None:
         """Short voice notes: download them all, decode them in one model call, then
@@ -137,7 +157,8 @@ class JobProcessor:
             if isinstance(download, BaseException) and not isinstance(download, Exception):
                 raise download  # cancellation
             outcome = download if isinstance(download, Exception) else next(results)
-            await self._conclude(job, status, outcome)
+            with log_context(job_id=job.id, user_id=job.user_id):
+                await self._conclude(job, status, outcome)
 
     async def _download(self, payload: JobPayload) -> MediaBytes:
         assert isinstance(payload, TelegramFileJob)
@@ -152,15 +173,21 @@ class JobProcessor:
             await status.delete()  # /forget stopped it: nothing of the user's remains
         elif isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
+            self.metrics.job_concluded(OUTCOME_REJECTED)
+            if outcome.reason == BLOCKED_REASON:
+                await self._alert_blocked()
         elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
             await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
+            self.metrics.job_concluded(OUTCOME_REJECTED)
         elif isinstance(outcome, Exception):
             await self._crash(job, status, outcome)
         else:
             try:
-                await self._deliver(job, status, outcome)
+                delivered = await self._deliver(job, status, outcome)
             except Exception as exc:
                 await self._crash(job, status, exc)
+            else:
+                self.metrics.job_concluded(OUTCOME_DONE if delivered else OUTCOME_DISCARDED)
         self.finished.add(job.id)
 
     async def _forgotten(self, job: ClaimedJob, outcome: InputRejected) -> bool:
@@ -228,7 +255,14 @@ class JobProcessor:
 
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult
-    ) -> None:
+    ) -> bool:
+        """Store and send the transcript; False if it was discarded instead."""
+        transcription = result.transcription
+        self.metrics.transcribed(
+            elapsed=transcription.elapsed,
+            audio_seconds=transcription.duration,
+            model=transcription.model,
+        )
         hashtags, late = await self._hashtags(result.transcription.text)
         result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
@@ -237,7 +271,7 @@ class JobProcessor:
                 late.cancel()
             if transcription_id is Discarded.FORGOTTEN:
                 await status.delete()  # the user asked for nothing of theirs to remain
-            return  # (TAKEN_OVER: the status message is the new owner's now)
+            return False  # (TAKEN_OVER: the status message is the new owner's now)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
@@ -250,6 +284,12 @@ class JobProcessor:
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
+        log.info(
+            "job %s answered: %.1f s of audio in %.2f s",
+            job.id,
+            transcription.duration,
+            transcription.elapsed,
+        )
         if late is not None:
             task = asyncio.create_task(
                 self._late_tags(reply, transcription_id, message_ids, late),
@@ -257,6 +297,7 @@ class JobProcessor:
             )
             self._late.add(task)
             task.add_done_callback(self._late.discard)
+        return True
 
     async def _hashtags(
         self, text: str
@@ -316,8 +357,16 @@ class JobProcessor:
         await status.show(f"⚠️ {formatting.escape(text)}")
         await asyncio.to_thread(self.queue.fail, job.id, reason)
 
+    async def _alert_blocked(self) -> None:
+        """YouTube refuses this server: the admins hear it once an hour, with what to do."""
+        log.warning("YouTube asks this server to confirm it is not a bot")
+        if self.report_error is not None and self.blocked_alert.due():
+            with contextlib.suppress(Exception):
+                await self.report_error(messages.YOUTUBE_BLOCKED_ALERT)
+
     async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
         log.error("job %s failed", job.id, exc_info=exc)
+        self.metrics.job_concluded(OUTCOME_FAILED)
         await status.show(messages.INTERNAL_ERROR)
         error = f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(self.queue.fail, job.id, error)

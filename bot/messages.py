@@ -31,7 +31,12 @@ LINK_ERRORS: dict[str, str] = {
     "no_audio": "Il video non contiene una traccia audio.",
     "download_failed": "Il download del video non è riuscito.",
     "bad_url": "Questo non sembra un link valido: mandami il link di un video di YouTube.",
-    "blocked": "YouTube ha bloccato il download (chiede di accedere): riprova più tardi.",
+    "blocked": (
+        "YouTube non permette a questo server di scaricare i video: chiede di dimostrare "
+        "che non è un robot. Riprovare non serve finché gli amministratori non lo "
+        "risolvono (sono stati avvisati). Intanto puoi mandarmi l'audio come file o "
+        "messaggio vocale."
+    ),
     "cancelled": "Download annullato.",
     "needs_program": (
         "Questo video usa un formato che richiede programmi esterni (ffmpeg, rtmpdump…): "
@@ -156,6 +161,16 @@ INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori
 DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."
 TELEGRAM_FILE_TOO_BIG = "Il file supera il limite di download di Telegram (20 MB)."
 MODEL_SWAPPED = "Modello aggiornato: {name}"
+# To the admins, at most once per hour per process (bot/throttled_alert.py).
+YOUTUBE_BLOCKED_ALERT = (
+    "YouTube chiede a questo server di «confermare di non essere un bot»: i link di "
+    "YouTube falliscono. Cosa fare: esporta i cookie di un browser con un account YouTube "
+    "(formato cookies.txt) e indica il file in <code>WHISPER_IT_YTDLP_COOKIES_FILE</code> "
+    "(se è già impostato, i cookie sono scaduti: esportali di nuovo); aggiorna yt-dlp "
+    "(<code>pip install -U yt-dlp</code>); se non basta, l'indirizzo IP del server è "
+    "bloccato da YouTube."
+)
+
 MODEL_BROKEN = (
     "⚠️ Il modello <code>{spec}</code> non si carica: continuo con quello in uso e riprovo "
     "più tardi.\n<code>{error}</code>"

@@ -55,6 +55,11 @@ class ModelHolder:
         """The last version that failed to load, while it is still the one wanted."""
         return self._failure
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a model is loaded (``get`` then returns at once)."""
+        return self._current is not None
+
     def get(self) -> Transcriber:
         """The model in use, loading the current one first if none is (raises if it fails)."""
         with self._lock:

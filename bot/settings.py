@@ -194,6 +194,34 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
+    # --- Operations (health, metrics, logs, restarts, YouTube from a server) ---------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (time, level, logger, ...)"
+    )
+    http_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve /healthz, /readyz and /metrics on this port (unset: off); never "
+        "the webhook's port",
+    )
+    http_listen: str = Field(
+        "127.0.0.1", description="Address the /healthz, /readyz, /metrics server binds"
+    )
+    worker_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Name of this process's job leases, unique among live processes; a "
+        "restart takes its jobs back at once (default: host:role:slot)",
+    )
+    ytdlp_cookies_file: Path | None = Field(
+        None,
+        description="cookies.txt (Netscape format) of a browser signed in to YouTube, for "
+        "servers YouTube asks to prove they are not a bot; given to yt-dlp for YouTube links "
+        "only, never logged",
+    )
+
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:

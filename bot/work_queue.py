@@ -158,6 +158,14 @@ class WorkQueue:
         with self.db.unit_of_work(read_only=True) as uow:
             return job_exists(uow.session, job_id)
 
+    def take_back_own(self) -> job_queue.RequeueResult:
+        """At start: the jobs a previous process with this process's name held (it was
+        killed) go back to the queue now, without waiting for their leases to expire."""
+        with self.db.unit_of_work() as uow:
+            result = job_queue.take_back_leases(uow.session, owner=self.owner)
+            uow.commit()
+        return result
+
     def requeue_expired(self) -> job_queue.RequeueResult:
         """Put back the jobs of workers that died (their leases expired)."""
         with self.db.unit_of_work() as uow:

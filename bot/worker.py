@@ -22,6 +22,7 @@ from telegram import Bot
 from bot.delivery import Delivery, DeliveryOptions
 from bot.job_payloads import JobPayload, TelegramFileJob
 from bot.job_processing import JobProcessor
+from bot.metrics import Metrics
 from bot.pipeline import (
     TranscriptionPipeline,
 )
@@ -62,8 +63,10 @@ class JobRunner:
         pipeline: TranscriptionPipeline,
         options: WorkerOptions,
         report_error: Callable[[str], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.options = options
         self._report_error = report_error
@@ -87,13 +90,30 @@ class JobRunner:
             cpu=self.cpu,
             tag_budget_seconds=self.options.tag_budget_seconds,
             report_error=self._report_error,
+            metrics=self.metrics,
         )
+        await self._take_back_own()
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
         await self._requeue_expired()
         for number in range(self.options.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"worker-{number}"))
         self._tasks.append(asyncio.create_task(self._renew_leases(), name="leases"))
+
+    async def _take_back_own(self) -> None:
+        try:
+            result = await asyncio.to_thread(self.queue.take_back_own)
+        except Exception:
+            log.exception("cannot take back this process's jobs")
+            return
+        if result.requeued or result.failed:
+            log.info(
+                "restarted as %s: %d job(s) back in the queue at once (%d out of attempts)",
+                self.queue.owner,
+                len(result.requeued),
+                len(result.failed),
+            )
+            self._wake.set()
 
     async def _requeue_expired(self) -> None:
         try:
@@ -134,6 +154,10 @@ class JobRunner:
             await self._processor.close()
         self.cpu.shutdown(wait=False, cancel_futures=True)
 
+    def alive(self) -> bool:
+        """No worker or heartbeat task has stopped (they only stop when cancelled)."""
+        return not any(task.done() for task in self._tasks)
+
     @property
     def busy(self) -> int:
         return self._busy
@@ -165,6 +189,11 @@ class JobRunner:
         )
         if enqueued.job_id is None:
             return Submitted(False, enqueued.refusal)
+        log.info(
+            "job %s accepted",
+            enqueued.job_id,
+            extra={"job_id": enqueued.job_id, "user_id": user_id},
+        )
         message_id = None
         try:
             position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)

@@ -47,16 +47,33 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
 
-# CI has no GPU: pin the CPU build of torch there (an unpinned torch pulls a multi-GB
-# CUDA build). Users get the torch that suits their machine.
-if [[ "${CI:-}" == "true" ]] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-    echo "setup: installing the CPU build of torch (CI)"
-    "${PIP[@]}" torch==2.13.0
+# torch: on PyPI, Linux wheels are CUDA builds that pull multi-GB GPU libraries. CI has no
+# GPU: it pins torch 2.13.0. Elsewhere, a machine without an NVIDIA GPU gets the CPU build
+# from PyTorch's CPU index; a machine with one gets PyPI's CUDA build. TORCH_INDEX_URL
+# overrides the choice (e.g. https://download.pytorch.org/whl/cu128). An installed torch is
+# kept as it is.
+TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "setup: installing the CPU build of torch (CI)"
+        "${PIP[@]}" torch==2.13.0
+    elif [[ -n "${TORCH_INDEX_URL:-}" ]]; then
+        echo "setup: installing torch from $TORCH_INDEX_URL"
+        "${PIP[@]}" torch --index-url "$TORCH_INDEX_URL"
+    elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+        echo "setup: NVIDIA GPU found: installing the CUDA build of torch"
+        "${PIP[@]}" torch
+    else
+        echo "setup: no NVIDIA GPU: installing the CPU build of torch ($TORCH_CPU_INDEX)"
+        # Offline or without access to that index, fall back to PyPI's default build.
+        "${PIP[@]}" torch --index-url "$TORCH_CPU_INDEX" \
+            || { echo "setup: PyTorch's CPU index unreachable: torch from PyPI"; "${PIP[@]}" torch; }
+    fi
 fi
 
 if [[ $WITH_TEST == 1 ]]; then
-    "${PIP[@]}" -e ".[test]"
+    "${PIP[@]}" -e ".[all,test]"
 else
-    "${PIP[@]}" -e .
+    "${PIP[@]}" -e ".[all]"
 fi
 echo "setup: done (check the installation with: $VENV/bin/whisper-it doctor)"

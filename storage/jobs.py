@@ -277,9 +277,35 @@ def requeue_expired(
         .order_by(Job.id)
         .with_for_update(skip_locked=True)
     )
+    return _requeue(session, expired, max_attempts=max_attempts, now=now)
+
+
+def take_back_leases(
+    session: Session,
+    *,
+    owner: str,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    now: datetime | None = None,
+) -> RequeueResult:
+    """At start: ``owner``'s running jobs, expired or not, become pending again (or fail if
+    out of attempts). Only for a process that knows no other live process has its name:
+    the previous holder of the name was killed, and its jobs need not wait for their
+    leases to run out. Other owners' leases are untouched."""
+    owned = session.scalars(
+        select(Job)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        .order_by(Job.id)
+        .with_for_update(skip_locked=True)
+    )
+    return _requeue(session, owned, max_attempts=max_attempts, now=now or utcnow())
+
+
+def _requeue(
+    session: Session, jobs: Iterable[Job], *, max_attempts: int, now: datetime
+) -> RequeueResult:
     requeued: list[int] = []
     failed: list[int] = []
-    for job in expired:
+    for job in jobs:
         job.lease_owner = job.lease_expires_at = None
         if job.attempts >= max_attempts:
             job.status = JobStatus.FAILED

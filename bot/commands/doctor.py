@@ -2,13 +2,15 @@
 
 Each check reports in plain (Italian) words what it found. A failed *essential* check (the
 model, the database, the bot token when one is set, the disk) means the bot cannot work:
-exit status 1. The others (the JavaScript runtime for YouTube, the tagger, training) only
-limit what it can do and are reported as warnings. ``--json`` prints the same as data.
+exit status 1. The others (the JavaScript runtime and yt-dlp for YouTube, the tagger,
+training) only limit what it can do and are reported as warnings. ``--json`` prints the
+same as data.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import shutil
 import time
@@ -33,6 +35,8 @@ MIN_FREE_BYTES = GIB // 2
 # Below this training (checkpoints, a candidate model) will soon fill the disk.
 LOW_FREE_BYTES = 5 * GIB
 MAX_ERROR_CHARS = 200
+# yt-dlp follows YouTube's changes with frequent releases; older than this is a warning.
+YTDLP_MAX_AGE_DAYS = 30
 SQLITE_MEMORY = (None, "", ":memory:")
 
 
@@ -251,6 +255,52 @@ def check_training(settings: Settings) -> Finding:
     return Finding("ok", summary, details)
 
 
+def check_ytdlp(settings: Settings, *, today: dt.date | None = None) -> Finding:
+    """yt-dlp's age (YouTube changes often; an old yt-dlp stops working) and the cookies
+    file, if set (its path only: never its content)."""
+    from yt_dlp.version import __version__
+
+    today = today or dt.datetime.now(dt.UTC).date()
+    released = ytdlp_release_date(__version__)
+    details: dict[str, Any] = {
+        "version": __version__,
+        "cookies_file": settings.ytdlp_cookies_file is not None,
+    }
+    cookies = settings.ytdlp_cookies_file
+    if cookies is not None and not _readable_file(cookies):
+        summary = f"WHISPER_IT_YTDLP_COOKIES_FILE non è un file leggibile ({cookies})"
+        return Finding("warn", summary, details)
+    if released is None:
+        return Finding("warn", f"yt-dlp {__version__}: versione non riconosciuta", details)
+    age = (today - released).days
+    details["age_days"] = age
+    if age > YTDLP_MAX_AGE_DAYS:
+        summary = (
+            f"yt-dlp {__version__} ha {age} giorni: YouTube cambia spesso, aggiornalo "
+            "(pip install -U yt-dlp)"
+        )
+        return Finding("warn", summary, details)
+    with_cookies = ", con i cookie di YouTube" if cookies is not None else ""
+    return Finding("ok", f"yt-dlp {__version__} ({age} giorni){with_cookies}", details)
+
+
+def ytdlp_release_date(version: str) -> dt.date | None:
+    """yt-dlp versions are release dates: 2026.11.23 (nightlies add a time)."""
+    parts = version.split(".")
+    try:
+        return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except (ValueError, IndexError):
+        return None
+
+
+def _readable_file(path: Path) -> bool:
+    try:
+        with path.open("rb"):
+            return path.is_file()
+    except OSError:
+        return False
+
+
 CHECKS: tuple[Check, ...] = (
     Check("modello", True, check_model),
     Check("database", True, check_database),
@@ -259,6 +309,7 @@ CHECKS: tuple[Check, ...] = (
     Check("hashtag", False, check_tagger),
     Check("spazio su disco", True, check_disk),
     Check("addestramento", False, check_training),
+    Check("YouTube (yt-dlp)", False, check_ytdlp),
 )
 
 

@@ -80,6 +80,13 @@ def webhook_options(settings: Settings) -> WebhookOptions:
     )
 
 
+# The operations endpoints never share the webhook's listener (README: Deploying, Ports).
+SHARED_PORT = (
+    "WHISPER_IT_HTTP_PORT and WHISPER_IT_WEBHOOK_PORT are both {port}: the health and "
+    "metrics endpoints need a port of their own."
+)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bot", help="run the Telegram bot")
     parser.set_defaults(func=run)
@@ -104,6 +111,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     token = settings.telegram_token.get_secret_value()
     # Checked before anything is built: a weak secret must not cost a model load first.
     webhook = webhook_options(settings) if settings.webhook_url else None
+    if webhook is not None and settings.http_port == webhook.port:
+        raise CommandError(SHARED_PORT.format(port=webhook.port))
     logging.getLogger("telegram.ext").addFilter(_drop_invalid_token_traceback)
     if settings.telegram_api_url != DEFAULT_API_URL:
         log.info("using the Bot API server at %s", settings.telegram_api_url)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(NO_WORKERS)
     from bot.bootstrap import bootstrap
 
-    services = bootstrap(settings)
+    services = bootstrap(settings, role="worker")
     try:
         asyncio.run(serve(services))
     finally:
@@ -58,6 +58,9 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
     from telegram.constants import ParseMode
     from telegram.ext import Defaults, ExtBot
 
+    from bot.bootstrap import start_ops_server
+    from bot.telegram_retry import RetryAfterLimiter
+
     settings = services.settings
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,14 +72,18 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
         base_url=settings.telegram_api_url,
         base_file_url=settings.telegram_file_url,
         defaults=Defaults(parse_mode=ParseMode.HTML),
+        rate_limiter=RetryAfterLimiter(on_retry=services.metrics.retried),
     )
     async with bot:
         services.alerts.attach(bot)
-        await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
-        await services.runner.start(bot)
-        log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)
+        services.ops = await start_ops_server(services)
         try:
+            await asyncio.to_thread(services.pipeline.models.get)  # fail at start, not mid-job
+            await services.runner.start(bot)
+            log.info("worker %s ready (%d worker(s))", services.queue.owner, settings.workers)
             await stop.wait()
         finally:
             await services.runner.stop()
+            if services.ops is not None:
+                await services.ops.stop()
     log.info("worker %s stopped", services.queue.owner)

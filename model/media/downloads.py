@@ -12,6 +12,9 @@ class DownloadLimits:
     max_seconds: float
     max_bytes: int
     timeout_seconds: float = 120
+    # A Netscape cookies.txt of a signed-in browser, given to yt-dlp for YouTube links only
+    # (a datacenter address is otherwise asked to "confirm you're not a bot").
+    cookies_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from model.media.netguard import guarded_downloader
 from model.media.ytdlp_messages import YtDlpLogger, link_error_from
 
 _log = logging.getLogger(__name__)
+COOKIES_NAME = "cookies.txt"
 
 
 # --------------------------------------------------------------------------- downloading
@@ -90,6 +91,8 @@ def download_in_process(
     )
     options = _ytdl_options(link, workdir, limits, ytdl_logger, hook)
     try:
+        if limits.cookies_file is not None and link.video_id is not None:
+            options["cookiefile"] = _private_cookies(limits.cookies_file, workdir)
         with guarded_downloader(link, options) as ydl:
             try:
                 info = _extract_checked(ydl, link, limits)
@@ -142,6 +145,16 @@ def _ytdl_options(
         # Real YouTube needs a JavaScript runtime: the deno wheel's, found by full path.
         "js_runtimes": yt_dlp_js_runtimes(),
     }
+
+
+def _private_cookies(cookies_file: Path, workdir: Path) -> str | None:
+    """A copy in the work folder (0700, removed afterwards): yt-dlp writes its cookie jar
+    back, and the original may be read-only (a mounted secret). None if unreadable."""
+    try:
+        return str(shutil.copyfile(cookies_file, workdir / COOKIES_NAME))
+    except OSError as exc:  # the download goes on without cookies; the path is no secret
+        _log.warning("cookies file %s not readable: %s", cookies_file, exc.strerror)
+        return None
 
 
 def _extract_checked(ydl: Any, link: VideoLink, limits: DownloadLimits) -> dict[str, Any]:

@@ -105,8 +105,8 @@ def test_sigkill_while_transcribing_then_restart_answers_the_job_once(
     data_dir = tmp_path / "data"
     log_path = tmp_path / "bot.log"
     with BotApiEmulator() as emu:
-        # The killed process's lease on the job must expire before the restarted one
-        # may take it over: a short lease keeps the test short.
+        # The restarted process takes its predecessor's job back at start (same lease name);
+        # a short lease would also let it go back to the queue soon otherwise.
         env = bot_process_env(emu, data_dir, model_cache, lease_seconds="3")
         with bot_process(env, cwd, log_path) as process:
             emu.wait_for(lambda: emu.calls_to("deleteWebhook"), timeout=START_TIMEOUT)
@@ -150,7 +150,8 @@ def test_sigkill_while_transcribing_then_restart_answers_the_job_once(
     assert stored.reply_message_ids == (answer.message_id,)
     assert len(emu.calls_to("getFile")) == 2  # downloaded again after the restart
     log = log_path.read_text()
-    assert "resuming 1 job(s) of a worker that stopped" in log
+    # The restarted process has the killed one's lease name: it takes the job back at once.
+    assert "1 job(s) back in the queue at once" in log
     assert emu.token not in log and "Traceback" not in log
 
 

@@ -7,7 +7,7 @@ the Italian refusal the user sees, the job's error code, nothing stored for that
 request to a loopback listener nobody listed (an HTTP service, a UDP port), the worker
 held for seconds at most, and no exception reaching the bot's error handler or a log.
 
-The other engineer's corrections/privacy cases live in tests/test_security_corrections.py.
+The other engineer's corrections/privacy cases live in tests/e2e/test_security_corrections.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from model.asr.audio import (
     decode_audio,
     probe_duration,
 )
-from model.asr.sandbox import SandboxLimits
+from model.asr.limits import SandboxLimits
 from tests.support import hostile_inputs
 from tests.support.speech import synthesize
 

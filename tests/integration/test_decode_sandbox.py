@@ -22,7 +22,8 @@ from model.asr.audio import (
     decode_audio,
     decode_in_process,
 )
-from model.asr.sandbox import GIB, DecoderPool, SandboxFailure, SandboxLimits
+from model.asr.limits import GIB, SandboxLimits
+from model.asr.sandbox import DecoderPool, SandboxFailure
 from tests.support import hostile_media
 from tests.support.speech import synthesize
 

@@ -1,6 +1,6 @@
 """The job queue's leases on both backends: SQLite (the embedded default) and a real
 PostgreSQL server (tests/support/postgres.py). Several workers, in threads here and in processes
-in tests/test_worker_processes.py, share one queue: each job is claimed by one worker at
+in tests/e2e/test_worker_processes.py, share one queue: each job is claimed by one worker at
 a time, a dead worker's jobs go to another once its lease expires, and a worker that lost
 its lease cannot finish the job."""
 

@@ -1,0 +1,212 @@
+"""``WHISPER_IT_HTTP_PORT`` and ``WHISPER_IT_LOG_FORMAT=json`` with real processes: a
+front (``python -m bot bot``, ``WORKERS=0``) and a worker (``tests.support.worker_process``: the
+worker command's services with a fake model) answer ``/healthz``, ``/readyz`` and
+``/metrics``; the metrics move as the Bot API emulator's voice notes are transcribed, and
+every line of both logs is one JSON object. Readiness reasons are checked in-process on a
+database whose schema is behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.commands.run_bot import SHARED_PORT
+from bot.health import Probes, queue_snapshot
+from bot.metrics import Metrics
+from bot.ops_http import OpsAddress, OpsServer
+from storage import jobs, migrations, training_records
+from storage.models import RunStatus, utcnow
+from storage.unit_of_work import Database
+from tests.support.bot_harness import bot_process, bot_process_env
+from tests.support.ops_support import free_port, wait_ready, worker_process
+from tests.support.telegram_emulator import BotApiEmulator
+from tests.support.worker_support import tone_wav
+from training.report import REPORT_KEY
+
+NOTES = 3
+NOTE_SECONDS = 1.5
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, keyed by (name, sorted labels)."""
+    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> None:
+    front_port, worker_port = free_port(), free_port()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    with BotApiEmulator() as emu:
+        common = {
+            "TAGGER": "off",
+            "BATCH_SIZE": "4",
+            "WORKER_POLL_SECONDS": "0.2",
+            "LOG_FORMAT": "json",
+        }
+        front_env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WORKERS="0",
+            HTTP_PORT=str(front_port),
+            **common,
+        )
+        worker_env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WORKERS="1",
+            HTTP_PORT=str(worker_port),
+            **common,
+        )
+        front_log, worker_log = tmp_path / "front.log", tmp_path / "worker.log"
+        with bot_process(front_env, cwd, front_log) as front:
+            assert wait_ready(front_port, front, front_log) == {"status": "ok", "reasons": []}
+            with worker_process(worker_env, cwd, worker_log) as worker:
+                wait_ready(worker_port, worker, worker_log)
+                assert httpx.get(f"http://127.0.0.1:{worker_port}/healthz").status_code == 200
+                before = scrape(worker_port)
+                assert before[("whisper_it_queue_depth", ())] == 0
+                # The model served shows as soon as it is loaded, before any job.
+                assert before[("whisper_it_model_info", (("version", "fake-model"),))] == 1
+                assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in before
+                for user in range(NOTES):
+                    emu.send_voice(user_id=5000 + user, data=tone_wav(NOTE_SECONDS), duration=2)
+                emu.wait_for(
+                    lambda: all(
+                        [m.content for m in emu.messages(5000 + user)] == ["buongiorno a tutti"]
+                        for user in range(NOTES)
+                    ),
+                    timeout=120,
+                )
+                after = scrape(worker_port)
+                front_metrics = scrape(front_port)
+    assert after[("whisper_it_jobs_total", (("outcome", "done"),))] == NOTES
+    assert after[("whisper_it_transcription_seconds_count", ())] == NOTES
+    assert after[("whisper_it_audio_seconds_sum", ())] == NOTES * NOTE_SECONDS
+    assert after[("whisper_it_batch_size_sum", ())] == NOTES
+    assert after[("whisper_it_model_info", (("version", "fake-model"),))] == 1
+    assert after[("whisper_it_queue_depth", ())] == 0
+    assert after[("whisper_it_oldest_job_age_seconds", ())] == 0
+    # The front transcribes nothing but reads the same shared queue.
+    assert front_metrics[("whisper_it_queue_depth", ())] == 0
+    assert ("whisper_it_jobs_total", (("outcome", "done"),)) not in front_metrics
+    front_lines, worker_lines = json_lines(front_log, emu.token), json_lines(worker_log, emu.token)
+    accepted = [line for line in front_lines if line["message"].endswith("accepted")]
+    answered = [line for line in worker_lines if "answered" in line["message"]]
+    assert {line["user_id"] for line in accepted} == {5000 + user for user in range(NOTES)}
+    assert {line["job_id"] for line in answered} == {line["job_id"] for line in accepted}
+    assert all(line["logger"] == "bot.job_processing" for line in answered)
+
+
+def json_lines(log: Path, token: str) -> list[dict]:
+    """Every line of a process's output, parsed: each must be one JSON object."""
+    text = log.read_text()
+    assert token not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines
+    for line in lines:
+        assert {"time", "level", "logger", "message"} <= line.keys(), line
+    return lines
+
+
+async def test_readyz_lists_every_reason_with_503(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database.open(url)
+    migrations.downgrade(url, "-1")  # a database an older version left
+    probes = Probes(
+        db=db,
+        workers_alive=lambda: False,
+        model_loaded=lambda: False,
+        updates_flowing=lambda: False,
+    )
+    server = OpsServer(OpsAddress("127.0.0.1", free_port()), Metrics(), probes)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.address.port}") as http:
+            ready = await http.get("/readyz")
+            health = await http.get("/healthz")
+            missing = await http.get("/nothing")
+    finally:
+        await server.stop()
+        db.close()
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "unavailable"
+    reasons = " | ".join(body["reasons"])
+    assert f"needs {migrations.head()}" in reasons
+    assert "model not loaded" in reasons
+    assert "Telegram updates" in reasons
+    assert "worker task stopped" in reasons
+    assert health.status_code == 503
+    assert missing.status_code == 404
+
+
+def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -> None:
+    db = Database.open(f"sqlite:///{tmp_path / 'q.db'}")
+    now = utcnow()
+    with db.unit_of_work() as uow:
+        jobs.enqueue_job(uow.session, kind="k", payload={}, now=now - timedelta(seconds=90))
+        jobs.enqueue_job(uow.session, kind="k", payload={}, now=now - timedelta(seconds=5))
+        outcomes = [
+            (RunStatus.DONE, True),
+            (RunStatus.DONE, False),
+            (RunStatus.DONE, True),
+            (RunStatus.FAILED, None),
+        ]
+        for status, promoted in outcomes:
+            run = training_records.create_training_run(uow.session, config={})
+            report = None if promoted is None else {REPORT_KEY: {"promoted": promoted}}
+            training_records.finish_training_run(uow.session, run.id, status=status, metrics=report)
+        training_records.create_training_run(uow.session, config={})  # still pending
+        uow.commit()
+    metrics = Metrics(read_database=lambda: queue_snapshot(db))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+    db.close()
+    assert samples[("whisper_it_queue_depth", ())] == 2
+    assert 90 <= samples[("whisper_it_oldest_job_age_seconds", ())] < 120
+    runs = "whisper_it_training_runs_total"
+    assert samples[(runs, (("decision", "promoted"),))] == 2
+    assert samples[(runs, (("decision", "refused"),))] == 1
+    assert samples[(runs, (("decision", "failed"),))] == 1
+
+
+def test_the_ops_port_never_shares_the_webhook_port(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
+    env |= {
+        "WHISPER_IT_TELEGRAM_TOKEN": "123456:not-contacted",
+        "WHISPER_IT_WEBHOOK_URL": "https://bot.example/telegram",
+        "WHISPER_IT_WEBHOOK_PORT": "8443",
+        "WHISPER_IT_HTTP_PORT": "8443",
+        "WHISPER_IT_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "bot"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"whisper-it: {SHARED_PORT.format(port=8443)}"
+    assert not (tmp_path / "data").exists()  # refused before anything was built

@@ -1,0 +1,84 @@
+"""``WHISPER_IT_LOG_FORMAT=json`` formatting: one parseable object per record, secrets
+redacted in messages and tracebacks, job and user ids from the context or the record.
+(tests/e2e/test_ops_endpoints.py parses the logs of a real front and worker line by line.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import configure_logging
+from bot.commands.worker import NO_TOKEN
+from bot.log_format import REDACTED, log_context
+
+SECRET = "123456:ABCDEF-secret-token"
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging("DEBUG", secrets=(SECRET,), json_lines=True)
+    yield stream
+    logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+    logging.captureWarnings(False)
+
+
+def records(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_every_record_is_one_json_line_with_ids_and_no_secret(captured: io.StringIO) -> None:
+    log = logging.getLogger("whisper.test")
+    log.info("plain")
+    with log_context(job_id=7, user_id=42):
+        log.warning("calling https://api.telegram.org/bot%s/getMe\nsecond line", SECRET)
+        try:
+            raise RuntimeError(f"token {SECRET} refused")
+        except RuntimeError:
+            log.exception("failed")
+    log.info("explicit", extra={"job_id": 9, "user_id": 3})
+    plain, warning, failed, explicit = records(captured)
+    assert SECRET not in captured.getvalue()
+    assert plain["message"] == "plain" and "job_id" not in plain and plain["level"] == "INFO"
+    assert plain["logger"] == "whisper.test" and plain["time"].endswith("+00:00")
+    assert warning["message"].endswith("\nsecond line") and REDACTED in warning["message"]
+    assert (warning["job_id"], warning["user_id"]) == (7, 42)
+    assert failed["level"] == "ERROR" and "RuntimeError: token <redacted>" in failed["exception"]
+    assert (explicit["job_id"], explicit["user_id"]) == (9, 3)
+
+
+def test_python_warnings_are_json_too(captured: io.StringIO) -> None:
+    import warnings
+
+    warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    (line,) = records(captured)
+    assert line["logger"] == "py.warnings" and "old API" in line["message"]
+
+
+def test_a_command_error_is_a_json_line_too(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
+    env |= {
+        "WHISPER_IT_LOG_FORMAT": "json",
+        "WHISPER_IT_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "worker"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    (line,) = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["level"] == "ERROR" and line["message"] == f"whisper-it: {NO_TOKEN}"
