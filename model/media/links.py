@@ -139,7 +139,7 @@ def parse_link(url: str, *, extra_hosts: frozenset[str] = frozenset()) -> VideoL
             raise LinkError("not_allowed_host", f"port {port}", url=url)
         return _parse_youtube(host, parts.path, parts.query, parts.fragment, url=url)
 
-    allowed = _extra_host_ports(extra_hosts)
+    allowed = extra_host_ports(extra_hosts)
     if host not in allowed:
         raise LinkError("not_allowed_host", host, url=url)
     allowed_ports = allowed[host]
@@ -203,7 +203,7 @@ def _normalised_host(hostname: str | None, *, url: str) -> str:
     host = hostname.lower()
     if host.endswith("."):
         host = host[:-1]
-    if _is_ip_literal(host):
+    if is_ip_literal(host):
         return str(ipaddress.ip_address(host))
     if not host.isascii() or not _HOSTNAME_RE.fullmatch(host) or ".." in host:
         # Percent-encoded, non-ASCII (homographs) or otherwise odd hosts never match.
@@ -211,7 +211,7 @@ def _normalised_host(hostname: str | None, *, url: str) -> str:
     return host
 
 
-def _is_ip_literal(host: str) -> bool:
+def is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -219,7 +219,7 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def _extra_host_ports(extra_hosts: frozenset[str]) -> dict[str, frozenset[int] | None]:
+def extra_host_ports(extra_hosts: frozenset[str]) -> dict[str, frozenset[int] | None]:
     """{host: allowed ports, or None for any port}; a host absent from the table is refused."""
     any_port: set[str] = set()
     ports: dict[str, set[int]] = {}
@@ -248,7 +248,7 @@ def _split_host_entry(entry: str) -> tuple[str, int | None]:
     else:
         host, port = entry, ""
     host = host.rstrip(".")
-    if _is_ip_literal(host):
+    if is_ip_literal(host):
         host = str(ipaddress.ip_address(host))
     return host, int(port) if port.isdigit() else None
 
@@ -334,81 +334,3 @@ def _candidate_pattern(extra_hosts: frozenset[str]) -> re.Pattern[str]:
         r"[^\s<>\"]*",
         re.IGNORECASE,
     )
-
-
-# --------------------------------------------------------------------------- request policy
-
-# Registrable domains Google serves YouTube from: the watch page, the player, and the media
-# (``*.googlevideo.com`` redirects between its own nodes). A redirect of a YouTube download
-# must stay inside them; matched as the domain itself or a subdomain of it.
-YOUTUBE_SERVICE_DOMAINS: tuple[str, ...] = (
-    "youtube.com",
-    "youtu.be",
-    "youtube-nocookie.com",
-    "googlevideo.com",
-    "ytimg.com",
-    "ggpht.com",
-    "google.com",
-    "googleapis.com",
-    "gstatic.com",
-)
-# NAT64's well-known prefix maps the whole IPv4 space, loopback included, into IPv6.
-_NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
-# IPv6 ranges Python's ``is_global`` calls global but that are not public unicast: forms
-# that embed an IPv4 address (IPv4-compatible ``::a.b.c.d``, IPv4-translated
-# ``::ffff:0:a.b.c.d``), the local-use NAT64 prefix (RFC 8215, the operator's own
-# translator) and the deprecated site-local range (RFC 3879).
-_NON_PUBLIC_V6 = tuple(
-    ipaddress.IPv6Network(network)
-    for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "fec0::/10")
-)
-
-
-def request_allowed(link: VideoLink, url: str) -> bool:
-    """May the download of ``link`` fetch ``url`` (a redirect target, a page's media)?"""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return False
-    if parts.scheme not in ALLOWED_SCHEMES or "@" in parts.netloc or not parts.hostname:
-        return False
-    host = parts.hostname.lower().rstrip(".")
-    if link.video_id is not None:
-        return not _is_ip_literal(host) and any(
-            host == domain or host.endswith("." + domain) for domain in YOUTUBE_SERVICE_DOMAINS
-        )
-    if _is_ip_literal(host):
-        host = str(ipaddress.ip_address(host))
-    table = _extra_host_ports(link.allowed_hosts)
-    if host not in table:
-        return False
-    ports = table[host]
-    return ports is None or (port or DEFAULT_PORTS[parts.scheme]) in ports
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """Globally routable unicast: not private, loopback, link-local, shared, reserved ..."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64_PREFIX:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return is_public_address(embedded)
-        if any(address in network for network in _NON_PUBLIC_V6):
-            return False
-    return address.is_global and not address.is_multicast
-
-
-def connect_allowed(link: VideoLink, address: IPAddress, port: int) -> bool:
-    """May the download of ``link`` open a connection to ``address:port`` (checked at connect)?
-
-    Public addresses: yes. Any other: only when the operator listed that exact address as an
-    IP literal for an extra host (with this port, if the entry names one).
-    """
-    if is_public_address(address):
-        return True
-    if link.video_id is not None or address.is_unspecified or address.is_multicast:
-        return False
-    ports = _extra_host_ports(link.allowed_hosts).get(str(address), ())
-    return ports is None or port in ports

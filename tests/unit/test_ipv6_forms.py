@@ -7,7 +7,8 @@ import ipaddress
 
 import pytest
 
-from model.media.links import connect_allowed, is_public_address, parse_link
+from model.media.address_policy import connect_allowed, is_public_address
+from model.media.links import parse_link
 
 NOT_PUBLIC = [
     "::ffff:0:127.0.0.1",  # IPv4-translated loopback

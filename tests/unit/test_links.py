@@ -8,17 +8,15 @@ import ipaddress
 import pytest
 import yt_dlp
 
+from model.media.address_policy import connect_allowed, is_public_address, request_allowed
 from model.media.links import (
     LINK_ERROR_REASONS,
     YOUTUBE_HOSTS,
     LinkError,
     VideoLink,
-    connect_allowed,
     find_links,
-    is_public_address,
     parse_link,
     parse_timestamp,
-    request_allowed,
 )
 from model.media.ytdlp_messages import link_error_from
 
