@@ -20,8 +20,8 @@ from bot.handlers import (
     training_admin,
     user_commands,
 )
+from bot.ops.telegram_retry import RetryAfterLimiter
 from bot.settings import Settings
-from bot.telegram_retry import RetryAfterLimiter
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from bot.admin_service import AdminService
 from bot.alerts import AdminAlerts
 from bot.corrections import CorrectionService
 from bot.delivery import STATUS_EDIT_INTERVAL_SECONDS, DeliveryOptions
-from bot.health import queue_snapshot
-from bot.identity import WorkerIdentity, claim_identity
-from bot.metrics import Metrics
 from bot.model_holder import LoadFailure, ModelHolder
-from bot.ops_http import OpsAddress, OpsServer, Probes
+from bot.ops.health import queue_snapshot
+from bot.ops.http import OpsAddress, OpsServer, Probes
+from bot.ops.identity import WorkerIdentity, claim_identity
+from bot.ops.metrics import Metrics
 from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.rate_limit import RateLimiter
 from bot.settings import Settings

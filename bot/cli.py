@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.log_format import JsonFormatter, RedactingFormatter
+from bot.ops.log_format import JsonFormatter, RedactingFormatter
 from bot.settings import Settings
 
 # Each module exposes ``register(subparsers)``; its parser sets ``func(args, settings)``.

@@ -24,14 +24,15 @@ from telegram.error import BadRequest
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
-from bot.log_format import log_context
-from bot.metrics import (
+from bot.ops.log_format import log_context
+from bot.ops.metrics import (
     OUTCOME_DISCARDED,
     OUTCOME_DONE,
     OUTCOME_FAILED,
     OUTCOME_REJECTED,
     Metrics,
 )
+from bot.ops.throttled_alert import ThrottledAlert
 from bot.pipeline import (
     InputRejected,
     MediaBytes,
@@ -40,7 +41,6 @@ from bot.pipeline import (
     Stage,
     TranscriptionPipeline,
 )
-from bot.throttled_alert import ThrottledAlert
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from storage.models import SOURCE_YOUTUBE
 

@@ -161,7 +161,7 @@ INTERNAL_ERROR = "😔 Si è verificato un errore imprevisto. Gli amministratori
 DOWNLOAD_FAILED = "Non sono riuscito a scaricare il file da Telegram: riprova."
 TELEGRAM_FILE_TOO_BIG = "Il file supera il limite di download di Telegram (20 MB)."
 MODEL_SWAPPED = "Modello aggiornato: {name}"
-# To the admins, at most once per hour per process (bot/throttled_alert.py).
+# To the admins, at most once per hour per process (bot/ops/throttled_alert.py).
 YOUTUBE_BLOCKED_ALERT = (
     "YouTube chiede a questo server di «confermare di non essere un bot»: i link di "
     "YouTube falliscono. Cosa fare: esporta i cookie di un browser con un account YouTube "

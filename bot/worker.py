@@ -22,7 +22,7 @@ from telegram import Bot
 from bot.delivery import Delivery, DeliveryOptions
 from bot.job_payloads import JobPayload, TelegramFileJob
 from bot.job_processing import JobProcessor
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.pipeline import (
     TranscriptionPipeline,
 )

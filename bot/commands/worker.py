@@ -59,7 +59,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
     from telegram.ext import Defaults, ExtBot
 
     from bot.bootstrap import start_ops_server
-    from bot.telegram_retry import RetryAfterLimiter
+    from bot.ops.telegram_retry import RetryAfterLimiter
 
     settings = services.settings
     stop = stop or asyncio.Event()

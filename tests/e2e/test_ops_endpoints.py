@@ -18,9 +18,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.commands.run_bot import SHARED_PORT
-from bot.health import Probes, queue_snapshot
-from bot.metrics import Metrics
-from bot.ops_http import OpsAddress, OpsServer
+from bot.ops.health import Probes, queue_snapshot
+from bot.ops.http import OpsAddress, OpsServer
+from bot.ops.metrics import Metrics
 from storage import jobs, migrations, training_records
 from storage.models import RunStatus, utcnow
 from storage.unit_of_work import Database

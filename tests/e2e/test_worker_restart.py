@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.identity import IdentityTaken, claim_identity
+from bot.ops.identity import IdentityTaken, claim_identity
 from storage import jobs
 from storage.models import Job, JobStatus, utcnow
 from storage.unit_of_work import Database

@@ -17,7 +17,7 @@ import pytest
 
 from bot.cli import configure_logging
 from bot.commands.worker import NO_TOKEN
-from bot.log_format import REDACTED, log_context
+from bot.ops.log_format import REDACTED, log_context
 
 SECRET = "123456:ABCDEF-secret-token"
 

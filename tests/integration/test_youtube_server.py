@@ -17,8 +17,8 @@ import yt_dlp
 
 from bot import messages
 from bot.commands.doctor import YTDLP_MAX_AGE_DAYS, check_ytdlp, ytdlp_release_date
+from bot.ops.throttled_alert import ThrottledAlert
 from bot.settings import Settings
-from bot.throttled_alert import ThrottledAlert
 from model.media.links import LinkError, parse_link
 from model.media.youtube import DownloadLimits, download_audio
 from tests.support.bot_harness import ADMIN, USER, running_bot

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.health import Probes, liveness_problems, readiness_problems
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.ops.health import Probes, liveness_problems, readiness_problems
+from bot.ops.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 

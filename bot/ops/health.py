@@ -11,7 +11,7 @@ from functools import cache
 
 from sqlalchemy import func, select, text
 
-from bot.metrics import QueueSnapshot, age_seconds
+from bot.ops.metrics import QueueSnapshot, age_seconds
 from storage.models import Job, JobStatus, RunStatus, TrainingRun
 from storage.unit_of_work import Database
 from training.report import REPORT_KEY
