@@ -281,6 +281,9 @@ class TrainingControl:
             recent_tolerance=s.gate_recent_tolerance,
             max_insertion_rate=s.gate_max_insertion_rate,
             min_eval_sentences=s.gate_min_eval_sentences,
+            min_eval_users=s.gate_min_eval_users,
+            max_user_share=s.gate_max_user_share,
+            guard_confidence=s.gate_guard_confidence,
         )
         return RunConfig(
             run_id=run_id,

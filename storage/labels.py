@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from model.asr.normalize import normalize_text
-from storage.models import Correction, Transcription
+from storage.models import SOURCE_IMPORT, Correction, Transcription
 
 # Whisper's special tokens are all spelt ``<|...|>`` (``<|endoftext|>``, ``<|en|>``,
 # ``<|translate|>``, ``<|5.00|>``). A label holding one could teach the model a trigger
@@ -58,6 +58,12 @@ class Label:
     correction_id: int
     user_id: int
     corrected_at: datetime
+    # Who the gate counts as the speaker: "user:<id>", or "speaker:<name>" for an import
+    # that named one (``samples import``'s third column).
+    speaker: str = ""
+    # True when the clip exists because a model's transcript was wrong (a user's
+    # correction); an import was selected by nobody.
+    selected: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ def resolve_labels(session: Session) -> Labels:
             Transcription.id,
             Transcription.audio_sha256,
             Transcription.audio_duration,
+            Transcription.source_kind,
+            Transcription.speaker,
         )
         .join(Transcription, Transcription.id == Correction.transcription_id)
         .where(
@@ -102,7 +110,10 @@ def resolve_labels(session: Session) -> Labels:
     )
     # audio -> user -> that user's latest self-correction (rows come oldest first).
     latest: dict[str, dict[int, Label]] = {}
-    for correction_id, text, user_id, created_at, transcription_id, sha, duration in rows:
+    for row in rows:
+        correction_id, text, user_id, created_at, transcription_id, sha, duration = row[:7]
+        kind, speaker = row[7:]
+        imported = kind == SOURCE_IMPORT
         latest.setdefault(sha, {})[user_id] = Label(
             audio_sha256=sha,
             text=text,
@@ -111,6 +122,8 @@ def resolve_labels(session: Session) -> Labels:
             correction_id=correction_id,
             user_id=user_id,
             corrected_at=created_at,
+            speaker=f"speaker:{speaker}" if imported and speaker else f"user:{user_id}",
+            selected=not imported,
         )
     labelled: list[Label] = []
     quarantined: list[Conflict] = []

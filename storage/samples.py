@@ -25,7 +25,7 @@ from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
 from storage.labels import Labels, resolve_labels
-from storage.models import RUN_DONE, SOURCE_IMPORT, TrainingRun, Transcription
+from storage.models import RUN_DONE, SOURCE_IMPORT, Correction, TrainingRun, Transcription
 
 Split = Literal["train", "eval"]
 TRAIN: Split = "train"
@@ -69,6 +69,9 @@ class Sample:
     corrected_at: datetime
     # The normalised sentence: samples sharing it are one split group.
     group: str
+    # See ``storage.labels.Label``: the gate's speaker and whether errors selected it.
+    speaker: str = ""
+    selected: bool = False
 
 
 def list_samples(
@@ -99,9 +102,41 @@ def list_samples(
                 user_id=label.user_id,
                 corrected_at=label.corrected_at,
                 group=group,
+                speaker=label.speaker,
+                selected=label.selected,
             )
         )
     return samples
+
+
+def uncorrected_share(session: Session) -> float:
+    """The share of users' transcripts (stored audio, not imports) their sender never
+    corrected: how strongly the held-out corrections were selected on errors (the gate's
+    selection correction, ``training.gate_stats``). 0.0 when nothing was served."""
+    from sqlalchemy import exists, func
+
+    served = (
+        select(func.count(Transcription.id))
+        .where(
+            Transcription.source_kind != SOURCE_IMPORT,
+            Transcription.user_id.is_not(None),
+            Transcription.audio_sha256.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    corrected = select(func.count(Transcription.id)).where(
+        Transcription.source_kind != SOURCE_IMPORT,
+        Transcription.user_id.is_not(None),
+        Transcription.audio_sha256.is_not(None),
+        exists().where(
+            Correction.transcription_id == Transcription.id,
+            Correction.user_id == Transcription.user_id,
+        ),
+    )
+    total = session.scalar(select(served)) or 0
+    if not total:
+        return 0.0
+    return 1.0 - (session.scalar(corrected) or 0) / total
 
 
 def last_trained_correction_id(session: Session) -> int | None:
@@ -170,6 +205,7 @@ def add_labelled_sample(
     audio: AudioRef,
     text: str,
     source_ref: str | None = None,
+    speaker: str | None = None,
     now: datetime | None = None,
 ) -> ImportOutcome:
     """Add (audio, text) as if a user had corrected it; sent by the system import user.
@@ -177,7 +213,8 @@ def add_labelled_sample(
     The labelling policy applies to imports too: if a user sent the same audio first,
     their correction labels it, and a different imported text puts it in quarantine.
     Importing the same audio again only records a new correction if the text changed,
-    so re-running an import is harmless.
+    so re-running an import is harmless. ``speaker`` names who speaks (the gate's
+    clusters); importing again with another name updates it.
     """
     user = repository.import_user(session)
     existing = session.scalar(
@@ -191,8 +228,11 @@ def add_labelled_sample(
     )
     if existing is not None:
         latest = repository.latest_correction(session, existing.id)
+        renamed = speaker is not None and existing.speaker != speaker
+        if renamed:
+            existing.speaker = speaker
         if latest is not None and latest.text == text.strip():
-            return "unchanged"
+            return "updated" if renamed else "unchanged"
         repository.add_correction(
             session, transcription_id=existing.id, user_id=user.id, text=text, now=now
         )
@@ -206,6 +246,7 @@ def add_labelled_sample(
         audio=audio,
         now=now,
     )
+    transcription.speaker = speaker
     repository.add_correction(
         session, transcription_id=transcription.id, user_id=user.id, text=text, now=now
     )

@@ -52,7 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("samples", help="import, export and count training samples")
     actions = parser.add_subparsers(dest="samples_command", required=True)
     importer = actions.add_parser("import", help="add labelled audio from a TSV file")
-    importer.add_argument("tsv", type=Path, help="rows of audio_path<TAB>reference text")
+    importer.add_argument(
+        "tsv",
+        type=Path,
+        help="rows of audio_path<TAB>reference text[<TAB>speaker]; the optional third "
+        "column names who speaks (the gate counts speakers as users: name them so that "
+        "imported samples can be judged)",
+    )
     importer.add_argument(
         "--allow-outside",
         action="store_true",
@@ -120,7 +126,7 @@ def _import(
     from storage.samples import add_labelled_sample
 
     try:
-        clips = read_tsv(tsv, allow_outside=allow_outside)
+        clips = read_tsv(tsv, allow_outside=allow_outside, speaker_column=True)
     except ManifestError as exc:
         raise CommandError(str(exc)) from None
     errors: list[dict[str, object]] = []
@@ -136,7 +142,11 @@ def _import(
         with database.unit_of_work() as uow:
             outcomes = [
                 add_labelled_sample(
-                    uow.session, audio=ref, text=clip.text, source_ref=clip.relative_path
+                    uow.session,
+                    audio=ref,
+                    text=clip.text,
+                    source_ref=clip.relative_path,
+                    speaker=clip.speaker,
                 )
                 for clip, ref in batch
             ]
