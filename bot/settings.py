@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     train_schedule_hours: float = Field(24.0, description="Scheduler interval; 0 = off")
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(0.1, description="Share of samples held out (keep it fixed)")
+    # --- small installations (issue 19) ---
+    eval_min_sentences: int = Field(
+        6, ge=0, description="Sentences held out at least (at most half of them), so the gate "
+        "can judge from the first ~15 corrected sentences",
+    )  # fmt: skip
     eval_general_set: Path | None = Field(
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
     )

@@ -123,7 +123,11 @@ class TrainingControl:
         from storage.samples import count_new_samples
 
         with self.database.unit_of_work(read_only=True) as uow:
-            return count_new_samples(uow.session, eval_fraction=self.settings.eval_fraction)
+            return count_new_samples(
+                uow.session,
+                eval_fraction=self.settings.eval_fraction,
+                min_eval_sentences=self.settings.eval_min_sentences,
+            )
 
     def start_run(self, *, force: bool = False, max_steps: int | None = None) -> StartResult:
         """Launch a run (or resume an interrupted one); never two at once.
@@ -295,6 +299,7 @@ class TrainingControl:
             base_model=s.base_model,
             language=s.language,
             eval_fraction=s.eval_fraction,
+            eval_min_sentences=s.eval_min_sentences,
             eval_beam_size=s.beam_size,
             eval_cpu_threads=s.cpu_threads,
             general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
@@ -357,7 +362,11 @@ class TrainingControl:
     def _count_new(self, session: Any) -> int:
         from storage.samples import count_new_samples
 
-        return count_new_samples(session, eval_fraction=self.settings.eval_fraction)
+        return count_new_samples(
+            session,
+            eval_fraction=self.settings.eval_fraction,
+            min_eval_sentences=self.settings.eval_min_sentences,
+        )
 
 
 def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from storage.labels import Conflict, resolve_labels
 from storage.models import Correction, User
-from storage.samples import DEFAULT_EVAL_FRACTION, TRAIN, list_samples
+from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, TRAIN, list_samples
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,20 @@ class RemovedContributions:
 
 
 def list_contributions(
-    session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION
+    session: Session,
+    *,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES,
 ) -> list[Contribution]:
     """Every user with at least one correction, most training samples first."""
     train: Counter[int] = Counter()
     held_out: Counter[int] = Counter()
     seconds: defaultdict[int, float] = defaultdict(float)
     labels = resolve_labels(session)
-    for sample in list_samples(session, eval_fraction=eval_fraction, labels=labels):
+    samples = list_samples(
+        session, eval_fraction=eval_fraction, min_eval_sentences=min_eval_sentences, labels=labels
+    )
+    for sample in samples:
         (train if sample.split == TRAIN else held_out)[sample.user_id] += 1
         seconds[sample.user_id] += sample.duration
     quarantined: Counter[int] = Counter(

@@ -5,14 +5,23 @@ conflicting senders put the clip in quarantine). The train/held-out split is dec
 *sentence*, not per clip: the same normalised sentence spoken by two voices is on one side
 only, so the held-out set measures new sentences rather than memory. The side is a keyed
 hash (HMAC-SHA-256) of the sentence under a secret made once per installation
-(``storage.installation``): nobody outside can predict or choose where a clip lands, and
-adding samples never moves an old sentence to the other side.
+(``storage.installation``): nobody outside can predict or choose where a clip lands.
+
+A bare fraction leaves a small installation nothing to judge on (10% of 15 sentences is
+one or two, fewer than the gate needs, or none, depending on the salt), so the held-out
+side has a *floor*: the ``min_eval_sentences`` sentences with the lowest hash points are
+held out too (so the first ones all are: training starts past the floor). Adding samples
+never moves a sentence from the train side to the held-out side (a new sentence can only
+push an old one's rank up, and the floor is fixed), so no held-out sentence was ever
+trained on; a held-out sentence moves to training once enough others rank before it. ``assign_splits`` is the one split: training,
+/stats, /contributors and the ``samples`` commands all reach it through ``list_samples``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -31,6 +40,8 @@ Split = Literal["train", "eval"]
 TRAIN: Split = "train"
 EVAL: Split = "eval"
 DEFAULT_EVAL_FRACTION = 0.1
+# The gate judges on 6 speaker x sentence clusters (``training.gate.GatePolicy``).
+DEFAULT_MIN_EVAL_SENTENCES = 6
 # Domain separation: the same salt may key other things one day.
 _SPLIT_DOMAIN = b"whisper-it/split/v2/sentence:"
 _HASH_BITS = 64
@@ -43,18 +54,42 @@ def group_of(text: str) -> str:
 
 
 def split_of(sentence: str, *, salt: bytes, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> Split:
-    """``"eval"`` for about ``eval_fraction`` of all sentences, chosen by keyed hash, forever.
+    """The fraction rule alone: ``"eval"`` for about ``eval_fraction`` of all sentences,
+    chosen by keyed hash, forever (``assign_splits`` adds the floor).
 
     Texts with the same normalised form (``group_of``) always get the same side.
     """
     if not 0.0 <= eval_fraction <= 1.0:
         raise ValueError(f"eval_fraction must be within [0, 1], got {eval_fraction}")
+    return EVAL if split_point(sentence, salt=salt) < eval_fraction else TRAIN
+
+
+def split_point(sentence: str, *, salt: bytes) -> float:
+    """The sentence's keyed-hash point in [0, 1)."""
     if len(salt) < MIN_SALT_BYTES:
         raise ValueError(f"the split salt must have at least {MIN_SALT_BYTES} bytes")
     message = _SPLIT_DOMAIN + group_of(sentence).encode()
     digest = hmac.new(salt, message, hashlib.sha256).digest()
-    point = int.from_bytes(digest[: _HASH_BITS // 8], "big") / 2**_HASH_BITS
-    return EVAL if point < eval_fraction else TRAIN
+    return int.from_bytes(digest[: _HASH_BITS // 8], "big") / 2**_HASH_BITS
+
+
+def assign_splits(
+    sentences: Iterable[str],
+    *,
+    salt: bytes,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES,
+) -> dict[str, Split]:
+    """Each distinct sentence group's side: the fraction rule, plus the lowest hash points
+    up to the floor (see the module docstring)."""
+    if not 0.0 <= eval_fraction <= 1.0:
+        raise ValueError(f"eval_fraction must be within [0, 1], got {eval_fraction}")
+    groups = sorted({group_of(sentence) for sentence in sentences})
+    points = {group: split_point(group, salt=salt) for group in groups}
+    ranked = sorted(groups, key=lambda group: (points[group], group))
+    floor = max(min_eval_sentences, 0)
+    held = {group for group in groups if points[group] < eval_fraction} | set(ranked[:floor])
+    return {group: EVAL if group in held else TRAIN for group in groups}
 
 
 @dataclass(frozen=True)
@@ -79,16 +114,23 @@ def list_samples(
     split: Split | None = None,
     *,
     eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES,
     labels: Labels | None = None,
 ) -> list[Sample]:
     """Every sample (or one split's), oldest correction first. Quarantined clips are not
     samples (``storage.contributions.list_quarantine`` lists them). ``labels``: the
     policy's result, when the caller already has it."""
-    salt = split_salt(session)
+    labelled = (labels or resolve_labels(session)).labelled
+    sides = assign_splits(
+        (label.text for label in labelled),
+        salt=split_salt(session),
+        eval_fraction=eval_fraction,
+        min_eval_sentences=min_eval_sentences,
+    )
     samples = []
-    for label in (labels or resolve_labels(session)).labelled:
+    for label in labelled:
         group = group_of(label.text)
-        side = split_of(group, salt=salt, eval_fraction=eval_fraction)
+        side = sides[group]
         if split is not None and side != split:
             continue
         samples.append(
@@ -149,14 +191,18 @@ def last_trained_correction_id(session: Session) -> int | None:
     )
 
 
-def count_new_samples(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> int:
+def count_new_samples(
+    session: Session,
+    *,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES,
+) -> int:
     """Training samples added or re-corrected since the last successful training run."""
     cutoff = last_trained_correction_id(session)
-    return sum(
-        1
-        for sample in list_samples(session, TRAIN, eval_fraction=eval_fraction)
-        if cutoff is None or sample.correction_id > cutoff
+    train = list_samples(
+        session, TRAIN, eval_fraction=eval_fraction, min_eval_sentences=min_eval_sentences
     )
+    return sum(1 for sample in train if cutoff is None or sample.correction_id > cutoff)
 
 
 @dataclass(frozen=True)
@@ -175,9 +221,16 @@ class SampleStats:
         return asdict(self)
 
 
-def sample_stats(session: Session, *, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> SampleStats:
+def sample_stats(
+    session: Session,
+    *,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES,
+) -> SampleStats:
     labels = resolve_labels(session)
-    samples = list_samples(session, eval_fraction=eval_fraction, labels=labels)
+    samples = list_samples(
+        session, eval_fraction=eval_fraction, min_eval_sentences=min_eval_sentences, labels=labels
+    )
     quarantined = len(labels.quarantined)
     cutoff = last_trained_correction_id(session)
     train = [sample for sample in samples if sample.split == TRAIN]

@@ -31,6 +31,7 @@ class RunConfig:
     base_model: str
     language: str = "it"
     eval_fraction: float = 0.1
+    eval_min_sentences: int = 6
     eval_beam_size: int = 5
     eval_cpu_threads: int = 0
     general_eval_set: str | None = None

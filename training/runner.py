@@ -202,7 +202,12 @@ def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipO
 
     store = AudioStore(Path(config.audio_dir))
     with database.unit_of_work(read_only=True) as uow:
-        heldout = list_samples(uow.session, EVAL, eval_fraction=config.eval_fraction)
+        heldout = list_samples(
+            uow.session,
+            EVAL,
+            eval_fraction=config.eval_fraction,
+            min_eval_sentences=config.eval_min_sentences,
+        )
         share = uncorrected_share(uow.session)
     origins = {
         store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected) for s in heldout

@@ -82,8 +82,12 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
     from training.data import examples_from_samples
 
     with database.unit_of_work(read_only=True) as uow:
-        train = list_samples(uow.session, TRAIN, eval_fraction=config.eval_fraction)
-        heldout = list_samples(uow.session, EVAL, eval_fraction=config.eval_fraction)
+        split = {
+            "eval_fraction": config.eval_fraction,
+            "min_eval_sentences": config.eval_min_sentences,
+        }
+        train = list_samples(uow.session, TRAIN, **split)
+        heldout = list_samples(uow.session, EVAL, **split)
         corrected = {s.audio_sha256 for s in (*train, *heldout)}
         pool = recent_uncorrected(
             uow.session,

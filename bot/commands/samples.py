@@ -47,7 +47,7 @@ CONTROL_TOKEN = "il testo contiene un codice riservato al modello (<|...|>): rig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from storage.samples import DEFAULT_EVAL_FRACTION
+    from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES
 
     parser = subparsers.add_parser("samples", help="import, export and count training samples")
     actions = parser.add_subparsers(dest="samples_command", required=True)
@@ -84,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             default=DEFAULT_EVAL_FRACTION,
             help="share of samples held out for evaluation (keep it fixed across runs)",
         )
+        sub.add_argument(
+            "--eval-min-sentences",
+            type=int,
+            default=DEFAULT_MIN_EVAL_SENTENCES,
+            help="sentences held out at least, while there are twice as many "
+            "(keep it as the bot's WHISPER_IT_EVAL_MIN_SENTENCES)",
+        )
     parser.set_defaults(func=run)
 
 
@@ -97,14 +104,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.samples_command == "import":
             return _import(args.tsv, database, store, settings, allow_outside=args.allow_outside)
         if args.samples_command == "export":
-            return _export(args.directory, args.split, args.eval_fraction, database, store)
+            split = (args.eval_fraction, args.eval_min_sentences)
+            return _export(args.directory, args.split, split, database, store)
         if args.samples_command == "contributors":
-            return _contributors(args.eval_fraction, database)
+            return _contributors((args.eval_fraction, args.eval_min_sentences), database)
         if args.samples_command == "quarantine":
             return _quarantine(database)
         if args.samples_command == "remove-user":
             return _remove_user(args.user_id, database)
-        return _stats(args.eval_fraction, database)
+        return _stats((args.eval_fraction, args.eval_min_sentences), database)
     finally:
         database.close()
 
@@ -182,14 +190,16 @@ def _import(
 def _export(
     directory: Path,
     split: Split | None,
-    eval_fraction: float,
+    policy: tuple[float, int],
     database: Database,
     store: AudioStore,
 ) -> int:
     from storage.samples import list_samples
 
     with database.unit_of_work(read_only=True) as uow:
-        samples = list_samples(uow.session, split, eval_fraction=eval_fraction)
+        samples = list_samples(
+            uow.session, split, eval_fraction=policy[0], min_eval_sentences=policy[1]
+        )
     audio_dir = directory / AUDIO_SUBDIR
     audio_dir.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str, str]] = []
@@ -254,11 +264,11 @@ def _write_metadata(path: Path, rows: list[tuple[str, str, str]]) -> None:
 # --- stats -------------------------------------------------------------------------------
 
 
-def _stats(eval_fraction: float, database: Database) -> int:
+def _stats(policy: tuple[float, int], database: Database) -> int:
     from storage.samples import sample_stats
 
     with database.unit_of_work(read_only=True) as uow:
-        stats = sample_stats(uow.session, eval_fraction=eval_fraction)
+        stats = sample_stats(uow.session, eval_fraction=policy[0], min_eval_sentences=policy[1])
     _print_json(stats.to_dict())
     return 0
 
@@ -266,11 +276,13 @@ def _stats(eval_fraction: float, database: Database) -> int:
 # --- contributors ------------------------------------------------------------------------
 
 
-def _contributors(eval_fraction: float, database: Database) -> int:
+def _contributors(policy: tuple[float, int], database: Database) -> int:
     from storage.contributions import list_contributions
 
     with database.unit_of_work(read_only=True) as uow:
-        contributions = list_contributions(uow.session, eval_fraction=eval_fraction)
+        contributions = list_contributions(
+            uow.session, eval_fraction=policy[0], min_eval_sentences=policy[1]
+        )
     _print_json(
         [
             {

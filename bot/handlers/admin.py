@@ -48,10 +48,18 @@ def admin_only(handler: Handler) -> Handler:
     return guarded
 
 
+def _split_policy(svc: Services) -> dict[str, float | int]:
+    """The installation's split, as training uses it (``storage.samples.assign_splits``)."""
+    return {
+        "eval_fraction": svc.settings.eval_fraction,
+        "min_eval_sentences": svc.settings.eval_min_sentences,
+    }
+
+
 def stats_text(svc: Services) -> str:
     with svc.db.unit_of_work(read_only=True) as uow:
         counts = repository.storage_counts(uow.session)
-        samples = sample_stats(uow.session)
+        samples = sample_stats(uow.session, **_split_policy(svc))
         pending = job_queue.count_pending_jobs(uow.session)
     model = svc.pipeline.models
     tagger = svc.pipeline.tagger
@@ -82,8 +90,8 @@ def _who(contribution: Contribution) -> str:
 
 def contributors_text(svc: Services) -> str:
     with svc.db.unit_of_work(read_only=True) as uow:
-        contributions = list_contributions(uow.session)
-        samples = sample_stats(uow.session)
+        contributions = list_contributions(uow.session, **_split_policy(svc))
+        samples = sample_stats(uow.session, **_split_policy(svc))
     if not contributions:
         return messages.CONTRIBUTORS_EMPTY
     lines = [
