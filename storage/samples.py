@@ -13,8 +13,9 @@ side has a *floor*: the ``min_eval_sentences`` sentences with the lowest hash po
 held out too (so the first ones all are: training starts past the floor). Adding samples
 never moves a sentence from the train side to the held-out side (a new sentence can only
 push an old one's rank up, and the floor is fixed), so no held-out sentence was ever
-trained on; a held-out sentence moves to training once enough others rank before it. ``assign_splits`` is the one split: training,
-/stats, /contributors and the ``samples`` commands all reach it through ``list_samples``.
+trained on; a held-out sentence moves to training once enough others rank before it.
+``assign_splits`` is the one split: training, /stats, /contributors and the ``samples``
+commands all reach it through ``list_samples``.
 """
 
 from __future__ import annotations
