@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(0.1, description="Share of samples held out (keep it fixed)")
     # --- small installations (issue 19) ---
+    train_max_user_share: float = Field(
+        0.8, gt=0, le=1, description="Most of the training words one user may hold; 1 = off"
+    )
     eval_min_sentences: int = Field(
         6, ge=0, description="Sentences held out at least (at most half of them), so the gate "
         "can judge from the first ~15 corrected sentences",

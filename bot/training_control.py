@@ -300,6 +300,7 @@ class TrainingControl:
             language=s.language,
             eval_fraction=s.eval_fraction,
             eval_min_sentences=s.eval_min_sentences,
+            train_max_user_share=s.train_max_user_share,
             eval_beam_size=s.beam_size,
             eval_cpu_threads=s.cpu_threads,
             general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,

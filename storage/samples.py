@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -180,6 +181,45 @@ def uncorrected_share(session: Session) -> float:
     if not total:
         return 0.0
     return 1.0 - (session.scalar(corrected) or 0) / total
+
+
+def cap_user_words(samples: Sequence[Sample], *, max_share: float, seed: int) -> list[Sample]:
+    """``samples`` without a seeded random part of a dominant speaker's, so that nobody
+    holds more than ``max_share`` of the training words (the others' all stay; a single
+    speaker, or ``max_share`` >= 1, keeps everything). Order is kept."""
+    words: dict[str, int] = {}
+    for sample in samples:
+        words[sample.speaker] = words.get(sample.speaker, 0) + len(sample.text.split())
+    if len(words) < 2 or max_share >= 1.0:
+        return list(samples)
+    total = sum(words.values())
+    allowed: dict[str, float] = {}
+    # Water-filling: a capped speaker may hold max_share of the capped total.
+    capped: set[str] = set()
+    while True:
+        free = sum(n for speaker, n in words.items() if speaker not in capped)
+        share = max_share * len(capped)
+        budget = max_share / max(1.0 - share, 1e-9) * free if share < 1 else total
+        over = {s for s, n in words.items() if s not in capped and n > budget}
+        if not over or len(capped | over) >= len(words):
+            break
+        capped |= over
+    for speaker in capped:
+        allowed[speaker] = budget
+    rng = random.Random(seed)
+    order = list(range(len(samples)))
+    rng.shuffle(order)
+    kept_words: dict[str, int] = {}
+    keep: set[int] = set()
+    for index in order:
+        sample = samples[index]
+        count = len(sample.text.split())
+        limit = allowed.get(sample.speaker)
+        if limit is not None and kept_words.get(sample.speaker, 0) + count > limit:
+            continue
+        kept_words[sample.speaker] = kept_words.get(sample.speaker, 0) + count
+        keep.add(index)
+    return [sample for index, sample in enumerate(samples) if index in keep]
 
 
 def last_trained_correction_id(session: Session) -> int | None:

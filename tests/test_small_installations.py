@@ -118,3 +118,25 @@ def test_a_better_model_is_promoted_from_the_first_fifteen_sentences(
         origins=origins,
     )
     assert same.primary_set == HELDOUT_SET and not same.promote
+
+
+def test_no_speaker_holds_more_than_its_share_of_training_words() -> None:
+    from datetime import UTC, datetime
+
+    from storage.samples import Sample, cap_user_words
+
+    def sample(n: int, speaker: str) -> Sample:
+        return Sample(f"{n:064x}", "una frase di cinque parole", 1.0, TRAIN, n, n, 1,
+                      datetime(2026, 1, 1, tzinfo=UTC), f"g{n}", speaker)  # fmt: skip
+
+    samples = [sample(n, "user:1") for n in range(40)] + [
+        sample(40 + n, "user:2") for n in range(5)
+    ]
+    kept = cap_user_words(samples, max_share=0.8, seed=1)
+    words = {s: sum(5 for k in kept if k.speaker == s) for s in ("user:1", "user:2")}
+    assert words["user:2"] == 25  # the small contributor keeps everything
+    assert words["user:1"] <= 4 * words["user:2"] and words["user:1"] >= 4 * 25 - 5
+    assert kept == sorted(kept, key=lambda s: s.correction_id)
+    assert cap_user_words(samples, max_share=1.0, seed=1) == samples
+    alone = [sample(n, "user:1") for n in range(5)]
+    assert cap_user_words(alone, max_share=0.5, seed=1) == alone

@@ -81,7 +81,7 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
     if path.is_file():
         return Snapshot.from_json(path.read_text(encoding="utf-8"))
     from storage.audio_store import AudioStore
-    from storage.samples import EVAL, TRAIN, list_samples
+    from storage.samples import EVAL, TRAIN, cap_user_words, list_samples
     from training.data import examples_from_samples
 
     with database.unit_of_work(read_only=True) as uow:
@@ -103,7 +103,9 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         pool, guard=config.recent_eval_clips, replay=config.replay_uncorrected
     )
     store = AudioStore(Path(config.audio_dir))
-    train_examples = examples_from_samples(train, store)
+    # No speaker may hold more than its share of the training words (issue 19).
+    capped = cap_user_words(train, max_share=config.train_max_user_share, seed=config.run_id)
+    train_examples = examples_from_samples(capped, store)
     if len(train_examples) < max(1, config.min_train_samples):
         raise SnapshotError(
             f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
