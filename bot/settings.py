@@ -181,8 +181,8 @@ class Settings(BaseSettings):
         0.8, gt=0, le=1, description="Most of the training words one user may hold; 1 = off"
     )
     eval_min_sentences: int = Field(
-        6, ge=0, description="Sentences held out at least (at most half of them), so the gate "
-        "can judge from the first ~15 corrected sentences",
+        8, ge=0, description="Sentences held out at least (the first ones all are), so the "
+        "gate can judge from the first ~16 corrected sentences",
     )  # fmt: skip
     eval_general_set: Path | None = Field(
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"

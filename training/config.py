@@ -31,7 +31,7 @@ class RunConfig:
     base_model: str
     language: str = "it"
     eval_fraction: float = 0.1
-    eval_min_sentences: int = 6
+    eval_min_sentences: int = 8
     train_max_user_share: float = 0.8
     eval_beam_size: int = 5
     eval_cpu_threads: int = 0

@@ -87,7 +87,7 @@ class GatePolicy:
     # The sign-flip test is exact for symmetric changes; corrected for selection on
     # errors they are skewed, and the test's level is then multiplied by this (measured
     # in tests/test_gate_simulation.py: the worst case stays under 2.5%).
-    selected_alpha_factor: float = 0.4
+    selected_alpha_factor: float = 0.25
     seed: int = 0
 
     def tolerance(self, eval_set: str) -> float:
