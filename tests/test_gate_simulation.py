@@ -136,7 +136,7 @@ def test_null_candidates_when_two_users_dominate() -> None:
 
 
 def test_a_real_gain_is_still_found() -> None:
-    """Power: a candidate that removes a third of the errors for everyone, 15 sentences
+    """Power: a candidate that removes 60% of the errors for everyone, 15 sentences
     from 3 users, is promoted in most trials."""
     rng = np.random.default_rng(22)
     promoted = 0
