@@ -46,7 +46,6 @@ from storage.privacy import (
     user_audio_hashes,
 )
 from storage.unit_of_work import Database
-from training.config import split_policy
 from training.data import MAX_TRAIN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ def bootstrap(settings: Settings, *, role: str = "bot", seams: Seams = Seams()) 
 
 
 def admin_service(settings: Settings, db: Database) -> AdminService:
-    return AdminService(db, policy=split_policy(settings.eval_fraction))
+    return AdminService(db, policy=settings.split)
 
 
 def worker_options(settings: Settings, seams: Seams = Seams()) -> WorkerOptions:

@@ -14,9 +14,9 @@ from pydantic import Field, SecretStr, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.media.links import YOUTUBE_HOSTS
-from storage.samples import DEFAULT_EVAL_FRACTION
+from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
-from training.config import DEFAULT_RECENT_CLIPS
+from training.config import DEFAULT_RECENT_CLIPS, split_policy
 from training.configurable import setting_fields
 from training.gate import GatePolicy
 
@@ -176,6 +176,15 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     eval_fraction: float = Field(
         DEFAULT_EVAL_FRACTION, description="Share of samples held out (keep it fixed)"
     )
+    eval_min_sentences: int = Field(
+        DEFAULT_MIN_EVAL_SENTENCES,
+        ge=0,
+        description="Sentences held out at least (the first ones all are), so the gate can "
+        "judge from the first ~16 corrected sentences",
+    )
+    train_max_user_share: float = Field(
+        0.8, gt=0, le=1, description="Most of the training words one user may hold; 1 = off"
+    )
     eval_general_set: Path | None = Field(
         None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
     )
@@ -250,6 +259,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     @property
     def cache_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "cache"
+
+    @property
+    def split(self) -> SplitPolicy:
+        """The installation's one train/held-out split, for training and every report."""
+        return split_policy(self.eval_fraction, self.eval_min_sentences)
 
     @property
     def url_hosts(self) -> frozenset[str]:

@@ -26,7 +26,7 @@ from storage import training_records
 from storage.models import RunStatus
 from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
-from training.config import RunConfig, split_policy
+from training.config import RunConfig
 from training.configurable import from_settings
 from training.gate import GateDecision, GatePolicy
 from training.report import REPORT_KEY, RunReport
@@ -125,7 +125,7 @@ class TrainingControl:
         from storage.samples import count_new_samples
 
         with self.database.unit_of_work(read_only=True) as uow:
-            return count_new_samples(uow.session, policy=split_policy(self.settings.eval_fraction))
+            return count_new_samples(uow.session, policy=self.settings.split)
 
     def start_run(self, *, force: bool = False, max_steps: int | None = None) -> StartResult:
         """Launch a run (or resume an interrupted one); never two at once.
@@ -275,6 +275,8 @@ class TrainingControl:
             base_model=s.base_model,
             language=s.language,
             eval_fraction=s.eval_fraction,
+            eval_min_sentences=s.eval_min_sentences,
+            train_max_user_share=s.train_max_user_share,
             eval_beam_size=s.beam_size,
             eval_cpu_threads=s.cpu_threads,
             general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
@@ -337,7 +339,7 @@ class TrainingControl:
     def _count_new(self, session: Any) -> int:
         from storage.samples import count_new_samples
 
-        return count_new_samples(session, policy=split_policy(self.settings.eval_fraction))
+        return count_new_samples(session, policy=self.settings.split)
 
 
 def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:

@@ -72,6 +72,9 @@ def check_line(check: SetCheck, confidence: float) -> str:
     interval = check.interval
     mark = "✅" if check.passed else "❌"
     name = SET_NAMES.get(check.eval_set, check.eval_set)
+    if check.baseline == "base":
+        name += " (rispetto al modello di base)"
+    confidence = check.interval_confidence or confidence
     return (
         f"{mark} {escape(name)}: WER {pct(check.current_wer)} → {pct(check.candidate_wer)} "
         f"({points(interval.delta)} punti, intervallo al {100 * confidence:.0f}% "

@@ -49,7 +49,8 @@ def list_contributions(session: Session, *, policy: SplitPolicy) -> list[Contrib
     held_out: Counter[int] = Counter()
     seconds: defaultdict[int, float] = defaultdict(float)
     labels = resolve_labels(session, sentence_key=policy.sentence_key)
-    for sample in list_samples(session, policy=policy, labels=labels):
+    samples = list_samples(session, policy=policy, labels=labels)
+    for sample in samples:
         (train if sample.split == TRAIN else held_out)[sample.user_id] += 1
         seconds[sample.user_id] += sample.duration
     quarantined: Counter[int] = Counter(

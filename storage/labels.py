@@ -33,7 +33,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Correction, Transcription
+from storage.models import SOURCE_IMPORT, Correction, Transcription
 
 # Whisper's special tokens are all spelt ``<|...|>`` (``<|endoftext|>``, ``<|en|>``,
 # ``<|translate|>``, ``<|5.00|>``). A label holding one could teach the model a trigger
@@ -58,6 +58,12 @@ class Label:
     correction_id: int
     user_id: int
     corrected_at: datetime
+    # Who the gate counts as the speaker: "user:<id>", or "speaker:<name>" for an import
+    # that named one (``samples import``'s third column).
+    speaker: str = ""
+    # True when the clip exists because a model's transcript was wrong (a user's
+    # correction); an import was selected by nobody.
+    selected: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,8 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
             Transcription.id,
             Transcription.audio_sha256,
             Transcription.audio_duration,
+            Transcription.source_kind,
+            Transcription.speaker,
         )
         .join(Transcription, Transcription.id == Correction.transcription_id)
         .where(
@@ -139,8 +147,10 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
         .order_by(Correction.id)
     )
     latest: dict[str, dict[int, Label]] = {}
-    for correction_id, text, user_id, created_at, transcription_id, sha, duration in rows:
-        # Rows come oldest first: a later correction replaces the earlier one.
+    for row in rows:  # oldest first: a later correction replaces the earlier one
+        correction_id, text, user_id, created_at, transcription_id, sha, duration = row[:7]
+        kind, speaker = row[7:]
+        imported = kind == SOURCE_IMPORT
         latest.setdefault(sha, {})[user_id] = Label(
             audio_sha256=sha,
             text=text,
@@ -149,6 +159,8 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
             correction_id=correction_id,
             user_id=user_id,
             corrected_at=created_at,
+            speaker=f"speaker:{speaker}" if imported and speaker else f"user:{user_id}",
+            selected=not imported,
         )
     return latest
 

@@ -41,6 +41,7 @@ NAMING_CONVENTION = {
 
 NAME_CHARS = 200
 PATH_CHARS = 1024
+SPEAKER_CHARS = 128
 SHA256_HEX_CHARS = 64
 KIND_CHARS = 32
 LEASE_OWNER_CHARS = 128
@@ -180,6 +181,8 @@ class Transcription(Base):
     audio_duration: Mapped[float | None] = mapped_column(Float)
     audio_purged_at: Mapped[datetime | None]
     model_version: Mapped[str | None]
+    # Who speaks in an imported sample (``samples import``'s third column); NULL otherwise.
+    speaker: Mapped[str | None] = mapped_column(String(SPEAKER_CHARS))
     language: Mapped[str | None] = mapped_column(String(KIND_CHARS))
     text: Mapped[str] = mapped_column(Text, default="")
     segments: Mapped[list[Any]] = mapped_column(default=list)

@@ -12,15 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from model.asr.normalize import normalize_text
-from storage.samples import DEFAULT_EVAL_FRACTION, SplitPolicy
+from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
 from training.gate import GatePolicy
 
 
-def split_policy(eval_fraction: float) -> SplitPolicy:
-    """The installation's split: ``eval_fraction`` of the sentences held out, sentences
-    compared by the one Italian normaliser every WER uses."""
-    return SplitPolicy(eval_fraction=eval_fraction, sentence_key=normalize_text)
+def split_policy(
+    eval_fraction: float, min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES
+) -> SplitPolicy:
+    """The installation's split: ``eval_fraction`` of the sentences held out, at least
+    ``min_eval_sentences`` of them, sentences compared by the one Italian normaliser every
+    WER uses."""
+    return SplitPolicy(
+        eval_fraction=eval_fraction,
+        sentence_key=normalize_text,
+        min_eval_sentences=min_eval_sentences,
+    )
 
 
 # Recent uncorrected clips the gate compares both models on (the default forgetting guard).
@@ -40,6 +47,8 @@ class RunConfig:
     base_model: str
     language: str = "it"
     eval_fraction: float = DEFAULT_EVAL_FRACTION
+    eval_min_sentences: int = DEFAULT_MIN_EVAL_SENTENCES
+    train_max_user_share: float = 0.8
     eval_beam_size: int = 5
     eval_cpu_threads: int = 0
     general_eval_set: str | None = None
@@ -75,7 +84,7 @@ class RunConfig:
 
     @property
     def split(self) -> SplitPolicy:
-        return split_policy(self.eval_fraction)
+        return split_policy(self.eval_fraction, self.eval_min_sentences)
 
     @property
     def run_dir(self) -> Path:

@@ -30,13 +30,14 @@ def model_card(
 ) -> str:
     """A Hugging Face-style model card (README.md) for a promoted version."""
     rows = [
-        f"| {c.eval_set} | {c.role} | {c.clips} ({c.sentences} sentences) | "
+        f"| {c.eval_set} | {c.baseline} | {c.role} | "
+        f"{c.clips} ({c.sentences} sentences, {c.users} users) | "
         f"{_pct(c.current_wer)} | {_pct(c.candidate_wer)} | {_signed(c.interval.delta)} "
         f"[{_signed(c.interval.low)}, {_signed(c.interval.high)}] | {c.verdict} | "
         f"{_pct(c.candidate_cer)} | {_pct(c.candidate_insertion_rate)} |"
         for c in decision.checks
     ]
-    table = "\n".join(rows) or "| - | - | - | - | - | - | - | - | - |"
+    table = "\n".join(rows) or "| - | - | - | - | - | - | - | - | - | - |"
     facts = "\n".join(f"- {key}: {value}" for key, value in sorted(training.items()))
     return f"""---
 language: it
@@ -55,13 +56,17 @@ Folders: `hf/` (transformers checkpoint), `ct2/` (CTranslate2 int8, what the bot
 
 ## Evaluation (faster-whisper, int8, beam 5, normalised WER)
 
-Both models on the same clips. `heldout`: corrections whose sentences training never saw;
-`general`: the admin's general set; `recent`: recent audio nobody corrected, scored against
-the transcript users were given. Change = WER after - WER before, in points, with its
-{100 * decision.confidence:.0f}% paired-bootstrap interval (resampling sentences).
+The candidate and the model it is compared with (`serving`, or the `base` model) on the
+same clips. `heldout`: corrections whose sentences training never saw; `general`: a set of
+other speech nobody can write to; `recent`: recent audio nobody corrected, scored against
+the transcript users were given. Change = mean per-clip WER after - before, in points, over
+speaker x sentence clusters with users capped (held-out corrections corrected for their
+selection on errors), with its sign-flip interval ({100 * decision.confidence:.0f}% for
+the primary gain, narrower for guards: see the rule).
 
-| set | role | clips | WER before | WER after | change [interval] | verdict | CER | insertions |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| set | versus | role | clips | WER before | WER after | change [interval] | verdict | CER \
+| insertions |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {table}
 
 Gate: {"promoted" if decision.promote else "refused"}. {decision.summary}.

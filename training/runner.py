@@ -38,7 +38,7 @@ from training.arguments import FinetuneResult
 from training.config import RunConfig
 from training.data import Example, read_manifest
 from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, VALIDATION_CACHE_FILE, finetune
-from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, decide
+from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, ClipOrigin, decide
 from training.heartbeat import LeaseHeartbeat
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (
@@ -156,11 +156,19 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     current_ct2 = _ct2_of(config, registry, snapshot.start_model)
     sets = _eval_sets(config, run_dir)
     candidate_name = version_name(config.run_id)
-    evaluations = {
-        name: _evaluate(config, ct2, name, sets)
-        for name, ct2 in ((snapshot.start_model, current_ct2), (candidate_name, candidate_ct2))
-    }
-    decision = decide(evaluations[snapshot.start_model], evaluations[candidate_name], config.gate)
+    models = [(snapshot.start_model, current_ct2), (candidate_name, candidate_ct2)]
+    if snapshot.start_model != BASE_VERSION:  # the gate compares with the base model too
+        models.append((BASE_VERSION, _ct2_of(config, registry, BASE_VERSION)))
+    evaluations = {name: _evaluate(config, ct2, name, sets) for name, ct2 in models}
+    origins, uncorrected = _heldout_origins(config, database)
+    decision = decide(
+        evaluations[snapshot.start_model],
+        evaluations[candidate_name],
+        config.gate,
+        base=evaluations.get(BASE_VERSION) if snapshot.start_model != BASE_VERSION else None,
+        origins=origins,
+        uncorrected_share=uncorrected,
+    )
     for line in decision.reasons:
         log.info("gate: %s", line)
     log.info("gate: %s", "promote" if decision.promote else "refuse")
@@ -188,6 +196,22 @@ def _run(config: RunConfig, database: Any) -> RunReport:
         uow.commit()
     _clean_up(run_dir, promoted=decision.promote)
     return report
+
+
+def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipOrigin], float]:
+    """Each held-out clip's speaker and selection (by audio path), and the share of served
+    transcripts nobody corrected: what the gate needs to cluster and de-bias."""
+    from storage.audio_store import AudioStore
+    from storage.samples import EVAL, list_samples, uncorrected_share
+
+    store = AudioStore(Path(config.audio_dir))
+    with database.unit_of_work(read_only=True) as uow:
+        heldout = list_samples(uow.session, EVAL, policy=config.split)
+        share = uncorrected_share(uow.session)
+    origins = {
+        store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected) for s in heldout
+    }
+    return origins, share
 
 
 def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
@@ -241,6 +265,8 @@ def _record(
             )
         for model_name, by_set in evaluations.items():
             row = candidate_row if model_name == report.candidate else parent_row
+            if model_name not in (report.candidate, report.parent):  # the base model
+                row = ensure_version_row(uow.session, model_name, spec=config.base_model)
             for set_name, evaluation in by_set.items():
                 check = report.gate.check(set_name)
                 training_records.add_evaluation(

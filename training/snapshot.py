@@ -26,6 +26,7 @@ model it produces is not unlearned (a later run, without the data, replaces it).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
@@ -45,6 +46,8 @@ TEXT_CACHE_NAMES = ("encoder_cache.json", "validation_cache.json")
 FLAC_SUFFIX = ".flac"
 # Recent clips longer than this are left out: the guard wants many short clips, cheaply.
 RECENT_MAX_SECONDS = 30.0
+# The recent set is sampled from the newest this-many-times-its-size uncorrected clips.
+RECENT_WINDOW = 10
 
 
 class SnapshotError(Exception):
@@ -78,7 +81,7 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
     if path.is_file():
         return Snapshot.from_json(path.read_text(encoding="utf-8"))
     from storage.audio_store import AudioStore
-    from storage.samples import EVAL, TRAIN, list_samples
+    from storage.samples import EVAL, TRAIN, cap_user_words, list_samples
     from training.data import examples_from_samples
 
     with database.unit_of_work(read_only=True) as uow:
@@ -89,12 +92,16 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
             uow.session,
             limit=config.recent_eval_clips + config.replay_uncorrected,
             exclude=corrected,
+            max_user_share=config.gate.max_user_share,
+            seed=config.run_id,
         )
     guard, replay = split_uncorrected(
         pool, guard=config.recent_eval_clips, replay=config.replay_uncorrected
     )
     store = AudioStore(Path(config.audio_dir))
-    train_examples = examples_from_samples(train, store)
+    # No speaker may hold more than its share of the training words (issue 19).
+    capped = cap_user_words(train, max_share=config.train_max_user_share, seed=config.run_id)
+    train_examples = examples_from_samples(capped, store)
     if len(train_examples) < max(1, config.min_train_samples):
         raise SnapshotError(
             f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
@@ -152,18 +159,27 @@ def _stored(items: Sequence[tuple[str, str]], store: Any) -> list[Example]:
 
 
 def recent_uncorrected(
-    session: Any, *, limit: int, exclude: Collection[str] = ()
+    session: Any,
+    *,
+    limit: int,
+    exclude: Collection[str] = (),
+    max_user_share: float = 1.0,
+    seed: int = 0,
 ) -> list[tuple[str, str]]:
-    """(audio hash, transcript) of the newest finished transcriptions nobody corrected,
-    one per audio, short clips only, newest first."""
+    """(audio hash, transcript) of recent finished transcriptions nobody corrected, one
+    per audio, short clips only: a seeded random sample of the newest
+    ``RECENT_WINDOW`` x ``limit`` such clips, no user holding more than ``max_user_share``
+    of it (one busy user cannot fill the gate's forgetting guard)."""
     if limit <= 0:
         return []
+    import random
+
     from sqlalchemy import exists, select
 
     from storage.models import SOURCE_IMPORT, Correction, Transcription, TranscriptionStatus
 
     rows = session.execute(
-        select(Transcription.audio_sha256, Transcription.text)
+        select(Transcription.audio_sha256, Transcription.text, Transcription.user_id)
         .where(
             Transcription.audio_sha256.is_not(None),
             Transcription.audio_purged_at.is_(None),
@@ -174,15 +190,25 @@ def recent_uncorrected(
             ~exists().where(Correction.transcription_id == Transcription.id),
         )
         .order_by(Transcription.id.desc())
-        .limit(limit * 4)  # duplicates and corrected audio are dropped below
+        .limit(limit * RECENT_WINDOW)
     )
-    chosen: dict[str, str] = {}
-    for sha, text in rows:
-        if sha not in exclude and sha not in chosen and normalize_text(text):
-            chosen[sha] = text
+    window: dict[str, tuple[str, Any]] = {}
+    for sha, text, user_id in rows:
+        if sha not in exclude and sha not in window and normalize_text(text):
+            window[sha] = (text, user_id)
+    candidates = sorted(window.items())
+    random.Random(seed).shuffle(candidates)
+    cap = max(1, math.ceil(limit * max_user_share))
+    per_user: dict[Any, int] = {}
+    chosen: list[tuple[str, str]] = []
+    for sha, (text, user_id) in candidates:
+        if per_user.get(user_id, 0) >= cap:
+            continue
+        per_user[user_id] = per_user.get(user_id, 0) + 1
+        chosen.append((sha, text))
         if len(chosen) >= limit:
             break
-    return list(chosen.items())
+    return chosen
 
 
 # --------------------------------------------------------------------------- manifests

@@ -51,7 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("samples", help="import, export and count training samples")
     actions = parser.add_subparsers(dest="samples_command", required=True)
     importer = actions.add_parser("import", help="add labelled audio from a TSV file")
-    importer.add_argument("tsv", type=Path, help="rows of audio_path<TAB>reference text")
+    importer.add_argument(
+        "tsv",
+        type=Path,
+        help="rows of audio_path<TAB>reference text[<TAB>speaker]; the optional third "
+        "column names who speaks (the gate counts speakers as users: name them so that "
+        "imported samples can be judged)",
+    )
     importer.add_argument(
         "--allow-outside",
         action="store_true",
@@ -77,6 +83,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             default=None,
             help="share of samples held out for evaluation (default: WHISPER_IT_EVAL_FRACTION)",
         )
+        sub.add_argument(
+            "--eval-min-sentences",
+            type=int,
+            default=None,
+            help="sentences held out at least (default: WHISPER_IT_EVAL_MIN_SENTENCES)",
+        )
     parser.set_defaults(func=run)
 
 
@@ -88,10 +100,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     database = Database.open(settings.resolved_database_url)
     store = AudioStore(settings.audio_dir)
+    # The bot's split unless the command line overrides a part of it.
     eval_fraction = getattr(args, "eval_fraction", None)
-    if eval_fraction is None:
-        eval_fraction = settings.eval_fraction
-    policy = split_policy(eval_fraction)
+    min_sentences = getattr(args, "eval_min_sentences", None)
+    policy = split_policy(
+        settings.eval_fraction if eval_fraction is None else eval_fraction,
+        settings.eval_min_sentences if min_sentences is None else min_sentences,
+    )
     admin = AdminService(database, policy=policy)
     try:
         if args.samples_command == "import":
@@ -128,7 +143,7 @@ def _import(
     from storage.samples import add_labelled_sample
 
     try:
-        clips = read_tsv(tsv, allow_outside=allow_outside)
+        clips = read_tsv(tsv, allow_outside=allow_outside, speaker_column=True)
     except ManifestError as exc:
         raise CommandError(str(exc)) from None
     errors: list[dict[str, object]] = []
@@ -145,7 +160,11 @@ def _import(
         with database.unit_of_work() as uow:
             outcomes = [
                 add_labelled_sample(
-                    uow.session, audio=ref, text=clip.text, source_ref=clip.relative_path
+                    uow.session,
+                    audio=ref,
+                    text=clip.text,
+                    source_ref=clip.relative_path,
+                    speaker=clip.speaker,
                 )
                 for clip, ref in batch
             ]

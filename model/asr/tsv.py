@@ -5,7 +5,8 @@ A manifest has one row per clip, ``audio_path<TAB>reference text``:
 
 - the file is UTF-8; blank lines and ``#`` comments are skipped, and so is a header row
   (``audio_path<TAB>...``) on the first line;
-- a tab inside the reference is kept as a space, runs of white space collapse to one;
+- a tab inside the reference is kept as a space, runs of white space collapse to one
+  (``samples import`` reads an optional third column instead: the speaker's name);
 - paths are relative to the manifest's folder and must stay inside it (no ``../`` or
   absolute paths out of it, symlinks resolved) unless the caller allows it;
 - a malformed row, a missing file or an empty manifest is an error, reported with its line
@@ -14,11 +15,13 @@ A manifest has one row per clip, ``audio_path<TAB>reference text``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HEADER_FIELDS = frozenset({"audio", "audio_path", "path", "file", "file_name"})
 COMMENT = "#"
+# Speaker names are cut to this (storage keeps as many).
+SPEAKER_CHARS = 128
 
 NOT_A_FILE = "{path}: file non trovato"
 NOT_UTF8 = "{path}: il file non è testo UTF-8 (byte {offset})"
@@ -38,10 +41,17 @@ class LabelledClip:
     relative_path: str  # as written in the manifest
     text: str
     line: int
+    # The optional third column where the caller reads one (``samples import``).
+    speaker: str | None = None
 
 
-def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
-    """The clips of the manifest at ``path`` (see the module docstring for the rules)."""
+def read_tsv(
+    path: Path, *, allow_outside: bool = False, speaker_column: bool = False
+) -> list[LabelledClip]:
+    """The clips of the manifest at ``path`` (see the module docstring for the rules).
+
+    ``speaker_column``: a third column, when present, names the clip's speaker (and a tab
+    inside the reference is then a column break, not a space)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(NOT_A_FILE.format(path=path))
@@ -60,10 +70,15 @@ def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
         if number == 1 and fields[0].strip().lower() in HEADER_FIELDS:
             continue
         relative = fields[0].strip()
+        speaker = None
+        if speaker_column and len(fields) > 2:
+            speaker = " ".join("\t".join(fields[2:]).split())[:SPEAKER_CHARS] or None
+            fields = fields[:2]
         text = " ".join("\t".join(fields[1:]).split())
         if len(fields) < 2 or not relative or not text:
             raise ManifestError(BAD_ROW.format(path=path, line=number))
-        clips.append(_clip(path, root, relative, text, number, allow_outside=allow_outside))
+        clip = _clip(path, root, relative, text, number, allow_outside=allow_outside)
+        clips.append(replace(clip, speaker=speaker) if speaker else clip)
     if not clips:
         raise ManifestError(EMPTY.format(path=path))
     return clips

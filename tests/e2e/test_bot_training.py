@@ -131,9 +131,16 @@ async def test_status_wer_and_models_show_the_gates_reasons(
     tmp_path: Path, fake_transcriber
 ) -> None:
     """A refused candidate: admins read why, per set, with the interval and clip count."""
-    current = {"heldout": made_up_evaluation([6] * 10), "general": made_up_evaluation([0] * 8)}
-    candidate = {"heldout": made_up_evaluation([1] * 10), "general": made_up_evaluation([2] * 8)}
-    decision = decide(current, candidate)
+    from training.gate import ClipOrigin
+
+    current = {"heldout": made_up_evaluation([6] * 10, voices=3),
+               "general": made_up_evaluation([0] * 8)}  # fmt: skip
+    candidate = {"heldout": made_up_evaluation([1] * 10, voices=3),
+                 "general": made_up_evaluation([2] * 8)}  # fmt: skip
+    # Each voice is its own user: three users, so the held-out corrections judge.
+    origins = {Path(f"/clips/{s}-{v}.flac"): ClipOrigin(f"user:{v}", True)
+               for s in range(10) for v in range(3)}  # fmt: skip
+    decision = decide(current, candidate, origins=origins)
     assert not decision.promote  # better on new sentences, but it forgets general speech
     report = RunReport(
         run_id=1, candidate="v1", parent="base", promoted=False, gate=decision,
@@ -163,9 +170,10 @@ async def test_status_wer_and_models_show_the_gates_reasons(
         status = await bot.wait_text(lambda t: t.startswith("Addestramento #1"), chat_id=ADMIN)
         assert "Modello non promosso" in status and "Passo tenuto: 30 di 40" in status
         assert "frasi mai viste: WER 50.0% → 8.3%" in status, status
-        assert "20 clip, 10 frasi): migliore" in status
+        assert "30 clip, 10 frasi): migliore" in status
         assert "❌ insieme generale: WER 0.0% → 16.7%" in status
-        assert "intervallo al 95%" in status
+        assert "intervallo al 95%" in status  # the gain test's; guards show their own
+        assert "16.7 punti, intervallo al 80%" in status
         bot.emu.send_text(user_id=ADMIN, text="/wer")
         table = await bot.wait_text(lambda t: "Storico WER" in t, chat_id=ADMIN)
         assert "Ultimo verdetto" in table and "non promosso" in table

@@ -33,6 +33,8 @@ def test_train_cli_promotes_and_rolls_back(
         "gate_min_wer_improvement": -1.0,
         "gate_general_tolerance": 1.0,
         "gate_max_insertion_rate": 100.0,
+        # Five general sentences: the exact sign-flip test reaches p = 1/32 at best.
+        "gate_confidence": 0.9,
         # Which sentences the installation's random salt holds out varies from run to run
         # (none at all, at times): a general set gives the gate something to judge on always.
         "eval_general_set": labelled_tsv,
@@ -122,7 +124,9 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
         name: {"heldout": evaluate_ct2(ct2, examples, model_name=name, cpu_threads=2)}
         for name, ct2 in (("base", base_ct2), ("broken", broken_ct2))
     }
-    policy = GatePolicy(min_eval_sentences=len(examples) // 2)
+    # One speaker (the TSV names none) and five sentences, one of which the base model
+    # gets as wrong as the broken one: the mechanics, judged at 80% (p = 2/32 then).
+    policy = GatePolicy(min_eval_sentences=len(examples) // 2, min_eval_users=1, confidence=0.8)
     refused = decide(scores["base"], scores["broken"], policy)
     assert not refused.promote and refused.primary_set == "heldout", refused.reasons
     check = refused.check("heldout")

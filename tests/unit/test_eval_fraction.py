@@ -96,6 +96,8 @@ def test_the_cli_flag_still_overrides(
     _fill(settings)
     parser = argparse.ArgumentParser()
     samples.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["samples", "stats", "--eval-fraction", "0"])
+    args = parser.parse_args(
+        ["samples", "stats", "--eval-fraction", "0", "--eval-min-sentences", "0"]
+    )
     assert args.func(args, settings) == 0
     assert json.loads(capsys.readouterr().out)["eval"] == 0

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from storage import repository
 from storage.audio_store import AudioStore
-from storage.models import SOURCE_VOICE
+from storage.models import SOURCE_VOICE, Transcription
 from storage.samples import add_labelled_sample
 from storage.unit_of_work import Database
 from training.config import RunConfig
@@ -67,11 +68,37 @@ def test_recent_uncorrected_is_short_stored_audio_nobody_corrected(world) -> Non
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         found = recent_uncorrected(uow.session, limit=10, exclude={excluded.sha256})
-        assert [sha for sha, _ in found] == [kept[1].sha256, kept[0].sha256]  # newest first
-        assert recent_uncorrected(uow.session, limit=1, exclude=()) == [
-            (excluded.sha256, "già un campione")
-        ]
+        assert sorted(sha for sha, _ in found) == sorted(ref.sha256 for ref in kept)
+        eligible = {kept[0].sha256, kept[1].sha256, excluded.sha256}
+        (one,) = recent_uncorrected(uow.session, limit=1, exclude=())
+        assert one[0] in eligible
         assert recent_uncorrected(uow.session, limit=0) == []
+
+
+def test_recent_is_a_random_sample_capped_per_user(world) -> None:
+    """One busy user cannot fill the forgetting guard (issue 19)."""
+    database, _store, audio = world
+    with database.unit_of_work() as uow:
+        for user_id, count in ((1, 30), (2, 3), (3, 3)):
+            repository.touch_user(uow.session, user_id)
+            for _ in range(count):
+                ref = audio()
+                repository.add_transcription(
+                    uow.session, source_kind=SOURCE_VOICE, text="ciao", audio=ref, user_id=user_id
+                )
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        picks = [
+            recent_uncorrected(uow.session, limit=8, max_user_share=0.5, seed=seed)
+            for seed in (1, 2)
+        ]
+        owners = dict(
+            uow.session.execute(select(Transcription.audio_sha256, Transcription.user_id)).all()
+        )
+    for pick in picks:
+        users = [owners[sha] for sha, _ in pick]
+        assert len(pick) == 8 and users.count(1) == 4  # capped at half, the rest the others
+    assert picks[0] != picks[1]  # a sample, not simply the newest
 
 
 def test_snapshot_manifests_and_privacy(world, tmp_path: Path) -> None:
