@@ -88,6 +88,8 @@ class JobProcessor:
         fresh = []
         for job in jobs:
             if job.transcription_id is None:
+                job = await self._reuse(job)
+            if job.transcription_id is None:
                 fresh.append(job)
                 continue
             # Its worker died after storing the transcript but before replying: reply now.
@@ -101,6 +103,22 @@ class JobProcessor:
             await self._process(fresh[0])
         elif fresh:
             await self._process_together(fresh)
+
+    async def _reuse(self, job: ClaimedJob) -> ClaimedJob:
+        """A Telegram file the serving model already transcribed (the same file forwarded
+        again) is tied to its stored transcript and answered from it, without download."""
+        payload = job.payload
+        if not isinstance(payload, TelegramFileJob):
+            return job
+        try:
+            model = await asyncio.to_thread(self.pipeline.models.get)
+            reused = await asyncio.to_thread(
+                self.queue.reuse, job, model.model_name, payload.file_unique_id
+            )
+        except Exception:  # a shortcut only: the normal path answers it
+            log.exception("cannot look up a repeat of job %s", job.id)
+            return job
+        return job if reused is None else replace(job, transcription_id=reused)
 
     async def _process(self, job: ClaimedJob) -> None:
         status = await self._status(job)
@@ -124,7 +142,11 @@ class JobProcessor:
         sources = [d for d in downloads if not isinstance(d, BaseException)]
         loop = asyncio.get_running_loop()
         try:
-            results = iter(await loop.run_in_executor(self.cpu, self.pipeline.run_batch, sources))
+            results = iter(
+                await loop.run_in_executor(
+                    self.cpu, lambda: self.pipeline.run_batch(sources, recall=self.queue.recall)
+                )
+            )
         except Exception as exc:  # the model call itself failed: every job reports it
             results = iter([exc] * len(sources))
         for job, status, download in zip(jobs, statuses, downloads, strict=True):
@@ -183,14 +205,19 @@ class JobProcessor:
 
         return await loop.run_in_executor(
             self.cpu,
-            lambda: self.pipeline.run(source, progress=on_progress, with_tags=False),
+            lambda: self.pipeline.run(
+                source, progress=on_progress, with_tags=False, recall=self.queue.recall
+            ),
         )
 
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult
     ) -> None:
-        hashtags, late = await self._hashtags(result.transcription.text)
-        result = _with_tags(result, hashtags)
+        if result.reused:  # answered from storage, with the tags stored with it
+            hashtags, late = result.hashtags, None
+        else:
+            hashtags, late = await self._hashtags(result.transcription.text)
+            result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
         if isinstance(transcription_id, Discarded):
             if late is not None:

@@ -24,11 +24,12 @@ from pathlib import Path
 from bot import messages
 from bot.model_holder import ModelHolder
 from model.asr.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
-from model.asr.engines import TranscribeOptions, Transcription, fast_path_options
+from model.asr.engines import Segment, TranscribeOptions, Transcription, fast_path_options
 from model.asr.short_clips import SHORT_CLIP_SECONDS
 from model.media.links import LinkError, parse_link
 from model.media.youtube import DownloadLimits, DownloadProgress, download_audio
 from model.tagging.tags import Tagger, format_hashtags
+from storage.audio_store import pcm_sha256, to_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,21 @@ class PipelineResult:
     source_kind: str
     source_ref: str | None
     link: LinkInfo | None = None
+    reused: bool = False  # answered from storage (``recall``): the model never ran
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recalled:
+    """A transcript found in storage for audio the serving model already transcribed."""
+
+    text: str
+    language: str
+    segments: tuple[tuple[float, float, str], ...]
+    hashtags: tuple[str, ...]
+
+
+# (SHA-256 of the audio's 16-bit PCM, the serving model's name) -> a stored transcript.
+Recall = Callable[[str, str], Recalled | None]
 
 
 class InputRejected(Exception):
@@ -134,10 +150,17 @@ class TranscriptionPipeline:
         batch_size: int | None = None,
         with_tags: bool = True,
         timestamps: bool = False,
+        recall: Recall | None = None,
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
-        timings come with ``timestamps`` (subtitles) and always for links."""
+        timings come with ``timestamps`` (subtitles) and always for links. Audio that
+        ``recall`` finds already transcribed by the serving model is not transcribed again
+        (its stored hashtags come with it)."""
         audio, kind, ref, link = self.fetch(source, progress=progress)
+        remembered = self.remembered(audio, recall)
+        if remembered is not None:
+            transcription, hashtags = remembered
+            return PipelineResult(transcription, audio, hashtags, kind, ref, link, reused=True)
         transcription = self.transcribe(
             audio,
             progress=progress,
@@ -147,17 +170,38 @@ class TranscriptionPipeline:
         hashtags = self.hashtags(transcription.text) if with_tags else ()
         return PipelineResult(transcription, audio, hashtags, kind, ref, link)
 
-    def run_batch(self, sources: Sequence[MediaSource]) -> list[PipelineResult | Exception]:
+    def run_batch(
+        self, sources: Sequence[MediaSource], *, recall: Recall | None = None
+    ) -> list[PipelineResult | Exception]:
         """Several sources at once, without tags: short clips are decoded together in one
         model call. One result per source, in order: a result, or the exception that
-        source raised (``InputRejected`` for bad input); one never fails the others."""
+        source raised (``InputRejected`` for bad input); one never fails the others.
+        Audio ``recall`` finds already transcribed is answered from storage."""
         fetched: list[tuple[DecodedAudio, str, str | None, LinkInfo | None] | Exception] = []
         for source in sources:
             try:
                 fetched.append(self.fetch(source))
             except Exception as exc:
                 fetched.append(exc)
-        ready = [i for i, item in enumerate(fetched) if not isinstance(item, Exception)]
+        remembered: dict[int, PipelineResult] = {}
+        for index, item in enumerate(fetched):
+            if isinstance(item, Exception):
+                continue
+            try:
+                found = self.remembered(item[0], recall)
+            except Exception as exc:
+                fetched[index] = exc
+                continue
+            if found is not None:
+                audio, kind, ref, link = item
+                remembered[index] = PipelineResult(
+                    found[0], audio, found[1], kind, ref, link, reused=True
+                )
+        ready = [
+            i
+            for i, item in enumerate(fetched)
+            if not isinstance(item, Exception) and i not in remembered
+        ]
         short = [i for i in ready if _is_short(fetched[i])]  # type: ignore[arg-type]
         transcriptions: dict[int, Transcription | Exception] = {}
         if short:
@@ -179,6 +223,9 @@ class TranscriptionPipeline:
             if isinstance(item, Exception):
                 results.append(item)
                 continue
+            if index in remembered:
+                results.append(remembered[index])
+                continue
             transcription = transcriptions[index]
             if isinstance(transcription, Exception):
                 results.append(transcription)
@@ -186,6 +233,28 @@ class TranscriptionPipeline:
             audio, kind, ref, link = item
             results.append(PipelineResult(transcription, audio, (), kind, ref, link))
         return results
+
+    def remembered(
+        self, audio: DecodedAudio, recall: Recall | None
+    ) -> tuple[Transcription, tuple[str, ...]] | None:
+        """The serving model's stored transcript of ``audio`` and its hashtags, if any."""
+        if recall is None:
+            return None
+        model = self.models.get()
+        found = recall(pcm_sha256(to_pcm16(audio.samples)), model.model_name)
+        if found is None:
+            return None
+        transcription = Transcription(
+            text=found.text,
+            segments=tuple(Segment(*segment) for segment in found.segments),
+            language=found.language,
+            duration=audio.duration,
+            model=model.model_name,
+            engine=model.engine,
+            elapsed=0.0,
+            options=self.options,
+        )
+        return transcription, found.hashtags
 
     def fetch(
         self, source: MediaSource, *, progress: ProgressSink | None = None

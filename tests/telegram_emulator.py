@@ -31,7 +31,8 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   ``send_video(..., width=640, height=360)``, ``send_video_note(..., length=240)``,
   ``send_document(..., file_name, mime_type)``: the file's bytes are served to the bot through
   ``getFile`` + download. ``file_size=`` declares a size other than ``len(data)``; over
-  20 MB ``getFile`` answers 400 "file is too big", like the real API.
+  20 MB ``getFile`` answers 400 "file is too big", like the real API. ``send_voice(...,
+  forward_of=file_id)`` forwards a file sent before (same file_id and file_unique_id).
 - ``send_callback_query(*, user_id, message_id, data, chat_id=None) -> str`` (the query id),
   for inline-keyboard buttons on a message the bot sent.
 - ``open_chat(*, user_id, chat_id=None, chat_type="private")``: makes a chat known without an
@@ -723,8 +724,15 @@ class BotApiEmulator:
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
+        forward_of: str | None = None,
     ) -> dict[str, Any]:
-        stored = self._store_file(data, "voice", ".oga", file_size)
+        """A voice note; ``forward_of`` (a file_id sent before) forwards that same file,
+        which keeps its file_id and file_unique_id as on Telegram (``data`` is ignored)."""
+        if forward_of is not None:
+            with self._lock:
+                stored = self._files[forward_of]
+        else:
+            stored = self._store_file(data, "voice", ".oga", file_size)
         media = self._media_fields(stored) | {"duration": duration, "mime_type": mime_type}
         return self._inject_media(
             "voice", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username
