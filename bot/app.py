@@ -14,6 +14,7 @@ from bot.alerts import wire_admin_alerts
 from bot.container import SERVICES_KEY, Services
 from bot.handlers import (
     admin,
+    cancel,
     corrections,
     errors,
     links,
@@ -26,7 +27,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 # Order matters: the first matching handler in a group wins.
-FEATURES = (user_commands, admin, training_admin, media, corrections, links, errors)
+FEATURES = (user_commands, admin, training_admin, media, corrections, links, cancel, errors)
 PURGE_INTERVAL_SECONDS = 6 * 3600
 
 

@@ -11,11 +11,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from telegram import Bot, InputFile, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
+from bot.cancel_button import cancel_markup
 from model.asr.engines import Segment
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,11 @@ class StatusMessage:
         *,
         reply_to: int | None = None,
         on_created: Callable[[int], Awaitable[None]] | None = None,
+        markup: InlineKeyboardMarkup | None = None,
     ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
+        # Buttons shown with every progress text (the "Annulla" button) until end_controls().
+        self.markup = markup
         self.interval = interval
         self.reply_to = reply_to
         # Told the id of a message this object had to send itself, so that a job resumed
@@ -85,18 +89,27 @@ class StatusMessage:
             if self.message_id is None:
                 # It becomes the transcript: it must reply to the user's message.
                 sent = await self.bot.send_message(
-                    self.chat_id, text, reply_parameters=_reply_to(self.reply_to)
+                    self.chat_id,
+                    text,
+                    reply_parameters=_reply_to(self.reply_to),
+                    reply_markup=self.markup,
                 )
                 self.message_id = sent.message_id
                 if self.on_created is not None:
                     await self.on_created(sent.message_id)
             else:
-                await self.bot.edit_message_text(text, self.chat_id, self.message_id)
+                await self.bot.edit_message_text(
+                    text, self.chat_id, self.message_id, reply_markup=self.markup
+                )
         except BadRequest as exc:
             if not _not_modified(exc):
                 log.warning("status message not updated: %s", exc)
         except TelegramError as exc:  # progress is best effort; the reply is what counts
             log.warning("status message not updated: %s", exc)
+
+    def end_controls(self) -> None:
+        """The job is over: the next text shows no buttons."""
+        self.markup = None
 
     async def delete(self) -> None:
         if self.message_id is None:
@@ -118,7 +131,9 @@ class Delivery:
         *,
         reply_to: int,
         on_created: Callable[[int], Awaitable[None]] | None = None,
+        job_id: int | None = None,
     ) -> StatusMessage:
+        """The status message of a job (with its "Annulla" button when ``job_id`` is given)."""
         return StatusMessage(
             self.bot,
             chat_id,
@@ -126,17 +141,27 @@ class Delivery:
             self.options.status_edit_interval,
             reply_to=reply_to,
             on_created=on_created,
+            markup=None if job_id is None else cancel_markup(job_id),
         )
 
     async def announce_queued(
-        self, chat_id: int, reply_to: int, position: int | None, total: int
+        self,
+        chat_id: int,
+        reply_to: int,
+        position: int | None,
+        total: int,
+        *,
+        job_id: int | None = None,
+        eta_seconds: float | None = None,
     ) -> int | None:
-        """The first status message ("In coda: posizione 2 di 3"); None if it failed."""
+        """The first status message ("In coda: posizione 2 di 3 · circa 20 s", with the
+        "Annulla" button when ``job_id`` is given); None if it failed."""
         try:
             sent = await self.bot.send_message(
                 chat_id,
-                formatting.queued_text(position, total),
+                formatting.queued_text(position, total, eta_seconds),
                 reply_parameters=_reply_to(reply_to),
+                reply_markup=None if job_id is None else cancel_markup(job_id),
             )
         except TelegramError as exc:  # the job still runs; it will send its own message
             log.warning("queued message not sent: %s", exc)

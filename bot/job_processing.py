@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -24,12 +25,14 @@ from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
 from bot.pipeline import (
+    Cancelled,
     InputRejected,
     MediaBytes,
     MediaLink,
     PipelineResult,
     Stage,
     TranscriptionPipeline,
+    check_cancel,
 )
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from model.asr.engines import Segment
@@ -61,6 +64,8 @@ class JobProcessor:
         self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
         self._late: set[asyncio.Task[None]] = set()
         self.finished: set[int] = set()  # ids concluded while their batch still runs
+        # Set when a job's sender presses "Annulla" (the runner watches the database).
+        self.cancels: dict[int, threading.Event] = {}
 
     async def close(self) -> None:
         late = list(self._late)
@@ -80,13 +85,27 @@ class JobProcessor:
             await asyncio.to_thread(self.queue.set_status_message, job.id, new_id)
 
         return self.delivery.status(
-            job.chat_id, message_id, reply_to=job.user_message_id, on_created=remember
+            job.chat_id,
+            message_id,
+            reply_to=job.user_message_id,
+            on_created=remember,
+            job_id=job.id,
         )
+
+    def cancel_event(self, job_id: int) -> threading.Event:
+        """The event that stops ``job_id`` (set from the event loop, read in threads)."""
+        return self.cancels.setdefault(job_id, threading.Event())
+
+    def _cancelled(self, job: ClaimedJob) -> bool:
+        return self.cancel_event(job.id).is_set()
 
     async def process(self, jobs: list[ClaimedJob]) -> None:
         """Answer claimed jobs: one alone, several short notes together."""
         fresh = []
         for job in jobs:
+            if self._cancelled(job):
+                await self._stopped(job, await self._status(job))
+                continue
             if job.transcription_id is None:
                 job = await self._reuse(job)
             if job.transcription_id is None:
@@ -164,7 +183,9 @@ class JobProcessor:
         self, job: ClaimedJob, status: StatusMessage, outcome: PipelineResult | Exception
     ) -> None:
         """Deliver a result, or say what went wrong: one place maps failures to messages."""
-        if isinstance(outcome, InputRejected):
+        if isinstance(outcome, Cancelled) or self._cancelled(job):
+            await self._stopped(job, status)
+        elif isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
         elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
             await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
@@ -182,8 +203,10 @@ class JobProcessor:
         payload = job.payload
         payload_is_file = isinstance(payload, TelegramFileJob)
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
+        cancel = self.cancel_event(job.id)
         if isinstance(payload, TelegramFileJob):
             source: MediaBytes | MediaLink = await self._download(payload)
+            check_cancel(cancel)
             await status.show(formatting.transcribing_text())
         else:
             assert isinstance(payload, LinkJob)
@@ -206,7 +229,11 @@ class JobProcessor:
         return await loop.run_in_executor(
             self.cpu,
             lambda: self.pipeline.run(
-                source, progress=on_progress, with_tags=False, recall=self.queue.recall
+                source,
+                progress=on_progress,
+                with_tags=False,
+                recall=self.queue.recall,
+                cancel=cancel,
             ),
         )
 
@@ -224,6 +251,9 @@ class JobProcessor:
                 late.cancel()
             if transcription_id is Discarded.FORGOTTEN:
                 await status.delete()  # the user asked for nothing of theirs to remain
+            elif transcription_id is Discarded.CANCELLED:  # (already marked cancelled)
+                status.end_controls()
+                await status.show(messages.JOB_CANCELLED)
             return  # (TAKEN_OVER: the status message is the new owner's now)
         reply = Reply(
             job_id=job.id,
@@ -299,12 +329,21 @@ class JobProcessor:
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)
 
+    async def _stopped(self, job: ClaimedJob, status: StatusMessage) -> None:
+        """Its sender cancelled it: nothing stored, nothing sent but "Annullata"."""
+        log.info("job %s cancelled by its sender", job.id)
+        status.end_controls()
+        await status.show(messages.JOB_CANCELLED)
+        await asyncio.to_thread(self.queue.cancelled, job.id)
+
     async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
+        status.end_controls()
         await status.show(f"⚠️ {formatting.escape(text)}")
         await asyncio.to_thread(self.queue.fail, job.id, reason)
 
     async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
         log.error("job %s failed", job.id, exc_info=exc)
+        status.end_controls()
         await status.show(messages.INTERNAL_ERROR)
         error = f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(self.queue.fail, job.id, error)

@@ -174,3 +174,9 @@ CONTRIBUTIONS_REMOVED = (
 CONTRIBUTIONS_NONE = (
     "L'utente <code>{user_id}</code> non ha corretto niente: non c'è nulla da togliere."
 )
+
+# --- cancelling a job ("Annulla" under its status message) ---
+JOB_CANCELLED = "✖️ Annullata."
+CANCEL_ANSWER = "Annullata."
+CANCEL_NOT_YOURS = "Solo chi ha inviato l'audio può annullare la trascrizione."
+CANCEL_TOO_LATE = "Troppo tardi: questa trascrizione è già conclusa."

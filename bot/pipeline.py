@@ -13,10 +13,12 @@ No ``telegram`` import here.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +36,7 @@ from storage.audio_store import pcm_sha256, to_pcm16
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = "whisper-it-"
+LINK_CANCELLED = "cancelled"  # model.media.youtube's reason for a download stopped by cancel
 
 
 class Stage(enum.Enum):
@@ -102,6 +105,15 @@ class Recalled:
 Recall = Callable[[str, str], Recalled | None]
 
 
+class Cancelled(Exception):
+    """The job's ``cancel`` event was set: the pipeline stopped where it was."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
+
+
 class InputRejected(Exception):
     """Input the pipeline refuses (damaged, too long, a foreign link, ...): ``message`` is
     the Italian text for the user, ``reason`` the machine-readable code."""
@@ -151,12 +163,16 @@ class TranscriptionPipeline:
         with_tags: bool = True,
         timestamps: bool = False,
         recall: Recall | None = None,
+        cancel: threading.Event | None = None,
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
         timings come with ``timestamps`` (subtitles) and always for links. Audio that
         ``recall`` finds already transcribed by the serving model is not transcribed again
-        (its stored hashtags come with it)."""
-        audio, kind, ref, link = self.fetch(source, progress=progress)
+        (its stored hashtags come with it). Setting ``cancel`` stops it between stages
+        and at the next progress report (``Cancelled``)."""
+        progress = _cancellable(progress, cancel)
+        audio, kind, ref, link = self.fetch(source, progress=progress, cancel=cancel)
+        check_cancel(cancel)
         remembered = self.remembered(audio, recall)
         if remembered is not None:
             transcription, hashtags = remembered
@@ -167,6 +183,7 @@ class TranscriptionPipeline:
             batch_size=batch_size,
             short_path=link is None and not timestamps,
         )
+        check_cancel(cancel)
         hashtags = self.hashtags(transcription.text) if with_tags else ()
         return PipelineResult(transcription, audio, hashtags, kind, ref, link)
 
@@ -257,7 +274,11 @@ class TranscriptionPipeline:
         return transcription, found.hashtags
 
     def fetch(
-        self, source: MediaSource, *, progress: ProgressSink | None = None
+        self,
+        source: MediaSource,
+        *,
+        progress: ProgressSink | None = None,
+        cancel: threading.Event | None = None,
     ) -> tuple[DecodedAudio, str, str | None, LinkInfo | None]:
         """The decoded audio of ``source``, its kind and reference, and the link's details."""
         if isinstance(source, MediaBytes):
@@ -265,14 +286,16 @@ class TranscriptionPipeline:
             return audio, source.source_kind, source.source_ref, None
         if isinstance(source, LocalFile):
             return self._decode(source.path, self.limits.audio), "file", source.path.name, None
-        return self._fetch_link(source.url, progress)
+        return self._fetch_link(source.url, progress, cancel)
 
     def _fetch_link(
-        self, url: str, progress: ProgressSink | None
+        self, url: str, progress: ProgressSink | None, cancel: threading.Event | None = None
     ) -> tuple[DecodedAudio, str, str | None, LinkInfo]:
         def on_download(update: DownloadProgress) -> None:
             if progress is not None:
-                progress(Stage.DOWNLOAD, update.fraction)
+                # yt-dlp's hook stops a cancelled download itself (``cancel``), cleanly.
+                with contextlib.suppress(Cancelled):
+                    progress(Stage.DOWNLOAD, update.fraction)
 
         if self.work_dir is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -282,9 +305,11 @@ class TranscriptionPipeline:
             try:
                 link = parse_link(url, extra_hosts=self.url_hosts)
                 media = download_audio(
-                    link, folder, limits=self.limits.download, progress=on_download
+                    link, folder, limits=self.limits.download, progress=on_download, cancel=cancel
                 )
             except LinkError as exc:
+                if exc.reason == LINK_CANCELLED:
+                    raise Cancelled from exc
                 raise InputRejected(
                     exc.reason,
                     messages.link_error(exc.reason, max_seconds=self.limits.audio.max_seconds),
@@ -351,6 +376,21 @@ class TranscriptionPipeline:
             log.exception("tagging failed")
             return ()
         return tuple(format_hashtags(raw, max_tags=self.max_hashtags))
+
+
+def _cancellable(
+    progress: ProgressSink | None, cancel: threading.Event | None
+) -> ProgressSink | None:
+    """``progress`` that first stops the work if ``cancel`` was set."""
+    if cancel is None:
+        return progress
+
+    def report(stage: Stage, fraction: float | None) -> None:
+        check_cancel(cancel)
+        if progress is not None:
+            progress(stage, fraction)
+
+    return report
 
 
 def _is_short(fetched: tuple[DecodedAudio, str, str | None, LinkInfo | None]) -> bool:

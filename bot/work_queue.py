@@ -15,11 +15,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot import messages
 from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult, Recalled
+from storage import job_cancel, repeats, repository
 from storage import jobs as job_queue
-from storage import repeats, repository
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import JOB_RUNNING, Job
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
@@ -57,6 +59,7 @@ class Discarded(enum.Enum):
 
     FORGOTTEN = "forgotten"  # the user ran /forget meanwhile
     TAKEN_OVER = "taken_over"  # this worker lost its lease; another one answers
+    CANCELLED = "cancelled"  # its sender pressed "Annulla"
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,8 @@ class WorkQueue:
     def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | Discarded:
         """Store audio and transcript and tie them to the job, in one transaction; the
         transcription's id, or why nothing was kept: the job is gone (its user ran
-        /forget while it was being worked on) or another worker owns it now (this
-        worker's lease expired)."""
+        /forget while it was being worked on), its sender cancelled it (it ends
+        cancelled here), or another worker owns it now (this worker's lease expired)."""
         ref = self.store.put(result.audio.samples)
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
@@ -200,7 +203,11 @@ class WorkQueue:
                 discarded = Discarded.FORGOTTEN
             elif not job_queue.holds_lease(uow.session, job.id, self.owner):
                 discarded = Discarded.TAKEN_OVER
-            if discarded is Discarded.FORGOTTEN:
+            elif _cancel_requested(uow.session, job.id):
+                discarded = Discarded.CANCELLED
+            if discarded is Discarded.CANCELLED:
+                job_cancel.mark_job_cancelled(uow.session, job.id, owner=self.owner)
+            if discarded in (Discarded.FORGOTTEN, Discarded.CANCELLED):
                 delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
                 uow.commit()
             if discarded is not None:
@@ -257,6 +264,8 @@ class WorkQueue:
                 return None
             if not job_queue.holds_lease(session, job.id, self.owner):
                 return None
+            if _cancel_requested(session, job.id):
+                return None  # the normal path notices and ends it cancelled
             row = repository.add_transcription(
                 session,
                 source_kind=found.source_kind,
@@ -322,6 +331,23 @@ class WorkQueue:
             )
             uow.commit()
 
+    def cancel(self, job_id: int, user_id: int) -> job_cancel.CancelOutcome:
+        """The sender of ``job_id`` pressed "Annulla"."""
+        with self.db.unit_of_work() as uow:
+            outcome = job_cancel.request_cancel(uow.session, job_id, user_id=user_id)
+            uow.commit()
+        return outcome
+
+    def cancel_requested(self, job_ids: Collection[int]) -> set[int]:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return job_cancel.cancel_requested(uow.session, job_ids)
+
+    def cancelled(self, job_id: int) -> None:
+        """This worker stopped a job its sender cancelled."""
+        with self.db.unit_of_work() as uow:
+            job_cancel.mark_job_cancelled(uow.session, job_id, owner=self.owner)
+            uow.commit()
+
     def fail(self, job_id: int, error: str) -> None:
         with self.db.unit_of_work() as uow:
             if not job_queue.holds_lease(uow.session, job_id, self.owner):
@@ -344,6 +370,10 @@ class WorkQueue:
                 uow.session, transcription_id, chat_id=chat_id, message_ids=[message_id]
             )
             uow.commit()
+
+
+def _cancel_requested(session: Session, job_id: int) -> bool:
+    return bool(job_cancel.cancel_requested(session, [job_id]))
 
 
 def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:

@@ -24,7 +24,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidStateError, NotFoundError
-from storage.models import JOB_DONE, JOB_FAILED, JOB_PENDING, JOB_RUNNING, Job, utcnow
+from storage.models import (
+    JOB_CANCELLED,
+    JOB_DONE,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_RUNNING,
+    Job,
+    utcnow,
+)
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_SECONDS = 60.0
@@ -94,8 +102,11 @@ def release_job(
     job = session.get(Job, job_id)
     if job is None or job.status != JOB_RUNNING or job.lease_owner != owner or job.started_at:
         return False
-    job.status = JOB_PENDING
+    # Cancelled by its sender while it was being announced: it never runs.
+    job.status = JOB_CANCELLED if job.cancel_requested else JOB_PENDING
     job.lease_owner = job.lease_expires_at = None
+    if job.cancel_requested:
+        job.finished_at = utcnow()
     if status_message_id is not None:
         job.status_message_id = status_message_id
     session.flush()
@@ -277,7 +288,11 @@ def requeue_expired(
     failed: list[int] = []
     for job in expired:
         job.lease_owner = job.lease_expires_at = None
-        if job.attempts >= max_attempts:
+        if job.cancel_requested:  # its sender cancelled it: it is not resumed
+            job.status = JOB_CANCELLED
+            job.finished_at = now
+            failed.append(job.id)
+        elif job.attempts >= max_attempts:
             job.status = JOB_FAILED
             job.error = INTERRUPTED_ERROR
             job.finished_at = now
@@ -324,7 +339,7 @@ def delete_finished_jobs(session: Session, *, older_than: datetime) -> int:
     """Housekeeping: forget done and failed jobs (their payloads hold Telegram file ids)."""
     result = session.execute(
         delete(Job)
-        .where(Job.status.in_((JOB_DONE, JOB_FAILED)), Job.created_at < older_than)
+        .where(Job.status.in_((JOB_DONE, JOB_FAILED, JOB_CANCELLED)), Job.created_at < older_than)
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -85,6 +86,7 @@ JOB_PENDING = "pending"
 JOB_RUNNING = "running"
 JOB_DONE = "done"
 JOB_FAILED = "failed"
+JOB_CANCELLED = "cancelled"  # its sender pressed "Annulla"
 
 # training_runs.status
 RUN_PENDING = "pending"
@@ -155,6 +157,7 @@ class Transcription(Base):
     __table_args__ = (
         Index("ix_transcriptions_user_id_created_at", "user_id", "created_at"),
         Index("ix_transcriptions_audio_sha256", "audio_sha256"),
+        Index("ix_transcriptions_source_ref", "source_ref"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -263,6 +266,8 @@ class Job(Base):
     # The worker holding a running job, until when (renewed while it works).
     lease_owner: Mapped[str | None] = mapped_column(String(LEASE_OWNER_CHARS))
     lease_expires_at: Mapped[datetime | None]
+    # Its sender pressed "Annulla" while it ran: the worker stops it (storage.job_cancel).
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class TrainingRun(Base):
