@@ -144,22 +144,15 @@ class Delivery:
             markup=None if job_id is None else cancel_markup(job_id),
         )
 
-    async def announce_queued(
-        self,
-        chat_id: int,
-        reply_to: int,
-        position: int | None,
-        total: int,
-        *,
-        job_id: int | None = None,
-        eta_seconds: float | None = None,
+    async def send_queued(
+        self, chat_id: int, reply_to: int, text: str, *, job_id: int | None = None
     ) -> int | None:
-        """The first status message ("In coda: posizione 2 di 3 · circa 20 s", with the
-        "Annulla" button when ``job_id`` is given); None if it failed."""
+        """A job's first status message ("In coda: posizione 2 di 3 · circa 20 s", with the
+        "Annulla" button when ``job_id`` is given); its id, or None if it failed."""
         try:
             sent = await self.bot.send_message(
                 chat_id,
-                formatting.queued_text(position, total, eta_seconds),
+                text,
                 reply_parameters=_reply_to(reply_to),
                 reply_markup=None if job_id is None else cancel_markup(job_id),
             )
@@ -167,6 +160,15 @@ class Delivery:
             log.warning("queued message not sent: %s", exc)
             return None
         return sent.message_id
+
+    async def update_queued(self, chat_id: int, message_id: int, job_id: int, text: str) -> None:
+        """A new place or estimate in a job's "In coda" message (best effort)."""
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id, message_id, reply_markup=cancel_markup(job_id)
+            )
+        except TelegramError as exc:
+            log.debug("queued message not updated: %s", exc)
 
     async def typing(self, chat_id: int) -> None:
         with contextlib.suppress(TelegramError):

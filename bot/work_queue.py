@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bot import messages
 from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult, Recalled
-from storage import job_cancel, repeats, repository
+from storage import job_cancel, queue_eta, repeats, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import JOB_RUNNING, Job
@@ -129,6 +129,15 @@ class WorkQueue:
             job = job_queue.get_job(uow.session, job_id)
             held = job is not None and job.status == JOB_RUNNING and job.started_at is None
             return position, job_queue.count_pending_jobs(uow.session) + int(held)
+
+    def eta(self, job_id: int) -> float | None:
+        """Seconds until a waiting job is answered, from measured throughput; None when
+        it is no longer waiting or nothing was measured yet."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            throughput = queue_eta.recent_throughput(uow.session)
+            if throughput is None:
+                return None
+            return queue_eta.estimate_wait(uow.session, job_id, throughput)
 
     def release(self, job_id: int, status_message_id: int | None) -> None:
         """Queue an enqueued job, with the id of the message that shows its place."""

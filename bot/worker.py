@@ -25,6 +25,7 @@ from bot.job_processing import JobProcessor
 from bot.pipeline import (
     TranscriptionPipeline,
 )
+from bot.queue_display import QueueDisplay
 from bot.work_queue import ClaimedJob, WorkQueue
 from model.asr.short_clips import SHORT_CLIP_SECONDS
 from storage.job_cancel import CancelOutcome
@@ -80,6 +81,7 @@ class JobRunner:
         self._processor: JobProcessor | None = None
         self._busy = 0
         self._held: set[int] = set()
+        self.display = QueueDisplay(queue, lambda: self._busy)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -91,6 +93,9 @@ class JobRunner:
             cpu=self.cpu,
             tag_budget_seconds=self.options.tag_budget_seconds,
             report_error=self._report_error,
+        )
+        self._tasks.append(
+            asyncio.create_task(self.display.run(self.processor.delivery), name="queue-display")
         )
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
@@ -207,9 +212,13 @@ class JobRunner:
         message_id = None
         try:
             position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)
-            message_id = await self.processor.delivery.announce_queued(
-                chat_id, user_message_id, position, waiting + self._busy, job_id=enqueued.job_id
+            eta = await asyncio.to_thread(self.queue.eta, enqueued.job_id)
+            text = self.display.text(position, waiting, eta)
+            message_id = await self.processor.delivery.send_queued(
+                chat_id, user_message_id, text, job_id=enqueued.job_id
             )
+            if message_id is not None:
+                self.display.track(enqueued.job_id, chat_id, message_id, text)
         finally:  # queued whatever happened: a worker sends its own message if none
             await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
@@ -228,6 +237,8 @@ class JobRunner:
                 await self._idle()
                 continue
             ids = {job.id for job in jobs}
+            async with self.display.lock:  # an "In coda" edit in flight lands first
+                pass
             self._held |= ids
             self._busy += len(jobs)
             try:

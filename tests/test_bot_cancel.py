@@ -6,7 +6,6 @@ the Bot API emulator."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,60 +13,13 @@ from bot import messages
 from bot.cancel_button import CANCEL_PREFIX
 from bot.container import build_services
 from bot.model_holder import ModelHolder
-from model.asr.audio import SAMPLE_RATE
-from model.asr.engines import Segment, TranscribeOptions, Transcription
 from storage.models import JOB_CANCELLED, JOB_DONE
 from tests.bot_harness import OTHER_USER, USER, bot_settings, running_bot
+from tests.held_transcriber import HELD_SECONDS, HeldTranscriber
 from tests.worker_support import tone_wav
 
-HELD_SECONDS = 30.0
 LONG_NOTE_SECONDS = 35  # past one window: the long path, with progress reports
 SHORT_NOTE_SECONDS = 2
-
-
-class HeldTranscriber:
-    """Reports some progress, then waits for the test before going on (and counts the
-    calls that got to the end)."""
-
-    model_name = "held-model"
-    engine = "ct2"
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-        self.completed = 0
-
-    def _result(self, audio: Any, options: TranscribeOptions | None) -> Transcription:
-        duration = audio.size / SAMPLE_RATE
-        return Transcription(
-            text="una trascrizione",
-            segments=(Segment(0.0, duration, "una trascrizione"),),
-            language="it",
-            duration=duration,
-            model=self.model_name,
-            engine="ct2",
-            elapsed=0.01,
-            options=options or TranscribeOptions(),
-        )
-
-    def transcribe(self, audio, *, options=None, progress=None) -> Transcription:
-        self.calls += 1
-        if progress is not None:
-            progress(0.1)
-        self.started.set()
-        self.release.wait(HELD_SECONDS)
-        if progress is not None:
-            progress(0.5)  # a cancelled job stops here
-        self.completed += 1
-        return self._result(audio, options)
-
-    def transcribe_batch(self, clips, *, options=None) -> list[Transcription | Exception]:
-        self.calls += 1
-        self.started.set()
-        self.release.wait(HELD_SECONDS)
-        self.completed += 1
-        return [self._result(clip, options) for clip in clips]
 
 
 def _job_status(bot: Any, user_message_id: int) -> str | None:
