@@ -23,7 +23,7 @@ from bot.pipeline import PipelineResult, Recalled
 from storage import job_cancel, queue_eta, repeats, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
-from storage.models import JOB_RUNNING, Job
+from storage.models import Job
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
@@ -126,9 +126,7 @@ class WorkQueue:
         """(place in the queue or None if no longer waiting, jobs waiting in all)."""
         with self.db.unit_of_work(read_only=True) as uow:
             position = job_queue.queue_position(uow.session, job_id)
-            job = job_queue.get_job(uow.session, job_id)
-            held = job is not None and job.status == JOB_RUNNING and job.started_at is None
-            return position, job_queue.count_pending_jobs(uow.session) + int(held)
+            return position, job_queue.count_waiting_jobs(uow.session)
 
     def eta(self, job_id: int) -> float | None:
         """Seconds until a waiting job is answered, from measured throughput; None when

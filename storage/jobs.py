@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidStateError, NotFoundError
@@ -310,6 +310,16 @@ def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
     return _count(session, (JOB_PENDING,), user_id)
 
 
+def count_waiting_jobs(session: Session) -> int:
+    """Jobs not started yet: pending, or still held by the process announcing them."""
+    statement = select(func.count()).select_from(Job).where(_waiting())
+    return session.scalar(statement) or 0
+
+
+def _waiting() -> ColumnElement[bool]:
+    return (Job.status == JOB_PENDING) | ((Job.status == JOB_RUNNING) & Job.started_at.is_(None))
+
+
 def count_open_jobs(session: Session, *, user_id: int | None = None) -> int:
     """Jobs waiting or being worked on: what per-user and queue limits count."""
     return _count(session, OPEN_JOB_STATUSES, user_id)
@@ -329,9 +339,7 @@ def queue_position(session: Session, job_id: int) -> int | None:
     held = job.status == JOB_RUNNING and job.started_at is None
     if job.status != JOB_PENDING and not held:
         return None
-    ahead = session.scalar(
-        select(func.count()).select_from(Job).where(Job.status == JOB_PENDING, Job.id < job_id)
-    )
+    ahead = session.scalar(select(func.count()).select_from(Job).where(_waiting(), Job.id < job_id))
     return (ahead or 0) + 1
 
 

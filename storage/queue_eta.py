@@ -75,7 +75,10 @@ def estimate_wait(
     running = session.scalars(
         select(Job).where(Job.status == JOB_RUNNING, Job.started_at.is_not(None))
     ).all()
-    ahead = session.scalars(select(Job).where(Job.status == JOB_PENDING, Job.id < job_id)).all()
+    waiting = (Job.status == JOB_PENDING) | (
+        (Job.status == JOB_RUNNING) & Job.started_at.is_(None)  # still being announced
+    )
+    ahead = session.scalars(select(Job).where(waiting, Job.id < job_id)).all()
     left = sum(
         max(0.0, _audio_seconds(j) / rate - (now - j.started_at).total_seconds())
         for j in running
