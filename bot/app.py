@@ -19,6 +19,7 @@ from bot.handlers import (
     errors,
     links,
     media,
+    preferences,
     training_admin,
     user_commands,
 )
@@ -27,7 +28,17 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 # Order matters: the first matching handler in a group wins.
-FEATURES = (user_commands, admin, training_admin, media, corrections, links, cancel, errors)
+FEATURES = (
+    user_commands,
+    admin,
+    training_admin,
+    preferences,
+    media,
+    corrections,
+    links,
+    cancel,
+    errors,
+)
 PURGE_INTERVAL_SECONDS = 6 * 3600
 
 

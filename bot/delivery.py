@@ -17,7 +17,9 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
 from bot.cancel_button import cancel_markup
+from bot.output_formats import FILE_CAPTIONS, FILE_OUTPUTS, transcript_file
 from model.asr.engines import Segment
+from storage.chat_settings import OUTPUT_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class Reply:
     segments: tuple[Segment, ...] = ()
     title: str | None = None  # a video's title, shown above its transcript
     subtitles: bool = False  # links also get a .srt file
+    output: str = OUTPUT_TEXT  # the chat's choice (/impostazioni): text, or a file
 
 
 class StatusMessage:
@@ -180,6 +183,8 @@ class Delivery:
 
     async def reply(self, reply: Reply, status: StatusMessage) -> list[int]:
         """Send the transcript (editing the status message into it); the message ids."""
+        if reply.output in FILE_OUTPUTS:
+            return await self._reply_file(reply, status)
         bot = self.bot
         content = self._messages(reply)
         reply_to = _reply_to(reply.reply_to)
@@ -227,12 +232,32 @@ class Delivery:
             ids.append(sent.message_id)
         return ids
 
+    async def _reply_file(self, reply: Reply, status: StatusMessage) -> list[int]:
+        """The transcript as the file the chat chose (.txt, .srt, .vtt), hashtags in its
+        caption; the status message goes away."""
+        await status.delete()
+        caption = "\n\n".join(
+            part
+            for part in (FILE_CAPTIONS[reply.output], formatting.escape(" ".join(reply.hashtags)))
+            if part
+        )
+        sent = await self.bot.send_document(
+            reply.chat_id,
+            InputFile(
+                transcript_file(reply.output, reply.text, reply.segments),
+                filename=_file_name(reply.job_id, reply.output),
+            ),
+            caption=caption[:TELEGRAM_CAPTION_LIMIT],
+            reply_parameters=_reply_to(reply.reply_to),
+        )
+        return [sent.message_id]
+
     async def add_late_tags(
         self, reply: Reply, hashtags: tuple[str, ...], message_ids: list[int]
     ) -> int | None:
         """Put hashtags that arrived after the reply into it: edit its last message, or
         send a new one when the tags spill over. The id of a new message, if any."""
-        if not hashtags or reply.subtitles:
+        if not hashtags or reply.subtitles or reply.output in FILE_OUTPUTS:
             return None  # subtitled replies keep their layout; the tags are stored anyway
         content = self._messages(reply, hashtags=hashtags)
         if content.as_file:

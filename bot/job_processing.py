@@ -24,6 +24,7 @@ from telegram.error import BadRequest
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
+from bot.output_formats import FILE_OUTPUTS, timestamped_text
 from bot.pipeline import (
     Cancelled,
     InputRejected,
@@ -36,6 +37,7 @@ from bot.pipeline import (
 )
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from model.asr.engines import Segment
+from storage.chat_settings import DEFAULT_PREFERENCES, OUTPUT_TIMESTAMPS, ChatPreferences
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class JobProcessor:
         self.finished: set[int] = set()  # ids concluded while their batch still runs
         # Set when a job's sender presses "Annulla" (the runner watches the database).
         self.cancels: dict[int, threading.Event] = {}
+        # The /impostazioni of each claimed job's chat, read when it is claimed.
+        self.preferences: dict[int, ChatPreferences] = {}
 
     async def close(self) -> None:
         late = list(self._late)
@@ -99,14 +103,26 @@ class JobProcessor:
     def _cancelled(self, job: ClaimedJob) -> bool:
         return self.cancel_event(job.id).is_set()
 
+    def _prefs(self, job: ClaimedJob) -> ChatPreferences:
+        return self.preferences.get(job.id, DEFAULT_PREFERENCES)
+
     async def process(self, jobs: list[ClaimedJob]) -> None:
         """Answer claimed jobs: one alone, several short notes together."""
+        for job in jobs:
+            self.preferences[job.id] = await asyncio.to_thread(self.queue.preferences, job.chat_id)
+        try:
+            await self._process_all(jobs)
+        finally:
+            for job in jobs:
+                self.preferences.pop(job.id, None)
+
+    async def _process_all(self, jobs: list[ClaimedJob]) -> None:
         fresh = []
         for job in jobs:
             if self._cancelled(job):
                 await self._stopped(job, await self._status(job))
                 continue
-            if job.transcription_id is None:
+            if job.transcription_id is None and not self._prefs(job).needs_timings:
                 job = await self._reuse(job)
             if job.transcription_id is None:
                 fresh.append(job)
@@ -118,10 +134,15 @@ class JobProcessor:
             except Exception as exc:
                 await self._crash(job, status, exc)
             self.finished.add(job.id)
-        if len(fresh) == 1:
-            await self._process(fresh[0])
-        elif fresh:
-            await self._process_together(fresh)
+        # Timed outputs (subtitles, timestamps) need the path that gives timings: alone.
+        alone = [job for job in fresh if self._prefs(job).needs_timings]
+        together = [job for job in fresh if job not in alone]
+        if len(together) == 1:
+            alone.insert(0, together.pop())
+        if together:
+            await self._process_together(together)
+        for job in alone:
+            await self._process(job)
 
     async def _reuse(self, job: ClaimedJob) -> ClaimedJob:
         """A Telegram file the serving model already transcribed (the same file forwarded
@@ -204,6 +225,7 @@ class JobProcessor:
         payload_is_file = isinstance(payload, TelegramFileJob)
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
         cancel = self.cancel_event(job.id)
+        timed = self._prefs(job).needs_timings
         if isinstance(payload, TelegramFileJob):
             source: MediaBytes | MediaLink = await self._download(payload)
             check_cancel(cancel)
@@ -232,7 +254,9 @@ class JobProcessor:
                 source,
                 progress=on_progress,
                 with_tags=False,
-                recall=self.queue.recall,
+                timestamps=timed,
+                # (A stored short note has no timings to reuse.)
+                recall=None if timed else self.queue.recall,
                 cancel=cancel,
             ),
         )
@@ -240,7 +264,10 @@ class JobProcessor:
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult
     ) -> None:
-        if result.reused:  # answered from storage, with the tags stored with it
+        prefs = self._prefs(job)
+        if not prefs.hashtags:
+            hashtags, late = (), None
+        elif result.reused:  # answered from storage, with the tags stored with it
             hashtags, late = result.hashtags, None
         else:
             hashtags, late = await self._hashtags(result.transcription.text)
@@ -259,11 +286,12 @@ class JobProcessor:
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=result.transcription.text,
+            text=_shown_text(result.transcription.text, result.transcription.segments, prefs),
             hashtags=hashtags,
             segments=result.transcription.segments,
             title=result.link.title if result.link else None,
-            subtitles=result.link is not None,
+            subtitles=result.link is not None and prefs.output not in FILE_OUTPUTS,
+            output=prefs.output,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
@@ -317,14 +345,17 @@ class JobProcessor:
         if stored is None:  # forgotten between the crash and now
             await asyncio.to_thread(self.queue.fail, job.id, "transcript deleted")
             return
+        prefs = self._prefs(job)
+        segments = tuple(Segment(*segment) for segment in stored.segments)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=stored.text,
-            hashtags=stored.hashtags,
-            segments=tuple(Segment(*segment) for segment in stored.segments),
-            subtitles=stored.source_kind == "youtube",
+            text=_shown_text(stored.text, segments, prefs),
+            hashtags=stored.hashtags if prefs.hashtags else (),
+            segments=segments,
+            subtitles=stored.source_kind == "youtube" and prefs.output not in FILE_OUTPUTS,
+            output=prefs.output,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)
@@ -353,6 +384,13 @@ class JobProcessor:
             kind = type(job.payload).KIND
             with contextlib.suppress(Exception):
                 await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
+
+
+def _shown_text(text: str, segments: tuple[Segment, ...], prefs: ChatPreferences) -> str:
+    """The transcript as the chat wants to read it (with timestamps, if chosen)."""
+    if prefs.output == OUTPUT_TIMESTAMPS and segments and text.strip():
+        return timestamped_text(segments)
+    return text
 
 
 def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:

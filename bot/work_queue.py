@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bot import messages
 from bot.job_payloads import JobPayload, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult, Recalled
-from storage import job_cancel, queue_eta, repeats, repository
+from storage import chat_settings, job_cancel, queue_eta, repeats, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job
@@ -127,6 +127,17 @@ class WorkQueue:
         with self.db.unit_of_work(read_only=True) as uow:
             position = job_queue.queue_position(uow.session, job_id)
             return position, job_queue.count_waiting_jobs(uow.session)
+
+    def preferences(self, chat_id: int) -> chat_settings.ChatPreferences:
+        """What the chat chose with /impostazioni."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            return chat_settings.get_preferences(uow.session, chat_id)
+
+    def set_preferences(self, chat_id: int, **changes: Any) -> chat_settings.ChatPreferences:
+        with self.db.unit_of_work() as uow:
+            updated = chat_settings.update_preferences(uow.session, chat_id, **changes)
+            uow.commit()
+            return updated
 
     def eta(self, job_id: int) -> float | None:
         """Seconds until a waiting job is answered, from measured throughput; None when

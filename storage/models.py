@@ -270,6 +270,19 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class ChatSettings(Base):
+    """What a chat chose with /impostazioni (a chat without a row has the defaults)."""
+
+    __tablename__ = "chat_settings"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    output: Mapped[str] = mapped_column(String(KIND_CHARS), default="text")
+    hashtags: Mapped[bool] = mapped_column(Boolean, default=True)
+    transcribe_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    admins_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class TrainingRun(Base):
     __tablename__ = "training_runs"
 
