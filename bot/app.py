@@ -50,6 +50,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         .token(settings.telegram_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
+        .local_mode(settings.telegram_local_mode)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .concurrent_updates(True)
         .post_init(_post_init)

@@ -31,8 +31,10 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   ``send_video(..., width=640, height=360)``, ``send_video_note(..., length=240)``,
   ``send_document(..., file_name, mime_type)``: the file's bytes are served to the bot through
   ``getFile`` + download. ``file_size=`` declares a size other than ``len(data)``; over
-  20 MB ``getFile`` answers 400 "file is too big", like the real API. ``send_voice(...,
-  forward_of=file_id)`` forwards a file sent before (same file_id and file_unique_id).
+  20 MB ``getFile`` answers 400 "file is too big", like the real API (``local_dir=``: a
+  local Bot API server, whose getFile answers an absolute path there, up to 2000 MB).
+  ``send_voice(..., forward_of=file_id)`` forwards a file sent before (same file_id and
+  file_unique_id).
 - ``send_callback_query(*, user_id, message_id, data, chat_id=None) -> str`` (the query id),
   for inline-keyboard buttons on a message the bot sent.
 - ``open_chat(*, user_id, chat_id=None, chat_type="private")``: makes a chat known without an
@@ -100,6 +102,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -113,6 +116,7 @@ DEFAULT_BOT_USERNAME = "whisper_it_test_bot"
 BOT_FIRST_NAME = "Whisper IT (test)"
 GROUP_TITLE = "Gruppo di test"
 
+LOCAL_MAX_DOWNLOAD_BYTES = 2000 * 1024 * 1024  # a local Bot API server's limit
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API refuses getFile above this
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_TEXT_LENGTH = 4096
@@ -485,8 +489,15 @@ class BotApiEmulator:
     """A Bot API server on 127.0.0.1 for one bot token. See the module docstring."""
 
     def __init__(
-        self, *, token: str = DEFAULT_TOKEN, bot_username: str = DEFAULT_BOT_USERNAME
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        bot_username: str = DEFAULT_BOT_USERNAME,
+        local_dir: Path | None = None,
     ) -> None:
+        # A local Bot API server (``telegram-bot-api --local``): getFile writes the file
+        # under ``local_dir`` and answers its absolute path; files up to 2000 MB.
+        self.local_dir = local_dir
         if not _TOKEN_SHAPE.match(token):
             raise EmulatorError(f"token must look like '<digits>:<secret>', got {token!r}")
         self.token = token
@@ -1454,13 +1465,20 @@ class BotApiEmulator:
             stored = self._files.get(params.get("file_id") or "")
         if stored is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
-        if stored.file_size > MAX_DOWNLOAD_BYTES:
+        limit = MAX_DOWNLOAD_BYTES if self.local_dir is None else LOCAL_MAX_DOWNLOAD_BYTES
+        if stored.file_size > limit:
             raise _ApiError(400, "Bad Request: file is too big")
+        file_path = stored.file_path
+        if self.local_dir is not None:
+            local = self.local_dir / stored.file_path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(stored.data)
+            file_path = str(local.resolve())
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
             "file_size": stored.file_size,
-            "file_path": stored.file_path,
+            "file_path": file_path,
         }
 
     async def _get_chat(self, params: dict[str, Any]) -> dict[str, Any]:
