@@ -77,6 +77,9 @@ class TranscribeOptions:
     # > 0: faster-whisper's batched pipeline (VAD chunks decoded together): the fast
     # path for long audio. 0: sequential decoding.
     batch_size: int = 0
+    # Sequential decoding only: skip what Silero VAD hears as non-speech (the batched
+    # pipeline always does). Measured in benchmarks/results/vad_notes.md.
+    vad_filter: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ class CT2Transcriber:
                 audio, batch_size=options.batch_size, word_timestamps=True, **common
             )
         else:
-            raw, _info = self._model.transcribe(audio, vad_filter=False, **common)
+            raw, _info = self._model.transcribe(audio, vad_filter=options.vad_filter, **common)
         segments: list[Segment] = []
         for seg in raw:  # lazy: decoding happens while iterating, in this thread
             if batched and seg.words:
