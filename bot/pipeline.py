@@ -356,6 +356,10 @@ class TranscriptionPipeline:
                 progress(Stage.TRANSCRIBE, 1.0)
             return result
         options = fast_path_options(self.options, duration=audio.duration, batch_size=batch_size)
+        if batch_size is None and options.batch_size == 0:
+            # Sequential decoding chosen for a clip of one window (timings wanted): skip
+            # its silences as the batched path does (benchmarks/results/vad_notes.md).
+            options = replace(options, vad_filter=True)
 
         def on_progress(fraction: float) -> None:
             if progress is not None:
