@@ -20,13 +20,18 @@ log = logging.getLogger(__name__)
 
 # How often queued messages are brought up to date (Telegram rate-limits edits).
 QUEUE_REFRESH_SECONDS = 5.0
+MAX_EDITS_PER_PASS = 20
+# An estimate alone is edited only when it moved this much (seconds, and fraction).
+ETA_MIN_CHANGE_SECONDS = 10.0
+ETA_MIN_CHANGE_FRACTION = 0.25
 
 
 @dataclass
 class _Announced:
     chat_id: int
     message_id: int
-    text: str
+    position: int | None
+    eta: float | None
 
 
 class QueueDisplay:
@@ -34,35 +39,46 @@ class QueueDisplay:
         self.queue = queue
         self.busy = busy  # jobs this process works on now (they count in "di N")
         self._announced: dict[int, _Announced] = {}
-        # Held while a queued message is edited; a worker of this process takes it after
-        # claiming a job, so a late "In coda" edit never lands over the job's progress.
+        # Held while a queued message is checked and edited; a worker of this process takes
+        # it after claiming a job, so a late "In coda" edit never lands over its progress.
         self.lock = asyncio.Lock()
 
     def text(self, position: int | None, waiting: int, eta: float | None) -> str:
         return formatting.queued_text(position, waiting + self.busy(), eta)
 
-    def track(self, job_id: int, chat_id: int, message_id: int, text: str) -> None:
-        self._announced[job_id] = _Announced(chat_id, message_id, text)
+    def track(
+        self, job_id: int, chat_id: int, message_id: int, position: int | None, eta: float | None
+    ) -> None:
+        self._announced[job_id] = _Announced(chat_id, message_id, position, eta)
 
     async def refresh(self, delivery: Delivery) -> None:
-        """One pass: edit the messages whose text changed; forget jobs that left the queue."""
-        if not self._announced:
-            return
-        async with self.lock:
-            for job_id, shown in list(self._announced.items()):
-                try:
-                    position, waiting = await asyncio.to_thread(self.queue.position, job_id)
-                except NotFoundError:  # deleted with its user's data (/forget)
-                    position = None
-                if position is None:
-                    del self._announced[job_id]
-                    continue
-                eta = await asyncio.to_thread(self.queue.eta, job_id)
-                text = self.text(position, waiting, eta)
-                if text == shown.text:
-                    continue
-                shown.text = text
-                await delivery.update_queued(shown.chat_id, shown.message_id, job_id, text)
+        """One pass, front of the queue first: edit the messages whose place moved or whose
+        estimate changed noticeably (at most MAX_EDITS_PER_PASS: Telegram rate-limits
+        edits); forget jobs that left the queue."""
+        edits = 0
+        for job_id in sorted(self._announced):
+            if edits >= MAX_EDITS_PER_PASS:
+                return
+            async with self.lock:
+                edits += await self._refresh_one(delivery, job_id)
+
+    async def _refresh_one(self, delivery: Delivery, job_id: int) -> int:
+        shown = self._announced[job_id]
+        try:
+            position, waiting = await asyncio.to_thread(self.queue.position, job_id)
+        except NotFoundError:  # deleted with its user's data (/forget)
+            position = None
+        if position is None:
+            del self._announced[job_id]
+            return 0
+        eta = await asyncio.to_thread(self.queue.eta, job_id)
+        if position == shown.position and not _moved(shown.eta, eta):
+            return 0
+        shown.position, shown.eta = position, eta
+        await delivery.update_queued(
+            shown.chat_id, shown.message_id, job_id, self.text(position, waiting, eta)
+        )
+        return 1
 
     async def run(self, delivery: Delivery) -> None:
         while True:
@@ -71,3 +87,10 @@ class QueueDisplay:
                 await self.refresh(delivery)
             except Exception:
                 log.exception("cannot update the queued messages")
+
+
+def _moved(shown: float | None, now: float | None) -> bool:
+    """Whether an estimate changed enough to be worth an edit."""
+    if shown is None or now is None:
+        return shown is not now
+    return abs(now - shown) >= max(ETA_MIN_CHANGE_SECONDS, ETA_MIN_CHANGE_FRACTION * shown)

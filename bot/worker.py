@@ -218,7 +218,7 @@ class JobRunner:
                 chat_id, user_message_id, text, job_id=enqueued.job_id
             )
             if message_id is not None:
-                self.display.track(enqueued.job_id, chat_id, message_id, text)
+                self.display.track(enqueued.job_id, chat_id, message_id, position, eta)
         finally:  # queued whatever happened: a worker sends its own message if none
             await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
