@@ -39,8 +39,8 @@ class QueueDisplay:
         self.queue = queue
         self.busy = busy  # jobs this process works on now (they count in "di N")
         self._announced: dict[int, _Announced] = {}
-        # Held while a queued message is checked and edited; a worker of this process takes
-        # it after claiming a job, so a late "In coda" edit never lands over its progress.
+        # Held while a queued message is checked and edited (the job is held in the
+        # database too); "Annulla" pressed in this process waits for it.
         self.lock = asyncio.Lock()
 
     def text(self, position: int | None, waiting: int, eta: float | None) -> str:
@@ -74,10 +74,18 @@ class QueueDisplay:
         eta = await asyncio.to_thread(self.queue.eta, job_id)
         if position == shown.position and not _moved(shown.eta, eta):
             return 0
-        shown.position, shown.eta = position, eta
-        await delivery.update_queued(
-            shown.chat_id, shown.message_id, job_id, self.text(position, waiting, eta)
-        )
+        # Held while edited: a worker in any process that started it now could have its
+        # progress, or its transcript, overwritten by this edit landing late.
+        if not await asyncio.to_thread(self.queue.hold, job_id):
+            del self._announced[job_id]  # started or cancelled meanwhile
+            return 0
+        try:
+            shown.position, shown.eta = position, eta
+            await delivery.update_queued(
+                shown.chat_id, shown.message_id, job_id, self.text(position, waiting, eta)
+            )
+        finally:
+            await asyncio.to_thread(self.queue.release, job_id, None)
         return 1
 
     async def run(self, delivery: Delivery) -> None:

@@ -148,6 +148,15 @@ class WorkQueue:
                 return None
             return queue_eta.estimate_wait(uow.session, job_id, throughput)
 
+    def hold(self, job_id: int) -> bool:
+        """Hold a waiting job while its queued message is edited (``release`` after)."""
+        with self.db.unit_of_work() as uow:
+            held = job_queue.hold_job(
+                uow.session, job_id, owner=self.owner, lease_seconds=self.limits.lease_seconds
+            )
+            uow.commit()
+        return held
+
     def release(self, job_id: int, status_message_id: int | None) -> None:
         """Queue an enqueued job, with the id of the message that shows its place."""
         with self.db.unit_of_work() as uow:

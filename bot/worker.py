@@ -151,7 +151,8 @@ class JobRunner:
     async def cancel(self, job_id: int, *, user_id: int) -> CancelOutcome:
         """``user_id`` pressed "Annulla" under ``job_id``'s status message: a waiting job
         ends now; a running one stops at once here, or soon in the process that holds it."""
-        outcome = await asyncio.to_thread(self.queue.cancel, job_id, user_id)
+        async with self.display.lock:  # an "In coda" edit in flight lands before "Annullata"
+            outcome = await asyncio.to_thread(self.queue.cancel, job_id, user_id)
         if outcome is CancelOutcome.REQUESTED and job_id in self._held:
             self.processor.cancel_event(job_id).set()
         return outcome
@@ -237,8 +238,6 @@ class JobRunner:
                 await self._idle()
                 continue
             ids = {job.id for job in jobs}
-            async with self.display.lock:  # an "In coda" edit in flight lands first
-                pass
             self._held |= ids
             self._busy += len(jobs)
             try:

@@ -113,6 +113,31 @@ def release_job(
     return True
 
 
+def hold_job(
+    session: Session,
+    job_id: int,
+    *,
+    owner: str,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> bool:
+    """Hold a pending job again (as ``enqueue_job(held_by=...)`` does) while ``owner``
+    edits its queued message, so no worker anywhere starts it meanwhile; ``release_job``
+    queues it again. False if it is no longer pending."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JOB_PENDING)
+        .values(
+            status=JOB_RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def get_job(session: Session, job_id: int) -> Job | None:
     return session.get(Job, job_id)
 
@@ -132,9 +157,10 @@ def claim_jobs(
     now = now or utcnow()
     busy_elsewhere = select(Job.user_id).where(
         Job.status == JOB_RUNNING,
-        Job.started_at.is_not(None),  # being worked on, not just being announced
         Job.user_id.is_not(None),
-        Job.lease_owner != owner,
+        # Worked on by another worker, or held (being announced) by any process: the
+        # user's later jobs wait, so they are answered in the order they were sent.
+        (Job.started_at.is_not(None) & (Job.lease_owner != owner)) | Job.started_at.is_(None),
     )
     candidates = (
         select(Job)
