@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
 from storage.models import (
@@ -157,15 +157,27 @@ def claim_jobs(
     now = now or utcnow()
     busy_elsewhere = select(Job.user_id).where(
         Job.status == JOB_RUNNING,
+        Job.started_at.is_not(None),  # being worked on, not just being announced
         Job.user_id.is_not(None),
-        # Worked on by another worker, or held (being announced) by any process: the
-        # user's later jobs wait, so they are answered in the order they were sent.
-        (Job.started_at.is_not(None) & (Job.lease_owner != owner)) | Job.started_at.is_(None),
+        Job.lease_owner != owner,
+    )
+    # A job held while its queued message is edited keeps its user's later jobs waiting.
+    held = aliased(Job)
+    earlier_held = (
+        select(held.id)
+        .where(
+            held.user_id == Job.user_id,
+            held.status == JOB_RUNNING,
+            held.started_at.is_(None),
+            held.id < Job.id,
+        )
+        .exists()
     )
     candidates = (
         select(Job)
         .where(Job.status == JOB_PENDING)
         .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
+        .where(~earlier_held)
         .order_by(Job.id)
         .limit(limit * _CANDIDATES_PER_CLAIM)
         .with_for_update(skip_locked=True)
