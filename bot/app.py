@@ -13,10 +13,12 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 from bot.bootstrap import SERVICES_KEY, Services, start_ops_server
 from bot.handlers import (
     admin,
+    cancel,
     corrections,
     errors,
     links,
     media,
+    preferences,
     training_admin,
     user_commands,
 )
@@ -26,7 +28,17 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 # Order matters: the first matching handler in a group wins.
-FEATURES = (user_commands, admin, training_admin, media, corrections, links, errors)
+FEATURES = (
+    user_commands,
+    admin,
+    training_admin,
+    preferences,
+    media,
+    corrections,
+    links,
+    cancel,
+    errors,
+)
 PURGE_INTERVAL_SECONDS = 6 * 3600
 
 
@@ -38,6 +50,7 @@ def build_application(settings: Settings, services: Services) -> Application:
         .token(settings.telegram_token.get_secret_value())
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
+        .local_mode(settings.telegram_local_mode)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .concurrent_updates(True)
         .rate_limiter(RetryAfterLimiter(on_retry=services.metrics.retried))

@@ -11,12 +11,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from telegram import Bot, InputFile, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
+from bot.cancel_button import cancel_markup
+from bot.output_formats import FILE_CAPTIONS, FILE_OUTPUTS, transcript_file
 from model.asr.transcription import Segment
+from storage.chat_settings import OUTPUT_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ class Reply:
     segments: tuple[Segment, ...] = ()
     title: str | None = None  # a video's title, shown above its transcript
     subtitles: bool = False  # links also get a .srt file
+    output: str = OUTPUT_TEXT  # the chat's choice (/impostazioni): text, or a file
 
 
 class StatusMessage:
@@ -62,8 +66,11 @@ class StatusMessage:
         *,
         reply_to: int | None = None,
         on_created: Callable[[int], Awaitable[None]] | None = None,
+        markup: InlineKeyboardMarkup | None = None,
     ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
+        # Buttons shown with every progress text (the "Annulla" button) until end_controls().
+        self.markup = markup
         self.interval = interval
         self.reply_to = reply_to
         # Told the id of a message this object had to send itself, so that a job resumed
@@ -84,18 +91,27 @@ class StatusMessage:
             if self.message_id is None:
                 # It becomes the transcript: it must reply to the user's message.
                 sent = await self.bot.send_message(
-                    self.chat_id, text, reply_parameters=_reply_to(self.reply_to)
+                    self.chat_id,
+                    text,
+                    reply_parameters=_reply_to(self.reply_to),
+                    reply_markup=self.markup,
                 )
                 self.message_id = sent.message_id
                 if self.on_created is not None:
                     await self.on_created(sent.message_id)
             else:
-                await self.bot.edit_message_text(text, self.chat_id, self.message_id)
+                await self.bot.edit_message_text(
+                    text, self.chat_id, self.message_id, reply_markup=self.markup
+                )
         except BadRequest as exc:
             if not _not_modified(exc):
                 log.warning("status message not updated: %s", exc)
         except TelegramError as exc:  # progress is best effort; the reply is what counts
             log.warning("status message not updated: %s", exc)
+
+    def end_controls(self) -> None:
+        """The job is over: the next text shows no buttons."""
+        self.markup = None
 
     async def delete(self) -> None:
         if self.message_id is None:
@@ -117,7 +133,9 @@ class Delivery:
         *,
         reply_to: int,
         on_created: Callable[[int], Awaitable[None]] | None = None,
+        job_id: int | None = None,
     ) -> StatusMessage:
+        """The status message of a job (with its "Annulla" button when ``job_id`` is given)."""
         return StatusMessage(
             self.bot,
             chat_id,
@@ -125,22 +143,34 @@ class Delivery:
             self.options.status_edit_interval,
             reply_to=reply_to,
             on_created=on_created,
+            markup=None if job_id is None else cancel_markup(job_id),
         )
 
-    async def announce_queued(
-        self, chat_id: int, reply_to: int, position: int | None, total: int
+    async def send_queued(
+        self, chat_id: int, reply_to: int, text: str, *, job_id: int | None = None
     ) -> int | None:
-        """The first status message ("In coda: posizione 2 di 3"); None if it failed."""
+        """A job's first status message ("In coda: posizione 2 di 3 · circa 20 s", with the
+        "Annulla" button when ``job_id`` is given); its id, or None if it failed."""
         try:
             sent = await self.bot.send_message(
                 chat_id,
-                formatting.queued_text(position, total),
+                text,
                 reply_parameters=_reply_to(reply_to),
+                reply_markup=None if job_id is None else cancel_markup(job_id),
             )
         except TelegramError as exc:  # the job still runs; it will send its own message
             log.warning("queued message not sent: %s", exc)
             return None
         return sent.message_id
+
+    async def update_queued(self, chat_id: int, message_id: int, job_id: int, text: str) -> None:
+        """A new place or estimate in a job's "In coda" message (best effort)."""
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id, message_id, reply_markup=cancel_markup(job_id)
+            )
+        except TelegramError as exc:
+            log.debug("queued message not updated: %s", exc)
 
     async def typing(self, chat_id: int) -> None:
         with contextlib.suppress(TelegramError):
@@ -152,6 +182,8 @@ class Delivery:
 
     async def reply(self, reply: Reply, status: StatusMessage) -> list[int]:
         """Send the transcript (editing the status message into it); the message ids."""
+        if reply.output in FILE_OUTPUTS:
+            return await self._reply_file(reply, status)
         bot = self.bot
         content = self._messages(reply)
         reply_to = _reply_to(reply.reply_to)
@@ -199,12 +231,38 @@ class Delivery:
             ids.append(sent.message_id)
         return ids
 
+    async def _reply_file(self, reply: Reply, status: StatusMessage) -> list[int]:
+        """The transcript as the file the chat chose (.txt, .srt, .vtt), hashtags in its
+        caption; the status message goes away."""
+        await status.delete()
+        caption = "\n\n".join(
+            part
+            for part in (
+                FILE_CAPTIONS[reply.output],
+                # Clipped as text, then escaped: a caption is never cut inside markup.
+                formatting.escape(
+                    formatting.clip(" ".join(reply.hashtags), formatting.MAX_NOTE_CHARS)
+                ),
+            )
+            if part
+        )
+        sent = await self.bot.send_document(
+            reply.chat_id,
+            InputFile(
+                transcript_file(reply.output, reply.text, reply.segments),
+                filename=_file_name(reply.job_id, reply.output),
+            ),
+            caption=caption,
+            reply_parameters=_reply_to(reply.reply_to),
+        )
+        return [sent.message_id]
+
     async def add_late_tags(
         self, reply: Reply, hashtags: tuple[str, ...], message_ids: list[int]
     ) -> int | None:
         """Put hashtags that arrived after the reply into it: edit its last message, or
         send a new one when the tags spill over. The id of a new message, if any."""
-        if not hashtags or reply.subtitles:
+        if not hashtags or reply.subtitles or reply.output in FILE_OUTPUTS:
             return None  # subtitled replies keep their layout; the tags are stored anyway
         content = self._messages(reply, hashtags=hashtags)
         if content.as_file:

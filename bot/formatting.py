@@ -121,16 +121,31 @@ def _join(*parts: str) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
+# Queue estimates are rough: seconds in steps of 5, then whole minutes.
+ETA_SECONDS_STEP = 5
+ETA_MINUTE = 60
+
+
 def progress_bar(fraction: float) -> str:
     fraction = min(1.0, max(0.0, fraction))
     filled = round(fraction * PROGRESS_CELLS)
     return "▰" * filled + "▱" * (PROGRESS_CELLS - filled) + f" {fraction:.0%}"
 
 
-def queued_text(position: int | None, total: int | None) -> str:
+def queued_text(position: int | None, total: int | None, eta_seconds: float | None = None) -> str:
+    """ "In coda: posizione 2 di 3 · circa 20 s" (the estimate only when there is one)."""
+    eta = f" · {eta_text(eta_seconds)}" if eta_seconds is not None else ""
     if position and total and total > 1:
-        return f"🕐 In coda: posizione {position} di {total}."
-    return "🕐 In coda: tocca a te tra poco."
+        return f"🕐 In coda: posizione {position} di {total}{eta}."
+    return f"🕐 In coda: tocca a te tra poco{eta}."
+
+
+def eta_text(seconds: float) -> str:
+    """A rough, rounded wait: "circa 20 s", "circa 3 min" (never "0 s")."""
+    if seconds < ETA_MINUTE:
+        step = ETA_SECONDS_STEP
+        return f"circa {max(step, round(seconds / step) * step)} s"
+    return f"circa {max(1, round(seconds / ETA_MINUTE))} min"
 
 
 def downloading_text(fraction: float | None = None) -> str:

@@ -33,15 +33,20 @@ from bot.ops.metrics import (
     Metrics,
 )
 from bot.ops.throttled_alert import ThrottledAlert
+from bot.output_formats import FILE_OUTPUTS, timestamped_text
 from bot.pipeline import (
+    Cancelled,
     InputRejected,
     MediaBytes,
     MediaLink,
     PipelineResult,
     Stage,
     TranscriptionPipeline,
+    check_cancel,
 )
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
+from model.asr.transcription import Segment
+from storage.chat_settings import DEFAULT_PREFERENCES, OUTPUT_TIMESTAMPS, ChatPreferences
 from storage.models import SOURCE_YOUTUBE
 
 log = logging.getLogger(__name__)
@@ -77,11 +82,14 @@ class JobProcessor:
         self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
         self._late: set[asyncio.Task[None]] = set()
         self.finished: set[int] = set()  # ids concluded while their batch still runs
-        self._cancels: set[threading.Event] = set()  # one per running job
         self.blocked_alert = ThrottledAlert()
+        # Set when a job's sender presses "Annulla" (the runner watches the database).
+        self.cancels: dict[int, threading.Event] = {}
+        # The /impostazioni of each claimed job's chat, read when it is claimed.
+        self.preferences: dict[int, ChatPreferences] = {}
 
     async def close(self) -> None:
-        for cancel in list(self._cancels):
+        for cancel in list(self.cancels.values()):
             cancel.set()  # shutdown: running downloads stop now
         late = list(self._late)
         for task in late:
@@ -100,13 +108,41 @@ class JobProcessor:
             await asyncio.to_thread(self.queue.set_status_message, job.id, new_id)
 
         return self.delivery.status(
-            job.chat_id, message_id, reply_to=job.user_message_id, on_created=remember
+            job.chat_id,
+            message_id,
+            reply_to=job.user_message_id,
+            on_created=remember,
+            job_id=job.id,
         )
+
+    def cancel_event(self, job_id: int) -> threading.Event:
+        """The event that stops ``job_id`` (set from the event loop, read in threads)."""
+        return self.cancels.setdefault(job_id, threading.Event())
+
+    def _cancelled(self, job: ClaimedJob) -> bool:
+        return self.cancel_event(job.id).is_set()
+
+    def _prefs(self, job: ClaimedJob) -> ChatPreferences:
+        return self.preferences.get(job.id, DEFAULT_PREFERENCES)
 
     async def process(self, jobs: list[ClaimedJob]) -> None:
         """Answer claimed jobs: one alone, several short notes together."""
+        for job in jobs:
+            self.preferences[job.id] = await asyncio.to_thread(self.queue.preferences, job.chat_id)
+        try:
+            await self._process_all(jobs)
+        finally:
+            for job in jobs:
+                self.preferences.pop(job.id, None)
+
+    async def _process_all(self, jobs: list[ClaimedJob]) -> None:
         fresh = []
         for job in jobs:
+            if self._cancelled(job):
+                await self._stopped(job, await self._status(job))
+                continue
+            if job.transcription_id is None and not self._prefs(job).needs_timings:
+                job = await self._reuse(job)
             if job.transcription_id is None:
                 fresh.append(job)
                 continue
@@ -120,12 +156,33 @@ class JobProcessor:
                 else:
                     self.metrics.job_concluded(OUTCOME_DONE)
                 self.finished.add(job.id)
-        if fresh:
-            self.metrics.batch_size.observe(len(fresh))
-        if len(fresh) == 1:
-            await self._process(fresh[0])
-        elif fresh:
-            await self._process_together(fresh)
+        # Timed outputs (subtitles, timestamps) need the path that gives timings: alone.
+        alone = [job for job in fresh if self._prefs(job).needs_timings]
+        together = [job for job in fresh if job not in alone]
+        if len(together) == 1:
+            alone.insert(0, together.pop())
+        if together:
+            self.metrics.batch_size.observe(len(together))
+            await self._process_together(together)
+        for job in alone:
+            self.metrics.batch_size.observe(1)
+            await self._process(job)
+
+    async def _reuse(self, job: ClaimedJob) -> ClaimedJob:
+        """A Telegram file the serving model already transcribed (the same file forwarded
+        again) is tied to its stored transcript and answered from it, without download."""
+        payload = job.payload
+        if not isinstance(payload, TelegramFileJob):
+            return job
+        try:
+            model = await asyncio.to_thread(self.pipeline.models.get)
+            reused = await asyncio.to_thread(
+                self.queue.reuse, job, model.model_name, payload.file_unique_id
+            )
+        except Exception:  # a shortcut only: the normal path answers it
+            log.exception("cannot look up a repeat of job %s", job.id)
+            return job
+        return job if reused is None else replace(job, transcription_id=reused)
 
     async def _process(self, job: ClaimedJob) -> None:
         with log_context(job_id=job.id, user_id=job.user_id):
@@ -150,7 +207,11 @@ class JobProcessor:
         sources = [d for d in downloads if not isinstance(d, BaseException)]
         loop = asyncio.get_running_loop()
         try:
-            results = iter(await loop.run_in_executor(self.cpu, self.pipeline.run_batch, sources))
+            results = iter(
+                await loop.run_in_executor(
+                    self.cpu, lambda: self.pipeline.run_batch(sources, recall=self.queue.recall)
+                )
+            )
         except Exception as exc:  # the model call itself failed: every job reports it
             results = iter([exc] * len(sources))
         for job, status, download in zip(jobs, statuses, downloads, strict=True):
@@ -169,8 +230,12 @@ class JobProcessor:
         self, job: ClaimedJob, status: StatusMessage, outcome: PipelineResult | Exception
     ) -> None:
         """Deliver a result, or say what went wrong: one place maps failures to messages."""
-        if isinstance(outcome, InputRejected) and await self._forgotten(job, outcome):
+        if await self._forgotten(job, outcome):
             await status.delete()  # /forget stopped it: nothing of the user's remains
+            self.metrics.job_concluded(OUTCOME_DISCARDED)
+        elif isinstance(outcome, Cancelled) or self._cancelled(job):
+            await self._stopped(job, status)
+            self.metrics.job_concluded(OUTCOME_DISCARDED)
         elif isinstance(outcome, InputRejected):
             await self._fail(job, status, outcome.message, outcome.reason)
             self.metrics.job_concluded(OUTCOME_REJECTED)
@@ -190,18 +255,22 @@ class JobProcessor:
                 self.metrics.job_concluded(OUTCOME_DONE if delivered else OUTCOME_DISCARDED)
         self.finished.add(job.id)
 
-    async def _forgotten(self, job: ClaimedJob, outcome: InputRejected) -> bool:
-        if outcome.reason != "cancelled":
-            return False
-        return not await asyncio.to_thread(self.queue.exists, job.id)
+    async def _forgotten(self, job: ClaimedJob, outcome: PipelineResult | Exception) -> bool:
+        """Stopped because /forget deleted the job (its row is gone), not by "Annulla"."""
+        stopped = isinstance(outcome, Cancelled) or self._cancelled(job)
+        stopped |= isinstance(outcome, InputRejected) and outcome.reason == "cancelled"
+        return stopped and not await asyncio.to_thread(self.queue.exists, job.id)
 
     async def _run_pipeline(self, job: ClaimedJob, status: StatusMessage) -> PipelineResult:
         loop = asyncio.get_running_loop()
         payload = job.payload
         payload_is_file = isinstance(payload, TelegramFileJob)
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
+        cancel = self.cancel_event(job.id)
+        timed = self._prefs(job).needs_timings
         if isinstance(payload, TelegramFileJob):
             source: MediaBytes | MediaLink = await self._download(payload)
+            check_cancel(cancel)
             await status.show(formatting.transcribing_text())
         else:
             assert isinstance(payload, LinkJob)
@@ -221,8 +290,6 @@ class JobProcessor:
                 text = formatting.transcribing_text(fraction)
             asyncio.run_coroutine_threadsafe(status.show(text, force=new_stage), loop)
 
-        cancel = threading.Event()
-        self._cancels.add(cancel)
         watcher = None
         if isinstance(source, MediaLink):  # only a download can be stopped halfway
             watcher = asyncio.create_task(self._cancel_when_forgotten(job.id, cancel))
@@ -230,14 +297,19 @@ class JobProcessor:
             return await loop.run_in_executor(
                 self.cpu,
                 lambda: self.pipeline.run(
-                    source, progress=on_progress, with_tags=False, cancel=cancel
+                    source,
+                    progress=on_progress,
+                    with_tags=False,
+                    timestamps=timed,
+                    # (A stored short note has no timings to reuse.)
+                    recall=None if timed else self.queue.recall,
+                    cancel=cancel,
                 ),
             )
         except asyncio.CancelledError:
             cancel.set()  # the worker stops (shutdown): so does the download in its thread
             raise
         finally:
-            self._cancels.discard(cancel)
             if watcher is not None:
                 watcher.cancel()
 
@@ -258,29 +330,40 @@ class JobProcessor:
     ) -> bool:
         """Store and send the transcript; False if it was discarded instead."""
         transcription = result.transcription
-        self.metrics.transcribed(
-            elapsed=transcription.elapsed,
-            audio_seconds=transcription.duration,
-            model=transcription.model,
-        )
-        hashtags, late = await self._hashtags(result.transcription.text)
-        result = _with_tags(result, hashtags)
+        if not result.reused:
+            self.metrics.transcribed(
+                elapsed=transcription.elapsed,
+                audio_seconds=transcription.duration,
+                model=transcription.model,
+            )
+        prefs = self._prefs(job)
+        if not prefs.hashtags:
+            hashtags, late = (), None
+        elif result.reused:  # answered from storage, with the tags stored with it
+            hashtags, late = result.hashtags, None
+        else:
+            hashtags, late = await self._hashtags(result.transcription.text)
+            result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
         if isinstance(transcription_id, Discarded):
             if late is not None:
                 late.cancel()
             if transcription_id is Discarded.FORGOTTEN:
                 await status.delete()  # the user asked for nothing of theirs to remain
+            elif transcription_id is Discarded.CANCELLED:  # (already marked cancelled)
+                status.end_controls()
+                await status.show(messages.JOB_CANCELLED)
             return False  # (TAKEN_OVER: the status message is the new owner's now)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=result.transcription.text,
+            text=_shown_text(result.transcription.text, result.transcription.segments, prefs),
             hashtags=hashtags,
             segments=result.transcription.segments,
             title=result.link.title if result.link else None,
-            subtitles=result.link is not None,
+            subtitles=result.link is not None and prefs.output not in FILE_OUTPUTS,
+            output=prefs.output,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
@@ -341,19 +424,30 @@ class JobProcessor:
         if stored is None:  # forgotten between the crash and now
             await asyncio.to_thread(self.queue.fail, job.id, "transcript deleted")
             return
+        prefs = self._prefs(job)
+        segments = stored.segments
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=stored.text,
-            hashtags=stored.hashtags,
-            segments=stored.segments,
-            subtitles=stored.source_kind == SOURCE_YOUTUBE,
+            text=_shown_text(stored.text, segments, prefs),
+            hashtags=stored.hashtags if prefs.hashtags else (),
+            segments=segments,
+            subtitles=stored.source_kind == SOURCE_YOUTUBE and prefs.output not in FILE_OUTPUTS,
+            output=prefs.output,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)
 
+    async def _stopped(self, job: ClaimedJob, status: StatusMessage) -> None:
+        """Its sender cancelled it: nothing stored, nothing sent but "Annullata"."""
+        log.info("job %s cancelled by its sender", job.id)
+        status.end_controls()
+        await status.show(messages.JOB_CANCELLED)
+        await asyncio.to_thread(self.queue.cancelled, job.id)
+
     async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
+        status.end_controls()
         await status.show(f"⚠️ {formatting.escape(text)}")
         await asyncio.to_thread(self.queue.fail, job.id, reason)
 
@@ -367,6 +461,7 @@ class JobProcessor:
     async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
         log.error("job %s failed", job.id, exc_info=exc)
         self.metrics.job_concluded(OUTCOME_FAILED)
+        status.end_controls()
         await status.show(messages.INTERNAL_ERROR)
         error = f"{type(exc).__name__}: {exc}"
         await asyncio.to_thread(self.queue.fail, job.id, error)
@@ -376,6 +471,13 @@ class JobProcessor:
             kind = type(job.payload).KIND
             with contextlib.suppress(Exception):
                 await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
+
+
+def _shown_text(text: str, segments: tuple[Segment, ...], prefs: ChatPreferences) -> str:
+    """The transcript as the chat wants to read it (with timestamps, if chosen)."""
+    if prefs.output == OUTPUT_TIMESTAMPS and segments and text.strip():
+        return timestamped_text(segments)
+    return text
 
 
 def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:

@@ -94,7 +94,9 @@ HELP = (
     "<b>Comandi</b>\n"
     "/start – presentazione\n/help – questo aiuto\n"
     "/privacy – cosa conservo e per quanto\n/forget – cancella tutti i tuoi dati\n"
-    "/trascrivi – trascrivi l'audio a cui rispondi"
+    "/trascrivi – trascrivi l'audio a cui rispondi\n"
+    "/impostazioni – formato (testo, .txt, .srt, .vtt, con i tempi), hashtag e altro\n\n"
+    "Sotto il messaggio di avanzamento c'è il pulsante <b>Annulla</b>."
 )
 PRIVACY = (
     "<b>Privacy</b>\n"
@@ -203,3 +205,29 @@ CONTRIBUTIONS_REMOVED = (
 CONTRIBUTIONS_NONE = (
     "L'utente <code>{user_id}</code> non ha corretto niente: non c'è nulla da togliere."
 )
+
+# --- cancelling a job ("Annulla" under its status message) ---
+JOB_CANCELLED = "✖️ Annullata."
+CANCEL_ANSWER = "Annullata."
+CANCEL_NOT_YOURS = "Solo chi ha inviato l'audio può annullare la trascrizione."
+CANCEL_TOO_LATE = "Troppo tardi: questa trascrizione è già conclusa."
+
+# --- /impostazioni (per-chat settings) ---
+SETTINGS_TITLE = "⚙️ <b>Impostazioni di questa chat</b>"
+SETTINGS_OUTPUT = "Formato della trascrizione: <b>{output}</b>"
+SETTINGS_HASHTAGS = "Hashtag: <b>{state}</b>"
+SETTINGS_TRANSCRIBE_ALL = "Trascrivi tutti i vocali del gruppo: <b>{state}</b>"
+SETTINGS_ADMINS_ONLY = "Solo gli amministratori cambiano le impostazioni: <b>{state}</b>"
+SETTINGS_HINT = "Tocca un pulsante per cambiare."
+SETTINGS_ON = "sì"
+SETTINGS_OFF = "no"
+SETTINGS_SAVED = "Impostazione salvata."
+SETTINGS_ONLY_ADMINS = "Solo gli amministratori del gruppo possono cambiare le impostazioni."
+SETTINGS_GROUP_ONLY = "Questa impostazione vale solo nei gruppi."
+OUTPUT_LABELS = {
+    "text": "testo",
+    "txt": "file .txt",
+    "srt": "sottotitoli .srt",
+    "vtt": "sottotitoli .vtt",
+    "timestamps": "testo con i tempi",
+}

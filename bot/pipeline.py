@@ -13,6 +13,7 @@ No ``telegram`` import here.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import shutil
@@ -26,14 +27,16 @@ from bot import messages
 from bot.model_holder import ModelHolder
 from model.asr.audio import AudioError, AudioLimits, DecodedAudio, decode_audio
 from model.asr.routing import DecodePath, choose_route
-from model.asr.transcription import DEFAULT_OPTIONS, TranscribeOptions, Transcription
+from model.asr.transcription import DEFAULT_OPTIONS, Segment, TranscribeOptions, Transcription
 from model.media.links import LinkError, parse_link
 from model.media.youtube import DownloadLimits, DownloadProgress, download_audio
 from model.tagging.tags import Tagger, format_hashtags
+from storage.audio_store import pcm_sha256, to_pcm16
 
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = "whisper-it-"
+LINK_CANCELLED = "cancelled"  # model.media.youtube's reason for a download stopped by cancel
 
 
 class Stage(enum.Enum):
@@ -85,6 +88,30 @@ class PipelineResult:
     source_kind: str
     source_ref: str | None
     link: LinkInfo | None = None
+    reused: bool = False  # answered from storage (``recall``): the model never ran
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recalled:
+    """A transcript found in storage for audio the serving model already transcribed."""
+
+    text: str
+    language: str
+    segments: tuple[tuple[float, float, str], ...]
+    hashtags: tuple[str, ...]
+
+
+# (SHA-256 of the audio's 16-bit PCM, the serving model's name) -> a stored transcript.
+Recall = Callable[[str, str], Recalled | None]
+
+
+class Cancelled(Exception):
+    """The job's ``cancel`` event was set: the pipeline stopped where it was."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
 
 
 class InputRejected(Exception):
@@ -135,32 +162,63 @@ class TranscriptionPipeline:
         chunk_batch: int | None = None,
         with_tags: bool = True,
         timestamps: bool = False,
+        recall: Recall | None = None,
         cancel: threading.Event | None = None,
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
-        timings come with ``timestamps`` (subtitles) and always for links. Setting
-        ``cancel`` stops a link's download at once (/forget, shutdown)."""
+        timings come with ``timestamps`` (subtitles) and always for links. Audio that
+        ``recall`` finds already transcribed by the serving model is not transcribed again
+        (its stored hashtags come with it). Setting ``cancel`` stops it between stages
+        and at the next progress report (``Cancelled``)."""
+        progress = _cancellable(progress, cancel)
         audio, kind, ref, link = self.fetch(source, progress=progress, cancel=cancel)
+        check_cancel(cancel)
+        remembered = self.remembered(audio, recall)
+        if remembered is not None:
+            transcription, hashtags = remembered
+            return PipelineResult(transcription, audio, hashtags, kind, ref, link, reused=True)
         transcription = self.transcribe(
             audio,
             progress=progress,
             chunk_batch=chunk_batch,
             short_path=link is None and not timestamps,
         )
+        check_cancel(cancel)
         hashtags = self.hashtags(transcription.text) if with_tags else ()
         return PipelineResult(transcription, audio, hashtags, kind, ref, link)
 
-    def run_batch(self, sources: Sequence[MediaSource]) -> list[PipelineResult | Exception]:
+    def run_batch(
+        self, sources: Sequence[MediaSource], *, recall: Recall | None = None
+    ) -> list[PipelineResult | Exception]:
         """Several sources at once, without tags: short clips are decoded together in one
         model call. One result per source, in order: a result, or the exception that
-        source raised (``InputRejected`` for bad input); one never fails the others."""
+        source raised (``InputRejected`` for bad input); one never fails the others.
+        Audio ``recall`` finds already transcribed is answered from storage."""
         fetched: list[tuple[DecodedAudio, str, str | None, LinkInfo | None] | Exception] = []
         for source in sources:
             try:
                 fetched.append(self.fetch(source))
             except Exception as exc:
                 fetched.append(exc)
-        ready = [i for i, item in enumerate(fetched) if not isinstance(item, Exception)]
+        remembered: dict[int, PipelineResult] = {}
+        for index, item in enumerate(fetched):
+            if isinstance(item, Exception):
+                continue
+            try:
+                found = self.remembered(item[0], recall)
+            except Exception as exc:
+                fetched[index] = exc
+                continue
+            if found is not None:
+                audio, kind, ref, link = item
+                remembered[index] = PipelineResult(
+                    found[0], audio, found[1], kind, ref, link, reused=True
+                )
+        ready = [
+            i
+            for i, item in enumerate(fetched)
+            if not isinstance(item, Exception) and i not in remembered
+        ]
         short = [i for i in ready if _is_short(fetched[i])]  # type: ignore[arg-type]
         transcriptions: dict[int, Transcription | Exception] = {}
         if short:
@@ -182,6 +240,9 @@ class TranscriptionPipeline:
             if isinstance(item, Exception):
                 results.append(item)
                 continue
+            if index in remembered:
+                results.append(remembered[index])
+                continue
             transcription = transcriptions[index]
             if isinstance(transcription, Exception):
                 results.append(transcription)
@@ -189,6 +250,28 @@ class TranscriptionPipeline:
             audio, kind, ref, link = item
             results.append(PipelineResult(transcription, audio, (), kind, ref, link))
         return results
+
+    def remembered(
+        self, audio: DecodedAudio, recall: Recall | None
+    ) -> tuple[Transcription, tuple[str, ...]] | None:
+        """The serving model's stored transcript of ``audio`` and its hashtags, if any."""
+        if recall is None:
+            return None
+        model = self.models.get()
+        found = recall(pcm_sha256(to_pcm16(audio.samples)), model.model_name)
+        if found is None:
+            return None
+        transcription = Transcription(
+            text=found.text,
+            segments=tuple(Segment(*segment) for segment in found.segments),
+            language=found.language,
+            duration=audio.duration,
+            model=model.model_name,
+            engine=model.engine,
+            elapsed=0.0,
+            options=self.options,
+        )
+        return transcription, found.hashtags
 
     def fetch(
         self,
@@ -210,7 +293,9 @@ class TranscriptionPipeline:
     ) -> tuple[DecodedAudio, str, str | None, LinkInfo]:
         def on_download(update: DownloadProgress) -> None:
             if progress is not None:
-                progress(Stage.DOWNLOAD, update.fraction)
+                # yt-dlp's hook stops a cancelled download itself (``cancel``), cleanly.
+                with contextlib.suppress(Cancelled):
+                    progress(Stage.DOWNLOAD, update.fraction)
 
         if self.work_dir is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -223,6 +308,8 @@ class TranscriptionPipeline:
                     link, folder, limits=self.limits.download, progress=on_download, cancel=cancel
                 )
             except LinkError as exc:
+                if exc.reason == LINK_CANCELLED:
+                    raise Cancelled from exc
                 raise InputRejected(
                     exc.reason,
                     messages.link_error(exc.reason, max_seconds=self.limits.audio.max_seconds),
@@ -259,7 +346,11 @@ class TranscriptionPipeline:
         clip that fits one window takes the short path (text only, no timestamps) unless
         ``short_path`` is off (links want subtitle timings) or a chunk batch is forced."""
         route = choose_route(
-            audio.duration, self.options, short_clips=short_path, chunk_batch=chunk_batch
+            audio.duration,
+            self.options,
+            short_clips=short_path,
+            chunk_batch=chunk_batch,
+            skip_silence=True,
         )
         if route.path == DecodePath.SHORT_CLIPS:
             model = self.models.get()
@@ -292,6 +383,21 @@ class TranscriptionPipeline:
             log.exception("tagging failed")
             return ()
         return tuple(format_hashtags(raw, max_tags=self.max_hashtags))
+
+
+def _cancellable(
+    progress: ProgressSink | None, cancel: threading.Event | None
+) -> ProgressSink | None:
+    """``progress`` that first stops the work if ``cancel`` was set."""
+    if cancel is None:
+        return progress
+
+    def report(stage: Stage, fraction: float | None) -> None:
+        check_cancel(cancel)
+        if progress is not None:
+            progress(stage, fraction)
+
+    return report
 
 
 def _is_short(fetched: tuple[DecodedAudio, str, str | None, LinkInfo | None]) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, create_model, field_validator
+from pydantic import Field, SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.media.links import YOUTUBE_HOSTS
@@ -22,6 +22,8 @@ from training.gate import GatePolicy
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
+# What a local Bot API server lets a bot download (the cloud one: 20 MB).
+LOCAL_MODE_MAX_FILE_BYTES = 2000 * 1024 * 1024
 PACKAGED_BASE_MODEL = "packaged:whisper-base"
 
 Engine = Literal["ct2", "transformers"]
@@ -199,6 +201,20 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
     hub_token: SecretStr | None = None
     # --- end Training ---------------------------------------------------------------
+
+    # --- Local Bot API server ----------------------------------------------------------
+    telegram_local_mode: bool = Field(
+        False,
+        description="The Bot API URLs point at a local `telegram-bot-api --local` server "
+        "sharing this machine's files: files up to 2000 MB are read from its folder "
+        "(the file size limit rises to that unless WHISPER_IT_MAX_FILE_BYTES is set)",
+    )
+
+    @model_validator(mode="after")
+    def _local_mode_limit(self) -> Settings:
+        if self.telegram_local_mode and "max_file_bytes" not in self.model_fields_set:
+            self.max_file_bytes = LOCAL_MODE_MAX_FILE_BYTES
+        return self
 
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")

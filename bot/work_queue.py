@@ -15,20 +15,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot import messages
-from bot.job_payloads import (
-    JobPayload,
-    TelegramFileJob,
-    UnknownJobError,
-    from_record,
-    to_record,
-)
-from bot.pipeline import PipelineResult
+from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_record, to_record
+from bot.pipeline import PipelineResult, Recalled
 from model.asr.transcription import Segment
+from storage import chat_settings, job_cancel, queue_eta, repeats, repository
 from storage import jobs as job_queue
-from storage import repository
-from storage.audio_store import AudioStore
-from storage.models import Job, JobStatus
+from storage.audio_store import AudioRef, AudioStore
+from storage.models import Job
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
@@ -64,6 +60,7 @@ class Discarded(enum.Enum):
 
     FORGOTTEN = "forgotten"  # the user ran /forget meanwhile
     TAKEN_OVER = "taken_over"  # this worker lost its lease; another one answers
+    CANCELLED = "cancelled"  # its sender pressed "Annulla"
 
 
 @dataclass(frozen=True)
@@ -130,9 +127,36 @@ class WorkQueue:
         """(place in the queue or None if no longer waiting, jobs waiting in all)."""
         with self.db.unit_of_work(read_only=True) as uow:
             position = job_queue.queue_position(uow.session, job_id)
-            job = job_queue.get_job(uow.session, job_id)
-            held = job is not None and job.status == JobStatus.HELD
-            return position, job_queue.count_pending_jobs(uow.session) + int(held)
+            return position, job_queue.count_waiting_jobs(uow.session)
+
+    def preferences(self, chat_id: int) -> chat_settings.ChatPreferences:
+        """What the chat chose with /impostazioni."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            return chat_settings.get_preferences(uow.session, chat_id)
+
+    def set_preferences(self, chat_id: int, **changes: Any) -> chat_settings.ChatPreferences:
+        with self.db.unit_of_work() as uow:
+            updated = chat_settings.update_preferences(uow.session, chat_id, **changes)
+            uow.commit()
+            return updated
+
+    def eta(self, job_id: int) -> float | None:
+        """Seconds until a waiting job is answered, from measured throughput; None when
+        it is no longer waiting or nothing was measured yet."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            throughput = queue_eta.recent_throughput(uow.session)
+            if throughput is None:
+                return None
+            return queue_eta.estimate_wait(uow.session, job_id, throughput)
+
+    def hold(self, job_id: int) -> bool:
+        """Hold a waiting job while its queued message is edited (``release`` after)."""
+        with self.db.unit_of_work() as uow:
+            held = job_queue.hold_job(
+                uow.session, job_id, owner=self.owner, lease_seconds=self.limits.lease_seconds
+            )
+            uow.commit()
+        return held
 
     def release(self, job_id: int, status_message_id: int | None) -> None:
         """Queue an enqueued job, with the id of the message that shows its place."""
@@ -210,8 +234,8 @@ class WorkQueue:
     def save_result(self, job: ClaimedJob, result: PipelineResult) -> int | Discarded:
         """Store audio and transcript and tie them to the job, in one transaction; the
         transcription's id, or why nothing was kept: the job is gone (its user ran
-        /forget while it was being worked on) or another worker owns it now (this
-        worker's lease expired)."""
+        /forget while it was being worked on), its sender cancelled it (it ends
+        cancelled here), or another worker owns it now (this worker's lease expired)."""
         ref = self.store.put(result.audio.samples)
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
@@ -220,7 +244,11 @@ class WorkQueue:
                 discarded = Discarded.FORGOTTEN
             elif not job_queue.holds_lease(uow.session, job.id, self.owner):
                 discarded = Discarded.TAKEN_OVER
-            if discarded is Discarded.FORGOTTEN:
+            elif _cancel_requested(uow.session, job.id):
+                discarded = Discarded.CANCELLED
+            if discarded is Discarded.CANCELLED:
+                job_cancel.mark_job_cancelled(uow.session, job.id, owner=self.owner)
+            if discarded in (Discarded.FORGOTTEN, Discarded.CANCELLED):
                 delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
                 uow.commit()
             if discarded is not None:
@@ -264,6 +292,64 @@ class WorkQueue:
             uow.commit()
             return row.id
 
+    def reuse(self, job: ClaimedJob, model_version: str, file_unique_id: str) -> int | None:
+        """Answer a repeat of a Telegram file from storage: the transcript ``model_version``
+        made of the same file becomes this user's own row, tied to the job as if just
+        transcribed. Its id, or None when there is nothing to reuse (or the job is no
+        longer this worker's)."""
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            found = repeats.find_reusable(
+                session, model_version=model_version, file_unique_id=file_unique_id
+            )
+            if found is None or found.audio_sha256 is None:
+                return None
+            if not self.store.exists(found.audio_sha256):
+                return None
+            if not job_queue.holds_lease(session, job.id, self.owner):
+                return None
+            if _cancel_requested(session, job.id):
+                return None  # the normal path notices and ends it cancelled
+            row = repository.add_transcription(
+                session,
+                source_kind=found.source_kind,
+                source_ref=found.source_ref,
+                text=found.text,
+                user_id=job.user_id,
+                chat_id=job.chat_id,
+                user_message_id=job.user_message_id,
+                audio=AudioRef(
+                    sha256=found.audio_sha256,
+                    path=self.store.path(found.audio_sha256),
+                    duration=found.audio_duration or 0.0,
+                ),
+                model_version=found.model_version,
+                language=found.language,
+                segments=list(found.segments),
+                tags=list(found.tags),
+                timings={"transcribe": 0.0, "audio": found.audio_duration or 0.0},
+            )
+            stored_job = session.get(Job, job.id)
+            assert stored_job is not None
+            stored_job.transcription_id = row.id
+            uow.commit()
+            return row.id
+
+    def recall(self, audio_sha256: str, model_version: str) -> Recalled | None:
+        """The transcript ``model_version`` already made of this audio (by content hash)."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            found = repeats.find_reusable(
+                uow.session, model_version=model_version, audio_sha256=audio_sha256
+            )
+            if found is None:
+                return None
+            return Recalled(
+                text=found.text,
+                language=found.language or "",
+                segments=tuple((s["start"], s["end"], s["text"]) for s in found.segments),
+                hashtags=tuple(found.tags),
+            )
+
     def stored_transcript(self, transcription_id: int) -> StoredTranscript | None:
         with self.db.unit_of_work(read_only=True) as uow:
             row = repository.get_transcription(uow.session, transcription_id)
@@ -289,6 +375,23 @@ class WorkQueue:
             )
             uow.commit()
 
+    def cancel(self, job_id: int, user_id: int) -> job_cancel.CancelOutcome:
+        """The sender of ``job_id`` pressed "Annulla"."""
+        with self.db.unit_of_work() as uow:
+            outcome = job_cancel.request_cancel(uow.session, job_id, user_id=user_id)
+            uow.commit()
+        return outcome
+
+    def cancel_requested(self, job_ids: Collection[int]) -> set[int]:
+        with self.db.unit_of_work(read_only=True) as uow:
+            return job_cancel.cancel_requested(uow.session, job_ids)
+
+    def cancelled(self, job_id: int) -> None:
+        """This worker stopped a job its sender cancelled."""
+        with self.db.unit_of_work() as uow:
+            job_cancel.mark_job_cancelled(uow.session, job_id, owner=self.owner)
+            uow.commit()
+
     def fail(self, job_id: int, error: str) -> None:
         with self.db.unit_of_work() as uow:
             if not job_queue.holds_lease(uow.session, job_id, self.owner):
@@ -311,6 +414,10 @@ class WorkQueue:
                 uow.session, transcription_id, chat_id=chat_id, message_ids=[message_id]
             )
             uow.commit()
+
+
+def _cancel_requested(session: Session, job_id: int) -> bool:
+    return bool(job_cancel.cancel_requested(session, [job_id]))
 
 
 def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:

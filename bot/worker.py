@@ -26,13 +26,18 @@ from bot.ops.metrics import Metrics
 from bot.pipeline import (
     TranscriptionPipeline,
 )
+from bot.queue_display import QueueDisplay
 from bot.work_queue import ClaimedJob, WorkQueue
 from model.asr.routing import fits_short_clip
+from storage.job_cancel import CancelOutcome
 
 log = logging.getLogger(__name__)
 
 # Leases are renewed this many times per lease period, so one slow renewal loses nothing.
 RENEWALS_PER_LEASE = 3
+# How often a worker busy with jobs asks the database whether their senders cancelled them
+# (a press in this process stops the job at once; one in another process within this).
+CANCEL_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +84,7 @@ class JobRunner:
         self._processor: JobProcessor | None = None
         self._busy = 0
         self._held: set[int] = set()
+        self.display = QueueDisplay(queue, lambda: self._busy)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -93,12 +99,16 @@ class JobRunner:
             metrics=self.metrics,
         )
         await self._take_back_own()
+        self._tasks.append(
+            asyncio.create_task(self.display.run(self.processor.delivery), name="queue-display")
+        )
         if self.options.workers <= 0:
             return  # a front without workers: it only accepts jobs
         await self._requeue_expired()
         for number in range(self.options.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"worker-{number}"))
         self._tasks.append(asyncio.create_task(self._renew_leases(), name="leases"))
+        self._tasks.append(asyncio.create_task(self._watch_cancels(), name="cancels"))
 
     async def _take_back_own(self) -> None:
         try:
@@ -142,6 +152,30 @@ class JobRunner:
                 continue
             if lost := held - kept - set(self.processor.finished):
                 log.warning("lost the lease of job(s) %s: another worker answers them", lost)
+
+    async def _watch_cancels(self) -> None:
+        """Stop the jobs this process works on whose senders pressed "Annulla" anywhere."""
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            held = set(self._held)
+            if not held:
+                continue
+            try:
+                cancelled = await asyncio.to_thread(self.queue.cancel_requested, held)
+            except Exception:
+                log.exception("cannot check for cancelled jobs")
+                continue
+            for job_id in cancelled & self._held:
+                self.processor.cancel_event(job_id).set()
+
+    async def cancel(self, job_id: int, *, user_id: int) -> CancelOutcome:
+        """``user_id`` pressed "Annulla" under ``job_id``'s status message: a waiting job
+        ends now; a running one stops at once here, or soon in the process that holds it."""
+        async with self.display.lock:  # an "In coda" edit in flight lands before "Annullata"
+            outcome = await asyncio.to_thread(self.queue.cancel, job_id, user_id)
+        if outcome is CancelOutcome.REQUESTED and job_id in self._held:
+            self.processor.cancel_event(job_id).set()
+        return outcome
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -197,9 +231,13 @@ class JobRunner:
         message_id = None
         try:
             position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)
-            message_id = await self.processor.delivery.announce_queued(
-                chat_id, user_message_id, position, waiting + self._busy
+            eta = await asyncio.to_thread(self.queue.eta, enqueued.job_id)
+            text = self.display.text(position, waiting, eta)
+            message_id = await self.processor.delivery.send_queued(
+                chat_id, user_message_id, text, job_id=enqueued.job_id
             )
+            if message_id is not None:
+                self.display.track(enqueued.job_id, chat_id, message_id, position, eta)
         finally:  # queued whatever happened: a worker sends its own message if none
             await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
@@ -230,6 +268,8 @@ class JobRunner:
                 self._busy -= len(jobs)
                 self._held -= ids
                 self.processor.finished.difference_update(ids)
+                for job_id in ids:
+                    self.processor.cancels.pop(job_id, None)
 
     async def _idle(self) -> None:
         self._wake.clear()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
 from storage.models import Job, JobStatus, utcnow
@@ -97,12 +97,40 @@ def release_job(
     job = session.get(Job, job_id)
     if job is None or job.status != JobStatus.HELD or job.lease_owner != owner:
         return False
-    job.status = JobStatus.PENDING
+    # Cancelled by its sender while it was being announced: it never runs.
+    job.status = JobStatus.CANCELLED if job.cancel_requested else JobStatus.PENDING
     job.lease_owner = job.lease_expires_at = None
+    if job.cancel_requested:
+        job.finished_at = utcnow()
     if status_message_id is not None:
         job.status_message_id = status_message_id
     session.flush()
     return True
+
+
+def hold_job(
+    session: Session,
+    job_id: int,
+    *,
+    owner: str,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    now: datetime | None = None,
+) -> bool:
+    """Hold a pending job again (as ``enqueue_job(held_by=...)`` does) while ``owner``
+    edits its queued message, so no worker anywhere starts it meanwhile; ``release_job``
+    queues it again. False if it is no longer pending."""
+    now = now or utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.PENDING)
+        .values(
+            status=JobStatus.HELD,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def get_job(session: Session, job_id: int) -> Job | None:
@@ -127,10 +155,22 @@ def claim_jobs(
         Job.user_id.is_not(None),
         Job.lease_owner != owner,
     )
+    # A job held while its queued message is edited keeps its user's later jobs waiting.
+    held = aliased(Job)
+    earlier_held = (
+        select(held.id)
+        .where(
+            held.user_id == Job.user_id,
+            held.status == JobStatus.HELD,
+            held.id < Job.id,
+        )
+        .exists()
+    )
     candidates = (
         select(Job)
         .where(Job.status == JobStatus.PENDING)
         .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
+        .where(~earlier_held)
         .order_by(Job.id)
         .limit(limit * _CANDIDATES_PER_CLAIM)
         .with_for_update(skip_locked=True)
@@ -307,7 +347,11 @@ def _requeue(
     failed: list[int] = []
     for job in jobs:
         job.lease_owner = job.lease_expires_at = None
-        if job.attempts >= max_attempts:
+        if job.cancel_requested:  # its sender cancelled it: it is not resumed
+            job.status = JobStatus.CANCELLED
+            job.finished_at = now
+            failed.append(job.id)
+        elif job.attempts >= max_attempts:
             job.status = JobStatus.FAILED
             job.error = INTERRUPTED_ERROR
             job.finished_at = now
@@ -323,6 +367,16 @@ def _requeue(
 def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
     """Jobs waiting for a worker (all users, or one)."""
     return _count(session, (JobStatus.PENDING,), user_id)
+
+
+def count_waiting_jobs(session: Session) -> int:
+    """Jobs not started yet: pending, or still held by the process announcing them."""
+    statement = select(func.count()).select_from(Job).where(_waiting())
+    return session.scalar(statement) or 0
+
+
+def _waiting() -> ColumnElement[bool]:
+    return Job.status.in_((JobStatus.PENDING, JobStatus.HELD))
 
 
 def count_open_jobs(session: Session, *, user_id: int | None = None) -> int:
@@ -343,11 +397,7 @@ def queue_position(session: Session, job_id: int) -> int | None:
     job = _get(session, job_id)
     if job.status not in (JobStatus.PENDING, JobStatus.HELD):
         return None
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.status == JobStatus.PENDING, Job.id < job_id)
-    )
+    ahead = session.scalar(select(func.count()).select_from(Job).where(_waiting(), Job.id < job_id))
     return (ahead or 0) + 1
 
 
@@ -355,7 +405,10 @@ def delete_finished_jobs(session: Session, *, older_than: datetime) -> int:
     """Housekeeping: forget done and failed jobs (their payloads hold Telegram file ids)."""
     result = session.execute(
         delete(Job)
-        .where(Job.status.in_((JobStatus.DONE, JobStatus.FAILED)), Job.created_at < older_than)
+        .where(
+            Job.status.in_((JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)),
+            Job.created_at < older_than,
+        )
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount

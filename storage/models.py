@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -95,6 +96,7 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # its sender pressed "Annulla"
 
 
 class RunStatus(StrEnum):
@@ -165,6 +167,7 @@ class Transcription(Base):
     __table_args__ = (
         Index("ix_transcriptions_user_id_created_at", "user_id", "created_at"),
         Index("ix_transcriptions_audio_sha256", "audio_sha256"),
+        Index("ix_transcriptions_source_ref", "source_ref"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -275,6 +278,21 @@ class Job(Base):
     # The worker holding a running job, until when (renewed while it works).
     lease_owner: Mapped[str | None] = mapped_column(String(LEASE_OWNER_CHARS))
     lease_expires_at: Mapped[datetime | None]
+    # Its sender pressed "Annulla" while it ran: the worker stops it (storage.job_cancel).
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ChatSettings(Base):
+    """What a chat chose with /impostazioni (a chat without a row has the defaults)."""
+
+    __tablename__ = "chat_settings"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    output: Mapped[str] = mapped_column(String(KIND_CHARS), default="text")
+    hashtags: Mapped[bool] = mapped_column(Boolean, default=True)
+    transcribe_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    admins_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class TrainingRun(Base):

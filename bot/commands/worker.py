@@ -71,6 +71,7 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
         settings.telegram_token.get_secret_value(),
         base_url=settings.telegram_api_url,
         base_file_url=settings.telegram_file_url,
+        local_mode=settings.telegram_local_mode,
         defaults=Defaults(parse_mode=ParseMode.HTML),
         rate_limiter=RetryAfterLimiter(on_retry=services.metrics.retried),
     )

@@ -10,6 +10,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bot import messages
 from bot.handlers.common import addressed, answer, is_private, services, submit_job
+from bot.handlers.preferences import transcribes_everything
 from bot.job_payloads import TelegramFileJob
 
 MEDIA_FILTER = (
@@ -51,7 +52,9 @@ def _is_media_document(mime: str | None, name: str | None) -> bool:
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None or not addressed(update, context):
+    if message is None:
+        return
+    if not addressed(update, context) and not await transcribes_everything(update, context):
         return
     await accept(update, context, message)
 

@@ -20,6 +20,7 @@ USER_COMMANDS = (
     ("privacy", "Cosa conservo e per quanto"),
     ("forget", "Cancella tutti i tuoi dati"),
     ("trascrivi", "Trascrivi l'audio a cui rispondi"),
+    ("impostazioni", "Formato, hashtag e altre impostazioni"),
 )
 
 

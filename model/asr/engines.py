@@ -202,7 +202,7 @@ class CT2Transcriber:
                 audio, batch_size=options.chunk_batch, word_timestamps=True, **common
             )
         else:
-            raw, _info = self._model.transcribe(audio, vad_filter=False, **common)
+            raw, _info = self._model.transcribe(audio, vad_filter=options.vad_filter, **common)
         segments: list[Segment] = []
         for seg in raw:  # lazy: decoding happens while iterating, in this thread
             if batched and seg.words:

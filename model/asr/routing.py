@@ -61,6 +61,7 @@ def choose_route(
     *,
     short_clips: bool = True,
     chunk_batch: int | None = None,
+    skip_silence: bool = False,
 ) -> Route:
     """How to decode a clip of ``duration`` seconds.
 
@@ -72,7 +73,10 @@ def choose_route(
     if chunk_batch is None:
         if short_clips and fits_short_clip(duration):
             return Route(DecodePath.SHORT_CLIPS, replace(options, chunk_batch=0))
-        chunk_batch = DEFAULT_CHUNK_BATCH if duration > LONG_AUDIO_SECONDS else 0
+        if duration <= LONG_AUDIO_SECONDS:
+            vad = skip_silence or options.vad_filter
+            return Route(DecodePath.SEQUENTIAL, replace(options, chunk_batch=0, vad_filter=vad))
+        chunk_batch = DEFAULT_CHUNK_BATCH
     if chunk_batch <= 0:
         return Route(DecodePath.SEQUENTIAL, replace(options, chunk_batch=0))
     return Route(DecodePath.CHUNKED, replace(options, chunk_batch=chunk_batch))

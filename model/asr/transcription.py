@@ -40,6 +40,9 @@ class TranscribeOptions:
     # audio decoded together (``DecodePath.CHUNKED``); 0: sequential long-form decoding.
     # Not the number of voice notes per model call (``WHISPER_IT_BATCH_SIZE``).
     chunk_batch: int = 0
+    # Sequential decoding only: skip what Silero VAD hears as non-speech (the chunked path
+    # always does). Measured in benchmarks/results/vad_notes.md.
+    vad_filter: bool = False
 
 
 # The default options, one shared frozen value (usable as a parameter default).

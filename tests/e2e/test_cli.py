@@ -367,7 +367,9 @@ def test_transcribe_video_link_as_a_process(
     assert "WARNING" not in result.err and "Traceback" not in result.err
     cues = parse_srt(srt.read_text(encoding="utf-8"))
     assert cues and wer(DEFAULT_SPEECH, " ".join(c[2] for c in cues)) < MAX_CLIP_WER
-    assert not os.listdir(run_process.tmpdir)  # the download folder was removed
+    # The download folder was removed. (".ses" is onnxruntime's session-id file, written
+    # to TMPDIR when the Silero VAD model first runs: not ours to remove.)
+    assert [name for name in os.listdir(run_process.tmpdir) if name != ".ses"] == []
 
 
 def test_transcribe_page_link_json(run_cli, media_server: MediaServer) -> None:

@@ -234,9 +234,10 @@ def bot_settings(data_dir: Path, emu: BotApiEmulator, **overrides: Any) -> Setti
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    data_dir: Path, transcriber: Any, **overrides: Any
+    data_dir: Path, transcriber: Any, *, local_dir: Path | None = None, **overrides: Any
 ) -> AsyncIterator[RunningBot]:
-    with BotApiEmulator() as emu:
+    """``local_dir``: the emulator acts as a local Bot API server keeping files there."""
+    with BotApiEmulator(local_dir=local_dir) as emu:
         settings = bot_settings(data_dir, emu, **overrides)
         seams = Seams()
         if transcriber is not None:

@@ -42,3 +42,12 @@ def test_routes(
 def test_the_short_path_is_one_window_at_most() -> None:
     assert fits_short_clip(SHORT_CLIP_SECONDS)
     assert not fits_short_clip(SHORT_CLIP_SECONDS + 0.01)
+
+
+def test_a_sequential_decode_the_length_chose_may_skip_silence() -> None:
+    timed = choose_route(5.0, BASE, short_clips=False, skip_silence=True)
+    assert timed.path == DecodePath.SEQUENTIAL and timed.options.vad_filter
+    # Evaluation keeps its plain decoding; a forced path is left as asked.
+    assert not choose_route(5.0, BASE, short_clips=False).options.vad_filter
+    forced = choose_route(600.0, BASE, chunk_batch=0, skip_silence=True)
+    assert not forced.options.vad_filter

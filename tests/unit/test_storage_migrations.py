@@ -28,6 +28,7 @@ TABLES = {
     "model_versions",
     "evaluations",
     "installation_secrets",
+    "chat_settings",
 }
 
 

@@ -56,7 +56,9 @@ def transcriptions(rig: Rig) -> list[Transcription]:
 
 async def submit_voice(rig: Rig, api: FakeBotApi, *, user: int = USER, data: bytes | None = None):
     file_id = f"voice-{user}-{len(api.files)}"
-    api.add_file(file_id, tone_wav() if data is None else data)
+    # A different tone each time: the same audio twice would be an instant repeat.
+    tone = tone_wav(frequency=440.0 + 10 * len(api.files))
+    api.add_file(file_id, tone if data is None else data)
     payload = TelegramFileJob("voice", file_id, f"u-{file_id}", duration=1.5)
     return await rig.runner.submit(payload, user_id=user, chat_id=user, user_message_id=7)
 

@@ -35,7 +35,10 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   ``send_video(..., width=640, height=360)``, ``send_video_note(..., length=240)``,
   ``send_document(..., file_name, mime_type)``: the file's bytes are served to the bot through
   ``getFile`` + download. ``file_size=`` declares a size other than ``len(data)``; over
-  20 MB ``getFile`` answers 400 "file is too big", like the real API.
+  20 MB ``getFile`` answers 400 "file is too big", like the real API (``local_dir=``: a
+  local Bot API server, whose getFile answers an absolute path there, up to 2000 MB).
+  ``send_voice(..., forward_of=file_id)`` forwards a file sent before (same file_id and
+  file_unique_id).
 - ``send_callback_query(*, user_id, message_id, data, chat_id=None) -> str`` (the query id),
   for inline-keyboard buttons on a message the bot sent.
 - ``open_chat(*, user_id, chat_id=None, chat_type="private")``: makes a chat known without an

@@ -23,6 +23,7 @@ BOT_FIRST_NAME = "Whisper IT (test)"
 GROUP_TITLE = "Gruppo di test"
 
 
+LOCAL_MAX_DOWNLOAD_BYTES = 2000 * 1024 * 1024  # a local Bot API server's limit
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # the Bot API refuses getFile above this
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
@@ -50,8 +51,15 @@ class EmulatorCore:
     """The server: life cycle, HTTP routing, update queue, webhook delivery, observation."""
 
     def __init__(
-        self, *, token: str = DEFAULT_TOKEN, bot_username: str = DEFAULT_BOT_USERNAME
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        bot_username: str = DEFAULT_BOT_USERNAME,
+        local_dir: Path | None = None,
     ) -> None:
+        # A local Bot API server (``telegram-bot-api --local``): getFile writes the file
+        # under ``local_dir`` and answers its absolute path; files up to 2000 MB.
+        self.local_dir = local_dir
         if not _TOKEN_SHAPE.match(token):
             raise EmulatorError(f"token must look like '<digits>:<secret>', got {token!r}")
         self.token = token

@@ -15,6 +15,7 @@ from tests.support.telegram_emulator.constants import (
     CHAT_ACTIONS,
     GET_UPDATES_TERMINATED,
     GET_UPDATES_WHILE_WEBHOOK,
+    LOCAL_MAX_DOWNLOAD_BYTES,
     MAX_CAPTION_LENGTH,
     MAX_DOWNLOAD_BYTES,
     MAX_TEXT_LENGTH,
@@ -352,13 +353,20 @@ class BotMethods:
             stored = self._files.get(params.get("file_id") or "")
         if stored is None:
             raise _ApiError(400, "Bad Request: invalid file_id")
-        if stored.file_size > MAX_DOWNLOAD_BYTES:
+        limit = MAX_DOWNLOAD_BYTES if self.local_dir is None else LOCAL_MAX_DOWNLOAD_BYTES
+        if stored.file_size > limit:
             raise _ApiError(400, "Bad Request: file is too big")
+        file_path = stored.file_path
+        if self.local_dir is not None:
+            local = self.local_dir / stored.file_path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(stored.data)
+            file_path = str(local.resolve())
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
             "file_size": stored.file_size,
-            "file_path": stored.file_path,
+            "file_path": file_path,
         }
 
     async def _get_chat(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -72,9 +72,16 @@ class UserActions:
         first_name: str = "Utente",
         username: str | None = None,
         forward_origin: dict[str, Any] | None = None,
+        forward_of: str | None = None,
     ) -> dict[str, Any]:
-        """``forward_origin``: a Bot API MessageOrigin (the note was forwarded by user_id)."""
-        stored = self._store_file(data, "voice", ".oga", file_size)
+        """``forward_origin``: a Bot API MessageOrigin (the note was forwarded by user_id).
+        ``forward_of`` (a file_id sent before) forwards that same file, which keeps its
+        file_id and file_unique_id as on Telegram (``data`` is ignored)."""
+        if forward_of is not None:
+            with self._lock:
+                stored = self._files[forward_of]
+        else:
+            stored = self._store_file(data, "voice", ".oga", file_size)
         media = self._media_fields(stored) | {"duration": duration, "mime_type": mime_type}
         extra = {"forward_origin": forward_origin} if forward_origin else None
         return self._inject_media(

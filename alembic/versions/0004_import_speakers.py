@@ -4,7 +4,7 @@ Imported samples all belong to the system import user; the gate clusters clips b
 (``training.gate_stats``), so an import names who speaks in an optional third TSV column,
 kept here. NULL: not named (users' own transcriptions never need it).
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import alembic.op as op
 import sqlalchemy as sa
 
-revision: str = "0005"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,51 @@
+"""The forms a transcript can take (chosen per chat with /impostazioni): plain text, text
+with timestamps, or a file (.txt, .srt or .vtt subtitles)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from model.asr.subtitles import segments_to_srt
+from model.asr.transcription import Segment
+from storage.chat_settings import OUTPUT_SRT, OUTPUT_TXT, OUTPUT_VTT
+
+FILE_OUTPUTS = frozenset({OUTPUT_TXT, OUTPUT_SRT, OUTPUT_VTT})
+FILE_CAPTIONS = {
+    OUTPUT_TXT: "📄 Trascrizione (.txt)",
+    OUTPUT_SRT: "🎞 Sottotitoli (.srt)",
+    OUTPUT_VTT: "🎞 Sottotitoli (.vtt)",
+}
+_SRT_TIME = re.compile(r"(\d{2}:\d{2}:\d{2}),(\d{3})")
+SECONDS_PER_HOUR = 3600
+
+
+def timestamped_text(segments: Iterable[Segment]) -> str:
+    """One line per segment: "[01:05] testo" (hours shown only when needed)."""
+    lines = [
+        f"[{_clock(segment.start)}] {' '.join(segment.text.split())}"
+        for segment in segments
+        if segment.text.strip()
+    ]
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, SECONDS_PER_HOUR)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def segments_to_vtt(segments: Iterable[Segment]) -> str:
+    """WebVTT: the SubRip cues with a header and "." before the milliseconds."""
+    return "WEBVTT\n\n" + _SRT_TIME.sub(r"\1.\2", segments_to_srt(segments))
+
+
+def transcript_file(output: str, text: str, segments: tuple[Segment, ...]) -> bytes:
+    """The file's content for a file output."""
+    if output == OUTPUT_SRT:
+        return segments_to_srt(segments).encode()
+    if output == OUTPUT_VTT:
+        return segments_to_vtt(segments).encode()
+    return text.encode()

@@ -1,0 +1,104 @@
+"""Keeps the "In coda" messages of the jobs this process accepted up to date: their place
+in the queue and the estimated wait change as the queue moves ("In coda: posizione 2 di 3
+· circa 20 s"). A message is left alone once its job has started (its worker edits it
+from then on), was cancelled or is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import formatting
+from bot.delivery import Delivery
+from bot.work_queue import WorkQueue
+from storage.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+# How often queued messages are brought up to date (Telegram rate-limits edits).
+QUEUE_REFRESH_SECONDS = 5.0
+MAX_EDITS_PER_PASS = 20
+# An estimate alone is edited only when it moved this much (seconds, and fraction).
+ETA_MIN_CHANGE_SECONDS = 10.0
+ETA_MIN_CHANGE_FRACTION = 0.25
+
+
+@dataclass
+class _Announced:
+    chat_id: int
+    message_id: int
+    position: int | None
+    eta: float | None
+
+
+class QueueDisplay:
+    def __init__(self, queue: WorkQueue, busy: Callable[[], int]) -> None:
+        self.queue = queue
+        self.busy = busy  # jobs this process works on now (they count in "di N")
+        self._announced: dict[int, _Announced] = {}
+        # Held while a queued message is checked and edited (the job is held in the
+        # database too); "Annulla" pressed in this process waits for it.
+        self.lock = asyncio.Lock()
+
+    def text(self, position: int | None, waiting: int, eta: float | None) -> str:
+        return formatting.queued_text(position, waiting + self.busy(), eta)
+
+    def track(
+        self, job_id: int, chat_id: int, message_id: int, position: int | None, eta: float | None
+    ) -> None:
+        self._announced[job_id] = _Announced(chat_id, message_id, position, eta)
+
+    async def refresh(self, delivery: Delivery) -> None:
+        """One pass, front of the queue first: edit the messages whose place moved or whose
+        estimate changed noticeably (at most MAX_EDITS_PER_PASS: Telegram rate-limits
+        edits); forget jobs that left the queue."""
+        edits = 0
+        for job_id in sorted(self._announced):
+            if edits >= MAX_EDITS_PER_PASS:
+                return
+            async with self.lock:
+                edits += await self._refresh_one(delivery, job_id)
+
+    async def _refresh_one(self, delivery: Delivery, job_id: int) -> int:
+        shown = self._announced[job_id]
+        try:
+            position, waiting = await asyncio.to_thread(self.queue.position, job_id)
+        except NotFoundError:  # deleted with its user's data (/forget)
+            position = None
+        if position is None:
+            del self._announced[job_id]
+            return 0
+        eta = await asyncio.to_thread(self.queue.eta, job_id)
+        if position == shown.position and not _moved(shown.eta, eta):
+            return 0
+        # Held while edited: a worker in any process that started it now could have its
+        # progress, or its transcript, overwritten by this edit landing late.
+        if not await asyncio.to_thread(self.queue.hold, job_id):
+            del self._announced[job_id]  # started or cancelled meanwhile
+            return 0
+        try:
+            shown.position, shown.eta = position, eta
+            await delivery.update_queued(
+                shown.chat_id, shown.message_id, job_id, self.text(position, waiting, eta)
+            )
+        finally:
+            await asyncio.to_thread(self.queue.release, job_id, None)
+        return 1
+
+    async def run(self, delivery: Delivery) -> None:
+        while True:
+            await asyncio.sleep(QUEUE_REFRESH_SECONDS)
+            try:
+                await self.refresh(delivery)
+            except Exception:
+                log.exception("cannot update the queued messages")
+
+
+def _moved(shown: float | None, now: float | None) -> bool:
+    """Whether an estimate changed enough to be worth an edit."""
+    if shown is None or now is None:
+        return shown is not now
+    return abs(now - shown) >= max(ETA_MIN_CHANGE_SECONDS, ETA_MIN_CHANGE_FRACTION * shown)
