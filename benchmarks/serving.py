@@ -12,7 +12,7 @@ beam 5, espeak-ng Italian in varied voices:
    notes each): plain faster-whisper ``transcribe``, the project's sequential path, the
    long-audio fast path (faster-whisper's batched pipeline, batch 8) and the short batched
    path (only up to one 30 s window): seconds, CPU seconds, ratios to plain, WER. The
-   route the project takes (``model.asr.short_clips.SHORT_CLIP_SECONDS``,
+   route the project takes (``model.asr.routing.SHORT_CLIP_SECONDS``,
    ``model.asr.engines.LONG_AUDIO_SECONDS``) is chosen from this table.
 3. **Bursts through the bot** (``--burst-sizes`` 20 and 50 notes through the Bot API
    emulator; a front with ``WHISPER_IT_WORKERS=0`` and ``--burst-workers`` 1 or 2

@@ -100,7 +100,7 @@ def test_short_batch_fallback_ignores_batch_mates(
     audio = [decode_audio(c.audio_path).samples for c in fallback_clips]
     options = TranscribeOptions()
     before = decoder.fallbacks
-    alone = [decoder.transcribe_batch([clip], options=options)[0].text for clip in audio]
+    alone = [decoder.decode([clip], options=options)[0].text for clip in audio]
     assert decoder.fallbacks > before
-    together = decoder.transcribe_batch(audio[::-1] + audio, options=options)
+    together = decoder.decode(audio[::-1] + audio, options=options)
     assert [r.text for r in together] == alone[::-1] + alone
