@@ -26,6 +26,7 @@ from bot.ops.identity import WorkerIdentity, claim_identity
 from bot.ops.metrics import Metrics
 from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.rate_limit import RateLimiter
+from bot.repeats import Repeats
 from bot.settings import Settings
 from bot.training_control import TrainingControl
 from bot.work_queue import QueueLimits, WorkQueue
@@ -145,6 +146,7 @@ def bootstrap(settings: Settings, *, role: str = "bot", seams: Seams = Seams()) 
     runner = JobRunner(
         queue=queue,
         pipeline=pipeline,
+        repeats=Repeats(db, store),
         options=worker_options(settings, seams),
         report_error=alerts.report,
         metrics=metrics,

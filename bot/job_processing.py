@@ -33,7 +33,7 @@ from bot.ops.metrics import (
     Metrics,
 )
 from bot.ops.throttled_alert import ThrottledAlert
-from bot.output_formats import FILE_OUTPUTS, timestamped_text
+from bot.output_formats import FILE_OUTPUTS, shown_text
 from bot.pipeline import (
     Cancelled,
     InputRejected,
@@ -44,17 +44,16 @@ from bot.pipeline import (
     TranscriptionPipeline,
     check_cancel,
 )
+from bot.repeats import Repeats
+from bot.tag_budget import TagBudget
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
-from model.asr.transcription import Segment
-from storage.chat_settings import DEFAULT_PREFERENCES, OUTPUT_TIMESTAMPS, ChatPreferences
+from storage.chat_settings import DEFAULT_PREFERENCES, ChatPreferences
 from storage.models import SOURCE_YOUTUBE
 
 log = logging.getLogger(__name__)
 
 # LinkError's reason when YouTube asks to "confirm you're not a bot".
 BLOCKED_REASON = "blocked"
-# Tags that have not arrived this long after the reply are dropped.
-LATE_TAGS_TIMEOUT = 120.0
 # How often a running link job checks that its user did not /forget it meanwhile.
 FORGET_POLL_SECONDS = 1.0
 
@@ -65,6 +64,7 @@ class JobProcessor:
         *,
         queue: WorkQueue,
         pipeline: TranscriptionPipeline,
+        repeats: Repeats,
         delivery: Delivery,
         cpu: ThreadPoolExecutor,
         tag_budget_seconds: float,
@@ -74,13 +74,11 @@ class JobProcessor:
         self.queue = queue
         self.metrics = metrics or Metrics()
         self.pipeline = pipeline
+        self.repeats = repeats
         self.delivery = delivery
         self.cpu = cpu
-        self.tag_budget_seconds = tag_budget_seconds
         self.report_error = report_error
-        # Tags have their own thread so they never queue behind a long transcription.
-        self.tagging = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tags")
-        self._late: set[asyncio.Task[None]] = set()
+        self.tags = TagBudget(pipeline, queue, delivery, budget_seconds=tag_budget_seconds)
         self.finished: set[int] = set()  # ids concluded while their batch still runs
         self.blocked_alert = ThrottledAlert()
         # Set when a job's sender presses "Annulla" (the runner watches the database).
@@ -91,14 +89,7 @@ class JobProcessor:
     async def close(self) -> None:
         for cancel in list(self.cancels.values()):
             cancel.set()  # shutdown: running downloads stop now
-        late = list(self._late)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._late.clear()
-        self.tagging.shutdown(wait=False, cancel_futures=True)
+        await self.tags.close()
 
     async def _status(self, job: ClaimedJob) -> StatusMessage:
         # (A job is claimable only once its queued message, if any, was recorded.)
@@ -177,7 +168,11 @@ class JobProcessor:
         try:
             model = await asyncio.to_thread(self.pipeline.models.get)
             reused = await asyncio.to_thread(
-                self.queue.reuse, job, model.model_name, payload.file_unique_id
+                self.repeats.reuse,
+                job,
+                model.model_name,
+                payload.file_unique_id,
+                owner=self.queue.owner,
             )
         except Exception:  # a shortcut only: the normal path answers it
             log.exception("cannot look up a repeat of job %s", job.id)
@@ -209,7 +204,7 @@ class JobProcessor:
         try:
             results = iter(
                 await loop.run_in_executor(
-                    self.cpu, lambda: self.pipeline.run_batch(sources, recall=self.queue.recall)
+                    self.cpu, lambda: self.pipeline.run_batch(sources, recall=self.repeats.recall)
                 )
             )
         except Exception as exc:  # the model call itself failed: every job reports it
@@ -302,7 +297,7 @@ class JobProcessor:
                     with_tags=False,
                     timestamps=timed,
                     # (A stored short note has no timings to reuse.)
-                    recall=None if timed else self.queue.recall,
+                    recall=None if timed else self.repeats.recall,
                     cancel=cancel,
                 ),
             )
@@ -342,7 +337,7 @@ class JobProcessor:
         elif result.reused:  # answered from storage, with the tags stored with it
             hashtags, late = result.hashtags, None
         else:
-            hashtags, late = await self._hashtags(result.transcription.text)
+            hashtags, late = await self.tags.within_budget(result.transcription.text)
             result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
         if isinstance(transcription_id, Discarded):
@@ -358,7 +353,7 @@ class JobProcessor:
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=_shown_text(result.transcription.text, result.transcription.segments, prefs),
+            text=shown_text(result.transcription.text, result.transcription.segments, prefs),
             hashtags=hashtags,
             segments=result.transcription.segments,
             title=result.link.title if result.link else None,
@@ -374,49 +369,8 @@ class JobProcessor:
             transcription.elapsed,
         )
         if late is not None:
-            task = asyncio.create_task(
-                self._late_tags(reply, transcription_id, message_ids, late),
-                name=f"late-tags-{job.id}",
-            )
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
+            self.tags.add_later(reply, transcription_id, message_ids, late)
         return True
-
-    async def _hashtags(
-        self, text: str
-    ) -> tuple[tuple[str, ...], asyncio.Future[tuple[str, ...]] | None]:
-        """Tags within the budget, or none now and a future for them later."""
-        if self.pipeline.tagger is None or not text.strip():
-            return (), None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.tagging, self.pipeline.hashtags, text)
-        try:
-            tags = await asyncio.wait_for(asyncio.shield(future), self.tag_budget_seconds)
-        except TimeoutError:
-            return (), future
-        return tags, None
-
-    async def _late_tags(
-        self,
-        reply: Reply,
-        transcription_id: int,
-        message_ids: list[int],
-        late: asyncio.Future[tuple[str, ...]],
-    ) -> None:
-        """The reply went out without tags; add them to it once they arrive."""
-        try:
-            hashtags = await asyncio.wait_for(late, LATE_TAGS_TIMEOUT)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("hashtags for job %s never arrived", reply.job_id)
-            return
-        if not hashtags:
-            return
-        await asyncio.to_thread(self.queue.save_tags, transcription_id, hashtags)
-        new_id = await self.delivery.add_late_tags(reply, hashtags, message_ids)
-        if new_id is not None:
-            await asyncio.to_thread(
-                self.queue.add_reply_message, transcription_id, reply.chat_id, new_id
-            )
 
     async def _resume_reply(self, job: ClaimedJob, status: StatusMessage) -> None:
         assert job.transcription_id is not None
@@ -430,7 +384,7 @@ class JobProcessor:
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
-            text=_shown_text(stored.text, segments, prefs),
+            text=shown_text(stored.text, segments, prefs),
             hashtags=stored.hashtags if prefs.hashtags else (),
             segments=segments,
             subtitles=stored.source_kind == SOURCE_YOUTUBE and prefs.output not in FILE_OUTPUTS,
@@ -471,13 +425,6 @@ class JobProcessor:
             kind = type(job.payload).KIND
             with contextlib.suppress(Exception):
                 await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
-
-
-def _shown_text(text: str, segments: tuple[Segment, ...], prefs: ChatPreferences) -> str:
-    """The transcript as the chat wants to read it (with timestamps, if chosen)."""
-    if prefs.output == OUTPUT_TIMESTAMPS and segments and text.strip():
-        return timestamped_text(segments)
-    return text
 
 
 def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:

@@ -8,7 +8,13 @@ from collections.abc import Iterable
 
 from model.asr.subtitles import segments_to_srt
 from model.asr.transcription import Segment
-from storage.chat_settings import OUTPUT_SRT, OUTPUT_TXT, OUTPUT_VTT
+from storage.chat_settings import (
+    OUTPUT_SRT,
+    OUTPUT_TIMESTAMPS,
+    OUTPUT_TXT,
+    OUTPUT_VTT,
+    ChatPreferences,
+)
 
 FILE_OUTPUTS = frozenset({OUTPUT_TXT, OUTPUT_SRT, OUTPUT_VTT})
 FILE_CAPTIONS = {
@@ -49,3 +55,10 @@ def transcript_file(output: str, text: str, segments: tuple[Segment, ...]) -> by
     if output == OUTPUT_VTT:
         return segments_to_vtt(segments).encode()
     return text.encode()
+
+
+def shown_text(text: str, segments: tuple[Segment, ...], prefs: ChatPreferences) -> str:
+    """The transcript as the chat wants to read it (with timestamps, if chosen)."""
+    if prefs.output == OUTPUT_TIMESTAMPS and segments and text.strip():
+        return timestamped_text(segments)
+    return text

@@ -97,7 +97,7 @@ class Recalled:
 
     text: str
     language: str
-    segments: tuple[tuple[float, float, str], ...]
+    segments: tuple[Segment, ...]
     hashtags: tuple[str, ...]
 
 
@@ -263,7 +263,7 @@ class TranscriptionPipeline:
             return None
         transcription = Transcription(
             text=found.text,
-            segments=tuple(Segment(*segment) for segment in found.segments),
+            segments=found.segments,
             language=found.language,
             duration=audio.duration,
             model=model.model_name,

@@ -27,6 +27,7 @@ from bot.pipeline import (
     TranscriptionPipeline,
 )
 from bot.queue_display import QueueDisplay
+from bot.repeats import Repeats
 from bot.work_queue import ClaimedJob, WorkQueue
 from model.asr.routing import fits_short_clip
 from storage.job_cancel import CancelOutcome
@@ -67,10 +68,12 @@ class JobRunner:
         queue: WorkQueue,
         pipeline: TranscriptionPipeline,
         options: WorkerOptions,
+        repeats: Repeats,
         report_error: Callable[[str], Awaitable[None]] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        self.repeats = repeats
         self.metrics = metrics or Metrics()
         self.pipeline = pipeline
         self.options = options
@@ -92,6 +95,7 @@ class JobRunner:
         self._processor = JobProcessor(
             queue=self.queue,
             pipeline=self.pipeline,
+            repeats=self.repeats,
             delivery=Delivery(bot, self.options.delivery),
             cpu=self.cpu,
             tag_budget_seconds=self.options.tag_budget_seconds,

@@ -1,0 +1,84 @@
+"""Instant repeats: audio the serving model already transcribed is answered from storage.
+
+A repeat is found by the Telegram file's ``file_unique_id`` (the same file forwarded: no
+download at all) or by the audio's content hash (the same audio uploaded again: decoded,
+not transcribed). Each sender gets a transcription row of their own on the shared audio, so
+labels and corrections stay per user (``storage.labels``).
+"""
+
+from __future__ import annotations
+
+from bot.pipeline import Recalled
+from bot.work_queue import ClaimedJob
+from model.asr.transcription import Segment
+from storage import job_cancel, repeats, repository
+from storage import jobs as job_queue
+from storage.audio_store import AudioRef, AudioStore
+from storage.models import Job
+from storage.unit_of_work import Database
+
+
+class Repeats:
+    def __init__(self, db: Database, store: AudioStore) -> None:
+        self.db = db
+        self.store = store
+
+    def reuse(
+        self, job: ClaimedJob, model_version: str, file_unique_id: str, *, owner: str
+    ) -> int | None:
+        """Answer a repeat of a Telegram file from storage: the transcript ``model_version``
+        made of the same file becomes this user's own row, tied to the job as if just
+        transcribed. Its id, or None when there is nothing to reuse (or the job is no
+        longer this worker's)."""
+        with self.db.unit_of_work() as uow:
+            session = uow.session
+            found = repeats.find_reusable(
+                session, model_version=model_version, file_unique_id=file_unique_id
+            )
+            if found is None or found.audio_sha256 is None:
+                return None
+            if not self.store.exists(found.audio_sha256):
+                return None
+            if not job_queue.holds_lease(session, job.id, owner):
+                return None
+            if job_cancel.cancel_requested(session, [job.id]):
+                return None  # the normal path notices and ends it cancelled
+            row = repository.add_transcription(
+                session,
+                source_kind=found.source_kind,
+                source_ref=found.source_ref,
+                text=found.text,
+                user_id=job.user_id,
+                chat_id=job.chat_id,
+                user_message_id=job.user_message_id,
+                audio=AudioRef(
+                    sha256=found.audio_sha256,
+                    path=self.store.path(found.audio_sha256),
+                    duration=found.audio_duration or 0.0,
+                ),
+                model_version=found.model_version,
+                language=found.language,
+                segments=list(found.segments),
+                tags=list(found.tags),
+                timings={"transcribe": 0.0, "audio": found.audio_duration or 0.0},
+            )
+            stored_job = session.get(Job, job.id)
+            assert stored_job is not None
+            stored_job.transcription_id = row.id
+            uow.commit()
+            return row.id
+
+    def recall(self, audio_sha256: str, model_version: str) -> Recalled | None:
+        """The transcript ``model_version`` already made of this audio (by content hash)."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            found = repeats.find_reusable(
+                uow.session, model_version=model_version, audio_sha256=audio_sha256
+            )
+            if found is None:
+                return None
+            return Recalled(
+                text=found.text,
+                language=found.language or "",
+                segments=tuple(Segment(s["start"], s["end"], s["text"]) for s in found.segments),
+                hashtags=tuple(found.tags),
+            )
