@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import html
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,6 +22,7 @@ from telegram.error import BadRequest
 
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
+from bot.job_cancels import JobCancels
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
 from bot.ops.log_format import log_context
 from bot.ops.metrics import (
@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 
 # LinkError's reason when YouTube asks to "confirm you're not a bot".
 BLOCKED_REASON = "blocked"
-# How often a running link job checks that its user did not /forget it meanwhile.
-FORGET_POLL_SECONDS = 1.0
 
 
 class JobProcessor:
@@ -81,14 +79,13 @@ class JobProcessor:
         self.tags = TagBudget(pipeline, queue, delivery, budget_seconds=tag_budget_seconds)
         self.finished: set[int] = set()  # ids concluded while their batch still runs
         self.blocked_alert = ThrottledAlert()
-        # Set when a job's sender presses "Annulla" (the runner watches the database).
-        self.cancels: dict[int, threading.Event] = {}
+        # Set when a job's sender presses "Annulla", /forget deletes it, or shutdown comes.
+        self.cancels = JobCancels(queue)
         # The /impostazioni of each claimed job's chat, read when it is claimed.
         self.preferences: dict[int, ChatPreferences] = {}
 
     async def close(self) -> None:
-        for cancel in list(self.cancels.values()):
-            cancel.set()  # shutdown: running downloads stop now
+        self.cancels.set_all()  # shutdown: running downloads stop now
         await self.tags.close()
 
     async def _status(self, job: ClaimedJob) -> StatusMessage:
@@ -106,13 +103,6 @@ class JobProcessor:
             job_id=job.id,
         )
 
-    def cancel_event(self, job_id: int) -> threading.Event:
-        """The event that stops ``job_id`` (set from the event loop, read in threads)."""
-        return self.cancels.setdefault(job_id, threading.Event())
-
-    def _cancelled(self, job: ClaimedJob) -> bool:
-        return self.cancel_event(job.id).is_set()
-
     def _prefs(self, job: ClaimedJob) -> ChatPreferences:
         return self.preferences.get(job.id, DEFAULT_PREFERENCES)
 
@@ -129,7 +119,7 @@ class JobProcessor:
     async def _process_all(self, jobs: list[ClaimedJob]) -> None:
         fresh = []
         for job in jobs:
-            if self._cancelled(job):
+            if self.cancels.is_set(job.id):
                 await self._stopped(job, await self._status(job))
                 continue
             if job.transcription_id is None and not self._prefs(job).needs_timings:
@@ -228,7 +218,7 @@ class JobProcessor:
         if await self._forgotten(job, outcome):
             await status.delete()  # /forget stopped it: nothing of the user's remains
             self.metrics.job_concluded(OUTCOME_DISCARDED)
-        elif isinstance(outcome, Cancelled) or self._cancelled(job):
+        elif isinstance(outcome, Cancelled) or self.cancels.is_set(job.id):
             await self._stopped(job, status)
             self.metrics.job_concluded(OUTCOME_DISCARDED)
         elif isinstance(outcome, InputRejected):
@@ -252,7 +242,7 @@ class JobProcessor:
 
     async def _forgotten(self, job: ClaimedJob, outcome: PipelineResult | Exception) -> bool:
         """Stopped because /forget deleted the job (its row is gone), not by "Annulla"."""
-        stopped = isinstance(outcome, Cancelled) or self._cancelled(job)
+        stopped = isinstance(outcome, Cancelled) or self.cancels.is_set(job.id)
         stopped |= isinstance(outcome, InputRejected) and outcome.reason == "cancelled"
         return stopped and not await asyncio.to_thread(self.queue.exists, job.id)
 
@@ -261,7 +251,7 @@ class JobProcessor:
         payload = job.payload
         payload_is_file = isinstance(payload, TelegramFileJob)
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
-        cancel = self.cancel_event(job.id)
+        cancel = self.cancels.event(job.id)
         timed = self._prefs(job).needs_timings
         if isinstance(payload, TelegramFileJob):
             source: MediaBytes | MediaLink = await self._download(payload)
@@ -287,7 +277,7 @@ class JobProcessor:
 
         watcher = None
         if isinstance(source, MediaLink):  # only a download can be stopped halfway
-            watcher = asyncio.create_task(self._cancel_when_forgotten(job.id, cancel))
+            watcher = asyncio.create_task(self.cancels.when_forgotten(job.id))
         try:
             return await loop.run_in_executor(
                 self.cpu,
@@ -307,18 +297,6 @@ class JobProcessor:
         finally:
             if watcher is not None:
                 watcher.cancel()
-
-    async def _cancel_when_forgotten(self, job_id: int, cancel: threading.Event) -> None:
-        """/forget deletes the job (maybe in another process): stop its download then."""
-        while not cancel.is_set():
-            await asyncio.sleep(FORGET_POLL_SECONDS)
-            try:
-                exists = await asyncio.to_thread(self.queue.exists, job_id)
-            except Exception:
-                log.exception("cannot check job %s", job_id)
-                continue
-            if not exists:
-                cancel.set()
 
     async def _deliver(
         self, job: ClaimedJob, status: StatusMessage, result: PipelineResult

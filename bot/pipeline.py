@@ -101,6 +101,9 @@ class Recalled:
     hashtags: tuple[str, ...]
 
 
+# What ``fetch`` gives: the decoded audio, its source kind and reference, the link's facts.
+Fetched = tuple[DecodedAudio, str, str | None, LinkInfo | None]
+
 # (SHA-256 of the audio's 16-bit PCM, the serving model's name) -> a stored transcript.
 Recall = Callable[[str, str], Recalled | None]
 
@@ -194,62 +197,49 @@ class TranscriptionPipeline:
         model call. One result per source, in order: a result, or the exception that
         source raised (``InputRejected`` for bad input); one never fails the others.
         Audio ``recall`` finds already transcribed is answered from storage."""
-        fetched: list[tuple[DecodedAudio, str, str | None, LinkInfo | None] | Exception] = []
-        for source in sources:
+        results: list[PipelineResult | Exception | None] = []
+        pending: dict[int, Fetched] = {}
+        for index, source in enumerate(sources):
             try:
-                fetched.append(self.fetch(source))
+                fetched = self.fetch(source)
+                found = self.remembered(fetched[0], recall)
             except Exception as exc:
-                fetched.append(exc)
-        remembered: dict[int, PipelineResult] = {}
-        for index, item in enumerate(fetched):
-            if isinstance(item, Exception):
+                results.append(exc)
                 continue
-            try:
-                found = self.remembered(item[0], recall)
-            except Exception as exc:
-                fetched[index] = exc
+            if found is None:
+                results.append(None)
+                pending[index] = fetched
                 continue
-            if found is not None:
-                audio, kind, ref, link = item
-                remembered[index] = PipelineResult(
-                    found[0], audio, found[1], kind, ref, link, reused=True
-                )
-        ready = [
-            i
-            for i, item in enumerate(fetched)
-            if not isinstance(item, Exception) and i not in remembered
-        ]
-        short = [i for i in ready if _is_short(fetched[i])]  # type: ignore[arg-type]
-        transcriptions: dict[int, Transcription | Exception] = {}
-        if short:
-            model = self.models.get()
-            clips = [fetched[i][0].samples for i in short]  # type: ignore[index]
-            for index, result in zip(
-                short, model.transcribe_batch(clips, options=self.options), strict=True
-            ):
-                transcriptions[index] = result
-        for index in ready:
-            if index not in transcriptions:
-                try:
-                    audio = fetched[index][0]  # type: ignore[index]
-                    transcriptions[index] = self.transcribe(audio, short_path=False)
-                except Exception as exc:
-                    transcriptions[index] = exc
-        results: list[PipelineResult | Exception] = []
-        for index, item in enumerate(fetched):
-            if isinstance(item, Exception):
-                results.append(item)
-                continue
-            if index in remembered:
-                results.append(remembered[index])
-                continue
+            audio, kind, ref, link = fetched
+            results.append(PipelineResult(found[0], audio, found[1], kind, ref, link, reused=True))
+        transcriptions = self._transcribe_together(pending)
+        for index, (audio, kind, ref, link) in pending.items():
             transcription = transcriptions[index]
             if isinstance(transcription, Exception):
-                results.append(transcription)
-                continue
-            audio, kind, ref, link = item
-            results.append(PipelineResult(transcription, audio, (), kind, ref, link))
-        return results
+                results[index] = transcription
+            else:
+                results[index] = PipelineResult(transcription, audio, (), kind, ref, link)
+        return [result for result in results if result is not None]
+
+    def _transcribe_together(
+        self, pending: dict[int, Fetched]
+    ) -> dict[int, Transcription | Exception]:
+        """The short clips in one model call, the others one by one on their own path."""
+        short = [index for index, item in pending.items() if _is_short(item)]
+        done: dict[int, Transcription | Exception] = {}
+        if short:
+            model = self.models.get()
+            clips = [pending[index][0].samples for index in short]
+            done.update(
+                zip(short, model.transcribe_batch(clips, options=self.options), strict=True)
+            )
+        for index, (audio, *_rest) in pending.items():
+            if index not in done:
+                try:
+                    done[index] = self.transcribe(audio, short_path=False)
+                except Exception as exc:
+                    done[index] = exc
+        return done
 
     def remembered(
         self, audio: DecodedAudio, recall: Recall | None
@@ -400,7 +390,7 @@ def _cancellable(
     return report
 
 
-def _is_short(fetched: tuple[DecodedAudio, str, str | None, LinkInfo | None]) -> bool:
+def _is_short(fetched: Fetched) -> bool:
     audio, _kind, _ref, link = fetched
     return (
         link is None

@@ -170,7 +170,7 @@ class JobRunner:
                 log.exception("cannot check for cancelled jobs")
                 continue
             for job_id in cancelled & self._held:
-                self.processor.cancel_event(job_id).set()
+                self.processor.cancels.event(job_id).set()
 
     async def cancel(self, job_id: int, *, user_id: int) -> CancelOutcome:
         """``user_id`` pressed "Annulla" under ``job_id``'s status message: a waiting job
@@ -178,7 +178,7 @@ class JobRunner:
         async with self.display.lock:  # an "In coda" edit in flight lands before "Annullata"
             outcome = await asyncio.to_thread(self.queue.cancel, job_id, user_id)
         if outcome is CancelOutcome.REQUESTED and job_id in self._held:
-            self.processor.cancel_event(job_id).set()
+            self.processor.cancels.event(job_id).set()
         return outcome
 
     async def stop(self) -> None:
@@ -273,7 +273,7 @@ class JobRunner:
                 self._held -= ids
                 self.processor.finished.difference_update(ids)
                 for job_id in ids:
-                    self.processor.cancels.pop(job_id, None)
+                    self.processor.cancels.forget(job_id)
 
     async def _idle(self) -> None:
         self._wake.clear()

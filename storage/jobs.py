@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
@@ -150,31 +150,7 @@ def claim_jobs(
     """Take up to ``limit`` of the oldest pending jobs (of ``kinds``, passing ``accept``)
     and mark them running under ``owner``'s lease, oldest first."""
     now = now or utcnow()
-    busy_elsewhere = select(Job.user_id).where(
-        Job.status == JobStatus.RUNNING,
-        Job.user_id.is_not(None),
-        Job.lease_owner != owner,
-    )
-    # A job held while its queued message is edited keeps its user's later jobs waiting.
-    held = aliased(Job)
-    earlier_held = (
-        select(held.id)
-        .where(
-            held.user_id == Job.user_id,
-            held.status == JobStatus.HELD,
-            held.id < Job.id,
-        )
-        .exists()
-    )
-    candidates = (
-        select(Job)
-        .where(Job.status == JobStatus.PENDING)
-        .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
-        .where(~earlier_held)
-        .order_by(Job.id)
-        .limit(limit * _CANDIDATES_PER_CLAIM)
-        .with_for_update(skip_locked=True)
-    )
+    candidates = _claimable(owner, limit * _CANDIDATES_PER_CLAIM)
     if kinds is not None:
         candidates = candidates.where(Job.kind.in_(list(kinds)))
     chosen = [job.id for job in session.scalars(candidates) if accept is None or accept(job)]
@@ -198,6 +174,32 @@ def claim_jobs(
             assert job is not None
             claimed.append(job)
     return claimed
+
+
+def _claimable(owner: str, limit: int) -> Select[tuple[Job]]:
+    """The oldest pending jobs ``owner`` may take: none of a user whose job another worker
+    runs (one user's jobs are answered in order), none behind a job of the same user still
+    held while its queued message is edited."""
+    busy_elsewhere = select(Job.user_id).where(
+        Job.status == JobStatus.RUNNING,
+        Job.user_id.is_not(None),
+        Job.lease_owner != owner,
+    )
+    held = aliased(Job)
+    earlier_held = (
+        select(held.id)
+        .where(held.user_id == Job.user_id, held.status == JobStatus.HELD, held.id < Job.id)
+        .exists()
+    )
+    return (
+        select(Job)
+        .where(Job.status == JobStatus.PENDING)
+        .where(Job.user_id.is_(None) | Job.user_id.not_in(busy_elsewhere))
+        .where(~earlier_held)
+        .order_by(Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
 
 
 def claim_next_job(
