@@ -18,7 +18,7 @@ from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, S
 from training.arguments import FinetuneArguments
 from training.config import DEFAULT_RECENT_CLIPS, split_policy
 from training.configurable import setting_fields
-from training.gate import GatePolicy
+from training.gate_policy import GatePolicy
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"

@@ -14,7 +14,7 @@ from typing import Any
 from model.asr.normalize import normalize_text
 from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
-from training.gate import GatePolicy
+from training.gate_policy import GatePolicy
 
 
 def split_policy(

@@ -38,7 +38,8 @@ from training.arguments import FinetuneResult
 from training.config import RunConfig
 from training.data import Example, read_manifest
 from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, VALIDATION_CACHE_FILE, finetune
-from training.gate import GENERAL_SET, HELDOUT_SET, RECENT_SET, ClipOrigin, decide
+from training.gate import ClipOrigin, decide
+from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.heartbeat import LeaseHeartbeat
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (

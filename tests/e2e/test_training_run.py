@@ -101,7 +101,8 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
     from model.asr import convert, sources
     from training.data import read_manifest
     from training.evaluate import evaluate_ct2
-    from training.gate import GatePolicy, decide
+    from training.gate import decide
+    from training.gate_policy import GatePolicy
     from training.promote import model_card, promote_version
 
     base_hf = sources.hf_dir("packaged:whisper-base", cache_dir=model_cache).path

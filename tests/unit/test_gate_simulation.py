@@ -12,7 +12,8 @@ import numpy as np
 
 from model.asr.evaluation import ClipScore, Evaluation
 from model.asr.normalize import ErrorRates
-from training.gate import HELDOUT_SET, ClipOrigin, GatePolicy, decide
+from training.gate import ClipOrigin, decide
+from training.gate_policy import HELDOUT_SET, GatePolicy
 
 NOMINAL = 0.025
 TRIALS = 400

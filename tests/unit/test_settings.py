@@ -13,7 +13,7 @@ from bot.training_control import TrainingControl
 from storage.unit_of_work import Database
 from training.arguments import FinetuneArguments
 from training.configurable import setting_fields
-from training.gate import GatePolicy
+from training.gate_policy import GatePolicy
 
 POLICIES = (FinetuneArguments, GatePolicy)
 

@@ -27,7 +27,8 @@ from storage.unit_of_work import Database
 from tests.support.databases import database_url
 from tests.support.labelling import SPLIT
 from training.config import split_policy
-from training.gate import HELDOUT_SET, ClipOrigin, decide
+from training.gate import ClipOrigin, decide
+from training.gate_policy import HELDOUT_SET
 
 SALTS = tuple(bytes([n]) * 32 for n in (1, 2, 3, 4, 5))
 SPEAKERS = ("anna", "bruno", "carla")
