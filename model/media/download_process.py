@@ -69,7 +69,7 @@ def download_in_child(
         request = {
             "link": {**asdict(link), "allowed_hosts": sorted(link.allowed_hosts)},
             "dest_dir": str(dest_dir),
-            "limits": asdict(limits),
+            "limits": {**asdict(limits), "cookies_file": _path_text(limits.cookies_file)},
         }
         write_frame(process.stdin, request)
         reader = FrameReader(process.stdout.fileno(), max_payload=0)
@@ -163,3 +163,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
+
+
+def _path_text(path: Path | None) -> str | None:
+    return None if path is None else str(path)

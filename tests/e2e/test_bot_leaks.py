@@ -15,6 +15,7 @@ import pytest
 from bot import messages
 from storage.samples import list_samples
 from tests.support.bot_harness import GROUP, OTHER_USER, USER, RunningBot, running_bot
+from tests.support.labelling import SPLIT
 from tests.support.speech import synthesize
 
 THIRD_USER = 1003
@@ -34,7 +35,7 @@ def notes(speech_dir: Path) -> list[bytes]:
 
 def _labels(bot: RunningBot) -> list[tuple[int, str]]:
     with bot.services.db.unit_of_work(read_only=True) as uow:
-        return [(sample.user_id, sample.text) for sample in list_samples(uow.session)]
+        return [(sample.user_id, sample.text) for sample in list_samples(uow.session, policy=SPLIT)]
 
 
 async def _forget(bot: RunningBot, user_id: int) -> str:

@@ -307,7 +307,7 @@ def _embedding_page(t: Targets) -> str:
 
 
 def _sample_aes_playlist(t: Targets) -> str:
-    from tests.test_download_sandbox import sample_aes_playlist
+    from tests.support.hostile_media import sample_aes_playlist
 
     return t.site.add_file("sample-aes.m3u8", sample_aes_playlist(t.internal))
 

@@ -22,20 +22,12 @@ from model.media.links import LinkError, parse_link
 from model.media.native_only import check_native
 from model.media.youtube import DownloadLimits, download_audio
 from tests.support.drip_server import Drip
+from tests.support.hostile_media import sample_aes_playlist
 from tests.support.media_server import MediaServer, serve_directory
 
 ROOMY = DownloadLimits(max_seconds=600, max_bytes=50_000_000, timeout_seconds=30)
 DRIP_TIMEOUT = 4.0  # the download deadline in the drip tests
 KILL_SLACK = 3.0  # how much later than the deadline the error may come
-
-
-def sample_aes_playlist(internal: MediaServer) -> str:
-    return (
-        "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n"
-        f'#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{internal.url("key-from-ffmpeg")}",'
-        "IV=0x00000000000000000000000000000000\n"
-        f"#EXTINF:10.0,\n{internal.url('internal-admin/segment.ts')}\n#EXT-X-ENDLIST\n"
-    )
 
 
 @pytest.fixture

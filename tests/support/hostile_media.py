@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from tests.support.media_server import MediaServer
+
 _MP4_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}
 _AAC_FRAME = 1024
 
@@ -113,3 +115,12 @@ def wav_with_channels(channels: int = 64, seconds: float = 0.5, rate: int = 16_0
     out = io.BytesIO()
     soundfile.write(out, samples, rate, format="WAV", subtype="PCM_16")
     return out.getvalue()
+
+
+def sample_aes_playlist(internal: MediaServer) -> str:
+    return (
+        "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f'#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{internal.url("key-from-ffmpeg")}",'
+        "IV=0x00000000000000000000000000000000\n"
+        f"#EXTINF:10.0,\n{internal.url('internal-admin/segment.ts')}\n#EXT-X-ENDLIST\n"
+    )
