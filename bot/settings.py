@@ -130,14 +130,14 @@ class Settings(BaseSettings):
     train_mode: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto = gpu when CUDA is available, else cpu"
     )
-    # Measured (benchmarks/results/demo_training*.md): on unseen voices and sentences, 41
-    # steps beat 71; longer runs overfit the users' sentences and voices.
-    train_max_steps: int = Field(40, description="Optimizer steps per training run")
+    # Every run trains from the base model; its step budget is train_max_epochs passes
+    # over the training clips, so it grows with the data (issue 19).
+    train_max_steps: int = Field(0, description="Cap on optimizer steps per run; 0 = none")
     train_max_epochs: float = Field(
-        3.0, description="Fewer steps if each training clip would be seen more often; 0 = off"
+        3.0, description="Step budget: passes over the training clips (grows with the data)"
     )
     train_max_minutes: float = Field(
-        20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
+        20.0, description="Training steps stop after this long (caching apart); 0 = no limit"
     )
     train_learning_rate: float = 5e-5
     train_warmup_ratio: float = Field(0.5, description="Share of the steps warming up")
@@ -205,6 +205,10 @@ class Settings(BaseSettings):
     train_replay_ratio: float = Field(0.5, description="Base clips per user sample")
     hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
     hub_token: SecretStr | None = None
+    # --- Learning loop (issue 19 B) ---
+    train_dataloader_workers: int = Field(
+        4, ge=0, description="gpu mode: DataLoader worker processes feeding the GPU"
+    )
     # --- end Training ---------------------------------------------------------------
 
     # --- Logging --------------------------------------------------------------------

@@ -28,13 +28,21 @@ class FinetuneArguments:
     train_manifest: str = field(default="", metadata={"help": "TSV of audio_path<TAB>text"})
     output_dir: str = field(default="", metadata={"help": "checkpoints/ and final/ go here"})
     mode: str = field(default="auto", metadata={"help": "auto, cpu or gpu"})
-    max_steps: int = field(default=40, metadata={"help": "optimizer steps"})
+    max_steps: int = field(default=0, metadata={"help": "cap on optimizer steps; 0 = none"})
     max_epochs: float = field(
         default=3.0,
-        metadata={"help": "fewer steps if each training clip would be seen more often; 0 = off"},
+        metadata={"help": "step budget: passes over the training clips (grows with the data)"},
     )
     max_train_seconds: float = field(
-        default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
+        default=0.0,
+        metadata={"help": "stop (and save) after training this long; 0 = no limit"},
+    )
+    encoder_cache_dir: str = field(
+        default="",
+        metadata={"help": "cpu mode: persistent lower-encoder cache; empty = in output_dir"},
+    )
+    dataloader_workers: int = field(
+        default=4, metadata={"help": "gpu mode: DataLoader worker processes (0 = none)"}
     )
     learning_rate: float = field(default=5e-5, metadata={"help": "learning rate after warm-up"})
     warmup_ratio: float = field(default=0.5, metadata={"help": "share of steps warming up"})
@@ -107,6 +115,10 @@ class FinetuneResult:
     best_validation_loss: float | None = None
     validation_clips: int = 0
     validation_sentences: int = 0
+    # cpu mode: lower-encoder cache entries found from earlier runs, and computed now.
+    encoder_cache_reused: int = 0
+    encoder_cache_computed: int = 0
+    encoder_cache_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -41,6 +41,8 @@ class RunConfig:
     replay_ratio: float = 0.0
     min_train_samples: int = 1
     hub_repo_id: str | None = None
+    # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
+    encoder_cache_dir: str | None = None
     finetune: FinetuneArguments = field(default_factory=FinetuneArguments)
     gate: GatePolicy = field(default_factory=GatePolicy)
 

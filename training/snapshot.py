@@ -62,6 +62,8 @@ class Snapshot:
     heldout_shared_sentences: int
     recent_clips: int
     replayed_uncorrected: int = 0
+    # The version serving when the run started: the one the candidate replaces.
+    replaces: str = "base"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -69,10 +71,15 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         data = json.loads(text)
-        return cls(**{k: data.get(k, 0) for k in cls.__dataclass_fields__})
+        values = {k: data.get(k, 0) for k in cls.__dataclass_fields__}
+        # Before every run started from the base model, the start model was the served one.
+        values["replaces"] = data.get("replaces") or data.get("start_model") or "base"
+        return cls(**values)
 
 
-def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir: Path) -> Snapshot:
+def take_snapshot(
+    config: Any, database: Any, *, start_model: str, start_hf_dir: Path, replaces: str = "base"
+) -> Snapshot:
     """List the data and write the manifests (first start), or reuse them (resume)."""
     path = config.run_dir / SNAPSHOT_FILE
     if path.is_file():
@@ -126,6 +133,7 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
         recent_clips=len(recent_examples),
         replayed_uncorrected=len(replay_examples),
+        replaces=replaces,
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(snapshot.to_json(), encoding="utf-8")
