@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
     hub_token: SecretStr | None = None
     # --- Learning loop (issue 19 B) ---
+    train_start_from: Literal["base", "serving"] = Field(
+        "base",
+        description="base: every run from the base model; serving (benchmarks only) chains",
+    )
     train_dataloader_workers: int = Field(
         4, ge=0, description="gpu mode: DataLoader worker processes feeding the GPU"
     )

@@ -322,6 +322,7 @@ class TrainingControl:
             min_train_samples=s.train_min_samples,
             hub_repo_id=s.hub_repo_id,
             encoder_cache_dir=str(self.encoder_cache_dir.resolve()),
+            start_from=s.train_start_from,
             finetune=finetune,
             gate=gate,
         )

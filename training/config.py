@@ -14,6 +14,9 @@ from typing import Any
 from training.arguments import FinetuneArguments
 from training.gate import GatePolicy
 
+START_FROM_BASE = "base"
+# Chaining on the served model: only for the benchmark that shows why runs start from base.
+START_FROM_SERVING = "serving"
 # Recent uncorrected clips the gate compares both models on (the default forgetting guard).
 DEFAULT_RECENT_CLIPS = 32
 
@@ -43,6 +46,7 @@ class RunConfig:
     hub_repo_id: str | None = None
     # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
     encoder_cache_dir: str | None = None
+    start_from: str = START_FROM_BASE
     finetune: FinetuneArguments = field(default_factory=FinetuneArguments)
     gate: GatePolicy = field(default_factory=GatePolicy)
 

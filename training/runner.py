@@ -36,7 +36,7 @@ from typing import Any
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from training.arguments import FinetuneResult
-from training.config import RunConfig
+from training.config import START_FROM_SERVING, RunConfig
 from training.data import Example, read_manifest
 from training.finetune import CHECKPOINTS_DIR, finetune, planned_steps
 from training.forgetting import TRAINED_ON_FILE, record_trained_on, run_forgotten, trained_on
@@ -46,6 +46,7 @@ from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (
     HELDOUT_MANIFEST,
     RECENT_MANIFEST,
+    SNAPSHOT_FILE,
     TRAIN_MANIFEST,
     Snapshot,
     SnapshotError,
@@ -117,11 +118,12 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
     registry = ModelRegistry(Path(config.models_dir))
+    start_model, start_hf = _start_model(config, registry)
     snapshot = take_snapshot(
         config,
         database,
-        start_model=BASE_VERSION,
-        start_hf_dir=_base_hf(config),
+        start_model=start_model,
+        start_hf_dir=start_hf,
         replaces=registry.current_name(),
     )
     # Drops audio forgotten since the snapshot.
@@ -206,11 +208,16 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     return report
 
 
-def _base_hf(config: RunConfig) -> Path:
-    """The base model's HF folder: what every run fine-tunes."""
+def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
+    """(name, HF folder) this run fine-tunes: the base model. ``start_from="serving"``
+    (chaining on the served model, kept only for the benchmark that compares the two)
+    takes the served version instead."""
     from model.asr import sources
 
-    return sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+    current = registry.current() if config.start_from == START_FROM_SERVING else None
+    if current is not None:
+        return current.name, current.hf_dir
+    return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
 
 
 def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
@@ -284,6 +291,7 @@ def _promote(
     from training.promote import model_card, promote_version, push_to_hub
 
     result: FinetuneResult = report.finetune
+    trained_from = Snapshot.from_json((config.run_dir / SNAPSHOT_FILE).read_text()).start_model
     card = model_card(
         name=report.candidate,
         parent=report.parent,
@@ -307,7 +315,7 @@ def _promote(
         name=report.candidate,
         hf_dir=result.model_dir,
         ct2_dir=candidate_ct2,
-        metrics={**report.to_dict(), "trained_from": BASE_VERSION},
+        metrics={**report.to_dict(), "trained_from": trained_from},
         card=card,
         model_version_id=candidate_id,
         trained_on=trained_on(config.run_dir),
