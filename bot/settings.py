@@ -210,6 +210,10 @@ class Settings(BaseSettings):
         "base",
         description="base: every run from the base model; serving (benchmarks only) chains",
     )
+    train_wise_alphas: str = Field(
+        "",
+        description="WiSE-FT: alphas (e.g. 0.5,0.75,1) tried on the validation split; empty = off",
+    )
     train_dataloader_workers: int = Field(
         4, ge=0, description="gpu mode: DataLoader worker processes feeding the GPU"
     )

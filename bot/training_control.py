@@ -292,6 +292,7 @@ class TrainingControl:
             anchor_strength=s.train_anchor_strength,
             threads=s.train_threads,
             dataloader_workers=s.train_dataloader_workers,
+            wise_alphas=s.train_wise_alphas,
             language=s.language,
         )
         gate = GatePolicy(

@@ -41,6 +41,10 @@ class FinetuneArguments:
         default="",
         metadata={"help": "cpu mode: persistent lower-encoder cache; empty = in output_dir"},
     )
+    wise_alphas: str = field(
+        default="",
+        metadata={"help": "WiSE-FT: comma-separated alphas tried on validation; empty = off"},
+    )
     dataloader_workers: int = field(
         default=4, metadata={"help": "gpu mode: DataLoader worker processes (0 = none)"}
     )
@@ -119,6 +123,9 @@ class FinetuneResult:
     encoder_cache_reused: int = 0
     encoder_cache_computed: int = 0
     encoder_cache_seconds: float = 0.0
+    # WiSE-FT (``training.robust``): the interpolation kept, and the validation loss of each.
+    wise_alpha: float | None = None
+    wise_losses: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -124,6 +124,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     from training._datasets import CacheStats, Collator, FeatureDataset, cached_dataset
     from training._whisper_model import PartialEncoderWhisper
     from training.encoder_cache import EncoderCache, model_key, prune
+    from training.robust import choose_alpha, parse_alphas, trainable_state
 
     mode = resolve_mode(args.mode)
     if mode == "gpu" and not torch.cuda.is_available():
@@ -242,10 +243,15 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     )
     # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
     trainer.model_accepts_loss_kwargs = False
+    start_weights = trainable_state(model)  # the base model's (a resume loads over them)
     started = time.perf_counter()
     outcome = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     trainer.save_state()
+    wise = None
+    alphas = parse_alphas(args.wise_alphas)
+    if alphas and validate:
+        wise = choose_alpha(trainer, start_weights, alphas)
     final = output / FINAL_DIR
     _save_final(trainer.model, Path(args.model_dir), final)
     steps = int(trainer.state.global_step)
@@ -272,6 +278,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         encoder_cache_reused=stats.reused,
         encoder_cache_computed=stats.computed,
         encoder_cache_seconds=stats.seconds,
+        wise_alpha=wise.alpha if wise else None,
+        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
     )
     (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
