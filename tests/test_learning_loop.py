@@ -118,3 +118,52 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
         registry.set_current("v1")
     registry.set_current(BASE_VERSION)  # the base model never saw anyone's data
     assert json.loads((v1.path / "metrics.json").read_text())["parent"] == BASE_VERSION
+
+
+def test_runs_start_from_the_base_model(tmp_path: Path, model_cache: Path) -> None:
+    from model.asr.sources import hf_dir
+    from training.config import START_FROM_SERVING, RunConfig
+    from training.runner import _start_model
+
+    registry = ModelRegistry(tmp_path / "models")
+    install_fake_version(registry, tmp_path, "v1", parent=BASE_VERSION, trained_on=set())
+    registry.set_current("v1")
+    config = RunConfig(
+        run_id=2, database_url="sqlite://", audio_dir="a", models_dir=str(registry.root),
+        cache_dir=str(model_cache), runs_dir="r", base_model="packaged:whisper-base",
+    )  # fmt: skip
+    base_hf = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
+    assert _start_model(config, registry) == (BASE_VERSION, base_hf)
+    chained = RunConfig(**{**config.__dict__, "start_from": START_FROM_SERVING})
+    assert _start_model(chained, registry) == ("v1", registry.get("v1").hf_dir)
+
+
+def test_a_later_run_caches_only_new_clips(
+    model_cache: Path, speech_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from model.asr.sources import hf_dir
+    from tests.speech import synthesize
+    from training._datasets import cached_dataset
+    from training._whisper_model import PartialEncoderWhisper
+    from training.data import Example, LabelEncoder
+    from training.encoder_cache import model_key
+
+    model_dir = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
+    model = PartialEncoderWhisper.from_pretrained(str(model_dir), dtype=torch.float32)
+    model.configure_trainable(encoder_layers=4, train_embeddings=False)
+    labels = LabelEncoder(model_dir, language="it")
+    texts = ("Il treno parte alle otto.", "Domani piove a Roma.")
+    examples = [
+        Example(str(i), text, synthesize(text, speech_dir / f"loop-{i}.wav"))
+        for i, text in enumerate(texts)
+    ]
+    cache = EncoderCache(tmp_path / "cache", model_key(model_dir, model.cached_layers))
+    _, first = cached_dataset(model, examples[:1], labels, cache=cache, augment_copies=1, seed=0)
+    dataset, second = cached_dataset(model, examples, labels, cache=cache, augment_copies=1, seed=0)
+    assert (first.reused, first.computed) == (0, 2)  # the clip and its perturbed copy
+    assert (second.reused, second.computed) == (2, 2)  # only the new clip's two entries
+    assert len(dataset) == 4
+    # Another number of frozen layers is another key: nothing is reused across them.
+    assert model.cached_layers == 2 and model_key(model_dir, 3) != cache.key
