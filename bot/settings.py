@@ -222,6 +222,18 @@ class Settings(BaseSettings):
     # --- Logging --------------------------------------------------------------------
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
+    @field_validator("train_wise_alphas")
+    @classmethod
+    def _wise_alphas(cls, value: str) -> str:
+        try:
+            alphas = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError as exc:
+            message = f"TRAIN_WISE_ALPHAS: numbers separated by commas, not {value!r}"
+            raise ValueError(message) from exc
+        if any(not 0.0 < a <= 1.0 for a in alphas):
+            raise ValueError(f"TRAIN_WISE_ALPHAS: each alpha within (0, 1], not {value!r}")
+        return value
+
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
