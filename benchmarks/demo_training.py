@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "chained": {"WHISPER_IT_TRAIN_START_FROM": "serving"},
 }
 SALT_SECRET = "split_salt"
+PARTIAL_FILE = "demo_training_partial.json"
 DISJOINT_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
 FESTIVAL_VOICES = ("voice_lp_diphone", "voice_pc_diphone")
 NOISE_AMPLITUDE = 0.02  # pink noise; espeak speech peaks around 0.3-0.6
@@ -239,8 +240,11 @@ def run_series(
     variant: str,
     salt: int,
     rounds: int,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One installation (``salt``) through ``rounds`` rounds with ``variant``'s settings."""
+    """One installation (``salt``) through ``rounds`` rounds with ``variant``'s settings;
+    after each round what is done so far is saved in ``partial``'s JSON (a long run
+    stopped early keeps its rounds)."""
     data_dir = workdir / f"data-{variant}-salt{salt}"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
@@ -277,6 +281,10 @@ def run_series(
              "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
              "verdict": verdict, "scores": scores(ct2, name)}
         )  # fmt: skip
+        if partial is not None:
+            current = {"variant": variant, "salt": salt, "rounds": done}
+            snapshot = {**partial, "series": [*partial["series"], current]}
+            (_common.RESULTS_DIR / PARTIAL_FILE).write_text(json.dumps(snapshot, indent=2))
     return {"variant": variant, "salt": salt, "uncorrected_clips": uncorrected, "rounds": done}
 
 
@@ -293,11 +301,14 @@ def run(
     started_all = time.perf_counter()
     manifests = synthesize_sets(workdir)
     scores = _Scores(manifests)
-    series = [
-        run_series(workdir, cache_dir, manifests, scores, variant=v, salt=s, rounds=rounds)
-        for v in variants
-        for s in range(salts)
-    ]
+    series: list[dict[str, Any]] = []
+    partial = {"machine": machine, "settings": _settings_note(), "series": series}
+    for v in variants:
+        for s in range(salts):
+            series.append(
+                run_series(workdir, cache_dir, manifests, scores, variant=v, salt=s,
+                           rounds=rounds, partial=partial)
+            )  # fmt: skip
     null = None
     if null_salts > 0:
         from _demo_null import null_candidate
