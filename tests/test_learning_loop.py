@@ -167,3 +167,20 @@ def test_a_later_run_caches_only_new_clips(
     assert len(dataset) == 4
     # Another number of frozen layers is another key: nothing is reused across them.
     assert model.cached_layers == 2 and model_key(model_dir, 3) != cache.key
+
+
+def test_the_bots_forget_path_reaches_training(tmp_path: Path) -> None:
+    from bot.settings import Settings
+    from bot.training_control import TrainingControl
+
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    control = TrainingControl(settings, database=None)  # type: ignore[arg-type]
+    user = _sha("user audio")
+    install_fake_version(control.registry, tmp_path, "v1", parent=BASE_VERSION, trained_on={user})
+    cache = EncoderCache(control.encoder_cache_dir, "key")
+    cache.put(user, "clean", np.zeros((2, 2), dtype=np.float32))
+    assert control.run_config(1).encoder_cache_dir == str(control.encoder_cache_dir.resolve())
+
+    report = control.forget_audio([user])
+    assert report.versions_marked == ("v1",) and report.cache_clips == 1
+    assert control.registry.get("v1").forgotten and not cache.has(user, "clean")
