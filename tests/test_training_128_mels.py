@@ -41,6 +41,19 @@ def test_features_follow_the_models_mel_bins(tiny_128: Path, labelled_tsv: Path)
     audio = load_audio(next(labelled_tsv.parent.glob("*.wav")))
     assert n_mels == LARGE_V3_MEL_BINS
     assert ServingFeatures(n_mels)(audio).shape == (LARGE_V3_MEL_BINS, 3000)
+    # gpu mode's on-the-fly dataset, through DataLoader worker processes as there.
+    from torch.utils.data import DataLoader
+
+    from training._datasets import Collator, FeatureDataset
+    from training.data import LabelEncoder, read_manifest
+
+    examples = read_manifest(labelled_tsv)[:4]
+    dataset = FeatureDataset(examples, LabelEncoder(tiny_128, language="it"), seed=0,
+                             n_mels=n_mels)  # fmt: skip
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=Collator("input_features"))
+    batches = list(loader)
+    assert len(batches) == 2
+    assert tuple(batches[0]["input_features"].shape) == (2, LARGE_V3_MEL_BINS, 3000)
 
 
 def test_a_128_mel_model_trains_gates_exports_and_serves(
