@@ -3,10 +3,12 @@
 Two modes, chosen by ``mode="auto"`` (GPU when CUDA is there) and overridable:
 
 * ``gpu``: full fine-tuning in bf16 (fp16 where bf16 is missing), features computed on
-  the fly with a fresh random speed/noise perturbation per example and step. Several GPUs
+  the fly by ``dataloader_workers`` processes with a fresh random speed/noise perturbation
+  per example and step. Several GPUs
   work without code changes: ``torchrun --nproc_per_node N -m training finetune ARGS.json``.
-* ``cpu``: the encoder's lower layers are frozen and their outputs computed once per clip
-  (and per augmented copy) into a float16 cache on disk; the top ``encoder_layers``
+* ``cpu``: the encoder's lower layers are frozen and their outputs kept in a persistent,
+  content-addressed float16 cache (``training.encoder_cache``: computed once per base
+  model, clip and augmented copy, across runs); the top ``encoder_layers``
   encoder layers and the decoder train over it. Full fine-tuning costs 17-30 s per step of
   8 on 2 cores; top-4 costs ~11 s and, unlike decoder-only training, adapts to new voices
   (NOTES §3; benchmarks/results/training.md).
@@ -16,6 +18,11 @@ the validation speaks sentences training never saw) is kept out; its loss is mea
 every checkpoint, training stops when it stops improving, and the best checkpoint's
 weights are the result. More steps or more data can then no longer make the result worse
 on new sentences. With too few sentences there is no validation and the last step is kept.
+
+Features have the model's own number of mel bins (``num_mel_bins``: 128 for large-v3).
+The step budget is ``max_epochs`` passes over the training clips (``planned_steps``).
+``wise_alphas`` makes the result a WiSE-FT interpolation toward the start weights
+(``training.robust``), alpha chosen on the validation split.
 
 ``anchor_strength`` > 0 adds an L2 pull of every trainable weight toward the start model
 (L2-SP), a guard against forgetting what the start model did well.

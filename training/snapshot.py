@@ -15,12 +15,13 @@ written into the run folder:
   did for the users who had nothing to correct.
 
 Privacy: these manifests hold correction texts. A finished run deletes them, keeping only
-counts and metrics (``delete_text_manifests``); the encoder cache indexes, which hold the
-texts as token ids, go too. While a run is open (running or waiting to resume), the
-privacy code calls ``scrub_run_manifests`` with the audio hashes of a user who used
-``/forget``: their rows leave every manifest and the caches are dropped, so a resume
-rebuilds them without that audio. A process already training keeps what it loaded; the
-model it produces is not unlearned (a later run, without the data, replaces it).
+counts and metrics (``delete_text_manifests``); cache indexes of older runs, which held the
+texts as token ids, go too (today's encoder cache, ``training.encoder_cache``, holds no
+text; /forget deletes its entries through ``training.forgetting``). While a run is open
+(running or waiting to resume), the privacy code calls ``scrub_run_manifests`` with the
+audio hashes of a user who used ``/forget``: their rows leave every manifest, so a resume
+trains without that audio. A process already training keeps what it loaded; the
+run is then marked (``training.forgetting``) and does not promote its model.
 """
 
 from __future__ import annotations
