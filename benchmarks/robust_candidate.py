@@ -45,7 +45,19 @@ def _interpolated(base_hf: Path, tuned_state: dict[str, Any], start: dict[str, A
     return out
 
 
-def run(workdir: Path, cache_dir: Path, *, sentences: int) -> dict[str, Any]:
+def run(
+    workdir: Path,
+    cache_dir: Path,
+    *,
+    sentences: int,
+    max_steps: int = 0,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    score_base: bool = True,
+    scored_alphas: tuple[float, ...] = ALPHAS,
+) -> dict[str, Any]:
+    """``resume`` continues a run of this script from its newest checkpoint; ``max_steps``
+    and ``checkpoint_every`` then let a slow machine finish it early."""
     import dataclasses
 
     from safetensors.torch import load_file
@@ -67,13 +79,15 @@ def run(workdir: Path, cache_dir: Path, *, sentences: int) -> dict[str, Any]:
     examples = [Example(str(c.audio_path), c.text, c.audio_path) for c in clips
                 if c.text in chosen]  # fmt: skip
     out = workdir / "robust"
-    shutil.rmtree(out, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)
     write_manifest(out / "train.tsv", examples)
     base_hf = sources.hf_dir("packaged:whisper-base", cache_dir=cache_dir).path
     args = dataclasses.replace(
         FinetuneArguments(), model_dir=str(base_hf), train_manifest=str(out / "train.tsv"),
         output_dir=str(out / "train"), mode="cpu", wise_alphas=",".join(map(str, ALPHAS)),
         encoder_cache_dir=str(workdir / "robust-encoder-cache"),
+        max_steps=max_steps, checkpoint_every=checkpoint_every,
     )  # fmt: skip
     result = finetune(args)
     kept = result.wise_alpha or 1.0
@@ -83,8 +97,10 @@ def run(workdir: Path, cache_dir: Path, *, sentences: int) -> dict[str, Any]:
     # The fine-tuned weights themselves: base + (kept model - base) / kept alpha.
     tuned = {n: base[n] + (final[n] - base[n]) / kept for n in changed}
     base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=cache_dir).path
-    rows = [{"model": "base", "alpha": 0.0, "scores": _score(base_ct2, "base", manifests)}]
-    for alpha in ALPHAS:
+    rows = []
+    if score_base:
+        rows.append({"model": "base", "alpha": 0.0, "scores": _score(base_ct2, "base", manifests)})
+    for alpha in scored_alphas:
         hf = _interpolated(base_hf, tuned, base, alpha, out / f"alpha-{alpha}")
         ct2 = convert.export_hf_to_ct2(hf, out / f"alpha-{alpha}-ct2", overwrite=True)
         name = f"alpha {alpha}"
@@ -134,8 +150,17 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     parser.add_argument("--sentences", type=int, default=30)
+    parser.add_argument("--max-steps", type=int, default=0, help="cap (0 = the epoch budget)")
+    parser.add_argument("--checkpoint-every", type=int, default=10)
+    parser.add_argument("--resume", action="store_true", help="continue from a checkpoint")
+    parser.add_argument("--no-base", action="store_true", help="do not score the base model")
+    parser.add_argument("--alphas", default=",".join(map(str, ALPHAS)), help="alphas scored")
     args = parser.parse_args()
-    result = run(args.workdir, args.cache_dir, sentences=args.sentences)
+    result = run(
+        args.workdir, args.cache_dir, sentences=args.sentences, max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every, resume=args.resume, score_base=not args.no_base,
+        scored_alphas=tuple(float(a) for a in args.alphas.split(",")),
+    )  # fmt: skip
     paths = _common.write_results("robust_candidate", result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
