@@ -306,6 +306,12 @@ def _promote(
             "samples used": report.data.samples_used,
             "final training loss": result.train_loss,
             "training seconds": result.train_seconds,
+            "trained from": trained_from,
+            "replaces": report.parent,
+            "WiSE-FT alpha (chosen on validation; none = off)": result.wise_alpha,
+            "encoder cache entries reused / computed": (
+                f"{result.encoder_cache_reused} / {result.encoder_cache_computed}"
+            ),
         },
         created_at=dt.datetime.now(dt.UTC),
     )
