@@ -49,7 +49,7 @@ tags: [whisper, whisper-it, italian, speech-recognition]
 # {name}
 
 Whisper fine-tuned for Italian by whisper-it from its users' corrections.
-Trained from `{parent}` (base model: `{base_model}`) on {created_at:%Y-%m-%d %H:%M} UTC.
+Trained from the base model `{base_model}` on {created_at:%Y-%m-%d %H:%M} UTC; replaces `{parent}`.
 
 Folders: `hf/` (transformers checkpoint), `ct2/` (CTranslate2 int8, what the bot serves).
 
