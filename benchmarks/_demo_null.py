@@ -29,8 +29,10 @@ def salt_bytes(salt: int) -> bytes:
 
 
 def null_candidate(
-    workdir: Path, cache_dir: Path, manifests: dict[str, Path], *, salts: int
+    workdir: Path, cache_dir: Path, manifests: dict[str, Path], *, salts: int, rounds: int
 ) -> dict[str, Any]:
+    """The gate's verdicts on the null candidate, judged on the corrections of the first
+    ``rounds`` rounds (what an installation has after them) under ``salts`` salts."""
     from model.asr import convert, sources
     from model.asr.tsv import read_tsv
     from storage.samples import EVAL, split_of
@@ -41,8 +43,7 @@ def null_candidate(
     null_ct2 = convert.export_hf_to_ct2(
         base_hf, workdir / "null-candidate-ct2", quantization="int8", overwrite=True
     )
-    corrections = [c for key, path in manifests.items() if key.startswith("round")
-                   for c in read_tsv(path)]  # fmt: skip
+    corrections = [c for n in range(1, rounds + 1) for c in read_tsv(manifests[f"round{n}"])]
     general = read_tsv(manifests["festival"])
     scored = {
         name: (_evaluate(ct2, name, corrections), _evaluate(ct2, name, general))
@@ -74,7 +75,7 @@ def null_candidate(
         )
     return {
         "note": (
-            f"{len(corrections)} corrections (all rounds) and {len(general)} general clips, "
+            f"{len(corrections)} corrections (rounds 1-{rounds}) and {len(general)} general clips, "
             f"scored once by each model; held-out split per salt at eval_fraction "
             f"{EVAL_FRACTION}; gate: default policy."
         ),

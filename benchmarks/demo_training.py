@@ -314,7 +314,7 @@ def run(
         from _demo_null import null_candidate
 
         try:
-            null = null_candidate(workdir, cache_dir, manifests, salts=null_salts)
+            null = null_candidate(workdir, cache_dir, manifests, salts=null_salts, rounds=rounds)
         except Exception as exc:  # keep the rounds' results whatever happens here
             null = {"note": f"failed: {type(exc).__name__}: {exc}", "promoted": 0, "trials": []}
     return {
@@ -434,7 +434,9 @@ def main() -> int:
         "--rounds", type=int, default=len(ROUND_SENTENCES),
         choices=range(1, len(ROUND_SENTENCES) + 1),
     )  # fmt: skip
-    parser.add_argument("--salts", type=int, default=3, help="installations per variant")
+    parser.add_argument(
+        "--salts", type=int, default=3, help="installations per variant (0: the null only)"
+    )
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}"
     )
