@@ -1,7 +1,8 @@
-"""Demonstration: three rounds of the correction loop, measured on speech training never saw.
+"""Demonstration: rounds of the correction loop x installation salts, measured on speech
+training never saw; from-base versus chained runs; and a null candidate over many salts.
 
 1. Synthesise Italian speech:
-   - corrections: TRAIN_SENTENCES x TRAIN_VOICES (espeak-ng), arriving in three rounds;
+   - corrections: TRAIN_SENTENCES x TRAIN_VOICES (espeak-ng), arriving in five rounds;
    - ``disjoint``: GENERAL_SENTENCES spoken by *other* espeak voices at other speeds, with
      pink noise, as Opus at 24 kbit/s: other sentences AND other voices of the corrections'
      kind (never trained on, never seen by the gate);
@@ -10,18 +11,24 @@
      show. It is also the gate's general set, as an admin would configure one;
    - uncorrected audio: RECENT_SENTENCES by the festival voices, stored as voice notes
      that nobody corrected, transcribed by the base model (the gate's ``recent`` guard).
-2. A fresh data folder; each round imports the new corrections through the real CLI
-   (``whisper-it samples import``) and trains with the DEFAULT settings
-   (``whisper-it train --wait``: the real subprocess, best-checkpoint validation, CT2 int8
-   export, the paired-bootstrap gate, promotion or refusal).
+2. For each variant (``from-base``: the default, every run from the base model;
+   ``chained``: each run fine-tunes the served model, as before issue 19) and each
+   installation salt (the secret that decides which sentences are held out): a fresh data
+   folder; each round imports the new corrections through the real CLI (``whisper-it
+   samples import``) and trains with the DEFAULT settings (``whisper-it train --wait``: the
+   real subprocess, the persistent encoder cache, CT2 int8 export, the gate, promotion or
+   refusal).
 3. After each round the serving model is scored on ``disjoint`` and ``festival`` with the
-   serving engine through ``model.asr.evaluation`` (faster-whisper int8, beam 5, normalised WER).
-   Writes ``benchmarks/results/demo_training.{json,md}`` and the ``/wer`` plot
-   ``demo_training_wer.png``.
+   serving engine through ``model.asr.evaluation`` (faster-whisper int8, beam 5, normalised
+   WER).
+4. The null candidate (``benchmarks/_demo_null.py``): learning rate 0, i.e. the base
+   weights through the training export, judged by the gate against the base model on each
+   of ``--null-salts`` salts' held-out split of all corrections.
 
-Needs espeak-ng, ffmpeg and festival with festvox-italp16k + festvox-itapc16k
-(``scripts/setup.sh --demo`` installs them). Run: ``.venv/bin/python
-benchmarks/demo_training.py`` (about 28 minutes on 2 cores; ``--together --rounds 1``: 15).
+Writes ``benchmarks/results/<name>.{json,md}``. Needs espeak-ng, ffmpeg and festival with
+festvox-italp16k + festvox-itapc16k (``scripts/setup.sh --demo`` installs them). The full
+run (5 rounds x 3 salts x 2 variants) takes hours on 2 cores; scale it down with
+``--rounds``, ``--salts``, ``--variants`` and ``--null-salts``.
 """
 
 from __future__ import annotations
@@ -41,13 +48,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _common
 from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES, TRAIN_SENTENCES
 
-from storage import training_records
 from tests.support.speech import synthesize
 
 TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
 TRAIN_SPEED = 150
-# Sentences whose corrections arrive before each round (cumulative: 60, 120, 144 clips).
-ROUND_SENTENCES = (20, 40, 48)
+# Sentences whose corrections arrive before each round (cumulative: 30 ... 144 clips).
+ROUND_SENTENCES = (10, 20, 30, 40, 48)
+# Variants: settings (WHISPER_IT_*) that differ from the defaults.
+VARIANTS: dict[str, dict[str, str]] = {
+    "from-base": {},
+    "chained": {"WHISPER_IT_TRAIN_START_FROM": "serving"},
+}
+SALT_SECRET = "split_salt"
+PARTIAL_FILE = "demo_training_partial.json"
 DISJOINT_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
 FESTIVAL_VOICES = ("voice_lp_diphone", "voice_pc_diphone")
 NOISE_AMPLITUDE = 0.02  # pink noise; espeak speech peaks around 0.3-0.6
@@ -197,20 +210,44 @@ def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
     return len(clips)
 
 
-def run(
+def set_salt(data_dir: Path, salt: int) -> None:
+    """Make the installation's split salt a known one (``salt`` numbers installations)."""
+    import hashlib
+    import sqlite3
+
+    value = hashlib.sha256(f"whisper-it demo salt {salt}".encode()).hexdigest()
+    with sqlite3.connect(data_dir / DATABASE_FILE) as db:
+        db.execute("UPDATE installation_secrets SET value = ? WHERE name = ?", (value, SALT_SECRET))
+
+
+class _Scores:
+    """Scores per model folder: the base model is scored once for every series."""
+
+    def __init__(self, manifests: dict[str, Path]) -> None:
+        self.manifests = manifests
+        self.done: dict[Path, dict[str, Any]] = {}
+
+    def __call__(self, ct2_dir: Path, name: str) -> dict[str, Any]:
+        if ct2_dir not in self.done:
+            self.done[ct2_dir] = _score(ct2_dir, name, self.manifests)
+        return self.done[ct2_dir]
+
+
+def run_series(
     workdir: Path,
     cache_dir: Path,
+    manifests: dict[str, Path],
+    scores: _Scores,
     *,
-    rounds: int = len(ROUND_SENTENCES),
-    name: str = "demo_training",
-    together: bool = False,
+    variant: str,
+    salt: int,
+    rounds: int,
+    partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``together``: all corrections arrive before one single round (a one-run check)."""
-    plot = f"{name}_wer.png"  # (``name`` is reused below for the serving model's name)
-    machine = _common.machine_info()  # the load average before we add to it
-    started_all = time.perf_counter()
-    manifests = synthesize_sets(workdir)
-    data_dir = workdir / "data"
+    """One installation (``salt``) through ``rounds`` rounds with ``variant``'s settings;
+    after each round what is done so far is saved in ``partial``'s JSON (a long run
+    stopped early keeps its rounds)."""
+    data_dir = workdir / f"data-{variant}-salt{salt}"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     (data_dir / "cache").symlink_to(cache_dir.resolve(), target_is_directory=True)
@@ -219,47 +256,78 @@ def run(
         "WHISPER_IT_DATA_DIR": str(data_dir),
         "WHISPER_IT_EVAL_GENERAL_SET": str(manifests["festival"]),
         "PYTHONUNBUFFERED": "1",
+        **VARIANTS[variant],
     }
     upgraded = _cli(["db", "upgrade"], env)
     if upgraded.returncode != 0:
         raise SystemExit(f"db upgrade failed: {upgraded.stderr[-2000:]}")
+    set_salt(data_dir, salt)
     name, ct2 = _serving(data_dir, cache_dir)
     uncorrected = _add_uncorrected(data_dir, manifests["recent"], ct2)
-    done: list[dict[str, Any]] = [
-        {"round": 0, "model": name, "scores": _score(ct2, name, manifests)}
-    ]
+    done: list[dict[str, Any]] = [{"round": 0, "model": name, "scores": scores(ct2, name)}]
     for number in range(1, rounds + 1):
-        print(f"round {number}: importing and training", file=sys.stderr)
-        arriving = range(1, len(ROUND_SENTENCES) + 1) if together else (number,)
-        for part in arriving:
-            imported = _cli(["samples", "import", str(manifests[f"round{part}"])], env)
-            if imported.returncode != 0:
-                raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
+        print(f"{variant}, salt {salt}, round {number}: importing, training", file=sys.stderr)
+        imported = _cli(["samples", "import", str(manifests[f"round{number}"])], env)
+        if imported.returncode != 0:
+            raise SystemExit(f"import failed: {imported.stderr[-2000:]}")
         started = time.perf_counter()
         trained = _cli(["train", "--wait"], env)
         seconds = time.perf_counter() - started
-        sys.stderr.write(trained.stderr[-3000:])
+        sys.stderr.write(trained.stderr[-1500:])
         if trained.returncode != 0:
             raise SystemExit(f"training failed: {trained.stderr[-2000:]}")
         verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
-        new_name, new_ct2 = _serving(data_dir, cache_dir)
-        scores = done[-1]["scores"] if new_name == name else _score(new_ct2, new_name, manifests)
-        name = new_name
+        name, ct2 = _serving(data_dir, cache_dir)
         done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
-             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[-1 if together else number - 1],
-             "verdict": verdict, "scores": scores}
+             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
+             "verdict": verdict, "scores": scores(ct2, name)}
         )  # fmt: skip
+        if partial is not None:
+            current = {"variant": variant, "salt": salt, "rounds": done}
+            snapshot = {**partial, "series": [*partial["series"], current]}
+            (_common.RESULTS_DIR / PARTIAL_FILE).write_text(json.dumps(snapshot, indent=2))
+    return {"variant": variant, "salt": salt, "uncorrected_clips": uncorrected, "rounds": done}
+
+
+def run(
+    workdir: Path,
+    cache_dir: Path,
+    *,
+    rounds: int,
+    salts: int,
+    variants: list[str],
+    null_salts: int,
+) -> dict[str, Any]:
+    machine = _common.machine_info()  # the load average before we add to it
+    started_all = time.perf_counter()
+    manifests = synthesize_sets(workdir)
+    scores = _Scores(manifests)
+    series: list[dict[str, Any]] = []
+    partial = {"machine": machine, "settings": _settings_note(), "series": series}
+    for v in variants:
+        for s in range(salts):
+            series.append(
+                run_series(workdir, cache_dir, manifests, scores, variant=v, salt=s,
+                           rounds=rounds, partial=partial)
+            )  # fmt: skip
+    null = None
+    if null_salts > 0:
+        from _demo_null import null_candidate
+
+        try:
+            null = null_candidate(workdir, cache_dir, manifests, salts=null_salts, rounds=rounds)
+        except Exception as exc:  # keep the rounds' results whatever happens here
+            null = {"note": f"failed: {type(exc).__name__}: {exc}", "promoted": 0, "trials": []}
     return {
         "machine": machine,
         "settings": _settings_note(),
         "train_voices": list(TRAIN_VOICES),
         "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
         "festival_voices": list(FESTIVAL_VOICES),
-        "uncorrected_clips": uncorrected,
-        "rounds": done,
-        "wer_history": _history(data_dir, _common.RESULTS_DIR / plot),
-        "plot": plot,
+        "scale": {"rounds": rounds, "salts": salts, "variants": variants, "null_salts": null_salts},
+        "series": series,
+        "null": null,
         "total_seconds": round(time.perf_counter() - started_all, 1),
     }
 
@@ -273,23 +341,6 @@ def _settings_note() -> str:
     return "defaults" + (f" except {', '.join(changed)}" if changed else "")
 
 
-def _history(data_dir: Path, plot: Path) -> list[dict[str, Any]]:
-    """Every evaluation the gate recorded, and the /wer plot drawn from them."""
-    from bot.plots import wer_plot_png
-    from storage.unit_of_work import Database
-
-    database = Database.open(f"sqlite:///{(data_dir / DATABASE_FILE).resolve()}")
-    with database.unit_of_work(read_only=True) as uow:
-        history = training_records.wer_history(uow.session)
-    database.close()
-    if history:
-        plot.write_bytes(wer_plot_png(history))
-    return [
-        {"model": p.model_version, "set": p.eval_set, "wer": p.wer, "cer": p.cer, "n": p.count}
-        for p in history
-    ]
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -297,61 +348,83 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def markdown(result: dict[str, Any]) -> str:
+def _series_table(series: dict[str, Any]) -> str:
     rows = []
-    for r in result["rounds"]:
+    for r in series["rounds"]:
         verdict = r.get("verdict") or {}
         gate = verdict.get("gate") or {}
         primary = next((c for c in gate.get("checks", []) if c["role"] == "primary"), None)
         rows.append(
             [r["round"], r.get("corrected_clips", "-"), r["model"],
-             _pct(r["scores"]["disjoint"]["wer"]), _pct(r["scores"]["disjoint"]["cer"]),
-             _pct(r["scores"]["festival"]["wer"]),
+             _pct(r["scores"]["disjoint"]["wer"]), _pct(r["scores"]["festival"]["wer"]),
              "-" if not verdict else ("promoted" if verdict["promoted"] else "refused"),
              "-" if primary is None else
              f"{primary['eval_set']} {_pct(primary['current_wer'])} -> "
-             f"{_pct(primary['candidate_wer'])} [{100 * primary['interval']['low']:+.1f}, "
-             f"{100 * primary['interval']['high']:+.1f}] ({primary['clips']} clips)",
+             f"{_pct(primary['candidate_wer'])} ({primary['clips']} clips)",
              "-" if not verdict else f"{verdict.get('best_step')}/{verdict.get('steps')}",
              r.get("run_seconds", "-")]
         )  # fmt: skip
-    table = _common.markdown_table(
-        ["round", "corrected clips", "serving model", "disjoint WER", "disjoint CER",
-         "festival WER", "gate", "gate's primary set (WER, 95% interval, clips)",
+    return _common.markdown_table(
+        ["round", "corrected clips", "serving model", "unseen WER (disjoint)",
+         "general WER (festival)", "gate", "gate's primary set (WER before -> after)",
          "kept step/steps", "run s"],
         rows,
     )  # fmt: skip
-    reasons = "\n".join(
-        f"- round {r['round']}: " + "; ".join(r["verdict"]["reasons"])
-        for r in result["rounds"]
-        if r.get("verdict")
-    )
-    machine = result["machine"]
-    return f"""# Re-fine-tuning demonstration: three rounds
 
-Corrections: espeak-ng voices {", ".join(result["train_voices"])}, {ROUND_SENTENCES[0]},
-{ROUND_SENTENCES[1]} and {ROUND_SENTENCES[2]} sentences before rounds 1, 2 and 3
-({", ".join(str(3 * n) for n in ROUND_SENTENCES)} clips), imported as corrections; each round
-is one `whisper-it train --wait` with the settings: {result["settings"]}, starting from the
-model then serving.
-`disjoint`: {len(GENERAL_SENTENCES)} other sentences x other espeak voices
-({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}: unseen
-sentences and voices. `festival`: the same {len(GENERAL_SENTENCES)} sentences by festival's
-diphone voices (different-sounding speech; also the gate's general set). The gate's
-`recent` guard: {result["uncorrected_clips"]} uncorrected festival clips of other sentences.
-Scored with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER)
-through `model.asr.evaluation`.
+
+def markdown(result: dict[str, Any]) -> str:
+    parts = []
+    for series in result["series"]:
+        reasons = "\n".join(
+            f"- round {r['round']}: " + "; ".join(r["verdict"]["reasons"])
+            for r in series["rounds"]
+            if r.get("verdict")
+        )
+        parts.append(
+            f"## {series['variant']}, installation salt {series['salt']}\n\n"
+            f"{_series_table(series)}\n\nGate reasons:\n\n{reasons}\n"
+        )
+    null = result.get("null")
+    if null:
+        parts.append(_null_markdown(null))
+    machine = result["machine"]
+    scale = result["scale"]
+    body = "\n".join(parts)
+    return f"""# The learning loop, round after round
+
+Scale of this run: {scale["rounds"]} round(s) x {scale["salts"]} salt(s), variants
+{", ".join(scale["variants"])}; null candidate over {scale["null_salts"]} salt(s).
+Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round n the first
+{", ".join(str(n) for n in ROUND_SENTENCES)} sentences (x {len(TRAIN_VOICES)} voices) have
+arrived, imported as corrections; each round is one `whisper-it train --wait` with the
+settings: {result["settings"]} (`from-base`: every run from the base model, the default;
+`chained`: each run from the model then serving).
+`disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
+({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
+`festival` (general): the same sentences by festival's diphone voices (different-sounding
+speech; also the gate's general set). Scored with the serving engine (faster-whisper int8,
+beam {BEAM_SIZE}, normalised WER) through `model.asr.evaluation`.
+
+{body}
+Whole run: {result["total_seconds"]} s wall.
+Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
+"""
+
+
+def _null_markdown(null: dict[str, Any]) -> str:
+    rows = [
+        [t["salt"], t["heldout_clips"], t["heldout_sentences"],
+         "promoted" if t["promoted"] else "refused", "; ".join(t["reasons"])[:160]]
+        for t in null["trials"]
+    ]  # fmt: skip
+    table = _common.markdown_table(["salt", "held-out clips", "sentences", "gate", "reasons"], rows)
+    return f"""## Null candidate (learning rate 0: the base weights through the training export)
+
+{null["note"]}
+
+Promoted in {null["promoted"]} of {len(null["trials"])} salts.
 
 {table}
-
-Gate reasons:
-
-{reasons}
-
-![WER per version (the /wer plot)]({result["plot"]})
-
-Whole demonstration: {result["total_seconds"]} s wall.
-Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
 """
 
 
@@ -359,13 +432,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
-    parser.add_argument("--rounds", type=int, default=len(ROUND_SENTENCES), choices=(1, 2, 3))
-    parser.add_argument("--name", default="demo_training", help="results file name")
-    parser.add_argument("--together", action="store_true", help="all corrections, one round")
-    args = parser.parse_args()
-    result = run(
-        args.workdir, args.cache_dir, rounds=args.rounds, name=args.name, together=args.together
+    parser.add_argument(
+        "--rounds", type=int, default=len(ROUND_SENTENCES),
+        choices=range(1, len(ROUND_SENTENCES) + 1),
+    )  # fmt: skip
+    parser.add_argument(
+        "--salts", type=int, default=3, help="installations per variant (0: the null only)"
     )
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}"
+    )
+    parser.add_argument("--null-salts", type=int, default=20, help="0 = no null candidate")
+    parser.add_argument("--name", default="demo_training", help="results file name")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s): {', '.join(unknown)}")
+    result = run(
+        args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
+        variants=variants, null_salts=args.null_salts,
+    )  # fmt: skip
     paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")

@@ -94,15 +94,14 @@ class Services:
             self.identity.release()
 
     def forget_user(self, user_id: int) -> DeletedCounts:
-        """Delete everything one user left: audio, transcripts, corrections, jobs, and
-        their rows in the manifests of training runs not yet finished."""
-        from training.snapshot import scrub_run_manifests
-
+        """Delete everything one user left: audio, transcripts, corrections, jobs, their
+        rows in unfinished training runs and the encoder cache; versions trained on their
+        audio are never served again (``training.forgetting``)."""
         with self.db.unit_of_work() as uow:
             hashes = user_audio_hashes(uow.session, user_id)
             counts = delete_user_data(uow.session, self.store, user_id)
             uow.commit()
-        scrub_run_manifests(self.training.runs_dir, hashes)
+        self.training.forget_audio(hashes)
         return counts
 
     def purge_old_audio(self) -> int:

@@ -107,9 +107,13 @@ PRIVACY = (
     "Le tue correzioni valgono solo per l'audio che mi hai mandato tu per primo.\n"
     "• Con /forget cancelli tutto: audio, trascrizioni e correzioni, anche quelli di un audio "
     "che sto ancora trascrivendo, e i dati che un addestramento futuro avrebbe usato.\n"
-    "• <b>Cosa non posso cancellare</b>: un modello già addestrato con le tue correzioni non può "
-    "dimenticare ciò che ha imparato da esse; "
-    "i messaggi della chat restano su Telegram finché non li cancelli tu."
+    "• <b>Il modello</b>: ogni addestramento riparte dal modello di base con le correzioni che "
+    "esistono in quel momento. Dopo /forget, il modello in servizio (se ha imparato anche dalle "
+    "tue correzioni) resta finché il prossimo addestramento non ne promuove uno nuovo, che non "
+    "le ha mai viste; i modelli addestrati con i tuoi dati non tornano più in servizio, "
+    "nemmeno con /rollback.\n"
+    "• <b>Cosa non posso cancellare</b>: i messaggi della chat restano su Telegram finché non "
+    "li cancelli tu."
 )
 FORGET_CONFIRM = (
     "Vuoi davvero cancellare <b>tutti</b> i tuoi dati (audio, trascrizioni e correzioni)? "

@@ -164,7 +164,7 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     # on their policies, training.arguments.FinetuneArguments and training.gate.GatePolicy,
     # and come in through PolicySettings; these are the run's and the scheduler's own.
     train_max_minutes: float = Field(
-        20.0, description="Fine-tuning (caching included) stops after this long; 0 = no limit"
+        20.0, description="Training steps stop after this long (caching apart); 0 = no limit"
     )
     train_replay_uncorrected: int = Field(
         0, description="Recent uncorrected clips trained on with the sent transcript; 0 = off"
@@ -200,6 +200,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     train_replay_ratio: float = Field(0.5, description="Base clips per user sample")
     hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
     hub_token: SecretStr | None = None
+    # --- Learning loop (issue 19 B) ---
+    train_start_from: Literal["base", "serving"] = Field(
+        "base",
+        description="base: every run from the base model; serving (benchmarks only) chains",
+    )
     # --- end Training ---------------------------------------------------------------
 
     # --- Local Bot API server ----------------------------------------------------------
@@ -246,6 +251,18 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         "servers YouTube asks to prove they are not a bot; given to yt-dlp for YouTube links "
         "only, never logged",
     )
+
+    @field_validator("train_wise_alphas", check_fields=False)
+    @classmethod
+    def _wise_alphas(cls, value: str) -> str:
+        try:
+            alphas = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError as exc:
+            message = f"TRAIN_WISE_ALPHAS: numbers separated by commas, not {value!r}"
+            raise ValueError(message) from exc
+        if any(not 0.0 < a <= 1.0 for a in alphas):
+            raise ValueError(f"TRAIN_WISE_ALPHAS: each alpha within (0, 1], not {value!r}")
+        return value
 
     @field_validator("admin_ids", "allowed_url_hosts", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,10 @@ from training.report import REPORT_KEY, RunReport
 if TYPE_CHECKING:
     from storage.training_records import WerPoint
     from storage.unit_of_work import Database
+    from training.forgetting import ForgetReport
 
 RUNS_SUBDIR = "runs"
+ENCODER_CACHE_SUBDIR = "encoder-cache"
 LOG_FILE = "train.log"
 # A run killed this many times (out of memory, say) is failed instead of resumed again.
 MAX_ATTEMPTS = 3
@@ -119,6 +122,22 @@ class TrainingControl:
     @property
     def runs_dir(self) -> Path:
         return self.settings.data_dir / RUNS_SUBDIR
+
+    @property
+    def encoder_cache_dir(self) -> Path:
+        return self.settings.data_dir / ENCODER_CACHE_SUBDIR
+
+    def forget_audio(self, audio_hashes: Collection[str]) -> ForgetReport:
+        """/forget for training: open runs' data, the encoder cache, and the versions
+        trained on the audio (never served again; ``training.forgetting``)."""
+        from training.forgetting import forget_training_audio
+
+        return forget_training_audio(
+            audio_hashes,
+            runs_dir=self.runs_dir,
+            models_dir=self.settings.models_dir,
+            encoder_cache_dir=self.encoder_cache_dir,
+        )
 
     # --- runs ------------------------------------------------------------------------
 
@@ -287,6 +306,8 @@ class TrainingControl:
             replay_ratio=s.train_replay_ratio,
             min_train_samples=s.train_min_samples,
             hub_repo_id=s.hub_repo_id,
+            encoder_cache_dir=str(self.encoder_cache_dir.resolve()),
+            start_from=s.train_start_from,
             finetune=finetune,
             gate=gate,
         )

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from training.data import (
     perturb,
     random_perturbations,
 )
+from training.encoder_cache import EncoderCache, clip_id, variants
 
 log = logging.getLogger(__name__)
 
@@ -51,37 +52,59 @@ class FeatureDataset:
     """GPU mode: audio decoded per item, randomly perturbed, serving features."""
 
     def __init__(
-        self, examples: Sequence[Example], labels: LabelEncoder, *, seed: int, augment: bool = True
+        self,
+        examples: Sequence[Example],
+        labels: LabelEncoder,
+        *,
+        seed: int,
+        n_mels: int,
+        augment: bool = True,
     ) -> None:
         self.augment = augment
         self.examples = list(examples)
         self.labels = [labels(e.text) for e in self.examples]
-        self.features = ServingFeatures()
-        self.rng = np.random.default_rng(seed)
+        self.features = ServingFeatures(n_mels)
+        self.seed = seed
+        self.calls = 0
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        import torch
+
+        # DataLoader workers hold copies of this object: torch's per-worker seed (and a
+        # per-copy counter) keeps their draws apart.
+        self.calls += 1
+        rng = np.random.default_rng([self.seed, index, self.calls, torch.initial_seed() % 2**32])
         audio = load_audio(self.examples[index].audio_path)
-        if self.augment and self.rng.random() < 0.5:  # half the time the clip as recorded
-            (perturbation,) = random_perturbations(1, rng=self.rng)
-            audio = perturb(audio, perturbation, rng=self.rng)
+        if self.augment and rng.random() < 0.5:  # half the time the clip as recorded
+            (perturbation,) = random_perturbations(1, rng=rng)
+            audio = perturb(audio, perturbation, rng=rng)
         return {"input_features": self.features(audio), "labels": self.labels[index]}
 
 
 class CachedDataset:
-    """CPU mode: rows of the lower-encoder cache (a float16 memmap) with their labels."""
+    """CPU mode: entries of the persistent lower-encoder cache with their labels."""
 
-    def __init__(self, cache: np.ndarray, labels: list[list[int]]) -> None:
-        self.cache = cache
-        self.labels = labels
+    def __init__(self, rows: list[tuple[Path, list[int]]]) -> None:
+        self.rows = rows
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"lower_hidden_states": self.cache[index], "labels": self.labels[index]}
+        path, labels = self.rows[index]
+        return {"lower_hidden_states": np.load(path, mmap_mode="r"), "labels": labels}
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What ``cached_dataset`` found in the cache and what it had to compute."""
+
+    reused: int = 0
+    computed: int = 0
+    seconds: float = 0.0
 
 
 def cached_dataset(
@@ -89,64 +112,68 @@ def cached_dataset(
     examples: Sequence[Example],
     labels: LabelEncoder,
     *,
-    model_dir: Path,
+    cache: EncoderCache,
     augment_copies: int,
     seed: int,
-    cache_path: Path,
-    index_path: Path,
-) -> CachedDataset:
-    """Compute (or reuse, after a resume) the lower-encoder outputs of every clip and copy."""
+) -> tuple[CachedDataset, CacheStats]:
+    """The lower-encoder outputs of every clip and copy, computing only what the
+    persistent cache (``training.encoder_cache``) does not hold yet."""
     import torch
 
-    identity = {
-        "model_dir": str(Path(model_dir).resolve()),
-        "cached_layers": model.cached_layers,
-        "augment_copies": augment_copies,
-        "seed": seed,
-        "keys": [e.key for e in examples],
-    }
-    if index_path.is_file() and cache_path.is_file():
-        saved = json.loads(index_path.read_text(encoding="utf-8"))
-        if saved.get("identity") == identity:
-            log.info("reusing the encoder cache in %s", cache_path)
-            cache = np.load(cache_path, mmap_mode="r")
-            return CachedDataset(cache, saved["labels"])
-
-    features = ServingFeatures()
-    rng = np.random.default_rng(seed)
-    rows: list[tuple[np.ndarray, list[int]]] = []  # (features, label ids)
-    for example in examples:
-        try:
-            audio = load_audio(example.audio_path)
-        except DataError as exc:
-            log.warning("skipping %s: %s", example.key, exc)
-            continue
-        if audio.size > MAX_TRAIN_SECONDS * SAMPLE_RATE or audio.size == 0:
-            log.warning("skipping %s: %.1f s long", example.key, audio.size / SAMPLE_RATE)
-            continue
-        ids = labels(example.text)
-        rows.append((features(audio), ids))
-        for perturbation in random_perturbations(augment_copies, rng=rng):
-            rows.append((features(perturb(audio, perturbation, rng=rng)), ids))
-    if not rows:
-        raise TrainingError("no usable training audio")
-    cache_path.unlink(missing_ok=True)
-    index_path.unlink(missing_ok=True)
-    width = model.config.d_model
-    positions = model.config.max_source_positions
-    cache = np.lib.format.open_memmap(
-        cache_path, mode="w+", dtype=np.float16, shape=(len(rows), positions, width)
-    )
+    features = ServingFeatures(model.config.num_mel_bins)
+    rows: list[tuple[Path, list[int]]] = []
+    pending: list[tuple[str, str, np.ndarray]] = []  # (clip, variant, features)
+    reused = 0
     started = time.perf_counter()
     model.eval()
-    for start in range(0, len(rows), _CACHE_BATCH):
-        chunk = rows[start : start + _CACHE_BATCH]
-        inputs = torch.from_numpy(np.stack([f for f, _ in chunk]))
-        cache[start : start + len(chunk)] = model.lower_encoder(inputs).numpy().astype(np.float16)
-    cache.flush()
+
+    def flush() -> None:
+        inputs = torch.from_numpy(np.stack([f for _, _, f in pending]))
+        hidden = model.lower_encoder(inputs).numpy()
+        for (clip, variant, _), out in zip(pending, hidden, strict=True):
+            cache.put(clip, variant, out)
+        pending.clear()
+
+    for example in examples:
+        clip = clip_id(example.audio_path) if Path(example.audio_path).is_file() else ""
+        wanted = variants(clip, copies=augment_copies, seed=seed)
+        missing = [v for v in wanted if not cache.has(clip, v.name)]
+        if clip and missing:
+            audio = _training_audio(example)
+            if audio is None:
+                continue
+            for variant in missing:
+                clean = variant.perturbation is None
+                rng = np.random.default_rng(variant.seed)
+                sound = audio if clean else perturb(audio, variant.perturbation, rng=rng)
+                pending.append((clip, variant.name, features(sound)))
+                if len(pending) >= _CACHE_BATCH:
+                    flush()
+        elif not clip:
+            log.warning("skipping %s: its audio is gone", example.key)
+            continue
+        reused += len(wanted) - len(missing)
+        ids = labels(example.text)
+        rows += [(cache.path(clip, v.name), ids) for v in wanted]
+    if pending:
+        flush()
     model.train()
-    log.info("cached %d clips in %.1f s", len(rows), time.perf_counter() - started)
-    label_rows = [ids for _, ids in rows]
-    index_path.write_text(json.dumps({"identity": identity, "labels": label_rows}), "utf-8")
-    del cache
-    return CachedDataset(np.load(cache_path, mmap_mode="r"), label_rows)
+    if not rows:
+        raise TrainingError("no usable training audio")
+    stats = CacheStats(reused, len(rows) - reused, round(time.perf_counter() - started, 2))
+    log.info("encoder cache: %d entries reused, %d computed in %.1f s",
+             stats.reused, stats.computed, stats.seconds)  # fmt: skip
+    return CachedDataset(rows), stats
+
+
+def _training_audio(example: Example) -> np.ndarray | None:
+    """The clip's samples, or None (logged) when unreadable or outside Whisper's window."""
+    try:
+        audio = load_audio(example.audio_path)
+    except DataError as exc:
+        log.warning("skipping %s: %s", example.key, exc)
+        return None
+    if audio.size > MAX_TRAIN_SECONDS * SAMPLE_RATE or audio.size == 0:
+        log.warning("skipping %s: %.1f s long", example.key, audio.size / SAMPLE_RATE)
+        return None
+    return audio

@@ -30,18 +30,36 @@ class FinetuneArguments:
     train_manifest: str = field(default="", metadata={"help": "TSV of audio_path<TAB>text"})
     output_dir: str = field(default="", metadata={"help": "checkpoints/ and final/ go here"})
     mode: Literal["auto", "cpu", "gpu"] = configurable(
-        "auto", setting="train_mode", help="auto, cpu or gpu"
+        "auto", setting="train_mode", help="auto = gpu when CUDA is available, else cpu"
     )
-    # Measured (benchmarks/results/demo_training*.md): on unseen voices and sentences, 41
-    # steps beat 71; longer runs overfit the users' sentences and voices.
-    max_steps: int = configurable(40, setting="train_max_steps", help="optimizer steps")
+    # Every run trains from the base model; its step budget is max_epochs passes over the
+    # training clips, so it grows with the data (issue 19); max_steps only caps it.
+    max_steps: int = configurable(
+        0, setting="train_max_steps", help="Cap on optimizer steps per run; 0 = none"
+    )
     max_epochs: float = configurable(
         3.0,
         setting="train_max_epochs",
-        help="fewer steps if each training clip would be seen more often; 0 = off",
+        help="Step budget: passes over the training clips (grows with the data)",
     )
     max_train_seconds: float = field(
-        default=0.0, metadata={"help": "stop (and save) after this long; 0 = no limit"}
+        default=0.0,
+        metadata={"help": "stop (and save) after training this long; 0 = no limit"},
+    )
+    encoder_cache_dir: str = field(
+        default="",
+        metadata={"help": "cpu mode: persistent lower-encoder cache; empty = in output_dir"},
+    )
+    wise_alphas: str = configurable(
+        "",
+        setting="train_wise_alphas",
+        help="WiSE-FT: alphas (e.g. 0.5,0.75,1) tried on the validation split; empty = off",
+    )
+    dataloader_workers: int = configurable(
+        4,
+        setting="train_dataloader_workers",
+        help="gpu mode: DataLoader worker processes feeding the GPU (0 = none)",
+        ge=0,
     )
     learning_rate: float = configurable(
         5e-5, setting="train_learning_rate", help="learning rate after warm-up"
@@ -131,6 +149,13 @@ class FinetuneResult:
     best_validation_loss: float | None = None
     validation_clips: int = 0
     validation_sentences: int = 0
+    # cpu mode: lower-encoder cache entries found from earlier runs, and computed now.
+    encoder_cache_reused: int = 0
+    encoder_cache_computed: int = 0
+    encoder_cache_seconds: float = 0.0
+    # WiSE-FT (``training.robust``): the interpolation kept, and the validation loss of each.
+    wise_alpha: float | None = None
+    wise_losses: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -30,6 +30,9 @@ def split_policy(
     )
 
 
+START_FROM_BASE = "base"
+# Chaining on the served model: only for the benchmark that shows why runs start from base.
+START_FROM_SERVING = "serving"
 # Recent uncorrected clips the gate compares both models on (the default forgetting guard).
 DEFAULT_RECENT_CLIPS = 32
 
@@ -59,6 +62,9 @@ class RunConfig:
     replay_ratio: float = 0.0
     min_train_samples: int = 1
     hub_repo_id: str | None = None
+    # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
+    encoder_cache_dir: str | None = None
+    start_from: str = START_FROM_BASE
     finetune: FinetuneArguments = field(default_factory=FinetuneArguments)
     gate: GatePolicy = field(default_factory=GatePolicy)
 

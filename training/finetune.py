@@ -3,10 +3,12 @@
 Two modes, chosen by ``mode="auto"`` (GPU when CUDA is there) and overridable:
 
 * ``gpu``: full fine-tuning in bf16 (fp16 where bf16 is missing), features computed on
-  the fly with a fresh random speed/noise perturbation per example and step. Several GPUs
+  the fly by ``dataloader_workers`` processes with a fresh random speed/noise perturbation
+  per example and step. Several GPUs
   work without code changes: ``torchrun --nproc_per_node N -m training finetune ARGS.json``.
-* ``cpu``: the encoder's lower layers are frozen and their outputs computed once per clip
-  (and per augmented copy) into a float16 cache on disk; the top ``encoder_layers``
+* ``cpu``: the encoder's lower layers are frozen and their outputs kept in a persistent,
+  content-addressed float16 cache (``training.encoder_cache``: computed once per base
+  model, clip and augmented copy, across runs); the top ``encoder_layers``
   encoder layers and the decoder train over it. Full fine-tuning costs 17-30 s per step of
   8 on 2 cores; top-4 costs ~11 s and, unlike decoder-only training, adapts to new voices
   (NOTES §3; benchmarks/results/training.md).
@@ -16,6 +18,11 @@ the validation speaks sentences training never saw) is kept out; its loss is mea
 every checkpoint, training stops when it stops improving, and the best checkpoint's
 weights are the result. More steps or more data can then no longer make the result worse
 on new sentences. With too few sentences there is no validation and the last step is kept.
+
+Features have the model's own number of mel bins (``num_mel_bins``: 128 for large-v3).
+The step budget is ``max_epochs`` passes over the training clips (``planned_steps``).
+``wise_alphas`` makes the result a WiSE-FT interpolation toward the start weights
+(``training.robust``), alpha chosen on the validation split.
 
 ``anchor_strength`` > 0 adds an L2 pull of every trainable weight toward the start model
 (L2-SP), a guard against forgetting what the start model did well.
@@ -48,10 +55,7 @@ ARGS_FILE = "finetune_args.json"
 RESULT_FILE = "finetune_result.json"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
-CACHE_FILE = "encoder_cache.npy"
-CACHE_INDEX_FILE = "encoder_cache.json"
-VALIDATION_CACHE_FILE = "validation_cache.npy"
-VALIDATION_INDEX_FILE = "validation_cache.json"
+ENCODER_CACHE_DIR = "encoder-cache"
 # Files of a checkpoint that are weights or model config; everything else is the processor.
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin")
 _LOG_EVERY = 5
@@ -95,14 +99,27 @@ def split_validation(
 
 
 def planned_steps(args: FinetuneArguments, clips: int) -> int:
-    """``max_steps``, or fewer when they would show each of the ``clips`` training clips more
-    than ``max_epochs`` times (a perturbed copy counts as its clip). Few corrections often
-    mean too few sentences for a validation slice, and nothing else would stop a run from
-    learning them by heart."""
+    """The step budget: ``max_epochs`` passes over the ``clips`` training clips (a
+    perturbed copy counts as its clip), so it grows with the data; ``max_steps`` > 0 caps
+    it. Few corrections often mean too few sentences for a validation slice, and nothing
+    else would stop a run from learning them by heart."""
     if args.max_epochs <= 0:
+        if args.max_steps <= 0:
+            raise TrainingError("set max_epochs or max_steps: the run has no step budget")
         return args.max_steps
     per_step = args.batch_size * args.gradient_accumulation_steps
-    return max(1, min(args.max_steps, math.ceil(args.max_epochs * clips / per_step)))
+    steps = max(1, math.ceil(args.max_epochs * clips / per_step))
+    return min(args.max_steps, steps) if args.max_steps > 0 else steps
+
+
+def encoder_cache_root(args: FinetuneArguments) -> Path:
+    """The persistent encoder cache (``training.encoder_cache``); inside the output folder
+    when none is configured (then nothing outlives the run's folder)."""
+    return (
+        Path(args.encoder_cache_dir)
+        if args.encoder_cache_dir
+        else (Path(args.output_dir) / ENCODER_CACHE_DIR)
+    )
 
 
 def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> FinetuneResult:
@@ -111,10 +128,11 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from training._datasets import Collator, FeatureDataset, cached_dataset
+    from training._datasets import CacheStats, Collator, FeatureDataset, cached_dataset
     from training._whisper_model import PartialEncoderWhisper
+    from training.encoder_cache import EncoderCache, model_key, prune
+    from training.robust import choose_alpha, parse_alphas, trainable_state
 
-    started_at = time.monotonic()  # the time budget covers caching too
     mode = resolve_mode(args.mode)
     if mode == "gpu" and not torch.cuda.is_available():
         raise TrainingError("gpu mode asked for, but CUDA is not available")
@@ -135,35 +153,46 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     model = PartialEncoderWhisper.from_pretrained(args.model_dir, dtype=torch.float32)
     model.generation_config.forced_decoder_ids = None
     if progress is not None:
-        progress(0, args.max_steps, {"phase": "preparing data"})
+        progress(0, planned_steps(args, len(train_examples)), {"phase": "preparing data"})
     eval_dataset: Any = None
+    stats = CacheStats()
     if mode == "cpu":
         trainable = model.configure_trainable(
             encoder_layers=args.encoder_layers,
             train_embeddings=args.train_embeddings,
             decoder=args.decoder,
         )
-        common = {"model_dir": Path(args.model_dir), "seed": args.seed}
-        dataset: Any = cached_dataset(
-            model, train_examples, labels, augment_copies=args.augment_copies,
-            cache_path=output / CACHE_FILE, index_path=output / CACHE_INDEX_FILE, **common,
+        cache = EncoderCache(
+            encoder_cache_root(args),
+            model_key(Path(args.model_dir), model.cached_layers),
+        )
+        dataset, stats = cached_dataset(
+            model, train_examples, labels, cache=cache,
+            augment_copies=args.augment_copies, seed=args.seed,
         )  # fmt: skip
         if validation:
-            eval_dataset = cached_dataset(
-                model, validation, labels, augment_copies=0,
-                cache_path=output / VALIDATION_CACHE_FILE,
-                index_path=output / VALIDATION_INDEX_FILE, **common,
-            )  # fmt: skip
+            eval_dataset, _ = cached_dataset(
+                model, validation, labels, cache=cache, augment_copies=0, seed=args.seed
+            )
         input_key = "lower_hidden_states"
     else:
         trainable = model.configure_trainable(
             encoder_layers=len(model.model.encoder.layers), train_embeddings=True
         )
-        dataset = FeatureDataset(train_examples, labels, seed=args.seed)
+        n_mels = model.config.num_mel_bins
+        dataset = FeatureDataset(train_examples, labels, seed=args.seed, n_mels=n_mels)
         if validation:
-            eval_dataset = FeatureDataset(validation, labels, seed=args.seed, augment=False)
+            eval_dataset = FeatureDataset(
+                validation, labels, seed=args.seed, n_mels=n_mels, augment=False
+            )
         input_key = "input_features"
+    if mode == "cpu" and args.encoder_cache_dir:
+        # The persistent cache keeps what this run uses: purged or forgotten audio goes.
+        used = {path.parent.name for path, _ in (*dataset.rows, *_rows(eval_dataset))}
+        pruned = prune(Path(args.encoder_cache_dir), key=cache.key, keep=used)
+        log.info("encoder cache: %d clips no run uses any more deleted", pruned)
     max_steps = planned_steps(args, len(train_examples))
+    started_at = time.monotonic()  # the time budget is for training: caching is incremental
     log.info(
         "%s mode: %d training examples, %d validation clips, %d trainable parameters, "
         "%d steps", mode, len(dataset), len(validation), trainable, max_steps,
@@ -200,7 +229,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         bf16=bf16,
         fp16=mode == "gpu" and not bf16,
         use_cpu=mode == "cpu",
-        dataloader_num_workers=0,
+        dataloader_num_workers=args.dataloader_workers if mode == "gpu" else 0,
+        dataloader_persistent_workers=mode == "gpu" and args.dataloader_workers > 0,
         disable_tqdm=True,
     )
     timer = _TrainTimer(args, progress, started_at=started_at, validate=validate)
@@ -220,10 +250,15 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     )
     # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
     trainer.model_accepts_loss_kwargs = False
+    start_weights = trainable_state(model)  # the base model's (a resume loads over them)
     started = time.perf_counter()
     outcome = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     trainer.save_state()
+    wise = None
+    alphas = parse_alphas(args.wise_alphas)
+    if alphas and validate:
+        wise = choose_alpha(trainer, start_weights, alphas)
     final = output / FINAL_DIR
     _save_final(trainer.model, Path(args.model_dir), final)
     steps = int(trainer.state.global_step)
@@ -247,9 +282,18 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         best_validation_loss=best_loss,
         validation_clips=len(validation),
         validation_sentences=len({normalize_text(e.text) for e in validation}),
+        encoder_cache_reused=stats.reused,
+        encoder_cache_computed=stats.computed,
+        encoder_cache_seconds=stats.seconds,
+        wise_alpha=wise.alpha if wise else None,
+        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
     )
     (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
+
+
+def _rows(dataset: Any) -> list[Any]:
+    return list(dataset.rows) if dataset is not None else []
 
 
 def _best(state: Any) -> tuple[int | None, float | None]:

@@ -8,7 +8,7 @@ version active in the database; rollback serves the parent again. The decision i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ tags: [whisper, whisper-it, italian, speech-recognition]
 # {name}
 
 Whisper fine-tuned for Italian by whisper-it from its users' corrections.
-Trained from `{parent}` (base model: `{base_model}`) on {created_at:%Y-%m-%d %H:%M} UTC.
+Trained from the base model `{base_model}` on {created_at:%Y-%m-%d %H:%M} UTC; replaces `{parent}`.
 
 Folders: `hf/` (transformers checkpoint), `ct2/` (CTranslate2 int8, what the bot serves).
 
@@ -105,6 +105,7 @@ def promote_version(
     card: str,
     model_version_id: int,
     move: bool = True,
+    trained_on: Collection[str] = (),
 ) -> None:
     """Install the candidate's folder, switch ``CURRENT``, then mark it active in the DB.
 
@@ -112,8 +113,9 @@ def promote_version(
     """
 
     version = registry.install(
-        name, hf_dir=hf_dir, ct2_dir=ct2_dir, metrics=metrics, card=card, move=move
-    )
+        name, hf_dir=hf_dir, ct2_dir=ct2_dir, metrics=metrics, card=card, move=move,
+        trained_on=trained_on,
+    )  # fmt: skip
     with database.unit_of_work() as uow:
         row = training_records.get_model_version(uow.session, name)
         if row is None or row.id != model_version_id:

@@ -1,12 +1,14 @@
 """One training run, start to finish: the process the bot launches.
 
 ``python -m training run --config RUN.json`` snapshots the data (first start only,
-``training.snapshot``), fine-tunes from the served model with checkpoints, keeping the
-step that did best on a validation slice of unseen sentences, exports the candidate to
-CTranslate2, evaluates candidate and serving model with the serving engine on the same
-clips, records every evaluation, and promotes the candidate if the gate
-(``training.gate``) allows. Progress goes to the ``training_runs`` row, and the outcome is
-one ``training.report.RunReport``.
+``training.snapshot``), fine-tunes **from the base model** on all current corrections (never
+from the served model: no version inherits another's data or drift, and /forget leaves the
+weights at the next promotion), with checkpoints, keeping the step that did best on a
+validation slice of unseen sentences, exports the candidate to CTranslate2, evaluates
+candidate and serving model with the serving engine on the same clips, records every
+evaluation, and promotes the candidate if the gate (``training.gate``) allows. The
+candidate's ``parent`` is the version it replaces (what /rollback returns to). Progress
+goes to the ``training_runs`` row, and the outcome is one ``training.report.RunReport``.
 
 Started again with the same run id after a crash or kill, it reuses the run's data
 snapshot and resumes from the newest checkpoint. A failure is recorded on the run. A
@@ -35,9 +37,10 @@ from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.models import RunStatus
 from training.arguments import FinetuneResult
-from training.config import RunConfig
+from training.config import START_FROM_SERVING, RunConfig
 from training.data import Example, read_manifest
-from training.finetune import CACHE_FILE, CHECKPOINTS_DIR, VALIDATION_CACHE_FILE, finetune
+from training.finetune import CHECKPOINTS_DIR, finetune, planned_steps
+from training.forgetting import TRAINED_ON_FILE, record_trained_on, run_forgotten, trained_on
 from training.gate import ClipOrigin, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.heartbeat import LeaseHeartbeat
@@ -45,6 +48,7 @@ from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (
     HELDOUT_MANIFEST,
     RECENT_MANIFEST,
+    SNAPSHOT_FILE,
     TRAIN_MANIFEST,
     Snapshot,
     SnapshotError,
@@ -120,13 +124,23 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
     registry = ModelRegistry(Path(config.models_dir))
     start_model, start_hf = _start_model(config, registry)
-    snapshot = take_snapshot(config, database, start_model=start_model, start_hf_dir=start_hf)
-    read_run_manifest(run_dir / TRAIN_MANIFEST)  # drops audio forgotten since the snapshot
+    snapshot = take_snapshot(
+        config,
+        database,
+        start_model=start_model,
+        start_hf_dir=start_hf,
+        replaces=registry.current_name(),
+    )
+    # Drops audio forgotten since the snapshot.
+    train_examples = read_run_manifest(run_dir / TRAIN_MANIFEST)
+    if not (run_dir / TRAINED_ON_FILE).is_file():
+        record_trained_on(run_dir, (e.audio_path for e in train_examples))
     finetune_args = dataclasses.replace(
         config.finetune,
         model_dir=snapshot.start_hf_dir,
         train_manifest=str(run_dir / TRAIN_MANIFEST),
         output_dir=str(run_dir / TRAIN_SUBDIR),
+        encoder_cache_dir=config.encoder_cache_dir or "",
     )
     with database.unit_of_work() as uow:
         training_records.start_training_run(
@@ -134,14 +148,18 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             config.run_id,
             samples_used=snapshot.samples_used,
             max_correction_id=snapshot.max_correction_id,
-            steps_total=finetune_args.max_steps,
+            steps_total=planned_steps(finetune_args, len(train_examples)),
             pid=os.getpid(),
         )
         training_records.update_training_progress(
             uow.session,
             config.run_id,
             steps_done=0,
-            metrics={"phase": "training", "start_model": snapshot.start_model},
+            metrics={
+                "phase": "training",
+                "start_model": snapshot.start_model,
+                "replaces": snapshot.replaces,
+            },
         )
         uow.commit()
 
@@ -154,30 +172,35 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     candidate_ct2 = convert.export_hf_to_ct2(
         result.model_dir, run_dir / CANDIDATE_CT2, quantization="int8", overwrite=True
     )
-    current_ct2 = _ct2_of(config, registry, snapshot.start_model)
+    current_ct2 = _ct2_of(config, registry, snapshot.replaces)
     sets = _eval_sets(config, run_dir)
     candidate_name = version_name(config.run_id)
-    models = [(snapshot.start_model, current_ct2), (candidate_name, candidate_ct2)]
-    if snapshot.start_model != BASE_VERSION:  # the gate compares with the base model too
+    serving = snapshot.replaces
+    models = [(serving, current_ct2), (candidate_name, candidate_ct2)]
+    if serving != BASE_VERSION:  # the gate compares with the base model too
         models.append((BASE_VERSION, _ct2_of(config, registry, BASE_VERSION)))
     evaluations = {name: _evaluate(config, ct2, name, sets) for name, ct2 in models}
     origins, uncorrected = _heldout_origins(config, database)
     decision = decide(
-        evaluations[snapshot.start_model],
+        evaluations[serving],
         evaluations[candidate_name],
         config.gate,
-        base=evaluations.get(BASE_VERSION) if snapshot.start_model != BASE_VERSION else None,
+        base=evaluations.get(BASE_VERSION) if serving != BASE_VERSION else None,
         origins=origins,
         uncorrected_share=uncorrected,
     )
     for line in decision.reasons:
         log.info("gate: %s", line)
-    log.info("gate: %s", "promote" if decision.promote else "refuse")
+    # Audio deleted by /forget while this process had it loaded: never serve the result.
+    promote = decision.promote and not run_forgotten(run_dir)
+    if decision.promote and not promote:
+        log.info("gate: refuse: the run trained on audio deleted by /forget meanwhile")
+    log.info("gate: %s", "promote" if promote else "refuse")
     report = RunReport(
         run_id=config.run_id,
         candidate=candidate_name,
-        parent=snapshot.start_model,
-        promoted=decision.promote,
+        parent=snapshot.replaces,
+        promoted=promote,
         gate=decision,
         finetune=result,
         data=_facts(snapshot, sets),
@@ -185,7 +208,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     candidate_id = _record(config, database, report, evaluations)
-    if decision.promote:
+    if promote:
         _promote(config, database, registry, report, candidate_ct2, candidate_id)
     with database.unit_of_work() as uow:
         training_records.finish_training_run(
@@ -195,7 +218,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             metrics={"phase": "done", REPORT_KEY: report.to_dict()},
         )
         uow.commit()
-    _clean_up(run_dir, promoted=decision.promote)
+    _clean_up(run_dir, promoted=promote)
     return report
 
 
@@ -216,11 +239,12 @@ def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipO
 
 
 def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
-    """The served model (name, HF folder): what this run fine-tunes. Read again on a
-    resume only when the snapshot is missing; otherwise the snapshot's is used."""
+    """(name, HF folder) this run fine-tunes: the base model. ``start_from="serving"``
+    (chaining on the served model, kept only for the benchmark that compares the two)
+    takes the served version instead."""
     from model.asr import sources
 
-    current = registry.current()
+    current = registry.current() if config.start_from == START_FROM_SERVING else None
     if current is not None:
         return current.name, current.hf_dir
     return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
@@ -299,6 +323,7 @@ def _promote(
     from training.promote import model_card, promote_version, push_to_hub
 
     result: FinetuneResult = report.finetune
+    trained_from = Snapshot.from_json((config.run_dir / SNAPSHOT_FILE).read_text()).start_model
     card = model_card(
         name=report.candidate,
         parent=report.parent,
@@ -313,6 +338,12 @@ def _promote(
             "samples used": report.data.samples_used,
             "final training loss": result.train_loss,
             "training seconds": result.train_seconds,
+            "trained from": trained_from,
+            "replaces": report.parent,
+            "WiSE-FT alpha (chosen on validation; none = off)": result.wise_alpha,
+            "encoder cache entries reused / computed": (
+                f"{result.encoder_cache_reused} / {result.encoder_cache_computed}"
+            ),
         },
         created_at=dt.datetime.now(dt.UTC),
     )
@@ -322,9 +353,10 @@ def _promote(
         name=report.candidate,
         hf_dir=result.model_dir,
         ct2_dir=candidate_ct2,
-        metrics=report.to_dict(),
+        metrics={**report.to_dict(), "trained_from": trained_from},
         card=card,
         model_version_id=candidate_id,
+        trained_on=trained_on(config.run_dir),
     )
     if config.hub_repo_id:
         try:
@@ -370,13 +402,12 @@ def _evaluate(
 
 
 def _clean_up(run_dir: Path, *, promoted: bool) -> None:
-    """Drop what only a resume needs (checkpoints, caches), the text manifests (privacy)
-    and a refused model."""
+    """Drop what only a resume needs (checkpoints), the text manifests and the list of
+    trained audio (privacy: the promoted version keeps its own) and a refused model."""
     train = run_dir / TRAIN_SUBDIR
     shutil.rmtree(train / CHECKPOINTS_DIR, ignore_errors=True)
-    for name in (CACHE_FILE, VALIDATION_CACHE_FILE):
-        (train / name).unlink(missing_ok=True)
     delete_text_manifests(run_dir)
+    (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
     if not promoted:
         shutil.rmtree(train / "final", ignore_errors=True)
         shutil.rmtree(run_dir / CANDIDATE_CT2, ignore_errors=True)

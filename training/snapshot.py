@@ -15,12 +15,13 @@ written into the run folder:
   did for the users who had nothing to correct.
 
 Privacy: these manifests hold correction texts. A finished run deletes them, keeping only
-counts and metrics (``delete_text_manifests``); the encoder cache indexes, which hold the
-texts as token ids, go too. While a run is open (running or waiting to resume), the
-privacy code calls ``scrub_run_manifests`` with the audio hashes of a user who used
-``/forget``: their rows leave every manifest and the caches are dropped, so a resume
-rebuilds them without that audio. A process already training keeps what it loaded; the
-model it produces is not unlearned (a later run, without the data, replaces it).
+counts and metrics (``delete_text_manifests``); cache indexes of older runs, which held the
+texts as token ids, go too (today's encoder cache, ``training.encoder_cache``, holds no
+text; /forget deletes its entries through ``training.forgetting``). While a run is open
+(running or waiting to resume), the privacy code calls ``scrub_run_manifests`` with the
+audio hashes of a user who used ``/forget``: their rows leave every manifest, so a resume
+trains without that audio. A process already training keeps what it loaded; the
+run is then marked (``training.forgetting``) and does not promote its model.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Snapshot:
     heldout_shared_sentences: int
     recent_clips: int
     replayed_uncorrected: int = 0
+    # The version serving when the run started: the one the candidate replaces.
+    replaces: str = "base"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -72,10 +75,15 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str) -> Snapshot:
         data = json.loads(text)
-        return cls(**{k: data.get(k, 0) for k in cls.__dataclass_fields__})
+        values = {k: data.get(k, 0) for k in cls.__dataclass_fields__}
+        # Before every run started from the base model, the start model was the served one.
+        values["replaces"] = data.get("replaces") or data.get("start_model") or "base"
+        return cls(**values)
 
 
-def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir: Path) -> Snapshot:
+def take_snapshot(
+    config: Any, database: Any, *, start_model: str, start_hf_dir: Path, replaces: str = "base"
+) -> Snapshot:
     """List the data and write the manifests (first start), or reuse them (resume)."""
     path = config.run_dir / SNAPSHOT_FILE
     if path.is_file():
@@ -133,6 +141,7 @@ def take_snapshot(config: Any, database: Any, *, start_model: str, start_hf_dir:
         heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
         recent_clips=len(recent_examples),
         replayed_uncorrected=len(replay_examples),
+        replaces=replaces,
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(snapshot.to_json(), encoding="utf-8")

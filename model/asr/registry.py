@@ -7,6 +7,12 @@ Layout under ``root`` (the bot's ``models_dir``)::
     versions/<name>/ct2/     the CTranslate2 int8 export (what the bot serves)
     versions/<name>/metrics.json   evaluations, gate decision, parent version, training facts
     versions/<name>/README.md      a generated model card
+    versions/<name>/trained_on.txt the audio hashes it was trained on (one a line)
+    versions/<name>/FORGOTTEN      present once some of that audio was deleted by /forget
+
+A version trained on audio a user later deleted (/forget) is never served again: its
+hashes leave ``trained_on.txt``, ``FORGOTTEN`` is written, and ``set_current`` / ``rollback``
+refuse it (the one serving keeps serving until the next promotion replaces it).
 
 A version folder is written completely under a temporary name and renamed into place;
 ``CURRENT`` is switched with ``os.replace``. A reader therefore sees the old model or the
@@ -20,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,8 @@ CT2_SUBDIR = "ct2"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 BASE_VERSION = "base"
+TRAINED_ON_FILE = "trained_on.txt"
+FORGOTTEN_FILE = "FORGOTTEN"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -59,6 +68,18 @@ class VersionFolder:
         """The version it was trained from (``"base"`` for the base model)."""
         parent = self.metrics.get("parent")
         return str(parent) if parent else None
+
+    @property
+    def forgotten(self) -> bool:
+        """Trained on audio that a user later deleted: never to be served again."""
+        return (self.path / FORGOTTEN_FILE).is_file()
+
+    def trained_on(self) -> set[str]:
+        try:
+            text = (self.path / TRAINED_ON_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return set()
+        return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 class ModelRegistry:
@@ -113,6 +134,7 @@ class ModelRegistry:
         metrics: dict[str, Any],
         card: str,
         move: bool = False,
+        trained_on: Collection[str] = (),
     ) -> VersionFolder:
         """Add a complete version folder atomically (it does not become current)."""
         target = self._version_path(name)
@@ -132,6 +154,9 @@ class ModelRegistry:
                 json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n", "utf-8"
             )
             (tmp / CARD_FILE).write_text(card, encoding="utf-8")
+            (tmp / TRAINED_ON_FILE).write_text(
+                "".join(f"{h}\n" for h in sorted(trained_on)), encoding="utf-8"
+            )
             _fsync_tree(tmp)
             os.replace(tmp, target)
         except BaseException:
@@ -143,6 +168,8 @@ class ModelRegistry:
         """Point ``CURRENT`` at ``name`` (or ``"base"``) with one atomic rename."""
         if name != BASE_VERSION:
             version = self.get(name)
+            if version.forgotten:
+                raise RegistryError(_forgotten_message(name))
             if not convert.is_ct2_dir(version.ct2_dir):
                 raise RegistryError(f"model version {name!r} has no CTranslate2 export")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -166,10 +193,40 @@ class ModelRegistry:
         self.set_current(parent)
         return parent
 
+    def mark_forgotten(self, audio_hashes: Collection[str]) -> list[str]:
+        """/forget: every version trained on any of ``audio_hashes`` loses those hashes
+        from its list and is marked never to be served again; returns their names."""
+        gone = {h.lower() for h in audio_hashes}
+        marked = []
+        for version in self.versions():
+            trained = version.trained_on()
+            if not trained & gone:
+                continue
+            _write_atomic(version.path / FORGOTTEN_FILE, "trained on audio deleted by /forget\n")
+            _write_atomic(
+                version.path / TRAINED_ON_FILE, "".join(f"{h}\n" for h in sorted(trained - gone))
+            )
+            marked.append(version.name)
+        return marked
+
     def _version_path(self, name: str) -> Path:
         if not _NAME.fullmatch(name) or name == BASE_VERSION:
             raise RegistryError(f"invalid model version name {name!r}")
         return self.root / VERSIONS_DIR / name
+
+
+def _forgotten_message(name: str) -> str:
+    return (
+        f"la versione {name} è stata addestrata anche su dati che un utente ha poi cancellato "
+        "con /forget, quindi non la userò più. Il modello in servizio resta finché il "
+        "prossimo addestramento (sempre dal modello di base) non ne promuove uno nuovo."
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _fsync_tree(root: Path) -> None:

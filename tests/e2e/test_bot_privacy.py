@@ -30,8 +30,9 @@ async def test_privacy_and_forget_with_confirmation(
         emu.send_text(user_id=USER, text="/privacy")
         privacy = await bot.wait_text(lambda t: t.startswith("Privacy"))
         assert f"dopo {RETENTION_DAYS} giorni" in privacy and "/forget" in privacy
-        # What cannot be taken back is said plainly.
-        assert "Cosa non posso cancellare: un modello già addestrato" in privacy
+        # What /forget means for the weights is said plainly.
+        assert "riparte dal modello di base" in privacy
+        assert "non tornano più in servizio, nemmeno con /rollback" in privacy
 
         # Two users, each with a transcript; USER also corrects theirs.
         mine = emu.send_voice(user_id=USER, data=voice_notes[0], duration=3)

@@ -72,6 +72,7 @@ def test_encoder_cache_holds_clean_and_perturbed_copies(
     from tests.support.speech import synthesize
     from training._datasets import cached_dataset
     from training.data import Example, LabelEncoder
+    from training.encoder_cache import clip_id
 
     model_dir = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
     clip = synthesize("Il treno parte alle otto.", speech_dir / "cache-clip.wav")
@@ -79,20 +80,25 @@ def test_encoder_cache_holds_clean_and_perturbed_copies(
     labels = LabelEncoder(model_dir, language="it")
     model.configure_trainable(encoder_layers=2, train_embeddings=False)
 
+    from training.encoder_cache import EncoderCache, model_key
+
+    cache = EncoderCache(tmp_path / "cache", model_key(model_dir, model.cached_layers))
+
     def build(copies: int) -> object:
-        return cached_dataset(
-            model, examples, labels, model_dir=model_dir, augment_copies=copies, seed=0,
-            cache_path=tmp_path / "cache.npy", index_path=tmp_path / "cache.json",
-        )  # fmt: skip
+        dataset, _ = cached_dataset(
+            model, examples, labels, cache=cache, augment_copies=copies, seed=0
+        )
+        return dataset
 
     dataset = build(2)
     assert len(dataset) == 3  # the clip as recorded + 2 perturbed copies, same labels
     rows = [np.array(dataset[i]["lower_hidden_states"], dtype=np.float32) for i in range(3)]
     assert dataset[0]["labels"] == dataset[2]["labels"]
     assert not np.allclose(rows[0], rows[1]) and not np.allclose(rows[1], rows[2])
-    # a resumed run reuses the cache; another recipe rebuilds it
-    stamp = (tmp_path / "cache.npy").stat().st_mtime_ns
-    assert len(build(2)) == 3 and (tmp_path / "cache.npy").stat().st_mtime_ns == stamp
+    # a resumed run reuses the cache; fewer copies reuse a part of it
+    entry = cache.path(clip_id(clip), "clean")
+    stamp = entry.stat().st_mtime_ns
+    assert len(build(2)) == 3 and entry.stat().st_mtime_ns == stamp
     assert len(build(0)) == 1
 
 
@@ -101,7 +107,7 @@ def test_small_data_gets_fewer_steps() -> None:
     from training.finetune import planned_steps
 
     args = FinetuneArguments(max_steps=40, batch_size=8, max_epochs=3.0)
-    assert planned_steps(args, 111) == 40  # ~120 corrections: the step budget decides
+    assert planned_steps(args, 111) == 40  # a cap, when one is set, still caps
     assert planned_steps(args, 45) == 17  # 45 clips seen at most 3 times each
     assert planned_steps(args, 1) == 1
     accumulated = FinetuneArguments(max_steps=40, batch_size=8, gradient_accumulation_steps=2)

@@ -1,0 +1,95 @@
+"""What /forget does to training: the data of runs not yet finished, the encoder cache,
+and the model versions trained on the forgotten audio.
+
+Every run trains from the base model on the corrections that exist when it starts, so a
+version never inherits another version's data: once a user's audio is gone, the next
+promoted version knows nothing of it. Until then:
+
+* open runs lose the audio's rows from their manifests (``training.snapshot``); a run that
+  had already loaded it is marked (``FORGOTTEN_RUN_FILE``) and refuses to promote;
+* the persistent lower-encoder cache loses its entries (``training.encoder_cache``);
+* every version trained on it is marked in the registry and never served again
+  (``ModelRegistry.mark_forgotten``): /rollback refuses it with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.asr.registry import ModelRegistry
+from training import encoder_cache
+from training.snapshot import scrub_run_manifests
+
+# In a run folder: the audio hashes the run trains on, and the mark of forgotten ones.
+TRAINED_ON_FILE = "trained_on.txt"
+FORGOTTEN_RUN_FILE = "FORGOTTEN"
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    manifest_rows: int
+    cache_clips: int
+    runs_marked: tuple[str, ...]
+    versions_marked: tuple[str, ...]
+
+
+def forget_training_audio(
+    audio_hashes: Collection[str],
+    *,
+    runs_dir: Path,
+    models_dir: Path,
+    encoder_cache_dir: Path,
+) -> ForgetReport:
+    """Apply one user's /forget to everything training holds (see the module doc)."""
+    gone = {h.lower() for h in audio_hashes}
+    if not gone:
+        return ForgetReport(0, 0, (), ())
+    rows = scrub_run_manifests(runs_dir, gone)
+    runs = tuple(_mark_runs(Path(runs_dir), gone))
+    cached = encoder_cache.forget_clips(Path(encoder_cache_dir), gone)
+    versions = tuple(ModelRegistry(Path(models_dir)).mark_forgotten(gone))
+    return ForgetReport(rows, cached, runs, versions)
+
+
+def record_trained_on(run_dir: Path, audio_paths: Iterable[Path]) -> set[str]:
+    """Write the hashes of the run's training audio (stored clips only); returns them."""
+    hashes = {_store_hash(Path(p)) for p in audio_paths} - {""}
+    _write(Path(run_dir) / TRAINED_ON_FILE, hashes)
+    return hashes
+
+
+def trained_on(run_dir: Path) -> set[str]:
+    path = Path(run_dir) / TRAINED_ON_FILE
+    if not path.is_file():
+        return set()
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line}
+
+
+def run_forgotten(run_dir: Path) -> bool:
+    """The run trained on audio deleted since it started: its model must not be served."""
+    return (Path(run_dir) / FORGOTTEN_RUN_FILE).is_file()
+
+
+def _mark_runs(runs_dir: Path, gone: set[str]) -> Iterable[str]:
+    if not runs_dir.is_dir():
+        return
+    for run_dir in sorted(runs_dir.iterdir()):
+        hashes = trained_on(run_dir)
+        if hashes & gone:
+            (run_dir / FORGOTTEN_RUN_FILE).write_text("trained on audio deleted by /forget\n")
+            _write(run_dir / TRAINED_ON_FILE, hashes - gone)
+            yield run_dir.name
+
+
+def _store_hash(path: Path) -> str:
+    stem = path.name.split(".", 1)[0].lower()
+    return stem if len(stem) == 64 and all(c in "0123456789abcdef" for c in stem) else ""
+
+
+def _write(path: Path, hashes: Collection[str]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{h}\n" for h in sorted(hashes)), encoding="utf-8")
+    os.replace(tmp, path)
