@@ -42,6 +42,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,10 @@ def encoder_cache_root(args: FinetuneArguments) -> Path:
 def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> FinetuneResult:
     """Train, resuming from the newest checkpoint in ``output_dir`` if there is one."""
     import torch
-    from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments, set_seed
+    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from training._datasets import CacheStats, Collator, FeatureDataset, cached_dataset
     from training._whisper_model import PartialEncoderWhisper
-    from training.encoder_cache import EncoderCache, model_key, prune
     from training.robust import choose_alpha, parse_alphas, trainable_state
 
     mode = resolve_mode(args.mode)
@@ -149,33 +148,83 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     train_examples, validation = split_validation(
         examples, fraction=args.validation_fraction, min_sentences=args.min_validation_sentences
     )
-    labels = LabelEncoder(Path(args.model_dir), language=args.language, task=args.task)
     model = PartialEncoderWhisper.from_pretrained(args.model_dir, dtype=torch.float32)
     model.generation_config.forced_decoder_ids = None
     if progress is not None:
         progress(0, planned_steps(args, len(train_examples)), {"phase": "preparing data"})
+    data = _training_data(args, mode, model, train_examples, validation)
+    max_steps = planned_steps(args, len(train_examples))
+    started_at = time.monotonic()  # the time budget is for training: caching is incremental
+    log.info(
+        "%s mode: %d training examples, %d validation clips, %d trainable parameters, "
+        "%d steps", mode, len(data.dataset), len(validation), data.trainable, max_steps,
+    )  # fmt: skip
+
+    checkpoints = output / CHECKPOINTS_DIR
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    validate = data.eval_dataset is not None
+    timer = _TrainTimer(args, progress, started_at=started_at, validate=validate)
+    trainer = _trainer(args, mode, model, data, checkpoints, max_steps, timer)
+    start_weights = trainable_state(model)  # the base model's (a resume loads over them)
+    started = time.perf_counter()
+    outcome = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    trainer.save_state()
+    alphas = parse_alphas(args.wise_alphas)
+    wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
+    final = output / FINAL_DIR
+    _save_final(trainer.model, Path(args.model_dir), final)
+    steps = int(trainer.state.global_step)
+    steps_here = max(1, steps - timer.first_step)
+    per_step = timer.step_seconds / steps_here if timer.steps else None
+    batch = args.batch_size * args.gradient_accumulation_steps
+    best_step, best_loss = _best(trainer.state) if validate else (None, None)
+    result = FinetuneResult(
+        model_dir=final,
+        mode=mode,
+        steps=steps,
+        max_steps=max_steps,
+        train_loss=float(outcome.training_loss) if outcome.training_loss else None,
+        train_seconds=round(seconds, 2),
+        seconds_per_step=round(per_step, 3) if per_step else None,
+        samples_per_second=round(batch / per_step, 3) if per_step else None,
+        examples=len(data.dataset),
+        resumed_from=Path(last).name if last else None,
+        stopped_early=steps < max_steps,
+        best_step=best_step if validate else steps,
+        best_validation_loss=best_loss,
+        validation_clips=len(validation),
+        validation_sentences=len({normalize_text(e.text) for e in validation}),
+        encoder_cache_reused=data.stats.reused,
+        encoder_cache_computed=data.stats.computed,
+        encoder_cache_seconds=data.stats.seconds,
+        wise_alpha=wise.alpha if wise else None,
+        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
+    )
+    (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+    return result
+
+
+@dataclass
+class _TrainingData:
+    dataset: Any
+    eval_dataset: Any
+    stats: Any  # training._datasets.CacheStats
+    input_key: str
+    trainable: int
+
+
+def _training_data(
+    args: FinetuneArguments, mode: str, model: Any, train_examples: list, validation: list
+) -> _TrainingData:
+    """cpu mode: the frozen lower encoder's outputs, from the persistent cache; gpu mode:
+    log-mel features with the model's own mel bins, computed by DataLoader workers."""
+    from training._datasets import CacheStats, FeatureDataset, cached_dataset
+    from training.encoder_cache import EncoderCache, model_key, prune
+
+    labels = LabelEncoder(Path(args.model_dir), language=args.language, task=args.task)
     eval_dataset: Any = None
-    stats = CacheStats()
-    if mode == "cpu":
-        trainable = model.configure_trainable(
-            encoder_layers=args.encoder_layers,
-            train_embeddings=args.train_embeddings,
-            decoder=args.decoder,
-        )
-        cache = EncoderCache(
-            encoder_cache_root(args),
-            model_key(Path(args.model_dir), model.cached_layers),
-        )
-        dataset, stats = cached_dataset(
-            model, train_examples, labels, cache=cache,
-            augment_copies=args.augment_copies, seed=args.seed,
-        )  # fmt: skip
-        if validation:
-            eval_dataset, _ = cached_dataset(
-                model, validation, labels, cache=cache, augment_copies=0, seed=args.seed
-            )
-        input_key = "lower_hidden_states"
-    else:
+    if mode != "cpu":
         trainable = model.configure_trainable(
             encoder_layers=len(model.model.encoder.layers), train_embeddings=True
         )
@@ -185,23 +234,47 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
             eval_dataset = FeatureDataset(
                 validation, labels, seed=args.seed, n_mels=n_mels, augment=False
             )
-        input_key = "input_features"
-    if mode == "cpu" and args.encoder_cache_dir:
+        return _TrainingData(dataset, eval_dataset, CacheStats(), "input_features", trainable)
+    trainable = model.configure_trainable(
+        encoder_layers=args.encoder_layers,
+        train_embeddings=args.train_embeddings,
+        decoder=args.decoder,
+    )
+    cache = EncoderCache(
+        encoder_cache_root(args), model_key(Path(args.model_dir), model.cached_layers)
+    )
+    dataset, stats = cached_dataset(
+        model, train_examples, labels, cache=cache,
+        augment_copies=args.augment_copies, seed=args.seed,
+    )  # fmt: skip
+    if validation:
+        eval_dataset, _ = cached_dataset(
+            model, validation, labels, cache=cache, augment_copies=0, seed=args.seed
+        )
+    if args.encoder_cache_dir:
         # The persistent cache keeps what this run uses: purged or forgotten audio goes.
         used = {path.parent.name for path, _ in (*dataset.rows, *_rows(eval_dataset))}
         pruned = prune(Path(args.encoder_cache_dir), key=cache.key, keep=used)
         log.info("encoder cache: %d clips no run uses any more deleted", pruned)
-    max_steps = planned_steps(args, len(train_examples))
-    started_at = time.monotonic()  # the time budget is for training: caching is incremental
-    log.info(
-        "%s mode: %d training examples, %d validation clips, %d trainable parameters, "
-        "%d steps", mode, len(dataset), len(validation), trainable, max_steps,
-    )  # fmt: skip
+    return _TrainingData(dataset, eval_dataset, stats, "lower_hidden_states", trainable)
 
-    checkpoints = output / CHECKPOINTS_DIR
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+
+def _trainer(
+    args: FinetuneArguments,
+    mode: str,
+    model: Any,
+    data: _TrainingData,
+    checkpoints: Path,
+    max_steps: int,
+    timer: _TrainTimer,
+) -> Any:
+    import torch
+    from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments
+
+    from training._datasets import Collator
+
     bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
-    validate = eval_dataset is not None
+    validate = data.eval_dataset is not None
     training_args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints),
         max_steps=max_steps,
@@ -233,7 +306,6 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
         dataloader_persistent_workers=mode == "gpu" and args.dataloader_workers > 0,
         disable_tqdm=True,
     )
-    timer = _TrainTimer(args, progress, started_at=started_at, validate=validate)
     callbacks: list[Any] = [timer.callback()]
     if validate and args.early_stopping_patience > 0:
         callbacks.append(
@@ -242,54 +314,15 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     trainer = _make_trainer(
         model=model,
         args=training_args,
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        data_collator=Collator(input_key),
+        train_dataset=data.dataset,
+        eval_dataset=data.eval_dataset,
+        data_collator=Collator(data.input_key),
         callbacks=callbacks,
         anchor_strength=args.anchor_strength,
     )
     # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
     trainer.model_accepts_loss_kwargs = False
-    start_weights = trainable_state(model)  # the base model's (a resume loads over them)
-    started = time.perf_counter()
-    outcome = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - started
-    trainer.save_state()
-    wise = None
-    alphas = parse_alphas(args.wise_alphas)
-    if alphas and validate:
-        wise = choose_alpha(trainer, start_weights, alphas)
-    final = output / FINAL_DIR
-    _save_final(trainer.model, Path(args.model_dir), final)
-    steps = int(trainer.state.global_step)
-    steps_here = max(1, steps - timer.first_step)
-    per_step = timer.step_seconds / steps_here if timer.steps else None
-    batch = args.batch_size * args.gradient_accumulation_steps
-    best_step, best_loss = _best(trainer.state) if validate else (None, None)
-    result = FinetuneResult(
-        model_dir=final,
-        mode=mode,
-        steps=steps,
-        max_steps=max_steps,
-        train_loss=float(outcome.training_loss) if outcome.training_loss else None,
-        train_seconds=round(seconds, 2),
-        seconds_per_step=round(per_step, 3) if per_step else None,
-        samples_per_second=round(batch / per_step, 3) if per_step else None,
-        examples=len(dataset),
-        resumed_from=Path(last).name if last else None,
-        stopped_early=steps < max_steps,
-        best_step=best_step if validate else steps,
-        best_validation_loss=best_loss,
-        validation_clips=len(validation),
-        validation_sentences=len({normalize_text(e.text) for e in validation}),
-        encoder_cache_reused=stats.reused,
-        encoder_cache_computed=stats.computed,
-        encoder_cache_seconds=stats.seconds,
-        wise_alpha=wise.alpha if wise else None,
-        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
-    )
-    (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
-    return result
+    return trainer
 
 
 def _rows(dataset: Any) -> list[Any]:
