@@ -41,7 +41,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from typing import Any
 from model.asr.normalize import normalize_text
 from training.arguments import FinetuneArguments, FinetuneResult, Mode, TrainingError
 from training.data import Example, LabelEncoder, read_manifest
+from training.trainer import Progress, TrainTimer, best_validation, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ _LOG_EVERY = 5
 # Salt so the validation choice is independent of the held-out split's hashing.
 _VALIDATION_SALT = b"whisper-it/validation/v1:"
 
-# (step, max_steps, metrics such as {"loss": ...} or {"phase": ...})
-Progress = Callable[[int, int, dict[str, Any]], None]
 
 __all__ = ["FinetuneArguments", "FinetuneResult", "TrainingError", "finetune", "split_validation"]
 
@@ -163,7 +162,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     checkpoints = output / CHECKPOINTS_DIR
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     validate = data.eval_dataset is not None
-    timer = _TrainTimer(args, progress, started_at=started_at, validate=validate)
+    timer = TrainTimer(args, progress, started_at=started_at, validate=validate)
     trainer = _trainer(args, mode, model, data, checkpoints, max_steps, timer)
     start_weights = trainable_state(model)  # the base model's (a resume loads over them)
     started = time.perf_counter()
@@ -172,34 +171,9 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     trainer.save_state()
     alphas = parse_alphas(args.wise_alphas)
     wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
-    final = output / FINAL_DIR
-    _save_final(trainer.model, Path(args.model_dir), final)
-    steps = int(trainer.state.global_step)
-    steps_here = max(1, steps - timer.first_step)
-    per_step = timer.step_seconds / steps_here if timer.steps else None
-    batch = args.batch_size * args.gradient_accumulation_steps
-    best_step, best_loss = _best(trainer.state) if validate else (None, None)
-    result = FinetuneResult(
-        model_dir=final,
-        mode=mode,
-        steps=steps,
-        max_steps=max_steps,
-        train_loss=float(outcome.training_loss) if outcome.training_loss else None,
-        train_seconds=round(seconds, 2),
-        seconds_per_step=round(per_step, 3) if per_step else None,
-        samples_per_second=round(batch / per_step, 3) if per_step else None,
-        examples=len(data.dataset),
-        resumed_from=Path(last).name if last else None,
-        stopped_early=steps < max_steps,
-        best_step=best_step if validate else steps,
-        best_validation_loss=best_loss,
-        validation_clips=len(validation),
-        validation_sentences=len({normalize_text(e.text) for e in validation}),
-        encoder_cache_reused=data.stats.reused,
-        encoder_cache_computed=data.stats.computed,
-        encoder_cache_seconds=data.stats.seconds,
-        wise_alpha=wise.alpha if wise else None,
-        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
+    _save_final(trainer.model, Path(args.model_dir), output / FINAL_DIR)
+    result = _result(
+        args, mode, trainer, timer, data, validation, outcome, seconds, max_steps, last, wise
     )
     (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
@@ -266,16 +240,41 @@ def _trainer(
     data: _TrainingData,
     checkpoints: Path,
     max_steps: int,
-    timer: _TrainTimer,
+    timer: TrainTimer,
 ) -> Any:
-    import torch
-    from transformers import EarlyStoppingCallback, Seq2SeqTrainingArguments
+    from transformers import EarlyStoppingCallback
 
     from training._datasets import Collator
 
-    bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
     validate = data.eval_dataset is not None
-    training_args = Seq2SeqTrainingArguments(
+    training_args = _training_arguments(args, mode, checkpoints, max_steps, validate)
+    callbacks: list[Any] = [timer.callback()]
+    if validate and args.early_stopping_patience > 0:
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
+        )
+    trainer = make_trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.dataset,
+        eval_dataset=data.eval_dataset,
+        data_collator=Collator(data.input_key),
+        callbacks=callbacks,
+        anchor_strength=args.anchor_strength,
+    )
+    # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
+    trainer.model_accepts_loss_kwargs = False
+    return trainer
+
+
+def _training_arguments(
+    args: FinetuneArguments, mode: str, checkpoints: Path, max_steps: int, validate: bool
+) -> Any:
+    import torch
+    from transformers import Seq2SeqTrainingArguments
+
+    bf16 = mode == "gpu" and torch.cuda.is_bf16_supported()
+    return Seq2SeqTrainingArguments(
         output_dir=str(checkpoints),
         max_steps=max_steps,
         per_device_train_batch_size=args.batch_size,
@@ -306,73 +305,53 @@ def _trainer(
         dataloader_persistent_workers=mode == "gpu" and args.dataloader_workers > 0,
         disable_tqdm=True,
     )
-    callbacks: list[Any] = [timer.callback()]
-    if validate and args.early_stopping_patience > 0:
-        callbacks.append(
-            EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
-        )
-    trainer = _make_trainer(
-        model=model,
-        args=training_args,
-        train_dataset=data.dataset,
-        eval_dataset=data.eval_dataset,
-        data_collator=Collator(data.input_key),
-        callbacks=callbacks,
-        anchor_strength=args.anchor_strength,
+
+
+def _result(
+    args: FinetuneArguments,
+    mode: Mode,
+    trainer: Any,
+    timer: TrainTimer,
+    data: _TrainingData,
+    validation: list,
+    outcome: Any,
+    seconds: float,
+    max_steps: int,
+    last: str | None,
+    wise: Any,
+) -> FinetuneResult:
+    validate = data.eval_dataset is not None
+    steps = int(trainer.state.global_step)
+    steps_here = max(1, steps - timer.first_step)
+    per_step = timer.step_seconds / steps_here if timer.steps else None
+    batch = args.batch_size * args.gradient_accumulation_steps
+    best_step, best_loss = best_validation(trainer.state) if validate else (None, None)
+    return FinetuneResult(
+        model_dir=Path(args.output_dir) / FINAL_DIR,
+        mode=mode,
+        steps=steps,
+        max_steps=max_steps,
+        train_loss=float(outcome.training_loss) if outcome.training_loss else None,
+        train_seconds=round(seconds, 2),
+        seconds_per_step=round(per_step, 3) if per_step else None,
+        samples_per_second=round(batch / per_step, 3) if per_step else None,
+        examples=len(data.dataset),
+        resumed_from=Path(last).name if last else None,
+        stopped_early=steps < max_steps,
+        best_step=best_step if validate else steps,
+        best_validation_loss=best_loss,
+        validation_clips=len(validation),
+        validation_sentences=len({normalize_text(e.text) for e in validation}),
+        encoder_cache_reused=data.stats.reused,
+        encoder_cache_computed=data.stats.computed,
+        encoder_cache_seconds=data.stats.seconds,
+        wise_alpha=wise.alpha if wise else None,
+        wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
     )
-    # Our forward takes no loss kwargs: the Trainer must scale the loss for accumulation.
-    trainer.model_accepts_loss_kwargs = False
-    return trainer
 
 
 def _rows(dataset: Any) -> list[Any]:
     return list(dataset.rows) if dataset is not None else []
-
-
-def _best(state: Any) -> tuple[int | None, float | None]:
-    """The step and loss of the best validation (what ``load_best_model_at_end`` kept)."""
-    evals = [e for e in state.log_history if "eval_loss" in e]
-    if not evals:
-        return None, None
-    best = min(evals, key=lambda e: e["eval_loss"])
-    return int(best["step"]), round(float(best["eval_loss"]), 4)
-
-
-def _make_trainer(*, anchor_strength: float, **kwargs: Any) -> Any:
-    """A ``Seq2SeqTrainer``, with an L2-SP penalty toward the start weights if asked."""
-    from transformers import Seq2SeqTrainer
-
-    if anchor_strength <= 0:
-        return Seq2SeqTrainer(**kwargs)
-
-    class _AnchoredTrainer(Seq2SeqTrainer):
-        def __init__(self, **kw: Any) -> None:
-            super().__init__(**kw)
-            # The start model's trainable weights, captured before any resume loads a
-            # checkpoint over them.
-            self.anchor = {
-                name: p.detach().clone()
-                for name, p in self.model.named_parameters()
-                if p.requires_grad
-            }
-
-        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
-            out = super().compute_loss(
-                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-            )
-            if not model.training:  # the validation loss stays comparable across settings
-                return out
-            loss, rest = (out[0], out[1:]) if return_outputs else (out, None)
-            penalty = sum(
-                ((p - self.anchor[name]) ** 2).sum()
-                for name, p in model.named_parameters()
-                if name in self.anchor
-            )
-            loss = loss + anchor_strength * penalty
-            return (loss, *rest) if return_outputs else loss
-
-    return _AnchoredTrainer(**kwargs)
 
 
 def _save_final(model: Any, start_dir: Path, final: Path) -> None:
@@ -385,58 +364,3 @@ def _save_final(model: Any, start_dir: Path, final: Path) -> None:
             shutil.copyfile(item, tmp / item.name)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-
-
-class _TrainTimer:
-    """Reports progress and stops (with a checkpoint) when the time budget is spent."""
-
-    def __init__(
-        self,
-        args: FinetuneArguments,
-        progress: Progress | None,
-        *,
-        started_at: float,
-        validate: bool,
-    ) -> None:
-        self.args = args
-        self.validate = validate
-        self.progress = progress
-        self.started = started_at
-        self.last_step_at = self.started
-        self.first_step = 0
-        self.steps = 0
-        self.step_seconds = 0.0
-
-    def callback(self) -> Any:
-        from transformers import TrainerCallback
-
-        timer = self
-
-        class _Callback(TrainerCallback):
-            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                timer.first_step = int(state.global_step)
-                timer.last_step_at = time.monotonic()
-                if timer.progress is not None:
-                    timer.progress(timer.first_step, int(state.max_steps), {"phase": "training"})
-
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-                now = time.monotonic()
-                timer.steps += 1
-                timer.step_seconds += now - timer.last_step_at
-                timer.last_step_at = now
-                budget = timer.args.max_train_seconds
-                if budget > 0 and now - timer.started > budget:
-                    log.info("time budget of %.0f s spent at step %d", budget, state.global_step)
-                    control.should_training_stop = True
-                    control.should_save = True
-                    # The last step competes for "best" too (needs a validation set).
-                    control.should_evaluate = timer.validate
-                if timer.progress is not None:
-                    loss = next(
-                        (e["loss"] for e in reversed(state.log_history) if "loss" in e), None
-                    )
-                    metrics = {} if loss is None else {"loss": float(loss)}
-                    timer.progress(int(state.global_step), int(state.max_steps), metrics)
-                return control
-
-        return _Callback()

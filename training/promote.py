@@ -29,15 +29,7 @@ def model_card(
     created_at: dt.datetime,
 ) -> str:
     """A Hugging Face-style model card (README.md) for a promoted version."""
-    rows = [
-        f"| {c.eval_set} | {c.baseline} | {c.role} | "
-        f"{c.clips} ({c.sentences} sentences, {c.users} users) | "
-        f"{_pct(c.current_wer)} | {_pct(c.candidate_wer)} | {_signed(c.interval.delta)} "
-        f"[{_signed(c.interval.low)}, {_signed(c.interval.high)}] | {c.verdict} | "
-        f"{_pct(c.candidate_cer)} | {_pct(c.candidate_insertion_rate)} |"
-        for c in decision.checks
-    ]
-    table = "\n".join(rows) or "| - | - | - | - | - | - | - | - | - | - |"
+    table = _card_table(decision)
     facts = "\n".join(f"- {key}: {value}" for key, value in sorted(training.items()))
     return f"""---
 language: it
@@ -81,6 +73,18 @@ Trained on a small number of corrected transcripts: expect gains on the voices, 
 recording conditions of this bot's users, not in general. Language and task are forced to
 Italian transcription.
 """
+
+
+def _card_table(decision: GateDecision) -> str:
+    rows = [
+        f"| {c.eval_set} | {c.baseline} | {c.role} | "
+        f"{c.clips} ({c.sentences} sentences, {c.users} users) | "
+        f"{_pct(c.current_wer)} | {_pct(c.candidate_wer)} | {_signed(c.interval.delta)} "
+        f"[{_signed(c.interval.low)}, {_signed(c.interval.high)}] | {c.verdict} | "
+        f"{_pct(c.candidate_cer)} | {_pct(c.candidate_insertion_rate)} |"
+        for c in decision.checks
+    ]
+    return "\n".join(rows) or "| - | - | - | - | - | - | - | - | - | - |"
 
 
 def _pct(value: float) -> str:

@@ -36,18 +36,16 @@ from typing import Any
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.models import RunStatus
-from training.arguments import FinetuneResult
+from training.arguments import FinetuneArguments, FinetuneResult
 from training.config import START_FROM_SERVING, RunConfig
-from training.data import Example, read_manifest
+from training.data import Example
 from training.finetune import CHECKPOINTS_DIR, finetune, planned_steps
 from training.forgetting import TRAINED_ON_FILE, record_trained_on, run_forgotten, trained_on
-from training.gate import ClipOrigin, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.heartbeat import LeaseHeartbeat
+from training.judging import judge
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.snapshot import (
-    HELDOUT_MANIFEST,
-    RECENT_MANIFEST,
     SNAPSHOT_FILE,
     TRAIN_MANIFEST,
     Snapshot,
@@ -118,11 +116,63 @@ def _fail(database: Any, run_id: int, exc: BaseException) -> None:
 
 
 def _run(config: RunConfig, database: Any) -> RunReport:
-
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
     registry = ModelRegistry(Path(config.models_dir))
+    snapshot, finetune_args = _prepare(config, database, registry)
+    reporter = _ProgressReporter(database, config.run_id)
+    result = finetune(finetune_args, progress=reporter)
+    reporter.phase("evaluating", result.steps)
+
+    from model.asr import convert
+
+    candidate_ct2 = convert.export_hf_to_ct2(
+        result.model_dir, run_dir / CANDIDATE_CT2, quantization="int8", overwrite=True
+    )
+    candidate_name = version_name(config.run_id)
+    decision, evaluations, sets = judge(
+        config, database, registry, snapshot.replaces, candidate_name, candidate_ct2
+    )
+    for line in decision.reasons:
+        log.info("gate: %s", line)
+    # Audio deleted by /forget while this process had it loaded: never serve the result.
+    promote = decision.promote and not run_forgotten(run_dir)
+    if decision.promote and not promote:
+        log.info("gate: refuse: the run trained on audio deleted by /forget meanwhile")
+    log.info("gate: %s", "promote" if promote else "refuse")
+    report = RunReport(
+        run_id=config.run_id,
+        candidate=candidate_name,
+        parent=snapshot.replaces,
+        promoted=promote,
+        gate=decision,
+        finetune=result,
+        data=_facts(snapshot, sets),
+        base_model=config.base_model,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    candidate_id = _record(config, database, report, evaluations)
+    if promote:
+        _promote(config, database, registry, report, candidate_ct2, candidate_id)
+    with database.unit_of_work() as uow:
+        training_records.finish_training_run(
+            uow.session,
+            config.run_id,
+            status=RunStatus.DONE,
+            metrics={"phase": "done", REPORT_KEY: report.to_dict()},
+        )
+        uow.commit()
+    _clean_up(run_dir, promoted=promote)
+    return report
+
+
+def _prepare(
+    config: RunConfig, database: Any, registry: ModelRegistry
+) -> tuple[Snapshot, FinetuneArguments]:
+    """The run's data, frozen once (a resume reuses it), and its fine-tuning arguments;
+    the run is recorded as started."""
+    run_dir = config.run_dir
     start_model, start_hf = _start_model(config, registry)
     snapshot = take_snapshot(
         config,
@@ -162,80 +212,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             },
         )
         uow.commit()
-
-    reporter = _ProgressReporter(database, config.run_id)
-    result = finetune(finetune_args, progress=reporter)
-    reporter.phase("evaluating", result.steps)
-
-    from model.asr import convert
-
-    candidate_ct2 = convert.export_hf_to_ct2(
-        result.model_dir, run_dir / CANDIDATE_CT2, quantization="int8", overwrite=True
-    )
-    current_ct2 = _ct2_of(config, registry, snapshot.replaces)
-    sets = _eval_sets(config, run_dir)
-    candidate_name = version_name(config.run_id)
-    serving = snapshot.replaces
-    models = [(serving, current_ct2), (candidate_name, candidate_ct2)]
-    if serving != BASE_VERSION:  # the gate compares with the base model too
-        models.append((BASE_VERSION, _ct2_of(config, registry, BASE_VERSION)))
-    evaluations = {name: _evaluate(config, ct2, name, sets) for name, ct2 in models}
-    origins, uncorrected = _heldout_origins(config, database)
-    decision = decide(
-        evaluations[serving],
-        evaluations[candidate_name],
-        config.gate,
-        base=evaluations.get(BASE_VERSION) if serving != BASE_VERSION else None,
-        origins=origins,
-        uncorrected_share=uncorrected,
-    )
-    for line in decision.reasons:
-        log.info("gate: %s", line)
-    # Audio deleted by /forget while this process had it loaded: never serve the result.
-    promote = decision.promote and not run_forgotten(run_dir)
-    if decision.promote and not promote:
-        log.info("gate: refuse: the run trained on audio deleted by /forget meanwhile")
-    log.info("gate: %s", "promote" if promote else "refuse")
-    report = RunReport(
-        run_id=config.run_id,
-        candidate=candidate_name,
-        parent=snapshot.replaces,
-        promoted=promote,
-        gate=decision,
-        finetune=result,
-        data=_facts(snapshot, sets),
-        base_model=config.base_model,
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    candidate_id = _record(config, database, report, evaluations)
-    if promote:
-        _promote(config, database, registry, report, candidate_ct2, candidate_id)
-    with database.unit_of_work() as uow:
-        training_records.finish_training_run(
-            uow.session,
-            config.run_id,
-            status=RunStatus.DONE,
-            metrics={"phase": "done", REPORT_KEY: report.to_dict()},
-        )
-        uow.commit()
-    _clean_up(run_dir, promoted=promote)
-    return report
-
-
-def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipOrigin], float]:
-    """Each held-out clip's speaker and selection (by audio path), and the share of served
-    transcripts nobody corrected: what the gate needs to cluster and de-bias."""
-    from storage.audio_store import AudioStore
-    from storage.samples import EVAL, list_samples, uncorrected_share
-
-    store = AudioStore(Path(config.audio_dir))
-    with database.unit_of_work(read_only=True) as uow:
-        heldout = list_samples(uow.session, EVAL, policy=config.split)
-        share = uncorrected_share(uow.session)
-    origins = {
-        store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected) for s in heldout
-    }
-    return origins, share
+    return snapshot, finetune_args
 
 
 def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]:
@@ -248,14 +225,6 @@ def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]
     if current is not None:
         return current.name, current.hf_dir
     return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
-
-
-def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
-    from model.asr import sources
-
-    if name == BASE_VERSION:
-        return sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
-    return registry.get(name).ct2_dir
 
 
 def _facts(snapshot: Snapshot, sets: dict[str, list[Example]]) -> DataFacts:
@@ -364,41 +333,6 @@ def _promote(
                         revision_message=report.candidate)  # fmt: skip
         except Exception as exc:  # the model is promoted; a failed upload is only logged
             log.warning("could not push %s to the Hub: %s", report.candidate, exc)
-
-
-def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
-    sets = {
-        HELDOUT_SET: read_run_manifest(run_dir / HELDOUT_MANIFEST),
-        RECENT_SET: read_run_manifest(run_dir / RECENT_MANIFEST),
-    }
-    if config.general_eval_set:
-        sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set))
-    return {name: examples for name, examples in sets.items() if examples}
-
-
-def _evaluate(
-    config: RunConfig, ct2_dir: Path, model_name: str, sets: dict[str, list[Example]]
-) -> dict[str, Any]:
-    """One model on every set, loaded once, with the serving engine and options."""
-    from model.asr.engines import CT2Transcriber
-    from model.asr.evaluation import evaluate
-    from model.asr.transcription import TranscribeOptions
-    from training.evaluate import EVAL_LIMITS
-
-    engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)
-    options = TranscribeOptions(language=config.language, beam_size=config.eval_beam_size)
-    results = {}
-    for set_name, examples in sets.items():
-        evaluation = evaluate(
-            engine, examples, options=options, limits=EVAL_LIMITS, skip_unreadable=True
-        )
-        rates = evaluation.rates
-        log.info(
-            "%s on %s (%d clips): WER %.1f%%, CER %.1f%%, %.0f s",
-            model_name, set_name, rates.n, 100 * rates.wer, 100 * rates.cer, evaluation.elapsed,
-        )  # fmt: skip
-        results[set_name] = evaluation
-    return results
 
 
 def _clean_up(run_dir: Path, *, promoted: bool) -> None:

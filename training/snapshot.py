@@ -89,20 +89,10 @@ def take_snapshot(
     if path.is_file():
         return Snapshot.from_json(path.read_text(encoding="utf-8"))
     from storage.audio_store import AudioStore
-    from storage.samples import EVAL, TRAIN, cap_user_words, list_samples
+    from storage.samples import cap_user_words
     from training.data import examples_from_samples
 
-    with database.unit_of_work(read_only=True) as uow:
-        train = list_samples(uow.session, TRAIN, policy=config.split)
-        heldout = list_samples(uow.session, EVAL, policy=config.split)
-        corrected = {s.audio_sha256 for s in (*train, *heldout)}
-        pool = recent_uncorrected(
-            uow.session,
-            limit=config.recent_eval_clips + config.replay_uncorrected,
-            exclude=corrected,
-            max_user_share=config.gate.max_user_share,
-            seed=config.run_id,
-        )
+    train, heldout, pool = _listed(config, database)
     guard, replay = split_uncorrected(
         pool, guard=config.recent_eval_clips, replay=config.replay_uncorrected
     )
@@ -147,6 +137,25 @@ def take_snapshot(
     tmp.write_text(snapshot.to_json(), encoding="utf-8")
     os.replace(tmp, path)
     return snapshot
+
+
+def _listed(config: Any, database: Any) -> tuple[list[Any], list[Any], list[tuple[str, str]]]:
+    """The training and held-out samples, and recent uncorrected clips (a per-user capped
+    random sample) for the forgetting guard and replay."""
+    from storage.samples import EVAL, TRAIN, list_samples
+
+    with database.unit_of_work(read_only=True) as uow:
+        train = list_samples(uow.session, TRAIN, policy=config.split)
+        heldout = list_samples(uow.session, EVAL, policy=config.split)
+        corrected = {s.audio_sha256 for s in (*train, *heldout)}
+        pool = recent_uncorrected(
+            uow.session,
+            limit=config.recent_eval_clips + config.replay_uncorrected,
+            exclude=corrected,
+            max_user_share=config.gate.max_user_share,
+            seed=config.run_id,
+        )
+    return train, heldout, pool
 
 
 def split_uncorrected(

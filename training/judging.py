@@ -1,0 +1,104 @@
+"""Judging a candidate: the evaluation sets of a run, both models (and the base model, when
+it is not the one replaced) evaluated on them with the serving engine, and the gate's
+decision with each held-out clip's speaker and selection."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from model.asr.registry import BASE_VERSION, ModelRegistry
+from training.config import RunConfig
+from training.data import Example, read_manifest
+from training.gate import ClipOrigin, GateDecision, decide
+from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
+from training.snapshot import HELDOUT_MANIFEST, RECENT_MANIFEST, read_run_manifest
+
+log = logging.getLogger(__name__)
+
+
+def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipOrigin], float]:
+    """Each held-out clip's speaker and selection (by audio path), and the share of served
+    transcripts nobody corrected: what the gate needs to cluster and de-bias."""
+    from storage.audio_store import AudioStore
+    from storage.samples import EVAL, list_samples, uncorrected_share
+
+    store = AudioStore(Path(config.audio_dir))
+    with database.unit_of_work(read_only=True) as uow:
+        heldout = list_samples(uow.session, EVAL, policy=config.split)
+        share = uncorrected_share(uow.session)
+    origins = {
+        store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected) for s in heldout
+    }
+    return origins, share
+
+
+def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
+    from model.asr import sources
+
+    if name == BASE_VERSION:
+        return sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+    return registry.get(name).ct2_dir
+
+
+def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
+    sets = {
+        HELDOUT_SET: read_run_manifest(run_dir / HELDOUT_MANIFEST),
+        RECENT_SET: read_run_manifest(run_dir / RECENT_MANIFEST),
+    }
+    if config.general_eval_set:
+        sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set))
+    return {name: examples for name, examples in sets.items() if examples}
+
+
+def _evaluate(
+    config: RunConfig, ct2_dir: Path, model_name: str, sets: dict[str, list[Example]]
+) -> dict[str, Any]:
+    """One model on every set, loaded once, with the serving engine and options."""
+    from model.asr.engines import CT2Transcriber
+    from model.asr.evaluation import evaluate
+    from model.asr.transcription import TranscribeOptions
+    from training.evaluate import EVAL_LIMITS
+
+    engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)
+    options = TranscribeOptions(language=config.language, beam_size=config.eval_beam_size)
+    results = {}
+    for set_name, examples in sets.items():
+        evaluation = evaluate(
+            engine, examples, options=options, limits=EVAL_LIMITS, skip_unreadable=True
+        )
+        rates = evaluation.rates
+        log.info(
+            "%s on %s (%d clips): WER %.1f%%, CER %.1f%%, %.0f s",
+            model_name, set_name, rates.n, 100 * rates.wer, 100 * rates.cer, evaluation.elapsed,
+        )  # fmt: skip
+        results[set_name] = evaluation
+    return results
+
+
+def judge(
+    config: RunConfig,
+    database: Any,
+    registry: ModelRegistry,
+    serving: str,
+    candidate_name: str,
+    candidate_ct2: Path,
+) -> tuple[GateDecision, dict[str, Any], dict[str, list[Example]]]:
+    """The gate's decision on the candidate against ``serving`` (the version it would
+    replace) and the base model, with every evaluation and the sets they ran on."""
+    sets = _eval_sets(config, config.run_dir)
+    models = [(serving, _ct2_of(config, registry, serving)), (candidate_name, candidate_ct2)]
+    if serving != BASE_VERSION:  # the gate compares with the base model too
+        models.append((BASE_VERSION, _ct2_of(config, registry, BASE_VERSION)))
+    evaluations = {name: _evaluate(config, ct2, name, sets) for name, ct2 in models}
+    origins, uncorrected = _heldout_origins(config, database)
+    decision = decide(
+        evaluations[serving],
+        evaluations[candidate_name],
+        config.gate,
+        base=evaluations.get(BASE_VERSION) if serving != BASE_VERSION else None,
+        origins=origins,
+        uncorrected_share=uncorrected,
+    )
+    return decision, evaluations, sets
