@@ -81,7 +81,7 @@ class TrainingStatus:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     updated_at: dt.datetime
-    metrics: dict[str, Any] = field(default_factory=dict)
+    state: training_records.RunState = field(default_factory=training_records.RunState)
 
     @property
     def is_open(self) -> bool:
@@ -90,7 +90,8 @@ class TrainingStatus:
     @property
     def report(self) -> RunReport | None:
         """The finished run's report (None while it runs, or when it failed)."""
-        return RunReport.from_metrics(self.metrics)
+        report = self.state.report
+        return RunReport.from_dict(report) if report else None
 
     @property
     def promoted(self) -> bool | None:
@@ -163,8 +164,7 @@ class TrainingControl:
                 return StartResult(False, active.id, active.pid, refusal=StartRefusal.IN_PROGRESS)
             if active is not None:
                 run, resumed = active, True
-                attempts = int((run.metrics or {}).get("attempts", 1)) + 1
-                if attempts > MAX_ATTEMPTS:
+                if training_records.run_state(run).attempts >= MAX_ATTEMPTS:
                     training_records.finish_training_run(
                         uow.session,
                         run.id,
@@ -173,7 +173,7 @@ class TrainingControl:
                     )
                     uow.commit()
                     return StartResult(False, run.id, refusal=StartRefusal.GIVEN_UP)
-                run.metrics = {**(run.metrics or {}), "attempts": attempts}
+                training_records.restart_training_run(uow.session, run.id)
             else:
                 if not force:
                     new = self._count_new(uow.session)
@@ -370,11 +370,11 @@ def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:
 
 
 def _status(run: Any) -> TrainingStatus:
-    metrics = dict(run.metrics or {})
+    state = training_records.run_state(run)
     return TrainingStatus(
         run_id=run.id,
         status=run.status,
-        phase=metrics.get("phase"),
+        phase=state.phase,
         steps_done=run.steps_done,
         steps_total=run.steps_total,
         progress=run.progress,
@@ -384,5 +384,5 @@ def _status(run: Any) -> TrainingStatus:
         started_at=run.started_at,
         finished_at=run.finished_at,
         updated_at=run.updated_at,
-        metrics=metrics,
+        state=state,
     )

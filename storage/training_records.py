@@ -6,7 +6,7 @@ Times default to now (UTC); tests pass ``now=`` to control them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,40 @@ FINISHED_RUN_STATUSES = frozenset(RunStatus) - set(OPEN_RUN_STATUSES)
 
 
 # --- training runs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a training run says about itself, kept in ``training_runs.metrics``: its phase,
+    how often it was started, the model it started from and the version it would replace,
+    the latest training loss, and (once finished) its report, the JSON form of
+    ``training.report.RunReport``. Writers change it through the functions below only."""
+
+    phase: str | None = None
+    attempts: int = 1
+    start_model: str | None = None
+    replaces: str | None = None
+    loss: float | None = None
+    report: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RunState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def run_state(run: TrainingRun) -> RunState:
+    return RunState.from_json(run.metrics)
+
+
+def _change_state(run: TrainingRun, changes: dict[str, Any]) -> None:
+    given = {k: v for k, v in changes.items() if v is not None}
+    if given:
+        # Reassigned, not mutated: JSON columns only notice assignment.
+        run.metrics = replace(run_state(run), **given).to_json()
 
 
 def create_training_run(
@@ -49,6 +83,15 @@ def create_training_run(
 
 def get_training_run(session: Session, run_id: int) -> TrainingRun | None:
     return session.get(TrainingRun, run_id)
+
+
+def restart_training_run(session: Session, run_id: int) -> RunState:
+    """Count one more start of a run (a resume after its trainer stopped)."""
+    run = require(session.get(TrainingRun, run_id), "training run", run_id)
+    state = run_state(run)
+    run.metrics = replace(state, attempts=state.attempts + 1).to_json()
+    session.flush()
+    return run_state(run)
 
 
 def start_training_run(
@@ -83,7 +126,10 @@ def update_training_progress(
     *,
     steps_done: int,
     steps_total: int | None = None,
-    metrics: dict[str, Any] | None = None,
+    phase: str | None = None,
+    loss: float | None = None,
+    start_model: str | None = None,
+    replaces: str | None = None,
     now: datetime | None = None,
 ) -> TrainingRun:
     run = require(session.get(TrainingRun, run_id), "training run", run_id)
@@ -92,8 +138,9 @@ def update_training_progress(
         run.steps_total = steps_total
     if run.steps_total:
         run.progress = min(1.0, steps_done / run.steps_total)
-    if metrics:
-        run.metrics = {**run.metrics, **metrics}  # reassign: JSON columns track assignment
+    _change_state(
+        run, {"phase": phase, "loss": loss, "start_model": start_model, "replaces": replaces}
+    )
     run.updated_at = now or utcnow()
     session.flush()
     return run
@@ -104,7 +151,8 @@ def finish_training_run(
     run_id: int,
     *,
     status: str,
-    metrics: dict[str, Any] | None = None,
+    phase: str | None = None,
+    report: dict[str, Any] | None = None,
     error: str | None = None,
     now: datetime | None = None,
 ) -> TrainingRun:
@@ -114,8 +162,7 @@ def finish_training_run(
     now = now or utcnow()
     run.status = status
     run.error = error
-    if metrics:
-        run.metrics = {**run.metrics, **metrics}
+    _change_state(run, {"phase": phase, "report": report})
     if status == RunStatus.DONE:
         run.progress = 1.0
     run.finished_at = now

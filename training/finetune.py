@@ -49,7 +49,13 @@ from typing import Any
 from model.asr.normalize import normalize_text
 from training.arguments import FinetuneArguments, FinetuneResult, Mode, TrainingError
 from training.data import Example, LabelEncoder, read_manifest
-from training.trainer import Progress, TrainTimer, best_validation, make_trainer
+from training.trainer import (
+    Progress,
+    TrainingProgress,
+    TrainTimer,
+    best_validation,
+    make_trainer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +156,8 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     model = PartialEncoderWhisper.from_pretrained(args.model_dir, dtype=torch.float32)
     model.generation_config.forced_decoder_ids = None
     if progress is not None:
-        progress(0, planned_steps(args, len(train_examples)), {"phase": "preparing data"})
+        total = planned_steps(args, len(train_examples))
+        progress(TrainingProgress(0, total, phase="preparing data"))
     data = _training_data(args, mode, model, train_examples, validation)
     max_steps = planned_steps(args, len(train_examples))
     started_at = time.monotonic()  # the time budget is for training: caching is incremental

@@ -54,6 +54,7 @@ from training.snapshot import (
     read_run_manifest,
     take_snapshot,
 )
+from training.trainer import TrainingProgress
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             uow.session,
             config.run_id,
             status=RunStatus.DONE,
-            metrics={"phase": "done", REPORT_KEY: report.to_dict()},
+            phase="done",
+            report=report.to_dict(),
         )
         uow.commit()
     _clean_up(run_dir, promoted=promote)
@@ -205,11 +207,9 @@ def _prepare(
             uow.session,
             config.run_id,
             steps_done=0,
-            metrics={
-                "phase": "training",
-                "start_model": snapshot.start_model,
-                "replaces": snapshot.replaces,
-            },
+            phase="training",
+            start_model=snapshot.start_model,
+            replaces=snapshot.replaces,
         )
         uow.commit()
     return snapshot, finetune_args
@@ -353,21 +353,26 @@ class _ProgressReporter:
         self.run_id = run_id
         self.last = 0.0
 
-    def __call__(self, step: int, total: int, metrics: dict[str, Any]) -> None:
+    def __call__(self, progress: TrainingProgress) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_EVERY_S and step < total and "phase" not in metrics:
+        due = now - self.last >= PROGRESS_EVERY_S or progress.step >= progress.total
+        if not due and progress.phase is None:
             return
         self.last = now
-        self._write(step, total, metrics)
+        self._write(progress)
 
     def phase(self, phase: str, step: int) -> None:
-        self._write(step, None, {"phase": phase})
+        self._write(TrainingProgress(step, 0, phase=phase), total_known=False)
 
-    def _write(self, step: int, total: int | None, metrics: dict[str, Any]) -> None:
-
+    def _write(self, progress: TrainingProgress, *, total_known: bool = True) -> None:
         with self.database.unit_of_work() as uow:
             training_records.update_training_progress(
-                uow.session, self.run_id, steps_done=step, steps_total=total, metrics=metrics
+                uow.session,
+                self.run_id,
+                steps_done=progress.step,
+                steps_total=progress.total if total_known else None,
+                phase=progress.phase,
+                loss=progress.loss,
             )
             uow.commit()
 

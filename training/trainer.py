@@ -6,14 +6,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from training.arguments import FinetuneArguments
 
 log = logging.getLogger(__name__)
 
-# (step, max_steps, metrics such as {"loss": ...} or {"phase": ...})
-Progress = Callable[[int, int, dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a fine-tuning run is: its step of ``total``, the phase it announces when it
+    changes, and the latest training loss."""
+
+    step: int
+    total: int
+    phase: str | None = None
+    loss: float | None = None
+
+
+Progress = Callable[[TrainingProgress], None]
 
 
 def best_validation(state: Any) -> tuple[int | None, float | None]:
@@ -92,7 +104,9 @@ class TrainTimer:
                 timer.first_step = int(state.global_step)
                 timer.last_step_at = time.monotonic()
                 if timer.progress is not None:
-                    timer.progress(timer.first_step, int(state.max_steps), {"phase": "training"})
+                    timer.progress(
+                        TrainingProgress(timer.first_step, int(state.max_steps), phase="training")
+                    )
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
                 now = time.monotonic()
@@ -110,8 +124,13 @@ class TrainTimer:
                     loss = next(
                         (e["loss"] for e in reversed(state.log_history) if "loss" in e), None
                     )
-                    metrics = {} if loss is None else {"loss": float(loss)}
-                    timer.progress(int(state.global_step), int(state.max_steps), metrics)
+                    timer.progress(
+                        TrainingProgress(
+                            int(state.global_step),
+                            int(state.max_steps),
+                            loss=None if loss is None else float(loss),
+                        )
+                    )
                 return control
 
         return _Callback()

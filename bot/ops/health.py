@@ -13,8 +13,8 @@ from sqlalchemy import func, select, text
 
 from bot.ops.metrics import QueueSnapshot, age_seconds
 from storage.models import Job, JobStatus, RunStatus, TrainingRun
+from storage.training_records import RunState
 from storage.unit_of_work import Database
-from training.report import REPORT_KEY
 
 # Decisions counted in ``whisper_it_training_runs_total``.
 DECISION_PROMOTED = "promoted"
@@ -89,7 +89,7 @@ def queue_snapshot(db: Database) -> QueueSnapshot:
 
 
 def _decision(status: str, metrics: dict | None) -> str:
-    report = (metrics or {}).get(REPORT_KEY)
+    report = RunState.from_json(metrics).report
     if status != RunStatus.DONE or not report:
         return DECISION_FAILED
     return DECISION_PROMOTED if report.get("promoted") else DECISION_REFUSED

@@ -153,7 +153,7 @@ async def test_status_wer_and_models_show_the_gates_reasons(
         with bot.services.db.unit_of_work() as uow:
             run = training_records.create_training_run(uow.session, config={})
             training_records.finish_training_run(
-                uow.session, run.id, status="done", metrics={"report": report.to_dict()}
+                uow.session, run.id, status="done", report=report.to_dict()
             )
             base = training_records.add_model_version(uow.session, name="base")
             training_records.add_model_version(

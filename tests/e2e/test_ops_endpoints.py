@@ -28,7 +28,6 @@ from tests.support.bot_harness import bot_process, bot_process_env
 from tests.support.ops_support import free_port, wait_ready, worker_process
 from tests.support.telegram_emulator import BotApiEmulator
 from tests.support.worker_support import tone_wav
-from training.report import REPORT_KEY
 
 NOTES = 3
 NOTE_SECONDS = 1.5
@@ -170,8 +169,8 @@ def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -
         ]
         for status, promoted in outcomes:
             run = training_records.create_training_run(uow.session, config={})
-            report = None if promoted is None else {REPORT_KEY: {"promoted": promoted}}
-            training_records.finish_training_run(uow.session, run.id, status=status, metrics=report)
+            report = None if promoted is None else {"promoted": promoted}
+            training_records.finish_training_run(uow.session, run.id, status=status, report=report)
         training_records.create_training_run(uow.session, config={})  # still pending
         uow.commit()
     metrics = Metrics(read_database=lambda: queue_snapshot(db))

@@ -276,20 +276,23 @@ def test_training_run_lifecycle(database: Database) -> None:
         training_records.start_training_run(
             s, run.id, samples_used=40, max_correction_id=17, steps_total=200, pid=1234
         )
-        training_records.update_training_progress(s, run.id, steps_done=50, metrics={"loss": 1.5})
-        assert run.progress == pytest.approx(0.25)
         training_records.update_training_progress(
-            s, run.id, steps_done=100, metrics={"eval_wer": 0.4}
+            s, run.id, steps_done=50, phase="training", loss=1.5
         )
-        assert run.metrics == {"loss": 1.5, "eval_wer": 0.4}
+        assert run.progress == pytest.approx(0.25)
+        training_records.update_training_progress(s, run.id, steps_done=100, loss=0.9)
+        state = training_records.run_state(run)
+        assert (state.phase, state.loss, state.attempts) == ("training", 0.9, 1)
+        assert training_records.restart_training_run(s, run.id).attempts == 2
         training_records.finish_training_run(
-            s, run.id, status=RunStatus.DONE, metrics={"wer": 0.37}
+            s, run.id, status=RunStatus.DONE, phase="done", report={"wer": 0.37}
         )
         uow.commit()
     with database.unit_of_work(read_only=True) as uow:
         stored = training_records.get_training_run(uow.session, run.id)
         assert stored is not None
-        assert (stored.status, stored.progress, stored.metrics["wer"]) == (
+        report = training_records.run_state(stored).report
+        assert (stored.status, stored.progress, report["wer"]) == (
             RunStatus.DONE,
             1.0,
             0.37,
