@@ -17,8 +17,12 @@ from tests.support.training_support import FAST_TRAINING, data_dir_with_cache, l
 __all__ = ["labelled_tsv"]  # a fixture, imported for pytest
 
 # The mechanics, not the judgement: any finished candidate may pass.
+# Any candidate that is not worse by a whole 100 points passes: with a random tiny model
+# both WERs are near 100%, and this test is about the 128-mel path, not the gate's power.
 PERMISSIVE_GATE = {
     "gate_min_wer_improvement": -1.0,
+    "gate_confidence": 0.9,
+    "gate_min_eval_users": 1,
     "gate_general_tolerance": 1.0,
     "gate_max_insertion_rate": 100.0,
 }
@@ -66,13 +70,16 @@ def test_a_128_mel_model_trains_gates_exports_and_serves(
         "base_model": tiny_128,
         "eval_general_set": labelled_tsv,
         "train_max_steps": 2,
+        # Nothing held out (a salt could hold out 2 sentences, too few to prove anything):
+        # the general set, 5 sentences, judges.
+        "eval_fraction": 0.0,
     }
     imported = run_cli(["samples", "import", str(labelled_tsv)], data)
     assert imported.returncode == 0, imported.stderr
     trained = run_cli(["train", "--wait"], data, **settings)
     assert trained.returncode == 0, trained.stderr[-3000:]
     verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
-    assert verdict["promoted"] is True and verdict["steps"] == 2, verdict
+    assert verdict["promoted"] is True and verdict["steps"] == 2, json.dumps(verdict)[:4000]
 
     current = ModelRegistry(data / "models").current()
     assert current is not None and current.name == verdict["candidate"]
