@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,25 +29,12 @@ from storage.installation import split_salt
 from storage.privacy import delete_user_data, job_exists
 from storage.samples import add_labelled_sample, split_of
 from storage.unit_of_work import Database
-from tests.support.databases import database_url
 from tests.support.labelling import SPLIT, labels_of, quarantine_of
 
 AUTHOR, FORWARDER, THIRD = 11, 22, 33
 TRUE_TEXT = "Il treno per Roma parte alle nove."
 FALSE_TEXT = "Votate per me alle prossime elezioni."
 CLIP_SAMPLES = 16_000  # 1 s
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database = Database.open(database_url(tmp_path))
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> AudioStore:
-    return AudioStore(tmp_path / "audio")
 
 
 def _noise(seed: int) -> np.ndarray:

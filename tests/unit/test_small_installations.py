@@ -24,7 +24,6 @@ from storage.samples import (
     uncorrected_share,
 )
 from storage.unit_of_work import Database
-from tests.support.databases import database_url
 from tests.support.labelling import SPLIT
 from training.config import split_policy
 from training.gate import ClipOrigin, decide
@@ -61,13 +60,6 @@ def test_growing_never_moves_a_trained_sentence_to_held_out(salt: bytes) -> None
         trained |= {group for group, side in sides.items() if side == TRAIN}
     # At 119 sentences the fraction alone is above the floor: about 10% held out.
     assert 8 <= sum(side == EVAL for side in sides.values()) <= 25
-
-
-@pytest.fixture
-def database(tmp_path: Path):
-    database = Database.open(database_url(tmp_path))
-    yield database
-    database.close()
 
 
 def _import_round(database: Database, store: AudioStore, salt: bytes) -> None:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from storage import repository
 from storage.audio_store import AudioStore
 from storage.privacy import delete_blobs_if_unreferenced, sweep_orphan_blobs
 from storage.unit_of_work import Database
-from tests.support.databases import database_url
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database = Database.open(database_url(tmp_path))
-    yield database
-    database.close()
 
 
 def _clip(seed: int) -> np.ndarray:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,16 +13,8 @@ from storage import jobs, repository, training_records
 from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
 from storage.models import JobStatus, RunStatus, User
 from storage.unit_of_work import Database
-from tests.support.databases import database_url
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database = Database.open(database_url(tmp_path))
-    yield database
-    database.close()
 
 
 def test_unit_of_work_commits_only_when_told(database: Database) -> None:

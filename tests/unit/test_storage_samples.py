@@ -3,7 +3,6 @@ privacy (purge, forget). The labelling policy's hostile cases: test_storage_labe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,24 +25,11 @@ from storage.samples import (
     split_of,
 )
 from storage.unit_of_work import Database
-from tests.support.databases import database_url
 from tests.support.labelling import SPLIT
 from training.config import split_policy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CLIP_SAMPLES = 1_600  # 0.1 s
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database = Database.open(database_url(tmp_path))
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> AudioStore:
-    return AudioStore(tmp_path / "audio")
 
 
 def _clip(seed: int) -> np.ndarray:
