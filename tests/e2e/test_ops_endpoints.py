@@ -8,9 +8,6 @@ database whose schema is behind."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from storage.models import RunStatus, utcnow
 from storage.unit_of_work import Database
 from tests.support.bot_harness import bot_process, bot_process_env
 from tests.support.ops_support import free_port, wait_ready, worker_process
+from tests.support.processes import run_whisper_it
 from tests.support.telegram_emulator import BotApiEmulator
 from tests.support.worker_support import tone_wav
 
@@ -189,23 +187,14 @@ def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -
 
 
 def test_the_ops_port_never_shares_the_webhook_port(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
-    env |= {
-        "WHISPER_IT_TELEGRAM_TOKEN": "123456:not-contacted",
-        "WHISPER_IT_WEBHOOK_URL": "https://bot.example/telegram",
-        "WHISPER_IT_WEBHOOK_PORT": "8443",
-        "WHISPER_IT_HTTP_PORT": "8443",
-        "WHISPER_IT_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    settings = {
+        "TELEGRAM_TOKEN": "123456:not-contacted",
+        "WEBHOOK_URL": "https://bot.example/telegram",
+        "WEBHOOK_PORT": "8443",
+        "HTTP_PORT": "8443",
+        "DATA_DIR": str(tmp_path / "data"),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "bot"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_whisper_it(["bot"], tmp_path, settings)
     assert result.returncode == 1
     assert result.stderr.strip() == f"whisper-it: {SHARED_PORT.format(port=8443)}"
     assert not (tmp_path / "data").exists()  # refused before anything was built

@@ -7,9 +7,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 from bot.cli import configure_logging
 from bot.commands.worker import NO_TOKEN
 from bot.ops.log_format import REDACTED, log_context
+from tests.support.processes import run_whisper_it
 
 SECRET = "123456:ABCDEF-secret-token"
 
@@ -65,20 +63,8 @@ def test_python_warnings_are_json_too(captured: io.StringIO) -> None:
 
 
 def test_a_command_error_is_a_json_line_too(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPER_IT_")}
-    env |= {
-        "WHISPER_IT_LOG_FORMAT": "json",
-        "WHISPER_IT_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "worker"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    settings = {"LOG_FORMAT": "json", "DATA_DIR": str(tmp_path / "data")}
+    result = run_whisper_it(["worker"], tmp_path, settings)
     assert result.returncode == 1
     (line,) = [json.loads(text) for text in result.stderr.splitlines()]
     assert line["level"] == "ERROR" and line["message"] == f"whisper-it: {NO_TOKEN}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,3 +57,21 @@ def processes(commands: list[list[str]], env: dict[str, str], logs: Path) -> Ite
 
 def worker_log(logs: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted(logs.glob("worker-*.log")))
+
+
+def run_whisper_it(
+    command: list[str], cwd: Path, settings: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bot COMMAND`` in a clean environment: only the given WHISPER_IT_*
+    settings (keys without the prefix) and this checkout on the import path."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WHISPER_IT_")}
+    env |= {f"WHISPER_IT_{key}": value for key, value in settings.items()}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
