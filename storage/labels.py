@@ -33,7 +33,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import SOURCE_IMPORT, Correction, Transcription
+from storage.models import LABEL_CONFIRMATION, SOURCE_IMPORT, Correction, Transcription
 
 # Whisper's special tokens are all spelt ``<|...|>`` (``<|endoftext|>``, ``<|en|>``,
 # ``<|translate|>``, ``<|5.00|>``). A label holding one could teach the model a trigger
@@ -49,7 +49,8 @@ def has_control_token(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Label:
-    """The owner's latest correction of one audio clip: a training sample's text."""
+    """The owner's latest correction (or confirmation) of one audio clip: a training
+    sample's text."""
 
     audio_sha256: str
     text: str
@@ -64,6 +65,9 @@ class Label:
     # True when the clip exists because a model's transcript was wrong (a user's
     # correction); an import was selected by nobody.
     selected: bool = False
+    # True when the label is the transcript its sender confirmed as right (the "✅ Giusto"
+    # button): the other side of what users were served, not selected on errors.
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
             Transcription.audio_duration,
             Transcription.source_kind,
             Transcription.speaker,
+            Correction.kind,
         )
         .join(Transcription, Transcription.id == Correction.transcription_id)
         .where(
@@ -149,8 +154,9 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
     latest: dict[str, dict[int, Label]] = {}
     for row in rows:  # oldest first: a later correction replaces the earlier one
         correction_id, text, user_id, created_at, transcription_id, sha, duration = row[:7]
-        kind, speaker = row[7:]
-        imported = kind == SOURCE_IMPORT
+        source_kind, speaker, label_kind = row[7:]
+        imported = source_kind == SOURCE_IMPORT
+        confirmed = label_kind == LABEL_CONFIRMATION
         latest.setdefault(sha, {})[user_id] = Label(
             audio_sha256=sha,
             text=text,
@@ -160,7 +166,8 @@ def _latest_self_corrections(session: Session) -> dict[str, dict[int, Label]]:
             user_id=user_id,
             corrected_at=created_at,
             speaker=f"speaker:{speaker}" if imported and speaker else f"user:{user_id}",
-            selected=not imported,
+            selected=not imported and not confirmed,
+            confirmed=confirmed,
         )
     return latest
 

@@ -65,6 +65,11 @@ SOURCE_DOCUMENT = "document"
 SOURCE_YOUTUBE = "youtube"
 SOURCE_CLI = "cli"
 SOURCE_IMPORT = "import"
+# corrections.kind: a user's corrected text, or the transcript itself confirmed as right
+# (the "✅ Giusto" button): a label not selected on the serving model's errors.
+LABEL_CORRECTION = "correction"
+LABEL_CONFIRMATION = "confirmation"
+
 SOURCE_KINDS = frozenset(
     {
         SOURCE_VOICE,
@@ -230,7 +235,8 @@ class ReplyMessage(Base):
 
 
 class Correction(Base):
-    """A user's corrected text for a transcription. All are kept; the latest one counts."""
+    """A user's corrected text for a transcription, or (``kind`` confirmation) the
+    transcript confirmed as right. All are kept; the latest one counts."""
 
     __tablename__ = "corrections"
 
@@ -243,6 +249,9 @@ class Correction(Base):
     )
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(
+        String(KIND_CHARS), default=LABEL_CORRECTION, server_default=LABEL_CORRECTION
+    )
 
 
 class Job(Base):

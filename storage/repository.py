@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from storage.audio_store import AudioRef
 from storage.errors import InvalidValueError, require
 from storage.models import (
+    LABEL_CORRECTION,
     SOURCE_KINDS,
     USER_SYSTEM,
     USER_TELEGRAM,
@@ -199,14 +200,20 @@ def add_correction(
     user_id: int,
     text: str,
     now: datetime | None = None,
+    kind: str = LABEL_CORRECTION,
 ) -> Correction:
-    """Record a corrected text. Earlier corrections stay as history; the latest counts."""
+    """Record a corrected text (``kind``: or the transcript confirmed as right). Earlier
+    corrections stay as history; the latest counts."""
     text = text.strip()
     if not text:
         raise InvalidValueError("a correction needs some text")
     require(session.get(Transcription, transcription_id), "transcription", transcription_id)
     correction = Correction(
-        transcription_id=transcription_id, user_id=user_id, text=text, created_at=now or utcnow()
+        transcription_id=transcription_id,
+        user_id=user_id,
+        text=text,
+        created_at=now or utcnow(),
+        kind=kind,
     )
     session.add(correction)
     session.flush()

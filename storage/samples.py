@@ -35,7 +35,14 @@ from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
 from storage.labels import Labels, SentenceKey, resolve_labels
-from storage.models import SOURCE_IMPORT, Correction, RunStatus, TrainingRun, Transcription
+from storage.models import (
+    LABEL_CORRECTION,
+    SOURCE_IMPORT,
+    Correction,
+    RunStatus,
+    TrainingRun,
+    Transcription,
+)
 
 Split = Literal["train", "eval"]
 TRAIN: Split = "train"
@@ -113,6 +120,7 @@ class Sample:
     # See ``storage.labels.Label``: the gate's speaker and whether errors selected it.
     speaker: str = ""
     selected: bool = False
+    confirmed: bool = False
 
 
 def list_samples(
@@ -148,6 +156,7 @@ def list_samples(
                 group=group,
                 speaker=label.speaker,
                 selected=label.selected,
+                confirmed=label.confirmed,
             )
         )
     return samples
@@ -155,8 +164,9 @@ def list_samples(
 
 def uncorrected_share(session: Session) -> float:
     """The share of users' transcripts (stored audio, not imports) their sender never
-    corrected: how strongly the held-out corrections were selected on errors (the gate's
-    selection correction, ``training.gate_stats``). 0.0 when nothing was served."""
+    corrected (a confirmation is no correction): how strongly the held-out corrections
+    were selected on errors (the gate's selection correction, ``training.gate_stats``).
+    0.0 when nothing was served."""
     from sqlalchemy import exists, func
 
     served = (
@@ -175,6 +185,7 @@ def uncorrected_share(session: Session) -> float:
         exists().where(
             Correction.transcription_id == Transcription.id,
             Correction.user_id == Transcription.user_id,
+            Correction.kind == LABEL_CORRECTION,
         ),
     )
     total = session.scalar(select(served)) or 0

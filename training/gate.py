@@ -66,6 +66,8 @@ class ClipOrigin:
 
     speaker: str
     selected: bool
+    # Its sender confirmed the transcript as right (``storage.confirmations``).
+    confirmed: bool = False
 
 
 SERVING = "serving"
@@ -113,6 +115,10 @@ class SetCheck:
     p_value: float | None = None
     # The interval's confidence (the gain test's, or the guards'); 0: an older record.
     interval_confidence: float = 0.0
+    # Confirmed clusters (the "✅ Giusto" button), and whether the set was post-stratified
+    # by corrected / confirmed clips (``training.gate_stats``).
+    confirmed_clusters: int = 0
+    stratified: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -209,6 +215,7 @@ def paired_clips(
                 baseline_wer=cur.wer,
                 candidate_wer=clip.wer,
                 selected=origin.selected if origin else False,
+                confirmed=origin.confirmed if origin else False,
             )
         )
     return pairs
@@ -257,7 +264,10 @@ def decide(
             if not clips:
                 continue
             data = clusters(
-                clips, uncorrected_share=uncorrected_share, max_user_share=policy.max_user_share
+                clips,
+                uncorrected_share=uncorrected_share,
+                max_user_share=policy.max_user_share,
+                min_confirmed_clusters=policy.min_confirmed_clusters,
             )
             judged.append(_Judged(name, label, evaluations[name], candidate[name], clips, data))
     primary = next(
@@ -303,15 +313,18 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
             seed=policy.seed,
         )  # fmt: skip
         alpha = (1.0 - policy.confidence) / 2
-        if any(clip.selected for clip in judged.clips):
+        if any(clip.selected for clip in judged.clips):  # skewed changes (gate_stats)
             alpha *= policy.selected_alpha_factor
-        majority = judged.name != HELDOUT_SET or 2 * users_better > data.users
+        judged_users = data.users_judged()
+        majority = judged.name != HELDOUT_SET or 2 * users_better > judged_users
         passed = p_value < alpha and majority
         rule = (
             f"gain of at least {_pct(policy.min_wer_improvement)}: one-sided sign-flip "
             f"p = {p_value:.4f} (needs < {alpha:.3f}); better for {users_better} of "
-            f"{data.users} users"
+            f"{judged_users} users"
         )
+        if data.stratified:
+            rule += f"; stratified by {data.confirmed} confirmed clusters"
         rule = rule if passed else f"no {rule}"
     else:
         tolerance = policy.tolerance(judged.name)
@@ -345,6 +358,8 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
         users_better=users_better,
         p_value=p_value,
         interval_confidence=confidence,
+        confirmed_clusters=data.confirmed,
+        stratified=data.stratified,
     )
 
 

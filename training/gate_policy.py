@@ -61,12 +61,22 @@ class GatePolicy:
         help="Users (or named speakers of imports) the held-out corrections need",
         ge=1,
     )
+    # Confirmed clusters (the "✅ Giusto" button) the held-out set needs before the gate
+    # post-stratifies it by corrected / confirmed clips instead of correcting for the
+    # selection on errors (training.gate_stats).
+    min_confirmed_clusters: int = configurable(
+        10,
+        setting="gate_min_confirmed_clusters",
+        help="Confirmed clusters the held-out set needs to be stratified, not corrected",
+        ge=1,
+    )
     max_user_share: float = configurable(
         0.5, setting="gate_max_user_share", help="No user weighs more than this share of a set"
     )
     # The sign-flip test is exact for symmetric changes; corrected for selection on
-    # errors they are skewed, and the test's level is then multiplied by this (measured
-    # in tests/unit/test_gate_simulation.py: the worst case stays under 2.5%).
+    # errors, or post-stratified with confirmed clips, they are skewed, and the test's
+    # level is then multiplied by this (measured in tests/unit/test_gate_simulation.py
+    # and test_gate_confirmations.py: the worst case stays under 2.5%).
     selected_alpha_factor: float = 0.25
     seed: int = 0
 

@@ -17,6 +17,19 @@
   while the baseline's is ``mu / (1 - p0)``, so the corrected change has mean zero under
   the null; errors that are positively correlated (the realistic case) only make it
   conservative. Imported samples were selected by nobody and are not corrected.
+* **Confirmed clips.** A user may confirm a transcript as right (the "✅ Giusto"
+  button): such a clip was selected on the transcribing model being *right*, the other
+  side of what users were served. With at least ``min_confirmed_clusters`` confirmed
+  clusters (and some corrected ones) the gate post-stratifies instead of correcting:
+  every clip's change is plain ``candidate - baseline``, the corrected clusters together
+  weigh ``1 - p0`` of the users' part of the set and the confirmed ones ``p0``, as wrong
+  and right transcripts weigh among those served. By the law of total expectation that
+  mean is the change over everything served, whatever the correlation between the two
+  models' errors (the correction above needs independence and, errors being correlated
+  in practice, often hides a real gain). A confirmed cluster may weigh at most
+  ``MAX_UPWEIGHT`` corrected ones; with fewer confirmations they are compared as they
+  are (the baseline had no errors there to lose: that only makes the test stricter).
+  Users are capped within each stratum, so the strata keep their weights.
 * **The test.** An exact sign-flip (randomisation) test over clusters, every one of the
   2^n sign patterns while n <= ``EXACT_MAX_CLUSTERS``, a seeded Monte-Carlo sample beyond;
   the interval flips the centred cluster values (a Rademacher wild bootstrap).
@@ -24,6 +37,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass
@@ -33,6 +47,11 @@ import numpy as np
 # 2^12 = 4,096 sign patterns: exact; beyond, as many Monte-Carlo patterns as asked.
 EXACT_MAX_CLUSTERS = 12
 _WATER_FILL_ROUNDS = 50
+# Post-stratification (module docstring): a confirmed cluster may weigh at most this many
+# corrected ones. Confirmed clips' changes are mostly zero with a long tail, and a few of
+# them carrying much weight make the sign-flip test too liberal (tests/unit/
+# test_gate_confirmations.py).
+MAX_UPWEIGHT = 3.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,8 @@ class PairedClip:
     candidate_wer: float
     # True when the clip exists because a model's transcript of it was wrong.
     selected: bool = False
+    # True when its sender confirmed the transcript as right (see the module docstring).
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,11 @@ class ClusterData:
     speakers: tuple[str, ...]
     values: np.ndarray  # per cluster: mean corrected change (negative = candidate better)
     weights: np.ndarray  # per cluster, summing to 1
+    # Per cluster: some clip where the baseline erred (there was something to gain).
+    room: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # Post-stratified by corrected / confirmed clips (see the module docstring).
+    stratified: bool = False
+    confirmed: int = 0  # confirmed clusters
 
     @property
     def size(self) -> int:
@@ -74,20 +100,78 @@ class ClusterData:
                 better += 1
         return better
 
+    def users_judged(self) -> int:
+        """The users a majority is counted among: all of them, except, when stratified,
+        users whose clips the baseline got all right (nothing to gain, only to lose:
+        their losses still count in the mean)."""
+        if not self.stratified:
+            return self.users
+        return len({s for s, room in zip(self.speakers, self.room, strict=True) if room})
+
+
+_CORRECTED, _CONFIRMED, _OTHER = "corrected", "confirmed", "other"
+
+
+def _stratum(clip: PairedClip) -> str:
+    if clip.confirmed:
+        return _CONFIRMED
+    return _CORRECTED if clip.selected else _OTHER
+
 
 def clusters(
-    clips: list[PairedClip], *, uncorrected_share: float, max_user_share: float
+    clips: list[PairedClip],
+    *,
+    uncorrected_share: float,
+    max_user_share: float,
+    min_confirmed_clusters: int = 0,
 ) -> ClusterData:
-    """Cluster values (see the module docstring) and capped weights."""
-    keep = 1.0 - min(max(uncorrected_share, 0.0), 1.0)
-    groups: dict[tuple[str, str], list[float]] = {}
+    """Cluster values (see the module docstring) and capped weights; post-stratified
+    when there are ``min_confirmed_clusters`` (at least 1) confirmed clusters."""
+    p0 = min(max(uncorrected_share, 0.0), 1.0)
+    groups: dict[tuple[str, str, str], list[PairedClip]] = {}
     for clip in clips:
-        baseline = keep * clip.baseline_wer if clip.selected else clip.baseline_wer
-        groups.setdefault((clip.speaker, clip.sentence), []).append(clip.candidate_wer - baseline)
+        groups.setdefault((_stratum(clip), clip.speaker, clip.sentence), []).append(clip)
     keys = sorted(groups)
-    speakers = tuple(speaker for speaker, _ in keys)
-    values = np.array([np.mean(groups[key]) for key in keys], dtype=np.float64)
-    return ClusterData(speakers, values, capped_weights(speakers, max_user_share))
+    counts = {name: sum(key[0] == name for key in keys) for name in (_CORRECTED, _CONFIRMED)}
+    stratified = (
+        counts[_CONFIRMED] >= max(min_confirmed_clusters, 1)
+        and counts[_CORRECTED] > 0
+        # Per cluster, a confirmed one weighs at most MAX_UPWEIGHT corrected ones.
+        and p0 * counts[_CORRECTED] <= MAX_UPWEIGHT * (1.0 - p0) * counts[_CONFIRMED]
+    )
+    keep = 1.0 if stratified else 1.0 - p0
+    values = np.array(
+        [
+            np.mean(
+                [
+                    c.candidate_wer - (keep * c.baseline_wer if c.selected else c.baseline_wer)
+                    for c in groups[key]
+                ]
+            )
+            for key in keys
+        ],
+        dtype=np.float64,
+    )
+    room = np.array([any(c.baseline_wer > 0 for c in groups[key]) for key in keys], dtype=bool)
+    speakers = tuple(speaker for _, speaker, _ in keys)
+    if not stratified:
+        weights = capped_weights(speakers, max_user_share)
+    else:
+        users_part = (counts[_CORRECTED] + counts[_CONFIRMED]) / len(keys)
+        shares = {
+            _CORRECTED: users_part * (1.0 - p0),
+            _CONFIRMED: users_part * p0,
+            _OTHER: 1.0 - users_part,
+        }
+        weights = np.zeros(len(keys))
+        for name, share in shares.items():
+            mask = np.array([key[0] == name for key in keys], dtype=bool)
+            if mask.any():
+                inside = tuple(s for s, m in zip(speakers, mask, strict=True) if m)
+                weights[mask] = share * capped_weights(inside, max_user_share)
+    return ClusterData(
+        speakers, values, weights, room, stratified=stratified, confirmed=counts[_CONFIRMED]
+    )
 
 
 def capped_weights(speakers: tuple[str, ...], max_user_share: float) -> np.ndarray:

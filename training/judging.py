@@ -29,7 +29,8 @@ def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipO
         heldout = list_samples(uow.session, EVAL, policy=config.split)
         share = uncorrected_share(uow.session)
     origins = {
-        store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected) for s in heldout
+        store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected, s.confirmed)
+        for s in heldout
     }
     return origins, share
 
