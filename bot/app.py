@@ -14,6 +14,7 @@ from bot.bootstrap import SERVICES_KEY, Services, start_ops_server
 from bot.handlers import (
     admin,
     cancel,
+    confirmations,
     corrections,
     errors,
     links,
@@ -37,6 +38,7 @@ FEATURES = (
     corrections,
     links,
     cancel,
+    confirmations,
     errors,
 )
 PURGE_INTERVAL_SECONDS = 6 * 3600

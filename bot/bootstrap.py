@@ -184,6 +184,7 @@ def worker_options(settings: Settings, seams: Seams = Seams()) -> WorkerOptions:
             ),
             max_message_chars=settings.max_message_chars,
             long_text_as_file_chars=settings.long_text_as_file_chars,
+            confirm_max_seconds=MAX_TRAIN_SECONDS if settings.confirm_button else 0.0,
         ),
         batch_size=settings.batch_size,
         batch_wait_seconds=settings.batch_wait_ms / 1000,

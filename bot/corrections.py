@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot import messages
+from storage.confirmations import ConfirmOutcome, confirm_transcript
 from storage.labels import has_control_token
 from storage.unit_of_work import Database
 
@@ -72,6 +73,23 @@ class CorrectionService:
             uow.commit()
             too_long = (row.audio_duration or 0.0) > self.training_max_seconds
         return CorrectionOutcome.SAVED_NOT_FOR_TRAINING if too_long else CorrectionOutcome.SAVED
+
+    def confirm(
+        self, *, transcription_id: int, chat_id: int | None, user_id: int
+    ) -> ConfirmOutcome:
+        """The "✅ Giusto" button: the transcript becomes its sender's confirmed label
+        (once; only clips training can use, by the rule above)."""
+        with self.db.unit_of_work() as uow:
+            outcome = confirm_transcript(
+                uow.session,
+                transcription_id=transcription_id,
+                chat_id=chat_id,
+                user_id=user_id,
+                max_seconds=self.training_max_seconds,
+            )
+            if outcome is ConfirmOutcome.CONFIRMED:
+                uow.commit()
+        return outcome
 
 
 # Telegram user ids have at most 52 significant bits (Bot API: "fits in a double").

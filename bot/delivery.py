@@ -17,9 +17,11 @@ from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
 from bot.cancel_button import cancel_markup
+from bot.confirm_button import confirm_markup
 from bot.output_formats import FILE_CAPTIONS, FILE_OUTPUTS, transcript_file
 from model.asr.transcription import Segment
 from storage.chat_settings import OUTPUT_TEXT
+from storage.confirmations import confirmable
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class DeliveryOptions:
     max_message_chars: int
     long_text_as_file_chars: int
     status_edit_interval: float = STATUS_EDIT_INTERVAL_SECONDS
+    # Transcripts of audio up to this long carry the "✅ Giusto" button (0 = never):
+    # the longest clip training can use.
+    confirm_max_seconds: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +56,9 @@ class Reply:
     title: str | None = None  # a video's title, shown above its transcript
     subtitles: bool = False  # links also get a .srt file
     output: str = OUTPUT_TEXT  # the chat's choice (/impostazioni): text, or a file
+    # The stored transcription and its audio's length: the "✅ Giusto" button's data.
+    transcription_id: int | None = None
+    audio_seconds: float = 0.0
 
 
 class StatusMessage:
@@ -187,6 +195,8 @@ class Delivery:
         bot = self.bot
         content = self._messages(reply)
         reply_to = _reply_to(reply.reply_to)
+        # The button goes under the transcript's last message (or its file).
+        confirm = self._confirm_markup(reply)
         ids: list[int] = []
         if content.as_file:
             await status.delete()
@@ -195,13 +205,17 @@ class Delivery:
                 InputFile(reply.text.encode(), filename=_file_name(reply.job_id, "txt")),
                 caption=content.messages[0],  # fits: cut on its text, not its markup
                 reply_parameters=reply_to,
+                reply_markup=confirm,
             )
             ids.append(sent.message_id)
         else:
             first, *rest = content.messages
+            markup = None if rest else confirm
             if status.message_id is not None:
                 try:
-                    await bot.edit_message_text(first, reply.chat_id, status.message_id)
+                    await bot.edit_message_text(
+                        first, reply.chat_id, status.message_id, reply_markup=markup
+                    )
                     ids.append(status.message_id)
                 except BadRequest as exc:
                     if _not_modified(exc):  # already the transcript: a job resumed after
@@ -211,10 +225,17 @@ class Delivery:
                 except TelegramError:
                     await status.delete()
             if not ids:
-                sent = await bot.send_message(reply.chat_id, first, reply_parameters=reply_to)
+                sent = await bot.send_message(
+                    reply.chat_id, first, reply_parameters=reply_to, reply_markup=markup
+                )
                 ids.append(sent.message_id)
-            for text in rest:
-                sent = await bot.send_message(reply.chat_id, text, reply_parameters=reply_to)
+            for index, text in enumerate(rest, start=1):
+                sent = await bot.send_message(
+                    reply.chat_id,
+                    text,
+                    reply_parameters=reply_to,
+                    reply_markup=confirm if index == len(rest) else None,
+                )
                 ids.append(sent.message_id)
         if reply.subtitles and reply.segments:
             from model.asr.subtitles import segments_to_srt
@@ -254,6 +275,7 @@ class Delivery:
             ),
             caption=caption,
             reply_parameters=_reply_to(reply.reply_to),
+            reply_markup=self._confirm_markup(reply),
         )
         return [sent.message_id]
 
@@ -271,13 +293,25 @@ class Delivery:
         index = len(content.messages) - 1
         try:
             if index < len(message_ids):
-                await self.bot.edit_message_text(last_text, reply.chat_id, message_ids[index])
+                # The last message keeps its "✅ Giusto" button.
+                markup = self._confirm_markup(reply) if index == len(message_ids) - 1 else None
+                await self.bot.edit_message_text(
+                    last_text, reply.chat_id, message_ids[index], reply_markup=markup
+                )
                 return None
             sent = await self.bot.send_message(reply.chat_id, last_text)
         except TelegramError as exc:
             log.warning("late hashtags not shown: %s", exc)
             return None
         return sent.message_id
+
+    def _confirm_markup(self, reply: Reply) -> InlineKeyboardMarkup | None:
+        """The "✅ Giusto" button, for transcripts training could use as labels."""
+        if reply.transcription_id is None or not confirmable(
+            reply.text, reply.audio_seconds, max_seconds=self.options.confirm_max_seconds
+        ):
+            return None
+        return confirm_markup(reply.transcription_id)
 
     def _messages(
         self, reply: Reply, *, hashtags: tuple[str, ...] | None = None

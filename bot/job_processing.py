@@ -337,6 +337,8 @@ class JobProcessor:
             title=result.link.title if result.link else None,
             subtitles=result.link is not None and prefs.output not in FILE_OUTPUTS,
             output=prefs.output,
+            transcription_id=transcription_id,
+            audio_seconds=transcription.duration,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
@@ -367,6 +369,8 @@ class JobProcessor:
             segments=segments,
             subtitles=stored.source_kind == SOURCE_YOUTUBE and prefs.output not in FILE_OUTPUTS,
             output=prefs.output,
+            transcription_id=job.transcription_id,
+            audio_seconds=stored.audio_seconds,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)

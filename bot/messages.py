@@ -216,6 +216,14 @@ CANCEL_ANSWER = "Annullata."
 CANCEL_NOT_YOURS = "Solo chi ha inviato l'audio può annullare la trascrizione."
 CANCEL_TOO_LATE = "Troppo tardi: questa trascrizione è già conclusa."
 
+# --- the "✅ Giusto" button under a transcript ---
+CONFIRM_SAVED = "Grazie! Trascrizione confermata: mi aiuterà a migliorare."
+CONFIRM_ALREADY = "Hai già confermato questa trascrizione."
+CONFIRM_NOT_YOURS = "Solo chi ha inviato l'audio può confermare la trascrizione."
+CONFIRM_CORRECTED = "Hai già corretto questa trascrizione: vale la tua correzione."
+CONFIRM_GONE = "Questa trascrizione non c'è più."
+CONFIRM_NOT_USABLE = "Questa trascrizione non può servire all'addestramento."
+
 # --- /impostazioni (per-chat settings) ---
 SETTINGS_TITLE = "⚙️ <b>Impostazioni di questa chat</b>"
 SETTINGS_OUTPUT = "Formato della trascrizione: <b>{output}</b>"

@@ -205,6 +205,12 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         "base",
         description="base: every run from the base model; serving (benchmarks only) chains",
     )
+    # --- Confirmations (issue 19: the "✅ Giusto" button) ---
+    confirm_button: bool = Field(
+        True,
+        description="Put a '✅ Giusto' button under transcripts of clips training can use: "
+        "a press stores the transcript as a confirmed label",
+    )
     # --- end Training ---------------------------------------------------------------
 
     # --- Local Bot API server ----------------------------------------------------------

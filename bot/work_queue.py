@@ -77,6 +77,7 @@ class StoredTranscript:
     hashtags: tuple[str, ...]
     segments: tuple[Segment, ...]
     source_kind: str
+    audio_seconds: float = 0.0
 
 
 class WorkQueue:
@@ -302,6 +303,7 @@ class WorkQueue:
                 hashtags=tuple(row.tags),
                 segments=tuple(Segment(s["start"], s["end"], s["text"]) for s in row.segments),
                 source_kind=row.source_kind,
+                audio_seconds=row.audio_duration or 0.0,
             )
 
     def finish(self, job: ClaimedJob, transcription_id: int, message_ids: list[int]) -> None:

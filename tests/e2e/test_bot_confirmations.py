@@ -1,0 +1,171 @@
+"""The "✅ Giusto" button (issue 19): under each transcript training could use, pressed by
+the audio's sender only, it stores the transcript as a confirmed label, once; a later
+correction replaces it, and /forget deletes it. Through the real bot and the Bot API
+emulator, with a stand-in model (what it hears does not matter here)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from bot import messages
+from bot.confirm_button import CONFIRM_LABEL, CONFIRM_PREFIX, CONFIRMED_LABEL
+from model.asr.normalize import normalize_text
+from storage import repository
+from storage.models import LABEL_CONFIRMATION, LABEL_CORRECTION
+from storage.samples import SplitPolicy, list_samples, uncorrected_share
+from tests.support.bot_harness import OTHER_USER, USER, running_bot
+from tests.support.worker_support import FakeTranscriber, tone_wav
+
+NOTE_SECONDS = 2.0
+FIX = "Il treno per Milano parte alle nove e arriva a Roma la sera."
+POLICY = SplitPolicy(eval_fraction=0.1, sentence_key=normalize_text)
+
+
+def _buttons(message: Any) -> list[dict[str, str]]:
+    rows = (message.reply_markup or {}).get("inline_keyboard", [])
+    return [button for row in rows for button in row]
+
+
+def _labels(bot: Any, transcription_id: int) -> list[tuple[str, str]]:
+    """(kind, text) of every label row of a transcription, oldest first."""
+    with bot.services.db.unit_of_work(read_only=True) as uow:
+        rows = repository.list_corrections(uow.session, transcription_id)
+        return [(row.kind, row.text) for row in rows]
+
+
+def _samples(bot: Any) -> list[Any]:
+    with bot.services.db.unit_of_work(read_only=True) as uow:
+        return list_samples(uow.session, policy=POLICY)
+
+
+def _answers(bot: Any) -> list[dict[str, Any]]:
+    return bot.emu.calls_to("answerCallbackQuery")
+
+
+async def _press(bot: Any, user_id: int, message: Any, data: str, *, chat_id: int = USER) -> dict:
+    """Press a button as ``user_id``; the bot's answer to that press."""
+    before = len(_answers(bot))
+    bot.emu.send_callback_query(
+        user_id=user_id, chat_id=chat_id, message_id=message.message_id, data=data
+    )
+    await bot.emu.async_wait_for(lambda: len(_answers(bot)) > before, timeout=10)
+    await asyncio.sleep(0.2)  # the markup edit that follows the answer
+    return _answers(bot)[-1]
+
+
+def _now(bot: Any, message: Any, chat_id: int = USER) -> Any:
+    return next(m for m in bot.emu.messages(chat_id) if m.message_id == message.message_id)
+
+
+async def test_the_sender_confirms_once_a_correction_replaces_it_and_forget_deletes_it(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        (reply,) = await bot.wait_reply(sent["message_id"])
+        stored = bot.transcription_by_reply(reply.message_id)
+        assert stored is not None
+        (button,) = _buttons(reply)
+        assert button == {"text": CONFIRM_LABEL, "callback_data": f"{CONFIRM_PREFIX}{stored.id}"}
+        data = button["callback_data"]
+
+        # Someone else may not confirm it (in a group they would see the button).
+        answer = await _press(bot, OTHER_USER, reply, data)
+        assert answer["text"] == messages.CONFIRM_NOT_YOURS and answer["show_alert"] is True
+        assert _labels(bot, stored.id) == []
+        assert _buttons(_now(bot, reply))[0]["text"] == CONFIRM_LABEL
+
+        # Its sender does: the transcript is a confirmed label, the button says so.
+        answer = await _press(bot, USER, reply, data)
+        assert answer["text"] == messages.CONFIRM_SAVED
+        assert _labels(bot, stored.id) == [(LABEL_CONFIRMATION, stored.text)]
+        assert [b["text"] for b in _buttons(_now(bot, reply))] == [CONFIRMED_LABEL]
+        (sample,) = _samples(bot)
+        assert (sample.text, sample.confirmed, sample.selected) == (stored.text, True, False)
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            # Confirmed is not corrected: the gate's share of uncorrected transcripts.
+            assert uncorrected_share(uow.session) == 1.0
+
+        # Twice stores once.
+        answer = await _press(bot, USER, _now(bot, reply), data)
+        assert answer["text"] == messages.CONFIRM_ALREADY
+        assert len(_labels(bot, stored.id)) == 1
+
+        # A later correction replaces the confirmation (the latest label wins).
+        bot.emu.send_text(user_id=USER, text=FIX, reply_to=reply.message_id)
+        await bot.wait_text(lambda t: t == messages.CORRECTION_SAVED)
+        assert _labels(bot, stored.id) == [
+            (LABEL_CONFIRMATION, stored.text),
+            (LABEL_CORRECTION, FIX),
+        ]
+        (sample,) = _samples(bot)
+        assert (sample.text, sample.confirmed, sample.selected) == (FIX, False, True)
+        # ...and the button no longer confirms anything: it goes away.
+        answer = await _press(bot, USER, _now(bot, reply), data)
+        assert answer["text"] == messages.CONFIRM_CORRECTED
+        assert len(_labels(bot, stored.id)) == 2
+        assert _buttons(_now(bot, reply)) == []
+
+        # /forget deletes confirmations with the rest.
+        bot.emu.send_text(user_id=USER, text="/forget")
+        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
+        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        bot.emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
+        await bot.wait_text(lambda t: t.startswith("🗑"))
+        assert _labels(bot, stored.id) == [] and _samples(bot) == []
+        answer = await _press(bot, USER, _now(bot, reply), data)
+        assert answer["text"] == messages.CONFIRM_GONE
+
+
+async def test_the_button_follows_the_transcript_and_repeats(tmp_path: Path) -> None:
+    """Split over several messages: under the last one. As a .txt file: under the file, and
+    pressing it there confirms. A repeat answered from storage gets its own button (the
+    other sender's own row). Audio longer than training takes: no button."""
+    long_text = " ".join(f"Questa è la frase numero {n} della nota vocale." for n in range(12))
+    model = FakeTranscriber(text=long_text)
+    async with running_bot(tmp_path, model, max_message_chars=200) as bot:
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        replies = await bot.wait_reply(sent["message_id"])
+        assert len(replies) > 2
+        assert [bool(_buttons(m)) for m in replies] == [False] * (len(replies) - 1) + [True]
+        first = bot.transcription_by_reply(replies[0].message_id)
+        assert first is not None
+        (button,) = _buttons(replies[-1])
+        assert button["callback_data"] == f"{CONFIRM_PREFIX}{first.id}"
+
+        # The same file forwarded by someone else: answered from storage, with a button
+        # for their own transcription row, which only they may press.
+        forwarded = bot.emu.send_voice(
+            user_id=OTHER_USER, data=b"", duration=2, forward_of=sent["voice"]["file_id"]
+        )
+        theirs = await bot.wait_reply(forwarded["message_id"], chat_id=OTHER_USER)
+        assert model.calls == 1  # not transcribed again
+        (their_button,) = _buttons(theirs[-1])
+        second = bot.transcription_by_reply(theirs[0].message_id, chat_id=OTHER_USER)
+        assert second is not None and second.id != first.id
+        assert their_button["callback_data"] == f"{CONFIRM_PREFIX}{second.id}"
+        answer = await _press(
+            bot, OTHER_USER, theirs[-1], their_button["callback_data"], chat_id=OTHER_USER
+        )
+        assert answer["text"] == messages.CONFIRM_SAVED
+        assert _labels(bot, second.id) == [(LABEL_CONFIRMATION, long_text)]
+        assert _labels(bot, first.id) == []
+
+        # Too long for training: no button (corrections of it are kept for evaluation).
+        long_note = bot.emu.send_voice(user_id=USER, data=tone_wav(35.0), duration=35)
+        long_replies = await bot.wait_reply(long_note["message_id"], timeout=120)
+        assert long_replies and not any(_buttons(m) for m in long_replies)
+
+    async with running_bot(tmp_path / "file", model, long_text_as_file_chars=100) as bot:
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        (document,) = await bot.wait_reply(sent["message_id"])
+        assert document.content.startswith("📄")
+        stored = bot.transcription_by_reply(document.message_id)
+        assert stored is not None
+        (button,) = _buttons(document)
+        answer = await _press(bot, USER, document, button["callback_data"])
+        assert answer["text"] == messages.CONFIRM_SAVED
+        assert _labels(bot, stored.id) == [(LABEL_CONFIRMATION, long_text)]
+        assert [b["text"] for b in _buttons(_now(bot, document))] == [CONFIRMED_LABEL]
