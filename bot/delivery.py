@@ -209,34 +209,7 @@ class Delivery:
             )
             ids.append(sent.message_id)
         else:
-            first, *rest = content.messages
-            markup = None if rest else confirm
-            if status.message_id is not None:
-                try:
-                    await bot.edit_message_text(
-                        first, reply.chat_id, status.message_id, reply_markup=markup
-                    )
-                    ids.append(status.message_id)
-                except BadRequest as exc:
-                    if _not_modified(exc):  # already the transcript: a job resumed after
-                        ids.append(status.message_id)  # its worker died mid-delivery
-                    else:
-                        await status.delete()
-                except TelegramError:
-                    await status.delete()
-            if not ids:
-                sent = await bot.send_message(
-                    reply.chat_id, first, reply_parameters=reply_to, reply_markup=markup
-                )
-                ids.append(sent.message_id)
-            for index, text in enumerate(rest, start=1):
-                sent = await bot.send_message(
-                    reply.chat_id,
-                    text,
-                    reply_parameters=reply_to,
-                    reply_markup=confirm if index == len(rest) else None,
-                )
-                ids.append(sent.message_id)
+            ids = await self._reply_messages(reply, status, content.messages, confirm)
         if reply.subtitles and reply.segments:
             from model.asr.subtitles import segments_to_srt
 
@@ -248,6 +221,48 @@ class Delivery:
                 ),
                 caption=SUBTITLES_CAPTION,
                 reply_parameters=reply_to,
+            )
+            ids.append(sent.message_id)
+        return ids
+
+    async def _reply_messages(
+        self,
+        reply: Reply,
+        status: StatusMessage,
+        texts: tuple[str, ...],
+        confirm: InlineKeyboardMarkup | None,
+    ) -> list[int]:
+        """The transcript as messages: the status message becomes the first; the button
+        goes under the last."""
+        bot = self.bot
+        reply_to = _reply_to(reply.reply_to)
+        ids: list[int] = []
+        first, *rest = texts
+        markup = None if rest else confirm
+        if status.message_id is not None:
+            try:
+                await bot.edit_message_text(
+                    first, reply.chat_id, status.message_id, reply_markup=markup
+                )
+                ids.append(status.message_id)
+            except BadRequest as exc:
+                if _not_modified(exc):  # already the transcript: a job resumed after
+                    ids.append(status.message_id)  # its worker died mid-delivery
+                else:
+                    await status.delete()
+            except TelegramError:
+                await status.delete()
+        if not ids:
+            sent = await bot.send_message(
+                reply.chat_id, first, reply_parameters=reply_to, reply_markup=markup
+            )
+            ids.append(sent.message_id)
+        for index, text in enumerate(rest, start=1):
+            sent = await bot.send_message(
+                reply.chat_id,
+                text,
+                reply_parameters=reply_to,
+                reply_markup=confirm if index == len(rest) else None,
             )
             ids.append(sent.message_id)
         return ids

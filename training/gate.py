@@ -298,6 +298,29 @@ def _judgeable(judged: _Judged, policy: GatePolicy) -> bool:
     return judged.name != HELDOUT_SET or data.users >= policy.min_eval_users
 
 
+def _gain_test(judged: _Judged, policy: GatePolicy, users_better: int) -> tuple[float, bool, str]:
+    """The primary set's test against the serving model: p-value, passed, and why."""
+    data = judged.data
+    p_value = p_value_below(
+        data, -policy.min_wer_improvement, resamples=policy.bootstrap_resamples,
+        seed=policy.seed,
+    )  # fmt: skip
+    alpha = (1.0 - policy.confidence) / 2
+    if any(clip.selected for clip in judged.clips):  # skewed changes (gate_stats)
+        alpha *= policy.selected_alpha_factor
+    judged_users = data.users_judged()
+    majority = judged.name != HELDOUT_SET or 2 * users_better > judged_users
+    passed = p_value < alpha and majority
+    rule = (
+        f"gain of at least {_pct(policy.min_wer_improvement)}: one-sided sign-flip "
+        f"p = {p_value:.4f} (needs < {alpha:.3f}); better for {users_better} of "
+        f"{judged_users} users"
+    )
+    if data.stratified:
+        rule += f"; stratified by {data.confirmed} confirmed clusters"
+    return p_value, passed, rule if passed else f"no {rule}"
+
+
 def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
     data = judged.data
     gain_test = judged.name == primary and judged.baseline == SERVING
@@ -308,24 +331,7 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
     users_better = data.users_better()
     p_value = None
     if gain_test:
-        p_value = p_value_below(
-            data, -policy.min_wer_improvement, resamples=policy.bootstrap_resamples,
-            seed=policy.seed,
-        )  # fmt: skip
-        alpha = (1.0 - policy.confidence) / 2
-        if any(clip.selected for clip in judged.clips):  # skewed changes (gate_stats)
-            alpha *= policy.selected_alpha_factor
-        judged_users = data.users_judged()
-        majority = judged.name != HELDOUT_SET or 2 * users_better > judged_users
-        passed = p_value < alpha and majority
-        rule = (
-            f"gain of at least {_pct(policy.min_wer_improvement)}: one-sided sign-flip "
-            f"p = {p_value:.4f} (needs < {alpha:.3f}); better for {users_better} of "
-            f"{judged_users} users"
-        )
-        if data.stratified:
-            rule += f"; stratified by {data.confirmed} confirmed clusters"
-        rule = rule if passed else f"no {rule}"
+        p_value, passed, rule = _gain_test(judged, policy, users_better)
     else:
         tolerance = policy.tolerance(judged.name)
         passed = high <= tolerance
