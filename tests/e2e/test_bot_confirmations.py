@@ -169,3 +169,29 @@ async def test_the_button_follows_the_transcript_and_repeats(tmp_path: Path) -> 
         assert answer["text"] == messages.CONFIRM_SAVED
         assert _labels(bot, stored.id) == [(LABEL_CONFIRMATION, long_text)]
         assert [b["text"] for b in _buttons(_now(bot, document))] == [CONFIRMED_LABEL]
+
+
+class _SlowTagger:
+    """Hashtags that miss the reply's time budget: they are edited in afterwards."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self._inner, self.delay = inner, delay
+
+    def tags(self, text: str) -> list[str]:
+        import time
+
+        time.sleep(self.delay)
+        return self._inner.tags(text)
+
+
+async def test_late_hashtags_keep_the_button(tmp_path: Path, fake_transcriber) -> None:
+    async with running_bot(tmp_path, fake_transcriber, tag_budget_seconds=0.1) as bot:
+        pipeline = bot.services.pipeline
+        pipeline.tagger = _SlowTagger(pipeline.tagger, delay=1.0)
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        (reply,) = await bot.wait_reply(sent["message_id"])
+        tagged = await bot.wait_message(
+            lambda m: m.message_id == reply.message_id and "#" in m.content, timeout=30
+        )
+        assert tagged.edit_history  # sent without tags first, then edited
+        assert [b["text"] for b in _buttons(tagged)] == [CONFIRM_LABEL]
