@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from storage.audio_store import AudioRef
 from storage.errors import InvalidValueError, require
 from storage.models import (
+    LABEL_CONFIRMATION,
     LABEL_CORRECTION,
     SOURCE_KINDS,
     USER_SYSTEM,
@@ -248,6 +249,7 @@ class StorageCounts:
     transcriptions: int
     corrections: int
     audio_seconds: float
+    confirmations: int = 0  # transcripts confirmed as right (the "✅ Giusto" button)
 
 
 def storage_counts(session: Session) -> StorageCounts:
@@ -257,6 +259,11 @@ def storage_counts(session: Session) -> StorageCounts:
         )
         or 0,
         transcriptions=session.scalar(select(func.count()).select_from(Transcription)) or 0,
-        corrections=session.scalar(select(func.count()).select_from(Correction)) or 0,
+        corrections=_count_labels(session, LABEL_CORRECTION),
         audio_seconds=float(session.scalar(select(func.sum(Transcription.audio_duration))) or 0.0),
+        confirmations=_count_labels(session, LABEL_CONFIRMATION),
     )
+
+
+def _count_labels(session: Session, kind: str) -> int:
+    return session.scalar(select(func.count(Correction.id)).where(Correction.kind == kind)) or 0

@@ -62,7 +62,7 @@ def stats_text(svc: Services) -> str:
         "<b>Statistiche</b>\n"
         f"Utenti: {counts.users}\n"
         f"Trascrizioni: {counts.transcriptions} ({counts.audio_seconds / 3600:.1f} h di audio)\n"
-        f"Correzioni: {counts.corrections}\n"
+        f"Correzioni: {counts.corrections} (e {counts.confirmations} conferme ✅)\n"
         f"Campioni di addestramento: {samples.train} + {samples.eval} di valutazione"
         f" ({samples.quarantined} in quarantena)\n"
         f"Coda: {overview.pending_jobs} in attesa, {svc.runner.busy} in lavorazione\n"
