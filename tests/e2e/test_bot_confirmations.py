@@ -13,9 +13,10 @@ from bot import messages
 from bot.confirm_button import CONFIRM_LABEL, CONFIRM_PREFIX, CONFIRMED_LABEL
 from model.asr.normalize import normalize_text
 from storage import repository
-from storage.models import LABEL_CONFIRMATION, LABEL_CORRECTION
+from storage.models import LABEL_CONFIRMATION, LABEL_CORRECTION, SOURCE_YOUTUBE
 from storage.samples import SplitPolicy, list_samples, uncorrected_share
 from tests.support.bot_harness import OTHER_USER, USER, running_bot
+from tests.support.media_server import VIDEO_NAME, MediaServer
 from tests.support.worker_support import FakeTranscriber, tone_wav
 
 NOTE_SECONDS = 2.0
@@ -195,3 +196,22 @@ async def test_late_hashtags_keep_the_button(tmp_path: Path, fake_transcriber) -
         )
         assert tagged.edit_history  # sent without tags first, then edited
         assert [b["text"] for b in _buttons(tagged)] == [CONFIRM_LABEL]
+
+
+async def test_a_short_link_gets_the_button_on_its_transcript_not_its_subtitles(
+    tmp_path: Path, fake_transcriber, media_server: MediaServer
+) -> None:
+    """A link's audio (a short video here) is confirmable like a voice note when training
+    could use it: the button goes under the transcript, not under the .srt file."""
+    async with running_bot(tmp_path, fake_transcriber, allowed_url_hosts=["127.0.0.1"]) as bot:
+        sent = bot.emu.send_text(user_id=USER, text=media_server.url(VIDEO_NAME))
+        replies = await bot.wait_reply(sent["message_id"], timeout=90)
+        text, srt = replies
+        assert srt.content.startswith("🎞")
+        assert not _buttons(srt)
+        stored = bot.transcription_by_reply(text.message_id)
+        assert stored is not None and stored.source_kind == SOURCE_YOUTUBE
+        (button,) = _buttons(text)
+        answer = await _press(bot, USER, text, button["callback_data"])
+        assert answer["text"] == messages.CONFIRM_SAVED
+        assert _labels(bot, stored.id) == [(LABEL_CONFIRMATION, stored.text)]

@@ -20,6 +20,7 @@ from model.asr.evaluation import ClipScore, Evaluation
 from model.asr.normalize import ErrorRates
 from training.gate import ClipOrigin, GateDecision, decide
 from training.gate_policy import HELDOUT_SET, GatePolicy
+from training.gate_stats import PairedClip, clusters
 
 NOMINAL = 0.025
 TRIALS = 300
@@ -190,3 +191,38 @@ def test_a_candidate_that_breaks_confirmed_transcripts_is_refused() -> None:
         assert check is not None and check.stratified
         promoted += decision.promote
     assert promoted == 0, promoted
+
+
+def test_the_strata_weigh_as_wrong_and_right_transcripts_among_those_served() -> None:
+    """The arithmetic: corrected clusters together weigh 1 - p0, confirmed ones p0, no
+    (1 - p0) factor on the baseline; a user whose clips the baseline got all right is
+    not counted for the majority. With too few confirmations: the correction."""
+    clips = [
+        PairedClip("a", "uno", baseline_wer=0.5, candidate_wer=0.1, selected=True),
+        PairedClip("b", "due", baseline_wer=0.4, candidate_wer=0.2, selected=True),
+        PairedClip("a", "tre", baseline_wer=0.0, candidate_wer=0.0, confirmed=True),
+        PairedClip("c", "quattro", baseline_wer=0.0, candidate_wer=0.1, confirmed=True),
+        PairedClip("c", "cinque", baseline_wer=0.0, candidate_wer=0.0, confirmed=True),
+    ]
+    data = clusters(clips, uncorrected_share=0.6, max_user_share=1.0, min_confirmed_clusters=3)
+    assert data.stratified and data.confirmed == 3
+    weights = {clips[i].sentence: w for i, w in zip(_order(clips), data.weights, strict=True)}
+    assert weights["uno"] == pytest.approx(0.2) and weights["due"] == pytest.approx(0.2)
+    assert weights["tre"] == pytest.approx(0.2) and weights["quattro"] == pytest.approx(0.2)
+    assert data.mean == pytest.approx(0.2 * (-0.4 - 0.2 + 0.0 + 0.1 + 0.0))
+    assert data.users == 3 and data.users_judged() == 2  # "c" had nothing to gain
+
+    few = clusters(clips, uncorrected_share=0.6, max_user_share=1.0, min_confirmed_clusters=4)
+    assert not few.stratified
+    assert few.mean == pytest.approx((0.1 - 0.2 + 0.2 - 0.16 + 0.0 + 0.1 + 0.0) / 5)
+    assert few.users_judged() == few.users == 3
+
+
+def _order(clips: list[PairedClip]) -> list[int]:
+    """Clip indices in the order ``clusters`` sorts their (one-clip) clusters."""
+
+    def stratum(clip: PairedClip) -> str:
+        return "confirmed" if clip.confirmed else "corrected" if clip.selected else "other"
+
+    return sorted(range(len(clips)), key=lambda i: (stratum(clips[i]), clips[i].speaker,
+                                                    clips[i].sentence))  # fmt: skip
