@@ -29,7 +29,9 @@
   in practice, often hides a real gain). A confirmed cluster may weigh at most
   ``MAX_UPWEIGHT`` corrected ones; with fewer confirmations they are compared as they
   are (the baseline had no errors there to lose: that only makes the test stricter).
-  Users are capped within each stratum, so the strata keep their weights.
+  Users are capped within each stratum, so the strata keep their weights. The strata's
+  changes are skewed too (mostly zero on confirmed clips), so the gain test keeps the
+  reduced level of selected sets (``GatePolicy.selected_alpha_factor``).
 * **The test.** An exact sign-flip (randomisation) test over clusters, every one of the
   2^n sign patterns while n <= ``EXACT_MAX_CLUSTERS``, a seeded Monte-Carlo sample beyond;
   the interval flips the centred cluster values (a Rademacher wild bootstrap).
