@@ -5,7 +5,7 @@ model's transcript was wrong) or ``confirmation`` (the transcript itself, confir
 right by the audio's sender). Training uses both; the gate tells them apart, since only
 corrections are selected on the serving model's errors. Existing rows are corrections.
 
-Revision ID: 0006c
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-04
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import alembic.op as op
 import sqlalchemy as sa
 
-revision: str = "0006c"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
