@@ -11,11 +11,15 @@ from typing import Any
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from training.config import RunConfig
 from training.data import Example, read_manifest
+from training.eval_memo import MemoTranscriber, memo_path
 from training.gate import ClipOrigin, GateDecision, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.snapshot import HELDOUT_MANIFEST, RECENT_MANIFEST, read_run_manifest
 
 log = logging.getLogger(__name__)
+
+# Under the model cache: what each model heard on the general set (training.eval_memo).
+MEMO_DIR = "general-eval-memo"
 
 
 def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipOrigin], float]:
@@ -64,10 +68,14 @@ def _evaluate(
 
     engine = CT2Transcriber(ct2_dir, model_name=model_name, cpu_threads=config.eval_cpu_threads)
     options = TranscribeOptions(language=config.language, beam_size=config.eval_beam_size)
+    memo = None
+    if GENERAL_SET in sets:  # the general set's words are kept between runs (eval_memo)
+        memo = MemoTranscriber(engine, memo_path(Path(config.cache_dir) / MEMO_DIR, ct2_dir))
     results = {}
     for set_name, examples in sets.items():
+        transcriber = memo if memo is not None and set_name == GENERAL_SET else engine
         evaluation = evaluate(
-            engine, examples, options=options, limits=EVAL_LIMITS, skip_unreadable=True
+            transcriber, examples, options=options, limits=EVAL_LIMITS, skip_unreadable=True
         )
         rates = evaluation.rates
         log.info(
@@ -75,6 +83,9 @@ def _evaluate(
             model_name, set_name, rates.n, 100 * rates.wer, 100 * rates.cer, evaluation.elapsed,
         )  # fmt: skip
         results[set_name] = evaluation
+    if memo is not None:
+        memo.save()
+        log.info("%s: %d general-set clips answered from %s", model_name, memo.hits, memo.path)
     return results
 
 
