@@ -5,9 +5,10 @@ CTranslate2 int8 exactly as a trained candidate is (``training.finetune._save_fi
 ``model.asr.convert.export_hf_to_ct2``). So the null candidate is built once, by that
 export, instead of training 20 times, and both models are scored once on every correction
 and on the general set. Each salt then decides which sentences are held out
-(``storage.samples.split_of``, as a fresh installation would with that salt), and the gate
-(``training.gate.decide``, default policy) judges the candidate on that salt's held-out
-clips and the general set. A sound gate promotes it for no salt.
+(``storage.samples.assign_splits`` under the bot's default split policy, floor included, as
+a fresh installation would with that salt), and the gate (``training.gate.decide``, default
+policy, each clip's voice as its speaker) judges the candidate on that salt's held-out clips
+and the general set. A sound gate promotes it for no salt.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from model.asr.evaluation import Evaluation
 from model.asr.normalize import error_rates
 
 BEAM_SIZE = 5
-EVAL_FRACTION = 0.1  # the bot's default (``eval_fraction``)
 
 
 def salt_bytes(salt: int) -> bytes:
@@ -35,15 +35,23 @@ def null_candidate(
     ``rounds`` rounds (what an installation has after them) under ``salts`` salts."""
     from model.asr import convert, sources
     from model.asr.tsv import read_tsv
-    from storage.samples import EVAL, split_of
-    from training.gate import GENERAL_SET, HELDOUT_SET, GatePolicy, decide
+    from storage.samples import DEFAULT_EVAL_FRACTION, EVAL, assign_splits
+    from training.config import split_policy
+    from training.gate import GENERAL_SET, HELDOUT_SET, ClipOrigin, GatePolicy, decide
 
     base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=cache_dir).path
     base_hf = sources.hf_dir("packaged:whisper-base", cache_dir=cache_dir).path
     null_ct2 = convert.export_hf_to_ct2(
         base_hf, workdir / "null-candidate-ct2", quantization="int8", overwrite=True
     )
-    corrections = [c for n in range(1, rounds + 1) for c in read_tsv(manifests[f"round{n}"])]
+    corrections = [
+        c
+        for n in range(1, rounds + 1)
+        for c in read_tsv(manifests[f"round{n}"], speaker_column=True)
+    ]
+    split = split_policy(DEFAULT_EVAL_FRACTION)
+    # Imported samples name their speaker and were selected by nobody's errors.
+    origins = {c.audio_path: ClipOrigin(c.speaker or "", False) for c in corrections}
     general = read_tsv(manifests["festival"])
     scored = {
         name: (_evaluate(ct2, name, corrections), _evaluate(ct2, name, general))
@@ -53,14 +61,14 @@ def null_candidate(
     trials = []
     for salt in range(salts):
         key = salt_bytes(salt)
-        held = {c.audio_path for c in corrections
-                if split_of(c.text, salt=key, eval_fraction=EVAL_FRACTION) == EVAL}  # fmt: skip
+        sides = assign_splits([c.text for c in corrections], salt=key, policy=split)
+        held = {c.audio_path for c in corrections if sides[split.sentence_key(c.text)] == EVAL}
         sets: dict[str, dict[str, Evaluation]] = {}
         for name, (heldout, general_eval) in scored.items():
             sets[name] = {GENERAL_SET: general_eval}
             if held:
                 sets[name][HELDOUT_SET] = _subset(heldout, held)
-        decision = decide(sets["base"], sets["null"], policy)
+        decision = decide(sets["base"], sets["null"], policy, origins=origins)
         heldout_clips = sets["null"].get(HELDOUT_SET)
         trials.append(
             {
@@ -76,8 +84,9 @@ def null_candidate(
     return {
         "note": (
             f"{len(corrections)} corrections (rounds 1-{rounds}) and {len(general)} general clips, "
-            f"scored once by each model; held-out split per salt at eval_fraction "
-            f"{EVAL_FRACTION}; gate: default policy."
+            "scored once by each model; held-out split per salt by the default split policy "
+            f"(eval_fraction {split.eval_fraction}, at least {split.min_eval_sentences} "
+            "sentences); gate: default policy, voices as speakers."
         ),
         "promoted": sum(t["promoted"] for t in trials),
         "trials": trials,

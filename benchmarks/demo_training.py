@@ -86,7 +86,8 @@ def synthesize_sets(workdir: Path) -> dict[str, Path]:
                 name = f"train-{s:02d}-{voice.replace('+', '')}.wav"
                 if not (audio / name).exists():
                     synthesize(TRAIN_SENTENCES[s], audio / name, voice=voice, speed=TRAIN_SPEED)
-                rows.append(f"audio/{name}\t{TRAIN_SENTENCES[s]}")
+                # The voice names the speaker: the gate counts speakers as users.
+                rows.append(f"audio/{name}\t{TRAIN_SENTENCES[s]}\t{voice}")
         manifests[f"round{number}"] = _write_tsv(workdir / f"round{number}.tsv", rows)
         done = upto
     rows = []
