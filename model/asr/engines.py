@@ -192,6 +192,7 @@ class CT2Transcriber:
             "max_new_tokens": options.max_new_tokens,
             "condition_on_previous_text": options.condition_on_previous_text,
             "without_timestamps": False,
+            "hotwords": options.hotwords,
         }
         batched = options.chunk_batch > 0
         if batched:
