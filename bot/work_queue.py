@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import messages
 from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
+from model.asr.hotwords import vocabulary_key
 from model.asr.transcription import Segment
 from storage import chat_settings, job_cancel, queue_eta, repository
 from storage import jobs as job_queue
@@ -276,6 +277,7 @@ class WorkQueue:
                 ],
                 tags=list(result.hashtags),
                 timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
+                vocabulary_sha256=vocabulary_key(transcription.options.hotwords),
             )
             # The job remembers its transcript, so a crash before the reply resends it
             # instead of transcribing again.

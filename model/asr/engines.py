@@ -7,7 +7,8 @@
   with transformers' sequential long-form generation.
 
 Both force the language and the task and bound generation (the base model sometimes
-loops to 448 tokens otherwise), and both return timestamped segments.
+loops to 448 tokens otherwise), and both return timestamped segments. Only the CT2 engine
+takes ``TranscribeOptions.hotwords`` (on every path: short clips, sequential, chunked).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +323,9 @@ class TransformersTranscriber:
             model=self.model_name,
             engine=self.engine,
             elapsed=time.perf_counter() - started,
-            options=options,
+            # What was used: this engine takes no hotwords (faster-whisper's previous-text
+            # prompt has no exact twin here), so the transcript is an unprompted one.
+            options=replace(options, hotwords=None),
         )
 
     def transcribe_batch(
