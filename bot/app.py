@@ -21,6 +21,7 @@ from bot.handlers import (
     preferences,
     training_admin,
     user_commands,
+    vocabulary,
 )
 from bot.ops.telegram_retry import RetryAfterLimiter
 from bot.settings import Settings
@@ -33,6 +34,7 @@ FEATURES = (
     admin,
     training_admin,
     preferences,
+    vocabulary,
     media,
     corrections,
     links,

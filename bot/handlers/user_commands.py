@@ -21,6 +21,7 @@ USER_COMMANDS = (
     ("forget", "Cancella tutti i tuoi dati"),
     ("trascrivi", "Trascrivi l'audio a cui rispondi"),
     ("impostazioni", "Formato, hashtag e altre impostazioni"),
+    ("vocabolario", "Le parole che mi hai insegnato correggendo"),
 )
 
 
