@@ -272,9 +272,7 @@ class WorkQueue:
                 audio=ref,
                 model_version=transcription.model,
                 language=transcription.language,
-                segments=[
-                    {"start": s.start, "end": s.end, "text": s.text} for s in transcription.segments
-                ],
+                segments=_segment_dicts(transcription.segments),
                 tags=list(result.hashtags),
                 timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
                 vocabulary_sha256=vocabulary_key(transcription.options.hotwords),
@@ -393,3 +391,7 @@ def _claimed(job: Job) -> ClaimedJob:
         status_message_id=job.status_message_id,
         transcription_id=job.transcription_id,
     )
+
+
+def _segment_dicts(segments: tuple[Segment, ...]) -> list[dict[str, Any]]:
+    return [{"start": s.start, "end": s.end, "text": s.text} for s in segments]

@@ -323,9 +323,7 @@ class TransformersTranscriber:
             model=self.model_name,
             engine=self.engine,
             elapsed=time.perf_counter() - started,
-            # What was used: this engine takes no hotwords (faster-whisper's previous-text
-            # prompt has no exact twin here), so the transcript is an unprompted one.
-            options=replace(options, hotwords=None),
+            options=replace(options, hotwords=None),  # what was used: no hotwords here
         )
 
     def transcribe_batch(
