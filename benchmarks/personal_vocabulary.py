@@ -328,6 +328,7 @@ def run(
         "accepted": _accepted(rows),
         "accepted_festival": _accepted(festival_rows),
         "festival_notes": festival_rows,
+        "festival_wer": _festival_wer(festival_rows),
         "phantoms": phantoms,
         "decode_seconds": {
             arm: round(float(np.mean(values)), 3) for arm, values in arms.seconds.items() if values
@@ -451,6 +452,17 @@ def _decision(data: dict[str, object]) -> dict[str, object]:
     return {"default_on": all(checks.values()), "checks": checks}
 
 
+def _festival_wer(rows: list[dict[str, object]]) -> dict[str, float]:
+    """Plain WER of the festival set without and with the users' vocabularies."""
+    from model.asr.normalize import error_rates
+
+    references = [str(row["reference"]) for row in rows]
+    return {
+        arm: round(error_rates(references, [str(row[arm]) for row in rows]).wer, 4)
+        for arm in ("base", "own")
+    }
+
+
 def _broken_rate(data: dict[str, object]) -> float:
     """Accepted transcripts (espeak stream and festival set together) the hotwords broke."""
     parts = [data["accepted"], data["accepted_festival"]]
@@ -503,7 +515,9 @@ def _markdown(data: dict[str, object]) -> str:
         f"Festival set ({len(data['festival_notes'])} ordinary sentences, decoded with the "  # type: ignore[arg-type]
         f"sending user's final vocabulary): {festival['accepted']} read right without "  # type: ignore[index]
         f"hotwords; the hotwords changed (broke) {festival['changed']} of them "  # type: ignore[index]
-        f"({_pct(festival['changed_rate'])}). Together: {_pct(_broken_rate(data))}.\n\n"  # type: ignore[index]
+        f"({_pct(festival['changed_rate'])}). Together: {_pct(_broken_rate(data))}. "  # type: ignore[index]
+        f"WER of the whole festival set: {_pct(data['festival_wer']['base'])} without "  # type: ignore[index]
+        f"hotwords, {_pct(data['festival_wer']['own'])} with.\n\n"  # type: ignore[index]
         f"Silence and noise ({NOISE_SECONDS:.0f} s: {', '.join(n for n, _ in NOISES)}) "
         f"decoded with each user's final vocabulary: a prompt word appeared in "
         f"{phantoms['with_prompt_words']} of {phantoms['trials']} transcripts "  # type: ignore[index]

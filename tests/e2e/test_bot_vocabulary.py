@@ -31,7 +31,7 @@ SENTENCES = (
     "Il museo apre alle nove.",
 )
 # A user here sends more than the default per-minute limit allows.
-BUSY = {"messages_per_minute": 100}
+BUSY = {"messages_per_minute": 100, "personal_vocabulary": True}  # (off by default)
 
 
 @dataclass
@@ -220,4 +220,17 @@ async def test_hostile_correction_text_is_bounded_and_never_markup(
         )
         assert "Grassetto, href, tg, Collegamento" in shown.content
         assert [entity["type"] for entity in shown.entities] == ["bold"]
+        assert not bot.errors
+
+
+async def test_off_by_default_nothing_is_learnt_or_used(tmp_path: Path, notes: list[bytes]) -> None:
+    model = EchoingTranscriber()
+    async with running_bot(tmp_path, model) as bot:
+        _sent, reply = await _transcribe(bot, notes[0])
+        assert await _correct(bot, reply, CORRECTION) == messages.CORRECTION_SAVED
+        assert _stored_words(bot, USER) == []
+        await _transcribe(bot, notes[1])
+        assert model.options_seen[-1].hotwords is None
+        bot.emu.send_text(user_id=USER, text="/vocabolario")
+        await bot.wait_text(lambda t: t == messages.VOCABULARY_OFF)
         assert not bot.errors

@@ -22,7 +22,9 @@ async def test_a_taught_place_name_comes_out_right_only_for_its_user(
 ) -> None:
     first = synthesize(FIRST, speech_dir / "vocab_model_1.ogg", voice=VOICE).read_bytes()
     later = synthesize(NEXT, speech_dir / "vocab_model_2.ogg", voice=VOICE).read_bytes()
-    async with running_bot(tmp_path, ct2_transcriber, tagger="off") as bot:
+    async with running_bot(
+        tmp_path, ct2_transcriber, tagger="off", personal_vocabulary=True
+    ) as bot:
         emu = bot.emu
         sent = emu.send_voice(user_id=USER, data=first, duration=4)
         (reply,) = await bot.wait_reply(sent["message_id"], timeout=120)
