@@ -106,9 +106,7 @@ PRIVACY = (
     "il testo resta finché non lo cancelli.\n"
     "• L'audio con una correzione diventa materiale di addestramento per migliorare il modello. "
     "Le tue correzioni valgono solo per l'audio che mi hai mandato tu per primo.\n"
-    "• <b>Vocabolario</b>: dalle tue correzioni imparo le parole nuove (nomi, luoghi, termini) "
-    "e le uso solo per trascrivere i tuoi audio; /vocabolario le mostra e le cancella "
-    "(le correzioni restano).\n"
+    "{vocabulary}"
     "• Con /forget cancelli tutto: audio, trascrizioni, correzioni e vocabolario, anche quelli "
     "di un audio che sto ancora trascrivendo, e i dati che un addestramento futuro avrebbe usato.\n"
     "• <b>Il modello</b>: ogni addestramento riparte dal modello di base con le correzioni che "
@@ -118,6 +116,12 @@ PRIVACY = (
     "nemmeno con /rollback.\n"
     "• <b>Cosa non posso cancellare</b>: i messaggi della chat restano su Telegram finché non "
     "li cancelli tu."
+)
+# The vocabulary's line of /privacy, shown while WHISPER_IT_PERSONAL_VOCABULARY is on.
+PRIVACY_VOCABULARY = (
+    "• <b>Vocabolario</b>: dalle tue correzioni imparo le parole nuove (nomi, luoghi, termini) "
+    "e le uso solo per trascrivere i tuoi audio; /vocabolario le mostra e le cancella "
+    "(le correzioni restano).\n"
 )
 FORGET_CONFIRM = (
     "Vuoi davvero cancellare <b>tutti</b> i tuoi dati (audio, trascrizioni e correzioni)? "

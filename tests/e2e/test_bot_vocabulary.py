@@ -233,4 +233,7 @@ async def test_off_by_default_nothing_is_learnt_or_used(tmp_path: Path, notes: l
         assert model.options_seen[-1].hotwords is None
         bot.emu.send_text(user_id=USER, text="/vocabolario")
         await bot.wait_text(lambda t: t == messages.VOCABULARY_OFF)
+        bot.emu.send_text(user_id=USER, text="/privacy")
+        privacy = await bot.wait_text(lambda t: t.startswith("Privacy"))
+        assert "/vocabolario" not in privacy and "/forget" in privacy
         assert not bot.errors
