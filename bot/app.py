@@ -22,6 +22,7 @@ from bot.handlers import (
     preferences,
     training_admin,
     user_commands,
+    vocabulary,
 )
 from bot.ops.telegram_retry import RetryAfterLimiter
 from bot.settings import Settings
@@ -34,6 +35,7 @@ FEATURES = (
     admin,
     training_admin,
     preferences,
+    vocabulary,
     media,
     corrections,
     links,

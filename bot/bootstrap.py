@@ -29,6 +29,7 @@ from bot.rate_limit import RateLimiter
 from bot.repeats import Repeats
 from bot.settings import Settings
 from bot.training_control import TrainingControl
+from bot.vocabulary import PersonalVocabulary
 from bot.work_queue import QueueLimits, WorkQueue
 from bot.worker import JobRunner, WorkerOptions
 from model.asr.audio import AudioLimits
@@ -85,6 +86,7 @@ class Services:
     training: TrainingControl
     admin: AdminService
     metrics: Metrics = field(default_factory=Metrics)
+    vocabulary: PersonalVocabulary | None = None  # None: built without it (tests)
     identity: WorkerIdentity | None = None  # the name of this process's job leases
     ops: OpsServer | None = None  # running while WHISPER_IT_HTTP_PORT is set
 
@@ -132,6 +134,9 @@ def bootstrap(settings: Settings, *, role: str = "bot", seams: Seams = Seams()) 
         seams=seams,
     )
     metrics = Metrics(read_database=lambda: queue_snapshot(db))
+    vocabulary = PersonalVocabulary(
+        db, enabled=settings.personal_vocabulary, max_words=settings.personal_vocabulary_size
+    )
     queue = WorkQueue(
         db,
         store,
@@ -161,8 +166,12 @@ def bootstrap(settings: Settings, *, role: str = "bot", seams: Seams = Seams()) 
         limiter=RateLimiter(limit=settings.messages_per_minute),
         training=TrainingControl(settings, db),
         corrections=CorrectionService(
-            db, max_chars=settings.max_correction_chars, training_max_seconds=MAX_TRAIN_SECONDS
+            db,
+            max_chars=settings.max_correction_chars,
+            training_max_seconds=MAX_TRAIN_SECONDS,
+            vocabulary=vocabulary,
         ),
+        vocabulary=vocabulary,
         admin=admin_service(settings, db),
         metrics=metrics,
         identity=identity,

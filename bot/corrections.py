@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot import messages
+from bot.vocabulary import PersonalVocabulary
 from storage.confirmations import ConfirmOutcome, confirm_transcript
 from storage.labels import has_control_token
 from storage.unit_of_work import Database
@@ -37,10 +38,19 @@ class CorrectionService:
     trust; its corrections are kept, for the record and for evaluation.
     """
 
-    def __init__(self, db: Database, *, max_chars: int, training_max_seconds: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_chars: int,
+        training_max_seconds: float,
+        vocabulary: PersonalVocabulary | None = None,
+    ) -> None:
         self.db = db
         self.max_chars = max_chars
         self.training_max_seconds = training_max_seconds
+        # Learns the words a correction taught, for the user's next notes (issue 21).
+        self.vocabulary = vocabulary
 
     def record(
         self, *, chat_id: int, replied_message_id: int, user_id: int, text: str, group: bool
@@ -70,6 +80,10 @@ class CorrectionService:
                 return CorrectionOutcome.UNCHANGED
             repository.touch_user(session, user_id)
             repository.add_correction(session, transcription_id=row.id, user_id=user_id, text=text)
+            if self.vocabulary is not None:
+                self.vocabulary.learn(
+                    session, user_id=user_id, transcript=row.text, correction=text
+                )
             uow.commit()
             too_long = (row.audio_duration or 0.0) > self.training_max_seconds
         return CorrectionOutcome.SAVED_NOT_FOR_TRAINING if too_long else CorrectionOutcome.SAVED

@@ -28,6 +28,10 @@ class TelegramFileJob:
     # label it; the requester (or a forwarder) labels nothing.
     by_requester: bool = True
     author_id: int | None = None
+    # The sender's vocabulary as faster-whisper hotwords (``bot.vocabulary``), read when
+    # the job was accepted: it travels with the job, so a worker in any process decodes
+    # with this sender's words and nobody else's. None: none (or the feature is off).
+    hotwords: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class LinkJob:
     KIND: ClassVar[str] = "link"
     url: str
     video_id: str | None = None
+    hotwords: str | None = None  # as ``TelegramFileJob.hotwords``
 
 
 JobPayload = TelegramFileJob | LinkJob

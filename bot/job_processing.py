@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 from telegram.error import BadRequest
 
@@ -47,6 +48,7 @@ from bot.pipeline import (
 from bot.repeats import Repeats
 from bot.tag_budget import TagBudget
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
+from model.asr.hotwords import vocabulary_key
 from storage.chat_settings import DEFAULT_PREFERENCES, ChatPreferences
 from storage.models import SOURCE_YOUTUBE
 
@@ -137,8 +139,9 @@ class JobProcessor:
                 else:
                     self.metrics.job_concluded(OUTCOME_DONE)
                 self.finished.add(job.id)
-        # Timed outputs (subtitles, timestamps) need the path that gives timings: alone.
-        alone = [job for job in fresh if self._prefs(job).needs_timings]
+        # Timed outputs (subtitles, timestamps) need the path that gives timings, and a
+        # sender's hotwords are theirs alone (one model call decodes with one prompt).
+        alone = [job for job in fresh if self._prefs(job).needs_timings or job.payload.hotwords]
         together = [job for job in fresh if job not in alone]
         if len(together) == 1:
             alone.insert(0, together.pop())
@@ -163,6 +166,7 @@ class JobProcessor:
                 model.model_name,
                 payload.file_unique_id,
                 owner=self.queue.owner,
+                vocabulary=vocabulary_key(payload.hotwords),
             )
         except Exception:  # a shortcut only: the normal path answers it
             log.exception("cannot look up a repeat of job %s", job.id)
@@ -253,6 +257,7 @@ class JobProcessor:
         await status.show(formatting.downloading_text(None if payload_is_file else 0.0))
         cancel = self.cancels.event(job.id)
         timed = self._prefs(job).needs_timings
+        key = vocabulary_key(payload.hotwords)  # a repeat is reused only with the same words
         if isinstance(payload, TelegramFileJob):
             source: MediaBytes | MediaLink = await self._download(payload)
             check_cancel(cancel)
@@ -287,8 +292,9 @@ class JobProcessor:
                     with_tags=False,
                     timestamps=timed,
                     # (A stored short note has no timings to reuse.)
-                    recall=None if timed else self.repeats.recall,
+                    recall=None if timed else partial(self.repeats.recall, vocabulary=key),
                     cancel=cancel,
+                    hotwords=payload.hotwords,
                 ),
             )
         except asyncio.CancelledError:

@@ -96,7 +96,8 @@ HELP = (
     "/start – presentazione\n/help – questo aiuto\n"
     "/privacy – cosa conservo e per quanto\n/forget – cancella tutti i tuoi dati\n"
     "/trascrivi – trascrivi l'audio a cui rispondi\n"
-    "/impostazioni – formato (testo, .txt, .srt, .vtt, con i tempi), hashtag e altro\n\n"
+    "/impostazioni – formato (testo, .txt, .srt, .vtt, con i tempi), hashtag e altro\n"
+    "/vocabolario – le parole che mi hai insegnato correggendo\n\n"
     "Sotto il messaggio di avanzamento c'è il pulsante <b>Annulla</b>."
 )
 PRIVACY = (
@@ -107,8 +108,9 @@ PRIVACY = (
     "• L'audio con una correzione (o confermato con ✅ Giusto) diventa materiale di "
     "addestramento per migliorare il modello. "
     "Le tue correzioni valgono solo per l'audio che mi hai mandato tu per primo.\n"
-    "• Con /forget cancelli tutto: audio, trascrizioni e correzioni, anche quelli di un audio "
-    "che sto ancora trascrivendo, e i dati che un addestramento futuro avrebbe usato.\n"
+    "{vocabulary}"
+    "• Con /forget cancelli tutto: audio, trascrizioni, correzioni e vocabolario, anche quelli "
+    "di un audio che sto ancora trascrivendo, e i dati che un addestramento futuro avrebbe usato.\n"
     "• <b>Il modello</b>: ogni addestramento riparte dal modello di base con le correzioni che "
     "esistono in quel momento. Dopo /forget, il modello in servizio (se ha imparato anche dalle "
     "tue correzioni) resta finché il prossimo addestramento non ne promuove uno nuovo, che non "
@@ -116,6 +118,12 @@ PRIVACY = (
     "nemmeno con /rollback.\n"
     "• <b>Cosa non posso cancellare</b>: i messaggi della chat restano su Telegram finché non "
     "li cancelli tu."
+)
+# The vocabulary's line of /privacy, shown while WHISPER_IT_PERSONAL_VOCABULARY is on.
+PRIVACY_VOCABULARY = (
+    "• <b>Vocabolario</b>: dalle tue correzioni imparo le parole nuove (nomi, luoghi, termini) "
+    "e le uso solo per trascrivere i tuoi audio; /vocabolario le mostra e le cancella "
+    "(le correzioni restano).\n"
 )
 FORGET_CONFIRM = (
     "Vuoi davvero cancellare <b>tutti</b> i tuoi dati (audio, trascrizioni e correzioni)? "
@@ -245,3 +253,28 @@ OUTPUT_LABELS = {
     "vtt": "sottotitoli .vtt",
     "timestamps": "testo con i tempi",
 }
+
+# --- /vocabolario (a user's corrected words, issue 21) ---
+VOCABULARY_SHOW = (
+    "📖 <b>Il tuo vocabolario</b> ({count} parole, le più recenti prima):\n{words}\n\n"
+    "Sono le parole nuove delle tue correzioni: le uso per trascrivere meglio i tuoi "
+    "prossimi audio, e solo i tuoi. Cancellarle non cancella le correzioni."
+)
+VOCABULARY_EMPTY = (
+    "📖 Il tuo vocabolario è vuoto. Quando correggi una trascrizione (rispondendo al mio "
+    "messaggio), imparo le parole nuove (nomi, luoghi, termini tecnici) e le uso per "
+    "trascrivere meglio i tuoi prossimi audio."
+)
+VOCABULARY_CLEAR_BUTTON = "🗑 Cancella il vocabolario"
+VOCABULARY_CLEARED = (
+    "🗑 Vocabolario cancellato ({count} parole). Le tue correzioni restano: "
+    "per cancellare tutto usa /forget."
+)
+VOCABULARY_OFF = "Il vocabolario personale non è attivo su questo bot."
+VOCABULARY_PRIVATE_ONLY = (
+    "📖 Il vocabolario è personale: scrivi /vocabolario in chat privata con me."
+)
+VOCABULARY_USAGE = (
+    "Scrivi /vocabolario per vedere le tue parole, /vocabolario cancella per cancellarle."
+)
+VOCABULARY_NOT_YOURS = "Questo pulsante è per chi ha chiesto /vocabolario."

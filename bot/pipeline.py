@@ -167,16 +167,18 @@ class TranscriptionPipeline:
         timestamps: bool = False,
         recall: Recall | None = None,
         cancel: threading.Event | None = None,
+        hotwords: str | None = None,
     ) -> PipelineResult:
         """Fetch, decode, transcribe and (unless told not to) tag ``source``. Segment
         timings come with ``timestamps`` (subtitles) and always for links. Audio that
         ``recall`` finds already transcribed by the serving model is not transcribed again
         (its stored hashtags come with it). Setting ``cancel`` stops it between stages
-        and at the next progress report (``Cancelled``)."""
+        and at the next progress report (``Cancelled``). ``hotwords``: the sender's
+        vocabulary (``bot.vocabulary``)."""
         progress = _cancellable(progress, cancel)
         audio, kind, ref, link = self.fetch(source, progress=progress, cancel=cancel)
         check_cancel(cancel)
-        remembered = self.remembered(audio, recall)
+        remembered = self.remembered(audio, recall, replace(self.options, hotwords=hotwords))
         if remembered is not None:
             transcription, hashtags = remembered
             return PipelineResult(transcription, audio, hashtags, kind, ref, link, reused=True)
@@ -185,6 +187,7 @@ class TranscriptionPipeline:
             progress=progress,
             chunk_batch=chunk_batch,
             short_path=link is None and not timestamps,
+            hotwords=hotwords,
         )
         check_cancel(cancel)
         hashtags = self.hashtags(transcription.text) if with_tags else ()
@@ -242,7 +245,7 @@ class TranscriptionPipeline:
         return done
 
     def remembered(
-        self, audio: DecodedAudio, recall: Recall | None
+        self, audio: DecodedAudio, recall: Recall | None, options: TranscribeOptions | None = None
     ) -> tuple[Transcription, tuple[str, ...]] | None:
         """The serving model's stored transcript of ``audio`` and its hashtags, if any."""
         if recall is None:
@@ -259,7 +262,7 @@ class TranscriptionPipeline:
             model=model.model_name,
             engine=model.engine,
             elapsed=0.0,
-            options=self.options,
+            options=options or self.options,
         )
         return transcription, found.hashtags
 
@@ -331,13 +334,15 @@ class TranscriptionPipeline:
         progress: ProgressSink | None = None,
         chunk_batch: int | None = None,
         short_path: bool = True,
+        hotwords: str | None = None,
     ) -> Transcription:
         """Transcribe with the serving model, on the path ``model.asr.routing`` chooses: a
         clip that fits one window takes the short path (text only, no timestamps) unless
         ``short_path`` is off (links want subtitle timings) or a chunk batch is forced."""
+        base_options = replace(self.options, hotwords=hotwords)
         route = choose_route(
             audio.duration,
-            self.options,
+            base_options,
             short_clips=short_path,
             chunk_batch=chunk_batch,
             skip_silence=True,
@@ -346,7 +351,7 @@ class TranscriptionPipeline:
             model = self.models.get()
             if progress is not None:
                 progress(Stage.TRANSCRIBE, 0.0)
-            (result,) = model.transcribe_batch([audio.samples], options=self.options)
+            (result,) = model.transcribe_batch([audio.samples], options=base_options)
             if isinstance(result, Exception):
                 raise result
             if progress is not None:

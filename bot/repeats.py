@@ -3,7 +3,8 @@
 A repeat is found by the Telegram file's ``file_unique_id`` (the same file forwarded: no
 download at all) or by the audio's content hash (the same audio uploaded again: decoded,
 not transcribed). Each sender gets a transcription row of their own on the shared audio, so
-labels and corrections stay per user (``storage.labels``).
+labels and corrections stay per user (``storage.labels``). A transcript decoded with a
+user's vocabulary is reused only for a job carrying the very same hotwords.
 """
 
 from __future__ import annotations
@@ -24,16 +25,25 @@ class Repeats:
         self.store = store
 
     def reuse(
-        self, job: ClaimedJob, model_version: str, file_unique_id: str, *, owner: str
+        self,
+        job: ClaimedJob,
+        model_version: str,
+        file_unique_id: str,
+        *,
+        owner: str,
+        vocabulary: str | None = None,
     ) -> int | None:
         """Answer a repeat of a Telegram file from storage: the transcript ``model_version``
-        made of the same file becomes this user's own row, tied to the job as if just
-        transcribed. Its id, or None when there is nothing to reuse (or the job is no
-        longer this worker's)."""
+        made of the same file with the same hotwords (``vocabulary``: their fingerprint)
+        becomes this user's own row, tied to the job as if just transcribed. Its id, or
+        None when there is nothing to reuse (or the job is no longer this worker's)."""
         with self.db.unit_of_work() as uow:
             session = uow.session
             found = repeats.find_reusable(
-                session, model_version=model_version, file_unique_id=file_unique_id
+                session,
+                model_version=model_version,
+                file_unique_id=file_unique_id,
+                vocabulary_sha256=vocabulary,
             )
             if found is None or found.audio_sha256 is None:
                 return None
@@ -61,6 +71,7 @@ class Repeats:
                 segments=list(found.segments),
                 tags=list(found.tags),
                 timings={"transcribe": 0.0, "audio": found.audio_duration or 0.0},
+                vocabulary_sha256=found.vocabulary_sha256,
             )
             stored_job = session.get(Job, job.id)
             assert stored_job is not None
@@ -68,11 +79,17 @@ class Repeats:
             uow.commit()
             return row.id
 
-    def recall(self, audio_sha256: str, model_version: str) -> Recalled | None:
-        """The transcript ``model_version`` already made of this audio (by content hash)."""
+    def recall(
+        self, audio_sha256: str, model_version: str, *, vocabulary: str | None = None
+    ) -> Recalled | None:
+        """The transcript ``model_version`` already made of this audio (by content hash)
+        with the same hotwords (``vocabulary``: their fingerprint; None: without any)."""
         with self.db.unit_of_work(read_only=True) as uow:
             found = repeats.find_reusable(
-                uow.session, model_version=model_version, audio_sha256=audio_sha256
+                uow.session,
+                model_version=model_version,
+                audio_sha256=audio_sha256,
+                vocabulary_sha256=vocabulary,
             )
             if found is None:
                 return None

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot import messages
 from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
+from model.asr.hotwords import vocabulary_key
 from model.asr.transcription import Segment
 from storage import chat_settings, job_cancel, queue_eta, repository
 from storage import jobs as job_queue
@@ -272,11 +273,10 @@ class WorkQueue:
                 audio=ref,
                 model_version=transcription.model,
                 language=transcription.language,
-                segments=[
-                    {"start": s.start, "end": s.end, "text": s.text} for s in transcription.segments
-                ],
+                segments=_segment_dicts(transcription.segments),
                 tags=list(result.hashtags),
                 timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
+                vocabulary_sha256=vocabulary_key(transcription.options.hotwords),
             )
             # The job remembers its transcript, so a crash before the reply resends it
             # instead of transcribing again.
@@ -393,3 +393,7 @@ def _claimed(job: Job) -> ClaimedJob:
         status_message_id=job.status_message_id,
         transcription_id=job.transcription_id,
     )
+
+
+def _segment_dicts(segments: tuple[Segment, ...]) -> list[dict[str, Any]]:
+    return [{"start": s.start, "end": s.end, "text": s.text} for s in segments]

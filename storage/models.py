@@ -44,6 +44,7 @@ NAME_CHARS = 200
 PATH_CHARS = 1024
 SPEAKER_CHARS = 128
 SHA256_HEX_CHARS = 64
+VOCABULARY_WORD_CHARS = 64
 KIND_CHARS = 32
 LEASE_OWNER_CHARS = 128
 SECRET_NAME_CHARS = 64
@@ -201,6 +202,9 @@ class Transcription(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # SHA-256 of the hotwords (a user's vocabulary) it was decoded with; NULL: none. An
+    # instant repeat reuses only a transcript made with the very same words.
+    vocabulary_sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX_CHARS))
 
     reply_messages: Mapped[list[ReplyMessage]] = relationship(
         back_populates="transcription",
@@ -383,4 +387,20 @@ class InstallationSecret(Base):
 
     name: Mapped[str] = mapped_column(String(SECRET_NAME_CHARS), primary_key=True)
     value: Mapped[str] = mapped_column(String(SECRET_VALUE_CHARS))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VocabularyWord(Base):
+    """A word a user's correction taught (``bot.vocabulary``): it biases that user's next
+    transcripts. Newest first by ``id``; cleared by /vocabolario, deleted by /forget."""
+
+    __tablename__ = "vocabulary_words"
+    __table_args__ = (UniqueConstraint("user_id", "word_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    word: Mapped[str] = mapped_column(String(VOCABULARY_WORD_CHARS))
+    word_key: Mapped[str] = mapped_column(String(VOCABULARY_WORD_CHARS))  # lower case
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Delete
 
 from storage.audio_store import AudioStore
-from storage.models import Correction, Job, ReplyMessage, Transcription, User, utcnow
+from storage.models import (
+    Correction,
+    Job,
+    ReplyMessage,
+    Transcription,
+    User,
+    VocabularyWord,
+    utcnow,
+)
 
 # Keeps IN (...) lists well under every backend's bound-parameter limit.
 _IN_CHUNK = 500
@@ -83,8 +91,8 @@ def user_audio_hashes(session: Session, user_id: int) -> set[str]:
 
 def delete_user_data(session: Session, store: AudioStore, user_id: int) -> DeletedCounts:
     """Delete a user's transcriptions (and every correction of them), the user's own
-    corrections of anyone's transcriptions, their jobs, and the user. Audio another
-    user's row still uses is kept. Blob files go once the caller commits."""
+    corrections of anyone's transcriptions, their jobs, their vocabulary, and the user.
+    Audio another user's row still uses is kept. Blob files go once the caller commits."""
     own = select(Transcription.id).where(Transcription.user_id == user_id)
     shas = set(
         session.scalars(
@@ -109,6 +117,7 @@ def delete_user_data(session: Session, store: AudioStore, user_id: int) -> Delet
         .execution_options(synchronize_session="fetch")
     )
     transcriptions = _delete(session, delete(Transcription).where(Transcription.user_id == user_id))
+    _delete(session, delete(VocabularyWord).where(VocabularyWord.user_id == user_id))
     users = _delete(session, delete(User).where(User.id == user_id))
     audio_files = _delete_unreferenced_after_commit(session, store, shas)
     return DeletedCounts(

@@ -121,6 +121,7 @@ def add_transcription(
     status: str = TranscriptionStatus.DONE,
     error: str | None = None,
     now: datetime | None = None,
+    vocabulary_sha256: str | None = None,
 ) -> Transcription:
     if source_kind not in SOURCE_KINDS:
         raise InvalidValueError(f"unknown source kind {source_kind!r}")
@@ -143,6 +144,7 @@ def add_transcription(
         error=error,
         created_at=now,
         updated_at=now,
+        vocabulary_sha256=vocabulary_sha256,
     )
     session.add(transcription)
     session.flush()

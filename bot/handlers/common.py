@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterator
@@ -118,6 +119,8 @@ async def submit_job(
     if wait:
         await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
         return
+    if svc.vocabulary is not None:  # this sender's words, and only theirs (bot.vocabulary)
+        payload = await asyncio.to_thread(svc.vocabulary.personalise, payload, user.id)
     submitted = await svc.runner.submit(
         payload,
         user_id=user.id,

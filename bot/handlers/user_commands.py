@@ -21,6 +21,7 @@ USER_COMMANDS = (
     ("forget", "Cancella tutti i tuoi dati"),
     ("trascrivi", "Trascrivi l'audio a cui rispondi"),
     ("impostazioni", "Formato, hashtag e altre impostazioni"),
+    ("vocabolario", "Le parole che mi hai insegnato correggendo"),
 )
 
 
@@ -40,7 +41,11 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await answer(update, messages.PRIVACY.format(days=services(context).settings.retention_days))
+    settings = services(context).settings
+    vocabulary = messages.PRIVACY_VOCABULARY if settings.personal_vocabulary else ""
+    await answer(
+        update, messages.PRIVACY.format(days=settings.retention_days, vocabulary=vocabulary)
+    )
 
 
 def _forget_data(choice: str, user_id: int) -> str:

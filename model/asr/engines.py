@@ -7,7 +7,8 @@
   with transformers' sequential long-form generation.
 
 Both force the language and the task and bound generation (the base model sometimes
-loops to 448 tokens otherwise), and both return timestamped segments.
+loops to 448 tokens otherwise), and both return timestamped segments. Only the CT2 engine
+takes ``TranscribeOptions.hotwords`` (on every path: short clips, sequential, chunked).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,13 @@ BATCHED_MAX_NEW_TOKENS = 440
 # from word alignment, cutting cues at sentence ends or after this long.
 MAX_CUE_SECONDS = 7.0
 _SENTENCE_END = (".", "?", "!", "…")
+# Hotwords go before every window as previous text. In tokens they are cut to this, so
+# that with the special tokens around them (``_PROMPT_SPECIAL_TOKENS``) and the longest
+# generation every path fits the decoder's 448 positions (faster-whisper raises otherwise;
+# batched decoding gives up some of its ``BATCHED_MAX_NEW_TOKENS`` for them).
+MAX_HOTWORD_TOKENS = 120
+DECODER_POSITIONS = 448
+_PROMPT_SPECIAL_TOKENS = 6  # startofprev, startoftranscript, language, task, notimestamps, +1
 
 
 def _join(segments: list[Segment]) -> str:
@@ -113,6 +122,7 @@ class CT2Transcriber:
         one window in one CTranslate2 call (``model.asr.short_clips``); longer clips, and a
         short one the batch could not decode, alone on the path ``model.asr.routing`` picks
         for them (after the batch, so that they never delay it)."""
+        options = self.bounded(options)
         results: list[BatchResult | None] = [None] * len(clips)
         short: list[tuple[int, np.ndarray]] = []
         alone: list[tuple[int, np.ndarray]] = []
@@ -160,6 +170,7 @@ class CT2Transcriber:
     ) -> Transcription:
         started = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
+        options = self.bounded(options)
         with sampling_scope(clip_seed(audio, options)):
             segments = self._decode(audio, options, duration, progress)
         return Transcription(
@@ -172,6 +183,20 @@ class CT2Transcriber:
             elapsed=time.perf_counter() - started,
             options=options,
         )
+
+    def _hotword_tokens(self, hotwords: str) -> list[int]:
+        return self._model.hf_tokenizer.encode(" " + hotwords.strip(), add_special_tokens=False).ids
+
+    def bounded(self, options: TranscribeOptions) -> TranscribeOptions:
+        """``options`` with hotwords of at most ``MAX_HOTWORD_TOKENS`` tokens (whole words)."""
+        if not options.hotwords:
+            return options
+        tokens = self._hotword_tokens(options.hotwords)
+        if len(tokens) <= MAX_HOTWORD_TOKENS:
+            return options
+        text = self._model.hf_tokenizer.decode(tokens[: MAX_HOTWORD_TOKENS + 1])
+        kept = text.strip().rsplit(" ", 1)[0] if " " in text.strip() else ""
+        return replace(options, hotwords=kept or None)
 
     @property
     def seeded_sampling_calls(self) -> int:
@@ -192,10 +217,15 @@ class CT2Transcriber:
             "max_new_tokens": options.max_new_tokens,
             "condition_on_previous_text": options.condition_on_previous_text,
             "without_timestamps": False,
+            "hotwords": options.hotwords,
         }
         batched = options.chunk_batch > 0
         if batched:
-            common["max_new_tokens"] = max(options.max_new_tokens, BATCHED_MAX_NEW_TOKENS)
+            room = DECODER_POSITIONS - _PROMPT_SPECIAL_TOKENS
+            if options.hotwords:
+                room -= len(self._hotword_tokens(options.hotwords))
+            wanted = max(options.max_new_tokens, BATCHED_MAX_NEW_TOKENS)
+            common["max_new_tokens"] = min(wanted, room)
             common["without_timestamps"] = True
             pipeline = self._pipeline()
             raw, _info = pipeline.transcribe(  # type: ignore[attr-defined]
@@ -320,7 +350,7 @@ class TransformersTranscriber:
             model=self.model_name,
             engine=self.engine,
             elapsed=time.perf_counter() - started,
-            options=options,
+            options=replace(options, hotwords=None),  # what was used: no hotwords here
         )
 
     def transcribe_batch(

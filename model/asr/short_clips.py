@@ -220,7 +220,10 @@ class ShortClipDecoder:
         temperature: float,
     ) -> list[_Decoded]:
         whisper = self._whisper
-        prompt = whisper.get_prompt(tokenizer, [], without_timestamps=True)
+        # (hotwords: the user's words as previous text, exactly as ``transcribe`` puts them)
+        prompt = whisper.get_prompt(
+            tokenizer, [], without_timestamps=True, hotwords=options.hotwords
+        )
         if temperature > 0:  # faster-whisper's sampling settings for a fallback
             search: dict[str, Any] = {
                 "beam_size": 1,
@@ -242,14 +245,33 @@ class ShortClipDecoder:
             max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
             **search,
         )
+        no_speech = [result.no_speech_prob for result in results]
+        if options.hotwords:
+            no_speech = self._unprompted_no_speech(encoded, count, tokenizer)
         decoded = []
-        for result in results:
+        for result, no_speech_prob in zip(results, no_speech, strict=True):
             tokens = result.sequences_ids[0]
             # faster-whisper's average log-probability from the length-normalised score.
             avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
             text = tokenizer.decode(tokens).strip()
-            decoded.append(_Decoded(text, avg_logprob, result.no_speech_prob))
+            decoded.append(_Decoded(text, avg_logprob, no_speech_prob))
         return decoded
+
+    def _unprompted_no_speech(self, encoded: Any, count: int, tokenizer: Any) -> list[float]:
+        """The no-speech probability of each clip without the hotwords: a prompt of words
+        talks the model out of hearing silence (on 5 s of silence or noise it fell from
+        0.72-0.89 to 0.40-0.56, under the 0.6 threshold, and "un po'" came out where
+        nothing did; ``benchmarks/results/personal_vocabulary.md``). One decoder step."""
+        whisper = self._whisper
+        prompt = whisper.get_prompt(tokenizer, [], without_timestamps=True)
+        results = whisper.model.generate(
+            encoded,
+            [prompt] * count,
+            beam_size=1,
+            max_length=len(prompt) + 1,
+            return_no_speech_prob=True,
+        )
+        return [result.no_speech_prob for result in results]
 
     def _tokenizer(self, options: TranscribeOptions) -> Any:
         key = (options.language, options.task)

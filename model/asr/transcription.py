@@ -43,6 +43,14 @@ class TranscribeOptions:
     # Sequential decoding only: skip what Silero VAD hears as non-speech (the chunked path
     # always does). Measured in benchmarks/results/vad_notes.md.
     vad_filter: bool = False
+    # Words to bias decoding towards (a user's corrected words, ``model.asr.hotwords``):
+    # faster-whisper's ``hotwords``, a previous-text prompt (<|startofprev|> words) before
+    # every window, on every path (its ``transcribe``, ``BatchedInferencePipeline``, our
+    # short clips). faster-whisper ignores them when a ``prefix`` is given and puts an
+    # ``initial_prompt``/previous text after them; this project uses neither. None: none.
+    # Only the CTranslate2 engine takes them; the transformers engine (the reference, not
+    # the server) decodes without them and records ``hotwords=None``.
+    hotwords: str | None = None
 
 
 # The default options, one shared frozen value (usable as a parameter default).

@@ -43,10 +43,13 @@ class FakeTranscriber:
     engine: str = "ct2"
     calls: int = 0
     batches: list[int] = field(default_factory=list)
+    # The options of every clip it transcribed, in order (what reached the model).
+    options_seen: list[TranscribeOptions] = field(default_factory=list)
 
     def transcribe(self, audio, *, options=None, progress=None) -> Transcription:
         options = options or TranscribeOptions()
         self.calls += 1
+        self.options_seen.append(options)
         if self.delay:
             time.sleep(self.delay)
         if self.error is not None:

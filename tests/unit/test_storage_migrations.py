@@ -29,6 +29,7 @@ TABLES = {
     "evaluations",
     "installation_secrets",
     "chat_settings",
+    "vocabulary_words",
 }
 
 
