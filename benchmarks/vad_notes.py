@@ -57,9 +57,9 @@ def run(*, durations: list[float], cache_dir: Path, results_dir: Path) -> dict[s
     engine = load_transcriber(MODEL_SPEC, engine="ct2", cache_dir=cache_dir)
     base = TranscribeOptions(beam_size=BEAM_SIZE)
     options = {
-        "sequential": replace(base, batch_size=0, vad_filter=False),
-        "sequential+vad": replace(base, batch_size=0, vad_filter=True),
-        "batched": replace(base, batch_size=BATCH_SIZE),
+        "sequential": replace(base, chunk_batch=0, vad_filter=False),
+        "sequential+vad": replace(base, chunk_batch=0, vad_filter=True),
+        "batched": replace(base, chunk_batch=BATCH_SIZE),
     }
     notes: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="vad-notes-") as tmp:
