@@ -1,0 +1,192 @@
+"""The general set shipped with the package: what it holds, how a setting chooses it, that a
+run judges it by default, and that nothing the bot stores can reach it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from bot.settings import Settings
+from bot.training_control import TrainingControl
+from model.asr.audio import decode_audio
+from model.asr.normalize import normalize_text
+from tests.support.cli_commands import run_command
+from training.config import RunConfig
+from training.data import Example
+from training.gate_policy import GENERAL_SET
+from training.general_set import (
+    OFF,
+    PACKAGE,
+    PACKAGED,
+    general_set_source,
+    load_general_set,
+    packaged_manifest,
+)
+from training.judging import _eval_sets
+from training.snapshot import TRAIN_MANIFEST, write_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+RENDER_SCRIPT = REPO / "scripts" / "render_general_set.py"
+# The other sentence lists of the project (the benchmarks', the tests').
+OTHER_SENTENCE_FILES = ("benchmarks/_demo_sentences.py", "benchmarks/_common.py")
+OTHER_SENTENCE_FOLDERS = ("tests/support",)
+PACKAGED_CLIPS = 80
+VOICES = {"festival-lp", "festival-pc"}
+# "A few MB at most" in the wheel; Opus 24 kbps keeps it under one.
+MAX_PACKAGED_BYTES = 2_000_000
+
+
+def _render_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("render_general_set", RENDER_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _digest(folder: Path) -> str:
+    sha = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            sha.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()
+
+
+def _config(tmp_path: Path, general: str | None) -> RunConfig:
+    return RunConfig(
+        run_id=1, database_url="", audio_dir=str(tmp_path / "audio"), models_dir="",
+        cache_dir="", runs_dir=str(tmp_path / "runs"), base_model="x",
+        general_eval_set=general,
+    )  # fmt: skip
+
+
+def test_the_packaged_set_loads_from_the_installed_package() -> None:
+    manifest = resources.files(PACKAGE) / "manifest.tsv"
+    assert manifest.is_file() and Path(str(manifest)) == packaged_manifest()
+    general = load_general_set(PACKAGED)
+    script = _render_script()
+
+    assert general.source == PACKAGED and len(general.examples) == PACKAGED_CLIPS
+    # Every sentence of the script, once per voice, in the order it renders them.
+    assert [e.text for e in general.examples] == [*script.SENTENCES, *script.SENTENCES]
+    assert general.sentences == len(script.SENTENCES) == PACKAGED_CLIPS // 2
+    assert Counter(general.speakers.values()) == dict.fromkeys(VOICES, PACKAGED_CLIPS // 2)
+    assert set(script.VOICES) == VOICES
+    folder = packaged_manifest().parent
+    clips = [e.audio_path for e in general.examples]
+    assert all(path.parent == folder and path.suffix == ".ogg" for path in clips)
+    assert sum(path.stat().st_size for path in clips) < MAX_PACKAGED_BYTES
+    for words in (len(sentence.split()) for sentence in script.SENTENCES):
+        assert 6 <= words <= 15
+
+
+def test_its_clips_decode_with_the_projects_decoder() -> None:
+    general = load_general_set(PACKAGED)
+    for example in (general.examples[0], general.examples[-1]):
+        audio = decode_audio(example.audio_path)
+        assert 1.5 < audio.duration < 10.0
+        # festival speaks at full scale; Opus may overshoot it a little.
+        assert 0.5 < float(abs(audio.samples).max()) < 1.2
+
+
+def test_its_sentences_are_its_own() -> None:
+    """None of the sentences the benchmarks or tests speak (they train on those)."""
+    ours = {normalize_text(s) for s in _render_script().SENTENCES}
+    sources = [REPO / name for name in OTHER_SENTENCE_FILES]
+    sources += [p for folder in OTHER_SENTENCE_FOLDERS for p in (REPO / folder).rglob("*.py")]
+    theirs = normalize_text(" | ".join(path.read_text(encoding="utf-8") for path in sources))
+    assert [s for s in ours if s in theirs] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, PACKAGED), ("", PACKAGED), ("packaged", PACKAGED), (" Packaged ", PACKAGED),
+     ("none", None), ("NONE", None)],
+)  # fmt: skip
+def test_the_setting_chooses_the_set(value: str | None, expected: str | None) -> None:
+    assert general_set_source(value) == expected
+
+
+def test_an_admins_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert general_set_source("sets/cv-it") == str(tmp_path / "sets" / "cv-it")
+    assert general_set_source(tmp_path / "fleurs.tsv") == str(tmp_path / "fleurs.tsv")
+
+
+def test_default_settings_judge_the_packaged_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHISPER_IT_EVAL_GENERAL_SET", raising=False)
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    assert settings.eval_general_set == PACKAGED
+    control = TrainingControl(settings, database=None)  # type: ignore[arg-type]
+    assert control.run_config(1).general_eval_set == PACKAGED  # not a path: read in place
+
+    monkeypatch.setenv("WHISPER_IT_EVAL_GENERAL_SET", OFF)
+    off = Settings(data_dir=tmp_path / "data", _env_file=None)
+    assert TrainingControl(off, database=None).run_config(1).general_eval_set is None  # type: ignore[arg-type]
+
+    own = Settings(data_dir=tmp_path / "data", eval_general_set=tmp_path / "cv", _env_file=None)
+    assert TrainingControl(own, database=None).run_config(1).general_eval_set == str(  # type: ignore[arg-type]
+        tmp_path / "cv"
+    )
+
+
+def test_a_run_judges_the_packaged_set_unless_turned_off(tmp_path: Path) -> None:
+    packaged = _eval_sets(_config(tmp_path, PACKAGED), tmp_path / "run")
+    assert len(packaged[GENERAL_SET]) == PACKAGED_CLIPS
+    assert GENERAL_SET not in _eval_sets(_config(tmp_path, None), tmp_path / "run")
+
+
+def test_sentences_a_run_trains_on_leave_the_packaged_set(tmp_path: Path) -> None:
+    """Its sentences are public: a user who corrects clips into them does not teach the
+    guard (an admin's own set is theirs to judge as they like)."""
+    general = load_general_set(PACKAGED).examples
+    taught = general[3].text.upper()  # the normaliser's sentence, not the exact text
+    run_dir = tmp_path / "run"
+    mine = tmp_path / "mine.wav"
+    mine.write_bytes(b"")
+    write_manifest(run_dir / TRAIN_MANIFEST, [Example("k", taught, mine)])
+    judged = _eval_sets(_config(tmp_path, PACKAGED), run_dir)[GENERAL_SET]
+    assert len(judged) == PACKAGED_CLIPS - 2  # the sentence in both voices
+    assert normalize_text(taught) not in {normalize_text(e.text) for e in judged}
+
+    own = tmp_path / "own"
+    own.mkdir()
+    rows = []
+    for example in general[3], general[4]:
+        shutil.copy2(example.audio_path, own / example.audio_path.name)
+        rows.append(f"{example.audio_path.name}\t{example.text}")
+    (own / "set.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = _config(tmp_path, general_set_source(own / "set.tsv"))
+    assert len(_eval_sets(config, run_dir)[GENERAL_SET]) == 2
+
+
+def test_imports_never_reach_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An import of the packaged clips themselves copies them into the data folder's store;
+    the packaged set stays as shipped and is never read from there."""
+    folder = packaged_manifest().parent
+    before = _digest(folder)
+    general = load_general_set(PACKAGED)
+    rows = [f"{e.audio_path}\t{e.text}\tqualcuno" for e in general.examples[:3]]
+    tsv = tmp_path / "import.tsv"
+    tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+
+    assert run_command(settings, "samples", "import", "--allow-outside", str(tsv)) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 3
+    assert _digest(folder) == before
+    again = load_general_set(PACKAGED)
+    assert again == general
+    data_dir = settings.data_dir.resolve()
+    assert not any(e.audio_path.is_relative_to(data_dir) for e in again.examples)
+    assert not folder.is_relative_to(data_dir)
+    assert not list(data_dir.rglob("manifest.tsv"))  # never copied in
