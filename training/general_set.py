@@ -51,8 +51,9 @@ class GeneralSet:
         """One Italian line for operators (``whisper-it doctor``)."""
         where = "incluso nel pacchetto" if self.source == PACKAGED else self.source
         voices = len(set(self.speakers.values()))
-        count = f"{len(self.examples)} clip, {self.sentences} frasi"
-        return f"{where}: {count}" + (f", {voices} voci" if voices else "")
+        sentences = f"{self.sentences} {'frase' if self.sentences == 1 else 'frasi'}"
+        count = f"{len(self.examples)} clip, {sentences}"
+        return f"{where}: {count}" + (f", {voices} voci" if voices > 1 else "")
 
 
 def packaged_manifest() -> Path:

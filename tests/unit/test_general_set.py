@@ -17,7 +17,9 @@ import pytest
 from bot.settings import Settings
 from bot.training_control import TrainingControl
 from model.asr.audio import decode_audio
-from model.asr.normalize import normalize_text
+from model.asr.evaluation import ClipScore, Evaluation
+from model.asr.normalize import error_rates, normalize_text
+from model.asr.registry import ModelRegistry
 from tests.support.cli_commands import run_command
 from training.config import RunConfig
 from training.data import Example
@@ -190,3 +192,67 @@ def test_imports_never_reach_it(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not any(e.audio_path.is_relative_to(data_dir) for e in again.examples)
     assert not folder.is_relative_to(data_dir)
     assert not list(data_dir.rglob("manifest.tsv"))  # never copied in
+
+
+def _scored(model: str, examples: list[Example]) -> Evaluation:
+    """Scores without a model: every clip heard right."""
+    texts = [e.text for e in examples]
+    clips = tuple(
+        ClipScore(e.audio_path, e.text, e.text, 3.0, len(e.text.split()), 0, 0, len(e.text), 0)
+        for e in examples
+    )
+    return Evaluation(model, "ct2", error_rates(texts, texts), clips, 3.0 * len(clips), 1.0)
+
+
+def test_a_gate_run_with_default_settings_judges_the_packaged_set(
+    tmp_path: Path, database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole judgement but the models: default settings, the run's configuration as the
+    trainer reads it, the sets it loads, the gate's decision on them, the report."""
+    from training import judging
+    from training.report import DataFacts
+    from training.runner import _facts
+    from training.snapshot import Snapshot
+
+    monkeypatch.delenv("WHISPER_IT_EVAL_GENERAL_SET", raising=False)
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    control = TrainingControl(settings, database=None)  # type: ignore[arg-type]
+    config = RunConfig.from_json(control.run_config(1).to_json())
+    judged_sets: list[str] = []
+
+    def evaluate(config, ct2_dir, model_name, sets):
+        judged_sets.extend(sets)
+        return {name: _scored(model_name, examples) for name, examples in sets.items()}
+
+    monkeypatch.setattr(judging, "_evaluate", evaluate)
+    monkeypatch.setattr(judging, "_ct2_of", lambda config, registry, name: tmp_path / name)
+    decision, _, sets = judging.judge(
+        config, database, ModelRegistry(tmp_path / "models"), "base", "v1", tmp_path / "v1"
+    )
+
+    check = decision.check(GENERAL_SET)
+    assert check is not None and check.clips == PACKAGED_CLIPS
+    assert check.clusters == PACKAGED_CLIPS // 2  # a sentence in both voices is one
+    # No corrections held out: the packaged set is the primary set, and no gain, no model.
+    assert decision.primary_set == GENERAL_SET and not decision.promote
+    assert judged_sets == [GENERAL_SET, GENERAL_SET]  # serving model and candidate
+    snapshot = Snapshot("base", "", 0, None, 0, 0, 0, 0)
+    facts = _facts(snapshot, sets, general_set=config.general_eval_set)
+    assert facts == DataFacts(0, 0, 0, general_clips=PACKAGED_CLIPS, general_set=PACKAGED)
+
+
+def test_doctor_names_the_general_set_in_use(tmp_path: Path) -> None:
+    from bot.commands.doctor import check_general_set
+
+    packaged = check_general_set(Settings(data_dir=tmp_path, _env_file=None))
+    assert packaged.status == "ok" and packaged.details["source"] == PACKAGED
+    assert packaged.summary == "incluso nel pacchetto: 80 clip, 40 frasi, 2 voci"
+
+    off = check_general_set(Settings(data_dir=tmp_path, eval_general_set=OFF, _env_file=None))
+    assert off.status == "warn" and off.summary.startswith("disattivato")
+
+    clip = load_general_set(PACKAGED).examples[0]
+    shutil.copy2(clip.audio_path, tmp_path / "a.ogg")
+    (tmp_path / "own.tsv").write_text(f"a.ogg\t{clip.text}\n", encoding="utf-8")
+    own = Settings(data_dir=tmp_path, eval_general_set=tmp_path / "own.tsv", _env_file=None)
+    assert check_general_set(own).summary == f"{tmp_path / 'own.tsv'}: 1 clip, 1 frase"
