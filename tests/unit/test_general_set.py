@@ -3,7 +3,6 @@ run judges it by default, and that nothing the bot stores can reach it."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import shutil
 from collections import Counter
@@ -49,14 +48,6 @@ def _render_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _digest(folder: Path) -> str:
-    sha = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file():
-            sha.update(path.name.encode() + b"\0" + path.read_bytes())
-    return sha.hexdigest()
 
 
 def _config(tmp_path: Path, general: str | None) -> RunConfig:
