@@ -7,14 +7,14 @@ benchmarks' or the tests' sentence lists, spoken by festival's two Italian dipho
 
 Reproducible: festival and libopus are deterministic, and the Ogg container is written
 ``bitexact`` (fixed stream serial numbers, no encoder tag), so the same tools give the same
-bytes. Needs ``text2wave`` (Debian: festival, festvox-italp16k, festvox-itapc16k) and
-``ffmpeg`` with libopus::
+bytes. Needs ``text2wave`` (Debian: festival, festvox-italp16k, festvox-itapc16k;
+``scripts/setup.sh --demo`` installs them) and ``ffmpeg`` with libopus::
 
     python scripts/render_general_set.py            # rewrite training/packaged_general_set
     python scripts/render_general_set.py --wav-dir /tmp/wav   # also keep the WAVs
 
-The Opus bitrate keeps whisper-base's WER within a point of the WAVs' (measured: see
-README, "Learning from corrections").
+The Opus bitrate keeps whisper-base's WER within a point of the WAVs'
+(``benchmarks/general_set.py`` measures it).
 """
 
 from __future__ import annotations
