@@ -43,7 +43,10 @@ def _variants(workdir: Path, bitrates: list[str]) -> dict[str, Path]:
     wav_dir = workdir / "wav"
     if not (wav_dir / render.MANIFEST).is_file():
         render.render(workdir / "packaged-copy", wav_dir=wav_dir)
-    variants = {"packaged (Opus 24k)": packaged_manifest(), "WAV": wav_dir / render.MANIFEST}
+    variants = {
+        f"packaged (Opus {render.OPUS_BITRATE})": packaged_manifest(),
+        "WAV": wav_dir / render.MANIFEST,
+    }
     for bitrate in bitrates:
         folder = workdir / f"opus-{bitrate}"
         folder.mkdir(exist_ok=True)
@@ -58,7 +61,9 @@ def _variants(workdir: Path, bitrates: list[str]) -> dict[str, Path]:
     return variants
 
 
-def run(workdir: Path, cache_dir: Path, bitrates: list[str], beam_size: int) -> dict[str, Any]:
+def run(
+    workdir: Path, cache_dir: Path, bitrates: list[str], beam_size: int, *, wav: bool = True
+) -> dict[str, Any]:
     from model.asr import sources
     from model.asr.tsv import read_tsv
     from training.evaluate import evaluate_ct2
@@ -66,6 +71,8 @@ def run(workdir: Path, cache_dir: Path, bitrates: list[str], beam_size: int) -> 
     ct2 = sources.ct2_dir(BASE_MODEL, cache_dir=cache_dir).path
     rows = {}
     for name, manifest in _variants(workdir, bitrates).items():
+        if name == "WAV" and not wav:
+            continue
         clips = read_tsv(manifest, speaker_column=True)
         result = evaluate_ct2(ct2, clips, model_name="whisper-base", beam_size=beam_size)
         size = sum(c.audio_path.stat().st_size for c in clips)
@@ -75,6 +82,7 @@ def run(workdir: Path, cache_dir: Path, bitrates: list[str], beam_size: int) -> 
             "audio_seconds": round(result.audio_seconds, 1),
             "eval_seconds": round(result.elapsed, 1),
             **result.rates.as_dict(),
+            "hypotheses": [clip.hypothesis for clip in result.clips],
         }
         print(f"{name}: WER {100 * result.rates.wer:.1f}%, {result.elapsed:.0f} s", file=sys.stderr)
     return rows
@@ -86,12 +94,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     parser.add_argument("--bitrates", default="", help="other Opus bitrates, e.g. 16k,32k")
     parser.add_argument("--beam-size", type=int, default=5)
+    parser.add_argument("--no-wav", action="store_true", help="skip the WAV reference")
+    parser.add_argument("--results-dir", type=Path, default=_common.RESULTS_DIR)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="general-set-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     bitrates = [b for b in args.bitrates.split(",") if b]
     machine = _common.machine_info()
-    rows = run(workdir, args.cache_dir, bitrates, args.beam_size)
+    rows = run(workdir, args.cache_dir, bitrates, args.beam_size, wav=not args.no_wav)
     table = _common.markdown_table(
         ["variant", "clips", "MB", "audio s", "WER", "CER", "judging s (one model)"],
         [
@@ -108,7 +118,7 @@ def main() -> None:
         "(candidate, serving model, and the base model once a trained version serves).\n"
     )
     data = {"machine": machine, "beam_size": args.beam_size, "variants": rows}
-    for path in _common.write_results("general_set", data, markdown):
+    for path in _common.write_results("general_set", data, markdown, results_dir=args.results_dir):
         print(path)
 
 

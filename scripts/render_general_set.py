@@ -38,8 +38,9 @@ VOICES: dict[str, str] = {
     "festival-lp": "voice_lp_diphone",
     "festival-pc": "voice_pc_diphone",
 }
-# Everyday Italian, 6-15 words, no digits or abbreviations (the reference is what the
-# synthesiser says), ISO-8859-1 only (festival's input).
+# Everyday Italian, 6-15 words, ISO-8859-1 only (festival's input). No numbers at all:
+# the reference is what the synthesiser says, and a model may write "dieci" as "10" (the
+# normaliser keeps digits), which would read as forgetting when corrections teach digits.
 SENTENCES: tuple[str, ...] = (
     "Stasera il ristorante è tutto prenotato.",
     "Ieri sera abbiamo cenato in una trattoria vicino al porto.",
@@ -59,7 +60,7 @@ SENTENCES: tuple[str, ...] = (
     "Per andare in ufficio prendo la bicicletta anche quando fa freddo.",
     "Le ciliegie di quest'anno sono molto dolci.",
     "Il bambino ha disegnato una casa con un grande giardino.",
-    "Stiamo cercando una casa più grande con due camere da letto.",
+    "Stiamo cercando una casa più grande e più luminosa.",
     "La lezione di yoga comincia subito dopo pranzo.",
     "Ho chiesto al cameriere il conto e un caffè.",
     "In autunno raccogliamo le castagne nei boschi dietro casa.",
@@ -67,18 +68,18 @@ SENTENCES: tuple[str, ...] = (
     "Questo fine settimana vorrei finalmente mettere in ordine la cantina.",
     "La maestra ha chiesto ai ragazzi di scrivere una poesia.",
     "Domani pioverà per tutta la giornata in gran parte del paese.",
-    "Mi servono due etti di prosciutto e un pezzo di formaggio.",
+    "Mi servono un po' di prosciutto e un pezzo di formaggio.",
     "Il parcheggio dell'ospedale è sempre pieno la mattina.",
     "Abbiamo passato le vacanze in una piccola isola del sud.",
     "Lo zaino di mio figlio pesa troppo.",
     "Mi scusi, da che parte si prende l'autobus per il centro?",
     "Le finestre del soggiorno danno su un cortile tranquillo.",
-    "Ho cominciato a correre tre volte alla settimana.",
+    "Ho cominciato ad andare a correre prima di colazione.",
     "Il pranzo della domenica dura sempre fino a tardo pomeriggio.",
     "La mia collega parla benissimo il francese e lo spagnolo.",
     "Quest'anno l'inverno è stato più mite del solito.",
-    "Ci vediamo davanti al cinema dieci minuti prima dello spettacolo.",
-    "Dopo cena facciamo due passi sul lungomare.",
+    "Ci vediamo davanti al cinema poco prima dello spettacolo.",
+    "Dopo cena facciamo una passeggiata sul lungomare.",
     "Se domani fa bello andiamo al lago con i bambini e mangiamo sul prato.",
     "Prima di partire per le ferie ricordati di annaffiare le piante e chiudere il gas.",
 )
