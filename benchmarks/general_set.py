@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -61,6 +62,13 @@ def _variants(workdir: Path, bitrates: list[str]) -> dict[str, Path]:
     return variants
 
 
+def _cpu_seconds() -> float:
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run(
     workdir: Path, cache_dir: Path, bitrates: list[str], beam_size: int, *, wav: bool = True
 ) -> dict[str, Any]:
@@ -74,13 +82,17 @@ def run(
         if name == "WAV" and not wav:
             continue
         clips = read_tsv(manifest, speaker_column=True)
+        cpu_before = _cpu_seconds()
         result = evaluate_ct2(ct2, clips, model_name="whisper-base", beam_size=beam_size)
+        cpu = _cpu_seconds() - cpu_before
         size = sum(c.audio_path.stat().st_size for c in clips)
         rows[name] = {
             "clips": len(clips),
             "megabytes": round(size / 1e6, 2),
             "audio_seconds": round(result.audio_seconds, 1),
             "eval_seconds": round(result.elapsed, 1),
+            # Load-independent: this process's threads and its decoder children.
+            "cpu_seconds": round(cpu, 1),
             **result.rates.as_dict(),
             "hypotheses": [clip.hypothesis for clip in result.clips],
         }
@@ -103,10 +115,10 @@ def main() -> None:
     machine = _common.machine_info()
     rows = run(workdir, args.cache_dir, bitrates, args.beam_size, wav=not args.no_wav)
     table = _common.markdown_table(
-        ["variant", "clips", "MB", "audio s", "WER", "CER", "judging s (one model)"],
+        ["variant", "clips", "MB", "audio s", "WER", "CER", "judging one model: s", "CPU s"],
         [
             [name, r["clips"], r["megabytes"], r["audio_seconds"], f"{100 * r['wer']:.1f}%",
-             f"{100 * r['cer']:.1f}%", r["eval_seconds"]]
+             f"{100 * r['cer']:.1f}%", r["eval_seconds"], r["cpu_seconds"]]
             for name, r in rows.items()
         ],
     )  # fmt: skip
