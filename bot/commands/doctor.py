@@ -3,7 +3,8 @@
 Each check reports in plain (Italian) words what it found. A failed *essential* check (the
 model, the database, the bot token when one is set, the disk) means the bot cannot work:
 exit status 1. The others (the JavaScript runtime and yt-dlp for YouTube, the tagger,
-training) only limit what it can do and are reported as warnings. ``--json`` prints the
+training, the general set the gate judges) only limit what it can do and are reported as
+warnings. ``--json`` prints the
 same as data.
 """
 
