@@ -17,6 +17,8 @@ MIGRATIONS_SOURCE = "alembic"
 # Revision scripts: listed as a package so setuptools copies its modules (and does not warn
 # about an importable folder left out).
 REVISIONS_PACKAGE = f"{MIGRATIONS_PACKAGE}.versions"
+# The general set the gate judges by default (training/general_set.py), read in place.
+GENERAL_SET_PACKAGE = "training.packaged_general_set"
 
 setup(
     packages=[
@@ -26,5 +28,8 @@ setup(
     ],
     # env.py and the revisions are copied as the packages' modules; the template as data.
     package_dir={MIGRATIONS_PACKAGE: MIGRATIONS_SOURCE},
-    package_data={MIGRATIONS_PACKAGE: ["script.py.mako"]},
+    package_data={
+        MIGRATIONS_PACKAGE: ["script.py.mako"],
+        GENERAL_SET_PACKAGE: ["manifest.tsv", "*.ogg"],
+    },
 )

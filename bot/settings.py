@@ -187,8 +187,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     train_max_user_share: float = Field(
         0.8, gt=0, le=1, description="Most of the training words one user may hold; 1 = off"
     )
-    eval_general_set: Path | None = Field(
-        None, description="Fixed general eval set: TSV (audio<TAB>text) or audiofolder"
+    eval_general_set: str = Field(
+        "packaged",
+        description="General set the gate judges against forgetting: packaged (the set "
+        "shipped with whisper-it, read-only), a TSV (audio<TAB>text) or audiofolder path, "
+        "or none (off)",
     )
     eval_recent_clips: int = Field(
         DEFAULT_RECENT_CLIPS,
@@ -290,6 +293,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("eval_general_set", mode="before")
+    @classmethod
+    def _general_set_path(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("allowed_url_hosts")
     @classmethod

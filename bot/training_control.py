@@ -31,6 +31,7 @@ from training.config import RunConfig
 from training.configurable import from_settings
 from training.gate import GateDecision
 from training.gate_policy import GatePolicy
+from training.general_set import general_set_source
 from training.report import REPORT_KEY, RunReport
 
 if TYPE_CHECKING:
@@ -299,7 +300,7 @@ class TrainingControl:
             train_max_user_share=s.train_max_user_share,
             eval_beam_size=s.beam_size,
             eval_cpu_threads=s.cpu_threads,
-            general_eval_set=str(s.eval_general_set.resolve()) if s.eval_general_set else None,
+            general_eval_set=general_set_source(s.eval_general_set),
             recent_eval_clips=s.eval_recent_clips,
             replay_uncorrected=s.train_replay_uncorrected,
             base_corpus=str(s.train_base_corpus.resolve()) if s.train_base_corpus else None,

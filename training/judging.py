@@ -5,16 +5,19 @@ decision with each held-out clip's speaker and selection."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from model.asr.normalize import normalize_text
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from training.config import RunConfig
-from training.data import Example, read_manifest
+from training.data import Example
 from training.eval_memo import MemoTranscriber, memo_path
 from training.gate import ClipOrigin, GateDecision, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
-from training.snapshot import HELDOUT_MANIFEST, RECENT_MANIFEST, read_run_manifest
+from training.general_set import PACKAGED, load_general_set
+from training.snapshot import HELDOUT_MANIFEST, RECENT_MANIFEST, TRAIN_MANIFEST, read_run_manifest
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,24 @@ def _eval_sets(config: RunConfig, run_dir: Path) -> dict[str, list[Example]]:
         RECENT_SET: read_run_manifest(run_dir / RECENT_MANIFEST),
     }
     if config.general_eval_set:
-        sets[GENERAL_SET] = read_manifest(Path(config.general_eval_set))
+        general = load_general_set(config.general_eval_set).examples
+        if config.general_eval_set == PACKAGED:  # public sentences, unlike an admin's set
+            general = _unseen(general, run_dir / TRAIN_MANIFEST)
+        sets[GENERAL_SET] = list(general)
     return {name: examples for name, examples in sets.items() if examples}
+
+
+def _unseen(examples: Sequence[Example], train_manifest: Path) -> list[Example]:
+    """The clips whose sentence this run did not train on: the packaged set's sentences
+    are public, and a user who corrects clips into them must not improve the guard by
+    teaching them (the held-out rule, ``training.snapshot``)."""
+    if not train_manifest.is_file():
+        return list(examples)
+    seen = {normalize_text(e.text) for e in read_run_manifest(train_manifest)}
+    kept = [e for e in examples if normalize_text(e.text) not in seen]
+    if len(kept) < len(examples):
+        log.info("general set: %d clips left out, trained on", len(examples) - len(kept))
+    return kept
 
 
 def _evaluate(

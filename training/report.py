@@ -30,6 +30,8 @@ class DataFacts:
     recent_clips: int = 0
     replayed_uncorrected: int = 0
     general_clips: int = 0
+    # Which general set was judged: "packaged", an admin's path, or None (off).
+    general_set: str | None = None
     max_correction_id: int | None = None
 
 

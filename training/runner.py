@@ -149,7 +149,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
         promoted=promote,
         gate=decision,
         finetune=result,
-        data=_facts(snapshot, sets),
+        data=_facts(snapshot, sets, general_set=config.general_eval_set),
         base_model=config.base_model,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -227,7 +227,9 @@ def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]
     return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
 
 
-def _facts(snapshot: Snapshot, sets: dict[str, list[Example]]) -> DataFacts:
+def _facts(
+    snapshot: Snapshot, sets: dict[str, list[Example]], *, general_set: str | None
+) -> DataFacts:
     return DataFacts(
         samples_used=snapshot.samples_used,
         train_clips=snapshot.train_clips,
@@ -236,6 +238,7 @@ def _facts(snapshot: Snapshot, sets: dict[str, list[Example]]) -> DataFacts:
         recent_clips=len(sets.get(RECENT_SET, ())),
         replayed_uncorrected=snapshot.replayed_uncorrected,
         general_clips=len(sets.get(GENERAL_SET, ())),
+        general_set=general_set,
         max_correction_id=snapshot.max_correction_id,
     )
 

@@ -3,7 +3,8 @@
 Each check reports in plain (Italian) words what it found. A failed *essential* check (the
 model, the database, the bot token when one is set, the disk) means the bot cannot work:
 exit status 1. The others (the JavaScript runtime and yt-dlp for YouTube, the tagger,
-training) only limit what it can do and are reported as warnings. ``--json`` prints the
+training, the general set the gate judges) only limit what it can do and are reported as
+warnings. ``--json`` prints the
 same as data.
 """
 
@@ -68,7 +69,9 @@ class CheckResult:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "doctor", help="check the model, database, bot token, YouTube runtime, disk, training"
+        "doctor",
+        help="check the model, database, bot token, YouTube runtime, disk, training and "
+        "the general set the gate judges",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
@@ -255,6 +258,24 @@ def check_training(settings: Settings) -> Finding:
     return Finding("ok", summary, details)
 
 
+def check_general_set(settings: Settings) -> Finding:
+    """Which general set the gate judges against forgetting, and that it loads."""
+    from training.general_set import general_set_source, load_general_set
+
+    source = general_set_source(settings.eval_general_set)
+    if source is None:
+        summary = "disattivato (WHISPER_IT_EVAL_GENERAL_SET=none): nessun controllo dell'oblio"
+        return Finding("warn", summary, {"source": None})
+    general = load_general_set(source)
+    details = {
+        "source": source,
+        "clips": len(general.examples),
+        "sentences": general.sentences,
+        "speakers": sorted(set(general.speakers.values())),
+    }
+    return Finding("ok", general.describe(), details)
+
+
 def check_ytdlp(settings: Settings, *, today: dt.date | None = None) -> Finding:
     """yt-dlp's age (YouTube changes often; an old yt-dlp stops working) and the cookies
     file, if set (its path only: never its content)."""
@@ -310,6 +331,7 @@ CHECKS: tuple[Check, ...] = (
     Check("spazio su disco", True, check_disk),
     Check("addestramento", False, check_training),
     Check("YouTube (yt-dlp)", False, check_ytdlp),
+    Check("insieme generale", False, check_general_set),
 )
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.bootstrap import build_pipeline
 from bot.cli import CommandError
@@ -36,6 +36,9 @@ from model.asr.routing import DEFAULT_CHUNK_BATCH, LONG_AUDIO_SECONDS
 from model.asr.subtitles import segments_to_srt
 from model.asr.transcription import ENGINES, TranscribeOptions
 from model.asr.tsv import ManifestError, read_tsv
+
+if TYPE_CHECKING:
+    from training.general_set import GeneralSet
 
 YTDLP_LOGGER = "model.media.youtube"
 
@@ -64,7 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transcribe.set_defaults(func=run_transcribe)
 
     evaluate = subparsers.add_parser("evaluate", help="WER/CER of a model on a labelled TSV")
-    evaluate.add_argument("tsv", type=Path, help="rows: audio_path<TAB>reference text")
+    evaluate.add_argument("tsv", type=Path, nargs="?", help="rows: audio_path<TAB>reference text")
+    evaluate.add_argument(
+        "--general-set",
+        action="store_true",
+        help="instead of a TSV: the general set the gate judges (EVAL_GENERAL_SET)",
+    )
     _model_arguments(evaluate)
     evaluate.add_argument(
         "--allow-outside",
@@ -292,8 +300,13 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from model.asr.evaluation import UnreadableClipError, evaluate
 
     _quiet_logs(args)
+    if args.general_set == (args.tsv is not None):
+        raise CommandError("Indica un file TSV oppure --general-set (uno dei due).")
+    general = _general_set(settings) if args.general_set else None
     try:
-        clips = read_tsv(args.tsv, allow_outside=args.allow_outside)
+        clips = (
+            general.examples if general else read_tsv(args.tsv, allow_outside=args.allow_outside)
+        )
     except ManifestError as exc:
         raise CommandError(str(exc)) from exc
     pipeline = _pipeline(args, settings, with_tags=False)
@@ -308,6 +321,21 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
             )
     except UnreadableClipError as exc:
         raise CommandError(f"{exc.audio_path}: {audio_error(exc.reason)}") from exc
-    json.dump(result.as_dict(), sys.stdout, ensure_ascii=False)
+    extra = {"general_set": general.source} if general else {}
+    json.dump(result.as_dict() | extra, sys.stdout, ensure_ascii=False)
     print()
     return 0
+
+
+def _general_set(settings: Settings) -> GeneralSet:
+    """The general set ``EVAL_GENERAL_SET`` names (``training.general_set``)."""
+    from training.data import DataError
+    from training.general_set import general_set_source, load_general_set
+
+    source = general_set_source(settings.eval_general_set)
+    if source is None:
+        raise CommandError("Nessun insieme generale: WHISPER_IT_EVAL_GENERAL_SET=none.")
+    try:
+        return load_general_set(source)
+    except DataError as exc:
+        raise CommandError(str(exc)) from exc

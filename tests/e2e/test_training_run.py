@@ -43,11 +43,13 @@ def test_train_cli_promotes_and_rolls_back(
     gate["train_anchor_strength"] = 0.1
     imported = run_cli(["samples", "import", str(labelled_tsv)], data)
     assert imported.returncode == 0, imported.stderr
-    trained = run_cli(["train", "--max-steps", "2", "--wait"], data, **FAST_TRAINING, **gate)
+    trained = run_cli(["train", "--max-steps", "2", "--wait"], data, **{**FAST_TRAINING, **gate})
     assert trained.returncode == 0, trained.stderr[-3000:]
     verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
     assert verdict["promoted"] is True and verdict["candidate"] == "v1"
     assert verdict["steps"] == 2
+    # The report names the general set it judged: the admin's, not the packaged one.
+    assert verdict["data"]["general_set"] == str(labelled_tsv.resolve())
 
     registry = ModelRegistry(data / "models")
     current = registry.current()

@@ -23,7 +23,7 @@ from storage.engine import create_engine_for
 from tests.support.telegram_emulator import BotApiEmulator
 
 CHECK_NAMES = [check.name for check in CHECKS]
-MODEL, DATABASE, TOKEN, JS, TAGGER, DISK, TRAINING, YTDLP = CHECK_NAMES
+MODEL, DATABASE, TOKEN, JS, TAGGER, DISK, TRAINING, YTDLP, GENERAL = CHECK_NAMES
 WRONG_TOKEN = "999:wrong-secret-XYZ"
 
 
@@ -74,6 +74,9 @@ def test_a_ready_installation_passes_every_check(
     assert checks[JS]["details"]["runtime"] == "deno"
     assert checks[TAGGER]["details"]["tagger"] == "keywords"
     assert checks[TRAINING]["details"]["mode"] in ("cpu", "gpu")
+    # The gate's general set: the one shipped with the package, unless an admin names one.
+    assert checks[GENERAL]["details"]["source"] == "packaged"
+    assert checks[GENERAL]["summary"].startswith("incluso nel pacchetto: 80 clip, 40 frasi")
     assert checks[DISK]["details"]["free_bytes"] > 0
 
 

@@ -45,6 +45,7 @@ MIGRATIONS_IN_WHEEL = "storage/_alembic"
 BUILD_TIMEOUT = 300
 COMMAND_TIMEOUT = 300
 TRAIN_TIMEOUT = 600
+GENERAL_SET_CLIPS = 80  # 40 sentences x 2 festival voices
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,31 @@ def test_the_installed_code_is_the_wheels(installed: Installed) -> None:
     assert bot_file.is_relative_to(installed.site_packages)
     assert scripts == installed.site_packages / MIGRATIONS_IN_WHEEL
     assert not alembic_file.is_relative_to(installed.site_packages)  # the library's own
+
+
+def test_the_wheel_carries_the_general_set_and_reads_it_in_place(installed: Installed) -> None:
+    """The packaged general set is package data: in the wheel, and found by the installed
+    code through importlib.resources, inside site-packages (never the data folder)."""
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    folder = "training/packaged_general_set"
+    clips = [name for name in names if name.startswith(f"{folder}/") and name.endswith(".ogg")]
+    assert f"{folder}/manifest.tsv" in names and len(clips) == GENERAL_SET_CLIPS
+    probe = (
+        "import json; from training.general_set import load_general_set as load;"
+        "g = load('packaged'); print(json.dumps([str(g.examples[0].audio_path),"
+        " len(g.examples), sorted(set(g.speakers.values()))]))"
+    )
+    completed = subprocess.run(
+        [str(installed.python), "-c", probe],
+        cwd=installed.workdir,
+        env=_env(installed, installed.workdir / "unused"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first, count, speakers = json.loads(completed.stdout)
+    assert Path(first).is_relative_to(installed.site_packages / folder)
+    assert count == GENERAL_SET_CLIPS and speakers == ["festival-lp", "festival-pc"]
 
 
 def test_db_transcribe_and_import_run_from_anywhere(

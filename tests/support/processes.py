@@ -28,6 +28,8 @@ def worker_env(emu: BotApiEmulator, data_dir: Path, **values: object) -> dict[st
         "WHISPER_IT_TAGGER": "off",
         "WHISPER_IT_OFFLINE": "true",
         "WHISPER_IT_LOG_LEVEL": "INFO",
+        # A training run would judge the packaged general set (minutes on 2 cores).
+        "WHISPER_IT_EVAL_GENERAL_SET": "none",
         "PYTHONPATH": str(REPO),
     }
     env |= {f"WHISPER_IT_{key.upper()}": str(value) for key, value in values.items()}
