@@ -55,6 +55,19 @@ class FinetuneArguments:
         setting="train_wise_alphas",
         help="WiSE-FT: alphas (e.g. 0.5,0.75,1) tried on the validation split; empty = off",
     )
+    # Checkpoint averaging (training.averaging; benchmarks/results/checkpoint_averaging.md).
+    average_checkpoints: int = configurable(
+        0,
+        setting="train_average_checkpoints",
+        help="Candidate = mean of this many weight snapshots ending at the kept step; 0/1 = off",
+        ge=0,
+    )
+    average_every: int = configurable(
+        5,
+        setting="train_average_every",
+        help="Steps between the weight snapshots averaged (taken after warm-up)",
+        ge=1,
+    )
     dataloader_workers: int = configurable(
         4,
         setting="train_dataloader_workers",
@@ -156,6 +169,10 @@ class FinetuneResult:
     # WiSE-FT (``training.robust``): the interpolation kept, and the validation loss of each.
     wise_alpha: float | None = None
     wise_losses: dict[str, float] = field(default_factory=dict)
+    # Checkpoint averaging (``training.averaging``): the steps averaged (fewer than two:
+    # none), and the averaged weights' validation loss.
+    averaged_steps: list[int] = field(default_factory=list)
+    averaged_validation_loss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
