@@ -118,16 +118,21 @@ def run(workdir: Path, cache_dir: Path, *, sentences: int, every: int, keep: int
     }
 
 
+def _wer(score: dict[str, Any]) -> str:
+    words = score["reference_words"]
+    return f"{100 * score['wer']:.1f}%: {round(score['wer'] * words)}/{words}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = [
         [r["model"], ", ".join(map(str, r["steps"])) or "-",
-         f"{100 * r['scores']['disjoint']['wer']:.1f}%",
-         f"{100 * r['scores']['festival']['wer']:.1f}%"]
+         *(_wer(r["scores"][name]) for name in ("disjoint", "festival"))]
         for r in result["rows"]
     ]  # fmt: skip
     table = _common.markdown_table(
-        ["candidate", "steps averaged", "unseen WER (disjoint)", "general WER (festival)"], rows
-    )
+        ["candidate", "steps averaged", "unseen WER (disjoint): errors/words",
+         "general WER (festival): errors/words"], rows,
+    )  # fmt: skip
     ft = result["finetune"]
     return f"""# Checkpoint averaging: the kept checkpoint versus the mean of the last snapshots
 

@@ -55,15 +55,17 @@ class FinetuneArguments:
         setting="train_wise_alphas",
         help="WiSE-FT: alphas (e.g. 0.5,0.75,1) tried on the validation split; empty = off",
     )
-    # Checkpoint averaging (training.averaging; benchmarks/results/checkpoint_averaging.md).
+    # Checkpoint averaging (training.averaging). benchmarks/results/checkpoint_averaging.md:
+    # the mean of the last 4 snapshots, 3 steps apart, against the kept checkpoint: unseen
+    # speech 14.5% -> 13.5% WER, festival 13.9% -> 10.5% (base 11.7%).
     average_checkpoints: int = configurable(
-        0,
+        4,
         setting="train_average_checkpoints",
         help="Candidate = mean of this many weight snapshots ending at the kept step; 0/1 = off",
         ge=0,
     )
     average_every: int = configurable(
-        5,
+        3,
         setting="train_average_every",
         help="Steps between the weight snapshots averaged (taken after warm-up)",
         ge=1,
