@@ -66,14 +66,14 @@ def trained_weights(model: Any) -> dict[str, torch.Tensor]:
 
 
 def write_snapshot(model: Any, folder: Path, step: int) -> Path:
-    """The trained weights at ``step``, written atomically (kept if already there)."""
+    """The trained weights at ``step``, written atomically (kept if already there). On a
+    CPU the tensors are written from the model's own memory; from a GPU they pass through
+    host memory while the file is written."""
     path = snapshot_path(folder, step)
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        n: p.detach().to("cpu", copy=True).contiguous() for n, p in trained_weights(model).items()
-    }
+    tensors = {n: p.detach().to("cpu").contiguous() for n, p in trained_weights(model).items()}
     tmp = path.with_name(path.name + _TMP_SUFFIX)
     save_file(tensors, str(tmp))
     tmp.replace(path)
