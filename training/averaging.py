@@ -176,6 +176,8 @@ def average_kept(
     kept step. Returns the steps averaged (none when fewer than two snapshots were taken
     after warm-up: the model is left as it was) and, with ``validate``, the average's
     validation loss."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # process 0 writes the snapshots: until its last one
     folder = checkpoints / SNAPSHOT_DIR
     steps = window(snapshot_steps(folder), upto=kept_step(trainer), count=count)
     if len(steps) < 2:
