@@ -21,8 +21,10 @@ on new sentences. With too few sentences there is no validation and the last ste
 
 Features have the model's own number of mel bins (``num_mel_bins``: 128 for large-v3).
 The step budget is ``max_epochs`` passes over the training clips (``planned_steps``).
-``wise_alphas`` makes the result a WiSE-FT interpolation toward the start weights
-(``training.robust``), alpha chosen on the validation split.
+``average_checkpoints`` > 1 makes the result the mean of the last weight snapshots up to
+the kept step (``training.averaging``); ``wise_alphas`` makes the result (averaged first,
+if asked) a WiSE-FT interpolation toward the start weights (``training.robust``), alpha
+chosen on the validation split.
 
 ``anchor_strength`` > 0 adds an L2 pull of every trainable weight toward the start model
 (L2-SP), a guard against forgetting what the start model did well.
@@ -176,12 +178,14 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     outcome = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     trainer.save_state()
+    averaged = _average(args, trainer, checkpoints, validate)  # first average, then WiSE-FT
     alphas = parse_alphas(args.wise_alphas)
     wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
     _save_final(trainer.model, Path(args.model_dir), output / FINAL_DIR)
     result = _result(
-        args, mode, trainer, timer, data, validation, outcome, seconds, max_steps, last, wise
-    )
+        args, mode, trainer, timer, data, validation, outcome, seconds, max_steps, last, wise,
+        averaged,
+    )  # fmt: skip
     (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
 
@@ -256,6 +260,13 @@ def _trainer(
     validate = data.eval_dataset is not None
     training_args = _training_arguments(args, mode, checkpoints, max_steps, validate)
     callbacks: list[Any] = [timer.callback()]
+    if args.average_checkpoints > 1:
+        from training.averaging import SnapshotCallback
+
+        first = _warmup_steps(args, max_steps)  # snapshots from the end of warm-up on
+        callbacks.append(
+            SnapshotCallback(checkpoints, args.average_every, args.average_checkpoints, first)
+        )
     if validate and args.early_stopping_patience > 0:
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)
@@ -288,7 +299,7 @@ def _training_arguments(
         per_device_eval_batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
-        warmup_steps=round(args.warmup_ratio * max_steps),
+        warmup_steps=_warmup_steps(args, max_steps),
         # Constant after warm-up: a run stopped by its time budget is not left mid-decay.
         lr_scheduler_type="constant_with_warmup",
         save_strategy="steps",
@@ -314,6 +325,21 @@ def _training_arguments(
     )
 
 
+def _warmup_steps(args: FinetuneArguments, max_steps: int) -> int:
+    return round(args.warmup_ratio * max_steps)
+
+
+def _average(
+    args: FinetuneArguments, trainer: Any, checkpoints: Path, validate: bool
+) -> tuple[tuple[int, ...], float | None]:
+    """Checkpoint averaging, if on (``training.averaging.average_kept``)."""
+    if args.average_checkpoints < 2:
+        return (), None
+    from training.averaging import average_kept
+
+    return average_kept(trainer, checkpoints, args.average_checkpoints, validate=validate)
+
+
 def _result(
     args: FinetuneArguments,
     mode: Mode,
@@ -326,6 +352,7 @@ def _result(
     max_steps: int,
     last: str | None,
     wise: Any,
+    averaged: tuple[tuple[int, ...], float | None],
 ) -> FinetuneResult:
     validate = data.eval_dataset is not None
     steps = int(trainer.state.global_step)
@@ -354,6 +381,8 @@ def _result(
         encoder_cache_seconds=data.stats.seconds,
         wise_alpha=wise.alpha if wise else None,
         wise_losses={str(a): v for a, v in wise.losses.items()} if wise else {},
+        averaged_steps=list(averaged[0]),
+        averaged_validation_loss=averaged[1],
     )
 
 

@@ -313,6 +313,7 @@ def _promote(
             "trained from": trained_from,
             "replaces": report.parent,
             "WiSE-FT alpha (chosen on validation; none = off)": result.wise_alpha,
+            "checkpoint averaging: steps averaged (none = off)": result.averaged_steps or None,
             "encoder cache entries reused / computed": (
                 f"{result.encoder_cache_reused} / {result.encoder_cache_computed}"
             ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from model.asr.folders import PREPROCESSOR_FILE, whisper_preprocessor_config
 
@@ -73,3 +74,21 @@ def build_tiny_whisper(reference_hf: Path, out: Path, *, seed: int = 0) -> Path:
     preprocessor = whisper_preprocessor_config(LARGE_V3_MEL_BINS)
     (out / PREPROCESSOR_FILE).write_text(json.dumps(preprocessor, indent=2), encoding="utf-8")
     return out
+
+
+def tiny_whisper_config(*, vocab_size: int = 512) -> Any:
+    """The tiny model's shape (128 mel bins, ``_DIMS``) with a small vocabulary: for tests
+    of weights alone, which need no tokenizer."""
+    from transformers import WhisperConfig
+
+    return WhisperConfig(
+        vocab_size=vocab_size,
+        num_mel_bins=LARGE_V3_MEL_BINS,
+        max_source_positions=1500,
+        max_target_positions=448,
+        **_DIMS,
+        bos_token_id=vocab_size - 1,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        decoder_start_token_id=vocab_size - 2,
+    )
