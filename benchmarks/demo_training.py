@@ -58,6 +58,7 @@ ROUND_SENTENCES = (10, 20, 30, 40, 48)
 # Variants: settings (WHISPER_IT_*) that differ from the defaults.
 VARIANTS: dict[str, dict[str, str]] = {
     "from-base": {},
+    "no-averaging": {"WHISPER_IT_TRAIN_AVERAGE_CHECKPOINTS": "0"},
     "chained": {"WHISPER_IT_TRAIN_START_FROM": "serving"},
 }
 SALT_SECRET = "split_salt"
@@ -412,7 +413,8 @@ Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round 
 {", ".join(str(n) for n in ROUND_SENTENCES)} sentences (x {len(TRAIN_VOICES)} voices) have
 arrived, imported as corrections; each round is one `whisper-it train --wait` with the
 settings: {result["settings"]} (`from-base`: every run from the base model, the default;
-`chained`: each run from the model then serving).
+`no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
+the model then serving).
 `disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): the same sentences by festival's diphone voices (different-sounding
