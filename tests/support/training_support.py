@@ -34,6 +34,9 @@ FAST_TRAINING = {
     # Judging the packaged general set costs minutes per run on 2 cores; the tests that
     # need a general set name their own (tests/unit/test_general_set.py covers the default).
     "eval_general_set": "none",
+    # Weight snapshots of whisper-base cost 76 MB each; averaging, resume included, is
+    # tested on a tiny model (tests/integration/test_checkpoint_averaging.py).
+    "train_average_checkpoints": 0,
 }
 
 
