@@ -47,3 +47,9 @@ def test_every_row_names_a_setting_and_its_default() -> None:
         elif cell.strip().strip("`") not in DESCRIBED and _shown(cell) != _actual(field.default):
             wrong.append(f"{name}: README {cell.strip()!r}, default {field.default!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if name.upper() not in text]
+    assert not missing, f"settings the README never names: {missing}"
