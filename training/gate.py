@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model.asr.normalize import normalize_text
-from training.gate_policy import DEFAULT_POLICY, GENERAL_SET, HELDOUT_SET, SET_ORDER, GatePolicy
+from training.gate_policy import (
+    DEFAULT_POLICY,
+    GENERAL_SET,
+    HELDOUT_SET,
+    RECENT_SET,
+    SET_ORDER,
+    GatePolicy,
+)
 from training.gate_stats import ClusterData, PairedClip, clusters, interval, p_value_below
 
 if TYPE_CHECKING:
@@ -72,6 +79,12 @@ class ClipOrigin:
 
 SERVING = "serving"
 BASE = "base"
+# Sets scored against what users were sent, not against a true text: the base model, whose
+# transcripts those often were, reads 0% there by construction, so "no worse than the base
+# model" would grow with every real change a version makes (the 5-round demo refused a
+# candidate 14 points better on unseen sentences for it). Only the serving model is
+# compared there: a collapse alarm, not a cumulative one.
+UNLABELLED_SETS = frozenset({RECENT_SET})
 
 
 @dataclass(frozen=True)
@@ -257,7 +270,7 @@ def decide(
     judged: list[_Judged] = []
     for name in names:
         for label, evaluations in baselines:
-            if name not in evaluations:
+            if name not in evaluations or (label == BASE and name in UNLABELLED_SETS):
                 continue
             held_out = origins if name == HELDOUT_SET else None
             clips = paired_clips(evaluations[name], candidate[name], held_out)

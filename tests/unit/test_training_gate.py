@@ -129,6 +129,27 @@ def test_guards_decide_on_the_upper_bound_against_serving_and_base() -> None:
                   origins=_origins(10)).promote  # fmt: skip
 
 
+def test_recent_audio_is_compared_with_the_serving_model_only() -> None:
+    """Recent clips are scored against what users were sent (often the base model's own
+    words, 0% for it by construction): a version that changes many of them for the better
+    must not be refused for differing from the base model, while a collapse against the
+    serving model is still refused."""
+    heldout = {"current": [6] * 10, "candidate": [1] * 10}
+    current = {HELDOUT_SET: _evaluation(heldout["current"], voices=VOICES),
+               RECENT_SET: _evaluation([3] * 16)}  # fmt: skip
+    candidate = {HELDOUT_SET: _evaluation(heldout["candidate"], voices=VOICES),
+                 RECENT_SET: _evaluation([4] * 16)}  # fmt: skip
+    base = {HELDOUT_SET: _evaluation([8] * 10, voices=VOICES), RECENT_SET: _evaluation([0] * 16)}
+    policy = GatePolicy(recent_tolerance=0.25)  # 4 of 12 words: 33% from the base's 0%
+    decision = decide(current, candidate, policy, base=base, origins=_origins(10))
+    assert decision.promote, decision.reasons
+    assert {(c.eval_set, c.baseline) for c in decision.checks} == {
+        (HELDOUT_SET, "serving"), (HELDOUT_SET, "base"), (RECENT_SET, "serving")
+    }  # fmt: skip
+    candidate[RECENT_SET] = _evaluation([10] * 16)  # collapse against what users saw
+    assert not decide(current, candidate, policy, base=base, origins=_origins(10)).promote
+
+
 def test_the_general_set_judges_while_the_heldout_cannot_be() -> None:
     # Two users only: the held-out corrections cannot be judged, the general set can.
     current = {HELDOUT_SET: _evaluation([6] * 8, voices=2), GENERAL_SET: _evaluation([5] * 8)}
