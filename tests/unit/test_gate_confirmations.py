@@ -16,37 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.asr.evaluation import ClipScore, Evaluation
-from model.asr.normalize import ErrorRates
+from tests.support.gate_simulation import WORDS, Clip, simulated_evaluation
 from training.gate import ClipOrigin, GateDecision, decide
 from training.gate_policy import HELDOUT_SET, GatePolicy
 from training.gate_stats import PairedClip, clusters
 
 NOMINAL = 0.025
 TRIALS = 300
-WORDS = 10  # reference words per clip
 USERS = [f"u{i}" for i in range(6)]
-
-
-@dataclass(frozen=True)
-class Clip:
-    speaker: str
-    sentence: int
-    serving_errors: int
-    candidate_errors: int
-    confirmed: bool
-
-
-def _evaluation(clips: list[Clip], *, candidate: bool) -> Evaluation:
-    scores = []
-    for i, clip in enumerate(clips):
-        errors = clip.candidate_errors if candidate else clip.serving_errors
-        reference = f"frase {clip.sentence}"
-        scores.append(ClipScore(Path(f"/c/{i}"), reference, "", 2.0, WORDS, errors, 0, 0, 0))
-    words = WORDS * len(clips)
-    wrong = sum(s.word_errors for s in scores)
-    rates = ErrorRates(wrong / words, 0.0, len(clips), words, wrong, 0, 0)
-    return Evaluation("m", "ct2", rates, tuple(scores), 2.0 * len(clips), 0.0)
 
 
 def _decide(clips: list[Clip], *, uncorrected_share: float, policy: GatePolicy) -> GateDecision:
@@ -55,8 +32,8 @@ def _decide(clips: list[Clip], *, uncorrected_share: float, policy: GatePolicy) 
         for i, c in enumerate(clips)
     }
     return decide(
-        {HELDOUT_SET: _evaluation(clips, candidate=False)},
-        {HELDOUT_SET: _evaluation(clips, candidate=True)},
+        {HELDOUT_SET: simulated_evaluation(clips, candidate=False)},
+        {HELDOUT_SET: simulated_evaluation(clips, candidate=True)},
         policy,
         origins=origins,
         uncorrected_share=uncorrected_share,
