@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common
-from demo_training import DEFAULT_WORKDIR, _score, synthesize_sets
+from demo_training import DEFAULT_WORKDIR, _score, first_sentences, synthesize_sets
 
 COUNTS = (2, 3, 4)
 
@@ -48,18 +48,12 @@ def _candidate(base_hf: Path, snapshots: list[Path], out: Path) -> Path:
 
 def _train(workdir: Path, base_hf: Path, *, sentences: int, every: int, keep: int,
            max_steps: int, resume: bool) -> tuple[Any, Path, int]:  # fmt: skip
-    from model.asr.tsv import read_tsv
     from training.arguments import FinetuneArguments
-    from training.data import Example
     from training.finetune import finetune
     from training.snapshot import write_manifest
 
     manifests = synthesize_sets(workdir)
-    clips = [c for key in ("round1", "round2", "round3", "round4", "round5")
-             if key in manifests for c in read_tsv(manifests[key])]  # fmt: skip
-    chosen = sorted({c.text for c in clips})[:sentences]
-    examples = [Example(str(c.audio_path), c.text, c.audio_path) for c in clips
-                if c.text in chosen]  # fmt: skip
+    examples = first_sentences(manifests, sentences)
     out = workdir / "averaging"
     if not resume:
         shutil.rmtree(out, ignore_errors=True)

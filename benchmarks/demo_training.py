@@ -114,6 +114,18 @@ def synthesize_sets(workdir: Path) -> dict[str, Path]:
     return manifests
 
 
+def first_sentences(manifests: dict[str, Path], sentences: int) -> list[Any]:
+    """Training examples: every clip of the first ``sentences`` correction sentences (the
+    round manifests' third column names the voice, not part of the text)."""
+    from model.asr.tsv import read_tsv
+    from training.data import Example
+
+    clips = [c for n in range(1, len(ROUND_SENTENCES) + 1)
+             for c in read_tsv(manifests[f"round{n}"], speaker_column=True)]  # fmt: skip
+    chosen = sorted({c.text for c in clips})[:sentences]
+    return [Example(str(c.audio_path), c.text, c.audio_path) for c in clips if c.text in chosen]
+
+
 def festival(text: str, out: Path, *, voice: str) -> Path:
     """``text`` spoken by festival's ``voice`` (the input must be ISO-8859-1, NOTES §11)."""
     source = out.with_suffix(".txt")

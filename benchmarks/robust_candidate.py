@@ -22,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common
-from demo_training import DEFAULT_WORKDIR, _score, synthesize_sets
+from demo_training import DEFAULT_WORKDIR, _score, first_sentences, synthesize_sets
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 
@@ -63,7 +63,6 @@ def run(
     from safetensors.torch import load_file
 
     from model.asr import convert, sources
-    from model.asr.tsv import read_tsv
     from training.arguments import FinetuneArguments
     from training.finetune import finetune
     from training.snapshot import write_manifest
@@ -71,13 +70,7 @@ def run(
     machine = _common.machine_info()
     started = time.perf_counter()
     manifests = synthesize_sets(workdir)
-    clips = [c for key in ("round1", "round2", "round3", "round4", "round5")
-             if key in manifests for c in read_tsv(manifests[key])]  # fmt: skip
-    chosen = sorted({c.text for c in clips})[:sentences]
-    from training.data import Example
-
-    examples = [Example(str(c.audio_path), c.text, c.audio_path) for c in clips
-                if c.text in chosen]  # fmt: skip
+    examples = first_sentences(manifests, sentences)
     out = workdir / "robust"
     if not resume:
         shutil.rmtree(out, ignore_errors=True)
@@ -107,7 +100,7 @@ def run(
         rows.append({"model": name, "alpha": alpha, "scores": _score(ct2, name, manifests)})
     return {
         "machine": machine,
-        "sentences": len(chosen),
+        "sentences": len({e.text for e in examples}),
         "clips": len(examples),
         "finetune": result.to_dict(),
         "kept_alpha": kept,
