@@ -28,13 +28,15 @@ training never saw; from-base versus chained runs; and a null candidate over man
 
 Writes ``benchmarks/results/<name>.{json,md}``. Needs espeak-ng, ffmpeg and festival with
 festvox-italp16k + festvox-itapc16k (``scripts/setup.sh --demo`` installs them). The full
-run (5 rounds x 3 salts x 2 variants) takes hours on 2 cores; scale it down with
-``--rounds``, ``--salts``, ``--variants`` and ``--null-salts``.
+run (5 rounds x 3 salts x 3 variants) takes about 9 hours on 2 cores; scale it down with
+``--rounds``, ``--salts``, ``--variants`` and ``--null-salts``, or run the grid in parts
+(``--first-salt``, ``--name``) and render them as one with ``--combine``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -312,6 +314,7 @@ def run(
     salts: int,
     variants: list[str],
     null_salts: int,
+    first_salt: int = 0,
 ) -> dict[str, Any]:
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
@@ -320,7 +323,7 @@ def run(
     series: list[dict[str, Any]] = []
     partial = {"machine": machine, "settings": _settings_note(), "series": series}
     for v in variants:
-        for s in range(salts):
+        for s in range(first_salt, first_salt + salts):
             series.append(
                 run_series(workdir, cache_dir, manifests, scores, variant=v, salt=s,
                            rounds=rounds, partial=partial)
@@ -339,10 +342,43 @@ def run(
         "train_voices": list(TRAIN_VOICES),
         "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
         "festival_voices": list(FESTIVAL_VOICES),
-        "scale": {"rounds": rounds, "salts": salts, "variants": variants, "null_salts": null_salts},
+        "scale": {
+            "rounds": rounds,
+            "salts": list(range(first_salt, first_salt + salts)),
+            "variants": variants,
+            "null_salts": null_salts,
+        },
         "series": series,
         "null": null,
         "total_seconds": round(time.perf_counter() - started_all, 1),
+    }
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of this script (parts of one grid: other salts, other variants) as one
+    result; they must share settings and round count. The null comes from the part that has
+    one (the first)."""
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("settings", "train_voices", "disjoint_voices", "festival_voices"):
+            if part[key] != first[key]:
+                raise SystemExit(f"cannot combine: {key} differs ({part[key]} vs {first[key]})")
+        if part["scale"]["rounds"] != first["scale"]["rounds"]:
+            raise SystemExit("cannot combine: the parts ran different numbers of rounds")
+    series = [s for part in parts for s in part["series"]]
+    null = next((part["null"] for part in parts if part.get("null")), None)
+    return {
+        **first,
+        "scale": {
+            "rounds": first["scale"]["rounds"],
+            "salts": sorted({s["salt"] for s in series}),
+            "variants": list(dict.fromkeys(s["variant"] for s in series)),
+            "null_salts": len(null["trials"]) if null else 0,
+        },
+        "series": series,
+        "null": null,
+        "machines": [part["machine"] for part in parts],
+        "total_seconds": round(sum(part["total_seconds"] for part in parts), 1),
     }
 
 
@@ -399,8 +435,48 @@ def _series_table(series: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
+# The issue's targets for the served model (benchmarks, not tests).
+TARGET_UNSEEN_WER = 0.10
+TARGET_GENERAL_LOSS = 0.005
+
+
+def targets(series: dict[str, Any]) -> dict[str, Any]:
+    """One series against the targets: the served model's unseen WER never rises from one
+    round to the next and ends <= 10%; festival never more than 0.5 point above the base."""
+    unseen = [r["scores"]["disjoint"]["wer"] for r in series["rounds"]]
+    general = [r["scores"]["festival"]["wer"] for r in series["rounds"]]
+    worst_general = max(g - general[0] for g in general)
+    return {
+        "unseen": unseen,
+        "never_rises": all(b <= a for a, b in itertools.pairwise(unseen)),
+        "ends_within": unseen[-1] <= TARGET_UNSEEN_WER,
+        "worst_general_loss": worst_general,
+        "general_within": worst_general <= TARGET_GENERAL_LOSS,
+        "promotions": sum(1 for r in series["rounds"] if (r.get("verdict") or {}).get("promoted")),
+    }
+
+
+def _targets_table(result: dict[str, Any]) -> str:
+    rows = []
+    for series in result["series"]:
+        t = targets(series)
+        rows.append(
+            [series["variant"], series["salt"], " -> ".join(_pct(w) for w in t["unseen"]),
+             "yes" if t["never_rises"] else "**no**",
+             "yes" if t["ends_within"] else "**no**",
+             _signed(t["worst_general_loss"]), "yes" if t["general_within"] else "**no**",
+             f"{t['promotions']} of {len(series['rounds']) - 1}"]
+        )  # fmt: skip
+    return _common.markdown_table(
+        ["variant", "salt", "served model's unseen WER, round 0 -> last", "never rises",
+         f"ends <= {100 * TARGET_UNSEEN_WER:.0f}%", "festival: worst round vs base (points)",
+         f"within {100 * TARGET_GENERAL_LOSS:.1f}", "promotions"],
+        rows,
+    )  # fmt: skip
+
+
 def markdown(result: dict[str, Any]) -> str:
-    parts = []
+    parts = [f"## Against the targets\n\n{_targets_table(result)}\n"] if result["series"] else []
     for series in result["series"]:
         reasons = "\n".join(
             f"- round {r['round']}: " + "; ".join(r["verdict"]["reasons"])
@@ -419,7 +495,7 @@ def markdown(result: dict[str, Any]) -> str:
     body = "\n".join(parts)
     return f"""# The learning loop, round after round
 
-Scale of this run: {scale["rounds"]} round(s) x {scale["salts"]} salt(s), variants
+Scale of this run: {scale["rounds"]} round(s) x salt(s) {_salts(scale["salts"])}, variants
 {", ".join(scale["variants"])}; null candidate over {scale["null_salts"]} salt(s).
 Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round n the first
 {", ".join(str(n) for n in ROUND_SENTENCES)} sentences (x {len(TRAIN_VOICES)} voices) have
@@ -438,6 +514,11 @@ with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER) 
 Whole run: {result["total_seconds"]} s wall.
 Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
 """
+
+
+def _salts(salts: int | list[int]) -> str:
+    # Results written before --first-salt stored a count.
+    return ", ".join(map(str, salts if isinstance(salts, list) else range(salts)))
 
 
 def _null_markdown(null: dict[str, Any]) -> str:
@@ -471,17 +552,25 @@ def main() -> int:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}"
     )
+    parser.add_argument("--first-salt", type=int, default=0, help="the first salt's number")
     parser.add_argument("--null-salts", type=int, default=20, help="0 = no null candidate")
     parser.add_argument("--name", default="demo_training", help="results file name")
+    parser.add_argument(
+        "--combine", nargs="+", type=Path, metavar="JSON",
+        help="render these results of earlier runs as one (written as --name); runs nothing",
+    )  # fmt: skip
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}")
-    result = run(
-        args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
-        variants=variants, null_salts=args.null_salts,
-    )  # fmt: skip
+    if args.combine:
+        result = combine([json.loads(path.read_text()) for path in args.combine])
+    else:
+        result = run(
+            args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
+            variants=variants, null_salts=args.null_salts, first_salt=args.first_salt,
+        )  # fmt: skip
     paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
