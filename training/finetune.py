@@ -133,7 +133,7 @@ def encoder_cache_root(args: FinetuneArguments) -> Path:
 def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> FinetuneResult:
     """Train, resuming from the newest checkpoint in ``output_dir`` if there is one."""
     import torch
-    from transformers import set_seed
+    from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from training._whisper_model import PartialEncoderWhisper
@@ -178,6 +178,9 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     outcome = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     trainer.save_state()
+    # Early stopping is over; evaluations under other prefixes (averaged_, wise_) would make
+    # it log that early stopping is disabled.
+    trainer.remove_callback(EarlyStoppingCallback)
     averaged = _average(args, trainer, checkpoints, validate)  # first average, then WiSE-FT
     alphas = parse_alphas(args.wise_alphas)
     wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None

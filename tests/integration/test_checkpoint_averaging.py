@@ -6,6 +6,7 @@ interpolates toward the average."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -118,15 +119,25 @@ def test_a_killed_and_resumed_run_averages_the_same_weights(
     assert any(not torch.allclose(final[n], _final(uninterrupted)[n]) for n in reference)
 
 
-def test_wise_ft_interpolates_toward_the_average(tiny: Path, labelled_tsv: Path,
-                                                 tmp_path: Path) -> None:  # fmt: skip
+def test_wise_ft_interpolates_toward_the_average(
+    tiny: Path, labelled_tsv: Path, tmp_path: Path
+) -> None:
     fraction = _validation_fraction(labelled_tsv)
     out = tmp_path / "train"
-    result = finetune(
-        _args(tiny, labelled_tsv, out, validation_fraction=fraction, wise_alphas="0.5",
-              early_stopping_patience=0, average_checkpoints=STEPS)
-    )  # fmt: skip
+    # transformers' loggers do not propagate to pytest's: listen to them directly.
+    warnings = _Records()
+    logging.getLogger("transformers").addHandler(warnings)
+    try:
+        # Early stopping on (2 validations in 8 steps: it cannot stop this run).
+        result = finetune(
+            _args(tiny, labelled_tsv, out, validation_fraction=fraction, wise_alphas="0.5",
+                  early_stopping_patience=2, average_checkpoints=STEPS)
+        )  # fmt: skip
+    finally:
+        logging.getLogger("transformers").removeHandler(warnings)
     assert result.validation_clips > 0 and result.wise_alpha == 0.5
+    # The averaged and WiSE-FT evaluations come after early stopping: no false alarm.
+    assert not [m for m in warnings.messages if "early stopping is disabled" in m]
     steps = result.averaged_steps
     assert steps == list(range(1, result.best_step + 1)) and len(steps) >= 2
     assert result.averaged_validation_loss is not None
@@ -136,6 +147,15 @@ def test_wise_ft_interpolates_toward_the_average(tiny: Path, labelled_tsv: Path,
     for name in points[0]:
         mean = torch.stack([p[name] for p in points]).mean(dim=0)
         assert torch.allclose(final[name], base[name] + 0.5 * (mean - base[name]), atol=1e-6)
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _run_killed_at(
