@@ -178,9 +178,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     outcome = trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - started
     trainer.save_state()
-    # Early stopping is over; evaluations under other prefixes (averaged_, wise_) would make
-    # it log that early stopping is disabled.
-    trainer.remove_callback(EarlyStoppingCallback)
+    trainer.remove_callback(EarlyStoppingCallback)  # else later evaluations log a false alarm
     averaged = _average(args, trainer, checkpoints, validate)  # first average, then WiSE-FT
     alphas = parse_alphas(args.wise_alphas)
     wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
