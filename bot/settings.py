@@ -173,6 +173,9 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         20, description="The scheduler trains only with this many new corrections"
     )
     train_min_samples: int = Field(1, description="Refuse to train with fewer samples")
+    train_test_then_train: bool = Field(
+        True, description="New sentences since the last run: judged on first, trained on next run"
+    )
     train_schedule_hours: float = Field(24.0, description="Scheduler interval; 0 = off")
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(

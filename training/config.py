@@ -61,6 +61,9 @@ class RunConfig:
     base_corpus: str | None = None
     replay_ratio: float = 0.0
     min_train_samples: int = 1
+    # Corrections of new sentences since the last run are first judged on, then trained on
+    # (``training.snapshot.hold_out_fresh``).
+    test_then_train: bool = True
     hub_repo_id: str | None = None
     # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
     encoder_cache_dir: str | None = None

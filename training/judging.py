@@ -26,14 +26,15 @@ MEMO_DIR = "general-eval-memo"
 
 
 def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipOrigin], float]:
-    """Each held-out clip's speaker and selection (by audio path), and the share of served
-    transcripts nobody corrected: what the gate needs to cluster and de-bias."""
+    """Each judged clip's speaker and selection (by audio path), and the share of served
+    transcripts nobody corrected: what the gate needs to cluster and de-bias. Every
+    sample, not only the held-out side: test-then-train judges new train-side ones too."""
     from storage.audio_store import AudioStore
-    from storage.samples import EVAL, list_samples, uncorrected_share
+    from storage.samples import list_samples, uncorrected_share
 
     store = AudioStore(Path(config.audio_dir))
     with database.unit_of_work(read_only=True) as uow:
-        heldout = list_samples(uow.session, EVAL, policy=config.split)
+        heldout = list_samples(uow.session, policy=config.split)
         share = uncorrected_share(uow.session)
     origins = {
         store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected, s.confirmed)

@@ -33,6 +33,8 @@ class DataFacts:
     # Which general set was judged: "packaged", an admin's path, or None (off).
     general_set: str | None = None
     max_correction_id: int | None = None
+    # Of the held-out clips: new since the last run, trained on by the next (test-then-train).
+    fresh_clips: int = 0
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,7 @@ def _facts(
         general_clips=len(sets.get(GENERAL_SET, ())),
         general_set=general_set,
         max_correction_id=snapshot.max_correction_id,
+        fresh_clips=snapshot.fresh_clips,
     )
 
 

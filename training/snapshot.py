@@ -7,7 +7,12 @@ written into the run folder:
 * ``heldout.tsv``: the held-out corrections *whose sentence is not on the train side*.
   ``storage.samples`` decides the split; clips of a sentence that also appears on the
   train side are left out here as well, so the gate always measures unseen sentences,
-  whatever the split did (the count is reported);
+  whatever the split did (the count is reported). Test-then-train (``test_then_train``,
+  on by default): train-side sentences whose corrections *all* arrived since the last
+  finished run are held out too, this run only: the gate of a small installation judges
+  on its 8-sentence held-out floor *plus* everything new, and the next run trains on
+  them. Counted from the last run, promoted or not (from the serving version's run, a
+  stalled installation would hold out, and never train on, all it learnt since);
 * ``recent.tsv``: recent audio nobody corrected, with the transcript users were given as
   its reference (the gate's default forgetting guard, ``training.gate``). Other recent
   uncorrected clips (never the same ones) join ``train.tsv`` with that transcript as their
@@ -66,6 +71,8 @@ class Snapshot:
     heldout_shared_sentences: int
     recent_clips: int
     replayed_uncorrected: int = 0
+    # Held-out clips that are train-side corrections new since the last run (test-then-train).
+    fresh_clips: int = 0
     # The version serving when the run started: the one the candidate replaces.
     replaces: str = "base"
 
@@ -92,7 +99,10 @@ def take_snapshot(
     from storage.samples import cap_user_words
     from training.data import examples_from_samples
 
-    train, heldout, pool = _listed(config, database)
+    listed, heldout, pool, cutoff = _listed(config, database)
+    train, fresh = hold_out_fresh(
+        listed, cutoff if config.test_then_train else None, min_train=config.min_train_samples
+    )
     guard, replay = split_uncorrected(
         pool, guard=config.recent_eval_clips, replay=config.replay_uncorrected
     )
@@ -107,6 +117,7 @@ def take_snapshot(
     seen = {normalize_text(e.text) for e in train_examples}
     heldout_all = examples_from_samples(heldout, store)
     heldout_examples = [e for e in heldout_all if normalize_text(e.text) not in seen]
+    fresh_examples = examples_from_samples(fresh, store)
     if config.base_corpus:
         base = read_manifest(Path(config.base_corpus))
         train_examples = replay_mix(
@@ -119,18 +130,20 @@ def take_snapshot(
     train_examples = [*train_examples, *replay_examples]
     run_dir = config.run_dir
     write_manifest(run_dir / TRAIN_MANIFEST, train_examples)
-    write_manifest(run_dir / HELDOUT_MANIFEST, heldout_examples)
+    write_manifest(run_dir / HELDOUT_MANIFEST, [*heldout_examples, *fresh_examples])
     write_manifest(run_dir / RECENT_MANIFEST, recent_examples)
     snapshot = Snapshot(
         start_model=start_model,
         start_hf_dir=str(Path(start_hf_dir).resolve()),
         samples_used=len(train),
-        max_correction_id=max((s.correction_id for s in train), default=None),
+        # The fresh ones count as seen: the next run trains on them.
+        max_correction_id=max((s.correction_id for s in listed), default=None),
         train_clips=len(train_examples),
-        heldout_clips=len(heldout_examples),
+        heldout_clips=len(heldout_examples) + len(fresh_examples),
         heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
         recent_clips=len(recent_examples),
         replayed_uncorrected=len(replay_examples),
+        fresh_clips=len(fresh_examples),
         replaces=replaces,
     )
     tmp = path.with_suffix(".tmp")
@@ -139,10 +152,32 @@ def take_snapshot(
     return snapshot
 
 
-def _listed(config: Any, database: Any) -> tuple[list[Any], list[Any], list[tuple[str, str]]]:
-    """The training and held-out samples, and recent uncorrected clips (a per-user capped
-    random sample) for the forgetting guard and replay."""
-    from storage.samples import EVAL, TRAIN, list_samples
+def hold_out_fresh(
+    train: Sequence[Any], cutoff: int | None, *, min_train: int = 1
+) -> tuple[list[Any], list[Any]]:
+    """(train, fresh): test-then-train. ``fresh`` is the train-side samples of every
+    sentence none of whose corrections the run of ``cutoff`` (the last finished run's
+    newest correction) saw: new sentences, which this run's gate judges on and the next
+    run trains on. A new clip of a sentence trained on before stays on the train side
+    (it would not measure an unseen sentence). Nothing is held out without a previous
+    run, or when fewer than ``min_train`` samples would be left to train on."""
+    if cutoff is None:
+        return list(train), []
+    known = {s.group for s in train if s.correction_id <= cutoff}
+    fresh = [s for s in train if s.group not in known]
+    kept = [s for s in train if s.group in known]
+    if not fresh or len(kept) < max(1, min_train):
+        return list(train), []
+    return kept, fresh
+
+
+def _listed(
+    config: Any, database: Any
+) -> tuple[list[Any], list[Any], list[tuple[str, str]], int | None]:
+    """The training and held-out samples, recent uncorrected clips (a per-user capped
+    random sample) for the forgetting guard and replay, and the newest correction the last
+    finished run saw."""
+    from storage.samples import EVAL, TRAIN, last_trained_correction_id, list_samples
 
     with database.unit_of_work(read_only=True) as uow:
         train = list_samples(uow.session, TRAIN, policy=config.split)
@@ -155,7 +190,8 @@ def _listed(config: Any, database: Any) -> tuple[list[Any], list[Any], list[tupl
             max_user_share=config.gate.max_user_share,
             seed=config.run_id,
         )
-    return train, heldout, pool
+        cutoff = last_trained_correction_id(uow.session)
+    return train, heldout, pool, cutoff
 
 
 def split_uncorrected(
