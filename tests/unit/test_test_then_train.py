@@ -115,3 +115,23 @@ def test_the_snapshot_judges_new_sentences_and_the_next_run_trains_on_them(
     _finished_run(database, first.max_correction_id)
     assert take_snapshot(off, database, start_model="base", start_hf_dir=tmp_path).fresh_clips == 0
     assert {e.text for e in read(off.run_dir / TRAIN_MANIFEST)} >= new_train_side
+
+
+def test_the_gate_knows_who_spoke_every_judged_clip(world, tmp_path: Path) -> None:
+    """Fresh clips are train-side samples: the gate clusters them by speaker like the rest
+    (a clip without its origin would count as nobody's)."""
+    from training.judging import _heldout_origins
+
+    database, add = world
+    add(OLD)
+    config = RunConfig(
+        run_id=1, database_url="", audio_dir=str(tmp_path / "audio"), models_dir="",
+        cache_dir="", runs_dir=str(tmp_path / "runs"), base_model="x", eval_fraction=0.0,
+    )  # fmt: skip
+    origins, _share = _heldout_origins(config, database)
+    store = AudioStore(tmp_path / "audio")
+    with database.unit_of_work(read_only=True) as uow:
+        samples = list_samples(uow.session, policy=config.split)
+    assert {s.split for s in samples} == {TRAIN, EVAL}
+    for sample in samples:
+        assert origins[store.path(sample.audio_sha256).resolve()].speaker == sample.speaker
