@@ -146,9 +146,7 @@ def take_snapshot(
         fresh_clips=len(fresh_examples),
         replaces=replaces,
     )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(snapshot.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_atomically(path, snapshot.to_json())
     return snapshot
 
 
@@ -271,8 +269,12 @@ def recent_uncorrected(
 def write_manifest(path: Path, examples: Sequence[Example]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{Path(e.audio_path).resolve()}\t{' '.join(e.text.split())}" for e in examples]
+    _write_atomically(path, "".join(line + "\n" for line in lines))
+
+
+def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -331,7 +333,5 @@ def _rewrite(path: Path, keep: Callable[[Path], bool]) -> int:
     lines = path.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if not line.strip() or keep(Path(line.split("\t", 1)[0]))]
     if len(kept) != len(lines):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        _write_atomically(path, "".join(line + "\n" for line in kept))
     return len(lines) - len(kept)
