@@ -4,8 +4,8 @@ judged), which nobody can write to.
 
 ``WHISPER_IT_EVAL_GENERAL_SET`` chooses it:
 
-* ``packaged`` (the default): 40 Italian sentences written for it, each spoken by
-  festival's two Italian diphone voices (80 Ogg Opus clips, under 1 MB), shipped inside the
+* ``packaged`` (the default): 80 Italian sentences written for it, each spoken by
+  festival's two Italian diphone voices (160 Ogg Opus clips, about 2 MB), shipped inside the
   package (``training/packaged_general_set/``, made by ``scripts/render_general_set.py``).
   It is read in place from the installed package (``importlib.resources``), never copied
   into the data folder where samples and audio live: corrections and imports write there,

@@ -76,7 +76,7 @@ def test_a_ready_installation_passes_every_check(
     assert checks[TRAINING]["details"]["mode"] in ("cpu", "gpu")
     # The gate's general set: the one shipped with the package, unless an admin names one.
     assert checks[GENERAL]["details"]["source"] == "packaged"
-    assert checks[GENERAL]["summary"].startswith("incluso nel pacchetto: 80 clip, 40 frasi")
+    assert checks[GENERAL]["summary"].startswith("incluso nel pacchetto: 160 clip, 80 frasi")
     assert checks[DISK]["details"]["free_bytes"] > 0
 
 

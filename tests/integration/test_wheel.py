@@ -45,7 +45,7 @@ MIGRATIONS_IN_WHEEL = "storage/_alembic"
 BUILD_TIMEOUT = 300
 COMMAND_TIMEOUT = 300
 TRAIN_TIMEOUT = 600
-GENERAL_SET_CLIPS = 80  # 40 sentences x 2 festival voices
+GENERAL_SET_CLIPS = 160  # 80 sentences x 2 festival voices
 
 
 @dataclass(frozen=True)
