@@ -111,6 +111,11 @@ def status_text(status: TrainingStatus | None) -> str:
     if report is not None:
         verdict = "Nuovo modello promosso ✅" if report.promoted else "Modello non promosso ❌"
         lines.append(f"{verdict} (<code>{escape(report.candidate)}</code>)")
+        if report.data.fresh_clips:
+            lines.append(
+                f"Clip di frasi nuove messe alla prova: {report.data.fresh_clips} "
+                "(il prossimo addestramento le userà)"
+            )
         tuned = report.finetune
         if tuned.best_step is not None and tuned.validation_clips:
             lines.append(

@@ -135,3 +135,34 @@ def test_the_gate_knows_who_spoke_every_judged_clip(world, tmp_path: Path) -> No
     assert {s.split for s in samples} == {TRAIN, EVAL}
     for sample in samples:
         assert origins[store.path(sample.audio_sha256).resolve()].speaker == sample.speaker
+
+
+def test_status_tells_the_admin_how_many_new_clips_were_judged_first() -> None:
+    import datetime as dt
+
+    from bot.training_control import TrainingStatus
+    from bot.training_texts import status_text
+    from storage.training_records import RunState
+    from training.arguments import FinetuneResult
+    from training.gate import GateDecision
+    from training.report import DataFacts, RunReport
+
+    def status(fresh: int) -> str:
+        report = RunReport(
+            run_id=2, candidate="v2", parent="v1", promoted=True,
+            gate=GateDecision(promote=True, primary_set=None, checks=(), confidence=0.95),
+            finetune=FinetuneResult(Path("/x"), "cpu", 7, 7, 0.5, 10.0, 3.0, 2.6, 18, None, True),
+            data=DataFacts(samples_used=18, train_clips=18, heldout_clips=42, fresh_clips=fresh),
+            base_model="packaged:whisper-base", created_at="2026-01-01T00:00:00+00:00",
+        )  # fmt: skip
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        return status_text(
+            TrainingStatus(
+                run_id=2, status=RunStatus.DONE, phase="done", steps_done=7, steps_total=7,
+                progress=1.0, samples_used=18, error=None, created_at=now, started_at=now,
+                finished_at=now, updated_at=now, state=RunState(report=report.to_dict()),
+            )
+        )  # fmt: skip
+
+    assert "Clip di frasi nuove messe alla prova: 18" in status(18)
+    assert "messe alla prova" not in status(0)
