@@ -136,8 +136,7 @@ def take_snapshot(
         start_model=start_model,
         start_hf_dir=str(Path(start_hf_dir).resolve()),
         samples_used=len(train),
-        # The newest correction seen on either side (fresh ones too: the next run trains on
-        # them); a held-out one the floor later releases to training is not new then.
+        # Newest on either side: fresh ones and held-out ones released later are not new then.
         max_correction_id=max((s.correction_id for s in (*listed, *heldout)), default=None),
         train_clips=len(train_examples),
         heldout_clips=len(heldout_examples) + len(fresh_examples),
