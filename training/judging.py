@@ -34,11 +34,11 @@ def _heldout_origins(config: RunConfig, database: Any) -> tuple[dict[Path, ClipO
 
     store = AudioStore(Path(config.audio_dir))
     with database.unit_of_work(read_only=True) as uow:
-        heldout = list_samples(uow.session, policy=config.split)
+        samples = list_samples(uow.session, policy=config.split)
         share = uncorrected_share(uow.session)
     origins = {
         store.path(s.audio_sha256).resolve(): ClipOrigin(s.speaker, s.selected, s.confirmed)
-        for s in heldout
+        for s in samples
     }
     return origins, share
 
