@@ -1,7 +1,7 @@
 """Sentences of the re-fine-tuning demonstration (benchmarks/demo_training.py).
 
 Natural sentences, spoken without digits or abbreviations (the reference is what the
-synthesiser says). The three lists share no sentence.
+synthesiser says). The lists share no sentence.
 """
 
 from __future__ import annotations
@@ -73,6 +73,42 @@ GENERAL_SENTENCES: tuple[str, ...] = (
     "La mostra di fotografia chiude alla fine del mese.",
     "Ho perso il treno e sono arrivato tardi al lavoro.",
     "Il parco giochi è stato rinnovato durante l'inverno.",
+)
+# More sentences for the festival set only (issue 19): 16 sentences (266 words) made one word
+# 0.4 point, too coarse for a 0.5-point target; with these it has 840 words (2 voices).
+FESTIVAL_MORE_SENTENCES: tuple[str, ...] = (
+    "Il falegname ha costruito una libreria su misura per lo studio.",
+    "Domattina devo accompagnare mia madre dall'oculista.",
+    "La torta al cioccolato è finita in pochi minuti.",
+    "Il lago era così calmo che sembrava uno specchio.",
+    "Abbiamo noleggiato due biciclette per girare l'isola.",
+    "Il professore di matematica è andato in pensione quest'anno.",
+    "Le lenzuola stese sul terrazzo si sono asciugate al sole.",
+    "Mio marito cucina la pasta con le sarde ogni venerdì.",
+    "La segreteria dell'istituto apre solo al mattino.",
+    "Il ponte vecchio è stato chiuso per lavori di restauro.",
+    "Ho regalato a mio padre un libro sulla storia della città.",
+    "Le rondini tornano a fare il nido sotto il tetto.",
+    "Il custode del palazzo conosce tutti gli inquilini per nome.",
+    "Stasera guardiamo la partita a casa di Marco.",
+    "La sarta mi ha accorciato i pantaloni in un giorno.",
+    "Il sentiero che porta alla cascata è ben segnalato.",
+    "Ho messo le scarpe da ginnastica nella borsa della palestra.",
+    "La nebbia in pianura rallenta il traffico ogni mattina.",
+    "Il coro della parrocchia canta anche alle feste di paese.",
+    "Abbiamo comprato un divano nuovo per il soggiorno.",
+    "Mia cugina studia architettura a Venezia.",
+    "Il panettiere prepara le focacce prima dell'alba.",
+    "La lettera di conferma è arrivata con una settimana di ritardo.",
+    "Il vigile ci ha indicato la strada per l'ospedale.",
+    "Durante il temporale è saltata la corrente in tutto il quartiere.",
+    "Le arance di Sicilia sono dolci e piene di succo.",
+    "Il nostro volo è stato cancellato per uno sciopero.",
+    "Il libraio mi ha consigliato un romanzo giallo.",
+    "La fontana della piazza è stata ripulita dopo l'estate.",
+    "I miei vicini hanno adottato un cane molto giocherellone.",
+    "Abbiamo fatto colazione con cornetti caldi e spremuta.",
+    "Il tram numero nove passa davanti alla stazione centrale.",
 )
 # Said by "other users" (festival voices) whose transcripts nobody corrected.
 RECENT_SENTENCES: tuple[str, ...] = (

@@ -6,7 +6,8 @@ training never saw; from-base versus chained runs; and a null candidate over man
    - ``disjoint``: GENERAL_SENTENCES spoken by *other* espeak voices at other speeds, with
      pink noise, as Opus at 24 kbit/s: other sentences AND other voices of the corrections'
      kind (never trained on, never seen by the gate);
-   - ``festival``: GENERAL_SENTENCES spoken by festival's two Italian diphone voices, which
+   - ``festival``: GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES (48 sentences, 840 words)
+     spoken by festival's two Italian diphone voices, which
      sound unlike espeak (NOTES §11): the different-sounding speech where forgetting would
      show. The gate never sees it: it judges on its own general set, the packaged one
      (the default: other sentences by the same two voices);
@@ -49,7 +50,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common
-from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES, TRAIN_SENTENCES
+from _demo_sentences import (
+    FESTIVAL_MORE_SENTENCES,
+    GENERAL_SENTENCES,
+    RECENT_SENTENCES,
+    TRAIN_SENTENCES,
+)
 
 from tests.support.speech import synthesize
 
@@ -104,7 +110,8 @@ def synthesize_sets(workdir: Path) -> dict[str, Path]:
                 clean.unlink()
             rows.append(f"audio/{name}\t{sentence}")
     manifests["disjoint"] = _write_tsv(workdir / "disjoint.tsv", rows)
-    for set_name, sentences in (("festival", GENERAL_SENTENCES), ("recent", RECENT_SENTENCES)):
+    festival_sentences = GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES
+    for set_name, sentences in (("festival", festival_sentences), ("recent", RECENT_SENTENCES)):
         rows = []
         for s, sentence in enumerate(sentences):
             for voice in FESTIVAL_VOICES:
@@ -505,7 +512,8 @@ settings: {result["settings"]} (`from-base`: every run from the base model, the 
 the model then serving).
 `disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
-`festival` (general): the same sentences by festival's diphone voices (different-sounding
+`festival` (general): the same sentences and {len(FESTIVAL_MORE_SENTENCES)} more by
+festival's diphone voices (different-sounding
 speech the gate never sees: it judges on the packaged general set, its default). Scored
 with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER) through
 `model.asr.evaluation`.

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _common
 import demo_training
-from _demo_sentences import RECENT_SENTENCES
+from _demo_sentences import GENERAL_SENTENCES, RECENT_SENTENCES
 
 from tests.support.speech import synthesize
 
@@ -66,6 +66,11 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     voices = len(demo_training.TRAIN_VOICES)
     train = demo_training._write_tsv(
         workdir / "ablation_train.tsv", train_rows[: TRAIN_SENTENCES * voices]
+    )
+    # The festival set's first 16 sentences: what this table's rows were scored on.
+    first = manifests["festival"].read_text(encoding="utf-8").splitlines()
+    manifests["festival"] = demo_training._write_tsv(
+        workdir / "ablation_festival.tsv", first[: 2 * len(GENERAL_SENTENCES)]
     )
     return train, {name: manifests[name] for name in SETS}
 

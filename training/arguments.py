@@ -82,6 +82,11 @@ class FinetuneArguments:
     warmup_ratio: float = configurable(
         0.5, setting="train_warmup_ratio", help="share of steps warming up"
     )
+    lr_schedule: Literal["constant", "linear", "cosine"] = configurable(
+        "constant",
+        setting="train_lr_schedule",
+        help="learning rate after warm-up: constant, or decaying to 0 (linear, cosine)",
+    )
     batch_size: int = configurable(
         8, setting="train_batch_size", help="examples per device and step"
     )

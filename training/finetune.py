@@ -69,6 +69,8 @@ ENCODER_CACHE_DIR = "encoder-cache"
 # Files of a checkpoint that are weights or model config; everything else is the processor.
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin")
 _LOG_EVERY = 5
+# lr_schedule -> transformers scheduler (warm-up first in each)
+_SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 # Salt so the validation choice is independent of the held-out split's hashing.
 _VALIDATION_SALT = b"whisper-it/validation/v1:"
 
@@ -301,8 +303,7 @@ def _training_arguments(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
         warmup_steps=_warmup_steps(args, max_steps),
-        # Constant after warm-up: a run stopped by its time budget is not left mid-decay.
-        lr_scheduler_type="constant_with_warmup",
+        lr_scheduler_type=_SCHEDULERS[args.lr_schedule],
         save_strategy="steps",
         save_steps=args.checkpoint_every,
         eval_strategy="steps" if validate else "no",

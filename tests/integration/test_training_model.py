@@ -113,3 +113,28 @@ def test_small_data_gets_fewer_steps() -> None:
     accumulated = FinetuneArguments(max_steps=40, batch_size=8, gradient_accumulation_steps=2)
     assert planned_steps(accumulated, 45) == 9
     assert planned_steps(FinetuneArguments(max_steps=40, max_epochs=0), 45) == 40
+
+
+@pytest.mark.parametrize(("schedule", "last_rate"), [("constant", 1e-4), ("linear", 2e-5)])
+def test_learning_rate_after_warm_up_follows_the_schedule(
+    tmp_path: Path, schedule: str, last_rate: float
+) -> None:
+    from transformers.optimization import get_scheduler
+
+    from training.arguments import FinetuneArguments
+    from training.finetune import _training_arguments
+
+    args = FinetuneArguments(learning_rate=1e-4, warmup_ratio=0.5, lr_schedule=schedule)  # type: ignore[arg-type]
+    training = _training_arguments(args, "cpu", tmp_path, 10, validate=False)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
+    scheduler = get_scheduler(
+        training.lr_scheduler_type, optimizer, num_warmup_steps=training.warmup_steps,
+        num_training_steps=10,
+    )  # fmt: skip
+    rates = []
+    for _ in range(10):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates[5] == pytest.approx(1e-4)  # warm-up ends at the peak either way
+    assert rates[-1] == pytest.approx(last_rate)  # then constant, or down towards 0
