@@ -60,9 +60,12 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
                 clean.unlink()
             rows.append(f"audio/{name}\t{sentence}")
     manifests["disjoint_more"] = demo_training._write_tsv(workdir / "disjoint_more.tsv", rows)
-    train_rows: list[str] = []
-    for number in (1, 2, 3):
-        train_rows += manifests[f"round{number}"].read_text(encoding="utf-8").splitlines()
+    # Two columns: the rounds' third (the speaker, for `samples import`) is not text.
+    train_rows = [
+        "\t".join(row.split("\t")[:2])
+        for number in range(1, len(demo_training.ROUND_SENTENCES) + 1)
+        for row in manifests[f"round{number}"].read_text(encoding="utf-8").splitlines()
+    ]
     voices = len(demo_training.TRAIN_VOICES)
     train = demo_training._write_tsv(
         workdir / "ablation_train.tsv", train_rows[: TRAIN_SENTENCES * voices]
