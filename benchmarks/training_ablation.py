@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ def run_config(
     from training.finetune import finetune
 
     out = workdir / "ablation" / name
+    shutil.rmtree(out, ignore_errors=True)  # a run resumes from any checkpoint left there
     args = FinetuneArguments(
         model_dir=str(sources.hf_dir("packaged:whisper-base", cache_dir=cache_dir).path),
         train_manifest=str(train),
