@@ -198,7 +198,8 @@ def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, An
     scores = {}
     for set_name in ("disjoint", "festival"):
         result = evaluate(engine, read_tsv(manifests[set_name]), options=options)
-        scores[set_name] = result.as_dict()
+        # The festival clips' words, to see what a round forgot (or learnt) word by word.
+        scores[set_name] = result.as_dict(with_clips=set_name == "festival")
         print(f"  {name} on {set_name}: WER {100 * result.rates.wer:.1f}%", file=sys.stderr)
     return scores
 
