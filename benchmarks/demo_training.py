@@ -188,6 +188,12 @@ def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
 
 
 def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
+    return {s: score_set(ct2_dir, name, manifests, s) for s in ("disjoint", "festival")}
+
+
+def score_set(ct2_dir: Path, name: str, manifests: dict[str, Path], set_name: str) -> Any:
+    """The model's evaluation on one set; the festival set's keeps each clip's words (to see
+    what a round forgot, or learnt, word by word)."""
     from model.asr.engines import CT2Transcriber
     from model.asr.evaluation import evaluate
     from model.asr.transcription import TranscribeOptions
@@ -195,13 +201,9 @@ def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, An
 
     engine = CT2Transcriber(ct2_dir, model_name=name)
     options = TranscribeOptions(beam_size=BEAM_SIZE)
-    scores = {}
-    for set_name in ("disjoint", "festival"):
-        result = evaluate(engine, read_tsv(manifests[set_name]), options=options)
-        # The festival clips' words, to see what a round forgot (or learnt) word by word.
-        scores[set_name] = result.as_dict(with_clips=set_name == "festival")
-        print(f"  {name} on {set_name}: WER {100 * result.rates.wer:.1f}%", file=sys.stderr)
-    return scores
+    result = evaluate(engine, read_tsv(manifests[set_name]), options=options)
+    print(f"  {name} on {set_name}: WER {100 * result.rates.wer:.1f}%", file=sys.stderr)
+    return result.as_dict(with_clips=set_name == "festival")
 
 
 def _add_uncorrected(data_dir: Path, manifest: Path, ct2_dir: Path) -> int:
