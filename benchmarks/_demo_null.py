@@ -44,11 +44,7 @@ def null_candidate(
     null_ct2 = convert.export_hf_to_ct2(
         base_hf, workdir / "null-candidate-ct2", quantization="int8", overwrite=True
     )
-    corrections = [
-        c
-        for n in range(1, rounds + 1)
-        for c in read_tsv(manifests[f"round{n}"], speaker_column=True)
-    ]
+    corrections = [c for n in range(1, rounds + 1) for c in read_tsv(manifests[f"round{n}"])]
     split = split_policy(DEFAULT_EVAL_FRACTION)
     # Imported samples name their speaker and were selected by nobody's errors.
     origins = {c.audio_path: ClipOrigin(c.speaker or "", False) for c in corrections}

@@ -130,7 +130,7 @@ def first_sentences(manifests: dict[str, Path], sentences: int) -> list[Any]:
     from training.data import Example
 
     clips = [c for n in range(1, len(ROUND_SENTENCES) + 1)
-             for c in read_tsv(manifests[f"round{n}"], speaker_column=True)]  # fmt: skip
+             for c in read_tsv(manifests[f"round{n}"])]  # fmt: skip
     chosen = sorted({c.text for c in clips})[:sentences]
     return [Example(str(c.audio_path), c.text, c.audio_path) for c in clips if c.text in chosen]
 

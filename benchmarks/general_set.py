@@ -81,7 +81,7 @@ def run(
     for name, manifest in _variants(workdir, bitrates).items():
         if name == "WAV" and not wav:
             continue
-        clips = read_tsv(manifest, speaker_column=True)
+        clips = read_tsv(manifest)
         cpu_before = _cpu_seconds()
         result = evaluate_ct2(ct2, clips, model_name="whisper-base", beam_size=beam_size)
         cpu = _cpu_seconds() - cpu_before

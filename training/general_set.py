@@ -82,7 +82,7 @@ def load_general_set(source: str) -> GeneralSet:
     from model.asr.tsv import ManifestError, read_tsv
 
     try:
-        clips = read_tsv(packaged_manifest(), speaker_column=True)
+        clips = read_tsv(packaged_manifest())
     except ManifestError as exc:
         raise DataError(str(exc)) from exc
     examples = tuple(

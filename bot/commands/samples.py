@@ -143,7 +143,7 @@ def _import(
     from storage.samples import add_labelled_sample
 
     try:
-        clips = read_tsv(tsv, allow_outside=allow_outside, speaker_column=True)
+        clips = read_tsv(tsv, allow_outside=allow_outside)
     except ManifestError as exc:
         raise CommandError(str(exc)) from None
     errors: list[dict[str, object]] = []

@@ -1,12 +1,14 @@
 """Labelled-audio manifests: one reader, one set of rules, for every command that takes a TSV
 (``evaluate``, ``samples import``, training's eval and base sets).
 
-A manifest has one row per clip, ``audio_path<TAB>reference text``:
+A manifest has one row per clip, ``audio_path<TAB>reference text[<TAB>speaker]``:
 
 - the file is UTF-8; blank lines and ``#`` comments are skipped, and so is a header row
   (``audio_path<TAB>...``) on the first line;
-- a tab inside the reference is kept as a space, runs of white space collapse to one
-  (``samples import`` reads an optional third column instead: the speaker's name);
+- an optional third column names the clip's speaker (``samples import`` stores it; the
+  other commands ignore it), so one file serves every command: read as part of the text,
+  it would put the speaker's name into references and training labels;
+- runs of white space in the reference collapse to one;
 - paths are relative to the manifest's folder and must stay inside it (no ``../`` or
   absolute paths out of it, symlinks resolved) unless the caller allows it;
 - a malformed row, a missing file or an empty manifest is an error, reported with its line
@@ -41,17 +43,12 @@ class LabelledClip:
     relative_path: str  # as written in the manifest
     text: str
     line: int
-    # The optional third column where the caller reads one (``samples import``).
+    # The optional third column.
     speaker: str | None = None
 
 
-def read_tsv(
-    path: Path, *, allow_outside: bool = False, speaker_column: bool = False
-) -> list[LabelledClip]:
-    """The clips of the manifest at ``path`` (see the module docstring for the rules).
-
-    ``speaker_column``: a third column, when present, names the clip's speaker (and a tab
-    inside the reference is then a column break, not a space)."""
+def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
+    """The clips of the manifest at ``path`` (see the module docstring for the rules)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(NOT_A_FILE.format(path=path))
@@ -70,12 +67,9 @@ def read_tsv(
         if number == 1 and fields[0].strip().lower() in HEADER_FIELDS:
             continue
         relative = fields[0].strip()
-        speaker = None
-        if speaker_column and len(fields) > 2:
-            speaker = " ".join("\t".join(fields[2:]).split())[:SPEAKER_CHARS] or None
-            fields = fields[:2]
-        text = " ".join("\t".join(fields[1:]).split())
-        if len(fields) < 2 or not relative or not text:
+        text = " ".join(fields[1].split()) if len(fields) > 1 else ""
+        speaker = " ".join(" ".join(fields[2:]).split())[:SPEAKER_CHARS] or None
+        if not relative or not text:
             raise ManifestError(BAD_ROW.format(path=path, line=number))
         clip = _clip(path, root, relative, text, number, allow_outside=allow_outside)
         clips.append(replace(clip, speaker=speaker) if speaker else clip)

@@ -64,3 +64,19 @@ def test_import_stores_each_rows_speaker(
     assert args.func(args, settings) == 0
     assert json.loads(capsys.readouterr().out)["updated"] == 1
     assert speakers()["Domani"] == "speaker:Bruno"
+
+
+def test_every_command_reads_the_import_format(tmp_path: Path) -> None:
+    """The speaker column is never text: read as part of the reference, an import TSV given
+    to `evaluate` or training would put the speaker's name into references and labels
+    (the training ablation benchmark trained on "... casa. it+m1" that way)."""
+    from model.asr.tsv import read_tsv
+    from training.data import read_manifest
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    tsv = tmp_path / "set.tsv"
+    tsv.write_text("a.wav\tBuongiorno a tutti.\tit+m1\n", encoding="utf-8")
+    (clip,) = read_tsv(tsv)
+    assert (clip.text, clip.speaker) == ("Buongiorno a tutti.", "it+m1")
+    (example,) = read_manifest(tsv)
+    assert example.text == "Buongiorno a tutti."
