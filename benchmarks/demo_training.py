@@ -6,7 +6,7 @@ training never saw; from-base versus chained runs; and a null candidate over man
    - ``disjoint``: GENERAL_SENTENCES spoken by *other* espeak voices at other speeds, with
      pink noise, as Opus at 24 kbit/s: other sentences AND other voices of the corrections'
      kind (never trained on, never seen by the gate);
-   - ``festival``: GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES (48 sentences, 840 words)
+   - ``festival``: GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES (48 sentences, 858 words)
      spoken by festival's two Italian diphone voices, which
      sound unlike espeak (NOTES §11): the different-sounding speech where forgetting would
      show. The gate never sees it: it judges on its own general set, the packaged one

@@ -61,9 +61,8 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
                 clean.unlink()
             rows.append(f"audio/{name}\t{sentence}")
     manifests["disjoint_more"] = demo_training._write_tsv(workdir / "disjoint_more.tsv", rows)
-    # Two columns: the rounds' third (the speaker, for `samples import`) is not text.
     train_rows = [
-        "\t".join(row.split("\t")[:2])
+        row
         for number in range(1, len(demo_training.ROUND_SENTENCES) + 1)
         for row in manifests[f"round{number}"].read_text(encoding="utf-8").splitlines()
     ]

@@ -69,7 +69,6 @@ ENCODER_CACHE_DIR = "encoder-cache"
 # Files of a checkpoint that are weights or model config; everything else is the processor.
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin")
 _LOG_EVERY = 5
-# lr_schedule -> transformers scheduler (warm-up first in each)
 _SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 # Salt so the validation choice is independent of the held-out split's hashing.
 _VALIDATION_SALT = b"whisper-it/validation/v1:"
