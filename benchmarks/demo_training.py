@@ -63,6 +63,8 @@ TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
 TRAIN_SPEED = 150
 # Sentences whose corrections arrive before each round (cumulative: 30 ... 144 clips).
 ROUND_SENTENCES = (10, 20, 30, 40, 48)
+# ``--round-sentences long``: a bot some months older (300 clips; issue 19's 10% target).
+LONG_ROUND_SENTENCES = (20, 40, 60, 80, 100)
 # Variants: settings (WHISPER_IT_*) that differ from the defaults.
 VARIANTS: dict[str, dict[str, str]] = {
     "from-base": {},
@@ -83,13 +85,15 @@ BEAM_SIZE = 5
 # --------------------------------------------------------------------------- speech
 
 
-def synthesize_sets(workdir: Path) -> dict[str, Path]:
+def synthesize_sets(
+    workdir: Path, round_sentences: tuple[int, ...] = ROUND_SENTENCES
+) -> dict[str, Path]:
     """Write one TSV per round of corrections and the evaluation/uncorrected sets."""
     audio = workdir / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     manifests: dict[str, Path] = {}
     done = 0
-    for number, upto in enumerate(ROUND_SENTENCES, start=1):
+    for number, upto in enumerate(round_sentences, start=1):
         rows = []
         for s in range(done, upto):
             for voice in TRAIN_VOICES:
@@ -129,8 +133,8 @@ def first_sentences(manifests: dict[str, Path], sentences: int) -> list[Any]:
     from model.asr.tsv import read_tsv
     from training.data import Example
 
-    clips = [c for n in range(1, len(ROUND_SENTENCES) + 1)
-             for c in read_tsv(manifests[f"round{n}"])]  # fmt: skip
+    clips = [c for key in manifests if key.startswith("round")
+             for c in read_tsv(manifests[key])]  # fmt: skip
     chosen = sorted({c.text for c in clips})[:sentences]
     return [Example(str(c.audio_path), c.text, c.audio_path) for c in clips if c.text in chosen]
 
@@ -269,6 +273,7 @@ def run_series(
     variant: str,
     salt: int,
     rounds: int,
+    round_sentences: tuple[int, ...] = ROUND_SENTENCES,
     partial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One installation (``salt``) through ``rounds`` rounds with ``variant``'s settings;
@@ -306,7 +311,7 @@ def run_series(
         name, ct2 = _serving(data_dir, cache_dir)
         done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
-             "corrected_clips": len(TRAIN_VOICES) * ROUND_SENTENCES[number - 1],
+             "corrected_clips": len(TRAIN_VOICES) * round_sentences[number - 1],
              "verdict": verdict, "scores": scores(ct2, name)}
         )  # fmt: skip
         if partial is not None:
@@ -325,10 +330,11 @@ def run(
     variants: list[str],
     null_salts: int,
     first_salt: int = 0,
+    round_sentences: tuple[int, ...] = ROUND_SENTENCES,
 ) -> dict[str, Any]:
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
-    manifests = synthesize_sets(workdir)
+    manifests = synthesize_sets(workdir, round_sentences)
     scores = _Scores(manifests)
     series: list[dict[str, Any]] = []
     partial = {"machine": machine, "settings": _settings_note(), "series": series}
@@ -336,7 +342,7 @@ def run(
         for s in range(first_salt, first_salt + salts):
             series.append(
                 run_series(workdir, cache_dir, manifests, scores, variant=v, salt=s,
-                           rounds=rounds, partial=partial)
+                           rounds=rounds, round_sentences=round_sentences, partial=partial)
             )  # fmt: skip
     null = None
     if null_salts > 0:
@@ -354,6 +360,7 @@ def run(
         "festival_voices": list(FESTIVAL_VOICES),
         "scale": {
             "rounds": rounds,
+            "round_sentences": list(round_sentences[:rounds]),
             "salts": list(range(first_salt, first_salt + salts)),
             "variants": variants,
             "null_salts": null_salts,
@@ -373,14 +380,15 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("settings", "train_voices", "disjoint_voices", "festival_voices"):
             if part[key] != first[key]:
                 raise SystemExit(f"cannot combine: {key} differs ({part[key]} vs {first[key]})")
-        if part["scale"]["rounds"] != first["scale"]["rounds"]:
-            raise SystemExit("cannot combine: the parts ran different numbers of rounds")
+        if _round_sentences(part) != _round_sentences(first):
+            raise SystemExit("cannot combine: the parts' rounds differ")
     series = [s for part in parts for s in part["series"]]
     null = next((part["null"] for part in parts if part.get("null")), None)
     return {
         **first,
         "scale": {
             "rounds": first["scale"]["rounds"],
+            "round_sentences": _round_sentences(first),
             "salts": sorted({s["salt"] for s in series}),
             "variants": list(dict.fromkeys(s["variant"] for s in series)),
             "null_salts": len(null["trials"]) if null else 0,
@@ -390,6 +398,13 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "machines": [part["machine"] for part in parts],
         "total_seconds": round(sum(part["total_seconds"] for part in parts), 1),
     }
+
+
+def _round_sentences(result: dict[str, Any]) -> list[int]:
+    """The cumulative sentence count before each round (results written before
+    ``--round-sentences`` ran the default)."""
+    scale = result["scale"]
+    return scale.get("round_sentences", list(ROUND_SENTENCES[: scale["rounds"]]))
 
 
 def _settings_note() -> str:
@@ -509,7 +524,7 @@ def markdown(result: dict[str, Any]) -> str:
 Scale of this run: {scale["rounds"]} round(s) x salt(s) {_salts(scale["salts"])}, variants
 {", ".join(scale["variants"])}; null candidate over {scale["null_salts"]} salt(s).
 Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round n the first
-{", ".join(str(n) for n in ROUND_SENTENCES)} sentences (x {len(TRAIN_VOICES)} voices) have
+{", ".join(map(str, _round_sentences(result)))} sentences (x {len(TRAIN_VOICES)} voices) have
 arrived, imported as corrections; each round is one `whisper-it train --wait` with the
 settings: {result["settings"]} (`from-base`: every run from the base model, the default;
 `no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
@@ -559,6 +574,11 @@ def main() -> int:
         choices=range(1, len(ROUND_SENTENCES) + 1),
     )  # fmt: skip
     parser.add_argument(
+        "--round-sentences", choices=("default", "long"), default="default",
+        help=f"sentences arrived before each round: default {ROUND_SENTENCES}, "
+        f"long {LONG_ROUND_SENTENCES}",
+    )  # fmt: skip
+    parser.add_argument(
         "--salts", type=int, default=3, help="installations per variant (0: the null only)"
     )
     parser.add_argument(
@@ -582,6 +602,9 @@ def main() -> int:
         result = run(
             args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
             variants=variants, null_salts=args.null_salts, first_salt=args.first_salt,
+            round_sentences=(
+                LONG_ROUND_SENTENCES if args.round_sentences == "long" else ROUND_SENTENCES
+            ),
         )  # fmt: skip
     paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))

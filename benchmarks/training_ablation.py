@@ -47,9 +47,14 @@ SETS = ("disjoint", "disjoint_more", "festival")
 MAX_TRAIN_SECONDS = 1800.0  # a safety stop; the step count decides
 
 
-def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
+def prepare(workdir: Path, train_sentences: int) -> tuple[Path, dict[str, Path]]:
     """(train manifest, evaluation manifests), synthesised on first use."""
-    manifests = demo_training.synthesize_sets(workdir)
+    rounds = (
+        demo_training.ROUND_SENTENCES
+        if train_sentences <= demo_training.ROUND_SENTENCES[-1]
+        else demo_training.LONG_ROUND_SENTENCES
+    )
+    manifests = demo_training.synthesize_sets(workdir, rounds)
     audio = workdir / "audio"
     rows = []
     for s, sentence in enumerate(RECENT_SENTENCES):
@@ -63,12 +68,14 @@ def prepare(workdir: Path) -> tuple[Path, dict[str, Path]]:
     manifests["disjoint_more"] = demo_training._write_tsv(workdir / "disjoint_more.tsv", rows)
     train_rows = [
         row
-        for number in range(1, len(demo_training.ROUND_SENTENCES) + 1)
-        for row in manifests[f"round{number}"].read_text(encoding="utf-8").splitlines()
+        for key in manifests
+        if key.startswith("round")
+        for row in manifests[key].read_text(encoding="utf-8").splitlines()
     ]
     voices = len(demo_training.TRAIN_VOICES)
+    suffix = "" if train_sentences == TRAIN_SENTENCES else f"_{train_sentences}"
     train = demo_training._write_tsv(
-        workdir / "ablation_train.tsv", train_rows[: TRAIN_SENTENCES * voices]
+        workdir / f"ablation_train{suffix}.tsv", train_rows[: train_sentences * voices]
     )
     # The festival set's first 16 sentences: what this table's rows were scored on.
     first = manifests["festival"].read_text(encoding="utf-8").splitlines()
@@ -96,7 +103,7 @@ def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any
 
 def run_config(
     name: str, overrides: dict[str, Any], *, train: Path, manifests: dict[str, Path],
-    workdir: Path, cache_dir: Path,
+    workdir: Path, cache_dir: Path, train_sentences: int = TRAIN_SENTENCES,
 ) -> dict[str, Any]:  # fmt: skip
     from model.asr import convert, sources
     from training.arguments import FinetuneArguments
@@ -118,6 +125,7 @@ def run_config(
     return {
         "name": name,
         "overrides": overrides,
+        "train_clips": train_sentences * len(demo_training.TRAIN_VOICES),
         "train_seconds": round(seconds, 1),
         "steps": result.steps,
         "best_step": result.best_step,
@@ -132,22 +140,25 @@ def _pct(value: float) -> str:
 
 def markdown(data: dict[str, Any]) -> str:
     base = data["base"]
-    rows = [["base (no training)", "-", "-", "-", "-"]
+    rows = [["base (no training)", "-", "-", "-", "-", "-"]
             + [_pct(base[s]["wer"]) for s in SETS] + [_pct(base["disjoint"]["cer"])]]  # fmt: skip
     for row in data["runs"]:
         s = row["scores"]
         rows.append([
             f"`{row['name']}`", f"`{json.dumps(row['overrides'])}`",
+            row.get("train_clips", TRAIN_SENTENCES * 3),
             f"{row['best_step']}/{row['steps']}", row["best_validation_loss"],
             f"{row['train_seconds']:.0f}",
             *[_pct(s[name]["wer"]) for name in SETS], _pct(s["disjoint"]["cer"]),
         ])  # fmt: skip
-    headers = ["configuration", "arguments (the rest: defaults)", "kept step", "validation loss",
-               "train s", *(f"{name} WER" for name in SETS), "disjoint CER"]  # fmt: skip
+    headers = ["configuration", "arguments (the rest: defaults)", "clips", "kept step",
+               "validation loss", "train s", *(f"{name} WER" for name in SETS),
+               "disjoint CER"]  # fmt: skip
     return (
         "# Training recipes side by side\n\n"
         f"One fine-tuning per configuration on the demo's first {TRAIN_SENTENCES} sentences "
-        "x 3 espeak voices (132 clips); candidates scored with the serving engine "
+        "x 3 espeak voices (132 clips; `clips` says where a row had more); candidates scored "
+        "with the serving engine "
         "(faster-whisper int8, beam 5) on speech training never saw. `disjoint` (48 clips) "
         "and `disjoint_more` (24 clips): other sentences by other espeak voices, noise, Opus; "
         "`festival` (32 clips): different-sounding voices, where forgetting shows.\n\n"
@@ -166,9 +177,13 @@ def main() -> int:
         "--config", nargs=2, action="append", default=[], metavar=("NAME", "JSON"),
         help="name and overrides of a configuration",
     )  # fmt: skip
+    parser.add_argument(
+        "--train-sentences", type=int, default=TRAIN_SENTENCES,
+        help="train on the demo's first this-many sentences (x 3 voices; up to 100)",
+    )  # fmt: skip
     args = parser.parse_args()
     machine = _common.machine_info()
-    train, manifests = prepare(args.workdir)
+    train, manifests = prepare(args.workdir, args.train_sentences)
     path = _common.RESULTS_DIR / f"{NAME}.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
     data["machine"] = machine
@@ -179,7 +194,8 @@ def main() -> int:
         data["base"] = score(base_ct2, "base", manifests)
     for name, overrides in args.config:
         row = run_config(name, json.loads(overrides), train=train, manifests=manifests,
-                         workdir=args.workdir, cache_dir=args.cache_dir)  # fmt: skip
+                         workdir=args.workdir, cache_dir=args.cache_dir,
+                         train_sentences=args.train_sentences)  # fmt: skip
         data["runs"] = [r for r in data["runs"] if r["name"] != name] + [row]
         _common.write_results(NAME, data, markdown(data))
     text = markdown(data)
