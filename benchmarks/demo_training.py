@@ -60,6 +60,9 @@ from _demo_sentences import (
 from tests.support.speech import synthesize
 
 TRAIN_VOICES = ("it+m1", "it+f2", "it+m3")
+# ``--voices wide``: six users; each sentence is corrected by three of them, in turn.
+WIDE_TRAIN_VOICES = ("it+m1", "it+f2", "it+m3", "it+f1", "it+m2", "it+f3")
+VOICES_PER_SENTENCE = 3
 TRAIN_SPEED = 150
 # Sentences whose corrections arrive before each round (cumulative: 30 ... 144 clips).
 ROUND_SENTENCES = (10, 20, 30, 40, 48)
@@ -85,8 +88,17 @@ BEAM_SIZE = 5
 # --------------------------------------------------------------------------- speech
 
 
+def sentence_voices(s: int, pool: tuple[str, ...]) -> list[str]:
+    """The voices that correct sentence ``s``: VOICES_PER_SENTENCE of ``pool`` in turn (each
+    voice the same share), in the pool's order."""
+    chosen = {(s + k) % len(pool) for k in range(VOICES_PER_SENTENCE)}
+    return [pool[i] for i in sorted(chosen)]
+
+
 def synthesize_sets(
-    workdir: Path, round_sentences: tuple[int, ...] = ROUND_SENTENCES
+    workdir: Path,
+    round_sentences: tuple[int, ...] = ROUND_SENTENCES,
+    voices: tuple[str, ...] = TRAIN_VOICES,
 ) -> dict[str, Path]:
     """Write one TSV per round of corrections and the evaluation/uncorrected sets."""
     audio = workdir / "audio"
@@ -96,7 +108,7 @@ def synthesize_sets(
     for number, upto in enumerate(round_sentences, start=1):
         rows = []
         for s in range(done, upto):
-            for voice in TRAIN_VOICES:
+            for voice in sentence_voices(s, voices):
                 name = f"train-{s:02d}-{voice.replace('+', '')}.wav"
                 if not (audio / name).exists():
                     synthesize(TRAIN_SENTENCES[s], audio / name, voice=voice, speed=TRAIN_SPEED)
@@ -311,7 +323,7 @@ def run_series(
         name, ct2 = _serving(data_dir, cache_dir)
         done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
-             "corrected_clips": len(TRAIN_VOICES) * round_sentences[number - 1],
+             "corrected_clips": VOICES_PER_SENTENCE * round_sentences[number - 1],
              "verdict": verdict, "scores": scores(ct2, name)}
         )  # fmt: skip
         if partial is not None:
@@ -331,10 +343,11 @@ def run(
     null_salts: int,
     first_salt: int = 0,
     round_sentences: tuple[int, ...] = ROUND_SENTENCES,
+    voices: tuple[str, ...] = TRAIN_VOICES,
 ) -> dict[str, Any]:
     machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
-    manifests = synthesize_sets(workdir, round_sentences)
+    manifests = synthesize_sets(workdir, round_sentences, voices)
     scores = _Scores(manifests)
     series: list[dict[str, Any]] = []
     partial = {"machine": machine, "settings": _settings_note(), "series": series}
@@ -355,7 +368,7 @@ def run(
     return {
         "machine": machine,
         "settings": _settings_note(),
-        "train_voices": list(TRAIN_VOICES),
+        "train_voices": list(voices),
         "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
         "festival_voices": list(FESTIVAL_VOICES),
         "scale": {
@@ -524,7 +537,7 @@ def markdown(result: dict[str, Any]) -> str:
 Scale of this run: {scale["rounds"]} round(s) x salt(s) {_salts(scale["salts"])}, variants
 {", ".join(scale["variants"])}; null candidate over {scale["null_salts"]} salt(s).
 Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round n the first
-{", ".join(map(str, _round_sentences(result)))} sentences (x {len(TRAIN_VOICES)} voices) have
+{", ".join(map(str, _round_sentences(result)))} sentences (x {VOICES_PER_SENTENCE} voices) have
 arrived, imported as corrections; each round is one `whisper-it train --wait` with the
 settings: {result["settings"]} (`from-base`: every run from the base model, the default;
 `no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
@@ -579,6 +592,10 @@ def main() -> int:
         f"long {LONG_ROUND_SENTENCES}",
     )  # fmt: skip
     parser.add_argument(
+        "--voices", choices=("default", "wide"), default="default",
+        help=f"who corrects: default {TRAIN_VOICES}; wide: 3 of {WIDE_TRAIN_VOICES} in turn",
+    )  # fmt: skip
+    parser.add_argument(
         "--salts", type=int, default=3, help="installations per variant (0: the null only)"
     )
     parser.add_argument(
@@ -605,6 +622,7 @@ def main() -> int:
             round_sentences=(
                 LONG_ROUND_SENTENCES if args.round_sentences == "long" else ROUND_SENTENCES
             ),
+            voices=WIDE_TRAIN_VOICES if args.voices == "wide" else TRAIN_VOICES,
         )  # fmt: skip
     paths = _common.write_results(args.name, result, markdown(result))
     print(markdown(result))

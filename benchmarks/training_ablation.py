@@ -47,14 +47,16 @@ SETS = ("disjoint", "disjoint_more", "festival")
 MAX_TRAIN_SECONDS = 1800.0  # a safety stop; the step count decides
 
 
-def prepare(workdir: Path, train_sentences: int) -> tuple[Path, dict[str, Path]]:
+def prepare(
+    workdir: Path, train_sentences: int, voices: tuple[str, ...] = demo_training.TRAIN_VOICES
+) -> tuple[Path, dict[str, Path]]:
     """(train manifest, evaluation manifests), synthesised on first use."""
     rounds = (
         demo_training.ROUND_SENTENCES
         if train_sentences <= demo_training.ROUND_SENTENCES[-1]
         else demo_training.LONG_ROUND_SENTENCES
     )
-    manifests = demo_training.synthesize_sets(workdir, rounds)
+    manifests = demo_training.synthesize_sets(workdir, rounds, voices)
     audio = workdir / "audio"
     rows = []
     for s, sentence in enumerate(RECENT_SENTENCES):
@@ -72,10 +74,11 @@ def prepare(workdir: Path, train_sentences: int) -> tuple[Path, dict[str, Path]]
         if key.startswith("round")
         for row in manifests[key].read_text(encoding="utf-8").splitlines()
     ]
-    voices = len(demo_training.TRAIN_VOICES)
     suffix = "" if train_sentences == TRAIN_SENTENCES else f"_{train_sentences}"
+    suffix += "" if voices == demo_training.TRAIN_VOICES else "_wide"
     train = demo_training._write_tsv(
-        workdir / f"ablation_train{suffix}.tsv", train_rows[: train_sentences * voices]
+        workdir / f"ablation_train{suffix}.tsv",
+        train_rows[: train_sentences * demo_training.VOICES_PER_SENTENCE],
     )
     # The festival set's first 16 sentences: what this table's rows were scored on.
     first = manifests["festival"].read_text(encoding="utf-8").splitlines()
@@ -104,6 +107,7 @@ def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any
 def run_config(
     name: str, overrides: dict[str, Any], *, train: Path, manifests: dict[str, Path],
     workdir: Path, cache_dir: Path, train_sentences: int = TRAIN_SENTENCES,
+    voices: tuple[str, ...] = demo_training.TRAIN_VOICES,
 ) -> dict[str, Any]:  # fmt: skip
     from model.asr import convert, sources
     from training.arguments import FinetuneArguments
@@ -125,7 +129,8 @@ def run_config(
     return {
         "name": name,
         "overrides": overrides,
-        "train_clips": train_sentences * len(demo_training.TRAIN_VOICES),
+        "train_clips": train_sentences * demo_training.VOICES_PER_SENTENCE,
+        "train_voices": list(voices),
         "train_seconds": round(seconds, 1),
         "steps": result.steps,
         "best_step": result.best_step,
@@ -181,9 +186,14 @@ def main() -> int:
         "--train-sentences", type=int, default=TRAIN_SENTENCES,
         help="train on the demo's first this-many sentences (x 3 voices; up to 100)",
     )  # fmt: skip
+    parser.add_argument(
+        "--wide-voices", action="store_true",
+        help="each sentence by 3 of demo_training.WIDE_TRAIN_VOICES in turn (6 speakers)",
+    )  # fmt: skip
     args = parser.parse_args()
     machine = _common.machine_info()
-    train, manifests = prepare(args.workdir, args.train_sentences)
+    voices = demo_training.WIDE_TRAIN_VOICES if args.wide_voices else demo_training.TRAIN_VOICES
+    train, manifests = prepare(args.workdir, args.train_sentences, voices)
     path = _common.RESULTS_DIR / f"{NAME}.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
     data["machine"] = machine
@@ -195,7 +205,7 @@ def main() -> int:
     for name, overrides in args.config:
         row = run_config(name, json.loads(overrides), train=train, manifests=manifests,
                          workdir=args.workdir, cache_dir=args.cache_dir,
-                         train_sentences=args.train_sentences)  # fmt: skip
+                         train_sentences=args.train_sentences, voices=voices)  # fmt: skip
         data["runs"] = [r for r in data["runs"] if r["name"] != name] + [row]
         _common.write_results(NAME, data, markdown(data))
     text = markdown(data)
