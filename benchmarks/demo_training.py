@@ -74,6 +74,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "from-base": {},
     "no-averaging": {"WHISPER_IT_TRAIN_AVERAGE_CHECKPOINTS": "0"},
     "chained": {"WHISPER_IT_TRAIN_START_FROM": "serving"},
+    # every encoder layer trainable (the cpu default trains the top 4 of whisper-base's 6)
+    "all-layers": {"WHISPER_IT_TRAIN_ENCODER_LAYERS": "6"},
 }
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
