@@ -45,7 +45,9 @@ def measure(hf_dir: Path, device: str, layers: int, *, steps: int) -> dict[str, 
 
     model = PartialEncoderWhisper.from_pretrained(str(hf_dir), dtype=torch.float32).to(device)
     full = layers >= len(model.model.encoder.layers)
-    trainable = model.configure_trainable(encoder_layers=layers, train_embeddings=full)
+    trainable = model.configure_trainable(
+        encoder_layers=layers, train_embeddings=full, front_end=full
+    )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     features = torch.randn(BATCH, 80, 3000, device=device)
     labels = torch.randint(0, 50_000, (BATCH, LABEL_TOKENS), device=device)

@@ -50,7 +50,12 @@ class PartialEncoderWhisper(WhisperForConditionalGeneration):
         return hidden
 
     def configure_trainable(
-        self, *, encoder_layers: int, train_embeddings: bool, decoder: str = DECODER_ALL
+        self,
+        *,
+        encoder_layers: int,
+        train_embeddings: bool,
+        decoder: str = DECODER_ALL,
+        front_end: bool = False,
     ) -> int:
         """Train the top ``encoder_layers`` encoder layers and the decoder; freeze the rest.
 
@@ -59,6 +64,9 @@ class PartialEncoderWhisper(WhisperForConditionalGeneration):
         model, which a few hundred sentences would overwrite, stays the start model's.
         Returns the number of trainable parameters. Token and position embeddings stay
         frozen unless asked: with a few hundred sentences they only memorise vocabulary.
+        ``front_end``: also train the convolutions before the first encoder layer (only
+        where they run at every step: ``lower_encoder`` always computes them, so a run over
+        the cache cannot change them, even with every encoder layer trained).
         """
         if decoder not in DECODER_CHOICES:
             raise ValueError(f"decoder must be one of {DECODER_CHOICES}, not {decoder!r}")
@@ -75,7 +83,7 @@ class PartialEncoderWhisper(WhisperForConditionalGeneration):
                 trainable += [layer.encoder_attn, layer.encoder_attn_layer_norm]
         if encoder_layers:
             trainable.append(self.model.encoder.layer_norm)
-        if encoder_layers == total:
+        if front_end:
             trainable += [self.model.encoder.conv1, self.model.encoder.conv2]
         for module in trainable:
             for parameter in module.parameters():

@@ -213,7 +213,7 @@ def _training_data(
     eval_dataset: Any = None
     if mode != "cpu":
         trainable = model.configure_trainable(
-            encoder_layers=len(model.model.encoder.layers), train_embeddings=True
+            encoder_layers=len(model.model.encoder.layers), train_embeddings=True, front_end=True
         )
         n_mels = model.config.num_mel_bins
         dataset = FeatureDataset(train_examples, labels, seed=args.seed, n_mels=n_mels)

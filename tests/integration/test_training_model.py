@@ -39,6 +39,21 @@ def test_top_encoder_layers_and_whole_decoder(model: PartialEncoderWhisper) -> N
     assert "model.decoder.embed_tokens.weight" not in names
 
 
+def test_every_encoder_layer_over_the_cache_leaves_the_front_end(
+    model: PartialEncoderWhisper,
+) -> None:
+    # cpu mode caches the convolutions' output: "trainable" there would be a count, not
+    # a weight that learns
+    count = model.configure_trainable(encoder_layers=6, train_embeddings=False)
+    names = _trainable(model)
+    assert model.cached_layers == 0
+    assert "model.encoder.layers.0.fc1.weight" in names
+    assert not any(n.startswith("model.encoder.conv") for n in names)
+    assert count == sum(p.numel() for n, p in model.named_parameters() if n in names)
+    model.configure_trainable(encoder_layers=6, train_embeddings=True, front_end=True)
+    assert "model.encoder.conv1.weight" in _trainable(model)
+
+
 def test_cross_attention_keeps_the_decoders_language_model(model: PartialEncoderWhisper) -> None:
     model.configure_trainable(
         encoder_layers=2, train_embeddings=False, decoder=DECODER_CROSS_ATTENTION
