@@ -75,8 +75,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "from-base": {},
     "no-averaging": {"WHISPER_IT_TRAIN_AVERAGE_CHECKPOINTS": "0"},
     "chained": {"WHISPER_IT_TRAIN_START_FROM": "serving"},
-    # every encoder layer trainable (the cpu default trains the top 4 of whisper-base's 6)
-    "all-layers": {"WHISPER_IT_TRAIN_ENCODER_LAYERS": "6"},
+    # the cpu default until 2026-12-05: the top 4 of whisper-base's 6 encoder layers
+    # (demo_training_all_layers_* ran all 6 as a variant, before they became the default)
+    "top-4": {"WHISPER_IT_TRAIN_ENCODER_LAYERS": "4"},
 }
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
@@ -549,7 +550,8 @@ Corrections: espeak-ng voices {", ".join(result["train_voices"])}; before round 
 arrived, imported as corrections; each round is one `whisper-it train --wait` with the
 settings: {result["settings"]} (`from-base`: every run from the base model, the default;
 `no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
-the model then serving).
+the model then serving; `top-4` / `all-layers`: the top 4 / all 6 encoder layers trained,
+the cpu default until / since 2026-12-05).
 `disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): the same sentences and {len(FESTIVAL_MORE_SENTENCES)} more by

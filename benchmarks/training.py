@@ -1,23 +1,23 @@
-"""Training speed per mode, and the quality it buys (WER before/after from the demo).
+"""Training speed per mode.
 
 For each configuration: the median seconds per optimizer step (batch 8, labels of a
 typical sentence's length, AdamW over the trainable parameters) after a warm-up step,
 samples per second, and the one-off cost per clip of caching the frozen lower encoder.
 
 - ``cpu-decoder``: encoder frozen entirely (decoder-only training over cached outputs);
-- ``cpu-top2`` / ``cpu-top3``: the top 2/3 encoder layers and the decoder (the default
-  is top 2);
+- ``cpu-top2`` / ``cpu-top4``: the top 2/4 encoder layers and the decoder over the cached
+  lower ones (top 4: the default until 2026-12-05);
+- ``cpu-all``: every encoder layer over the cached convolutions (the default since);
 - ``cpu-full``: full fine-tuning on the CPU (what the cached modes avoid);
 - ``gpu-full``: full fine-tuning in bf16 (only when CUDA is available).
 
-WER before/after comes from ``benchmarks/results/demo_training.json`` when it exists
-(run ``benchmarks/demo_training.py`` first). Writes ``benchmarks/results/training.{json,md}``.
+What the training buys in WER is ``benchmarks/demo_training.py``'s. Writes
+``benchmarks/results/training.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,22 +29,23 @@ import _common
 
 BATCH = 8
 LABEL_TOKENS = 24  # a short spoken sentence plus the 3 prefix tokens and <|endoftext|>
+# name: (mode, trainable encoder layers, whole model from the features: no cache at all)
 CONFIGS = {
-    "cpu-decoder": ("cpu", 0),
-    "cpu-top2": ("cpu", 2),
-    "cpu-top3": ("cpu", 3),
-    "cpu-full": ("cpu", 6),
-    "gpu-full": ("gpu", 6),
+    "cpu-decoder": ("cpu", 0, False),
+    "cpu-top2": ("cpu", 2, False),
+    "cpu-top4": ("cpu", 4, False),
+    "cpu-all": ("cpu", 6, False),
+    "cpu-full": ("cpu", 6, True),
+    "gpu-full": ("gpu", 6, True),
 }
 
 
-def measure(hf_dir: Path, device: str, layers: int, *, steps: int) -> dict[str, object]:
+def measure(hf_dir: Path, device: str, layers: int, *, full: bool, steps: int) -> dict[str, object]:
     import torch
 
     from training._whisper_model import PartialEncoderWhisper
 
     model = PartialEncoderWhisper.from_pretrained(str(hf_dir), dtype=torch.float32).to(device)
-    full = layers >= len(model.model.encoder.layers)
     trainable = model.configure_trainable(
         encoder_layers=layers, train_embeddings=full, front_end=full
     )
@@ -97,29 +98,19 @@ def main() -> int:
     model_dir = hf_dir("packaged:whisper-base", cache_dir=_common.DEFAULT_CACHE_DIR).path
     results: dict[str, object] = {}
     for name in args.configs:
-        mode, layers = CONFIGS[name]
+        mode, layers, full = CONFIGS[name]
         if mode == "gpu" and not torch.cuda.is_available():
             results[name] = {"skipped": "no CUDA device"}
             continue
         steps = 1 if name == "cpu-full" else args.steps  # ~30 s per step on 2 cores
         results[name] = measure(model_dir, "cuda" if mode == "gpu" else "cpu", layers,
-                                steps=steps)  # fmt: skip
+                                full=full, steps=steps)  # fmt: skip
         print(name, results[name], flush=True)
-    demo_path = _common.RESULTS_DIR / "demo_training.json"
-    demo = json.loads(demo_path.read_text()) if demo_path.is_file() else None
     data = {
         "machine": info,
         "batch_size": BATCH,
         "threads": args.threads,
         "modes": results,
-        "demo": None
-        if demo is None
-        else {
-            "before": demo.get("before"),
-            "after": demo.get("after"),
-            "finetune": demo.get("finetune"),
-            "promoted": demo.get("promoted"),
-        },
     }
     _common.write_results("training", data, _markdown(data))
     print(_markdown(data))
@@ -139,15 +130,6 @@ def _markdown(data: dict[str, object]) -> str:
     table = _common.markdown_table(
         ["mode", "trainable", "s/step (batch 8)", "samples/s", "cache s/clip"], rows
     )
-    demo = data.get("demo")
-    quality = ""
-    if demo and demo.get("before") and demo.get("after"):
-        lines = [
-            f"- {name}: WER {100 * demo['before'][name]['wer']:.1f}% -> "
-            f"{100 * demo['after'][name]['wer']:.1f}% ({demo['after'][name]['n']} clips)"
-            for name in demo["after"]
-        ]
-        quality = "\n## WER before/after (demo, default settings)\n\n" + "\n".join(lines) + "\n"
     machine = data["machine"]
     return f"""# Training speed
 
@@ -155,7 +137,7 @@ def _markdown(data: dict[str, object]) -> str:
 at the start (shared machine: numbers are noisy).
 
 {table}
-{quality}"""
+"""
 
 
 if __name__ == "__main__":
