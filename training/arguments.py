@@ -122,7 +122,8 @@ class FinetuneArguments:
         help="share of the training sentences kept out to pick the best step",
     )
     min_validation_sentences: int = field(
-        default=3, metadata={"help": "fewer sentences than this: no validation, last step kept"}
+        default=3,
+        metadata={"help": "validation share under this many sentences: none, last step kept"},
     )
     early_stopping_patience: int = configurable(
         2,

@@ -10,14 +10,16 @@ Two modes, chosen by ``mode="auto"`` (GPU when CUDA is there) and overridable:
   content-addressed float16 cache (``training.encoder_cache``: computed once per base
   model, clip and augmented copy, across runs); the top ``encoder_layers``
   encoder layers and the decoder train over it. Full fine-tuning costs 17-30 s per step of
-  8 on 2 cores; top-4 costs ~11 s and, unlike decoder-only training, adapts to new voices
-  (NOTES §3; benchmarks/results/training.md).
+  8 on 2 cores; all six layers over the cached convolutions (the default) ~15 s, the top
+  4 ~11 s, and unlike decoder-only training they adapt to new voices (NOTES §3;
+  benchmarks/results/training.md).
 
 Best step, not last: a share of the training *sentences* (every clip of a sentence, so
 the validation speaks sentences training never saw) is kept out; its loss is measured at
 every checkpoint, training stops when it stops improving, and the best checkpoint's
 weights are the result. More steps or more data can then no longer make the result worse
-on new sentences. With too few sentences there is no validation and the last step is kept.
+on new sentences. When the share is fewer than ``min_validation_sentences`` sentences
+there is no validation and the last step is kept.
 
 Features have the model's own number of mel bins (``num_mel_bins``: 128 for large-v3).
 The step budget is ``max_epochs`` passes over the training clips (``planned_steps``).
@@ -91,16 +93,26 @@ def split_validation(
     examples: Sequence[Example], *, fraction: float, min_sentences: int
 ) -> tuple[list[Example], list[Example]]:
     """(train, validation): about ``fraction`` of the *sentences*, chosen by hash, with all
-    their clips; no validation when it would have fewer than ``min_sentences`` sentences or
-    leave training without any."""
+    their clips; no validation when ``fraction`` of them is fewer than ``min_sentences``
+    sentences, or it would leave training without any.
+
+    The sentences whose hash falls under ``fraction`` of the range, so more data never
+    moves a training sentence to validation. When that draw picks fewer than
+    ``min_sentences`` although ``fraction`` of the sentences is at least as many, the
+    ``min_sentences`` lowest hashes (they include the draw's): otherwise the draw alone
+    decided whether a run of 23 sentences could stop at its best step (it picked 2, and
+    all six encoder layers overfit over 3 passes, demo_training.md round 4)."""
     groups = sorted({normalize_text(e.text) for e in examples})
-    chosen = {
-        g
-        for g in groups
-        if int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
-        < fraction * 2**64
-    }
-    if fraction <= 0 or len(chosen) < min_sentences or len(chosen) == len(groups):
+    if fraction <= 0 or fraction * len(groups) < min_sentences:
+        return list(examples), []
+
+    def rank(g: str) -> int:
+        return int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
+
+    chosen = {g for g in groups if rank(g) < fraction * 2**64}
+    if len(chosen) < min_sentences:
+        chosen = set(sorted(groups, key=rank)[:min_sentences])
+    if len(chosen) == len(groups):
         return list(examples), []
     train = [e for e in examples if normalize_text(e.text) not in chosen]
     validation = [e for e in examples if normalize_text(e.text) in chosen]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -36,6 +37,32 @@ def test_validation_holds_out_whole_sentences() -> None:
     assert {e.key for e in again} <= {e.key for e in train}  # more data never moves a clip
     few, none = split_validation(examples[:6], fraction=0.2, min_sentences=3)
     assert few == examples[:6] and none == []
+
+
+def test_a_validation_slice_whenever_the_share_reaches_the_minimum() -> None:
+    # The hash draw alone once left runs of 23 sentences without validation (it picked 2):
+    # from fraction x sentences >= 3 on, the slice is there, whatever the sentences.
+    from training.finetune import _VALIDATION_SALT
+
+    def drawn(sentences: list[str]) -> int:
+        hashes = [hashlib.sha256(_VALIDATION_SALT + s.encode()).digest()[:8] for s in sentences]
+        return sum(int.from_bytes(h, "big") < 0.15 * 2**64 for h in hashes)
+
+    topped_up = 0
+    for start in range(60):
+        sentences = [f"frase numero {n}" for n in range(start, start + 20)]
+        examples = [Example(key=s, text=s, audio_path=Path(f"/a/{s}")) for s in sentences]
+        train, validation = split_validation(examples, fraction=0.15, min_sentences=3)
+        assert len(validation) >= 3 and len(train) + len(validation) == 20
+        topped_up += drawn(sentences) < 3
+        more = [Example(key=s, text=s, audio_path=Path(f"/a/{s}"))
+                for s in (f"frase numero {n}" for n in range(start, start + 40))]  # fmt: skip
+        _, validation_later = split_validation(more, fraction=0.15, min_sentences=3)
+        # more data never moves a training sentence to validation
+        assert not {e.key for e in train} & {e.key for e in validation_later}
+    assert topped_up  # the draw did fall short in some windows: the rule was exercised
+    few = [Example(key=str(n), text=f"frase {n}", audio_path=Path(f"/a/{n}")) for n in range(19)]
+    assert split_validation(few, fraction=0.15, min_sentences=3) == (few, [])
 
 
 def test_the_trainer_runs_in_its_run_folder_with_the_same_code(
