@@ -19,6 +19,7 @@ audio decoding is broken beside the CPU torch wheel (NOTES §9).
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from model.asr.normalize import normalize_text
 
 if TYPE_CHECKING:
     from storage.audio_store import AudioStore
@@ -348,3 +351,37 @@ def _corpus_rows(
             yield decode_audio(io.BytesIO(raw), limits=limits).samples, str(row[column])
         except (AudioError, OSError):
             yield np.zeros(0, dtype=np.float32), ""
+
+
+# Salt so the validation choice is independent of the held-out split's hashing.
+_VALIDATION_SALT = b"whisper-it/validation/v1:"
+
+
+def split_validation(
+    examples: Sequence[Example], *, fraction: float, min_sentences: int
+) -> tuple[list[Example], list[Example]]:
+    """(train, validation): about ``fraction`` of the *sentences*, chosen by hash, with all
+    their clips; no validation when ``fraction`` of them is fewer than ``min_sentences``
+    sentences, or it would leave training without any.
+
+    The sentences whose hash falls under ``fraction`` of the range, so more data never
+    moves a training sentence to validation. When that draw picks fewer than
+    ``min_sentences`` although ``fraction`` of the sentences is at least as many, the
+    ``min_sentences`` lowest hashes (they include the draw's): otherwise the draw alone
+    decided whether a run of 23 sentences could stop at its best step (it picked 2, and
+    all six encoder layers overfit over 3 passes, demo_training.md round 4)."""
+    groups = sorted({normalize_text(e.text) for e in examples})
+    if fraction <= 0 or fraction * len(groups) < min_sentences:
+        return list(examples), []
+
+    def rank(g: str) -> int:
+        return int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
+
+    chosen = {g for g in groups if rank(g) < fraction * 2**64}
+    if len(chosen) < min_sentences:
+        chosen = set(sorted(groups, key=rank)[:min_sentences])
+    if len(chosen) == len(groups):
+        return list(examples), []
+    train = [e for e in examples if normalize_text(e.text) not in chosen]
+    validation = [e for e in examples if normalize_text(e.text) in chosen]
+    return train, validation

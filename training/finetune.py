@@ -39,20 +39,18 @@ files, so it stands alone and converts to CTranslate2.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from model.asr.normalize import normalize_text
 from training.arguments import FinetuneArguments, FinetuneResult, Mode, TrainingError
-from training.data import Example, LabelEncoder, read_manifest
+from training.data import LabelEncoder, read_manifest, split_validation
 from training.trainer import (
     Progress,
     TrainingProgress,
@@ -72,8 +70,6 @@ ENCODER_CACHE_DIR = "encoder-cache"
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "pytorch_model.bin")
 _LOG_EVERY = 5
 _SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
-# Salt so the validation choice is independent of the held-out split's hashing.
-_VALIDATION_SALT = b"whisper-it/validation/v1:"
 
 
 __all__ = ["FinetuneArguments", "FinetuneResult", "TrainingError", "finetune", "split_validation"]
@@ -87,36 +83,6 @@ def resolve_mode(mode: str) -> Mode:
     import torch
 
     return "gpu" if torch.cuda.is_available() else "cpu"
-
-
-def split_validation(
-    examples: Sequence[Example], *, fraction: float, min_sentences: int
-) -> tuple[list[Example], list[Example]]:
-    """(train, validation): about ``fraction`` of the *sentences*, chosen by hash, with all
-    their clips; no validation when ``fraction`` of them is fewer than ``min_sentences``
-    sentences, or it would leave training without any.
-
-    The sentences whose hash falls under ``fraction`` of the range, so more data never
-    moves a training sentence to validation. When that draw picks fewer than
-    ``min_sentences`` although ``fraction`` of the sentences is at least as many, the
-    ``min_sentences`` lowest hashes (they include the draw's): otherwise the draw alone
-    decided whether a run of 23 sentences could stop at its best step (it picked 2, and
-    all six encoder layers overfit over 3 passes, demo_training.md round 4)."""
-    groups = sorted({normalize_text(e.text) for e in examples})
-    if fraction <= 0 or fraction * len(groups) < min_sentences:
-        return list(examples), []
-
-    def rank(g: str) -> int:
-        return int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
-
-    chosen = {g for g in groups if rank(g) < fraction * 2**64}
-    if len(chosen) < min_sentences:
-        chosen = set(sorted(groups, key=rank)[:min_sentences])
-    if len(chosen) == len(groups):
-        return list(examples), []
-    train = [e for e in examples if normalize_text(e.text) not in chosen]
-    validation = [e for e in examples if normalize_text(e.text) in chosen]
-    return train, validation
 
 
 def planned_steps(args: FinetuneArguments, clips: int) -> int:

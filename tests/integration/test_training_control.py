@@ -42,7 +42,7 @@ def test_validation_holds_out_whole_sentences() -> None:
 def test_a_validation_slice_whenever_the_share_reaches_the_minimum() -> None:
     # The hash draw alone once left runs of 23 sentences without validation (it picked 2):
     # from fraction x sentences >= 3 on, the slice is there, whatever the sentences.
-    from training.finetune import _VALIDATION_SALT
+    from training.data import _VALIDATION_SALT
 
     def drawn(sentences: list[str]) -> int:
         hashes = [hashlib.sha256(_VALIDATION_SALT + s.encode()).digest()[:8] for s in sentences]
