@@ -4,6 +4,9 @@ For each configuration: the median seconds per optimizer step (batch 8, labels o
 typical sentence's length, AdamW over the trainable parameters) after a warm-up step,
 samples per second, and the one-off cost per clip of caching the frozen lower encoder.
 
+The cached modes train the decoder as a run does (``TRAIN_DECODER``, cross-attention only
+by default).
+
 - ``cpu-decoder``: encoder frozen entirely (decoder-only training over cached outputs);
 - ``cpu-top2`` / ``cpu-top4``: the top 2/4 encoder layers and the decoder over the cached
   lower ones (top 4: the default until 2026-12-05);
@@ -44,10 +47,16 @@ def measure(hf_dir: Path, device: str, layers: int, *, full: bool, steps: int) -
     import torch
 
     from training._whisper_model import PartialEncoderWhisper
+    from training.arguments import FinetuneArguments
 
     model = PartialEncoderWhisper.from_pretrained(str(hf_dir), dtype=torch.float32).to(device)
+    # The cached modes train the decoder as a run does (its default: cross-attention only);
+    # full fine-tuning trains everything.
     trainable = model.configure_trainable(
-        encoder_layers=layers, train_embeddings=full, front_end=full
+        encoder_layers=layers,
+        train_embeddings=full,
+        front_end=full,
+        decoder="all" if full else FinetuneArguments().decoder,
     )
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     features = torch.randn(BATCH, 80, 3000, device=device)
