@@ -357,6 +357,11 @@ def _corpus_rows(
 _VALIDATION_SALT = b"whisper-it/validation/v1:"
 
 
+def _validation_rank(sentence: str) -> int:
+    """A normalised sentence's place in [0, 2**64): under ``fraction`` of it, validation."""
+    return int.from_bytes(hashlib.sha256(_VALIDATION_SALT + sentence.encode()).digest()[:8], "big")
+
+
 def split_validation(
     examples: Sequence[Example], *, fraction: float, min_sentences: int
 ) -> tuple[list[Example], list[Example]]:
@@ -373,13 +378,9 @@ def split_validation(
     groups = sorted({normalize_text(e.text) for e in examples})
     if fraction <= 0 or fraction * len(groups) < min_sentences:
         return list(examples), []
-
-    def rank(g: str) -> int:
-        return int.from_bytes(hashlib.sha256(_VALIDATION_SALT + g.encode()).digest()[:8], "big")
-
-    chosen = {g for g in groups if rank(g) < fraction * 2**64}
+    chosen = {g for g in groups if _validation_rank(g) < fraction * 2**64}
     if len(chosen) < min_sentences:
-        chosen = set(sorted(groups, key=rank)[:min_sentences])
+        chosen = set(sorted(groups, key=_validation_rank)[:min_sentences])
     if len(chosen) == len(groups):
         return list(examples), []
     train = [e for e in examples if normalize_text(e.text) not in chosen]

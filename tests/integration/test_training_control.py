@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -42,11 +41,10 @@ def test_validation_holds_out_whole_sentences() -> None:
 def test_a_validation_slice_whenever_the_share_reaches_the_minimum() -> None:
     # The hash draw alone once left runs of 23 sentences without validation (it picked 2):
     # from fraction x sentences >= 3 on, the slice is there, whatever the sentences.
-    from training.data import _VALIDATION_SALT
+    from training.data import _validation_rank
 
     def drawn(sentences: list[str]) -> int:
-        hashes = [hashlib.sha256(_VALIDATION_SALT + s.encode()).digest()[:8] for s in sentences]
-        return sum(int.from_bytes(h, "big") < 0.15 * 2**64 for h in hashes)
+        return sum(_validation_rank(s) < 0.15 * 2**64 for s in sentences)
 
     topped_up = 0
     for start in range(60):
