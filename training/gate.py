@@ -23,8 +23,11 @@ Promotion needs all of:
   against the serving model; and a gain for a majority of users;
 * on every guard, and on the primary set against the *base* model, non-inferiority: the
   upper end of the change's interval (at ``guard_confidence``) within the set's
-  tolerance, against the serving model and the base model alike, so that losses cannot
-  add up version after version;
+  tolerance against the base model, so that losses cannot add up version after version;
+  against the serving model the estimate within it (``serving_guard_confidence``), so a
+  version may give back part of an earlier version's gain on other speech, never more
+  than the tolerance at once and never below the base model's bound (where the serving
+  model *is* the base model, or on ``recent``, the serving comparison takes the bound);
 * no set where the candidate loops (insertion rate above ``max_insertion_rate`` and above
   the serving model's).
 """
@@ -299,7 +302,8 @@ def decide(
             "judge; the candidate is kept out"
         )
         return GateDecision(False, None, (), policy.confidence, note)
-    checks = [_check(j, primary, policy) for j in judged]
+    versus_base = {j.name for j in judged if j.baseline == BASE}
+    checks = [_check(j, primary, policy, j.name in versus_base) for j in judged]
     promote = all(check.passed for check in checks)
     return GateDecision(promote, primary, tuple(checks), policy.confidence)
 
@@ -334,10 +338,18 @@ def _gain_test(judged: _Judged, policy: GatePolicy, users_better: int) -> tuple[
     return p_value, passed, rule if passed else f"no {rule}"
 
 
-def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
+def _check(
+    judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool
+) -> SetCheck:
+    """``versus_base``: the set is compared with the base model too."""
     data = judged.data
     gain_test = judged.name == primary and judged.baseline == SERVING
-    confidence = policy.confidence if gain_test else policy.guard_confidence
+    if gain_test:
+        confidence = policy.confidence
+    elif judged.baseline == SERVING and versus_base:
+        confidence = policy.serving_guard_confidence
+    else:
+        confidence = policy.guard_confidence
     delta, low, high = interval(
         data, confidence=confidence, resamples=policy.bootstrap_resamples, seed=policy.seed
     )
@@ -348,9 +360,14 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy) -> SetCheck:
     else:
         tolerance = policy.tolerance(judged.name)
         passed = high <= tolerance
+        bound = (
+            f"upper bound {_signed(high)} at {100 * confidence:.0f}%"
+            if confidence > 0
+            else "the estimate; the base model's bound limits the sum"
+        )
         rule = (
             f"{'within' if passed else 'not shown within'} the {_pct(tolerance)} tolerance "
-            f"(upper bound {_signed(high)} at {100 * confidence:.0f}%)"
+            f"({bound})"
         )
     cur, cand = judged.current.rates, judged.candidate.rates
     loops = cand.insertion_rate > max(policy.max_insertion_rate, cur.insertion_rate)
