@@ -338,9 +338,7 @@ def _gain_test(judged: _Judged, policy: GatePolicy, users_better: int) -> tuple[
     return p_value, passed, rule if passed else f"no {rule}"
 
 
-def _check(
-    judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool
-) -> SetCheck:
+def _check(judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool) -> SetCheck:
     """``versus_base``: the set is compared with the base model too."""
     data = judged.data
     gain_test = judged.name == primary and judged.baseline == SERVING
