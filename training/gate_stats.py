@@ -228,13 +228,10 @@ def p_value_below(data: ClusterData, shift: float, *, resamples: int, seed: int)
 def interval(
     data: ClusterData, *, confidence: float, resamples: int, seed: int
 ) -> tuple[float, float, float]:
-    """(mean, low, high): the centred cluster values' sign-flip spread around the mean;
-    confidence 0 is the estimate alone."""
+    """(mean, low, high): the centred cluster values' sign-flip spread around the mean."""
     if not data.size:
         return 0.0, 0.0, 0.0
     mean = data.mean
-    if confidence <= 0:
-        return mean, mean, mean
     residuals = data.weights * (data.values - mean)
     spread = sign_patterns(data.size, resamples=resamples, seed=seed) @ residuals
     half = float(np.quantile(np.abs(spread), confidence))
