@@ -20,7 +20,8 @@ row), so configurations can be run one at a time. Run::
     .venv/bin/python benchmarks/training_ablation.py --config defaults '{}' \\
         --config decoder_all '{"decoder": "all"}'
 
-About 10 minutes per configuration on 2 cores.
+About 10-25 minutes per configuration on 2 cores. Rows are comparable only on the same
+audio: a fresh work folder draws the sets again, so give its rows their own ``--name``.
 """
 
 from __future__ import annotations
@@ -190,11 +191,15 @@ def main() -> int:
         "--wide-voices", action="store_true",
         help="each sentence by 3 of demo_training.WIDE_TRAIN_VOICES in turn (6 speakers)",
     )  # fmt: skip
+    parser.add_argument(
+        "--name", default=NAME,
+        help="results file name: rows scored on another draw of the sets need their own",
+    )  # fmt: skip
     args = parser.parse_args()
     machine = _common.machine_info()
     voices = demo_training.WIDE_TRAIN_VOICES if args.wide_voices else demo_training.TRAIN_VOICES
     train, manifests = prepare(args.workdir, args.train_sentences, voices)
-    path = _common.RESULTS_DIR / f"{NAME}.json"
+    path = _common.RESULTS_DIR / f"{args.name}.json"
     data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"runs": []}
     data["machine"] = machine
     if "base" not in data:
@@ -207,9 +212,9 @@ def main() -> int:
                          workdir=args.workdir, cache_dir=args.cache_dir,
                          train_sentences=args.train_sentences, voices=voices)  # fmt: skip
         data["runs"] = [r for r in data["runs"] if r["name"] != name] + [row]
-        _common.write_results(NAME, data, markdown(data))
+        _common.write_results(args.name, data, markdown(data))
     text = markdown(data)
-    _common.write_results(NAME, data, text)
+    _common.write_results(args.name, data, text)
     print(text)
     return 0
 

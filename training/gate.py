@@ -351,26 +351,7 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool)
     if gain_test:
         p_value, passed, rule = _gain_test(judged, policy, users_better)
     else:
-        tolerance = policy.tolerance(judged.name)
-        bound, said = high, f"upper bound {_signed(high)} at {100 * confidence:.0f}%"
-        decide_at = policy.serving_guard_confidence
-        if judged.baseline == SERVING and versus_base and decide_at != confidence:
-            # The base model's bound limits the sum; against the serving model a looser one.
-            bound = (
-                interval(data, confidence=decide_at, resamples=policy.bootstrap_resamples,
-                         seed=policy.seed)[2]
-                if decide_at > 0
-                else delta
-            )  # fmt: skip
-            said = (
-                f"upper bound {_signed(bound)} at {100 * decide_at:.0f}%"
-                if decide_at > 0
-                else f"the estimate {_signed(delta)}"
-            ) + " against the serving model; the base model's bound limits the sum"
-        passed = bound <= tolerance
-        rule = (
-            f"{'within' if passed else 'not shown within'} the {_pct(tolerance)} tolerance ({said})"
-        )
+        passed, rule = _guard(judged, policy, versus_base, (delta, high, confidence))
     cur, cand = judged.current.rates, judged.candidate.rates
     loops = cand.insertion_rate > max(policy.max_insertion_rate, cur.insertion_rate)
     if loops:  # an alarm on loops the candidate brings, not on a set where both insert
@@ -399,6 +380,29 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool)
         confirmed_clusters=data.confirmed,
         stratified=data.stratified,
     )
+
+
+def _guard(
+    judged: _Judged, policy: GatePolicy, versus_base: bool, change: tuple[float, float, float]
+) -> tuple[bool, str]:
+    """Non-inferiority on a guard: passed, and why. ``change``: the estimate and the upper
+    bound at ``confidence``."""
+    delta, high, confidence = change
+    tolerance = policy.tolerance(judged.name)
+    bound, said = high, f"upper bound {_signed(high)} at {100 * confidence:.0f}%"
+    decide_at = policy.serving_guard_confidence
+    if judged.baseline == SERVING and versus_base and decide_at != confidence:
+        # The base model's bound limits the sum; against the serving model a looser one.
+        if decide_at > 0:
+            bound = interval(judged.data, confidence=decide_at,
+                             resamples=policy.bootstrap_resamples, seed=policy.seed)[2]  # fmt: skip
+            said = f"upper bound {_signed(bound)} at {100 * decide_at:.0f}%"
+        else:
+            bound, said = delta, f"the estimate {_signed(delta)}"
+        said += " against the serving model; the base model's bound limits the sum"
+    passed = bound <= tolerance
+    verdict = "within" if passed else "not shown within"
+    return passed, f"{verdict} the {_pct(tolerance)} tolerance ({said})"
 
 
 def _pct(value: float) -> str:

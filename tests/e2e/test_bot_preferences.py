@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot import messages
+from model.asr.normalize import error_rates
 from tests.support.bot_harness import ADMIN, GROUP, OTHER_USER, USER, running_bot
 from tests.support.speech import synthesize
 
@@ -21,6 +22,12 @@ IN_GROUP = {"chat_id": GROUP, "chat_type": "group"}
 @pytest.fixture(scope="module")
 def voice_note(speech_dir: Path) -> bytes:
     return synthesize(SENTENCE, speech_dir / "preferences.ogg").read_bytes()
+
+
+def _transcribed(text: str) -> bool:
+    """``text`` is the note's transcript: a few words wrong at most (the int8 decoding of
+    synthetic speech differs by CPU: "Milano" was read as "terminano" on one)."""
+    return error_rates([SENTENCE], [text.split("\n\n#")[0]]).wer < 0.5
 
 
 def _buttons(message: Any) -> dict[str, str]:
@@ -95,18 +102,14 @@ async def test_each_output_form_and_hashtags_off_in_a_private_chat(
         panel, _ = await _press(bot, panel, "file .txt")
         reply = await _reply_to_voice(bot, voice_note)
         assert reply.document.name.endswith(".txt")
-        assert "milano" in reply.document.data.decode().lower()
+        assert _transcribed(reply.document.data.decode())
 
         panel, _ = await _press(bot, panel, "Hashtag")
         assert "Hashtag: no" in _buttons(panel)
         panel, _ = await _press(bot, panel, "✅ file .txt")  # pressing the chosen one: no change
         panel, _ = await _press(bot, panel, "testo")
         reply = await _reply_to_voice(bot, voice_note)
-        assert (
-            reply.document is None
-            and "#" not in reply.content
-            and "milano" in reply.content.lower()
-        )
+        assert reply.document is None and "#" not in reply.content and _transcribed(reply.content)
 
         # A correction still works on a reply in a chosen form (it is the user's own row).
         assert bot.transcription_by_reply(reply.message_id) is not None
@@ -122,7 +125,7 @@ async def test_groups_transcribe_every_voice_note_and_admins_can_lock_the_settin
         panel, _ = await _press(bot, panel, "Trascrivi tutto", chat_id=GROUP)
         assert "Trascrivi tutto: sì" in _buttons(panel)
         reply = await _reply_to_voice(bot, voice_note, **IN_GROUP)
-        assert "milano" in reply.content.lower()
+        assert _transcribed(reply.content), reply.content
         # The note sent before, not addressed to the bot, was left alone.
         assert bot.replies_to(ignored["message_id"], chat_id=GROUP) == []
 

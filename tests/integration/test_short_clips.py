@@ -150,8 +150,7 @@ def test_a_long_clip_in_a_batch_takes_the_sequential_path(ct2_transcriber, clips
     long = np.concatenate([piece for s, _ in clips for piece in (s, pause)] * 3)
     long = np.concatenate([long, np.zeros(SAMPLE_RATE, np.float32)])
     assert long.size / SAMPLE_RATE > SHORT_CLIP_SECONDS
-    options = TranscribeOptions(beam_size=1)
-    short, whole = ct2_transcriber.transcribe_batch([clips[0][0], long], options=options)
+    short, whole = ct2_transcriber.transcribe_batch([clips[0][0], long], options=OPTIONS)
     assert isinstance(short, Transcription) and short.text
     assert isinstance(whole, Transcription)
     assert whole.segments[-1].end > SHORT_CLIP_SECONDS

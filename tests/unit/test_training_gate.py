@@ -150,6 +150,12 @@ def test_a_version_may_give_back_an_earlier_gain_on_other_speech_but_not_below_b
     # The same at the guard confidence (the rule until 2026-12-05) refuses it.
     strict = dataclasses.replace(policy, serving_guard_confidence=policy.guard_confidence)
     assert not decide(current, candidate, strict, base=base, origins=_origins(10)).promote
+    # An operator may ask for a bound there too, at a lower confidence than the guards'.
+    half = dataclasses.replace(policy, serving_guard_confidence=0.5)
+    looser = decide(current, candidate, half, base=base, origins=_origins(10))
+    serving = next(c for c in looser.checks
+                   if c.eval_set == GENERAL_SET and c.baseline == "serving")  # fmt: skip
+    assert "at 50% against the serving model" in serving.rule
     # As far below the base model as it was below v2: the base model's bound refuses it.
     candidate[GENERAL_SET] = _evaluation([3, 1] * 4)
     worse = decide(current, candidate, policy, base=base, origins=_origins(10))
