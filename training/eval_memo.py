@@ -4,17 +4,21 @@ Every run judges the serving model (and, once a trained version serves, the base
 the same general set, which nobody can write to: the same model, clip and settings give the
 same words whatever the load (``model.asr.seeded_sampling``), so decoding them again each
 run only costs minutes. ``MemoTranscriber`` answers a clip it has already heard from a file
-keyed by the model's weights, and decodes the rest. Only the general set goes through it:
+keyed by the model's weights and the machine that decodes (the CTranslate2 version and the
+CPU's instruction sets: another CPU runs other int8 kernels and can read a clip
+differently), and decodes the rest. Only the general set goes through it:
 held-out and recent clips are users' audio, which /forget must be able to erase, so they are
 never written here.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +38,13 @@ log = logging.getLogger(__name__)
 # The files that define a CTranslate2 model's output (weights, shapes, vocabulary).
 MODEL_FILES = ("model.bin", "config.json", "vocabulary.json", "vocabulary.txt")
 HASH_BLOCK = 1 << 20
+CPUINFO = Path("/proc/cpuinfo")
+# CPU features that select CTranslate2's kernels (its dispatch is by instruction set).
+KERNEL_FLAGS = frozenset({
+    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq",
+    "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16", "asimd",
+    "sve", "i8mm", "bf16",
+})  # fmt: skip
 
 
 def model_fingerprint(ct2_dir: Path) -> str:
@@ -48,6 +59,29 @@ def model_fingerprint(ct2_dir: Path) -> str:
             while block := handle.read(HASH_BLOCK):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> list[str]:
+    """The kernel-selecting features the CPU reports (Linux; elsewhere none are read)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return sorted(KERNEL_FLAGS.intersection(value.split()))
+    return []
+
+
+@functools.cache
+def decoder_fingerprint() -> str:
+    """What besides the model decides the words: CTranslate2's version, the architecture and
+    the instruction sets its kernels are chosen by."""
+    import ctranslate2
+
+    parts = [ctranslate2.__version__, platform.machine(), *cpu_flags()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def clip_key(audio: np.ndarray, options: TranscribeOptions) -> str:
@@ -115,5 +149,7 @@ class MemoTranscriber:
         return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def memo_path(folder: Path, ct2_dir: Path) -> Path:
-    return folder / f"{model_fingerprint(ct2_dir)[:32]}.json"
+def memo_path(folder: Path, ct2_dir: Path, decoder: str | None = None) -> Path:
+    """The memo of this model decoded on this machine (``decoder``: its fingerprint)."""
+    machine = decoder if decoder is not None else decoder_fingerprint()
+    return folder / f"{model_fingerprint(ct2_dir)[:32]}-{machine[:12]}.json"

@@ -9,7 +9,7 @@ import numpy as np
 
 from model.asr.transcription import TranscribeOptions
 from tests.support.worker_support import FakeTranscriber
-from training.eval_memo import MemoTranscriber, memo_path, model_fingerprint
+from training.eval_memo import MemoTranscriber, cpu_flags, memo_path, model_fingerprint
 
 
 def _clip(seed: int) -> np.ndarray:
@@ -59,3 +59,20 @@ def test_a_damaged_memo_is_ignored(tmp_path: Path) -> None:
         engine = FakeTranscriber(text="ciao")
         memo = MemoTranscriber(engine, path)
         assert memo.transcribe(_clip(3)).text == "ciao" and engine.calls == 1
+
+
+def test_the_memo_belongs_to_the_machine_that_decoded(tmp_path: Path) -> None:
+    """Another CPU (other int8 kernels) or CTranslate2 version may read a clip differently:
+    the words decoded on one machine are not served as another's."""
+    model = _model(tmp_path / "ct2", b"weights")
+    here = memo_path(tmp_path, model)
+    assert here == memo_path(tmp_path, model)
+    assert memo_path(tmp_path, model, decoder="a" * 64) != memo_path(tmp_path, model, "b" * 64)
+
+    avx512 = tmp_path / "cpuinfo-avx512"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 avx512f avx512bw\n")
+    avx2 = tmp_path / "cpuinfo-avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse4_2 avx avx2 fma\n")
+    assert cpu_flags(avx512) == ["avx", "avx2", "avx512bw", "avx512f", "sse4_2"]
+    assert cpu_flags(avx2) == ["avx", "avx2", "fma", "sse4_2"]
+    assert cpu_flags(tmp_path / "missing") == []
