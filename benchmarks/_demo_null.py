@@ -37,7 +37,8 @@ def null_candidate(
     from model.asr.tsv import read_tsv
     from storage.samples import DEFAULT_EVAL_FRACTION, EVAL, assign_splits
     from training.config import split_policy
-    from training.gate import GENERAL_SET, HELDOUT_SET, ClipOrigin, GatePolicy, decide
+    from training.gate import ClipOrigin, decide
+    from training.gate_policy import GENERAL_SET, HELDOUT_SET, GatePolicy
 
     base_ct2 = sources.ct2_dir("packaged:whisper-base", cache_dir=cache_dir).path
     base_hf = sources.hf_dir("packaged:whisper-base", cache_dir=cache_dir).path

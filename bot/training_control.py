@@ -29,8 +29,8 @@ from storage.training_lease import lease_alive, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
 from training.config import RunConfig
 from training.configurable import from_settings
-from training.gate import GateDecision
 from training.gate_policy import GatePolicy
+from training.gate_records import GateDecision
 from training.general_set import general_set_source
 from training.report import REPORT_KEY, RunReport
 

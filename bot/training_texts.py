@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from bot.formatting import escape, progress_bar
 from bot.training_control import StartRefusal, StartResult
 from storage.models import RunStatus
-from training.gate import GateDecision, SetCheck, Verdict
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
+from training.gate_records import GateDecision, SetCheck, Verdict
 
 if TYPE_CHECKING:
     from bot.training_control import ModelInfo, TrainingStatus

@@ -34,12 +34,10 @@ Promotion needs all of:
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from model.asr.normalize import normalize_text
 from training.gate_policy import (
@@ -50,23 +48,20 @@ from training.gate_policy import (
     SET_ORDER,
     GatePolicy,
 )
+from training.gate_records import (
+    BASE,
+    SERVING,
+    GateDecision,
+    Interval,
+    Role,
+    SetCheck,
+    pct,
+    signed,
+)
 from training.gate_stats import ClusterData, PairedClip, clusters, interval, p_value_below
 
 if TYPE_CHECKING:
     from model.asr.evaluation import Evaluation
-
-
-class Role(enum.StrEnum):
-    PRIMARY = "primary"
-    GUARD = "guard"
-
-
-class Verdict(enum.StrEnum):
-    """What the interval says about the candidate on one set."""
-
-    BETTER = "better"
-    WORSE = "worse"
-    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -80,131 +75,12 @@ class ClipOrigin:
     confirmed: bool = False
 
 
-SERVING = "serving"
-BASE = "base"
 # Sets scored against what users were sent, not against a true text: the base model, whose
 # transcripts those often were, reads 0% there by construction, so "no worse than the base
 # model" would grow with every real change a version makes (the 5-round demo refused a
 # candidate 14 points better on unseen sentences for it). Only the serving model is
 # compared there: a collapse alarm, not a cumulative one.
 UNLABELLED_SETS = frozenset({RECENT_SET})
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Candidate WER minus serving WER (negative = better), with its bootstrap bounds."""
-
-    delta: float
-    low: float
-    high: float
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.high < 0:
-            return Verdict.BETTER
-        if self.low > 0:
-            return Verdict.WORSE
-        return Verdict.INCONCLUSIVE
-
-
-@dataclass(frozen=True)
-class SetCheck:
-    """One set's paired comparison and whether it lets the candidate through."""
-
-    eval_set: str
-    role: Role
-    clips: int
-    sentences: int
-    current_wer: float
-    candidate_wer: float
-    current_cer: float
-    candidate_cer: float
-    current_insertion_rate: float
-    candidate_insertion_rate: float
-    interval: Interval
-    passed: bool
-    rule: str  # why it passed or failed, in plain English (logs, CLI, model card)
-    baseline: str = SERVING  # which model the candidate is compared with
-    clusters: int = 0
-    users: int = 0
-    users_better: int = 0
-    p_value: float | None = None
-    # The interval's confidence (the gain test's, or the guards'); 0: an older record.
-    interval_confidence: float = 0.0
-    # Confirmed clusters (the "✅ Giusto" button), and whether the set was post-stratified
-    # by corrected / confirmed clips (``training.gate_stats``).
-    confirmed_clusters: int = 0
-    stratified: bool = False
-
-    @property
-    def verdict(self) -> Verdict:
-        return self.interval.verdict
-
-    def describe(self) -> str:
-        i = self.interval
-        versus = "" if self.baseline == SERVING else f" vs {self.baseline}"
-        return (
-            f"{self.eval_set}{versus} ({self.clips} clips, {self.clusters} clusters, "
-            f"{self.users} users): WER "
-            f"{_pct(self.current_wer)} -> {_pct(self.candidate_wer)}, change {_signed(i.delta)} "
-            f"[{_signed(i.low)}, {_signed(i.high)}]: {self.verdict}; {self.rule}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["role"] = str(self.role)
-        data["verdict"] = str(self.verdict)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SetCheck:
-        known = {f.name for f in dataclasses.fields(cls)}
-        fields = {k: v for k, v in data.items() if k in known}
-        fields["role"] = Role(fields["role"])
-        fields["interval"] = Interval(**fields["interval"])
-        return cls(**fields)
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    promote: bool
-    primary_set: str | None
-    checks: tuple[SetCheck, ...]
-    confidence: float
-    # Said when no check could be made (no set large enough to judge).
-    note: str | None = None
-
-    @property
-    def reasons(self) -> tuple[str, ...]:
-        lines = tuple(check.describe() for check in self.checks)
-        return (self.note, *lines) if self.note else lines
-
-    @property
-    def summary(self) -> str:
-        return "; ".join(self.reasons)
-
-    def check(self, eval_set: str) -> SetCheck | None:
-        return next((c for c in self.checks if c.eval_set == eval_set), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "promote": self.promote,
-            "primary_set": self.primary_set,
-            "confidence": self.confidence,
-            "note": self.note,
-            "checks": [check.to_dict() for check in self.checks],
-            "reasons": list(self.reasons),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GateDecision:
-        return cls(
-            promote=bool(data["promote"]),
-            primary_set=data.get("primary_set"),
-            checks=tuple(SetCheck.from_dict(c) for c in data.get("checks", ())),
-            confidence=float(data.get("confidence", GatePolicy().confidence)),
-            note=data.get("note"),
-        )
 
 
 # --------------------------------------------------------------------------- pairing
@@ -329,7 +205,7 @@ def _gain_test(judged: _Judged, policy: GatePolicy, users_better: int) -> tuple[
     majority = judged.name != HELDOUT_SET or 2 * users_better > judged_users
     passed = p_value < alpha and majority
     rule = (
-        f"gain of at least {_pct(policy.min_wer_improvement)}: one-sided sign-flip "
+        f"gain of at least {pct(policy.min_wer_improvement)}: one-sided sign-flip "
         f"p = {p_value:.4f} (needs < {alpha:.3f}); better for {users_better} of "
         f"{judged_users} users"
     )
@@ -356,7 +232,7 @@ def _check(judged: _Judged, primary: str, policy: GatePolicy, versus_base: bool)
     loops = cand.insertion_rate > max(policy.max_insertion_rate, cur.insertion_rate)
     if loops:  # an alarm on loops the candidate brings, not on a set where both insert
         passed = False
-        rule += f"; insertion rate {_pct(cand.insertion_rate)} (generation loops?)"
+        rule += f"; insertion rate {pct(cand.insertion_rate)} (generation loops?)"
     return SetCheck(
         eval_set=judged.name,
         role=Role.PRIMARY if judged.name == primary else Role.GUARD,
@@ -389,25 +265,17 @@ def _guard(
     bound at ``confidence``."""
     delta, high, confidence = change
     tolerance = policy.tolerance(judged.name)
-    bound, said = high, f"upper bound {_signed(high)} at {100 * confidence:.0f}%"
+    bound, said = high, f"upper bound {signed(high)} at {100 * confidence:.0f}%"
     decide_at = policy.serving_guard_confidence
     if judged.baseline == SERVING and versus_base and decide_at != confidence:
         # The base model's bound limits the sum; against the serving model a looser one.
         if decide_at > 0:
             bound = interval(judged.data, confidence=decide_at,
                              resamples=policy.bootstrap_resamples, seed=policy.seed)[2]  # fmt: skip
-            said = f"upper bound {_signed(bound)} at {100 * decide_at:.0f}%"
+            said = f"upper bound {signed(bound)} at {100 * decide_at:.0f}%"
         else:
-            bound, said = delta, f"the estimate {_signed(delta)}"
+            bound, said = delta, f"the estimate {signed(delta)}"
         said += " against the serving model; the base model's bound limits the sum"
     passed = bound <= tolerance
     verdict = "within" if passed else "not shown within"
-    return passed, f"{verdict} the {_pct(tolerance)} tolerance ({said})"
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def _signed(value: float) -> str:
-    return f"{100 * value:+.1f}"
+    return passed, f"{verdict} the {pct(tolerance)} tolerance ({said})"

@@ -14,8 +14,9 @@ from model.asr.registry import BASE_VERSION, ModelRegistry
 from training.config import RunConfig
 from training.data import Example
 from training.eval_memo import MemoTranscriber, memo_path
-from training.gate import ClipOrigin, GateDecision, decide
+from training.gate import ClipOrigin, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
+from training.gate_records import GateDecision
 from training.general_set import PACKAGED, load_general_set
 from training.snapshot import HELDOUT_MANIFEST, RECENT_MANIFEST, TRAIN_MANIFEST, read_run_manifest
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from model.asr.registry import BASE_VERSION, ModelRegistry, RegistryError
 from storage import training_records
-from training.gate import GateDecision
+from training.gate_records import GateDecision
 
 # --------------------------------------------------------------------------- model card
 

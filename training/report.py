@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from training.arguments import FinetuneResult
-from training.gate import GateDecision
+from training.gate_records import GateDecision
 
 REPORT_KEY = "report"
 

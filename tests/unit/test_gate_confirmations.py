@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from tests.support.gate_simulation import WORDS, Clip, simulated_evaluation
-from training.gate import ClipOrigin, GateDecision, decide
+from training.gate import ClipOrigin, decide
 from training.gate_policy import HELDOUT_SET, GatePolicy
+from training.gate_records import GateDecision
 from training.gate_stats import PairedClip, clusters
 
 NOMINAL = 0.025

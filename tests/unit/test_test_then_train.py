@@ -144,7 +144,7 @@ def test_status_tells_the_admin_how_many_new_clips_were_judged_first() -> None:
     from bot.training_texts import status_text
     from storage.training_records import RunState
     from training.arguments import FinetuneResult
-    from training.gate import GateDecision
+    from training.gate_records import GateDecision
     from training.report import DataFacts, RunReport
 
     def status(fresh: int) -> str:

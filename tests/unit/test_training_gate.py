@@ -9,8 +9,9 @@ import pytest
 
 from tests.support.training_support import made_up_evaluation
 from training.arguments import FinetuneResult
-from training.gate import ClipOrigin, GateDecision, Role, Verdict, decide
+from training.gate import ClipOrigin, decide
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET, GatePolicy
+from training.gate_records import GateDecision, Role, Verdict
 from training.gate_stats import PairedClip, capped_weights, clusters, p_value_below
 from training.report import DataFacts, RunReport
 
