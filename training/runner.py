@@ -1,35 +1,28 @@
 """One training run, start to finish: the process the bot launches.
 
-``python -m training run --config RUN.json`` snapshots the data (first start only,
-``training.snapshot``), fine-tunes **from the base model** on all current corrections (never
-from the served model: no version inherits another's data or drift, and /forget leaves the
-weights at the next promotion), with checkpoints, keeping the step that did best on a
-validation slice of unseen sentences, exports the candidate to CTranslate2, evaluates
-candidate and serving model with the serving engine on the same clips, records every
-evaluation, and promotes the candidate if the gate (``training.gate``) allows. The
+``python -m training run --config RUN.json`` (``training.__main__``) snapshots the data
+(first start only, ``training.snapshot``), fine-tunes **from the base model** on all current
+corrections (never from the served model: no version inherits another's data or drift, and
+/forget leaves the weights at the next promotion), with checkpoints, keeping the step that
+did best on a validation slice of unseen sentences, exports the candidate to CTranslate2,
+evaluates candidate and serving model with the serving engine on the same clips, records
+every evaluation, and promotes the candidate if the gate (``training.gate``) allows. The
 candidate's ``parent`` is the version it replaces (what /rollback returns to). Progress
 goes to the ``training_runs`` row, and the outcome is one ``training.report.RunReport``.
 
 Started again with the same run id after a crash or kill, it reuses the run's data
 snapshot and resumes from the newest checkpoint. A failure is recorded on the run. A
 finished run deletes its text manifests (privacy: ``training.snapshot``).
-
-``python -m training finetune ARGS.json`` runs only the fine-tuning (``FinetuneArguments``
-as JSON): that is the entry point for ``torchrun`` / ``accelerate launch`` on several GPUs.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import shutil
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +57,7 @@ CANDIDATE_CT2 = "candidate-ct2"
 # Progress rows are written at most this often (a step takes seconds on CPU anyway).
 PROGRESS_EVERY_S = 2.0
 
-__all__ = ["CONFIG_FILE", "RunConfig", "RunError", "main", "run_training"]
+__all__ = ["CONFIG_FILE", "RunConfig", "RunError", "run_training"]
 
 
 class RunError(Exception):
@@ -380,37 +373,3 @@ class _ProgressReporter:
                 loss=progress.loss,
             )
             uow.commit()
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run or resume one training run")
-    run.add_argument("--config", type=Path, required=True, help="RunConfig as JSON")
-    tune = commands.add_parser("finetune", help="fine-tune only (torchrun/accelerate entry)")
-    tune.add_argument("args_json", type=Path, help="FinetuneArguments as JSON")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per clip
-    if args.command == "finetune":
-        from training.arguments import FinetuneArguments
-
-        result = finetune(FinetuneArguments.from_json(args.args_json))
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    config = RunConfig.from_json(args.config.read_text(encoding="utf-8"))
-    try:
-        report = run_training(config)
-    except RunError as exc:
-        print(f"training: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    return 0
