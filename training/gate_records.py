@@ -34,7 +34,7 @@ class Verdict(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Interval:
-    """Candidate WER minus serving WER (negative = better), with its bootstrap bounds."""
+    """Candidate WER minus the baseline's (negative = better), with its sign-flip interval."""
 
     delta: float
     low: float
