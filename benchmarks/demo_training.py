@@ -68,7 +68,7 @@ TRAIN_SPEED = 150
 # Sentences whose corrections arrive before each round (cumulative: 30 ... 144 clips).
 ROUND_SENTENCES = (10, 20, 30, 40, 48)
 # ``--round-sentences long``: a bot some months older (300 clips); the ablation trains on them
-# too (``--train-sentences`` over 48). Not run as a demo: 70 sentences did not help unseen voices.
+# too (``--train-sentences`` over 48). results/demo_training_long_salt2.md: faster, then stalled.
 LONG_ROUND_SENTENCES = (20, 40, 60, 80, 100)
 # Variants: settings (WHISPER_IT_*) that differ from the defaults.
 VARIANTS: dict[str, dict[str, str]] = {
