@@ -274,6 +274,22 @@ def set_salt(data_dir: Path, salt: int) -> None:
         db.execute("UPDATE installation_secrets SET value = ? WHERE name = ?", (value, SALT_SECRET))
 
 
+def _score_refused(
+    data_dir: Path, verdict: dict[str, Any], manifests: dict[str, Path]
+) -> dict[str, Any] | None:
+    """A refused candidate's scores (``WHISPER_IT_TRAIN_KEEP_REFUSED`` kept it); its
+    folder is deleted after."""
+    from training.forgetting import REFUSED_CT2
+
+    kept = data_dir / "runs" / f"run-{verdict['run_id']:04d}" / REFUSED_CT2
+    if verdict["promoted"] or not kept.is_dir():
+        return None
+    try:
+        return _score(kept, f"{verdict['candidate']} (refused)", manifests)
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
 class _Scores:
     """Scores per model folder: the base model is scored once for every series."""
 
@@ -310,6 +326,8 @@ def run_series(
         **os.environ,
         "WHISPER_IT_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
+        # A refused candidate is scored too (then deleted): was it the gate or the recipe?
+        "WHISPER_IT_TRAIN_KEEP_REFUSED": "1",
         **VARIANTS[variant],
     }
     upgraded = _cli(["db", "upgrade"], env)
@@ -335,7 +353,8 @@ def run_series(
         done.append(
             {"round": number, "model": name, "run_seconds": round(seconds, 1),
              "corrected_clips": VOICES_PER_SENTENCE * round_sentences[number - 1],
-             "verdict": verdict, "scores": scores(ct2, name)}
+             "verdict": verdict, "scores": scores(ct2, name),
+             "refused_scores": _score_refused(data_dir, verdict, manifests)}
         )  # fmt: skip
         if partial is not None:
             current = {"variant": variant, "salt": salt, "rounds": done}
@@ -473,15 +492,22 @@ def _series_table(series: dict[str, Any]) -> str:
              f"{_pct(general['current_wer'])} -> {_pct(general['candidate_wer'])} "
              f"(up to {_signed(general['interval']['high'])})",
              "-" if not verdict else f"{verdict.get('best_step')}/{verdict.get('steps')}",
-             r.get("run_seconds", "-")]
+             _refused_cell(r.get("refused_scores")), r.get("run_seconds", "-")]
         )  # fmt: skip
     return _common.markdown_table(
         ["round", "corrected clips", "serving model", "unseen WER (disjoint)",
          "general WER (festival)", "gate", "gate's primary set (WER before -> after)",
          "gate's general set (packaged; change's 80% upper bound)", "kept step/steps",
-         "run s"],
+         "refused candidate: unseen / festival WER", "run s"],
         rows,
     )  # fmt: skip
+
+
+def _refused_cell(scores: dict[str, Any] | None) -> str:
+    # Results written before the demo kept refused candidates have none.
+    if not scores:
+        return "-"
+    return f"{_pct(scores['disjoint']['wer'])} / {_pct(scores['festival']['wer'])}"
 
 
 # The issue's targets for the served model (benchmarks, not tests).

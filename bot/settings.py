@@ -173,6 +173,9 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         20, description="The scheduler trains only with this many new corrections"
     )
     train_min_samples: int = Field(1, description="Refuse to train with fewer samples")
+    train_keep_refused: bool = Field(
+        False, description="Keep refused candidates' models (/forget deletes them too)"
+    )
     train_test_then_train: bool = Field(
         True, description="New sentences since the last run: judged on first, trained on next run"
     )

@@ -307,6 +307,7 @@ class TrainingControl:
             replay_ratio=s.train_replay_ratio,
             min_train_samples=s.train_min_samples,
             test_then_train=s.train_test_then_train,
+            keep_refused=s.train_keep_refused,
             hub_repo_id=s.hub_repo_id,
             encoder_cache_dir=str(self.encoder_cache_dir.resolve()),
             start_from=s.train_start_from,

@@ -64,6 +64,9 @@ class RunConfig:
     # Corrections of new sentences since the last run are first judged on, then trained on
     # (``training.snapshot.hold_out_fresh``).
     test_then_train: bool = True
+    # A refused candidate's CTranslate2 model stays in the run folder (``REFUSED_CT2``), to
+    # be scored or inspected; /forget deletes it with the rest (``training.forgetting``).
+    keep_refused: bool = False
     hub_repo_id: str | None = None
     # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
     encoder_cache_dir: str | None = None

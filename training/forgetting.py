@@ -9,12 +9,14 @@ promoted version knows nothing of it. Until then:
   had already loaded it is marked (``FORGOTTEN_RUN_FILE``) and refuses to promote;
 * the persistent lower-encoder cache loses its entries (``training.encoder_cache``);
 * every version trained on it is marked in the registry and never served again
-  (``ModelRegistry.mark_forgotten``): /rollback refuses it with the reason.
+  (``ModelRegistry.mark_forgotten``): /rollback refuses it with the reason;
+* a refused candidate kept for inspection (``WHISPER_IT_TRAIN_KEEP_REFUSED``) is deleted.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from training.snapshot import scrub_run_manifests
 # In a run folder: the audio hashes the run trains on, and the mark of forgotten ones.
 TRAINED_ON_FILE = "trained_on.txt"
 FORGOTTEN_RUN_FILE = "FORGOTTEN"
+# A finished run's refused candidate, kept only when an operator asks (``RunConfig``).
+REFUSED_CT2 = "refused-ct2"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ def _mark_runs(runs_dir: Path, gone: set[str]) -> Iterable[str]:
         hashes = trained_on(run_dir)
         if hashes & gone:
             (run_dir / FORGOTTEN_RUN_FILE).write_text("trained on audio deleted by /forget\n")
+            shutil.rmtree(run_dir / REFUSED_CT2, ignore_errors=True)
             _write(run_dir / TRAINED_ON_FILE, hashes - gone)
             yield run_dir.name
 

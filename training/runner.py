@@ -33,7 +33,13 @@ from training.arguments import FinetuneArguments, FinetuneResult
 from training.config import START_FROM_SERVING, RunConfig
 from training.data import Example
 from training.finetune import CHECKPOINTS_DIR, finetune, planned_steps
-from training.forgetting import TRAINED_ON_FILE, record_trained_on, run_forgotten, trained_on
+from training.forgetting import (
+    REFUSED_CT2,
+    TRAINED_ON_FILE,
+    record_trained_on,
+    run_forgotten,
+    trained_on,
+)
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.heartbeat import LeaseHeartbeat
 from training.judging import judge
@@ -158,7 +164,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             report=report.to_dict(),
         )
         uow.commit()
-    _clean_up(run_dir, promoted=promote)
+    _clean_up(run_dir, promoted=promote, keep_refused=config.keep_refused)
     return report
 
 
@@ -333,16 +339,25 @@ def _promote(
             log.warning("could not push %s to the Hub: %s", report.candidate, exc)
 
 
-def _clean_up(run_dir: Path, *, promoted: bool) -> None:
-    """Drop what only a resume needs (checkpoints), the text manifests and the list of
-    trained audio (privacy: the promoted version keeps its own) and a refused model."""
+def _clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> None:
+    """Drop what only a resume needs (checkpoints), the text manifests and a refused model;
+    with ``keep_refused`` its CTranslate2 export stays as ``REFUSED_CT2``, and with it the
+    list of trained audio, so that /forget finds and deletes it (otherwise the list goes:
+    privacy, the promoted version keeps its own)."""
     train = run_dir / TRAIN_SUBDIR
     shutil.rmtree(train / CHECKPOINTS_DIR, ignore_errors=True)
     delete_text_manifests(run_dir)
+    if promoted:
+        (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
+        return
+    shutil.rmtree(train / "final", ignore_errors=True)
+    candidate = run_dir / CANDIDATE_CT2
+    if keep_refused and candidate.is_dir() and not run_forgotten(run_dir):
+        shutil.rmtree(run_dir / REFUSED_CT2, ignore_errors=True)
+        candidate.rename(run_dir / REFUSED_CT2)
+        return
+    shutil.rmtree(candidate, ignore_errors=True)
     (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
-    if not promoted:
-        shutil.rmtree(train / "final", ignore_errors=True)
-        shutil.rmtree(run_dir / CANDIDATE_CT2, ignore_errors=True)
 
 
 class _ProgressReporter:

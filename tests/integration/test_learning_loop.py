@@ -17,6 +17,7 @@ from training.arguments import FinetuneArguments
 from training.encoder_cache import EncoderCache, clip_id, forget_clips, prune, variants
 from training.finetune import planned_steps
 from training.forgetting import (
+    REFUSED_CT2,
     forget_training_audio,
     record_trained_on,
     run_forgotten,
@@ -118,6 +119,39 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
         registry.set_current("v1")
     registry.set_current(BASE_VERSION)  # the base model never saw anyone's data
     assert json.loads((v1.path / "metrics.json").read_text())["parent"] == BASE_VERSION
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_refused_candidate_is_kept_only_when_asked_and_forget_deletes_it(
+    tmp_path: Path, keep: bool
+) -> None:
+    from training.runner import CANDIDATE_CT2, _clean_up
+
+    runs, alice, bob = tmp_path / "runs", _sha("alice"), _sha("bob")
+    places = {"runs_dir": runs, "models_dir": tmp_path / "m", "encoder_cache_dir": tmp_path / "c"}
+
+    def refused_run(name: str, audio: str) -> Path:
+        run_dir = runs / name
+        (run_dir / CANDIDATE_CT2).mkdir(parents=True)
+        (run_dir / CANDIDATE_CT2 / "model.bin").write_bytes(b"weights")
+        record_trained_on(run_dir, [Path(f"/store/{audio}.flac")])
+        return run_dir
+
+    finished, forgotten_meanwhile = refused_run("run-0001", bob), refused_run("run-0002", alice)
+    forget_training_audio([alice], **places)  # while both runs are open
+    for run_dir in (finished, forgotten_meanwhile):
+        _clean_up(run_dir, promoted=False, keep_refused=keep)
+        assert not (run_dir / CANDIDATE_CT2).exists()
+    # A run that trained on audio forgotten while it ran keeps nothing, asked or not.
+    assert not (forgotten_meanwhile / REFUSED_CT2).exists()
+    assert trained_on(forgotten_meanwhile) == set()
+    kept = finished / REFUSED_CT2
+    assert (kept / "model.bin").is_file() is keep
+    # Kept, it keeps the list of its audio, which is how /forget finds and deletes it.
+    assert trained_on(finished) == ({bob} if keep else set())
+    report = forget_training_audio([bob], **places)
+    assert report.runs_marked == (("run-0001",) if keep else ())
+    assert not kept.exists()
 
 
 def test_runs_start_from_the_base_model(tmp_path: Path, model_cache: Path) -> None:
