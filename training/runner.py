@@ -351,12 +351,15 @@ def _clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> N
         (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
         return
     shutil.rmtree(train / "final", ignore_errors=True)
-    candidate = run_dir / CANDIDATE_CT2
-    if keep_refused and candidate.is_dir() and not run_forgotten(run_dir):
-        shutil.rmtree(run_dir / REFUSED_CT2, ignore_errors=True)
-        candidate.rename(run_dir / REFUSED_CT2)
-        return
-    shutil.rmtree(candidate, ignore_errors=True)
+    candidate, kept = run_dir / CANDIDATE_CT2, run_dir / REFUSED_CT2
+    if keep_refused and candidate.is_dir():
+        shutil.rmtree(kept, ignore_errors=True)
+        candidate.rename(kept)
+        # Checked after the rename: a /forget before it marked the run, one after finds it.
+        if not run_forgotten(run_dir):
+            return
+    for model in (candidate, kept):
+        shutil.rmtree(model, ignore_errors=True)
     (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
 
 
