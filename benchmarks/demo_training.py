@@ -579,7 +579,8 @@ arrived, imported as corrections; each round is one `whisper-it train --wait` wi
 settings: {result["settings"]} (`from-base`: every run from the base model, the default;
 `no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
 the model then serving; `top-4` / `all-layers`: the top 4 / all 6 encoder layers trained,
-the cpu default until / since 2026-12-05).
+the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held-out share,
+`EVAL_FRACTION=0.2`).
 `disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): the same sentences and {len(FESTIVAL_MORE_SENTENCES)} more by
