@@ -54,6 +54,7 @@ def test_a_run_configuration_carries_the_operators_values(
     monkeypatch.setenv("WHISPER_IT_TRAIN_DECODER", "all")
     monkeypatch.setenv("WHISPER_IT_GATE_RECENT_TOLERANCE", "0.25")
     monkeypatch.setenv("WHISPER_IT_TRAIN_MAX_MINUTES", "2")
+    monkeypatch.setenv("WHISPER_IT_TRAIN_KEEP_REFUSED", "true")
     settings = _settings(tmp_path)
     db = Database.open(settings.resolved_database_url)
     try:
@@ -64,6 +65,7 @@ def test_a_run_configuration_carries_the_operators_values(
     assert config.finetune.decoder == "all"
     assert config.finetune.max_train_seconds == 120
     assert config.gate.recent_tolerance == 0.25
+    assert config.keep_refused is True
     # Everything else is the policies' own default.
     assert config.finetune.warmup_ratio == FinetuneArguments().warmup_ratio
     assert config.gate.confidence == GatePolicy().confidence
