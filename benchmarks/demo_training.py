@@ -279,9 +279,11 @@ def _score_refused(
 ) -> dict[str, Any] | None:
     """A refused candidate's scores (``WHISPER_IT_TRAIN_KEEP_REFUSED`` kept it); its
     folder is deleted after."""
+    from bot.training_control import RUNS_SUBDIR
+    from training.config import run_dir_name
     from training.forgetting import REFUSED_CT2
 
-    kept = data_dir / "runs" / f"run-{verdict['run_id']:04d}" / REFUSED_CT2
+    kept = data_dir / RUNS_SUBDIR / run_dir_name(verdict["run_id"]) / REFUSED_CT2
     if verdict["promoted"] or not kept.is_dir():
         return None
     try:

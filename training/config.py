@@ -30,6 +30,11 @@ def split_policy(
     )
 
 
+def run_dir_name(run_id: int) -> str:
+    """A run's folder under the runs directory."""
+    return f"run-{run_id:04d}"
+
+
 START_FROM_BASE = "base"
 # Chaining on the served model: only for the benchmark that shows why runs start from base.
 START_FROM_SERVING = "serving"
@@ -100,4 +105,4 @@ class RunConfig:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.runs_dir) / f"run-{self.run_id:04d}"
+        return Path(self.runs_dir) / run_dir_name(self.run_id)
