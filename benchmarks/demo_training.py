@@ -619,6 +619,36 @@ Promoted in {null["promoted"]} of {len(null["trials"])} salts.
 """
 
 
+def held_out_sentences(round_sentences: tuple[int, ...], salts: range, variants: list[str]) -> str:
+    """How many of the sentences arrived by each round the permanent split holds out, per
+    salt and variant (a Markdown table): no training, exact. Variants that leave
+    ``EVAL_FRACTION`` alone share the default's column; where two columns agree, the
+    variants' series are the same installation until the first round they differ."""
+    from _demo_null import salt_bytes
+
+    from storage.samples import DEFAULT_EVAL_FRACTION, assign_splits
+    from training.config import split_policy
+
+    fractions = sorted({
+        float(VARIANTS[v].get("WHISPER_IT_EVAL_FRACTION", DEFAULT_EVAL_FRACTION))
+        for v in variants
+    })  # fmt: skip
+    head = ["salt", *(f"held out at {f:g}" for f in fractions)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for salt in salts:
+        cells = [str(salt)]
+        for fraction in fractions:
+            counts = []
+            for upto in round_sentences:
+                sides = assign_splits(
+                    TRAIN_SENTENCES[:upto], salt=salt_bytes(salt), policy=split_policy(fraction)
+                )
+                counts.append(f"{sum(side == 'eval' for side in sides.values())}/{upto}")
+            cells.append(", ".join(counts))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
@@ -646,6 +676,10 @@ def main() -> int:
     parser.add_argument("--null-salts", type=int, default=20, help="0 = no null candidate")
     parser.add_argument("--name", default="demo_training", help="results file name")
     parser.add_argument(
+        "--held-out", action="store_true",
+        help="print each salt's held-out sentences per round and variant; runs nothing",
+    )  # fmt: skip
+    parser.add_argument(
         "--combine", nargs="+", type=Path, metavar="JSON",
         help="render these results of earlier runs as one (written as --name); runs nothing",
     )  # fmt: skip
@@ -654,15 +688,19 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}")
+    long = args.round_sentences == "long"
+    round_sentences = LONG_ROUND_SENTENCES if long else ROUND_SENTENCES
+    if args.held_out:
+        salts = range(args.first_salt, args.first_salt + args.salts)
+        print(held_out_sentences(round_sentences[: args.rounds], salts, variants))
+        return 0
     if args.combine:
         result = combine([json.loads(path.read_text()) for path in args.combine])
     else:
         result = run(
             args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
             variants=variants, null_salts=args.null_salts, first_salt=args.first_salt,
-            round_sentences=(
-                LONG_ROUND_SENTENCES if args.round_sentences == "long" else ROUND_SENTENCES
-            ),
+            round_sentences=round_sentences,
             voices=WIDE_TRAIN_VOICES if args.voices == "wide" else TRAIN_VOICES,
         )  # fmt: skip
     paths = _common.write_results(args.name, result, markdown(result))
