@@ -626,7 +626,7 @@ def held_out_sentences(round_sentences: tuple[int, ...], salts: range, variants:
     variants' series are the same installation until the first round they differ."""
     from _demo_null import salt_bytes
 
-    from storage.samples import DEFAULT_EVAL_FRACTION, assign_splits
+    from storage.samples import DEFAULT_EVAL_FRACTION, EVAL, assign_splits
     from training.config import split_policy
 
     fractions = sorted({
@@ -643,7 +643,7 @@ def held_out_sentences(round_sentences: tuple[int, ...], salts: range, variants:
                 sides = assign_splits(
                     TRAIN_SENTENCES[:upto], salt=salt_bytes(salt), policy=split_policy(fraction)
                 )
-                counts.append(f"{sum(side == 'eval' for side in sides.values())}/{upto}")
+                counts.append(f"{sum(side == EVAL for side in sides.values())}/{upto}")
             cells.append(", ".join(counts))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
