@@ -9,6 +9,7 @@ served on the sets named, writes the new scores into the results and renders the
     .venv/bin/python benchmarks/demo_rescore.py benchmarks/results/demo_training_ttt_g80_salt1.json
     .venv/bin/python benchmarks/demo_rescore.py RESULTS.json --sets disjoint \
         --data-workdir /tmp/other-demo   # models from there, audio from --workdir
+    .venv/bin/python benchmarks/demo_rescore.py A.json B.json ...  # the base model scored once
 
 The training and the gate's verdicts are left as they were.
 """
@@ -35,12 +36,15 @@ def rescore(
     cache_dir: Path,
     sets: tuple[str, ...] = ("festival",),
     data_workdir: Path | None = None,
+    memo: dict[tuple[Path, str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """``memo`` (model folder, set) -> scores, shared between results that serve the same
+    models (the base model in every one)."""
     from model.asr import sources
 
     manifests = demo_training.synthesize_sets(workdir)
     base = sources.ct2_dir("packaged:whisper-base", cache_dir=cache_dir).path
-    memo: dict[tuple[Path, str], dict[str, Any]] = {}
+    memo = {} if memo is None else memo
     for series in result["series"]:
         data_dir = (data_workdir or workdir) / f"data-{series['variant']}-salt{series['salt']}"
         for row in series["rounds"]:
@@ -57,7 +61,7 @@ def rescore(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, help="a demo_training results JSON")
+    parser.add_argument("results", type=Path, nargs="+", help="demo_training results JSON")
     parser.add_argument("--workdir", type=Path, default=demo_training.DEFAULT_WORKDIR)
     parser.add_argument("--cache-dir", type=Path, default=_common.DEFAULT_CACHE_DIR)
     parser.add_argument(
@@ -68,12 +72,14 @@ def main() -> int:
         help="where the data-VARIANT-saltN folders are, when not in --workdir",
     )  # fmt: skip
     args = parser.parse_args()
-    result = rescore(
-        json.loads(args.results.read_text()), args.workdir, args.cache_dir,
-        sets=tuple(args.sets.split(",")), data_workdir=args.data_workdir,
-    )  # fmt: skip
-    paths = _common.write_results(args.results.stem, result, demo_training.markdown(result))
-    print(f"written: {', '.join(str(p) for p in paths)}")
+    memo: dict[tuple[Path, str], dict[str, Any]] = {}
+    for results in args.results:
+        result = rescore(
+            json.loads(results.read_text()), args.workdir, args.cache_dir,
+            sets=tuple(args.sets.split(",")), data_workdir=args.data_workdir, memo=memo,
+        )  # fmt: skip
+        paths = _common.write_results(results.stem, result, demo_training.markdown(result))
+        print(f"written: {', '.join(str(p) for p in paths)}")
     return 0
 
 

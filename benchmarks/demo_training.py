@@ -3,7 +3,8 @@ training never saw; from-base versus chained runs; and a null candidate over man
 
 1. Synthesise Italian speech:
    - corrections: TRAIN_SENTENCES x TRAIN_VOICES (espeak-ng), arriving in five rounds;
-   - ``disjoint``: GENERAL_SENTENCES spoken by *other* espeak voices at other speeds, with
+   - ``disjoint``: DISJOINT_SENTENCES (47: GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES but a
+     near-copy of a correction) spoken by *other* espeak voices at other speeds, with
      pink noise, as Opus at 24 kbit/s: other sentences AND other voices of the corrections'
      kind (never trained on, never seen by the gate);
    - ``festival``: GENERAL_SENTENCES + FESTIVAL_MORE_SENTENCES (48 sentences, 858 words)
@@ -86,6 +87,14 @@ VARIANTS: dict[str, dict[str, str]] = {
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
 DISJOINT_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
+# Near-copies of a correction sentence, left out of the unseen set (the festival set keeps
+# them: its scores since 2026-12-05 are comparable only with it).
+NEAR_COPIES = frozenset({"Stasera guardiamo la partita a casa di Marco."})
+# The unseen sentences: 16 gave the last round's WER +-5 points; 47 about +-3. The first 16
+# keep their clip names (and so their noise draw) from before the set grew.
+DISJOINT_SENTENCES = GENERAL_SENTENCES + tuple(
+    s for s in FESTIVAL_MORE_SENTENCES if s not in NEAR_COPIES
+)
 FESTIVAL_VOICES = ("voice_lp_diphone", "voice_pc_diphone")
 NOISE_AMPLITUDE = 0.02  # pink noise; espeak speech peaks around 0.3-0.6
 OPUS_BITRATE = "24k"
@@ -126,7 +135,7 @@ def synthesize_sets(
         manifests[f"round{number}"] = _write_tsv(workdir / f"round{number}.tsv", rows)
         done = upto
     rows = []
-    for s, sentence in enumerate(GENERAL_SENTENCES):
+    for s, sentence in enumerate(DISJOINT_SENTENCES):
         for voice, speed in DISJOINT_VOICES:
             name = f"disjoint-{s:02d}-{voice.replace('+', '')}.ogg"
             if not (audio / name).exists():
@@ -218,6 +227,13 @@ def _serving(data_dir: Path, cache_dir: Path) -> tuple[str, Path]:
 
 def _score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
     return {s: score_set(ct2_dir, name, manifests, s) for s in ("disjoint", "festival")}
+
+
+def _disjoint_sentences(result: dict[str, Any]) -> int:
+    """How many sentences the run's unseen set had (16 until 2026-12-06, 47 since)."""
+    series = result["series"]
+    clips = series[0]["rounds"][0]["scores"]["disjoint"].get("clips") if series else None
+    return len({c["reference"] for c in clips}) if clips else len(GENERAL_SENTENCES)
 
 
 def score_set(ct2_dir: Path, name: str, manifests: dict[str, Path], set_name: str) -> Any:
@@ -660,7 +676,7 @@ settings: {result["settings"]} (`from-base`: every run from the base model, the 
 the model then serving; `top-4` / `all-layers`: the top 4 / all 6 encoder layers trained,
 the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held-out share,
 `EVAL_FRACTION=0.2`).
-`disjoint` (unseen): {len(GENERAL_SENTENCES)} other sentences x other espeak voices
+`disjoint` (unseen): {_disjoint_sentences(result)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): the same sentences and {len(FESTIVAL_MORE_SENTENCES)} more by
 festival's diphone voices (different-sounding
