@@ -4,12 +4,13 @@ The data are the demonstration's (``benchmarks/demo_training.py``): the correcti
 first TRAIN_SENTENCES sentences x 3 espeak-ng voices (132 clips, the train side of its one
 default run), and three sets training never saw:
 
-- ``disjoint``: the demo's 16 other sentences by 3 other espeak voices, other speeds, pink
-  noise, Opus 24k (what issue 13's targets are measured on);
+- ``disjoint``: the demo's unseen sentences (``DISJOINT_SENTENCES``: 47 since 2026-12-06,
+  the first 16 of them before; a new set needs its own ``--name``) by 3 other espeak voices,
+  other speeds, pink noise, Opus 24k;
 - ``disjoint_more``: 8 more unseen sentences by the same other voices, same treatment (a
   second sample of the same kind: how much of a difference is the sentence draw);
-- ``festival``: the 16 sentences by festival's diphone voices (different-sounding speech:
-  forgetting shows here).
+- ``festival``: the demo's festival set, festival's diphone voices (different-sounding
+  speech: forgetting shows here).
 
 Each configuration is ``training.finetune`` (the code a run uses) with the default
 ``FinetuneArguments`` plus its overrides, exported to CTranslate2 int8 and scored with the
@@ -144,6 +145,19 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _clips(set_name: str) -> int:
+    """Clips in one of today's sets (the markdown describes the sets as they are now)."""
+    sentences = {
+        "disjoint": demo_training.DISJOINT_SENTENCES,
+        "disjoint_more": RECENT_SENTENCES,
+        "festival": GENERAL_SENTENCES + demo_training.FESTIVAL_MORE_SENTENCES,
+    }[set_name]
+    voices = (
+        demo_training.FESTIVAL_VOICES if set_name == "festival" else demo_training.DISJOINT_VOICES
+    )
+    return len(sentences) * len(voices)
+
+
 def markdown(data: dict[str, Any]) -> str:
     base = data["base"]
     rows = [["base (no training)", "-", "-", "-", "-", "-"]
@@ -165,9 +179,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"One fine-tuning per configuration on the demo's first {TRAIN_SENTENCES} sentences "
         "x 3 espeak voices (132 clips; `clips` says where a row had more); candidates scored "
         "with the serving engine "
-        "(faster-whisper int8, beam 5) on speech training never saw. `disjoint` (48 clips) "
-        "and `disjoint_more` (24 clips): other sentences by other espeak voices, noise, Opus; "
-        "`festival` (32 clips): different-sounding voices, where forgetting shows.\n\n"
+        "(faster-whisper int8, beam 5) on speech training never saw. "
+        f"`disjoint` ({_clips('disjoint')} clips) and `disjoint_more` "
+        f"({_clips('disjoint_more')} clips): other sentences by other espeak voices, noise, "
+        f"Opus; `festival` ({_clips('festival')} clips): different-sounding voices, where "
+        "forgetting shows.\n\n"
         + _common.markdown_table(headers, rows)
         + (f"\n{data['note']}\n" if data.get("note") else "")
         + f"\nMachine: {data['machine'].get('cpu')}, load average at the last start "
