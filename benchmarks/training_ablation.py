@@ -150,7 +150,7 @@ def _clips(set_name: str) -> int:
     sentences = {
         "disjoint": demo_training.DISJOINT_SENTENCES,
         "disjoint_more": RECENT_SENTENCES,
-        "festival": GENERAL_SENTENCES + demo_training.FESTIVAL_MORE_SENTENCES,
+        "festival": GENERAL_SENTENCES,  # prepare() keeps the festival set's first 16
     }[set_name]
     voices = (
         demo_training.FESTIVAL_VOICES if set_name == "festival" else demo_training.DISJOINT_VOICES
