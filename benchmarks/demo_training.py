@@ -678,8 +678,9 @@ the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held
 `EVAL_FRACTION=0.2`).
 `disjoint` (unseen): {_disjoint_sentences(result)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
-`festival` (general): the same sentences and {len(FESTIVAL_MORE_SENTENCES)} more by
-festival's diphone voices (different-sounding
+`festival` (general): {len(GENERAL_SENTENCES) + len(FESTIVAL_MORE_SENTENCES)} sentences (the
+unseen set's, and a near-copy of a correction it leaves out) by festival's diphone voices
+(different-sounding
 speech the gate never sees: it judges on the packaged general set, its default). Scored
 with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER) through
 `model.asr.evaluation`.
