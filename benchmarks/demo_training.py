@@ -32,12 +32,14 @@ Writes ``benchmarks/results/<name>.{json,md}``. Needs espeak-ng, ffmpeg and fest
 festvox-italp16k + festvox-itapc16k (``scripts/setup.sh --demo`` installs them). The full
 run (5 rounds x 3 salts x 3 variants) takes about 9 hours on 2 cores; scale it down with
 ``--rounds``, ``--salts``, ``--variants`` and ``--null-salts``, or run the grid in parts
-(``--first-salt``, ``--name``) and render them as one with ``--combine``.
+(``--first-salt``, ``--name``) and render them as one with ``--combine`` (the joined JSON
+names its parts in ``clips_in`` and leaves each clip's words to them).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import os
@@ -434,6 +436,16 @@ def run(
     }
 
 
+def without_clips(result: dict[str, Any], parts: list[Path]) -> dict[str, Any]:
+    """``result`` without each clip's words, naming the ``parts`` that keep them."""
+    stripped = copy.deepcopy(result)
+    for row in (r for series in stripped["series"] for r in series["rounds"]):
+        for key in ("scores", "refused_scores"):
+            for scores in (row.get(key) or {}).values():
+                scores.pop("clips", None)
+    return {**stripped, "clips_in": [p.name for p in parts]}
+
+
 def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Several runs of this script (parts of one grid: other salts, other variants) as one
     result; they must share settings and round count. The null comes from the part that has
@@ -790,6 +802,8 @@ def main() -> int:
         return 0
     if args.combine:
         result = combine([json.loads(path.read_text()) for path in args.combine])
+        # The parts keep every clip's words; the joined file would repeat them (megabytes).
+        data = result if len(args.combine) == 1 else without_clips(result, args.combine)
     else:
         result = run(
             args.workdir, args.cache_dir, rounds=args.rounds, salts=args.salts,
@@ -797,7 +811,8 @@ def main() -> int:
             round_sentences=round_sentences,
             voices=WIDE_TRAIN_VOICES if args.voices == "wide" else TRAIN_VOICES,
         )  # fmt: skip
-    paths = _common.write_results(args.name, result, markdown(result))
+        data = result
+    paths = _common.write_results(args.name, data, markdown(result))
     print(markdown(result))
     print(f"written: {', '.join(str(p) for p in paths)}")
     return 0
