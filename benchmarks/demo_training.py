@@ -92,7 +92,7 @@ DISJOINT_VOICES = (("it+f4", 140), ("it+m6", 165), ("it+f5", 155))
 # Near-copies of a correction sentence, left out of the unseen set (the festival set keeps
 # them: its scores since 2026-12-05 are comparable only with it).
 NEAR_COPIES = frozenset({"Stasera guardiamo la partita a casa di Marco."})
-# The unseen sentences: 16 gave the last round's WER +-5 points; 47 about +-3. The first 16
+# The unseen sentences: 16 gave the last round's WER +-5 points; 47 about +-4. The first 16
 # keep their clip names (and so their noise draw) from before the set grew.
 DISJOINT_SENTENCES = GENERAL_SENTENCES + tuple(
     s for s in FESTIVAL_MORE_SENTENCES if s not in NEAR_COPIES

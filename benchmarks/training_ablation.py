@@ -177,8 +177,8 @@ def markdown(data: dict[str, Any]) -> str:
     return (
         "# Training recipes side by side\n\n"
         f"One fine-tuning per configuration on the demo's first {TRAIN_SENTENCES} sentences "
-        "x 3 espeak voices (132 clips; `clips` says where a row had more); candidates scored "
-        "with the serving engine "
+        "x 3 espeak voices (132 clips; `clips` says where a row had another number); "
+        "candidates scored with the serving engine "
         "(faster-whisper int8, beam 5) on speech training never saw. "
         f"`disjoint` ({_clips('disjoint')} clips) and `disjoint_more` "
         f"({_clips('disjoint_more')} clips): other sentences by other espeak voices, noise, "
