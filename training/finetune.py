@@ -285,6 +285,7 @@ def _training_arguments(
         save_steps=args.checkpoint_every,
         eval_strategy="steps" if validate else "no",
         eval_steps=args.checkpoint_every if validate else None,
+        eval_delay=math.ceil(min(1.0, args.validation_start) * max_steps) if validate else 0,
         load_best_model_at_end=validate,
         metric_for_best_model="eval_loss" if validate else None,
         greater_is_better=False if validate else None,

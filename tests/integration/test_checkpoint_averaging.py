@@ -6,6 +6,7 @@ interpolates toward the average."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import subprocess
 import sys
@@ -147,6 +148,22 @@ def test_wise_ft_interpolates_toward_the_average(
     for name in points[0]:
         mean = torch.stack([p[name] for p in points]).mean(dim=0)
         assert torch.allclose(final[name], base[name] + 0.5 * (mean - base[name]), atol=1e-6)
+
+
+def test_validations_start_late_in_the_run(
+    tiny: Path, labelled_tsv: Path, tmp_path: Path
+) -> None:
+    """``validation_start``: no validation (so no kept step, no early stop) in the first
+    half of the step budget; the kept step and its average come from the second half."""
+    out = tmp_path / "train"
+    result = finetune(
+        _args(tiny, labelled_tsv, out, validation_fraction=_validation_fraction(labelled_tsv),
+              checkpoint_every=2, validation_start=0.5, early_stopping_patience=1)
+    )  # fmt: skip
+    state = json.loads((out / CHECKPOINTS_DIR / "trainer_state.json").read_text())
+    validated = [e["step"] for e in state["log_history"] if "eval_loss" in e]
+    assert validated == [4, 6, 8] or validated == [4, 6]  # patience 1 may stop at 6
+    assert result.best_step in validated and result.averaged_steps[-1] == result.best_step
 
 
 class _Records(logging.Handler):
