@@ -150,9 +150,7 @@ def test_wise_ft_interpolates_toward_the_average(
         assert torch.allclose(final[name], base[name] + 0.5 * (mean - base[name]), atol=1e-6)
 
 
-def test_validations_start_late_in_the_run(
-    tiny: Path, labelled_tsv: Path, tmp_path: Path
-) -> None:
+def test_validations_start_late_in_the_run(tiny: Path, labelled_tsv: Path, tmp_path: Path) -> None:
     """``validation_start``: no validation (so no kept step, no early stop) in the first
     half of the step budget; the kept step and its average come from the second half."""
     out = tmp_path / "train"
