@@ -85,6 +85,8 @@ VARIANTS: dict[str, dict[str, str]] = {
     "top-4": {"WHISPER_IT_TRAIN_ENCODER_LAYERS": "4"},
     # twice the permanent held-out share: more power for the gain test, less to train on
     "heldout-20": {"WHISPER_IT_EVAL_FRACTION": "0.2"},
+    # the kept step chosen among the validations of the last quarter of the step budget
+    "validate-late": {"WHISPER_IT_TRAIN_VALIDATION_START": "0.75"},
 }
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
