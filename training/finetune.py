@@ -19,7 +19,9 @@ the validation speaks sentences training never saw) is kept out; its loss is mea
 every checkpoint, training stops when it stops improving, and the best checkpoint's
 weights are the result. More steps or more data can then no longer make the result worse
 on new sentences. When the share is fewer than ``min_validation_sentences`` sentences
-there is no validation and the last step is kept.
+there is no validation and the last step is kept. ``validation_start`` > 0 measures it only
+from that share of the step budget on: a few sentences' loss can favour an early step
+while new voices still gain from training.
 
 Features have the model's own number of mel bins (``num_mel_bins``: 128 for large-v3).
 The step budget is ``max_epochs`` passes over the training clips (``planned_steps``).
