@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from bot.training_control import TrainingControl
 
 POLL_SECONDS = 2.0
+# The run is recorded as finished before its process deletes its checkpoints and keeps or
+# drops a refused model; --wait returns when that is done too (a few seconds, bounded).
+CLEAN_UP_SECONDS = 300.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,6 +98,8 @@ def _follow(control: TrainingControl, run_id: int) -> int:
             print(f"  step {shown}/{total} ({status.phase})", file=sys.stderr)
         if finished or not status.is_open:
             break
+    if not finished:
+        control.wait(run_id, timeout=CLEAN_UP_SECONDS)
     if status.status != RunStatus.DONE:
         error = status.error or "the training process stopped"
         raise CommandError(f"training run {run_id} {status.status}: {error}")
