@@ -689,7 +689,8 @@ settings: {result["settings"]} (`from-base`: every run from the base model, the 
 `no-averaging`: the same with the last checkpoints not averaged; `chained`: each run from
 the model then serving; `top-4` / `all-layers`: the top 4 / all 6 encoder layers trained,
 the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held-out share,
-`EVAL_FRACTION=0.2`).
+`EVAL_FRACTION=0.2`; `validate-late`: validations (the kept step) from three quarters of
+the step budget on, `TRAIN_VALIDATION_START=0.75`).
 `disjoint` (unseen): {_disjoint_sentences(result)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): {len(GENERAL_SENTENCES) + len(FESTIVAL_MORE_SENTENCES)} sentences (the
