@@ -123,8 +123,9 @@ class FinetuneArguments:
     )
     # benchmarks/results/training_ablation_unseen47.md: on 34 sentences the best validation
     # loss of ~5 sentences kept step 20 of 33 (17.8% on unseen voices); all 39 steps without a
-    # slice read them at 9.3%. Validations from this share of the step budget on keep the
-    # step choice (and early stopping) off the first, noisiest part of the run.
+    # slice read them at 9.3%; from 0.75 on, 12.3%. Through the rounds the later step read
+    # the users' own held-out sentences worse (demo_training_validate_late_salt1.md), so
+    # 0: for installations whose new voices are their users.
     validation_start: float = configurable(
         0.0,
         setting="train_validation_start",

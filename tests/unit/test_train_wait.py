@@ -30,13 +30,13 @@ class _FinishedButCleaningUp:
 
     def get_run(self, run_id: int) -> SimpleNamespace:
         return SimpleNamespace(
-            status=RunStatus.FAILED, is_open=False, error="refused", report=None,
+            status=RunStatus.FAILED, is_open=False, error="out of memory", report=None,
             steps_done=3, steps_total=3, phase="done",
         )  # fmt: skip
 
 
 def test_wait_outlasts_the_clean_up_after_the_record() -> None:
     control = _FinishedButCleaningUp()
-    with pytest.raises(CommandError, match="refused"):
+    with pytest.raises(CommandError, match="out of memory"):
         _follow(control, 7)  # type: ignore[arg-type]
     assert control.exited and control.waits[-1] == CLEAN_UP_SECONDS
