@@ -119,6 +119,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+    _sweep_closed_runs(run_dir)
     registry = ModelRegistry(Path(config.models_dir))
     snapshot, finetune_args = _prepare(config, database, registry)
     reporter = _ProgressReporter(database, config.run_id)
@@ -361,6 +362,16 @@ def _clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> N
     for model in (candidate, kept):
         shutil.rmtree(model, ignore_errors=True)
     (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
+
+
+def _sweep_closed_runs(run_dir: Path) -> None:
+    """What a run killed between its record and its clean-up left: checkpoints and text
+    manifests. One run is open at a time (the lease) and it is this one, so no other run
+    folder is ever resumed."""
+    for other in run_dir.parent.iterdir():
+        if other != run_dir and other.is_dir():
+            shutil.rmtree(other / TRAIN_SUBDIR / CHECKPOINTS_DIR, ignore_errors=True)
+            delete_text_manifests(other)
 
 
 class _ProgressReporter:

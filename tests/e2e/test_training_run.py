@@ -17,6 +17,8 @@ from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.unit_of_work import Database
 from tests.support.training_support import FAST_TRAINING, data_dir_with_cache, labelled_tsv, run_cli
+from training.finetune import CHECKPOINTS_DIR
+from training.snapshot import TRAIN_MANIFEST
 
 __all__ = ["labelled_tsv"]  # a fixture, imported for pytest
 
@@ -43,11 +45,18 @@ def test_train_cli_promotes_and_rolls_back(
     gate["train_anchor_strength"] = 0.1
     imported = run_cli(["samples", "import", str(labelled_tsv)], data)
     assert imported.returncode == 0, imported.stderr
+    # What a run killed between its "done" record and its clean-up leaves behind.
+    leftover = data / "runs" / "run-0099"
+    (leftover / "train" / CHECKPOINTS_DIR / "checkpoint-4").mkdir(parents=True)
+    (leftover / TRAIN_MANIFEST).write_text("audio\ttext\n0.wav\tcorrection text\n")
     trained = run_cli(["train", "--max-steps", "2", "--wait"], data, **{**FAST_TRAINING, **gate})
     assert trained.returncode == 0, trained.stderr[-3000:]
     verdict = json.loads(trained.stdout[trained.stdout.index("{") :])
     assert verdict["promoted"] is True and verdict["candidate"] == "v1"
     assert verdict["steps"] == 2
+    # The run swept that up: a closed run is never resumed.
+    assert not (leftover / "train" / CHECKPOINTS_DIR).exists()
+    assert not (leftover / TRAIN_MANIFEST).exists()
     # The report names the general set it judged: the admin's, not the packaged one.
     assert verdict["data"]["general_set"] == str(labelled_tsv.resolve())
 
