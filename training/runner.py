@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,8 @@ from storage.models import RunStatus
 from training.arguments import FinetuneArguments, FinetuneResult
 from training.config import START_FROM_SERVING, RunConfig
 from training.data import Example
-from training.finetune import CHECKPOINTS_DIR, finetune, planned_steps
+from training.finetune import finetune, planned_steps
 from training.forgetting import (
-    REFUSED_CT2,
     TRAINED_ON_FILE,
     record_trained_on,
     run_forgotten,
@@ -44,12 +42,12 @@ from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.heartbeat import LeaseHeartbeat
 from training.judging import judge
 from training.report import REPORT_KEY, DataFacts, RunReport
+from training.run_folder import CANDIDATE_CT2, TRAIN_SUBDIR, clean_up, sweep_closed_runs
 from training.snapshot import (
     SNAPSHOT_FILE,
     TRAIN_MANIFEST,
     Snapshot,
     SnapshotError,
-    delete_text_manifests,
     read_run_manifest,
     take_snapshot,
 )
@@ -58,8 +56,6 @@ from training.trainer import TrainingProgress
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "run_config.json"
-TRAIN_SUBDIR = "train"
-CANDIDATE_CT2 = "candidate-ct2"
 # Progress rows are written at most this often (a step takes seconds on CPU anyway).
 PROGRESS_EVERY_S = 2.0
 
@@ -119,7 +115,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
-    _sweep_closed_runs(run_dir)
+    sweep_closed_runs(run_dir)
     registry = ModelRegistry(Path(config.models_dir))
     snapshot, finetune_args = _prepare(config, database, registry)
     reporter = _ProgressReporter(database, config.run_id)
@@ -165,7 +161,7 @@ def _run(config: RunConfig, database: Any) -> RunReport:
             report=report.to_dict(),
         )
         uow.commit()
-    _clean_up(run_dir, promoted=promote, keep_refused=config.keep_refused)
+    clean_up(run_dir, promoted=promote, keep_refused=config.keep_refused)
     return report
 
 
@@ -338,40 +334,6 @@ def _promote(
                         revision_message=report.candidate)  # fmt: skip
         except Exception as exc:  # the model is promoted; a failed upload is only logged
             log.warning("could not push %s to the Hub: %s", report.candidate, exc)
-
-
-def _clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> None:
-    """Drop what only a resume needs (checkpoints), the text manifests and a refused model;
-    with ``keep_refused`` its CTranslate2 export stays as ``REFUSED_CT2``, and with it the
-    list of trained audio, so that /forget finds and deletes it (otherwise the list goes:
-    privacy, the promoted version keeps its own)."""
-    train = run_dir / TRAIN_SUBDIR
-    shutil.rmtree(train / CHECKPOINTS_DIR, ignore_errors=True)
-    delete_text_manifests(run_dir)
-    if promoted:
-        (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
-        return
-    shutil.rmtree(train / "final", ignore_errors=True)
-    candidate, kept = run_dir / CANDIDATE_CT2, run_dir / REFUSED_CT2
-    if keep_refused and candidate.is_dir():
-        shutil.rmtree(kept, ignore_errors=True)
-        candidate.rename(kept)
-        # Checked after the rename: a /forget before it marked the run, one after finds it.
-        if not run_forgotten(run_dir):
-            return
-    for model in (candidate, kept):
-        shutil.rmtree(model, ignore_errors=True)
-    (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
-
-
-def _sweep_closed_runs(run_dir: Path) -> None:
-    """What a run killed between its record and its clean-up left: checkpoints and text
-    manifests. One run is open at a time (the lease) and it is this one, so no other run
-    folder is ever resumed."""
-    for other in run_dir.parent.iterdir():
-        if other != run_dir and other.is_dir():
-            shutil.rmtree(other / TRAIN_SUBDIR / CHECKPOINTS_DIR, ignore_errors=True)
-            delete_text_manifests(other)
 
 
 class _ProgressReporter:

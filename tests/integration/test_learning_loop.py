@@ -125,7 +125,7 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
 def test_a_refused_candidate_is_kept_only_when_asked_and_forget_deletes_it(
     tmp_path: Path, keep: bool
 ) -> None:
-    from training.runner import CANDIDATE_CT2, _clean_up
+    from training.run_folder import CANDIDATE_CT2, clean_up
 
     runs, alice, bob = tmp_path / "runs", _sha("alice"), _sha("bob")
     places = {"runs_dir": runs, "models_dir": tmp_path / "m", "encoder_cache_dir": tmp_path / "c"}
@@ -140,7 +140,7 @@ def test_a_refused_candidate_is_kept_only_when_asked_and_forget_deletes_it(
     finished, forgotten_meanwhile = refused_run("run-0001", bob), refused_run("run-0002", alice)
     forget_training_audio([alice], **places)  # while both runs are open
     for run_dir in (finished, forgotten_meanwhile):
-        _clean_up(run_dir, promoted=False, keep_refused=keep)
+        clean_up(run_dir, promoted=False, keep_refused=keep)
         assert not (run_dir / CANDIDATE_CT2).exists()
     # A run that trained on audio forgotten while it ran keeps nothing, asked or not.
     assert not (forgotten_meanwhile / REFUSED_CT2).exists()
