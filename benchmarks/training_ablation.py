@@ -91,19 +91,8 @@ def prepare(
 
 
 def score(ct2_dir: Path, name: str, manifests: dict[str, Path]) -> dict[str, Any]:
-    from model.asr.engines import CT2Transcriber
-    from model.asr.evaluation import evaluate
-    from model.asr.transcription import TranscribeOptions
-    from model.asr.tsv import read_tsv
-
-    engine = CT2Transcriber(ct2_dir, model_name=name)
-    options = TranscribeOptions(beam_size=demo_training.BEAM_SIZE)
-    scores = {}
-    for set_name, manifest in manifests.items():
-        rates = evaluate(engine, read_tsv(manifest), options=options).rates
-        scores[set_name] = {"wer": rates.wer, "cer": rates.cer, "clips": rates.n}
-        print(f"  {name} on {set_name}: WER {100 * rates.wer:.1f}%", file=sys.stderr)
-    return scores
+    """WER and CER on each set, with each clip's words (for intervals over sentences)."""
+    return {s: demo_training.score_set(ct2_dir, name, manifests, s) for s in manifests}
 
 
 def run_config(
@@ -145,6 +134,14 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
+def _wer_cell(scores: dict[str, Any]) -> str:
+    """WER with its 95% interval over sentences; rows written before clips were kept
+    (their ``clips`` a count) give the estimate alone."""
+    if not isinstance(scores.get("clips"), list):
+        return _pct(scores["wer"])
+    return demo_training._interval_cell(demo_training.wer_interval(scores), signed=False)
+
+
 def _clips(set_name: str) -> int:
     """Clips in one of today's sets (the markdown describes the sets as they are now)."""
     sentences = {
@@ -161,7 +158,7 @@ def _clips(set_name: str) -> int:
 def markdown(data: dict[str, Any]) -> str:
     base = data["base"]
     rows = [["base (no training)", "-", "-", "-", "-", "-"]
-            + [_pct(base[s]["wer"]) for s in SETS] + [_pct(base["disjoint"]["cer"])]]  # fmt: skip
+            + [_wer_cell(base[s]) for s in SETS] + [_pct(base["disjoint"]["cer"])]]  # fmt: skip
     for row in data["runs"]:
         s = row["scores"]
         rows.append([
@@ -169,7 +166,7 @@ def markdown(data: dict[str, Any]) -> str:
             row.get("train_clips", TRAIN_SENTENCES * 3),
             f"{row['best_step']}/{row['steps']}", row["best_validation_loss"],
             f"{row['train_seconds']:.0f}",
-            *[_pct(s[name]["wer"]) for name in SETS], _pct(s["disjoint"]["cer"]),
+            *[_wer_cell(s[name]) for name in SETS], _pct(s["disjoint"]["cer"]),
         ])  # fmt: skip
     headers = ["configuration", "arguments (the rest: defaults)", "clips", "kept step",
                "validation loss", "train s", *(f"{name} WER" for name in SETS),
@@ -183,7 +180,8 @@ def markdown(data: dict[str, Any]) -> str:
         f"`disjoint` ({_clips('disjoint')} clips) and `disjoint_more` "
         f"({_clips('disjoint_more')} clips): other sentences by other espeak voices, noise, "
         f"Opus; `festival` ({_clips('festival')} clips): different-sounding voices, where "
-        "forgetting shows.\n\n"
+        "forgetting shows. Brackets: 95% intervals over sentences (rows that kept each "
+        "clip's words).\n\n"
         + _common.markdown_table(headers, rows)
         + (f"\n{data['note']}\n" if data.get("note") else "")
         + f"\nMachine: {data['machine'].get('cpu')}, load average at the last start "
