@@ -399,12 +399,27 @@ def run(
     round_sentences: tuple[int, ...] = ROUND_SENTENCES,
     voices: tuple[str, ...] = TRAIN_VOICES,
 ) -> dict[str, Any]:
-    machine = _common.machine_info()  # the load average before we add to it
     started_all = time.perf_counter()
+    # What the result says about the run, kept in the partial file from the first round on
+    # (a run stopped early renders with --combine).
+    header = {
+        "machine": _common.machine_info(),  # the load average before we add to it
+        "settings": _settings_note(),
+        "train_voices": list(voices),
+        "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
+        "festival_voices": list(FESTIVAL_VOICES),
+        "scale": {
+            "rounds": rounds,
+            "round_sentences": list(round_sentences[:rounds]),
+            "salts": list(range(first_salt, first_salt + salts)),
+            "variants": variants,
+            "null_salts": null_salts,
+        },
+    }
     manifests = synthesize_sets(workdir, round_sentences, voices)
     scores = _Scores(manifests)
     series: list[dict[str, Any]] = []
-    partial = {"machine": machine, "settings": _settings_note(), "series": series}
+    partial = {**header, "series": series, "null": None, "total_seconds": None}
     for v in variants:
         for s in range(first_salt, first_salt + salts):
             series.append(
@@ -419,23 +434,8 @@ def run(
             null = null_candidate(workdir, cache_dir, manifests, salts=null_salts, rounds=rounds)
         except Exception as exc:  # keep the rounds' results whatever happens here
             null = {"note": f"failed: {type(exc).__name__}: {exc}", "promoted": 0, "trials": []}
-    return {
-        "machine": machine,
-        "settings": _settings_note(),
-        "train_voices": list(voices),
-        "disjoint_voices": [v for v, _ in DISJOINT_VOICES],
-        "festival_voices": list(FESTIVAL_VOICES),
-        "scale": {
-            "rounds": rounds,
-            "round_sentences": list(round_sentences[:rounds]),
-            "salts": list(range(first_salt, first_salt + salts)),
-            "variants": variants,
-            "null_salts": null_salts,
-        },
-        "series": series,
-        "null": null,
-        "total_seconds": round(time.perf_counter() - started_all, 1),
-    }
+    total = round(time.perf_counter() - started_all, 1)
+    return {**header, "series": series, "null": null, "total_seconds": total}
 
 
 def without_clips(result: dict[str, Any], parts: list[Path]) -> dict[str, Any]:
@@ -453,6 +453,7 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     result; they must share settings and round count. The null comes from the part that has
     one (the first)."""
     first = parts[0]
+    totals = [part["total_seconds"] for part in parts]
     for part in parts[1:]:
         for key in ("settings", "train_voices", "disjoint_voices", "festival_voices"):
             if part[key] != first[key]:
@@ -473,8 +474,15 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "series": series,
         "null": null,
         "machines": [part["machine"] for part in parts],
-        "total_seconds": round(sum(part["total_seconds"] for part in parts), 1),
+        # None: a part stopped early (its partial file).
+        "total_seconds": None if None in totals else round(sum(totals), 1),
     }
+
+
+def _wall(seconds: float | None) -> str:
+    if seconds is None:
+        return "stopped before its end (the rounds it finished)"
+    return f"{seconds} s wall"
 
 
 def _round_sentences(result: dict[str, Any]) -> list[int]:
@@ -701,7 +709,7 @@ with the serving engine (faster-whisper int8, beam {BEAM_SIZE}, normalised WER) 
 `model.asr.evaluation`.
 
 {body}
-Whole run: {result["total_seconds"]} s wall.
+Whole run: {_wall(result["total_seconds"])}.
 Machine: {machine.get("cpu")}, load average {machine.get("load_average_1_5_15")} at the start.
 """
 
