@@ -87,6 +87,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "heldout-20": {"WHISPER_IT_EVAL_FRACTION": "0.2"},
     # the kept step chosen among the validations of the last quarter of the step budget
     "validate-late": {"WHISPER_IT_TRAIN_VALIDATION_START": "0.75"},
+    # the gain test without its 0.5-point margin (the null simulations in tests/ already
+    # hold the false-promotion rate at margin 0): more power where rounds stall
+    "gain-0": {"WHISPER_IT_GATE_MIN_WER_IMPROVEMENT": "0"},
 }
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
@@ -698,7 +701,8 @@ settings: {result["settings"]} (`from-base`: every run from the base model, the 
 the model then serving; `top-4` / `all-layers`: the top 4 / all 6 encoder layers trained,
 the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held-out share,
 `EVAL_FRACTION=0.2`; `validate-late`: validations (the kept step) from three quarters of
-the step budget on, `TRAIN_VALIDATION_START=0.75`).
+the step budget on, `TRAIN_VALIDATION_START=0.75`; `gain-0`: the gain test without its
+0.5-point margin, `GATE_MIN_WER_IMPROVEMENT=0`).
 `disjoint` (unseen): {_disjoint_sentences(result)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): {len(GENERAL_SENTENCES) + len(FESTIVAL_MORE_SENTENCES)} sentences (the
