@@ -25,6 +25,17 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_whisper(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random 128-mel Whisper (``tests.support.tiny_whisper``), built once: the
+    training mechanics (steps, checkpoints, resume, averaging) in seconds, not minutes."""
+    from model.asr.sources import hf_dir
+    from tests.support.tiny_whisper import build_tiny_whisper
+
+    reference = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
+    return build_tiny_whisper(reference, tmp_path_factory.mktemp("models") / "tiny-128")
+
+
+@pytest.fixture(scope="session")
 def ct2_transcriber(model_cache: Path):
     from model.asr.sources import load_transcriber
 

@@ -36,7 +36,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ from model.asr.transcription import (
     Segment,
     TranscribeOptions,
     Transcription,
+    token_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -146,11 +147,29 @@ class ShortClipDecoder:
         (``model.asr.routing.fits_short_clip``) and hold finite samples (``validate_clip``)."""
         if any(clip.size / SAMPLE_RATE > SHORT_CLIP_SECONDS for clip in clips):
             raise InvalidClip("a clip longer than one window cannot take the short-clip path")
-        if not clips:
-            return []
+        # One call per token budget (``token_budget``): a clip is decoded with its own
+        # length bound whatever it is batched with.
+        groups: dict[int, list[int]] = {}
+        for index, clip in enumerate(clips):
+            budget = token_budget(clip.size / SAMPLE_RATE, options.max_new_tokens)
+            groups.setdefault(budget, []).append(index)
+        results: list[BatchResult | None] = [None] * len(clips)
+        for budget, indices in groups.items():
+            group = [clips[index] for index in indices]
+            decoded = self._decode_group(group, options, budget)
+            for index, result in zip(indices, decoded, strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    def _decode_group(
+        self, clips: list[np.ndarray], options: TranscribeOptions, budget: int
+    ) -> list[BatchResult]:
+        """Clips of one token budget in one call; if it raises, each alone, so that only
+        the culprit gets the error."""
+        bounded = replace(options, max_new_tokens=budget)
         started = time.perf_counter()
         try:
-            decoded = self._decode(list(clips), options)
+            decoded = self._decode(clips, bounded)
         except Exception as exc:
             if len(clips) == 1:
                 return [exc]
@@ -319,7 +338,8 @@ class ShortClipDecoder:
         """The clip as a batch of one (after its batch failed), or the error it raises."""
         started = time.perf_counter()
         try:
-            (item,) = self._decode([clip], options)
+            budget = token_budget(clip.size / SAMPLE_RATE, options.max_new_tokens)
+            (item,) = self._decode([clip], replace(options, max_new_tokens=budget))
         except Exception as exc:
             return exc
         self._count_fallbacks(1)

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from model.asr.registry import ModelRegistry
-from tests.support.tiny_whisper import LARGE_V3_MEL_BINS, build_tiny_whisper
+from tests.support.tiny_whisper import LARGE_V3_MEL_BINS
 from tests.support.training_support import FAST_TRAINING, data_dir_with_cache, labelled_tsv, run_cli
 
 __all__ = ["labelled_tsv"]  # a fixture, imported for pytest
@@ -28,20 +27,12 @@ PERMISSIVE_GATE = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny_128(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model.asr.sources import hf_dir
-
-    reference = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
-    return build_tiny_whisper(reference, tmp_path_factory.mktemp("models") / "tiny-128")
-
-
-def test_features_follow_the_models_mel_bins(tiny_128: Path, labelled_tsv: Path) -> None:
+def test_features_follow_the_models_mel_bins(tiny_whisper: Path, labelled_tsv: Path) -> None:
     from transformers import WhisperConfig
 
     from training.data import ServingFeatures, load_audio
 
-    n_mels = WhisperConfig.from_pretrained(tiny_128).num_mel_bins
+    n_mels = WhisperConfig.from_pretrained(tiny_whisper).num_mel_bins
     audio = load_audio(next(labelled_tsv.parent.glob("*.wav")))
     assert n_mels == LARGE_V3_MEL_BINS
     assert ServingFeatures(n_mels)(audio).shape == (LARGE_V3_MEL_BINS, 3000)
@@ -52,7 +43,7 @@ def test_features_follow_the_models_mel_bins(tiny_128: Path, labelled_tsv: Path)
     from training.data import LabelEncoder, read_manifest
 
     examples = read_manifest(labelled_tsv)[:4]
-    dataset = FeatureDataset(examples, LabelEncoder(tiny_128, language="it"), seed=0,
+    dataset = FeatureDataset(examples, LabelEncoder(tiny_whisper, language="it"), seed=0,
                              n_mels=n_mels)  # fmt: skip
     loader = DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=Collator("input_features"))
     batches = list(loader)
@@ -61,13 +52,13 @@ def test_features_follow_the_models_mel_bins(tiny_128: Path, labelled_tsv: Path)
 
 
 def test_a_128_mel_model_trains_gates_exports_and_serves(
-    tmp_path: Path, model_cache: Path, labelled_tsv: Path, tiny_128: Path
+    tmp_path: Path, model_cache: Path, labelled_tsv: Path, tiny_whisper: Path
 ) -> None:
     data = data_dir_with_cache(tmp_path, model_cache)
     settings = {
         **FAST_TRAINING,
         **PERMISSIVE_GATE,
-        "base_model": tiny_128,
+        "base_model": tiny_whisper,
         "eval_general_set": labelled_tsv,
         "train_max_steps": 2,
         # Nothing held out (a salt could hold out 2 sentences, too few to prove anything):

@@ -16,7 +16,14 @@ from bot.settings import Settings
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.unit_of_work import Database
-from tests.support.training_support import FAST_TRAINING, data_dir_with_cache, labelled_tsv, run_cli
+from tests.support.training_support import (
+    FAST_TRAINING,
+    SENTENCES,
+    VOICES,
+    data_dir_with_cache,
+    labelled_tsv,
+    run_cli,
+)
 from training.finetune import CHECKPOINTS_DIR
 from training.snapshot import TRAIN_MANIFEST
 
@@ -39,7 +46,8 @@ def test_train_cli_promotes_and_rolls_back(
         "gate_confidence": 0.9,
         # Which sentences the installation's random salt holds out varies from run to run
         # (none at all, at times): a general set gives the gate something to judge on always.
-        "eval_general_set": labelled_tsv,
+        # One voice of the five sentences: every clip costs each model a window's encoding.
+        "eval_general_set": one_voice(labelled_tsv),
     }
     # The L2-SP pull toward the start weights runs here too (its effect: the benchmark).
     gate["train_anchor_strength"] = 0.1
@@ -58,7 +66,7 @@ def test_train_cli_promotes_and_rolls_back(
     assert not (leftover / "train" / CHECKPOINTS_DIR).exists()
     assert not (leftover / TRAIN_MANIFEST).exists()
     # The report names the general set it judged: the admin's, not the packaged one.
-    assert verdict["data"]["general_set"] == str(labelled_tsv.resolve())
+    assert verdict["data"]["general_set"] == str(one_voice(labelled_tsv).resolve())
 
     registry = ModelRegistry(data / "models")
     current = registry.current()
@@ -131,19 +139,21 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
             (broken_hf / item.name).write_bytes(item.read_bytes())
     broken_ct2 = convert.export_hf_to_ct2(broken_hf, tmp_path / "broken-ct2")
 
-    examples = read_manifest(labelled_tsv)
+    # One voice: five sentences are what the test needs, and each clip costs both models
+    # a 30 s window of encoding.
+    examples = read_manifest(one_voice(labelled_tsv))
     scores = {
         name: {"heldout": evaluate_ct2(ct2, examples, model_name=name, cpu_threads=2)}
         for name, ct2 in (("base", base_ct2), ("broken", broken_ct2))
     }
-    # One speaker (the TSV names none) and five sentences, one of which the base model
-    # gets as wrong as the broken one: the mechanics, judged at 80% (p = 2/32 then).
-    policy = GatePolicy(min_eval_sentences=len(examples) // 2, min_eval_users=1, confidence=0.8)
+    # One speaker (the TSV names none) and five sentences: the mechanics, judged at 80%
+    # (p = 2/32 if the base model got one sentence as wrong as the broken one).
+    policy = GatePolicy(min_eval_sentences=len(examples), min_eval_users=1, confidence=0.8)
     refused = decide(scores["base"], scores["broken"], policy)
     assert not refused.promote and refused.primary_set == "heldout", refused.reasons
     check = refused.check("heldout")
     assert check is not None and check.verdict == "worse" and check.clips == len(examples)
-    assert check.interval.low > 0 and check.sentences == len(examples) // 2
+    assert check.interval.low > 0 and check.sentences == len(examples) == len(SENTENCES)
     assert scores["broken"]["heldout"].rates.wer > scores["base"]["heldout"].rates.wer
 
     # The other way round the gate promotes, and promotion is atomic and recorded.
@@ -175,3 +185,11 @@ def test_gate_refuses_a_broken_candidate_with_the_serving_engine(
             assert active.ct2_dir == str(registry.get("v7").ct2_dir)
     finally:
         database.close()
+
+
+def one_voice(tsv: Path) -> Path:
+    """The first voice's clips of ``tsv`` (one per sentence), as a TSV beside it."""
+    lines = tsv.read_text(encoding="utf-8").splitlines()[:: len(VOICES)]
+    out = tsv.with_name("one-voice.tsv")
+    out.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return out

@@ -18,7 +18,6 @@ torch = pytest.importorskip("torch")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from tests.support.tiny_whisper import build_tiny_whisper  # noqa: E402
 from tests.support.training_support import REPO, labelled_tsv  # noqa: E402
 from training.arguments import FinetuneArguments  # noqa: E402
 from training.averaging import SNAPSHOT_DIR, snapshot_path, snapshot_steps  # noqa: E402
@@ -33,11 +32,8 @@ KILL_AT = 6  # after the checkpoint at step 4, before the one at step 8
 
 
 @pytest.fixture(scope="module")
-def tiny(model_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model.asr.sources import hf_dir
-
-    reference = hf_dir("packaged:whisper-base", cache_dir=model_cache).path
-    return build_tiny_whisper(reference, tmp_path_factory.mktemp("models") / "tiny")
+def tiny(tiny_whisper: Path) -> Path:
+    return tiny_whisper
 
 
 def _args(tiny: Path, manifest: Path, out: Path, **changes: object) -> FinetuneArguments:
