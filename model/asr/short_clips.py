@@ -4,9 +4,10 @@ A voice note that fits in one 30 s window needs none of faster-whisper's long-fo
 machinery (seeking, timestamp tokens, segment splitting, word alignment). Its features are
 computed exactly as ``WhisperModel.transcribe`` computes them for its first window (log-mel
 of the clip, zero-padded to 3000 frames), so a clip decoded here reads like the same clip
-decoded alone; then the whole batch goes through the encoder and the decoder in one call
+decoded alone; then the clips of one token budget (``model.asr.transcription.token_budget``:
+notes of similar length share one) go through the encoder and the decoder in one call
 with the prompt ``<|startoftranscript|><|it|><|transcribe|><|notimestamps|>``, the
-caller's beam size, a bounded length and faster-whisper's suppressed tokens. On 2 busy CPU
+caller's beam size, that budget and faster-whisper's suppressed tokens. On 2 busy CPU
 cores, 16 notes of 3-7 s took 1.6x less time than plain ``transcribe`` one by one, WER
 39.1% vs 41.7% (``benchmarks/results/serving.md``); there, batches of 4-16 gained nothing
 over batches of 1 (beam 5 repeats the encoder output per hypothesis and the CPU was
