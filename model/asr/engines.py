@@ -38,7 +38,6 @@ from model.asr.transcription import (
     TranscribeOptions,
     Transcriber,
     Transcription,
-    token_budget,
 )
 
 # The batched pipeline cannot resume a chunk that hit the token cap (sequential decoding
@@ -215,8 +214,7 @@ class CT2Transcriber:
             "language": options.language,
             "task": options.task,
             "beam_size": options.beam_size,
-            # One window or less: the clip's own bound; longer audio: the cap per window.
-            "max_new_tokens": token_budget(duration, options.max_new_tokens),
+            "max_new_tokens": options.max_new_tokens,
             "condition_on_previous_text": options.condition_on_previous_text,
             "without_timestamps": False,
             "hotwords": options.hotwords,

@@ -4,10 +4,9 @@ A voice note that fits in one 30 s window needs none of faster-whisper's long-fo
 machinery (seeking, timestamp tokens, segment splitting, word alignment). Its features are
 computed exactly as ``WhisperModel.transcribe`` computes them for its first window (log-mel
 of the clip, zero-padded to 3000 frames), so a clip decoded here reads like the same clip
-decoded alone; then the clips of one token budget (``model.asr.transcription.token_budget``:
-notes of similar length share one) go through the encoder and the decoder in one call
+decoded alone; then the whole batch goes through the encoder and the decoder in one call
 with the prompt ``<|startoftranscript|><|it|><|transcribe|><|notimestamps|>``, the
-caller's beam size, that budget and faster-whisper's suppressed tokens. On 2 busy CPU
+caller's beam size, a bounded length and faster-whisper's suppressed tokens. On 2 busy CPU
 cores, 16 notes of 3-7 s took 1.6x less time than plain ``transcribe`` one by one, WER
 39.1% vs 41.7% (``benchmarks/results/serving.md``); there, batches of 4-16 gained nothing
 over batches of 1 (beam 5 repeats the encoder output per hypothesis and the CPU was
@@ -37,7 +36,7 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,6 @@ from model.asr.transcription import (
     Segment,
     TranscribeOptions,
     Transcription,
-    token_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -148,29 +146,11 @@ class ShortClipDecoder:
         (``model.asr.routing.fits_short_clip``) and hold finite samples (``validate_clip``)."""
         if any(clip.size / SAMPLE_RATE > SHORT_CLIP_SECONDS for clip in clips):
             raise InvalidClip("a clip longer than one window cannot take the short-clip path")
-        # One call per token budget (``token_budget``): a clip is decoded with its own
-        # length bound whatever it is batched with.
-        groups: dict[int, list[int]] = {}
-        for index, clip in enumerate(clips):
-            budget = token_budget(clip.size / SAMPLE_RATE, options.max_new_tokens)
-            groups.setdefault(budget, []).append(index)
-        results: list[BatchResult | None] = [None] * len(clips)
-        for budget, indices in groups.items():
-            group = [clips[index] for index in indices]
-            decoded = self._decode_group(group, options, budget)
-            for index, result in zip(indices, decoded, strict=True):
-                results[index] = result
-        return [result for result in results if result is not None]
-
-    def _decode_group(
-        self, clips: list[np.ndarray], options: TranscribeOptions, budget: int
-    ) -> list[BatchResult]:
-        """Clips of one token budget in one call; if it raises, each alone, so that only
-        the culprit gets the error."""
-        bounded = replace(options, max_new_tokens=budget)
+        if not clips:
+            return []
         started = time.perf_counter()
         try:
-            decoded = self._decode(clips, bounded)
+            decoded = self._decode(list(clips), options)
         except Exception as exc:
             if len(clips) == 1:
                 return [exc]
@@ -339,8 +319,7 @@ class ShortClipDecoder:
         """The clip as a batch of one (after its batch failed), or the error it raises."""
         started = time.perf_counter()
         try:
-            budget = token_budget(clip.size / SAMPLE_RATE, options.max_new_tokens)
-            (item,) = self._decode([clip], replace(options, max_new_tokens=budget))
+            (item,) = self._decode([clip], options)
         except Exception as exc:
             return exc
         self._count_fallbacks(1)

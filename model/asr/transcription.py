@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -15,16 +14,6 @@ ENGINES: tuple[EngineName, ...] = ("ct2", "transformers")
 # Whisper decodes 30 s windows; 224 tokens is half the decoder's context and far more
 # than 30 s of speech needs, so hitting it means a loop.
 MAX_NEW_TOKENS = 224
-# A clip shorter than a window holds little speech: Italian reads ~0.3 Whisper tokens per
-# character (0.37 at most on the packaged general set), so even fast speech (~20
-# characters a second) makes ~7 tokens a second. A decode that runs past this many is a
-# loop or made-up text, and on a short clip it cost up to 9x the clip's decoding (a
-# 2.5 s note looping through every fallback temperature: 18 s on 2 cores).
-MAX_TOKENS_PER_SECOND = 12
-MIN_TOKEN_BUDGET = 16
-# Budgets are rounded up to a multiple of this, so that clips of similar length share
-# one batched call (``model.asr.short_clips`` batches clips of equal budget only).
-TOKEN_BUDGET_STEP = 16
 # Long-form decoding falls back to sampling when a window looks like a loop, as
 # faster-whisper does by default. transformers measures compression on tokens, where
 # 1.35 corresponds to the 2.4 that openai/whisper applies to text.
@@ -66,14 +55,6 @@ class TranscribeOptions:
 
 # The default options, one shared frozen value (usable as a parameter default).
 DEFAULT_OPTIONS = TranscribeOptions()
-
-
-def token_budget(seconds: float, cap: int) -> int:
-    """The most tokens one window of a clip of ``seconds`` may decode to: ``cap`` (the
-    caller's ``max_new_tokens``) or less for a short clip (``MAX_TOKENS_PER_SECOND``). It
-    depends on the clip alone, so a clip's words never depend on its batch-mates."""
-    wanted = MIN_TOKEN_BUDGET + math.ceil(max(0.0, seconds) * MAX_TOKENS_PER_SECOND)
-    return min(cap, TOKEN_BUDGET_STEP * math.ceil(wanted / TOKEN_BUDGET_STEP))
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,7 @@ from model.asr.routing import (
     choose_route,
     fits_short_clip,
 )
-from model.asr.transcription import (
-    MAX_NEW_TOKENS,
-    MAX_TOKENS_PER_SECOND,
-    TOKEN_BUDGET_STEP,
-    TranscribeOptions,
-    token_budget,
-)
+from model.asr.transcription import TranscribeOptions
 
 BASE = TranscribeOptions(beam_size=5)
 
@@ -57,16 +51,3 @@ def test_a_sequential_decode_the_length_chose_may_skip_silence() -> None:
     assert not choose_route(5.0, BASE, short_clips=False).options.vad_filter
     forced = choose_route(600.0, BASE, chunk_batch=0, skip_silence=True)
     assert not forced.options.vad_filter
-
-
-def test_a_clips_token_budget_grows_with_its_length_up_to_the_cap() -> None:
-    seconds = [0.0, 0.5, 1.0, 2.5, 5.0, 10.0, 17.0, 30.0, 600.0]
-    budgets = [token_budget(s, MAX_NEW_TOKENS) for s in seconds]
-    assert budgets == sorted(budgets) and budgets[-1] == MAX_NEW_TOKENS
-    assert all(b % TOKEN_BUDGET_STEP == 0 or b == MAX_NEW_TOKENS for b in budgets)
-    # Room for the fastest speech (~7 tokens a second), far less than a loop's 224.
-    for s, b in zip(seconds, budgets, strict=True):
-        assert b >= min(MAX_NEW_TOKENS, s * MAX_TOKENS_PER_SECOND)
-    assert token_budget(2.5, MAX_NEW_TOKENS) <= 64
-    # A smaller cap of the caller's is kept.
-    assert token_budget(30.0, 100) == 100 and token_budget(1.0, 20) == 20
