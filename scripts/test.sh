@@ -17,7 +17,7 @@ if [[ "${1:-}" == "--fast" ]]; then
 fi
 scripts/setup.sh --test
 # Two processes, each taking whole test files (module fixtures are built once): one kept
-# only 1.2 of CI's 2 cores busy (tests wait on subprocesses and sockets); two take 13
+# only 1.2 of CI's 2 cores busy (tests wait on subprocesses and sockets); two take 14
 # minutes on such a machine. The 20 slowest tests close the report: where to look when
 # the suite nears its 15 minutes.
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=20 "$@"
