@@ -64,15 +64,21 @@ async def test_the_queue_message_gives_a_measured_estimate_and_follows_the_queue
         model.release.clear()
         model.started.clear()
         bot.emu.send_voice(user_id=USER, data=tone_wav(CLIP_SECONDS, frequency=550.0), duration=2)
-        await asyncio.to_thread(model.started.wait, HELD_SECONDS)
-        queued = [
-            bot.emu.send_voice(
-                user_id=USER,
-                data=tone_wav(CLIP_SECONDS, frequency=600.0 + 50 * n),
-                duration=DECLARED_SECONDS,
+        assert await asyncio.to_thread(model.started.wait, HELD_SECONDS)
+        queued = []
+        for n in range(2):
+            # One after the other: updates are handled concurrently, so two sent together
+            # could be queued in either order.
+            queued.append(
+                bot.emu.send_voice(
+                    user_id=USER,
+                    data=tone_wav(CLIP_SECONDS, frequency=600.0 + 50 * n),
+                    duration=DECLARED_SECONDS,
+                )
             )
-            for n in range(2)
-        ]
+            await bot.wait_message(
+                lambda m, sent=queued[-1]: m.reply_to == sent["message_id"] and "coda" in m.content
+            )
         last = await bot.wait_message(
             lambda m: m.reply_to == queued[1]["message_id"] and "circa" in m.content
         )
