@@ -101,5 +101,6 @@ def test_short_batch_fallback_ignores_batch_mates(
     before = decoder.fallbacks
     alone = [decoder.decode([clip], options=options)[0].text for clip in audio]
     assert decoder.fallbacks > before
-    together = decoder.decode(audio[::-1] + audio, options=options)
-    assert [r.text for r in together] == alone[::-1] + alone
+    # Each clip beside the other, in the other order (a batch of 4 cost 25 s more here).
+    together = decoder.decode(audio[::-1], options=options)
+    assert [r.text for r in together] == alone[::-1]
