@@ -91,8 +91,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     # hold the false-promotion rate at margin 0): more power where rounds stall
     "gain-0": {"WHISPER_IT_GATE_MIN_WER_IMPROVEMENT": "0"},
     # no validation slice: its sentences trained on, the last step kept (on 102 clips the
-    # slice's best step read the unseen voices at 17.8%, all steps at 9.3%: learning.md)
+    # slice's best step read the unseen voices at 17.8%, all steps at 9.3%: learning.md);
+    # the default since 2026-12-07, so today the same runs as from-base
     "no-slice": {"WHISPER_IT_TRAIN_VALIDATION_FRACTION": "0"},
+    # the default until 2026-12-07: 0.15 of the training sentences kept out to pick the step
+    "slice-15": {"WHISPER_IT_TRAIN_VALIDATION_FRACTION": "0.15"},
 }
 SALT_SECRET = "split_salt"
 PARTIAL_FILE = "demo_training_partial.json"
@@ -706,7 +709,9 @@ the cpu default until / since 2026-12-05; `heldout-20`: twice the permanent held
 `EVAL_FRACTION=0.2`; `validate-late`: validations (the kept step) from three quarters of
 the step budget on, `TRAIN_VALIDATION_START=0.75`; `gain-0`: the gain test without its
 0.5-point margin, `GATE_MIN_WER_IMPROVEMENT=0`; `no-slice`: no validation slice, its
-sentences trained on and the last step kept, `TRAIN_VALIDATION_FRACTION=0`).
+sentences trained on and the last step kept, `TRAIN_VALIDATION_FRACTION=0`, the default
+since 2026-12-07; `slice-15`: the default before, 0.15 of the sentences kept out to pick the
+step).
 `disjoint` (unseen): {_disjoint_sentences(result)} other sentences x other espeak voices
 ({", ".join(result["disjoint_voices"])}), other speeds, pink noise, Opus {OPUS_BITRATE}.
 `festival` (general): {len(GENERAL_SENTENCES) + len(FESTIVAL_MORE_SENTENCES)} sentences (the

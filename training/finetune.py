@@ -90,8 +90,8 @@ def resolve_mode(mode: str) -> Mode:
 def planned_steps(args: FinetuneArguments, clips: int) -> int:
     """The step budget: ``max_epochs`` passes over the ``clips`` training clips (a
     perturbed copy counts as its clip), so it grows with the data; ``max_steps`` > 0 caps
-    it. Few corrections often mean too few sentences for a validation slice, and nothing
-    else would stop a run from learning them by heart."""
+    it. By default there is no validation slice (and few corrections are too few for one),
+    and nothing else would stop a run from learning them by heart."""
     if args.max_epochs <= 0:
         if args.max_steps <= 0:
             raise TrainingError("set max_epochs or max_steps: the run has no step budget")
@@ -118,7 +118,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     from transformers.trainer_utils import get_last_checkpoint
 
     from training._whisper_model import PartialEncoderWhisper
-    from training.robust import choose_alpha, parse_alphas, trainable_state
+    from training.robust import trainable_state
 
     mode = resolve_mode(args.mode)
     if mode == "gpu" and not torch.cuda.is_available():
@@ -161,8 +161,7 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     trainer.save_state()
     trainer.remove_callback(EarlyStoppingCallback)  # else later evaluations log a false alarm
     averaged = _average(args, trainer, checkpoints, validate)  # first average, then WiSE-FT
-    alphas = parse_alphas(args.wise_alphas)
-    wise = choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
+    wise = _wise(args, trainer, start_weights, validate)
     _save_final(trainer.model, Path(args.model_dir), output / FINAL_DIR)
     result = _result(
         args, mode, trainer, timer, data, validation, outcome, seconds, max_steps, last, wise,
@@ -170,6 +169,16 @@ def finetune(args: FinetuneArguments, *, progress: Progress | None = None) -> Fi
     )  # fmt: skip
     (output / RESULT_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
     return result
+
+
+def _wise(args: FinetuneArguments, trainer: Any, start_weights: Any, validate: bool) -> Any:
+    """WiSE-FT's chosen alpha and losses, or None when it is off or has no slice to choose on."""
+    from training.robust import choose_alpha, parse_alphas
+
+    alphas = parse_alphas(args.wise_alphas)
+    if alphas and not validate:
+        log.warning("WiSE-FT skipped: it chooses alpha on a validation slice, and there is none")
+    return choose_alpha(trainer, start_weights, alphas) if alphas and validate else None
 
 
 @dataclass

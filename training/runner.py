@@ -3,8 +3,8 @@
 ``python -m training run --config RUN.json`` (``training.__main__``) snapshots the data
 (first start only, ``training.snapshot``), fine-tunes **from the base model** on all current
 corrections (never from the served model: no version inherits another's data or drift, and
-/forget leaves the weights at the next promotion), with checkpoints, keeping the step that
-did best on a validation slice of unseen sentences, exports the candidate to CTranslate2,
+/forget leaves the weights at the next promotion), with checkpoints, keeping the last step
+(or, with a validation slice, the one that did best on it), exports the candidate to CTranslate2,
 evaluates candidate and serving model with the serving engine on the same clips, records
 every evaluation, and promotes the candidate if the gate (``training.gate``) allows. The
 candidate's ``parent`` is the version it replaces (what /rollback returns to). Progress
