@@ -116,10 +116,11 @@ class FinetuneArguments:
     checkpoint_every: int = configurable(
         10, setting="train_checkpoint_every", help="steps between checkpoints (and validations)"
     )
-    # benchmarks/results/demo_training_no_slice_salts01.md: through five rounds without a
-    # slice (its sentences trained on, the last step kept) salts 0 and 1 end at 8.1% and
-    # 9.7% on unseen sentences and voices, against 15.4% and 14.4% with 0.15 of the
-    # sentences held out to pick the step; the gate refuses a last step that overfits.
+    # benchmarks/results/demo_training_defaults_salts012.md: through five rounds without a
+    # slice (its sentences trained on, the last step kept) salts 1, 0 and 2 end at 9.7%,
+    # 8.1% and 10.5% on unseen sentences and voices, against 14.4%, 15.4% and 15.4% with
+    # 0.15 of the sentences held out to pick the step; the gate refuses a last step that
+    # overfits.
     validation_fraction: float = configurable(
         0.0,
         setting="train_validation_fraction",
