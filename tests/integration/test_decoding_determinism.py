@@ -16,11 +16,13 @@ from model.asr.seeded_sampling import clip_seed
 from model.asr.transcription import TranscribeOptions
 from tests.support.speech import synthesize
 
-# Italian read by foreign voices, fast: whisper-base is unsure there (average
-# log-probability under -1), so faster-whisper samples again at rising temperatures.
+# Italian read by foreign voices: whisper-base is unsure there (average log-probability
+# under -1), so faster-whisper samples again at rising temperatures. Unseeded (a random
+# seed per clip), two decodes of either clip gave different words in 86% and 89% of
+# pairs of 8 decodes; most clips tried were steadier (the best sample rarely wins).
 FALLBACK_CLIPS = (
-    ("La biblioteca comunale è chiusa il lunedì e il martedì mattina.", "en", 320),
-    ("Il treno per Milano parte alle otto di sera.", "de", 300),
+    ("La biblioteca comunale è chiusa il lunedì.", "en", 260),
+    ("Il treno per Milano parte alle otto di sera.", "de", 320),
 )
 
 
@@ -65,24 +67,22 @@ def test_the_clip_seed_reaches_ctranslate2(ct2_transcriber, fallback_clips, monk
 
 def test_same_evaluation_side_by_side_gives_the_same_words(ct2_transcriber, fallback_clips) -> None:
     """Two evaluations of one model at once (two threads sharing the model, as the gate
-    and the bot do), after other sampling work: the same words, clip by clip."""
+    and the bot do), one of them taking the clips in the other order, so that each clip
+    samples after other sampling work in one of them: the same words, clip by clip."""
     before = ct2_transcriber.seeded_sampling_calls
-    first = evaluate(ct2_transcriber, fallback_clips)
-    assert ct2_transcriber.seeded_sampling_calls > before
-    # Other clips sample in between, moving any shared generator on.
-    evaluate(ct2_transcriber, fallback_clips[::-1])
     results: dict[int, list[str]] = {}
 
     def run(slot: int) -> None:
-        results[slot] = [c.hypothesis for c in evaluate(ct2_transcriber, fallback_clips).clips]
+        clips = fallback_clips if slot == 0 else fallback_clips[::-1]
+        results[slot] = [c.hypothesis for c in evaluate(ct2_transcriber, clips).clips]
 
     threads = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    expected = [c.hypothesis for c in first.clips]
-    assert results[0] == results[1] == expected
+    assert ct2_transcriber.seeded_sampling_calls > before
+    assert results[0] == results[1][::-1]
 
 
 def test_short_batch_fallback_ignores_batch_mates(
