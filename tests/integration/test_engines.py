@@ -9,7 +9,7 @@ import pytest
 
 from model.asr.audio import SAMPLE_RATE, decode_audio
 from model.asr.normalize import error_rates
-from model.asr.transcription import WINDOW_SECONDS, TranscribeOptions
+from model.asr.transcription import TranscribeOptions
 from tests.support.speech import ITALIAN_SENTENCES, synthesize
 
 ENGLISH = "The weather is nice today and we are going to the park."
@@ -24,14 +24,13 @@ def italian_clips(speech_dir: Path) -> list[tuple[np.ndarray, str]]:
     return clips
 
 
-# Two passes of the sentences: ~37 s, two windows (each costs the reference engine ~20 s
-# here).
-LONG_CLIP_REPEATS = 2
+# Three passes of the sentences: two windows (each costs the reference engine ~20 s here).
+LONG_CLIP_REPEATS = 3
 
 
 @pytest.fixture(scope="module")
 def long_clip(italian_clips: list[tuple[np.ndarray, str]]) -> np.ndarray:
-    """~37 s: the sentences in turn with pauses, so a decoder that stops at 30 s fails."""
+    """~55 s: the sentences in turn with pauses, so a decoder that stops at 30 s fails."""
     pause = np.zeros(SAMPLE_RATE, dtype=np.float32)
     pieces = []
     for _ in range(LONG_CLIP_REPEATS):
@@ -85,13 +84,11 @@ def test_long_audio_is_transcribed_to_the_end(
     result = transcriber.transcribe(long_clip, options=options, progress=seen.append)
     duration = long_clip.size / SAMPLE_RATE
     assert result.duration == pytest.approx(duration)
-    # The last sentence ends a pause before the clip does; a decoder that stops at the
-    # first window's end does not reach it.
-    assert result.segments[-1].end > max(duration - 5, WINDOW_SECONDS), result.segments[-1]
+    assert result.segments[-1].end > duration - 15, result.segments[-1]
     assert all(
         a.start <= b.start for a, b in zip(result.segments, result.segments[1:], strict=False)
     )
-    # Every sentence is said twice: a truncating decoder would miss a quarter of them.
+    # Every sentence is said three times: a truncating decoder would miss most of them.
     references = " ".join(text for _ in range(LONG_CLIP_REPEATS) for _, text in italian_clips)
     assert error_rates([references], [result.text]).wer < 0.5, result.text
     assert seen and seen[-1] == pytest.approx(1.0, abs=0.2)
