@@ -10,7 +10,7 @@ user's vocabulary is reused only for a job carrying the very same hotwords.
 from __future__ import annotations
 
 from bot.pipeline import Recalled
-from bot.work_queue import ClaimedJob
+from bot.work_queue import ClaimedJob, transcript_owner
 from model.asr.transcription import Segment
 from storage import job_cancel, repeats, repository
 from storage import jobs as job_queue
@@ -37,6 +37,32 @@ class Repeats:
         made of the same file with the same hotwords (``vocabulary``: their fingerprint)
         becomes this user's own row, tied to the job as if just transcribed. Its id, or
         None when there is nothing to reuse (or the job is no longer this worker's)."""
+        with self.db.unit_of_work(read_only=True) as uow:
+            found = repeats.find_reusable(
+                uow.session,
+                model_version=model_version,
+                file_unique_id=file_unique_id,
+                vocabulary_sha256=vocabulary,
+            )
+            sha = None if found is None else found.audio_sha256
+        if sha is None:
+            return None
+        # Pinned, then checked: a /forget of the row found, deleting the audio meanwhile,
+        # either sees the pin or has already removed the file (nothing to reuse then).
+        with self.store.pinned(sha):
+            if not self.store.exists(sha):
+                return None
+            return self._reuse(job, model_version, file_unique_id, owner, vocabulary, sha)
+
+    def _reuse(
+        self,
+        job: ClaimedJob,
+        model_version: str,
+        file_unique_id: str,
+        owner: str,
+        vocabulary: str | None,
+        sha: str,
+    ) -> int | None:
         with self.db.unit_of_work() as uow:
             session = uow.session
             found = repeats.find_reusable(
@@ -45,10 +71,8 @@ class Repeats:
                 file_unique_id=file_unique_id,
                 vocabulary_sha256=vocabulary,
             )
-            if found is None or found.audio_sha256 is None:
-                return None
-            if not self.store.exists(found.audio_sha256):
-                return None
+            if found is None or found.audio_sha256 != sha:
+                return None  # forgotten meanwhile: another row's audio is not pinned
             if not job_queue.holds_lease(session, job.id, owner):
                 return None
             if job_cancel.cancel_requested(session, [job.id]):
@@ -58,12 +82,12 @@ class Repeats:
                 source_kind=found.source_kind,
                 source_ref=found.source_ref,
                 text=found.text,
-                user_id=job.user_id,
+                user_id=transcript_owner(session, job),
                 chat_id=job.chat_id,
                 user_message_id=job.user_message_id,
                 audio=AudioRef(
-                    sha256=found.audio_sha256,
-                    path=self.store.path(found.audio_sha256),
+                    sha256=sha,
+                    path=self.store.path(sha),
                     duration=found.audio_duration or 0.0,
                 ),
                 model_version=found.model_version,

@@ -24,7 +24,7 @@ from model.asr.hotwords import vocabulary_key
 from model.asr.transcription import Segment
 from storage import chat_settings, job_cancel, queue_eta, repository
 from storage import jobs as job_queue
-from storage.audio_store import AudioStore
+from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
@@ -238,7 +238,19 @@ class WorkQueue:
         transcription's id, or why nothing was kept: the job is gone (its user ran
         /forget while it was being worked on), its sender cancelled it (it ends
         cancelled here), or another worker owns it now (this worker's lease expired)."""
-        ref = self.store.put(result.audio.samples)
+        # Pinned until the row is committed: a /forget or purge of another row with the
+        # same audio, deciding the blob is unused meanwhile, must not delete it.
+        with self.store.put_pinned(result.audio.samples) as ref:
+            saved = self._save(job, result, ref)
+        if saved in (Discarded.FORGOTTEN, Discarded.CANCELLED):
+            with self.db.unit_of_work() as uow:
+                delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
+                uow.commit()
+        # TAKEN_OVER keeps the file: the new owner may be storing the same audio right
+        # now; the orphan sweep removes it later if nobody does.
+        return saved
+
+    def _save(self, job: ClaimedJob, result: PipelineResult, ref: AudioRef) -> int | Discarded:
         transcription = result.transcription
         with self.db.unit_of_work() as uow:
             discarded = None
@@ -248,26 +260,19 @@ class WorkQueue:
                 discarded = Discarded.TAKEN_OVER
             elif _cancel_requested(uow.session, job.id):
                 discarded = Discarded.CANCELLED
-            if discarded is Discarded.CANCELLED:
-                job_cancel.mark_job_cancelled(uow.session, job.id, owner=self.owner)
-            if discarded in (Discarded.FORGOTTEN, Discarded.CANCELLED):
-                delete_blobs_if_unreferenced(uow.session, self.store, [ref.sha256])
-                uow.commit()
             if discarded is not None:
-                # TAKEN_OVER keeps the file: the new owner may be storing the same audio
-                # right now; the orphan sweep removes it later if nobody does.
+                if discarded is Discarded.CANCELLED:
+                    job_cancel.mark_job_cancelled(uow.session, job.id, owner=self.owner)
+                    uow.commit()
                 return discarded
             stored_job = uow.session.get(Job, job.id)
             assert stored_job is not None
-            owner = _transcript_owner(job)
-            if owner is not None and owner != job.user_id:
-                repository.touch_user(uow.session, owner)
             row = repository.add_transcription(
                 uow.session,
                 source_kind=result.source_kind,
                 source_ref=result.source_ref,
                 text=transcription.text,
-                user_id=owner,
+                user_id=transcript_owner(uow.session, job),
                 chat_id=job.chat_id,
                 user_message_id=job.user_message_id,
                 audio=ref,
@@ -371,11 +376,14 @@ def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:
         return False
 
 
-def _transcript_owner(job: ClaimedJob) -> int | None:
+def transcript_owner(session: Session, job: ClaimedJob) -> int | None:
     """Who the transcript belongs to (and who may label it): the requester, unless a
-    ``/trascrivi`` asked for someone else's note, whose author it is then."""
+    ``/trascrivi`` asked for someone else's note, whose author it is then (registered
+    as a user here, so their /forget finds it)."""
     payload = job.payload
     if isinstance(payload, TelegramFileJob) and not payload.by_requester:
+        if payload.author_id is not None and payload.author_id != job.user_id:
+            repository.touch_user(session, payload.author_id)
         return payload.author_id
     return job.user_id
 

@@ -4,13 +4,20 @@
 the same audio sent twice is stored once, and a name always means the same content.
 Writes go to a temporary file in the same folder and are renamed into place, so a
 reader (another process) never sees half a file.
+
+A row that will refer to a blob is committed under a *pin* (``pinned``): a file beside the
+blob that deletion honours. Deletion renames the blob aside first and looks for pins only
+then, so a pin taken before that look keeps the blob, and one taken after it finds the
+blob gone (``put`` writes it again; a reuse of stored audio gives up).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ _PCM16_MIN, _PCM16_MAX = -32768, 32767
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHARD_CHARS = 2
 _TMP_SUFFIX = ".tmp"
+_PIN_SUFFIX = ".pin"
 
 
 class AudioStoreError(Exception):
@@ -76,10 +84,21 @@ class AudioStore:
 
     def put(self, samples: np.ndarray) -> AudioRef:
         """Store float32 mono 16 kHz ``samples``; storing the same audio again is free."""
-        import soundfile
+        pcm = to_pcm16(samples)
+        return self._put_pcm(pcm, pcm_sha256(pcm))
 
+    @contextlib.contextmanager
+    def put_pinned(self, samples: np.ndarray) -> Iterator[AudioRef]:
+        """``put``, the blob pinned until the block ends: commit the row that refers to it
+        inside the block."""
         pcm = to_pcm16(samples)
         sha = pcm_sha256(pcm)
+        with self.pinned(sha):
+            yield self._put_pcm(pcm, sha)
+
+    def _put_pcm(self, pcm: np.ndarray, sha: str) -> AudioRef:
+        import soundfile
+
         target = self.path(sha)
         duration = pcm.size / SAMPLE_RATE
         if target.exists():
@@ -124,38 +143,65 @@ class AudioStore:
         return self.path(sha256).is_file()
 
     def delete(self, sha256: str) -> bool:
-        """Remove a blob; False if it was not there."""
+        """Remove a blob unless it is pinned; False if it was not there (or pinned)."""
+        return self._delete(sha256, cutoff=None)
+
+    def delete_if_older(self, sha256: str, cutoff: float) -> bool:
+        """Remove a blob last written (or re-put) before ``cutoff`` (a ``time.time()``),
+        unless it is pinned."""
+        return self._delete(sha256, cutoff=cutoff)
+
+    def _delete(self, sha256: str, *, cutoff: float | None) -> bool:
         path = self.path(sha256)
+        aside = path.with_name(f".{sha256}.{secrets.token_hex(8)}{_TMP_SUFFIX}")
         try:
-            path.unlink()
+            if cutoff is not None and path.stat().st_mtime >= cutoff:
+                return False
+            os.rename(path, aside)
         except FileNotFoundError:
             return False
+        # A put that refreshed the blob before the rename, or a pin taken before this
+        # look, means a row is about to refer to it: put it back (a put since the rename
+        # wrote the same bytes under the same name).
+        refreshed = cutoff is not None and aside.stat().st_mtime >= cutoff
+        if refreshed or self._is_pinned(sha256):
+            os.replace(aside, path)
+            return False
+        aside.unlink()
         # The shard folder stays: removing it could race another process's put().
         return True
 
-    def delete_if_older(self, sha256: str, cutoff: float) -> bool:
-        """Remove a blob last written (or re-put) before ``cutoff`` (a ``time.time()``)."""
-        path = self.path(sha256)
+    @contextlib.contextmanager
+    def pinned(self, sha256: str) -> Iterator[None]:
+        """Keep the blob from deletion while a row that refers to it is committed: put or
+        check the blob inside, and commit before leaving."""
+        folder = self.path(sha256).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        pin = folder / f".{sha256}.{secrets.token_hex(8)}{_PIN_SUFFIX}"
+        pin.touch()
         try:
-            if path.stat().st_mtime >= cutoff:
-                return False
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+            yield
+        finally:
+            pin.unlink(missing_ok=True)
+
+    def _is_pinned(self, sha256: str) -> bool:
+        folder = self.path(sha256).parent
+        return any(folder.glob(f".{sha256}.*{_PIN_SUFFIX}"))
 
     def remove_stale_temporaries(self, cutoff: float) -> int:
-        """Remove half-written files a crashed ``put`` left, older than ``cutoff``."""
+        """Remove half-written files a crashed ``put`` left, and pins a crashed writer
+        left, older than ``cutoff``."""
         removed = 0
         if not self.root.is_dir():
             return 0
-        for path in self.root.glob(f"*/.*{_TMP_SUFFIX}"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
+        for suffix in (_TMP_SUFFIX, _PIN_SUFFIX):
+            for path in self.root.glob(f"*/.*{suffix}"):
+                try:
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
         return removed
 
     def __iter__(self) -> Iterator[str]:

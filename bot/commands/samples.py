@@ -14,6 +14,7 @@ user's corrections (their samples leave training and evaluation).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -155,9 +156,11 @@ def _import(
     )
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     batch: list[tuple[LabelledClip, AudioRef]] = []
+    # Each stored clip stays pinned until its row is committed (AudioStore.pinned).
+    pins = contextlib.ExitStack()
 
     def flush() -> None:
-        with database.unit_of_work() as uow:
+        with pins, database.unit_of_work() as uow:
             outcomes = [
                 add_labelled_sample(
                     uow.session,
@@ -173,23 +176,26 @@ def _import(
             counts[outcome] += 1
         batch.clear()
 
-    for clip in clips:
-        if has_control_token(clip.text):
-            errors.append({"line": clip.line, "path": clip.relative_path, "error": CONTROL_TOKEN})
-            continue
-        # Decode and store outside any transaction: it is the slow part.
-        try:
-            decoded = decode_audio(clip.audio_path, limits=limits)
-            ref = store.put(decoded.samples)
-        except (AudioError, InvalidAudioError) as exc:
-            # InvalidAudioError: non-finite samples, should a decoder ever let them through.
-            errors.append({"line": clip.line, "path": clip.relative_path, "error": str(exc)})
-            continue
-        batch.append((clip, ref))
-        if len(batch) >= IMPORT_BATCH:
+    with pins:  # released on any error, too
+        for clip in clips:
+            if has_control_token(clip.text):
+                errors.append(
+                    {"line": clip.line, "path": clip.relative_path, "error": CONTROL_TOKEN}
+                )
+                continue
+            # Decode and store outside any transaction: it is the slow part.
+            try:
+                decoded = decode_audio(clip.audio_path, limits=limits)
+                ref = pins.enter_context(store.put_pinned(decoded.samples))
+            except (AudioError, InvalidAudioError) as exc:
+                # InvalidAudioError: non-finite samples, should a decoder ever let them through.
+                errors.append({"line": clip.line, "path": clip.relative_path, "error": str(exc)})
+                continue
+            batch.append((clip, ref))
+            if len(batch) >= IMPORT_BATCH:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
     _print_json({**counts, "failed": len(errors), "errors": errors})
     return 1 if errors else 0
 

@@ -63,3 +63,35 @@ def test_discarded_result_blob_goes_after_commit(database: Database, tmp_path: P
         assert store.exists(ref.sha256)
         uow.commit()
     assert not store.exists(ref.sha256)
+
+
+def test_a_pinned_blob_is_not_deleted_until_the_pin_goes(
+    database: Database, tmp_path: Path
+) -> None:
+    store = AudioStore(tmp_path / "audio")
+    ref = store.put(_clip(9))
+    _age(ref.path, 2 * HOUR)
+    with store.pinned(ref.sha256):
+        assert not store.delete(ref.sha256)
+        assert not store.delete_if_older(ref.sha256, time.time())
+        with database.unit_of_work(read_only=True) as uow:
+            assert sweep_orphan_blobs(uow.session, store).blobs == 0
+        assert store.exists(ref.sha256)
+    assert list(ref.path.parent.glob(".*")) == []  # nothing left beside the blob
+    assert store.delete(ref.sha256)
+    assert not store.exists(ref.sha256)
+
+
+def test_a_crashed_writers_pin_goes_with_the_sweep(database: Database, tmp_path: Path) -> None:
+    store = AudioStore(tmp_path / "audio")
+    ref = store.put(_clip(10))
+    _age(ref.path, 2 * HOUR)
+    pin = ref.path.parent / f".{ref.sha256}.dead.pin"
+    pin.touch()
+    _age(pin, 2 * HOUR)
+    with database.unit_of_work(read_only=True) as uow:
+        first = sweep_orphan_blobs(uow.session, store, grace=timedelta(hours=1))
+    assert (first.blobs, first.temporaries) == (0, 1)  # the pin still held this sweep
+    with database.unit_of_work(read_only=True) as uow:
+        assert sweep_orphan_blobs(uow.session, store, grace=timedelta(hours=1)).blobs == 1
+    assert not store.exists(ref.sha256)

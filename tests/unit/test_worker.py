@@ -340,3 +340,71 @@ async def test_a_worker_that_lost_its_lease_answers_nothing(tmp_path: Path, api)
     assert transcriptions(rig) == []
     assert job_status(rig, submitted.job_id) == "running"  # the new owner's to finish
     assert not any("buongiorno" in text for text in api.visible(USER))
+
+
+async def test_a_forget_of_the_same_audio_mid_save_leaves_the_new_rows_audio(
+    tmp_path: Path, api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTHER's /forget lands after USER's audio (the same as OTHER's) is stored and before
+    USER's row is committed: it sees the audio unused and must still not delete it."""
+    rig = build_rig(tmp_path, FakeTranscriber(text="stesso audio"))
+    tone = tone_wav(frequency=515.0)
+    await rig.runner.start(api.bot())
+    try:
+        api.add_file("first", tone)
+        first = await rig.runner.submit(
+            TelegramFileJob("voice", "first", "u-first", duration=1.5),
+            user_id=OTHER, chat_id=OTHER, user_message_id=7,
+        )  # fmt: skip
+        await until(lambda: job_status(rig, first.job_id) == JobStatus.DONE)
+        put = rig.store._put_pcm
+        forgot: list[int] = []
+
+        def put_then_forget(pcm, sha):
+            ref = put(pcm, sha)
+            if not forgot:
+                with rig.db.unit_of_work() as uow:
+                    forgot.append(delete_user_data(uow.session, rig.store, OTHER).audio_files)
+                    uow.commit()
+            return ref
+
+        monkeypatch.setattr(rig.store, "_put_pcm", put_then_forget)
+        api.add_file("second", tone)
+        second = await rig.runner.submit(
+            TelegramFileJob("voice", "second", "u-second", duration=1.5),
+            user_id=USER, chat_id=USER, user_message_id=8,
+        )  # fmt: skip
+        await until(lambda: job_status(rig, second.job_id) == JobStatus.DONE)
+    finally:
+        await rig.runner.stop()
+    assert forgot == [1]  # the forget saw the audio unused (USER's row not committed yet)
+    (row,) = transcriptions(rig)
+    assert row.user_id == USER
+    assert rig.store.exists(row.audio_sha256)
+
+
+async def test_a_repeat_asked_for_someone_elses_note_belongs_to_its_author(
+    tmp_path: Path, api
+) -> None:
+    """/trascrivi on a note already transcribed: the reused transcript, like a fresh one,
+    belongs to the note's author, not to whoever asked (who must not label it)."""
+    transcriber = FakeTranscriber(text="nota di altri")
+    rig = build_rig(tmp_path, transcriber)
+    await rig.runner.start(api.bot())
+    try:
+        api.add_file("nota", tone_wav(frequency=525.0))
+        own = await rig.runner.submit(
+            TelegramFileJob("voice", "nota", "u-nota", duration=1.5),
+            user_id=OTHER, chat_id=-100, user_message_id=7,
+        )  # fmt: skip
+        await until(lambda: job_status(rig, own.job_id) == JobStatus.DONE)
+        asked = await rig.runner.submit(
+            TelegramFileJob("voice", "nota", "u-nota", duration=1.5, by_requester=False,
+                            author_id=OTHER),
+            user_id=USER, chat_id=-100, user_message_id=8,
+        )  # fmt: skip
+        await until(lambda: job_status(rig, asked.job_id) == JobStatus.DONE)
+    finally:
+        await rig.runner.stop()
+    assert transcriber.calls == 1  # the second answer came from storage
+    assert [row.user_id for row in transcriptions(rig)] == [OTHER, OTHER]
