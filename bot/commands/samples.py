@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from bot.admin_service import AdminService
     from model.asr.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
-    from storage.samples import Split, SplitPolicy
+    from storage.samples import ImportOutcome, Split, SplitPolicy
     from storage.unit_of_work import Database
 
 # Admins bring WAV files, much bigger than Telegram's 20 MB; the duration limit still holds.
@@ -141,7 +141,6 @@ def _import(
     from model.asr.tsv import ManifestError, read_tsv
     from storage.audio_store import InvalidAudioError
     from storage.labels import has_control_token
-    from storage.samples import add_labelled_sample
 
     try:
         clips = read_tsv(tsv, allow_outside=allow_outside)
@@ -160,20 +159,9 @@ def _import(
     pins = contextlib.ExitStack()
 
     def flush() -> None:
-        with pins, database.unit_of_work() as uow:
-            outcomes = [
-                add_labelled_sample(
-                    uow.session,
-                    audio=ref,
-                    text=clip.text,
-                    source_ref=clip.relative_path,
-                    speaker=clip.speaker,
-                )
-                for clip, ref in batch
-            ]
-            uow.commit()
-        for outcome in outcomes:
-            counts[outcome] += 1
+        with pins:
+            for outcome in _add_batch(database, batch):
+                counts[outcome] += 1
         batch.clear()
 
     with pins:  # released on any error, too
@@ -198,6 +186,27 @@ def _import(
             flush()
     _print_json({**counts, "failed": len(errors), "errors": errors})
     return 1 if errors else 0
+
+
+def _add_batch(
+    database: Database, batch: list[tuple[LabelledClip, AudioRef]]
+) -> list[ImportOutcome]:
+    """Store a batch of imported clips in one transaction; each one's outcome."""
+    from storage.samples import add_labelled_sample
+
+    with database.unit_of_work() as uow:
+        outcomes = [
+            add_labelled_sample(
+                uow.session,
+                audio=ref,
+                text=clip.text,
+                source_ref=clip.relative_path,
+                speaker=clip.speaker,
+            )
+            for clip, ref in batch
+        ]
+        uow.commit()
+    return outcomes
 
 
 # --- export ------------------------------------------------------------------------------
