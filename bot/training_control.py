@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,9 +24,9 @@ from bot.settings import Settings
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.models import RunStatus
-from storage.training_lease import lease_alive, lock_training, take_run_lease
+from storage.training_lease import lease_alive, lease_owner, lock_training, take_run_lease
 from training.arguments import FinetuneArguments
-from training.config import RunConfig
+from training.config import RunConfig, run_dir_name
 from training.configurable import from_settings
 from training.gate_policy import GatePolicy
 from training.gate_records import GateDecision
@@ -134,11 +133,16 @@ class TrainingControl:
         trained on the audio (never served again; ``training.forgetting``)."""
         from training.forgetting import forget_training_audio
 
+        with self.database.unit_of_work(read_only=True) as uow:
+            active = training_records.active_training_run(uow.session)
+            # Its trainer is still using its model folders: it refuses to promote instead.
+            in_progress = run_dir_name(active.id) if active is not None else None
         return forget_training_audio(
             audio_hashes,
             runs_dir=self.runs_dir,
             models_dir=self.settings.models_dir,
             encoder_cache_dir=self.encoder_cache_dir,
+            in_progress=in_progress,
         )
 
     # --- runs ------------------------------------------------------------------------
@@ -196,7 +200,7 @@ class TrainingControl:
             log_path = config_path.parent / LOG_FILE
             process = self._spawn(config_path, log_path)
             run.pid = process.pid  # for the log reader; liveness is the lease
-            take_run_lease(uow.session, run, owner=f"{socket.gethostname()}:{process.pid}")
+            take_run_lease(uow.session, run, owner=lease_owner(process.pid))
             uow.commit()
             self._processes[run.id] = process
             return StartResult(True, run.id, process.pid, resumed=resumed, log_path=log_path)

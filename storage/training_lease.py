@@ -9,6 +9,8 @@ advisory lock held until the transaction ends, so two fronts cannot both start a
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import text, update
@@ -49,20 +51,32 @@ def lease_alive(run: TrainingRun, *, now: datetime | None = None) -> bool:
     return run.lease_expires_at is not None and run.lease_expires_at > (now or utcnow())
 
 
+def lease_owner(pid: int | None = None) -> str:
+    """How a trainer is named in its run's lease: the starter names the process it
+    spawned, and the trainer (that very process) names itself the same way."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
 def renew_run_lease(
     session: Session,
     run_id: int,
     *,
+    owner: str,
     lease_seconds: float = TRAINING_LEASE_SECONDS,
     now: datetime | None = None,
 ) -> bool:
-    """Extend the lease of an open run (the trainer's heartbeat); False if it is closed."""
+    """Extend the lease of an open run held by ``owner`` (the trainer's heartbeat); False
+    if the run is closed or another trainer was started on it since."""
     from storage.training_records import OPEN_RUN_STATUSES
 
     now = now or utcnow()
     result = session.execute(
         update(TrainingRun)
-        .where(TrainingRun.id == run_id, TrainingRun.status.in_(OPEN_RUN_STATUSES))
+        .where(
+            TrainingRun.id == run_id,
+            TrainingRun.status.in_(OPEN_RUN_STATUSES),
+            TrainingRun.lease_owner == owner,
+        )
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )

@@ -122,16 +122,18 @@ def cached_dataset(
 
     features = ServingFeatures(model.config.num_mel_bins)
     rows: list[tuple[Path, list[int]]] = []
-    pending: list[tuple[str, str, np.ndarray]] = []  # (clip, variant, features)
+    pending: list[tuple[str, str, np.ndarray, Path]] = []  # (clip, variant, features, audio)
     reused = 0
     started = time.perf_counter()
     model.eval()
 
     def flush() -> None:
-        inputs = torch.from_numpy(np.stack([f for _, _, f in pending]))
+        inputs = torch.from_numpy(np.stack([f for _, _, f, _ in pending]))
         hidden = model.lower_encoder(inputs).numpy()
-        for (clip, variant, _), out in zip(pending, hidden, strict=True):
-            cache.put(clip, variant, out)
+        for (clip, variant, _, audio_path), out in zip(pending, hidden, strict=True):
+            # Deleted (/forget) while this batch was computed: its entries stay deleted.
+            if audio_path.is_file():
+                cache.put(clip, variant, out)
         pending.clear()
 
     for example in examples:
@@ -146,7 +148,7 @@ def cached_dataset(
                 clean = variant.perturbation is None
                 rng = np.random.default_rng(variant.seed)
                 sound = audio if clean else perturb(audio, variant.perturbation, rng=rng)
-                pending.append((clip, variant.name, features(sound)))
+                pending.append((clip, variant.name, features(sound), Path(example.audio_path)))
                 if len(pending) >= _CACHE_BATCH:
                     flush()
         elif not clip:

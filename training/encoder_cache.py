@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +133,13 @@ def forget_clips(root: Path, audio_hashes: Collection[str]) -> int:
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
+
+
+def deleted_clips(audio_paths: Iterable[Path]) -> set[str]:
+    """The store hashes of listed clips whose audio is gone since (/forget, retention):
+    a run must not keep their entries, even ones it wrote after the /forget."""
+    stems = (Path(p).name.split(".", 1)[0].lower() for p in audio_paths if not Path(p).is_file())
+    return {stem for stem in stems if _STORE_NAME.fullmatch(stem)}
 
 
 def prune(root: Path, *, key: str, keep: Collection[str]) -> int:

@@ -196,7 +196,7 @@ def _training_data(
     """cpu mode: the frozen lower encoder's outputs, from the persistent cache; gpu mode:
     log-mel features with the model's own mel bins, computed by DataLoader workers."""
     from training._datasets import CacheStats, FeatureDataset, cached_dataset
-    from training.encoder_cache import EncoderCache, model_key, prune
+    from training.encoder_cache import EncoderCache, deleted_clips, model_key, prune
 
     labels = LabelEncoder(Path(args.model_dir), language=args.language, task=args.task)
     eval_dataset: Any = None
@@ -230,6 +230,7 @@ def _training_data(
     if args.encoder_cache_dir:
         # The persistent cache keeps what this run uses: purged or forgotten audio goes.
         used = {path.parent.name for path, _ in (*dataset.rows, *_rows(eval_dataset))}
+        used -= deleted_clips(e.audio_path for e in (*train_examples, *validation))
         pruned = prune(Path(args.encoder_cache_dir), key=cache.key, keep=used)
         log.info("encoder cache: %d clips no run uses any more deleted", pruned)
     return _TrainingData(dataset, eval_dataset, stats, "lower_hidden_states", trainable)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from model.asr.registry import ModelRegistry
 from training import encoder_cache
+from training.finetune import FINAL_DIR
 from training.snapshot import scrub_run_manifests
 
 # In a run folder: the audio hashes the run trains on, and the mark of forgotten ones.
@@ -30,6 +31,9 @@ TRAINED_ON_FILE = "trained_on.txt"
 FORGOTTEN_RUN_FILE = "FORGOTTEN"
 # A finished run's refused candidate, kept only when an operator asks (``RunConfig``).
 REFUSED_CT2 = "refused-ct2"
+# In a run folder: the candidate's CTranslate2 export and the trained weights.
+CANDIDATE_CT2 = "candidate-ct2"
+TRAIN_SUBDIR = "train"
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,16 @@ def forget_training_audio(
     runs_dir: Path,
     models_dir: Path,
     encoder_cache_dir: Path,
+    in_progress: str | None,
 ) -> ForgetReport:
-    """Apply one user's /forget to everything training holds (see the module doc)."""
+    """Apply one user's /forget to everything training holds (see the module doc).
+    ``in_progress`` names the folder of the open run, if any: its trainer still needs its
+    model folders (it refuses to promote instead); closed runs lose theirs."""
     gone = {h.lower() for h in audio_hashes}
     if not gone:
         return ForgetReport(0, 0, (), ())
     rows = scrub_run_manifests(runs_dir, gone)
-    runs = tuple(_mark_runs(Path(runs_dir), gone))
+    runs = tuple(_mark_runs(Path(runs_dir), gone, in_progress=in_progress))
     cached = encoder_cache.forget_clips(Path(encoder_cache_dir), gone)
     versions = tuple(ModelRegistry(Path(models_dir)).mark_forgotten(gone))
     return ForgetReport(rows, cached, runs, versions)
@@ -77,7 +84,7 @@ def run_forgotten(run_dir: Path) -> bool:
     return (Path(run_dir) / FORGOTTEN_RUN_FILE).is_file()
 
 
-def _mark_runs(runs_dir: Path, gone: set[str]) -> Iterable[str]:
+def _mark_runs(runs_dir: Path, gone: set[str], *, in_progress: str | None) -> Iterable[str]:
     if not runs_dir.is_dir():
         return
     for run_dir in sorted(runs_dir.iterdir()):
@@ -85,8 +92,18 @@ def _mark_runs(runs_dir: Path, gone: set[str]) -> Iterable[str]:
         if hashes & gone:
             (run_dir / FORGOTTEN_RUN_FILE).write_text("trained on audio deleted by /forget\n")
             shutil.rmtree(run_dir / REFUSED_CT2, ignore_errors=True)
+            if run_dir.name != in_progress:  # a failed run's weights, left after export
+                delete_closed_run_models(run_dir)
             _write(run_dir / TRAINED_ON_FILE, hashes - gone)
             yield run_dir.name
+
+
+def delete_closed_run_models(run_dir: Path) -> None:
+    """The weights a run left behind when it failed after training: its candidate and
+    its final checkpoint (a promoted run's were moved into the registry; a kept refused
+    candidate is ``REFUSED_CT2``, which only /forget deletes)."""
+    shutil.rmtree(run_dir / CANDIDATE_CT2, ignore_errors=True)
+    shutil.rmtree(run_dir / TRAIN_SUBDIR / FINAL_DIR, ignore_errors=True)
 
 
 def _store_hash(path: Path) -> str:

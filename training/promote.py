@@ -98,6 +98,11 @@ def _signed(value: float) -> str:
 # --------------------------------------------------------------------------- promotion
 
 
+class PromotionWithheld(Exception):
+    """The gate approved the candidate but it must not serve; the message (Italian, for
+    the admins) says why. The run ends refused."""
+
+
 def promote_version(
     registry: ModelRegistry,
     database: Any,
@@ -110,16 +115,22 @@ def promote_version(
     model_version_id: int,
     move: bool = True,
     trained_on: Collection[str] = (),
+    run_dir: Path | None = None,
 ) -> None:
     """Install the candidate's folder, switch ``CURRENT``, then mark it active in the DB.
 
     ``move`` moves the candidate's folders into the registry instead of copying them.
+    ``metrics["parent"]`` is the version the candidate was judged against: if another one
+    serves by now (a /rollback meanwhile) the promotion is withheld, and so it is if a
+    /forget reached ``run_dir`` (the run's folder) while the version was being installed.
     """
 
     version = registry.install(
         name, hf_dir=hf_dir, ct2_dir=ct2_dir, metrics=metrics, card=card, move=move,
         trained_on=trained_on,
     )  # fmt: skip
+    if run_dir is not None:
+        _withdraw_if_forgotten(registry, name, run_dir, trained_on)
     with database.unit_of_work() as uow:
         row = training_records.get_model_version(uow.session, name)
         if row is None or row.id != model_version_id:
@@ -127,11 +138,53 @@ def promote_version(
         row.hf_dir = str(version.hf_dir)
         row.ct2_dir = str(version.ct2_dir)
         row.metrics = {**row.metrics, **metrics}
+        _check_still_serving(registry, name, str(metrics.get("parent") or BASE_VERSION))
         # The pointer first: if the DB commit then fails the bot serves the better model
         # and the next run's ensure_version_row() re-syncs the active flag from CURRENT.
-        registry.set_current(name)
+        try:
+            registry.set_current(name)
+        except RegistryError as exc:
+            if registry.get(name).forgotten:  # a /forget after the check above
+                raise PromotionWithheld(FORGOTTEN_MEANWHILE) from exc
+            raise
         training_records.activate_model_version(uow.session, row.id)
         uow.commit()
+
+
+FORGOTTEN_MEANWHILE = (
+    "promozione annullata: l'addestramento ha usato audio che un utente ha cancellato con "
+    "/forget mentre era in corso, quindi il nuovo modello non verrà mai usato."
+)
+# A run resumed after a kill finds its version installed but not serving.
+INSTALLED_NOT_SERVING = (
+    "promozione non completata: {name} è stato installato ma non è in servizio (il "
+    "processo si è fermato prima, o la promozione era stata annullata). Il modello resta "
+    "quello in uso."
+)
+
+
+def _withdraw_if_forgotten(
+    registry: ModelRegistry, name: str, run_dir: Path, trained_on: Collection[str]
+) -> None:
+    """A /forget that reached the run after the gate could not see the version's temporary
+    folder: mark the version as it would have (the run's list lost the hashes it removed)."""
+    from training import forgetting
+
+    if forgetting.run_forgotten(run_dir):
+        registry.withdraw(name, set(trained_on) - forgetting.trained_on(run_dir))
+        raise PromotionWithheld(FORGOTTEN_MEANWHILE)
+
+
+def _check_still_serving(registry: ModelRegistry, name: str, judged_against: str) -> None:
+    """The candidate beat ``judged_against``; a /rollback since then serves another one,
+    which it was never compared with (and /rollback from it would go to the wrong one)."""
+    serving = registry.current_name()
+    if serving != judged_against:
+        raise PromotionWithheld(
+            f"promozione annullata: {name} è stato confrontato con {judged_against}, ma "
+            f"durante l'addestramento è tornato in servizio {serving} (/rollback). "
+            "Il modello resta quello in uso; avvia un nuovo addestramento con /retrain."
+        )
 
 
 def rollback(registry: ModelRegistry, database: Any) -> str:

@@ -6,12 +6,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from training.finetune import CHECKPOINTS_DIR
-from training.forgetting import REFUSED_CT2, TRAINED_ON_FILE, run_forgotten
+from training.finetune import CHECKPOINTS_DIR, FINAL_DIR
+from training.forgetting import (
+    CANDIDATE_CT2,
+    REFUSED_CT2,
+    TRAIN_SUBDIR,
+    TRAINED_ON_FILE,
+    delete_closed_run_models,
+    run_forgotten,
+)
 from training.snapshot import delete_text_manifests
 
-TRAIN_SUBDIR = "train"
-CANDIDATE_CT2 = "candidate-ct2"
+__all__ = ["CANDIDATE_CT2", "TRAIN_SUBDIR", "clean_up", "sweep_closed_runs"]
 
 
 def clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> None:
@@ -25,7 +31,7 @@ def clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> No
     if promoted:
         (run_dir / TRAINED_ON_FILE).unlink(missing_ok=True)
         return
-    shutil.rmtree(train / "final", ignore_errors=True)
+    shutil.rmtree(train / FINAL_DIR, ignore_errors=True)
     candidate, kept = run_dir / CANDIDATE_CT2, run_dir / REFUSED_CT2
     if keep_refused and candidate.is_dir():
         shutil.rmtree(kept, ignore_errors=True)
@@ -39,10 +45,11 @@ def clean_up(run_dir: Path, *, promoted: bool, keep_refused: bool = False) -> No
 
 
 def sweep_closed_runs(run_dir: Path) -> None:
-    """What a run killed between its record and its clean-up left: checkpoints and text
-    manifests. One run is open at a time (the lease) and it is this one, so no other run
-    folder is ever resumed."""
+    """What a run killed between its record and its clean-up, or failed, left: checkpoints,
+    text manifests and model weights. One run is open at a time (the lease) and it is this
+    one, so no other run folder is ever resumed."""
     for other in run_dir.parent.iterdir():
         if other != run_dir and other.is_dir():
             shutil.rmtree(other / TRAIN_SUBDIR / CHECKPOINTS_DIR, ignore_errors=True)
             delete_text_manifests(other)
+            delete_closed_run_models(other)

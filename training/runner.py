@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.asr.registry import BASE_VERSION, ModelRegistry
+from model.asr.registry import BASE_VERSION, ModelRegistry, RegistryError, VersionFolder
 from storage import training_records
 from storage.models import RunStatus
+from storage.training_lease import lease_owner
 from training.arguments import FinetuneArguments, FinetuneResult
 from training.config import START_FROM_SERVING, RunConfig
 from training.data import Example
@@ -39,8 +40,9 @@ from training.forgetting import (
     trained_on,
 )
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
-from training.heartbeat import LeaseHeartbeat
+from training.heartbeat import LeaseHeartbeat, LeaseLost
 from training.judging import judge
+from training.promote import FORGOTTEN_MEANWHILE, INSTALLED_NOT_SERVING, PromotionWithheld
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.run_folder import CANDIDATE_CT2, TRAIN_SUBDIR, clean_up, sweep_closed_runs
 from training.snapshot import (
@@ -83,14 +85,15 @@ def run_training(config: RunConfig) -> RunReport:
             if run.status not in training_records.OPEN_RUN_STATUSES:
                 raise RunError(f"training run {config.run_id} is already {run.status}")
         try:
-            with LeaseHeartbeat(database, config.run_id):
-                return _run(config, database)
+            with LeaseHeartbeat(database, config.run_id, owner=lease_owner()) as heartbeat:
+                return _run(config, database, heartbeat)
         except SnapshotError as exc:
             _fail(database, config.run_id, exc)
             raise RunError(str(exc)) from exc
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise  # stopped on purpose: leave it open so the next start resumes it
+            if isinstance(exc, KeyboardInterrupt | SystemExit | LeaseLost):
+                # Stopped on purpose, or another trainer holds the run: leave it open.
+                raise
             _fail(database, config.run_id, exc)
             raise
     finally:
@@ -111,14 +114,17 @@ def _fail(database: Any, run_id: int, exc: BaseException) -> None:
             uow.commit()
 
 
-def _run(config: RunConfig, database: Any) -> RunReport:
+def _run(config: RunConfig, database: Any, heartbeat: LeaseHeartbeat) -> RunReport:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
     sweep_closed_runs(run_dir)
     registry = ModelRegistry(Path(config.models_dir))
+    installed = _installed(registry, version_name(config.run_id))
+    if installed is not None:  # killed after promoting, before the run was closed
+        return _finish_installed(config, database, registry, installed)
     snapshot, finetune_args = _prepare(config, database, registry)
-    reporter = _ProgressReporter(database, config.run_id)
+    reporter = _ProgressReporter(database, config.run_id, heartbeat)
     result = finetune(finetune_args, progress=reporter)
     reporter.phase("evaluating", result.steps)
 
@@ -133,36 +139,77 @@ def _run(config: RunConfig, database: Any) -> RunReport:
     )
     for line in decision.reasons:
         log.info("gate: %s", line)
+    # Read before the check: a /forget after it rewrites the run's list, and the version
+    # must carry the full list for a later /forget (or the check after install) to mark it.
+    hashes = trained_on(run_dir)
     # Audio deleted by /forget while this process had it loaded: never serve the result.
-    promote = decision.promote and not run_forgotten(run_dir)
-    if decision.promote and not promote:
-        log.info("gate: refuse: the run trained on audio deleted by /forget meanwhile")
-    log.info("gate: %s", "promote" if promote else "refuse")
+    withheld = FORGOTTEN_MEANWHILE if decision.promote and run_forgotten(run_dir) else None
     report = RunReport(
         run_id=config.run_id,
         candidate=candidate_name,
         parent=snapshot.replaces,
-        promoted=promote,
+        promoted=decision.promote and withheld is None,
         gate=decision,
         finetune=result,
         data=_facts(snapshot, sets, general_set=config.general_eval_set),
         base_model=config.base_model,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    heartbeat.confirm()  # another trainer holds the run now: it records, not this one
     candidate_id = _record(config, database, report, evaluations)
-    if promote:
-        _promote(config, database, registry, report, candidate_ct2, candidate_id)
+    if report.promoted:
+        heartbeat.confirm()
+        try:
+            _promote(config, database, registry, report, candidate_ct2, candidate_id, hashes)
+        except PromotionWithheld as exc:
+            withheld = str(exc)
+            report = dataclasses.replace(report, promoted=False)
+    log.info("gate: %s", "promote" if report.promoted else f"refuse: {withheld or 'gate'}")
+    _finish(database, config.run_id, report, error=withheld)
+    clean_up(run_dir, promoted=report.promoted, keep_refused=config.keep_refused)
+    return report
+
+
+def _installed(registry: ModelRegistry, name: str) -> VersionFolder | None:
+    try:
+        return registry.get(name)
+    except RegistryError:
+        return None
+
+
+def _finish_installed(
+    config: RunConfig, database: Any, registry: ModelRegistry, version: VersionFolder
+) -> RunReport:
+    """Close a run whose version was installed before a kill: judging it again would add
+    duplicate evaluations and fail on the existing folder. It counts as promoted only if
+    it serves (otherwise it was withheld, or killed before the pointer switch)."""
+    promoted = registry.current_name() == version.name
+    report = dataclasses.replace(RunReport.from_dict(version.metrics), promoted=promoted)
+    withheld = None if promoted else INSTALLED_NOT_SERVING.format(name=version.name)
+    if promoted:
+        with database.unit_of_work() as uow:
+            row = training_records.get_model_version(uow.session, version.name)
+            if row is not None:  # the pointer may have switched before the DB commit
+                training_records.activate_model_version(uow.session, row.id)
+            uow.commit()
+    log.info("run %d: %s was installed before a restart", config.run_id, version.name)
+    _finish(database, config.run_id, report, error=withheld)
+    clean_up(config.run_dir, promoted=promoted, keep_refused=False)
+    return report
+
+
+def _finish(database: Any, run_id: int, report: RunReport, *, error: str | None) -> None:
+    """Close the run; ``error`` says why an approved candidate does not serve."""
     with database.unit_of_work() as uow:
         training_records.finish_training_run(
             uow.session,
-            config.run_id,
+            run_id,
             status=RunStatus.DONE,
             phase="done",
             report=report.to_dict(),
+            error=error,
         )
         uow.commit()
-    clean_up(run_dir, promoted=promote, keep_refused=config.keep_refused)
-    return report
 
 
 def _prepare(
@@ -288,6 +335,7 @@ def _promote(
     report: RunReport,
     candidate_ct2: Path,
     candidate_id: int,
+    hashes: set[str],
 ) -> None:
     from training.promote import model_card, promote_version, push_to_hub
 
@@ -326,7 +374,8 @@ def _promote(
         metrics={**report.to_dict(), "trained_from": trained_from},
         card=card,
         model_version_id=candidate_id,
-        trained_on=trained_on(config.run_dir),
+        trained_on=hashes,
+        run_dir=config.run_dir,
     )
     if config.hub_repo_id:
         try:
@@ -337,12 +386,14 @@ def _promote(
 
 
 class _ProgressReporter:
-    def __init__(self, database: Any, run_id: int) -> None:
+    def __init__(self, database: Any, run_id: int, heartbeat: LeaseHeartbeat) -> None:
         self.database = database
         self.run_id = run_id
+        self.heartbeat = heartbeat
         self.last = 0.0
 
     def __call__(self, progress: TrainingProgress) -> None:
+        self.heartbeat.check()  # each step: a trainer that lost its run stops at once
         now = time.monotonic()
         due = now - self.last >= PROGRESS_EVERY_S or progress.step >= progress.total
         if not due and progress.phase is None:

@@ -199,15 +199,15 @@ class ModelRegistry:
         gone = {h.lower() for h in audio_hashes}
         marked = []
         for version in self.versions():
-            trained = version.trained_on()
-            if not trained & gone:
-                continue
-            _write_atomic(version.path / FORGOTTEN_FILE, "trained on audio deleted by /forget\n")
-            _write_atomic(
-                version.path / TRAINED_ON_FILE, "".join(f"{h}\n" for h in sorted(trained - gone))
-            )
-            marked.append(version.name)
+            if version.trained_on() & gone:
+                _mark(version, gone)
+                marked.append(version.name)
         return marked
+
+    def withdraw(self, name: str, audio_hashes: Collection[str]) -> None:
+        """Mark ``name`` as ``mark_forgotten`` would, whatever its list holds: a /forget
+        reached its run while the version was being installed, under a name it cannot see."""
+        _mark(self.get(name), {h.lower() for h in audio_hashes})
 
     def _version_path(self, name: str) -> Path:
         if not _NAME.fullmatch(name) or name == BASE_VERSION:
@@ -221,6 +221,12 @@ def _forgotten_message(name: str) -> str:
         "con /forget, quindi non la userò più. Il modello in servizio resta finché il "
         "prossimo addestramento (sempre dal modello di base) non ne promuove uno nuovo."
     )
+
+
+def _mark(version: VersionFolder, gone: set[str]) -> None:
+    _write_atomic(version.path / FORGOTTEN_FILE, "trained on audio deleted by /forget\n")
+    kept = version.trained_on() - gone
+    _write_atomic(version.path / TRAINED_ON_FILE, "".join(f"{h}\n" for h in sorted(kept)))
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -102,8 +102,9 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
     EncoderCache(cache_root, "k").put(alice, "clean", np.zeros((2, 2), dtype=np.float32))
 
     report = forget_training_audio(
-        [alice], runs_dir=runs, models_dir=models, encoder_cache_dir=cache_root
-    )
+        [alice], runs_dir=runs, models_dir=models, encoder_cache_dir=cache_root,
+        in_progress="run-0003",
+    )  # fmt: skip
     assert report.versions_marked == ("v1",) and report.runs_marked == ("run-0003",)
     assert report.cache_clips == 1 and not EncoderCache(cache_root, "k").has(alice, "clean")
     assert run_forgotten(open_run) and trained_on(open_run) == set()
@@ -138,7 +139,8 @@ def test_a_refused_candidate_is_kept_only_when_asked_and_forget_deletes_it(
         return run_dir
 
     finished, forgotten_meanwhile = refused_run("run-0001", bob), refused_run("run-0002", alice)
-    forget_training_audio([alice], **places)  # while both runs are open
+    forget_training_audio([alice], **places, in_progress="run-0002")  # while it runs
+    assert (forgotten_meanwhile / CANDIDATE_CT2).is_dir()  # its trainer may still judge it
     for run_dir in (finished, forgotten_meanwhile):
         clean_up(run_dir, promoted=False, keep_refused=keep)
         assert not (run_dir / CANDIDATE_CT2).exists()
@@ -149,7 +151,7 @@ def test_a_refused_candidate_is_kept_only_when_asked_and_forget_deletes_it(
     assert (kept / "model.bin").is_file() is keep
     # Kept, it keeps the list of its audio, which is how /forget finds and deletes it.
     assert trained_on(finished) == ({bob} if keep else set())
-    report = forget_training_audio([bob], **places)
+    report = forget_training_audio([bob], **places, in_progress=None)
     assert report.runs_marked == (("run-0001",) if keep else ())
     assert not kept.exists()
 
@@ -206,15 +208,20 @@ def test_a_later_run_caches_only_new_clips(
 def test_the_bots_forget_path_reaches_training(tmp_path: Path) -> None:
     from bot.settings import Settings
     from bot.training_control import TrainingControl
+    from storage.unit_of_work import Database
 
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)
-    control = TrainingControl(settings, database=None)  # type: ignore[arg-type]
+    database = Database.open(settings.resolved_database_url)
+    control = TrainingControl(settings, database)
     user = _sha("user audio")
     install_fake_version(control.registry, tmp_path, "v1", parent=BASE_VERSION, trained_on={user})
     cache = EncoderCache(control.encoder_cache_dir, "key")
     cache.put(user, "clean", np.zeros((2, 2), dtype=np.float32))
     assert control.run_config(1).encoder_cache_dir == str(control.encoder_cache_dir.resolve())
 
-    report = control.forget_audio([user])
+    try:
+        report = control.forget_audio([user])
+    finally:
+        database.close()
     assert report.versions_marked == ("v1",) and report.cache_clips == 1
     assert control.registry.get("v1").forgotten and not cache.has(user, "clean")

@@ -13,7 +13,7 @@ import pytest
 from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
 from storage import training_records
-from storage.training_lease import renew_run_lease
+from storage.training_lease import lease_owner, renew_run_lease
 from storage.unit_of_work import Database
 from tests.support.postgres import fresh_database
 
@@ -82,7 +82,7 @@ def test_a_silent_trainer_is_resumed_by_another_front(
         assert other_front.start_run(force=True).refusal is StartRefusal.IN_PROGRESS
         # The trainer's machine disappears: nobody renews the lease, and it runs out.
         with database.unit_of_work() as uow:
-            renew_run_lease(uow.session, first.run_id, lease_seconds=-1)
+            renew_run_lease(uow.session, first.run_id, owner=lease_owner(4242), lease_seconds=-1)
             uow.commit()
         again = other_front.start_run(force=True)
         assert again.started and again.resumed and again.run_id == first.run_id

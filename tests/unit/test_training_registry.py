@@ -136,7 +136,9 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
         assert blocked.refusal is StartRefusal.IN_PROGRESS
         # Once the lease has run out the trainer is gone, whatever its PID was.
         with database.unit_of_work() as uow:
-            assert renew_run_lease(uow.session, run.id, lease_seconds=-1)
+            assert renew_run_lease(
+                uow.session, run.id, owner="another-machine:77", lease_seconds=-1
+            )
             uow.commit()
         with database.unit_of_work(read_only=True) as uow:
             stale = training_records.get_training_run(uow.session, run.id)
