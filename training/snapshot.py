@@ -114,10 +114,6 @@ def take_snapshot(
         raise SnapshotError(
             f"{len(train_examples)} training samples; at least {config.min_train_samples} needed"
         )
-    seen = {normalize_text(e.text) for e in train_examples}
-    heldout_all = examples_from_samples(heldout, store)
-    heldout_examples = [e for e in heldout_all if normalize_text(e.text) not in seen]
-    fresh_examples = examples_from_samples(fresh, store)
     if config.base_corpus:
         base = read_manifest(Path(config.base_corpus))
         train_examples = replay_mix(
@@ -128,6 +124,13 @@ def take_snapshot(
     # the candidate keeps doing what the serving model did for everyone else.
     replay_examples = _stored(replay, store)
     train_examples = [*train_examples, *replay_examples]
+    # Judged only on sentences the candidate never trained on, whatever brought them in
+    # (a correction, the base corpus, a replayed transcript).
+    seen = {normalize_text(e.text) for e in train_examples}
+    heldout_all = examples_from_samples(heldout, store)
+    heldout_examples = [e for e in heldout_all if normalize_text(e.text) not in seen]
+    fresh_all = examples_from_samples(fresh, store)
+    fresh_examples = [e for e in fresh_all if normalize_text(e.text) not in seen]
     run_dir = config.run_dir
     write_manifest(run_dir / TRAIN_MANIFEST, train_examples)
     write_manifest(run_dir / HELDOUT_MANIFEST, [*heldout_examples, *fresh_examples])
@@ -140,7 +143,10 @@ def take_snapshot(
         max_correction_id=max((s.correction_id for s in (*listed, *heldout)), default=None),
         train_clips=len(train_examples),
         heldout_clips=len(heldout_examples) + len(fresh_examples),
-        heldout_shared_sentences=len(heldout_all) - len(heldout_examples),
+        heldout_shared_sentences=len(heldout_all)
+        + len(fresh_all)
+        - len(heldout_examples)
+        - len(fresh_examples),
         recent_clips=len(recent_examples),
         replayed_uncorrected=len(replay_examples),
         fresh_clips=len(fresh_examples),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from model.asr.normalize import normalize_text
 from storage import repository
 from storage.audio_store import AudioStore
 from storage.models import SOURCE_VOICE, Transcription
@@ -160,3 +161,25 @@ def test_uncorrected_audio_is_split_between_guard_and_replay_never_shared() -> N
     assert len(replay) == 5 and not set(guard) & set(replay)
     assert split_uncorrected(pool, guard=0, replay=4) == ([], pool[:4])
     assert split_uncorrected(pool, guard=4, replay=0) == (pool[:4], [])
+
+
+def test_sentences_replay_brings_in_are_not_judged_as_unseen(world, tmp_path: Path) -> None:
+    """Replayed uncorrected audio whose accepted transcript is a held-out sentence trains
+    the candidate on it: that sentence leaves the held-out set (issue 19)."""
+    database, _store, audio = world
+    with database.unit_of_work() as uow:
+        for sentence in SENTENCES:
+            add_labelled_sample(uow.session, audio=audio(), text=sentence)
+            _uncorrected(uow.session, audio(), sentence.upper())  # the same, once normalised
+        uow.commit()
+    config = RunConfig(
+        run_id=2, database_url="", audio_dir=str(tmp_path / "audio"), models_dir="",
+        cache_dir="", runs_dir=str(tmp_path / "runs"), base_model="x", eval_fraction=0.3,
+        recent_eval_clips=0, replay_uncorrected=len(SENTENCES),
+    )  # fmt: skip
+    snapshot = take_snapshot(config, database, start_model="base", start_hf_dir=tmp_path)
+    train = read_run_manifest(config.run_dir / TRAIN_MANIFEST)
+    heldout = read_run_manifest(config.run_dir / HELDOUT_MANIFEST)
+    trained = {normalize_text(e.text) for e in train}
+    assert snapshot.replayed_uncorrected > 0 and snapshot.heldout_shared_sentences > 0
+    assert heldout and not trained & {normalize_text(e.text) for e in heldout}
