@@ -124,13 +124,8 @@ def take_snapshot(
     # the candidate keeps doing what the serving model did for everyone else.
     replay_examples = _stored(replay, store)
     train_examples = [*train_examples, *replay_examples]
-    # Judged only on sentences the candidate never trained on, whatever brought them in
-    # (a correction, the base corpus, a replayed transcript).
-    seen = {normalize_text(e.text) for e in train_examples}
-    heldout_all = examples_from_samples(heldout, store)
-    heldout_examples = [e for e in heldout_all if normalize_text(e.text) not in seen]
-    fresh_all = examples_from_samples(fresh, store)
-    fresh_examples = [e for e in fresh_all if normalize_text(e.text) not in seen]
+    heldout_examples, shared = _unseen(examples_from_samples(heldout, store), train_examples)
+    fresh_examples, shared_fresh = _unseen(examples_from_samples(fresh, store), train_examples)
     run_dir = config.run_dir
     write_manifest(run_dir / TRAIN_MANIFEST, train_examples)
     write_manifest(run_dir / HELDOUT_MANIFEST, [*heldout_examples, *fresh_examples])
@@ -143,10 +138,7 @@ def take_snapshot(
         max_correction_id=max((s.correction_id for s in (*listed, *heldout)), default=None),
         train_clips=len(train_examples),
         heldout_clips=len(heldout_examples) + len(fresh_examples),
-        heldout_shared_sentences=len(heldout_all)
-        + len(fresh_all)
-        - len(heldout_examples)
-        - len(fresh_examples),
+        heldout_shared_sentences=shared + shared_fresh,
         recent_clips=len(recent_examples),
         replayed_uncorrected=len(replay_examples),
         fresh_clips=len(fresh_examples),
@@ -206,6 +198,14 @@ def split_uncorrected(
     if guard <= 0 or replay <= 0:
         return list(pool[:guard]) if guard > 0 else [], list(pool[:replay]) if replay > 0 else []
     return list(pool[0::2][:guard]), list(pool[1::2][:replay])
+
+
+def _unseen(examples: list[Example], train: list[Example]) -> tuple[list[Example], int]:
+    """The examples whose sentence the candidate never trained on, whatever brought it in
+    (a correction, the base corpus, a replayed transcript), and how many were dropped."""
+    seen = {normalize_text(e.text) for e in train}
+    kept = [e for e in examples if normalize_text(e.text) not in seen]
+    return kept, len(examples) - len(kept)
 
 
 def _stored(items: Sequence[tuple[str, str]], store: Any) -> list[Example]:
