@@ -41,7 +41,7 @@ FEATURES = (
     links,
     cancel,
     confirmations,
-    errors,
+    errors,  # last: its catch-all answers the button presses no feature above claimed
 )
 PURGE_INTERVAL_SECONDS = 6 * 3600
 

@@ -8,7 +8,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 CANCEL_LABEL = "✖️ Annulla"
 CANCEL_PREFIX = "annulla:"
-CANCEL_PATTERN = re.compile(rf"^{CANCEL_PREFIX}(\d+)$")
+# Button data is whatever a client sends (up to 64 bytes): ASCII digits only, at most 18 (an
+# SQLite INTEGER holds any of them), and nothing after them (``$`` allows a newline).
+CANCEL_PATTERN = re.compile(rf"^{CANCEL_PREFIX}([0-9]{{1,18}})\Z")
 
 
 def cancel_markup(job_id: int) -> InlineKeyboardMarkup:

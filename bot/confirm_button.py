@@ -10,7 +10,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 CONFIRM_LABEL = "✅ Giusto"
 CONFIRMED_LABEL = "✅ Confermata"
 CONFIRM_PREFIX = "giusto:"
-CONFIRM_PATTERN = re.compile(rf"^{CONFIRM_PREFIX}(\d+)$")
+# As bot.cancel_button: a forged number must not reach SQLite (at most 18 ASCII digits).
+CONFIRM_PATTERN = re.compile(rf"^{CONFIRM_PREFIX}([0-9]{{1,18}})\Z")
 
 
 def confirm_markup(transcription_id: int, *, confirmed: bool = False) -> InlineKeyboardMarkup:

@@ -152,6 +152,14 @@ UNSUPPORTED_FILE = "Questo tipo di file non è supportato: mandami un audio o un
 FILE_TOO_BIG = "Il file è troppo grande: il massimo è {max_mb} MB."
 AUDIO_TOO_LONG = "L'audio è troppo lungo: il massimo è {max_duration}."
 RATE_LIMITED = "Stai inviando troppi messaggi: riprova tra {seconds} secondi."
+# Sent on behalf of a channel or a group (anonymous admins, "invia come"): Telegram hides
+# who sent it, so nothing can be theirs (bot/handlers/common.py).
+SENT_AS_CHAT = (
+    "Non posso lavorare con i messaggi inviati a nome di un canale o di un gruppo: "
+    "invia il messaggio a tuo nome."
+)
+# A button press whose data no button of this bot carries (forged, or from an old version).
+BUTTON_UNKNOWN = "Questo pulsante non è valido."
 TOO_MANY_PENDING = (
     "Hai già {count} richieste in corso: aspetta che finiscano prima di mandarne altre."
 )

@@ -15,7 +15,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes
 from bot import messages
 from bot.bootstrap import Services
 from bot.corrections import UserIdError, parse_user_id
-from bot.handlers.common import answer, answering_privately, is_private, services
+from bot.handlers.common import answer, answering_privately, is_private, sender, services
 from storage.contributions import Contribution
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
@@ -35,8 +35,10 @@ def admin_only(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        user = update.effective_user
-        if user is None or not services(context).settings.is_admin(user.id):
+        user = await sender(update, context)  # an anonymous admin is nobody in particular
+        if user is None:
+            return
+        if not services(context).settings.is_admin(user.id):
             await answer(update, messages.NOT_ADMIN)
             return
         if is_private(update):

@@ -16,8 +16,11 @@ from storage.job_cancel import CancelOutcome
 
 async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    job_id = cancelled_job_id(query.data if query else None)
-    if query is None or job_id is None:
+    if query is None:
+        return
+    job_id = cancelled_job_id(query.data)
+    if job_id is None:  # the pattern lets none through; answered all the same
+        await query.answer(messages.BUTTON_UNKNOWN)
         return
     outcome = await services(context).runner.cancel(job_id, user_id=query.from_user.id)
     if outcome is CancelOutcome.NOT_YOURS:

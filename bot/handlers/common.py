@@ -1,4 +1,5 @@
-"""Helpers every handler shares: the services, chat kinds, and group addressing."""
+"""Helpers every handler shares: the services, chat kinds, group addressing, and who
+sends a request (:func:`sender`, the one place a handler learns it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 
-from telegram import InputFile, Message, MessageEntity, Update
+from telegram import Chat, InputFile, Message, MessageEntity, Update, User
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
@@ -64,6 +65,10 @@ def addressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
+# A number in a button's data, which any client may forge (up to 64 bytes): ASCII digits
+# (``\d`` and ``str.isdigit`` take others), at most 18, so it fits an SQLite INTEGER.
+BUTTON_NUMBER = "[0-9]{1,18}"
+
 # Set while an admin command typed in a group runs: its answers go to that user's private
 # chat instead (a group's members must not see ids, names, statistics).
 _ANSWER_PRIVATELY_TO: ContextVar[int | None] = ContextVar("answer_privately_to", default=None)
@@ -103,18 +108,45 @@ async def answer_photo(update: Update, photo: InputFile, caption: str) -> None:
     await message.reply_photo(photo, caption=caption)
 
 
+def sent_as_chat(update: Update) -> Chat | None:
+    """The chat a message was sent on behalf of: an anonymous admin's group, the channel a
+    user "sends as", a channel whose post was forwarded into its discussion group. Its
+    ``from`` is then a placeholder every such chat shares (GroupAnonymousBot, Channel_Bot,
+    Telegram), never a person. (A button press's ``from`` always is the person; a channel's
+    own posts have no ``from`` and get no answer: it would go out to every subscriber.)"""
+    message = update.message or update.edited_message
+    return message.sender_chat if message is not None else None
+
+
+async def sender(update: Update, context: ContextTypes.DEFAULT_TYPE) -> User | None:
+    """The person a request comes from: what every per-user record, limit and vocabulary
+    is keyed on. None when there is none; and, after telling them why, for a message sent
+    on behalf of a chat: nobody can be told apart behind its placeholder, so such messages
+    never become anyone's jobs, corrections or vocabulary."""
+    chat = sent_as_chat(update)
+    if chat is None:
+        return update.effective_user
+    # Refusals count against the chat's own bucket (chat ids are negative, user ids are
+    # not): a chat sending too much cannot make the bot flood the group, nor slow anyone.
+    wait = services(context).limiter.hit(chat.id)
+    if wait:
+        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+    else:
+        await answer(update, messages.SENT_AS_CHAT)
+    return None
+
+
 async def submit_job(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     payload: JobPayload,
     *,
     target: Message,
+    user: User,
 ) -> None:
-    """Queue work on ``target`` for the user, unless they are flooding or over a limit."""
+    """Queue work on ``target`` for ``user`` (from :func:`sender`), unless they are flooding
+    or over a limit."""
     svc = services(context)
-    user = update.effective_user
-    if user is None:
-        return
     wait = svc.limiter.hit(user.id)
     if wait:
         await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
@@ -132,25 +164,26 @@ async def submit_job(
         await answer(update, submitted.refusal)
 
 
-async def over_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Count one request against the user's per-user limit (the one jobs count against);
-    True, after telling them how long to wait, when they are over it."""
-    user = update.effective_user
+async def counted_sender(update: Update, context: ContextTypes.DEFAULT_TYPE) -> User | None:
+    """:func:`sender`, with the request counted against their per-user limit (the one jobs
+    count against); None, after telling them how long to wait, when they are over it."""
+    user = await sender(update, context)
     if user is None:
-        return False
+        return None
     wait = services(context).limiter.hit(user.id)
     if not wait:
-        return False
+        return user
     await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-    return True
+    return None
 
 
 def rate_limited(handler: Handler) -> Handler:
-    """A command handler that counts against the user's rate limit."""
+    """A command handler for people (see :func:`sender`) that counts against the user's
+    rate limit."""
 
     @functools.wraps(handler)
     async def limited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if await over_rate_limit(update, context):
+        if await counted_sender(update, context) is None:
             return
         await handler(update, context)
 

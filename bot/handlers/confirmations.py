@@ -29,8 +29,11 @@ ALERTS = frozenset({ConfirmOutcome.NOT_OWNER, ConfirmOutcome.CORRECTED, ConfirmO
 
 async def on_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    transcription_id = confirmed_transcription_id(query.data if query else None)
-    if query is None or transcription_id is None:
+    if query is None:
+        return
+    transcription_id = confirmed_transcription_id(query.data)
+    if transcription_id is None:  # the pattern lets none through; answered all the same
+        await query.answer(messages.BUTTON_UNKNOWN)
         return
     chat_id = query.message.chat.id if query.message is not None else None
     outcome = await asyncio.to_thread(

@@ -10,8 +10,8 @@ from bot.corrections import CorrectionOutcome
 from bot.handlers import links
 from bot.handlers.common import (
     answer,
+    counted_sender,
     is_private,
-    over_rate_limit,
     replies_to_bot,
     services,
 )
@@ -29,8 +29,7 @@ REPLIES = {
 
 async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    user = update.effective_user
-    if message is None or user is None or message.reply_to_message is None:
+    if message is None or update.effective_user is None or message.reply_to_message is None:
         return
     svc = services(context)
     to_bot = replies_to_bot(message, context.bot.id)
@@ -44,9 +43,13 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not to_bot:
         await answer(update, messages.CORRECTION_NOT_TRANSCRIPT)
         return
-    if await over_rate_limit(update, context):  # corrections count like any request
+    # Only a person's own words label their audio; corrections count like any request.
+    user = await counted_sender(update, context)
+    if user is None:
         return
-    outcome = await _record(svc, update, message.reply_to_message.message_id, message.text or "")
+    outcome = await _record(
+        svc, update, user.id, message.reply_to_message.message_id, message.text or ""
+    )
     if outcome is CorrectionOutcome.TOO_LONG:
         text = messages.CORRECTION_TOO_LONG.format(max_chars=svc.settings.max_correction_chars)
     elif outcome is CorrectionOutcome.SAVED_NOT_FOR_TRAINING:
@@ -58,15 +61,17 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(text, do_quote=True)
 
 
-async def _record(svc, update: Update, replied_id: int, text: str) -> CorrectionOutcome:
+async def _record(
+    svc, update: Update, user_id: int, replied_id: int, text: str
+) -> CorrectionOutcome:
     import asyncio
 
-    assert update.effective_chat is not None and update.effective_user is not None
+    assert update.effective_chat is not None
     return await asyncio.to_thread(
         svc.corrections.record,
         chat_id=update.effective_chat.id,
         replied_message_id=replied_id,
-        user_id=update.effective_user.id,
+        user_id=user_id,
         text=text,
         group=not is_private(update),
     )

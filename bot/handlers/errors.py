@@ -1,4 +1,5 @@
-"""The one error handler: the user gets an apology, the admins a short report."""
+"""The one error handler: the user gets an apology, the admins a short report. And the
+button press no other handler took (forged data, an old button): answered, harmlessly."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
 from bot.alerts import REPORT_CHARS
@@ -27,5 +28,13 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     await services(context).alerts.report(f"<b>Errore</b>\n<code>{html.escape(summary)}</code>")
 
 
+async def on_unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Unanswered, a press keeps the client's spinner going; it changes nothing."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(messages.BUTTON_UNKNOWN)
+
+
 def register(app: Application) -> None:
     app.add_error_handler(on_error)
+    # The last feature registered (bot/app.py), so every other button handler comes first.
+    app.add_handler(CallbackQueryHandler(on_unknown_button))

@@ -6,15 +6,19 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, services, submit_job
+from bot.handlers.common import addressed, answer, is_private, sender, services, submit_job
 from bot.job_payloads import LinkJob
 from model.media.links import find_links
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    user = update.effective_user
-    if message is None or user is None or not message.text or not addressed(update, context):
+    if message is None or update.effective_user is None or not message.text:
+        return
+    if not addressed(update, context):
+        return
+    user = await sender(update, context)
+    if user is None:
         return
     svc = services(context)
     extra = frozenset(svc.settings.allowed_url_hosts)
@@ -26,7 +30,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await answer(update, messages.TEXT_HINT)
         return
     link = links[0]  # one video per message keeps the queue fair
-    await submit_job(update, context, LinkJob(link.url, link.video_id), target=message)
+    await submit_job(update, context, LinkJob(link.url, link.video_id), target=message, user=user)
 
 
 def register(app: Application) -> None:

@@ -9,7 +9,7 @@ from telegram import Message, MessageOriginUser, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, services, submit_job
+from bot.handlers.common import addressed, answer, is_private, sender, services, submit_job
 from bot.handlers.preferences import transcribes_everything
 from bot.job_payloads import TelegramFileJob
 
@@ -72,6 +72,8 @@ async def on_transcribe_command(update: Update, context: ContextTypes.DEFAULT_TY
 def note_author(note: Message) -> int | None:
     """Who recorded ``note``, as far as Telegram says: its sender, or for a forward the
     original sender (None when hidden, or when it came from a chat or channel)."""
+    if note.sender_chat is not None:  # its ``from`` is a placeholder shared by every chat
+        return None
     origin = note.forward_origin
     if origin is None:
         return note.from_user.id if note.from_user is not None else None
@@ -91,10 +93,10 @@ async def accept(
     ``/trascrivi``, whose author need not be the note's: the note's author labels it."""
     svc = services(context)
     settings = svc.settings
-    user = update.effective_user
-    media = media_of(media_message)
+    user = await sender(update, context)
     if user is None:
         return
+    media = media_of(media_message)
     if media is None:
         if is_private(update) or media_message is not update.effective_message:
             await answer(update, messages.UNSUPPORTED_FILE)
@@ -114,7 +116,7 @@ async def accept(
         author = note_author(media_message)
         if author != user.id:
             media = replace(media, by_requester=False, author_id=author)
-    await submit_job(update, context, media, target=media_message)
+    await submit_job(update, context, media, target=media_message, user=user)
 
 
 def _mb(size: int) -> str:

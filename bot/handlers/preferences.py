@@ -104,14 +104,17 @@ async def _is_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
 
 async def on_settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query, chat = update.callback_query, update.effective_chat
-    if query is None or chat is None or query.data is None:
+    if query is None:
+        return
+    if chat is None or query.data is None:  # a message too old to carry its chat
+        await query.answer(messages.BUTTON_UNKNOWN)
         return
     queue = services(context).runner.queue
     prefs = await asyncio.to_thread(queue.preferences, chat.id)
     changes = _changes(query.data, prefs)
     group = _is_group(update)
     if changes is None:
-        await query.answer()
+        await query.answer(messages.BUTTON_UNKNOWN)
         return
     action = query.data.removeprefix(PREFIX).partition(":")[0]
     if action in GROUP_ONLY_TOGGLES and not group:

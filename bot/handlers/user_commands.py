@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import answer, rate_limited, services
+from bot.handlers.common import BUTTON_NUMBER, answer, rate_limited, services
 
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
+FORGET_DATA = re.compile(rf"({FORGET_YES}|{FORGET_NO}):({BUTTON_NUMBER})")
 
 # (command, description) as registered with setMyCommands.
 USER_COMMANDS = (
@@ -53,6 +55,12 @@ def _forget_data(choice: str, user_id: int) -> str:
     return f"{choice}:{user_id}"
 
 
+def forget_choice(data: str | None) -> tuple[str, int] | None:
+    """The choice and the asker a press carries; None for data no button of ours has."""
+    match = FORGET_DATA.fullmatch(data or "")
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
@@ -76,8 +84,12 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     query = update.callback_query
     if query is None:
         return
-    choice, _, asker = (query.data or "").rpartition(":")
-    if not asker.isdigit() or int(asker) != query.from_user.id:
+    pressed = forget_choice(query.data)
+    if pressed is None:
+        await query.answer(messages.BUTTON_UNKNOWN)
+        return
+    choice, asker = pressed
+    if asker != query.from_user.id:
         # In a group anyone sees the buttons: only the user who asked may answer them.
         await query.answer(messages.FORGET_NOT_YOURS, show_alert=True)
         return

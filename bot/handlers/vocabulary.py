@@ -7,22 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import answer, is_private, rate_limited, services
+from bot.handlers.common import BUTTON_NUMBER, answer, is_private, rate_limited, services
 from bot.vocabulary import PersonalVocabulary
 
 COMMAND = "vocabolario"
 CLEAR_WORD = "cancella"
 CLEAR_ACTION = "vocab:clear"
+CLEAR_DATA = re.compile(rf"{CLEAR_ACTION}:({BUTTON_NUMBER})")
 
 
 def _vocabulary(context: ContextTypes.DEFAULT_TYPE) -> PersonalVocabulary | None:
     vocabulary = services(context).vocabulary
     return vocabulary if vocabulary is not None and vocabulary.enabled else None
+
+
+def clear_asker(data: str | None) -> int | None:
+    """Who asked for the button a press carries; None for data no button of ours has."""
+    match = CLEAR_DATA.fullmatch(data or "")
+    return int(match.group(1)) if match else None
 
 
 def vocabulary_text(words: list[str]) -> str:
@@ -63,8 +71,11 @@ async def clear_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     query = update.callback_query
     if query is None:
         return
-    _action, _, asker = (query.data or "").rpartition(":")
-    if not asker.isdigit() or int(asker) != query.from_user.id:
+    asker = clear_asker(query.data)
+    if asker is None:
+        await query.answer(messages.BUTTON_UNKNOWN)
+        return
+    if asker != query.from_user.id:
         await query.answer(messages.VOCABULARY_NOT_YOURS, show_alert=True)
         return
     vocabulary = _vocabulary(context)

@@ -1,11 +1,12 @@
 """The adversarial battery (issue 10, SECURITY.md): hostile input, end to end.
 
-Files, links, commands and forged webhook calls go through the real bot over the Bot API
-emulator (one shared bot per module, so the battery stays fast); files and links also go
-through ``whisper-it transcribe`` in this process. Every case asserts its exact outcome:
-the Italian refusal the user sees, the job's error code, nothing stored for that user, no
-request to a loopback listener nobody listed (an HTTP service, a UDP port), the worker
-held for seconds at most, and no exception reaching the bot's error handler or a log.
+Files, links, commands, messages sent on behalf of a chat, forged button data and forged
+webhook calls go through the real bot over the Bot API emulator (one shared bot per module,
+so the battery stays fast); files and links also go through ``whisper-it transcribe`` in
+this process. Every case asserts its exact outcome: the Italian refusal the user sees, the
+job's error code, nothing stored for that user, no request to a loopback listener nobody
+listed (an HTTP service, a UDP port), the worker held for seconds at most, and no
+exception reaching the bot's error handler or a log.
 
 The other engineer's corrections/privacy cases live in tests/e2e/test_security_corrections.py.
 """
@@ -29,7 +30,9 @@ import pytest
 import pytest_asyncio
 
 from bot import messages
+from bot.cancel_button import CANCEL_PREFIX
 from bot.cli import main
+from bot.confirm_button import CONFIRM_PREFIX
 from storage.models import JobStatus
 from tests.support import hostile_inputs as hostile
 from tests.support import hostile_media
@@ -440,6 +443,63 @@ async def test_admin_command_from_a_user_is_refused(
     _assert_clean(bot, user, caplog)
 
 
+# --------------------------------------------------------------------------- senders, buttons
+
+# Sent on behalf of a chat: Telegram puts a placeholder every such chat shares in ``from``
+# (the group itself: an anonymous admin; a channel: "send as", or its automatic forward).
+CHAT_SENDERS = {
+    "anonymous-admin": {"own_group": True},
+    "send-as-channel": {},
+    "channel-automatic-forward": {"automatic_forward": True},
+}
+
+
+@SHARED_BOT
+@pytest.mark.parametrize("sender", list(CHAT_SENDERS))
+async def test_message_sent_on_behalf_of_a_chat_is_refused(
+    bot: RunningBot, sender: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = next(_USERS)
+    group, channel = -number, -1_000_000_000 - number
+    options = dict(CHAT_SENDERS[sender])
+    sender_chat = group if options.pop("own_group", False) else channel
+    bot.emu.send_text(
+        user_id=number, text=f"@{bot.emu.bot_username} https://youtu.be/{VID}", chat_id=group,
+        chat_type="supergroup", sender_chat=sender_chat, **options,
+    )  # fmt: skip
+    await bot.emu.async_wait_for(lambda: bot.texts(group), timeout=REPLY_TIMEOUT)
+    assert bot.texts(group) == [messages.SENT_AS_CHAT]
+    assert [job for job in bot.jobs() if job.chat_id == group] == []
+    _assert_clean(bot, number, caplog)
+
+
+FORGED_BUTTONS = hostile.forged_button_data((CANCEL_PREFIX, CONFIRM_PREFIX))
+
+
+@SHARED_BOT
+@pytest.mark.parametrize("data", FORGED_BUTTONS, ids=[f"b{i}" for i in range(len(FORGED_BUTTONS))])
+async def test_forged_button_is_answered_and_changes_nothing(
+    bot: RunningBot, data: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = next(_USERS)
+    bot.emu.send_text(user_id=user, text="/help")
+    await bot.emu.async_wait_for(lambda: bot.texts(user), timeout=REPLY_TIMEOUT)
+    (shown,) = bot.emu.messages(user)
+    query = bot.emu.send_callback_query(user_id=user, message_id=shown.message_id, data=data)
+    (answered,) = await bot.emu.async_wait_for(
+        lambda: [
+            call
+            for call in bot.emu.calls_to("answerCallbackQuery")
+            if call["callback_query_id"] == query
+        ],
+        timeout=REPLY_TIMEOUT,
+    )
+    assert answered.get("text") == messages.BUTTON_UNKNOWN
+    assert bot.emu.messages(user) == [shown]  # not edited, nothing else sent
+    assert [job for job in bot.jobs() if job.chat_id == user] == []
+    _assert_clean(bot, user, caplog)
+
+
 # --------------------------------------------------------------------------- forged updates
 
 
@@ -625,6 +685,6 @@ def test_battery_size() -> None:
     """Issue 10 asks for at least 50 hostile inputs overall; this file holds most of them."""
     count = (
         len(FILE_CASES) + len(LINK_CASES) + len(ADMIN_ONLY) + len(UPDATE_CASES)
-        + len(CLI_FILES) + len(CLI_LINKS)
+        + len(CHAT_SENDERS) + len(FORGED_BUTTONS) + len(CLI_FILES) + len(CLI_LINKS)
     )  # fmt: skip
     assert count >= 50, count

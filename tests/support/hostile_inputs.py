@@ -132,3 +132,38 @@ def post_update(
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+# --------------------------------------------------------------------------- forged buttons
+
+CALLBACK_DATA_BYTES = 64  # the most a button press may carry (Bot API)
+# What may follow a button's prefix in forged data: none of it is a number the bot sent.
+FORGED_NUMBERS = (
+    "9" * 56,  # fills the 64 bytes after "annulla:": too big for an SQLite INTEGER
+    "9" * 19,  # one digit past the longest id the bot reads
+    "\u0661\u0662\u0663",  # Arabic-Indic digits: \d and str.isdigit() accept them
+    "\u00b2",  # a superscript two: str.isdigit() is True, int() raises
+    "12\n",  # "$" accepts a trailing newline
+    "12 ",
+    "-12",
+    "1_000",
+    "",
+)
+# Data no button of the bot carries, whatever the handler it reaches.
+FORGED_OTHER_DATA = (
+    "forget:yes:\u00b2",
+    "forget:yes:" + "9" * 50,
+    "vocab:clear:\u00b2",
+    "imp:out:../../etc/passwd",
+    "imp:" + "9" * 60,
+    "nonsense",
+    "x" * CALLBACK_DATA_BYTES,
+)
+
+
+def forged_button_data(prefixes: tuple[str, ...]) -> list[str]:
+    """Button data a modified client can send: each prefix with every forged number, then
+    data for no button at all; each within the Bot API's 64 bytes."""
+    forged = [f"{prefix}{number}" for prefix in prefixes for number in FORGED_NUMBERS]
+    forged += FORGED_OTHER_DATA
+    return [data for data in forged if len(data.encode()) <= CALLBACK_DATA_BYTES]

@@ -29,7 +29,11 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   first_name="Utente", username=None, entities=None)``: ``bot_command`` entities for
   ``/commands``, ``url`` for links (``http(s)://``, ``www.`` and bare ``host.tld/...``),
   ``mention`` for ``@username``, ``hashtag`` for ``#tag``; offsets in UTF-16 units.
-  ``entities=[...]`` replaces the automatic ones.
+  ``entities=[...]`` replaces the automatic ones. ``sender_chat=ID`` (also on
+  ``send_voice``) sends it on behalf of a chat, as Telegram shows it: ``sender_chat`` set
+  and a placeholder in ``from`` (GroupAnonymousBot when ID is the group itself, an
+  anonymous admin; Channel_Bot for a channel; Telegram 777000 with
+  ``automatic_forward=True``, a channel post forwarded into its discussion group).
 - ``send_voice(*, user_id, data, duration, mime_type="audio/ogg", caption=None, ...)``,
   ``send_audio(..., file_name=None, title=None, performer=None)``,
   ``send_video(..., width=640, height=360)``, ``send_video_note(..., length=240)``,

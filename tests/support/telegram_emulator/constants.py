@@ -21,6 +21,17 @@ BOT_FIRST_NAME = "Whisper IT (test)"
 
 
 GROUP_TITLE = "Gruppo di test"
+CHANNEL_TITLE = "Canale di test"
+
+
+# The placeholder accounts Telegram puts in ``from`` when a message is sent on behalf of a
+# chat (``sender_chat`` holds the chat): an anonymous group admin, a user "sending as" a
+# channel, a channel's post automatically forwarded into its linked discussion group.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"
+}  # fmt: skip
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 
 
 LOCAL_MAX_DOWNLOAD_BYTES = 2000 * 1024 * 1024  # a local Bot API server's limit

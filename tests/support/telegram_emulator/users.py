@@ -6,7 +6,15 @@ import copy
 import time
 from typing import Any
 
-from tests.support.telegram_emulator.constants import BOT_FIRST_NAME, GROUP_TITLE, UPDATE_TYPES
+from tests.support.telegram_emulator.constants import (
+    BOT_FIRST_NAME,
+    CHANNEL_BOT,
+    CHANNEL_TITLE,
+    GROUP_ANONYMOUS_BOT,
+    GROUP_TITLE,
+    TELEGRAM_SERVICE,
+    UPDATE_TYPES,
+)
 from tests.support.telegram_emulator.records import (
     EmulatorError,
     _ApiError,
@@ -48,14 +56,18 @@ class UserActions:
         first_name: str = "Utente",
         username: str | None = None,
         entities: list[dict[str, Any]] | None = None,
+        sender_chat: int | None = None,
+        automatic_forward: bool = False,
     ) -> dict[str, Any]:
+        """``sender_chat``: sent on behalf of that chat (see ``_on_behalf_of``)."""
         fields: dict[str, Any] = {"text": text}
         found = detect_entities(text) if entities is None else entities
         if found:
             fields["entities"] = found
         return self._inject_message(
-            user_id, chat_id, chat_type, reply_to, first_name, username, fields
-        )
+            user_id, chat_id, chat_type, reply_to, first_name, username, fields,
+            sender_chat=sender_chat, automatic_forward=automatic_forward,
+        )  # fmt: skip
 
     def send_voice(
         self,
@@ -73,10 +85,13 @@ class UserActions:
         username: str | None = None,
         forward_origin: dict[str, Any] | None = None,
         forward_of: str | None = None,
+        sender_chat: int | None = None,
+        automatic_forward: bool = False,
     ) -> dict[str, Any]:
         """``forward_origin``: a Bot API MessageOrigin (the note was forwarded by user_id).
         ``forward_of`` (a file_id sent before) forwards that same file, which keeps its
-        file_id and file_unique_id as on Telegram (``data`` is ignored)."""
+        file_id and file_unique_id as on Telegram (``data`` is ignored). ``sender_chat``:
+        sent on behalf of that chat (see ``_on_behalf_of``)."""
         if forward_of is not None:
             with self._lock:
                 stored = self._files[forward_of]
@@ -86,7 +101,7 @@ class UserActions:
         extra = {"forward_origin": forward_origin} if forward_origin else None
         return self._inject_media(
             "voice", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
-            extra=extra,
+            extra=extra, sender_chat=sender_chat, automatic_forward=automatic_forward,
         )  # fmt: skip
 
     def send_audio(
@@ -271,11 +286,18 @@ class UserActions:
         first_name: str,
         username: str | None,
         fields: dict[str, Any],
+        *,
+        sender_chat: int | None = None,
+        automatic_forward: bool = False,
     ) -> dict[str, Any]:
         with self._lock:
             user = self._user(user_id, first_name, username)
             chat = self._chat_for(user_id, chat_id, chat_type, user)
-            message = self._new_message(chat, user, reply_to, strict=False)
+            shown, on_behalf = user, {}
+            if sender_chat is not None:
+                shown, on_behalf = self._on_behalf_of(chat, sender_chat, automatic_forward)
+            message = self._new_message(chat, shown, reply_to, strict=False)
+            message.update(on_behalf)
             message.update(fields)
             chat.records[message["message_id"]] = _Record(message=message, from_bot=False)
             self._enqueue({"message": copy.deepcopy(message)})
@@ -294,6 +316,8 @@ class UserActions:
         username: str | None,
         *,
         extra: dict[str, Any] | None = None,
+        sender_chat: int | None = None,
+        automatic_forward: bool = False,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {kind: media, **(extra or {})}
         if caption is not None:
@@ -301,8 +325,27 @@ class UserActions:
             if found := detect_entities(caption):
                 fields["caption_entities"] = found
         return self._inject_message(
-            user_id, chat_id, chat_type, reply_to, first_name, username, fields
-        )
+            user_id, chat_id, chat_type, reply_to, first_name, username, fields,
+            sender_chat=sender_chat, automatic_forward=automatic_forward,
+        )  # fmt: skip
+
+    def _on_behalf_of(
+        self, chat: _Chat, sender_chat: int, automatic_forward: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What Telegram shows of a message sent on behalf of ``sender_chat``: a placeholder
+        ``from`` and the ``sender_chat`` (the person behind it stays hidden). The group
+        itself: an anonymous admin; another id: a channel, whose post is an automatic
+        forward into its discussion group when ``automatic_forward``."""
+        if chat.chat["type"] not in ("group", "supergroup", "channel"):
+            raise EmulatorError("only group and channel messages have a sender_chat")
+        if sender_chat == chat.chat["id"]:
+            return copy.deepcopy(GROUP_ANONYMOUS_BOT), {"sender_chat": copy.deepcopy(chat.chat)}
+        channel = {"id": sender_chat, "type": "channel", "title": CHANNEL_TITLE}
+        if not automatic_forward:
+            return copy.deepcopy(CHANNEL_BOT), {"sender_chat": channel}
+        origin = {"type": "channel", "chat": channel, "message_id": 1, "date": int(time.time())}
+        fields = {"sender_chat": channel, "is_automatic_forward": True, "forward_origin": origin}
+        return copy.deepcopy(TELEGRAM_SERVICE), fields
 
     def _new_message(
         self, chat: _Chat, sender: dict[str, Any], reply_to: int | None, *, strict: bool
