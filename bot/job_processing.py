@@ -362,7 +362,7 @@ class JobProcessor:
         assert job.transcription_id is not None
         stored = await asyncio.to_thread(self.queue.stored_transcript, job.transcription_id)
         if stored is None:  # forgotten between the crash and now
-            await asyncio.to_thread(self.queue.fail, job.id, "transcript deleted")
+            await asyncio.to_thread(self.queue.fail, job, "transcript deleted")
             return
         prefs = self._prefs(job)
         segments = stored.segments
@@ -386,12 +386,12 @@ class JobProcessor:
         log.info("job %s cancelled by its sender", job.id)
         status.end_controls()
         await status.show(messages.JOB_CANCELLED)
-        await asyncio.to_thread(self.queue.cancelled, job.id)
+        await asyncio.to_thread(self.queue.cancelled, job)
 
     async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
         status.end_controls()
         await status.show(f"⚠️ {formatting.escape(text)}")
-        await asyncio.to_thread(self.queue.fail, job.id, reason)
+        await asyncio.to_thread(self.queue.fail, job, reason)
 
     async def _alert_blocked(self) -> None:
         """YouTube refuses this server: the admins hear it once an hour, with what to do."""
@@ -406,7 +406,7 @@ class JobProcessor:
         status.end_controls()
         await status.show(messages.INTERNAL_ERROR)
         error = f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(self.queue.fail, job.id, error)
+        await asyncio.to_thread(self.queue.fail, job, error)
         if self.report_error is not None:
             # Exception texts can hold anything (file names, '<'): escape them, or
             # Telegram refuses the alert's HTML and the admins hear nothing.

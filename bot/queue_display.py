@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot import formatting
 from bot.delivery import Delivery
@@ -24,6 +25,10 @@ MAX_EDITS_PER_PASS = 20
 # An estimate alone is edited only when it moved this much (seconds, and fraction).
 ETA_MIN_CHANGE_SECONDS = 10.0
 ETA_MIN_CHANGE_FRACTION = 0.25
+# A held job's lease is renewed this many times per lease period while it is held.
+HOLD_RENEWALS_PER_LEASE = 3
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -81,12 +86,42 @@ class QueueDisplay:
             return 0
         try:
             shown.position, shown.eta = position, eta
-            await delivery.update_queued(
-                shown.chat_id, shown.message_id, job_id, self.text(position, waiting, eta)
-            )
+            text = self.text(position, waiting, eta)
+            edit = delivery.update_queued(shown.chat_id, shown.message_id, job_id, text)
+            await self.while_held(job_id, edit)
         finally:
             await asyncio.to_thread(self.queue.release, job_id, None)
         return 1
+
+    async def while_held(self, job_id: int, work: Awaitable[T]) -> T | None:
+        """Await ``work`` (sending or editing the job's queued message) while the job is
+        held, renewing the hold: Telegram's flood waits can outlast a lease, and a worker
+        could then start the job and have its message overwritten. If the hold is lost
+        anyway, ``work`` is cancelled and None returned: the message is the worker's."""
+        doing = asyncio.ensure_future(work)
+        keeping = asyncio.create_task(self._keep_held(job_id))
+        try:
+            await asyncio.wait((doing, keeping), return_when=asyncio.FIRST_COMPLETED)
+        finally:  # the hold was lost, or this task is cancelled: neither goes on
+            keeping.cancel()
+            doing.cancel()
+        await asyncio.wait((doing,))
+        return None if doing.cancelled() else doing.result()
+
+    async def _keep_held(self, job_id: int) -> None:
+        """Renew the job's hold until it is lost (then return); database errors wait for
+        the next renewal (the hold outlives a few)."""
+        interval = self.queue.limits.lease_seconds / HOLD_RENEWALS_PER_LEASE
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await asyncio.to_thread(self.queue.renew, {job_id: None})
+            except Exception:
+                log.exception("cannot renew the hold of job %s", job_id)
+                continue
+            if job_id not in kept:
+                log.warning("lost the hold of job %s: its queued message is left alone", job_id)
+                return
 
     async def run(self, delivery: Delivery) -> None:
         while True:

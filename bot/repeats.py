@@ -73,7 +73,7 @@ class Repeats:
             )
             if found is None or found.audio_sha256 != sha:
                 return None  # forgotten meanwhile: another row's audio is not pinned
-            if not job_queue.holds_lease(session, job.id, owner):
+            if not job_queue.holds_lease(session, job.id, owner, attempt=job.attempt):
                 return None
             if job_cancel.cancel_requested(session, [job.id]):
                 return None  # the normal path notices and ends it cancelled

@@ -11,7 +11,7 @@ import enum
 import os
 import socket
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ class ClaimedJob:
     user_message_id: int
     status_message_id: int | None
     transcription_id: int | None  # set when killed after storing, before replying
+    attempt: int  # the job's attempts when claimed: tells this claim from a later one
 
 
 class Discarded(enum.Enum):
@@ -221,13 +222,13 @@ class WorkQueue:
             uow.commit()
         return claimed
 
-    def renew(self, job_ids: Collection[int]) -> set[int]:
-        """Extend this worker's leases; the ids it still holds."""
+    def renew(self, leases: Mapping[int, int | None]) -> set[int]:
+        """Extend leases (job id -> attempt claimed, None when held); the ids still held."""
         with self.db.unit_of_work() as uow:
             held = job_queue.renew_leases(
                 uow.session,
                 owner=self.owner,
-                job_ids=job_ids,
+                leases=leases,
                 lease_seconds=self.limits.lease_seconds,
             )
             uow.commit()
@@ -256,13 +257,15 @@ class WorkQueue:
             discarded = None
             if not job_exists(uow.session, job.id):
                 discarded = Discarded.FORGOTTEN
-            elif not job_queue.holds_lease(uow.session, job.id, self.owner):
+            elif not job_queue.holds_lease(uow.session, job.id, self.owner, attempt=job.attempt):
                 discarded = Discarded.TAKEN_OVER
             elif _cancel_requested(uow.session, job.id):
                 discarded = Discarded.CANCELLED
             if discarded is not None:
                 if discarded is Discarded.CANCELLED:
-                    job_cancel.mark_job_cancelled(uow.session, job.id, owner=self.owner)
+                    job_cancel.mark_job_cancelled(
+                        uow.session, job.id, owner=self.owner, attempt=job.attempt
+                    )
                     uow.commit()
                 return discarded
             stored_job = uow.session.get(Job, job.id)
@@ -313,7 +316,7 @@ class WorkQueue:
 
     def finish(self, job: ClaimedJob, transcription_id: int, message_ids: list[int]) -> None:
         with self.db.unit_of_work() as uow:
-            if not job_queue.holds_lease(uow.session, job.id, self.owner):
+            if not job_queue.holds_lease(uow.session, job.id, self.owner, attempt=job.attempt):
                 return  # forgotten meanwhile, or another worker owns it now
             repository.set_reply_messages(
                 uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids
@@ -335,17 +338,19 @@ class WorkQueue:
         with self.db.unit_of_work(read_only=True) as uow:
             return job_cancel.cancel_requested(uow.session, job_ids)
 
-    def cancelled(self, job_id: int) -> None:
+    def cancelled(self, job: ClaimedJob) -> None:
         """This worker stopped a job its sender cancelled."""
         with self.db.unit_of_work() as uow:
-            job_cancel.mark_job_cancelled(uow.session, job_id, owner=self.owner)
+            job_cancel.mark_job_cancelled(
+                uow.session, job.id, owner=self.owner, attempt=job.attempt
+            )
             uow.commit()
 
-    def fail(self, job_id: int, error: str) -> None:
+    def fail(self, job: ClaimedJob, error: str) -> None:
         with self.db.unit_of_work() as uow:
-            if not job_queue.holds_lease(uow.session, job_id, self.owner):
+            if not job_queue.holds_lease(uow.session, job.id, self.owner, attempt=job.attempt):
                 return
-            job_queue.mark_job_failed(uow.session, job_id, error=error[:MAX_ERROR_CHARS])
+            job_queue.mark_job_failed(uow.session, job.id, error=error[:MAX_ERROR_CHARS])
             uow.commit()
 
     def save_tags(self, transcription_id: int, hashtags: tuple[str, ...]) -> None:
@@ -400,6 +405,7 @@ def _claimed(job: Job) -> ClaimedJob:
         user_message_id=job.user_message_id,
         status_message_id=job.status_message_id,
         transcription_id=job.transcription_id,
+        attempt=job.attempts,
     )
 
 

@@ -86,7 +86,8 @@ class JobRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self._processor: JobProcessor | None = None
         self._busy = 0
-        self._held: set[int] = set()
+        # Job id -> its ``attempt`` when claimed, for the claims this process's workers run.
+        self._held: dict[int, int] = {}
         self.display = QueueDisplay(queue, lambda: self._busy)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -141,21 +142,28 @@ class JobRunner:
 
     async def _renew_leases(self) -> None:
         """Heartbeat: keep the leases of the jobs this process works on, and give back
-        to the queue the jobs of workers that stopped renewing theirs."""
+        to the queue the jobs of workers that stopped renewing theirs. Renewing comes
+        first, and requeuing only once it worked: after a database outage longer than a
+        lease, requeuing first would give back this process's own running jobs."""
         interval = self.queue.limits.lease_seconds / RENEWALS_PER_LEASE
         while True:
             await asyncio.sleep(interval)
-            await self._requeue_expired()
-            held = set(self._held)
-            if not held:
-                continue
-            try:
-                kept = await asyncio.to_thread(self.queue.renew, held)
-            except Exception:
-                log.exception("cannot renew job leases")
-                continue
-            if lost := held - kept - set(self.processor.finished):
-                log.warning("lost the lease of job(s) %s: another worker answers them", lost)
+            if await self._renew_claims():
+                await self._requeue_expired()
+
+    async def _renew_claims(self) -> bool:
+        """Renew the leases of the claims this process runs; False if the database failed."""
+        claims = dict(self._held)
+        if not claims:
+            return True
+        try:
+            kept = await asyncio.to_thread(self.queue.renew, claims)
+        except Exception:
+            log.exception("cannot renew job leases")
+            return False
+        if lost := set(claims) - kept - set(self.processor.finished):
+            log.warning("lost the lease of job(s) %s: another worker answers them", lost)
+        return True
 
     async def _watch_cancels(self) -> None:
         """Stop the jobs this process works on whose senders pressed "Annulla" anywhere."""
@@ -169,7 +177,7 @@ class JobRunner:
             except Exception:
                 log.exception("cannot check for cancelled jobs")
                 continue
-            for job_id in cancelled & self._held:
+            for job_id in cancelled & self._held.keys():
                 self.processor.cancels.event(job_id).set()
 
     async def cancel(self, job_id: int, *, user_id: int) -> CancelOutcome:
@@ -233,19 +241,25 @@ class JobRunner:
             extra={"job_id": enqueued.job_id, "user_id": user_id},
         )
         message_id = None
-        try:
-            position, waiting = await asyncio.to_thread(self.queue.position, enqueued.job_id)
-            eta = await asyncio.to_thread(self.queue.eta, enqueued.job_id)
-            text = self.display.text(position, waiting, eta)
-            message_id = await self.processor.delivery.send_queued(
-                chat_id, user_message_id, text, job_id=enqueued.job_id
-            )
-            if message_id is not None:
-                self.display.track(enqueued.job_id, chat_id, message_id, position, eta)
+        try:  # held (and renewed) while its place is sent, so no worker starts it meanwhile
+            announced = self._announce(enqueued.job_id, chat_id, user_message_id)
+            message_id = await self.display.while_held(enqueued.job_id, announced)
         finally:  # queued whatever happened: a worker sends its own message if none
             await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
         return Submitted(True, job_id=enqueued.job_id)
+
+    async def _announce(self, job_id: int, chat_id: int, user_message_id: int) -> int | None:
+        """Send the job's "In coda" message (its place, the estimated wait); its id."""
+        position, waiting = await asyncio.to_thread(self.queue.position, job_id)
+        eta = await asyncio.to_thread(self.queue.eta, job_id)
+        text = self.display.text(position, waiting, eta)
+        message_id = await self.processor.delivery.send_queued(
+            chat_id, user_message_id, text, job_id=job_id
+        )
+        if message_id is not None:
+            self.display.track(job_id, chat_id, message_id, position, eta)
+        return message_id
 
     # --- the workers ----------------------------------------------------------------------
 
@@ -259,21 +273,28 @@ class JobRunner:
             if not jobs:
                 await self._idle()
                 continue
-            ids = {job.id for job in jobs}
-            self._held |= ids
+            claims = {job.id: job.attempt for job in jobs}
+            self._held.update(claims)
             self._busy += len(jobs)
             try:
                 await self.processor.process(jobs)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one batch stop the worker
-                log.exception("jobs %s crashed", sorted(ids))
+                log.exception("jobs %s crashed", sorted(claims))
             finally:
                 self._busy -= len(jobs)
-                self._held -= ids
-                self.processor.finished.difference_update(ids)
-                for job_id in ids:
-                    self.processor.cancels.forget(job_id)
+                self._let_go(claims)
+
+    def _let_go(self, claims: dict[int, int]) -> None:
+        """Forget a finished batch's claims, but not a later claim of one of its jobs (this
+        batch lost the lease, another worker here claimed it again): that one still runs."""
+        for job_id, attempt in claims.items():
+            if self._held.get(job_id, attempt) != attempt:
+                continue
+            self._held.pop(job_id, None)
+            self.processor.finished.discard(job_id)
+            self.processor.cancels.forget(job_id)
 
     async def _idle(self) -> None:
         self._wake.clear()

@@ -59,12 +59,20 @@ def cancel_requested(session: Session, job_ids: Collection[int]) -> set[int]:
 
 
 def mark_job_cancelled(
-    session: Session, job_id: int, *, owner: str, now: datetime | None = None
+    session: Session,
+    job_id: int,
+    *,
+    owner: str,
+    attempt: int | None = None,
+    now: datetime | None = None,
 ) -> bool:
-    """The worker ``owner`` stopped the job: it ends cancelled. False if not its job."""
+    """The worker ``owner`` stopped the job: it ends cancelled. False if not its job (with
+    ``attempt``, ``attempts`` when claimed: if not that very claim's)."""
+    claim = () if attempt is None else (Job.attempts == attempt,)
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
+        .where(*claim)
         .values(
             status=JobStatus.CANCELLED,
             finished_at=now or utcnow(),

@@ -2,26 +2,26 @@
 
 Lifecycle: pending -> running (claimed under a lease; attempts + 1) -> done | failed; a
 job a front accepted may first be held (``JobStatus.HELD``) until the user saw its place.
-A claim writes the worker's name and an expiry; the worker renews it while it works
-(``renew_leases``). Any process may put back jobs whose lease expired
-(``requeue_expired``): their worker died. Jobs that already used up their attempts fail
+A claim is the worker's name and the job's ``attempts`` (one process's workers share a
+name) with an expiry the worker renews (``renew_leases``). Any process may put back jobs
+whose lease expired (``requeue_expired``): their worker died. Jobs out of attempts fail
 instead (a job that kills its worker must not kill every worker in turn). A worker that
-lost its lease may not finish the job (``LeaseLostError``): its new owner answers it.
+lost its claim may not finish the job (``LeaseLostError``): its new owner answers it.
 
 Claims skip users who have a job running under another worker, so one user's jobs are
-answered in the order they were sent however many workers there are. On PostgreSQL the
-claim locks its rows (``FOR UPDATE SKIP LOCKED``); on SQLite the write transaction
-serialises claims.
+answered in the order they were sent however many workers there are. Claims run one at a
+time (SQLite: the write transaction; PostgreSQL: an advisory lock, as row locks let a
+claim skip another's uncommitted one and take the same user's next job).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
@@ -35,6 +35,7 @@ LEASED_JOB_STATUSES = (JobStatus.HELD, JobStatus.RUNNING)
 # Pending rows looked at per claimed job: room for the ``accept`` filter to say no.
 _CANDIDATES_PER_CLAIM = 4
 INTERRUPTED_ERROR = "interrupted too many times"
+CLAIM_LOCK_KEY = 0x57_49_54_4A  # "WITJ": names the claims' advisory lock (PostgreSQL)
 
 
 class LeaseLostError(InvalidStateError):
@@ -150,6 +151,8 @@ def claim_jobs(
     """Take up to ``limit`` of the oldest pending jobs (of ``kinds``, passing ``accept``)
     and mark them running under ``owner``'s lease, oldest first."""
     now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":  # one claim at a time (see above)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
     candidates = _claimable(owner, limit * _CANDIDATES_PER_CLAIM)
     if kinds is not None:
         candidates = candidates.where(Job.kind.in_(list(kinds)))
@@ -219,23 +222,17 @@ def renew_leases(
     session: Session,
     *,
     owner: str,
-    job_ids: Collection[int],
+    leases: Mapping[int, int | None],
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     now: datetime | None = None,
 ) -> set[int]:
-    """Extend ``owner``'s leases on ``job_ids``; the ids it still holds."""
-    if not job_ids:
+    """Extend ``owner``'s ``leases`` (job id -> ``attempts`` when claimed, None when held)
+    while that very claim or hold lasts; the ids it still holds."""
+    if not leases:
         return set()
     now = now or utcnow()
-    held = set(
-        session.scalars(
-            select(Job.id).where(
-                Job.id.in_(list(job_ids)),
-                Job.status.in_(LEASED_JOB_STATUSES),
-                Job.lease_owner == owner,
-            )
-        )
-    )
+    rows = session.scalars(select(Job).where(Job.id.in_(list(leases))).with_for_update())
+    held = {job.id for job in rows if _leased_by(job, owner, leases[job.id], (JobStatus.HELD,))}
     if held:
         session.execute(
             update(Job)
@@ -246,10 +243,17 @@ def renew_leases(
     return held
 
 
-def holds_lease(session: Session, job_id: int, owner: str) -> bool:
-    """Whether ``owner`` still holds the job's lease (locks the row where it can)."""
+def holds_lease(session: Session, job_id: int, owner: str, *, attempt: int | None = None) -> bool:
+    """Whether ``owner`` (with ``attempt``: that very claim) still holds the job's lease;
+    locks the row where it can."""
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
-    return job is not None and job.status in LEASED_JOB_STATUSES and job.lease_owner == owner
+    return job is not None and _leased_by(job, owner, attempt, LEASED_JOB_STATUSES)
+
+
+def _leased_by(job: Job, owner: str, attempt: int | None, statuses: Collection[str]) -> bool:
+    if attempt is None:
+        return job.lease_owner == owner and job.status in statuses
+    return job.lease_owner == owner and job.status == JobStatus.RUNNING and job.attempts == attempt
 
 
 def mark_job_done(
@@ -258,12 +262,13 @@ def mark_job_done(
     *,
     transcription_id: int | None = None,
     owner: str | None = None,
+    attempt: int | None = None,
     now: datetime | None = None,
 ) -> Job:
     job = _get(session, job_id)
     if job.status != JobStatus.RUNNING:
         raise InvalidStateError(f"job {job_id} is {job.status}, not running")
-    if owner is not None and job.lease_owner != owner:
+    if owner is not None and not _leased_by(job, owner, attempt, LEASED_JOB_STATUSES):
         raise LeaseLostError(f"job {job_id} is no longer held by {owner}")
     job.status = JobStatus.DONE
     job.transcription_id = transcription_id
@@ -373,8 +378,7 @@ def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
 
 def count_waiting_jobs(session: Session) -> int:
     """Jobs not started yet: pending, or still held by the process announcing them."""
-    statement = select(func.count()).select_from(Job).where(_waiting())
-    return session.scalar(statement) or 0
+    return _count(session, (JobStatus.PENDING, JobStatus.HELD), None)
 
 
 def _waiting() -> ColumnElement[bool]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import jobs, repository
+from storage import job_cancel, jobs, repository
 from storage.models import JobStatus, utcnow
 from storage.unit_of_work import Database
 from tests.support.postgres import fresh_database
@@ -54,7 +54,7 @@ def test_a_lease_is_renewed_while_held_and_lost_once_it_expires(database: Databa
         uow.commit()
     with database.unit_of_work() as uow:
         later = start + timedelta(seconds=20)
-        assert jobs.renew_leases(uow.session, owner="a", job_ids=[job_id], now=later,
+        assert jobs.renew_leases(uow.session, owner="a", leases={job_id: 1}, now=later,
                                  lease_seconds=30) == {job_id}  # fmt: skip
         # Renewed: still alive after the first expiry would have passed.
         assert jobs.requeue_expired(uow.session, now=start + timedelta(seconds=40)).requeued == ()
@@ -69,7 +69,7 @@ def test_a_lease_is_renewed_while_held_and_lost_once_it_expires(database: Databa
         uow.commit()
     with database.unit_of_work() as uow:
         # a comes back from the dead: it may neither renew nor finish the job.
-        assert jobs.renew_leases(uow.session, owner="a", job_ids=[job_id]) == set()
+        assert jobs.renew_leases(uow.session, owner="a", leases={job_id: 1}) == set()
         assert not jobs.holds_lease(uow.session, job_id, "a")
         with pytest.raises(jobs.LeaseLostError):
             jobs.mark_job_done(uow.session, job_id, owner="a")
@@ -163,4 +163,88 @@ def test_a_job_is_claimable_only_once_its_front_released_it(database: Database) 
         # A front that died while announcing: its hold expires like any lease.
         later = start + timedelta(seconds=jobs.DEFAULT_LEASE_SECONDS + 1)
         assert jobs.requeue_expired(uow.session, now=later).requeued == (dead.id,)
+        uow.commit()
+
+
+def test_a_claim_requeued_and_claimed_again_under_the_same_name_is_lost(
+    database: Database,
+) -> None:
+    # One process's workers share a name: only the claim's attempt tells them apart.
+    (job_id,) = enqueue(database, 1)
+    start = utcnow()
+    with database.unit_of_work() as uow:
+        (first,) = jobs.claim_jobs(uow.session, owner="o", now=start)
+        uow.commit()
+    later = start + timedelta(seconds=jobs.DEFAULT_LEASE_SECONDS + 1)
+    with database.unit_of_work() as uow:
+        assert jobs.requeue_expired(uow.session, now=later).requeued == (job_id,)
+        (second,) = jobs.claim_jobs(uow.session, owner="o", now=later)
+        uow.commit()
+    stale, current = 1, 2
+    assert (first.id, second.id, second.attempts) == (job_id, job_id, current)
+    with database.unit_of_work() as uow:
+        assert not jobs.holds_lease(uow.session, job_id, "o", attempt=stale)
+        assert jobs.renew_leases(uow.session, owner="o", leases={job_id: stale}) == set()
+        with pytest.raises(jobs.LeaseLostError):
+            jobs.mark_job_done(uow.session, job_id, owner="o", attempt=stale)
+        assert not job_cancel.mark_job_cancelled(uow.session, job_id, owner="o", attempt=stale)
+        uow.commit()
+    with database.unit_of_work() as uow:
+        job = jobs.get_job(uow.session, job_id)
+        assert job is not None and job.status == JobStatus.RUNNING  # untouched
+        assert jobs.holds_lease(uow.session, job_id, "o", attempt=current)
+        assert jobs.renew_leases(uow.session, owner="o", leases={job_id: current}) == {job_id}
+        jobs.mark_job_done(uow.session, job_id, owner="o", attempt=current)
+        uow.commit()
+
+
+def test_a_hold_renewed_while_held_is_never_requeued(database: Database) -> None:
+    (job_id,) = enqueue(database, 1)
+    start = utcnow()
+    with database.unit_of_work() as uow:
+        assert jobs.hold_job(uow.session, job_id, owner="front", now=start)
+        uow.commit()
+    for seconds in (20, 40, 60):  # the front renews while its message edit waits
+        with database.unit_of_work() as uow:
+            now = start + timedelta(seconds=seconds)
+            assert jobs.renew_leases(uow.session, owner="front", leases={job_id: None},
+                                     now=now) == {job_id}  # fmt: skip
+            uow.commit()
+    with database.unit_of_work() as uow:
+        now = start + timedelta(seconds=jobs.DEFAULT_LEASE_SECONDS + 1)
+        assert jobs.requeue_expired(uow.session, now=now).requeued == ()
+        assert jobs.claim_jobs(uow.session, owner="worker", now=now) == []
+        assert jobs.release_job(uow.session, job_id, owner="front")
+        assert [j.id for j in jobs.claim_jobs(uow.session, owner="front", now=now)] == [job_id]
+        uow.commit()
+    with database.unit_of_work() as uow:
+        # Renewing a hold never renews a claim: the holder's hold is gone.
+        assert jobs.renew_leases(uow.session, owner="front", leases={job_id: None}) == set()
+        assert jobs.renew_leases(uow.session, owner="front", leases={job_id: 1}) == {job_id}
+        uow.commit()
+
+
+def test_postgres_claims_wait_for_each_other(request) -> None:
+    # Row locks alone: b skipped a's uncommitted claim and took user 1's second job.
+    server = request.getfixturevalue("postgres_url")
+    db = Database.open(fresh_database(server, f"leases_{next(_names)}"))
+    try:
+        _, second_job, *_ = enqueue(db, 1, 2, 3, 4, 1)  # user 1 sent the first and last
+        with db.unit_of_work() as a:
+            assert [j.user_id for j in jobs.claim_jobs(a.session, owner="a")] == [1]
+            b_claimed: list[int] = []
+            b = threading.Thread(target=_claim_into, args=(db, "b", b_claimed))
+            b.start()
+            b.join(timeout=1.0)
+            assert b.is_alive()  # waits for a's claim to commit
+            a.commit()
+        b.join(timeout=30)
+        assert b_claimed == [second_job]  # not user 1's last: a runs their first
+    finally:
+        db.close()
+
+
+def _claim_into(db: Database, owner: str, claimed: list[int]) -> None:
+    with db.unit_of_work() as uow:
+        claimed.extend(job.id for job in jobs.claim_jobs(uow.session, owner=owner))
         uow.commit()
