@@ -41,6 +41,7 @@ from model.tagging.base import Tagger
 from storage.audio_store import AudioStore
 from storage.jobs import delete_finished_jobs
 from storage.privacy import (
+    DEFAULT_SWEEP_GRACE,
     DeletedCounts,
     delete_user_data,
     purge_uncorrected_audio,
@@ -116,6 +117,7 @@ class Services:
         with self.db.unit_of_work(read_only=True) as uow:
             # Audio no row refers to: a job that finished after its user's /forget, a crash.
             sweep_orphan_blobs(uow.session, self.store)
+        self.pipeline.remove_stale_downloads(DEFAULT_SWEEP_GRACE.total_seconds())
         return purged
 
 

@@ -19,6 +19,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -315,6 +316,18 @@ class TranscriptionPipeline:
             url=media.webpage_url or link.url, video_id=media.video_id, title=media.title
         )
         return audio, "youtube", media.video_id or media.webpage_url, info
+
+    def remove_stale_downloads(self, older_than_seconds: float) -> int:
+        """Download folders older than that: a killed process's (its clean-up never ran)."""
+        if self.work_dir is None or not self.work_dir.is_dir():
+            return 0
+        cutoff, removed = time.time() - older_than_seconds, 0
+        for folder in self.work_dir.glob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+        return removed
 
     def _decode(self, source: bytes | Path, limits: AudioLimits) -> DecodedAudio:
         try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ SAMPLE_RATE = 16_000
 # Digital silence: every sample below this is "nothing was said".
 SILENCE_PEAK = 1e-4
 _MICROSECONDS = 1_000_000
+# In-memory media bigger than this share of the decoder child's memory limit reaches it as
+# a temporary file it opens itself: piped, it had to fit in that memory beside FFmpeg, and
+# a valid 750 MB file (local Bot API mode allows 2 GB) was answered as damaged.
+SPILL_SHARE_OF_CHILD_MEMORY = 0.25
 # Input formats accepted before any resampler is built (FFmpeg's swresample builds filters
 # sized by the rate ratio: 200 MHz costs seconds of CPU and gigabytes).
 MIN_SAMPLE_RATE = 4_000
@@ -216,18 +221,34 @@ def decode_audio(source: AudioSource, *, limits: AudioLimits | None = None) -> D
 def _decode_sandboxed(source: AudioSource, opened: BinaryIO, limits: AudioLimits) -> np.ndarray:
     from model.asr.sandbox import SandboxFailure, shared_pool
 
-    if isinstance(source, str | os.PathLike):
-        path, data = str(Path(source).resolve()), b""
-    else:
-        path, data = None, opened.read()
     try:
-        result = shared_pool(limits.sandbox).decode(path, data, limits)
+        with _for_child(source, opened, limits) as (path, data):
+            result = shared_pool(limits.sandbox).decode(path, data, limits)
     except SandboxFailure as exc:
         raise CorruptAudioError(f"the decoder was stopped: {exc}") from exc
     if result.samples is None:
         error = _ERRORS_BY_REASON.get(result.reason or "", CorruptAudioError)
         raise error(result.message)
     return result.samples
+
+
+@contextlib.contextmanager
+def _for_child(
+    source: AudioSource, opened: BinaryIO, limits: AudioLimits
+) -> Iterator[tuple[str | None, bytes]]:
+    """What the decoder child gets: a path it opens, or the bytes themselves (small)."""
+    if isinstance(source, str | os.PathLike):
+        yield str(Path(source).resolve()), b""
+        return
+    data = opened.read()
+    if len(data) <= limits.sandbox.memory_bytes * SPILL_SHARE_OF_CHILD_MEMORY:
+        yield None, data
+        return
+    with tempfile.NamedTemporaryFile(prefix="whisper-it-decode-") as spill:
+        spill.write(data)
+        spill.flush()
+        del data
+        yield spill.name, b""
 
 
 def decode_in_process(

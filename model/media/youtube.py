@@ -43,6 +43,11 @@ MAX_SOCKET_TIMEOUT_SECONDS = 30.0
 NETWORK_RETRIES = 2
 LIVE_STATUSES = frozenset({"is_live", "post_live"})
 UPCOMING_STATUSES = frozenset({"is_upcoming"})
+PLAYLIST_RESULTS = frozenset({"playlist", "multi_video"})
+URL_RESULTS = frozenset({"url", "url_transparent"})  # "look there instead"
+MAX_URL_HOPS = 3  # pages pointing to pages before the video
+# What a "url_transparent" page does not lend the result it points to (yt-dlp's rule).
+_OWN_FIELDS = frozenset({"_type", "url", "ie_key", "id", "extractor", "extractor_key"})
 MAX_FILESIZE_MESSAGE = "larger than max-filesize"
 
 
@@ -159,21 +164,42 @@ def _private_cookies(cookies_file: Path, workdir: Path) -> str | None:
 
 def _extract_checked(ydl: Any, link: VideoLink, limits: DownloadLimits) -> dict[str, Any]:
     """Metadata first (nothing downloaded yet), refused early when it breaks a limit."""
-    raw = ydl.extract_info(link.url, download=False, process=False)
-    if raw is None:
-        raise LinkError("download_failed", "no information extracted", url=link.url)
-    if raw.get("_type") in ("playlist", "multi_video"):
-        raise LinkError("playlist", "the page holds several videos", url=link.url)
-    refusal = _refusal(raw, limits)
-    if refusal is not None:
-        raise LinkError(refusal[0], refusal[1], url=link.url)
+    raw = _unprocessed(ydl, link.url, link.url)
+    # A page that only points elsewhere (a meta refresh, an embed) is followed here, one
+    # unprocessed step at a time, so a playlist behind it is refused before yt-dlp would
+    # fetch (and download) every entry; what each page declares is checked on the way.
+    for hop in range(MAX_URL_HOPS + 1):
+        refusal = _refusal(raw, limits)
+        if refusal is not None:
+            raise LinkError(refusal[0], refusal[1], url=link.url)
+        if raw.get("_type") not in URL_RESULTS:
+            break
+        if hop == MAX_URL_HOPS:
+            raise LinkError("download_failed", "too many pages pointing on", url=link.url)
+        inner = _unprocessed(ydl, str(raw.get("url")), link.url, ie_key=raw.get("ie_key"))
+        if raw.get("_type") == "url_transparent":  # the page's details win, as in yt-dlp
+            inner = {**inner, **{k: v for k, v in raw.items() if v is not None and k not in
+                                 _OWN_FIELDS}}  # fmt: skip
+        raw = inner
     info = ydl.process_ie_result(raw, download=False)
     if info is None:
         raise LinkError("download_failed", "no information extracted", url=link.url)
+    if info.get("_type") in PLAYLIST_RESULTS or "entries" in info:
+        raise LinkError("playlist", "the page holds several videos", url=link.url)
     refusal = _refusal(info, limits)
     if refusal is not None:
         raise LinkError(refusal[0], refusal[1], url=link.url)
     return info
+
+
+def _unprocessed(ydl: Any, url: str, asked: str, *, ie_key: Any = None) -> dict[str, Any]:
+    """One extractor's answer for ``url``, nothing followed; refused if it lists videos."""
+    raw = ydl.extract_info(url, download=False, process=False, ie_key=ie_key)
+    if raw is None:
+        raise LinkError("download_failed", "no information extracted", url=asked)
+    if raw.get("_type") in PLAYLIST_RESULTS or "entries" in raw:
+        raise LinkError("playlist", "the page holds several videos", url=asked)
+    return raw
 
 
 def _refusal(info: Mapping[str, Any], limits: DownloadLimits) -> tuple[str, str] | None:

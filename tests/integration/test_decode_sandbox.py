@@ -182,3 +182,17 @@ def test_the_cpu_limit_kills_a_decoder_without_a_core_file(pool: DecoderPool, sp
     cpu = next(line for line in limits if line.startswith("Max cpu time"))
     # The soft limit the last request set: its CPU so far plus the request's budget.
     assert 1 <= int(cpu.split()[3]) <= 5 + SANDBOX.extra_seconds + 60
+
+
+def test_a_big_valid_file_in_memory_decodes_in_the_child(tmp_path: Path) -> None:
+    """Local Bot API mode accepts 2 GB files, read into memory: piped to the child they had
+    to fit in its memory limit beside FFmpeg and a valid file was answered as damaged.
+    Here 200 MB against a 320 MiB child (piped, it fails the same way)."""
+    import tempfile
+
+    data = hostile_media.mp4_padded(200 * 2**20)
+    limits = AudioLimits(max_bytes=len(data), sandbox=SandboxLimits(memory_bytes=320 * 2**20))
+    spills = set(Path(tempfile.gettempdir()).glob("whisper-it-decode-*"))
+    audio = decode_audio(data, limits=limits)
+    assert 4.5 < audio.duration < 5.5
+    assert set(Path(tempfile.gettempdir()).glob("whisper-it-decode-*")) == spills  # removed

@@ -292,3 +292,27 @@ def test_only_the_guarded_request_handler_is_used(media_server: MediaServer) -> 
         handlers = ydl._request_director.handlers
         assert list(handlers) == ["_GuardedUrllib"], list(handlers)
         assert ydl.proxies == {"all": "__noproxy__"}
+
+
+def test_a_playlist_behind_a_redirecting_page_is_refused_before_any_entry(
+    media_server: MediaServer, allowed: frozenset[str], tmp_path: Path
+) -> None:
+    """A page whose meta refresh points to a feed of five files: yt-dlp followed it and
+    downloaded every entry, each within the size limit, the job's total unbounded."""
+    entries = "".join(
+        f'<item><title>e{n}</title><guid>g{n}</guid><enclosure url="{media_server.url(VIDEO_NAME)}'
+        f'?n={n}" type="video/mp4" length="1000"/></item>'
+        for n in range(5)
+    )
+    media_server.add_file(
+        "feed.xml", f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}'
+        "</channel></rss>",
+    )  # fmt: skip
+    page = '<html><head><meta http-equiv="refresh" content="0; url=/feed.xml"></head></html>'
+    link = parse_link(media_server.add_file("rimanda.html", page), extra_hosts=allowed)
+    before = len(media_server.requests)
+    with pytest.raises(LinkError) as caught:
+        download_audio(link, tmp_path, limits=ROOMY)
+    assert caught.value.reason == "playlist"
+    assert media_server.requests[before:] == ["/rimanda.html", "/feed.xml"]
+    assert list(tmp_path.iterdir()) == []

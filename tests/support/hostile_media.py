@@ -124,3 +124,14 @@ def sample_aes_playlist(internal: MediaServer) -> str:
         "IV=0x00000000000000000000000000000000\n"
         f"#EXTINF:10.0,\n{internal.url('internal-admin/segment.ts')}\n#EXT-X-ENDLIST\n"
     )
+
+
+def mp4_padded(pad_bytes: int, seconds: float = 5.0) -> bytes:
+    """A valid AAC tone followed by a ``free`` box of ``pad_bytes``: big, yet cheap to
+    decode (the demuxer skips the box), as a long video's file would be."""
+    return (
+        _encode("aac", "mp4", seconds, 16_000)
+        + struct.pack(">I", pad_bytes + 8)
+        + b"free"
+        + (bytes(pad_bytes))
+    )

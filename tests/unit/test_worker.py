@@ -5,6 +5,7 @@ well under a second; the end-to-end tests cover the same paths with the real mod
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -408,3 +409,19 @@ async def test_a_repeat_asked_for_someone_elses_note_belongs_to_its_author(
         await rig.runner.stop()
     assert transcriber.calls == 1  # the second answer came from storage
     assert [row.user_id for row in transcriptions(rig)] == [OTHER, OTHER]
+
+
+def test_the_retention_job_removes_download_folders_a_killed_process_left(
+    tmp_path: Path,
+) -> None:
+    rig = build_rig(tmp_path, FakeTranscriber())
+    work_dir = rig.pipeline.work_dir
+    assert work_dir is not None
+    stale, live = work_dir / "whisper-it-killed", work_dir / "whisper-it-running"
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "media.part").write_bytes(b"x" * 100)
+    an_hour_and_more = time.time() - 3700
+    os.utime(stale, (an_hour_and_more, an_hour_and_more))
+    rig.services.purge_old_audio()
+    assert not stale.exists() and live.exists()
