@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot import messages
+from bot.claim_order import InOrder
 from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_record, to_record
 from bot.pipeline import PipelineResult
 from model.asr.hotwords import vocabulary_key
@@ -201,10 +202,17 @@ class WorkQueue:
         return result
 
     def claim(
-        self, *, limit: int = 1, accept: Callable[[JobPayload], bool] | None = None
+        self,
+        *,
+        limit: int = 1,
+        accept: Callable[[JobPayload], bool] | None = None,
+        busy_users: Collection[int] = (),
     ) -> list[ClaimedJob]:
-        """Up to ``limit`` of the oldest jobs this worker may take, under its lease. A
-        stored job this version cannot read is failed here, not handed out."""
+        """Up to ``limit`` of the oldest jobs this worker may take, under its lease: none of
+        ``busy_users`` (whose jobs another worker of this process runs: the database tells
+        only other processes apart) and none after a job of the same user ``accept``
+        refused (one user's jobs start in order). A stored job this version cannot read
+        is failed here, not handed out."""
         claimed: list[ClaimedJob] = []
         with self.db.unit_of_work() as uow:
             jobs = job_queue.claim_jobs(
@@ -212,7 +220,7 @@ class WorkQueue:
                 owner=self.owner,
                 lease_seconds=self.limits.lease_seconds,
                 limit=limit,
-                accept=None if accept is None else lambda job: _accepts(job, accept),
+                accept=InOrder(accept, busy_users),
             )
             for job in jobs:
                 try:
@@ -372,13 +380,6 @@ class WorkQueue:
 
 def _cancel_requested(session: Session, job_id: int) -> bool:
     return bool(job_cancel.cancel_requested(session, [job_id]))
-
-
-def _accepts(job: Job, accept: Callable[[JobPayload], bool]) -> bool:
-    try:
-        return accept(from_record(job.kind, dict(job.payload)))
-    except UnknownJobError:
-        return False
 
 
 def transcript_owner(session: Session, job: ClaimedJob) -> int | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -88,6 +88,10 @@ class JobRunner:
         self._busy = 0
         # Job id -> its ``attempt`` when claimed, for the claims this process's workers run.
         self._held: dict[int, int] = {}
+        # Job id -> its user, for the same claims from the moment they are made: another
+        # worker here must not start a later job of that user meanwhile.
+        self._users: dict[int, int] = {}
+        self._claiming = asyncio.Lock()
         self.display = QueueDisplay(queue, lambda: self._busy)
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -293,6 +297,7 @@ class JobRunner:
             if self._held.get(job_id, attempt) != attempt:
                 continue
             self._held.pop(job_id, None)
+            self._users.pop(job_id, None)
             self.processor.finished.discard(job_id)
             self.processor.cancels.forget(job_id)
 
@@ -304,15 +309,37 @@ class JobRunner:
     async def _claim(self) -> list[ClaimedJob]:
         # Between jobs: switch to a newly promoted model if there is one (never raises).
         await asyncio.to_thread(self.pipeline.models.refresh)
-        jobs = await asyncio.to_thread(self.queue.claim)
+        jobs = await self._claim_in_order()
         if not jobs or self.options.batch_size <= 1 or not _batchable(jobs[0].payload):
             return jobs
         # A short voice note: give the burst it may belong to a moment to arrive.
         await asyncio.sleep(self.options.batch_wait_seconds)
-        more = await asyncio.to_thread(
-            self.queue.claim, limit=self.options.batch_size - 1, accept=_batchable
-        )
+        try:
+            more = await self._claim_in_order(
+                limit=self.options.batch_size - 1, accept=_batchable, own=jobs
+            )
+        except Exception:  # the jobs already claimed still run
+            log.exception("cannot claim the rest of a batch")
+            more = []
         return jobs + more
+
+    async def _claim_in_order(
+        self,
+        *,
+        limit: int = 1,
+        accept: Callable[[JobPayload], bool] | None = None,
+        own: Sequence[ClaimedJob] = (),
+    ) -> list[ClaimedJob]:
+        """Claim, passing over the users whose jobs this process's other workers run (one
+        claim at a time here, so each sees the others'); ``own``: this batch's jobs."""
+        async with self._claiming:
+            mine = {job.id for job in own}
+            busy = {user for job_id, user in self._users.items() if job_id not in mine}
+            jobs = await asyncio.to_thread(
+                self.queue.claim, limit=limit, accept=accept, busy_users=busy
+            )
+            self._users.update((job.id, job.user_id) for job in jobs)
+        return jobs
 
 
 def _batchable(payload: JobPayload) -> bool:
