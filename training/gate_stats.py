@@ -112,6 +112,7 @@ class ClusterData:
 
 
 _CORRECTED, _CONFIRMED, _OTHER = "corrected", "confirmed", "other"
+_STRATA = (_CONFIRMED, _CORRECTED, _OTHER)
 
 
 def _stratum(clip: PairedClip) -> str:
@@ -130,9 +131,15 @@ def clusters(
     """Cluster values (see the module docstring) and capped weights; post-stratified
     when there are ``min_confirmed_clusters`` (at least 1) confirmed clusters."""
     p0 = min(max(uncorrected_share, 0.0), 1.0)
-    groups: dict[tuple[str, str, str], list[PairedClip]] = {}
+    by_voice: dict[tuple[str, str], list[PairedClip]] = {}
     for clip in clips:
-        groups.setdefault((_stratum(clip), clip.speaker, clip.sentence), []).append(clip)
+        by_voice.setdefault((clip.speaker, clip.sentence), []).append(clip)
+    # One speaker's clips of one sentence are one cluster, in one stratum (the first of
+    # confirmed, corrected, other that any of them is in): they are not independent.
+    groups = {
+        (min((_stratum(c) for c in members), key=_STRATA.index), speaker, sentence): members
+        for (speaker, sentence), members in by_voice.items()
+    }
     keys = sorted(groups)
     counts = {name: sum(key[0] == name for key in keys) for name in (_CORRECTED, _CONFIRMED)}
     stratified = (

@@ -236,3 +236,12 @@ def test_model_card_shows_each_sets_verdict_and_interval() -> None:
     assert heldout in card and "-41.7 [" in card and "| better |" in card
     assert "| general | serving | guard | 8 (4 sentences, 1 users) |" in card
     assert "Gate: promoted." in card
+
+
+def test_one_speakers_corrected_and_confirmed_clips_of_a_sentence_are_one_cluster() -> None:
+    """Not two independent clusters (which would also count two sentences)."""
+    clips = [PairedClip("a", "s", 0.5, 0.25, selected=True),
+             PairedClip("a", "s", 0.0, 0.0, confirmed=True),
+             PairedClip("b", "t", 0.5, 0.25, selected=True)]  # fmt: skip
+    data = clusters(clips, uncorrected_share=0.0, max_user_share=1.0)
+    assert data.size == 2 and data.confirmed == 1
