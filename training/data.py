@@ -288,6 +288,9 @@ def prepare_corpus(
     import soundfile
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / MANIFEST_FILE).is_file():
+        # Only a prepared corpus is ever replaced: a mistyped name must not empty a folder.
+        raise DataError(f"{out_dir} exists and is not a prepared corpus: not replacing it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     rows: list[tuple[str, str]] = []

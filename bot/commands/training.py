@@ -178,6 +178,8 @@ def run_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
     default = f"{args.source}-{args.config or ''}-{args.split}"
     name = args.name or re.sub(r"[^A-Za-z0-9._-]+", "_", default).strip("_-.")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # no "..", no "/"
+        raise CommandError(f"invalid corpus name {name!r}: letters, digits, . _ - only")
     out = settings.data_dir / CORPORA_SUBDIR / name
     try:
         prepared = prepare_corpus(
