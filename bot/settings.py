@@ -28,6 +28,7 @@ PACKAGED_BASE_MODEL = "packaged:whisper-base"
 
 Engine = Literal["ct2", "transformers"]
 TaggerChoice = Literal["auto", "text2tags", "keywords", "off"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def _split_list(value: object) -> object:
@@ -70,7 +71,9 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     )
     webhook_url: str | None = Field(None, description="Public HTTPS URL; enables webhook mode")
     webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds")
-    webhook_port: int = Field(8443, description="Port the webhook server listens on")
+    webhook_port: int = Field(
+        8443, ge=1, le=65535, description="Port the webhook server listens on"
+    )
     webhook_path: str = Field("telegram", description="Path the webhook listens on")
     webhook_secret: SecretStr | None = Field(
         None, description="Secret Telegram sends with each webhook call (generated if unset)"
@@ -79,7 +82,7 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     # --- Storage --------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Database, audio, models, caches")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in DATA_DIR")
-    retention_days: int = Field(30, description="Days uncorrected audio is kept")
+    retention_days: int = Field(30, ge=0, description="Days uncorrected audio is kept")
     model_cache_dir: Path | None = Field(
         None, description="Assembled/converted models; default DATA_DIR/cache"
     )
@@ -92,14 +95,14 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     device: str = Field("auto", description="auto, cpu or cuda")
     compute_type: str = Field("auto", description="CTranslate2 compute type; auto = int8 on CPU")
     language: str = Field("it", description="Forced transcription language")
-    beam_size: int = Field(5, description="Beam search width (1 = greedy)")
-    cpu_threads: int = Field(0, description="0 = let the engine decide")
+    beam_size: int = Field(5, ge=1, description="Beam search width (1 = greedy)")
+    cpu_threads: int = Field(0, ge=0, description="0 = let the engine decide")
 
     # --- Limits ---------------------------------------------------------------------
-    max_audio_seconds: float = Field(1800.0, description="Longest audio accepted")
-    min_audio_seconds: float = Field(0.3, description="Shortest audio accepted")
+    max_audio_seconds: float = Field(1800.0, gt=0, description="Longest audio accepted")
+    min_audio_seconds: float = Field(0.3, ge=0, description="Shortest audio accepted")
     max_file_bytes: int = Field(
-        20 * 1024 * 1024, description="Largest file accepted (Telegram's bot download limit)"
+        20 * 1024 * 1024, ge=1, description="Largest file accepted (Telegram's bot download limit)"
     )
     workers: int = Field(
         1,
@@ -119,12 +122,12 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     worker_poll_seconds: float = Field(
         1.0, gt=0, description="How often an idle worker looks for new jobs"
     )
-    max_queued_jobs: int = Field(100, description="Open jobs of all users together")
-    max_pending_jobs_per_user: int = Field(3, description="Open jobs per user")
-    messages_per_minute: int = Field(10, description="Requests per user per minute")
-    max_correction_chars: int = Field(10_000, description="Longest correction accepted")
-    max_message_chars: int = Field(4096, description="Telegram's message limit")
-    long_text_as_file_chars: int = Field(12_000, description="Longer transcripts go as .txt")
+    max_queued_jobs: int = Field(100, ge=1, description="Open jobs of all users together")
+    max_pending_jobs_per_user: int = Field(3, ge=1, description="Open jobs per user")
+    messages_per_minute: int = Field(10, ge=1, description="Requests per user per minute")
+    max_correction_chars: int = Field(10_000, ge=1, description="Longest correction accepted")
+    max_message_chars: int = Field(4096, ge=1, le=4096, description="Telegram's message limit")
+    long_text_as_file_chars: int = Field(12_000, ge=1, description="Longer transcripts go as .txt")
 
     # --- decoding sandbox ---
     decode_sandbox: bool = Field(
@@ -145,7 +148,7 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     allowed_url_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Hosts allowed in addition to YouTube's"
     )
-    download_timeout_seconds: float = Field(120.0, description="Link download time limit")
+    download_timeout_seconds: float = Field(120.0, gt=0, description="Link download time limit")
 
     offline: bool = Field(
         False, description="Never contact the Hugging Face Hub (use local files and caches only)"
@@ -156,33 +159,33 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         "auto", description="auto (text2tags if loadable, else keywords), text2tags, keywords, off"
     )
     text2tags_model: str = Field("efederici/text2tags", description="Hub id or local folder")
-    max_hashtags: int = Field(5, description="Hashtags per transcript")
-    tag_budget_seconds: float = Field(2.0, description="Reply without tags if slower")
+    max_hashtags: int = Field(5, ge=0, description="Hashtags per transcript")
+    tag_budget_seconds: float = Field(2.0, ge=0, description="Reply without tags if slower")
 
     # --- Training -------------------------------------------------------------------
     # The fine-tuning and gate knobs (WHISPER_IT_TRAIN_*, WHISPER_IT_GATE_*) are declared
     # on their policies, training.arguments.FinetuneArguments and training.gate.GatePolicy,
     # and come in through PolicySettings; these are the run's and the scheduler's own.
     train_max_minutes: float = Field(
-        20.0, description="Training steps stop after this long (caching apart); 0 = no limit"
+        20.0, ge=0, description="Training steps stop after this long (caching apart); 0 = no limit"
     )
     train_replay_uncorrected: int = Field(
-        0, description="Recent uncorrected clips trained on with the sent transcript; 0 = off"
+        0, ge=0, description="Recent uncorrected clips trained on with the sent transcript; 0 = off"
     )
     train_min_new_samples: int = Field(
-        20, description="The scheduler trains only with this many new corrections"
+        20, ge=0, description="The scheduler trains only with this many new corrections"
     )
-    train_min_samples: int = Field(1, description="Refuse to train with fewer samples")
+    train_min_samples: int = Field(1, ge=1, description="Refuse to train with fewer samples")
     train_keep_refused: bool = Field(
         False, description="Keep refused candidates' models (/forget deletes them too)"
     )
     train_test_then_train: bool = Field(
         True, description="New sentences since the last run: judged on first, trained on next run"
     )
-    train_schedule_hours: float = Field(24.0, description="Scheduler interval; 0 = off")
+    train_schedule_hours: float = Field(24.0, ge=0, description="Scheduler interval; 0 = off")
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(
-        DEFAULT_EVAL_FRACTION, description="Share of samples held out (keep it fixed)"
+        DEFAULT_EVAL_FRACTION, gt=0, lt=1, description="Share of samples held out (keep it fixed)"
     )
     eval_min_sentences: int = Field(
         DEFAULT_MIN_EVAL_SENTENCES,
@@ -201,12 +204,13 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     )
     eval_recent_clips: int = Field(
         DEFAULT_RECENT_CLIPS,
+        ge=0,
         description="Recent uncorrected clips the gate checks for forgetting; 0 = off",
     )
     train_base_corpus: Path | None = Field(
         None, description="Prepared base corpus (audiofolder) replayed against forgetting"
     )
-    train_replay_ratio: float = Field(0.5, description="Base clips per user sample")
+    train_replay_ratio: float = Field(0.5, ge=0, description="Base clips per user sample")
     hub_repo_id: str | None = Field(None, description="Push promoted versions to this repo")
     hub_token: SecretStr | None = None
     # --- Learning loop (issue 19 B) ---
@@ -253,7 +257,7 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     )
 
     # --- Logging --------------------------------------------------------------------
-    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
     # --- Operations (health, metrics, logs, restarts, YouTube from a server) ---------
     log_format: Literal["text", "json"] = Field(
@@ -299,6 +303,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("eval_general_set", mode="before")
     @classmethod
