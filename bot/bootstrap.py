@@ -281,6 +281,7 @@ def model_loader(
             device=settings.device,
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
+            local_files_only=settings.offline,
         )
 
     return load

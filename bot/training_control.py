@@ -298,6 +298,7 @@ class TrainingControl:
             cache_dir=str(s.cache_dir.resolve()),
             runs_dir=str(self.runs_dir.resolve()),
             base_model=s.base_model,
+            offline=s.offline,
             language=s.language,
             eval_fraction=s.eval_fraction,
             eval_min_sentences=s.eval_min_sentences,

@@ -53,6 +53,7 @@ class RunConfig:
     cache_dir: str
     runs_dir: str
     base_model: str
+    offline: bool = False  # the base model from the Hub's cache only (WHISPER_IT_OFFLINE)
     language: str = "it"
     eval_fraction: float = DEFAULT_EVAL_FRACTION
     eval_min_sentences: int = DEFAULT_MIN_EVAL_SENTENCES

@@ -48,7 +48,9 @@ def _ct2_of(config: RunConfig, registry: ModelRegistry, name: str) -> Path:
     from model.asr import sources
 
     if name == BASE_VERSION:
-        return sources.ct2_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+        return sources.ct2_dir(
+            config.base_model, cache_dir=Path(config.cache_dir), local_files_only=config.offline
+        ).path
     return registry.get(name).ct2_dir
 
 

@@ -267,7 +267,10 @@ def _start_model(config: RunConfig, registry: ModelRegistry) -> tuple[str, Path]
     current = registry.current() if config.start_from == START_FROM_SERVING else None
     if current is not None:
         return current.name, current.hf_dir
-    return BASE_VERSION, sources.hf_dir(config.base_model, cache_dir=Path(config.cache_dir)).path
+    base = sources.hf_dir(
+        config.base_model, cache_dir=Path(config.cache_dir), local_files_only=config.offline
+    )
+    return BASE_VERSION, base.path
 
 
 def _facts(

@@ -42,19 +42,24 @@ def _cache_key(path: Path) -> str:
     return f"{path.name}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}"
 
 
-def _fetch(spec: str, cache_dir: Path) -> Path:
-    """Download a Hub repository (real code path; fails quickly and clearly offline)."""
+def _fetch(spec: str, cache_dir: Path, *, local_files_only: bool) -> Path:
+    """Download a Hub repository (real code path; fails quickly and clearly offline), or
+    with ``local_files_only`` take it from the cache without contacting the Hub."""
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(spec, cache_dir=str(cache_dir / "hub")))
+        return Path(
+            snapshot_download(
+                spec, cache_dir=str(cache_dir / "hub"), local_files_only=local_files_only
+            )
+        )
     except Exception as exc:  # the hub raises many kinds: offline, 404, auth
         raise ModelUnavailable(
             f"cannot fetch model {spec!r} from the Hugging Face Hub: {exc}"
         ) from exc
 
 
-def locate(spec: str, *, cache_dir: Path) -> ResolvedModel:
+def locate(spec: str, *, cache_dir: Path, local_files_only: bool = False) -> ResolvedModel:
     """The model as it exists, in whatever format it comes."""
     if spec.startswith(PACKAGED_PREFIX):
         name = spec.removeprefix(PACKAGED_PREFIX)
@@ -68,7 +73,7 @@ def locate(spec: str, *, cache_dir: Path) -> ResolvedModel:
     if not path.exists():
         if path.is_absolute() or spec.startswith(".") or spec.count("/") != 1:
             raise ModelUnavailable(f"no model folder at {spec}")
-        path = _fetch(spec, cache_dir)
+        path = _fetch(spec, cache_dir, local_files_only=local_files_only)
     if is_ct2_dir(path):
         return ResolvedModel(path, "ct2", path.name)
     if is_hf_dir(path):
@@ -76,9 +81,11 @@ def locate(spec: str, *, cache_dir: Path) -> ResolvedModel:
     raise ModelUnavailable(f"{spec} holds neither a CTranslate2 model nor a Whisper checkpoint")
 
 
-def ct2_dir(spec: str, *, cache_dir: Path, quantization: str = "int8") -> ResolvedModel:
+def ct2_dir(
+    spec: str, *, cache_dir: Path, quantization: str = "int8", local_files_only: bool = False
+) -> ResolvedModel:
     """A CTranslate2 folder for ``spec``, exporting an HF checkpoint once if needed."""
-    found = locate(spec, cache_dir=cache_dir)
+    found = locate(spec, cache_dir=cache_dir, local_files_only=local_files_only)
     if found.kind == "ct2":
         return found
     out = cache_dir / "ct2" / f"{_cache_key(found.path)}-{quantization}"
@@ -87,9 +94,9 @@ def ct2_dir(spec: str, *, cache_dir: Path, quantization: str = "int8") -> Resolv
     return ResolvedModel(out, "ct2", found.name)
 
 
-def hf_dir(spec: str, *, cache_dir: Path) -> ResolvedModel:
+def hf_dir(spec: str, *, cache_dir: Path, local_files_only: bool = False) -> ResolvedModel:
     """A Hugging Face folder for ``spec``, importing a CTranslate2 model once if needed."""
-    found = locate(spec, cache_dir=cache_dir)
+    found = locate(spec, cache_dir=cache_dir, local_files_only=local_files_only)
     if found.kind == "hf":
         return found
     out = cache_dir / "hf" / _cache_key(found.path)
@@ -107,12 +114,14 @@ def load_transcriber(
     compute_type: str = "auto",
     cpu_threads: int = 0,
     model_name: str | None = None,
+    local_files_only: bool = False,
 ) -> object:
-    """Build the engine for ``spec`` (returns a ``model.asr.engines.Transcriber``)."""
+    """Build the engine for ``spec`` (returns a ``model.asr.engines.Transcriber``);
+    ``local_files_only``: a Hub model only from the cache (offline)."""
     from model.asr.engines import CT2Transcriber, TransformersTranscriber
 
     if engine == "ct2":
-        found = ct2_dir(spec, cache_dir=cache_dir)
+        found = ct2_dir(spec, cache_dir=cache_dir, local_files_only=local_files_only)
         return CT2Transcriber(
             found.path,
             model_name=model_name or found.name,
@@ -121,7 +130,7 @@ def load_transcriber(
             cpu_threads=cpu_threads,
         )
     if engine == "transformers":
-        found = hf_dir(spec, cache_dir=cache_dir)
+        found = hf_dir(spec, cache_dir=cache_dir, local_files_only=local_files_only)
         return TransformersTranscriber(
             found.path, model_name=model_name or found.name, device=device
         )
