@@ -336,7 +336,7 @@ def _audio_hash(audio: Path) -> str:
 
 def _rewrite(path: Path, keep: Callable[[Path], bool]) -> int:
     """Keep the rows whose audio path passes ``keep``; returns the rows removed."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")  # as read_tsv
     kept = [line for line in lines if not line.strip() or keep(Path(line.split("\t", 1)[0]))]
     if len(kept) != len(lines):
         _write_atomically(path, "".join(line + "\n" for line in kept))

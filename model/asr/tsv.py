@@ -60,7 +60,10 @@ def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
         raise ManifestError(f"{path}: {exc.strerror or exc}") from None
     root = path.parent.resolve()
     clips: list[LabelledClip] = []
-    for number, raw in enumerate(content.splitlines(), start=1):
+    # Rows end at "\n" (and an optional "\r") only: splitlines() also broke rows at
+    # U+2028, form feeds and the like inside a sentence, and numbered lines off an editor's.
+    for number, line in enumerate(content.split("\n"), start=1):
+        raw = line.removesuffix("\r")
         if not raw.strip() or raw.lstrip().startswith(COMMENT):
             continue
         fields = raw.split("\t")

@@ -80,3 +80,16 @@ def test_every_command_reads_the_import_format(tmp_path: Path) -> None:
     assert (clip.text, clip.speaker) == ("Buongiorno a tutti.", "it+m1")
     (example,) = read_manifest(tsv)
     assert example.text == "Buongiorno a tutti."
+
+
+def test_a_row_ends_only_at_a_newline(tmp_path: Path) -> None:
+    """A line separator or form feed inside a sentence is a space, not a new row (the
+    import refused the whole file, its line numbers off an editor's)."""
+    from model.asr.tsv import read_tsv
+
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"")
+    tsv = tmp_path / "set.tsv"
+    tsv.write_text("a.wav\tciao\u2028mondo\tAnna\r\nb.wav\tbuona\x0cnotte\n", encoding="utf-8")
+    first, second = read_tsv(tsv)
+    assert (first.text, first.speaker, second.text) == ("ciao mondo", "Anna", "buona notte")
