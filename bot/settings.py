@@ -185,7 +185,7 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     train_schedule_hours: float = Field(24.0, ge=0, description="Scheduler interval; 0 = off")
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(
-        DEFAULT_EVAL_FRACTION, gt=0, lt=1, description="Share of samples held out (keep it fixed)"
+        DEFAULT_EVAL_FRACTION, ge=0, lt=1, description="Share of samples held out (keep it fixed)"
     )
     eval_min_sentences: int = Field(
         DEFAULT_MIN_EVAL_SENTENCES,

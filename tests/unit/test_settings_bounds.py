@@ -16,7 +16,7 @@ OUT_OF_RANGE = {
     "max_pending_jobs_per_user": 0,
     "retention_days": -1,
     "max_message_chars": 5000,
-    "eval_fraction": 0,
+    "eval_fraction": 1.0,
     "download_timeout_seconds": 0,
     "webhook_port": 70_000,
     "beam_size": 0,
