@@ -18,6 +18,19 @@ from storage.confirmations import ConfirmOutcome, confirm_transcript
 from storage.labels import has_control_token
 from storage.unit_of_work import Database
 
+# A line of the "testo con i tempi" output (``bot.output_formats.timestamped_text``).
+_TIMESTAMPED_LINE = re.compile(r"\[(?:\d+:)?\d{1,2}:\d{2}\]\s*(.*)")
+
+
+def without_timestamps(text: str) -> str:
+    """A correction copied from the timestamped output, its "[01:05]" stamps removed (they
+    are not speech: kept, they trained the model to say "01 05"); other text unchanged."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    stamped = [_TIMESTAMPED_LINE.fullmatch(line) for line in lines]
+    if not lines or not all(stamped):
+        return text
+    return " ".join(match.group(1) for match in stamped if match and match.group(1))
+
 
 class CorrectionOutcome(enum.Enum):
     SAVED = "saved"
@@ -58,7 +71,7 @@ class CorrectionService:
         from model.asr.normalize import normalize_text
         from storage import repository
 
-        text = text.strip()
+        text = without_timestamps(text.strip()).strip()
         if not text:
             return CorrectionOutcome.EMPTY
         if len(text) > self.max_chars:
