@@ -292,7 +292,9 @@ class WorkQueue:
                 segments=_segment_dicts(transcription.segments),
                 tags=list(result.hashtags),
                 timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
-                vocabulary_sha256=vocabulary_key(transcription.options.hotwords),
+                # The words asked for, as repeats look them up (the engine may have
+                # decoded with fewer: a long vocabulary is cut to the prompt's size).
+                vocabulary_sha256=vocabulary_key(job.payload.hotwords),
             )
             # The job remembers its transcript, so a crash before the reply resends it
             # instead of transcribing again.
