@@ -37,6 +37,12 @@ VERBOSE_LOG_LEVEL = "DEBUG"
 MAX_QUOTED_CHARS = 80
 EXIT_FAILURE = 1
 VERBOSE_HINT = "(dettagli con --verbose)"
+# A driver's reason for a refused connection is quoted up to this length.
+MAX_REASON_CHARS = 200
+MISSING_DATABASE = (
+    "il database {path} non esiste: controlla WHISPER_IT_DATA_DIR o WHISPER_IT_DATABASE_URL "
+    "(un database nuovo lo crea `whisper-it db upgrade`, o il bot all'avvio)"
+)
 EXIT_INTERRUPTED = 130
 
 # Italian wording for the operating-system errors bad input produces, by errno.
@@ -151,6 +157,76 @@ def describe_input_error(exc: BaseException) -> str:
     return f"valore non valido: {_quote(exc)}"
 
 
+def require_database(url: str) -> None:
+    """Fail, creating nothing, when ``url`` names a SQLite file that does not exist: a
+    command that only reads must not make an empty database at a mistyped path and report
+    zero. Commands that write (``db upgrade``, ``samples import``, the services) create it."""
+    from storage.engine import sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and path.is_dir():
+        raise CommandError(f"database {_quote(path)}: {OS_ERROR_TEXTS[errno.EISDIR]}")
+    if path is not None and not path.is_file():
+        raise CommandError(MISSING_DATABASE.format(path=_quote(path)))
+
+
+def _first_line(exc: BaseException, secret: str | None) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:MAX_REASON_CHARS]
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with the database URL itself (its syntax, its dialect, its driver)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "WHISPER_IT_DATABASE_URL non è un URL di database valido"
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ArgumentError:  # NoSuchModuleError: no such dialect or driver
+        return f"database {_quote(shown)}: tipo di database o driver sconosciuto"
+    except ImportError as exc:
+        return f"database {_quote(shown)}: driver non installato ({exc.name or exc})"
+    return None
+
+
+def describe_database_error(exc: BaseException, url: str) -> str | None:
+    """One Italian line for a database that cannot be opened or migrated (a mistyped URL, a
+    driver not installed, a server that refuses the connection, a revision that does not
+    exist), without the password; None when ``exc`` is not that (a bug)."""
+    # Only when loaded: a command that never touched a database raised none of these.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    alembic_exc = sys.modules.get("alembic.util.exc")
+    if alembic_exc is not None and isinstance(exc, alembic_exc.CommandError):
+        return f"migrazione dello schema impossibile: {_first_line(exc, None)}"
+    if sa_exc is None:
+        return None
+    if isinstance(exc, sa_exc.OperationalError) and exc.statement is None:
+        # Raised while connecting (no statement yet): the server, the file, the credentials.
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        shown = _quote(parsed.render_as_string(hide_password=True))
+        reason = _first_line(exc.orig or exc, parsed.password)
+        return f"database {shown} non raggiungibile: {reason}"
+    if isinstance(exc, sa_exc.ArgumentError | ImportError):
+        return _url_problem(url)
+    return None
+
+
+def _describe_failure(exc: BaseException, settings: Settings) -> str | None:
+    """The one line an operator's error gets; None for a bug (its traceback stays)."""
+    if is_input_error(exc):
+        return describe_input_error(exc)
+    return describe_database_error(exc, settings.resolved_database_url)
+
+
 def _fail(message: str, *, json_lines: bool = False) -> int:
     # Exactly one line, whatever the message holds (a JSON object with LOG_FORMAT=json).
     text = f"whisper-it: {' '.join(message.split())}"
@@ -180,14 +256,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     # Bad input reaching the standard library or a decoder (a path too long, a NUL byte, a
     # folder given as a file, an unreadable file, a TSV that is not UTF-8, samples that are
-    # not numbers, bytes FFmpeg cannot demux). --verbose shows the traceback, and anything
-    # else propagates: real bugs stay visible.
+    # not numbers, bytes FFmpeg cannot demux, a database that cannot be opened or migrated).
+    # --verbose shows the traceback, and anything else propagates: real bugs stay visible.
     except Exception as exc:
-        if json_lines and not is_input_error(exc):
+        message = _describe_failure(exc, settings)
+        if json_lines and message is None:
             # A bug: its traceback as one JSON line, not Python's plain one.
             logging.getLogger(__name__).critical("unexpected error", exc_info=exc)
             return EXIT_FAILURE
-        if args.verbose or not is_input_error(exc):
+        if args.verbose or message is None:
             raise
         logging.getLogger(__name__).debug("input error", exc_info=exc)
-        return _fail(f"{describe_input_error(exc)} {VERBOSE_HINT}", json_lines=json_lines)
+        return _fail(f"{message} {VERBOSE_HINT}", json_lines=json_lines)

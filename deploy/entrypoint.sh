@@ -13,8 +13,10 @@ role="${1:-bot}"
 
 case "$role" in
     bot | worker)
-        # Migrating here, once, before the role starts: N workers starting together do not
-        # all race to migrate. (Every role also checks the schema at start.)
+        # Migrating here, before the role starts, so a role never runs on an old schema. N
+        # containers starting together each run this: the migration holds a lock (a
+        # PostgreSQL advisory lock, SQLite's write lock), so one migrates and the others
+        # wait, then find the schema up to date. (Every role also checks it at start.)
         whisper-it db upgrade
         exec whisper-it "$role" "$@"
         ;;

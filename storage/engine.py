@@ -23,10 +23,23 @@ from sqlalchemy.orm import Session, sessionmaker
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 # Execution option read by the BEGIN hook: a read-only unit of work takes no write lock.
 READ_ONLY_OPTION = "whisper_it_read_only"
+# SQLite database names that are no file.
+SQLITE_MEMORY = (None, "", ":memory:")
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for in-memory SQLite, a ``file:`` URI (its path
+    is SQLite's to parse) or another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in SQLITE_MEMORY:
+        return None
+    if parsed.query.get("uri"):
+        return None
+    return Path(str(parsed.database)).expanduser()
 
 
 def create_engine_for(
@@ -44,8 +57,9 @@ def create_engine_for(
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, echo=echo, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         echo=echo,

@@ -1,9 +1,14 @@
-"""``whisper-it db upgrade|downgrade|current``: the database schema's revision."""
+"""``whisper-it db upgrade|downgrade|current``: the database schema's revision.
+
+Only ``upgrade`` creates a SQLite database that does not exist yet; ``current`` and
+``downgrade`` fail on a missing one (a mistyped path) instead of making an empty one.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from bot.cli import require_database
 from bot.settings import Settings
 
 
@@ -22,6 +27,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from storage import migrations
 
     url = settings.resolved_database_url
+    if args.db_command != "upgrade":
+        require_database(url)
     if args.db_command == "upgrade":
         migrations.upgrade(url, args.revision)
     elif args.db_command == "downgrade":

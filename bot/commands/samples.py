@@ -8,7 +8,9 @@ it; a clip that cannot be decoded (damaged, NaN samples, too long) is a per-row 
 split) and the FLAC files under ``audio/``; a transcription that a spreadsheet would run
 as a formula (``= + - @``, tab, CR first) is written with a leading apostrophe.
 ``stats``, ``contributors`` and ``quarantine`` print JSON; ``remove-user`` deletes one
-user's corrections (their samples leave training and evaluation).
+user's corrections (their samples leave training and evaluation). Only ``import`` creates a
+SQLite database that does not exist yet: the others fail on a missing one (a mistyped
+WHISPER_IT_DATA_DIR) instead of reporting an empty one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError
+from bot.cli import CommandError, require_database
 from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
@@ -99,6 +101,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from storage.unit_of_work import Database
     from training.config import split_policy
 
+    # The user's id is checked before the database: a bad id is the first thing to fix.
+    user_id = _user_id(args.user_id) if args.samples_command == "remove-user" else None
+    if args.samples_command != "import":
+        require_database(settings.resolved_database_url)
     database = Database.open(settings.resolved_database_url)
     store = AudioStore(settings.audio_dir)
     # The bot's split unless the command line overrides a part of it.
@@ -118,8 +124,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _contributors(admin)
         if args.samples_command == "quarantine":
             return _quarantine(admin)
-        if args.samples_command == "remove-user":
-            return _remove_user(args.user_id, admin)
+        if user_id is not None:
+            return _remove_user(user_id, admin)
         _print_json(admin.sample_stats().to_dict())
         return 0
     finally:
@@ -324,11 +330,14 @@ def _quarantine(admin: AdminService) -> int:
     return 0
 
 
-def _remove_user(raw_id: str, admin: AdminService) -> int:
+def _user_id(raw_id: str) -> int:
     try:
-        user_id = parse_user_id([raw_id])
+        return parse_user_id([raw_id])
     except UserIdError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _remove_user(user_id: int, admin: AdminService) -> int:
     removed = admin.remove_user(user_id)
     _print_json(
         {

@@ -199,6 +199,59 @@ def test_bugs_are_not_taken_for_bad_input() -> None:
         assert not is_input_error(bug)
 
 
+# --------------------------------------------------------------------------- the database
+
+PASSWORD = "s3greto-non-mostrare"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("bogus://x", "sconosciuto"),
+        ("postgresql+nosuchdriver://u:" + PASSWORD + "@localhost/x", "sconosciuto"),
+        ("::::", "non è un URL"),
+        # Port 1 on the loopback: refused at once.
+        ("postgresql+psycopg://u:" + PASSWORD + "@127.0.0.1:1/x", "non raggiungibile"),
+    ],
+    ids=["no-such-dialect", "no-such-driver", "not-a-url", "refused"],
+)
+@pytest.mark.parametrize("command", ["current", "upgrade"])
+def test_a_database_that_cannot_be_opened_is_one_line(
+    run, url: str, reason: str, command: str
+) -> None:
+    if "psycopg" in url:
+        pytest.importorskip("psycopg")
+    result = run("db", command, env={"WHISPER_IT_DATABASE_URL": url})
+    line = assert_one_line(result)
+    assert reason in line
+    assert PASSWORD not in result.out + result.err
+
+
+@pytest.mark.parametrize("argv", [("upgrade", "nonsense"), ("downgrade", "zzz")])
+def test_an_unknown_revision_is_one_line(run, argv: tuple[str, str]) -> None:
+    assert run("db", "upgrade").code == 0
+    line = assert_one_line(run("db", *argv))
+    assert repr(argv[1]) in line
+
+
+def test_reading_a_database_that_does_not_exist_creates_nothing(run, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    url = f"sqlite:///{missing / 'x.db'}"
+    current = run("db", "current", env={"WHISPER_IT_DATABASE_URL": url})
+    assert "non esiste" in assert_one_line(current)
+    typo = {"WHISPER_IT_DATA_DIR": str(missing)}
+    for argv in (
+        ("samples", "stats"),
+        ("samples", "contributors"),
+        ("samples", "quarantine"),
+        ("samples", "export", str(tmp_path / "out")),
+        ("samples", "remove-user", "123"),
+    ):
+        assert "non esiste" in assert_one_line(run(*argv, env=typo)), argv
+    assert not (tmp_path / "nonexistent").exists()
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------- clean output
 
 

@@ -125,18 +125,46 @@ def _unit(path: Path) -> dict[str, list[str]]:
     return entries
 
 
+def _command(line: str) -> tuple[dict[str, str], str, list[str]]:
+    """An Exec line's variables set through ``/usr/bin/env``, its program and arguments."""
+    words = shlex.split(line)
+    variables: dict[str, str] = {}
+    if words[0] == "/usr/bin/env":
+        words = words[1:]
+        while "=" in words[0]:
+            name, value = words.pop(0).split("=", 1)
+            variables[name] = value
+    return variables, words[0], words[1:]
+
+
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_systemd_units_run_existing_commands(unit: Path) -> None:
     entries = _unit(unit)
     for key in ("ExecStartPre", "ExecStart"):
         for command in entries.get(key, []):
-            program, *argv = shlex.split(command)
+            _, program, argv = _command(command)
             assert program.endswith("/whisper-it"), command
             assert parses(argv), command
     assert entries["User"] == ["whisper-it"]  # never root
+    # Nothing else creates that user: the header says how (else systemd fails, 217/USER).
+    assert "useradd --system" in unit.read_text()
     environment = dict(value.split("=", 1) for value in entries["Environment"])
     assert "WHISPER_IT_DATA_DIR" in environment and "WHISPER_IT_WORKERS" in environment
     assert entries["ReadWritePaths"] == [environment["WHISPER_IT_DATA_DIR"]]
+
+
+def test_worker_instances_keep_their_own_id_and_port() -> None:
+    # systemd lets EnvironmentFile= override Environment= whatever their order: the values
+    # that differ per instance go on the command line, where the env file cannot reach.
+    (unit,) = (path for path in UNITS if path.name == "whisper-it-worker@.service")
+    entries = _unit(unit)
+    (start,) = entries["ExecStart"]
+    variables, _, argv = _command(start)
+    assert argv == ["worker"]
+    assert variables["WHISPER_IT_WORKER_ID"].endswith("%i")
+    assert variables["WHISPER_IT_HTTP_PORT"] == "910%i"
+    environment = dict(value.split("=", 1) for value in entries["Environment"])
+    assert not set(variables) & set(environment)
 
 
 # --- the entrypoint, outside a container -------------------------------------------------

@@ -43,8 +43,11 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_db_commands(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     url = settings.resolved_database_url
-    assert run_command(settings, "db", "current") == 0
-    assert "current: base" in capsys.readouterr().out
+    # Reading a database that does not exist fails, and creates nothing (a mistyped path).
+    for argv in (("db", "current"), ("db", "downgrade"), ("samples", "stats")):
+        with pytest.raises(CommandError, match="non esiste"):
+            run_command(settings, *argv)
+    assert not settings.data_dir.exists()
     assert run_command(settings, "db", "upgrade") == 0
     assert migrations.current(url) == migrations.head()
     assert f"current: {migrations.head()}" in capsys.readouterr().out
