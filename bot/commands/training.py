@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError
+from bot.cli import CommandError, require_database
 from bot.settings import Settings
 from storage.models import RunStatus
 
@@ -127,6 +127,7 @@ def _follow(control: TrainingControl, run_id: int) -> int:
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
+    require_database(settings.resolved_database_url)  # a report: never a new database
     control = _control(settings)
     try:
         models = control.list_models()
