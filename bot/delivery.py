@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ChatAction
@@ -18,9 +18,9 @@ from telegram.error import BadRequest, TelegramError
 from bot import formatting
 from bot.cancel_button import cancel_markup
 from bot.confirm_button import confirm_markup
-from bot.output_formats import FILE_CAPTIONS, FILE_OUTPUTS, transcript_file
+from bot.output_formats import FILE_CAPTIONS, FILE_OUTPUTS, has_words, transcript_file
 from model.asr.transcription import Segment
-from storage.chat_settings import OUTPUT_TEXT
+from storage.chat_settings import OUTPUT_SRT, OUTPUT_TEXT
 from storage.confirmations import confirmable
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class Reply:
 
 class StatusMessage:
     """The message that shows a job's progress, edited at most every few seconds; it
-    becomes the transcript."""
+    becomes the transcript. Once it has, or when it was deleted, a later text (an error)
+    goes out as a new message: delivered text is never edited into something else."""
 
     def __init__(
         self,
@@ -86,9 +87,16 @@ class StatusMessage:
         self.on_created = on_created
         self._text: str | None = None
         self._last = 0.0
+        self._delivered = False
 
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.interval
+
+    async def progress(self, text: str, *, force: bool) -> None:
+        """A progress text, scheduled from the decoding thread: one that arrives after the
+        transcript (it was under way) is dropped, never sent as a stray message."""
+        if not self._delivered:
+            await self.show(text, force=force)
 
     async def show(self, text: str, *, force: bool = True) -> None:
         if text == self._text or (not force and not self.due()):
@@ -96,37 +104,56 @@ class StatusMessage:
         self._last = time.monotonic()
         self._text = text
         try:
-            if self.message_id is None:
-                # It becomes the transcript: it must reply to the user's message.
-                sent = await self.bot.send_message(
-                    self.chat_id,
-                    text,
-                    reply_parameters=_reply_to(self.reply_to),
-                    reply_markup=self.markup,
-                )
-                self.message_id = sent.message_id
-                if self.on_created is not None:
-                    await self.on_created(sent.message_id)
-            else:
-                await self.bot.edit_message_text(
-                    text, self.chat_id, self.message_id, reply_markup=self.markup
-                )
+            if (target := self.message_id) is not None:
+                try:
+                    await self.bot.edit_message_text(
+                        text, self.chat_id, target, reply_markup=self.markup
+                    )
+                    return
+                except BadRequest as exc:
+                    # Its user deleted it: sent anew (unless this job let it go meanwhile).
+                    if not _not_found(exc) or self.message_id != target:
+                        raise
+                    log.info("status message deleted: sending it again")
+                    self.message_id = None
+            await self._send(text)
         except BadRequest as exc:
             if not _not_modified(exc):
                 log.warning("status message not updated: %s", exc)
         except TelegramError as exc:  # progress is best effort; the reply is what counts
             log.warning("status message not updated: %s", exc)
 
+    async def _send(self, text: str) -> None:
+        # It may become the transcript: it must reply to the user's message.
+        sent = await self.bot.send_message(
+            self.chat_id,
+            text,
+            reply_parameters=_reply_to(self.reply_to),
+            reply_markup=self.markup,
+        )
+        self.message_id = sent.message_id
+        if self.on_created is not None:
+            await self.on_created(sent.message_id)
+
+    def became_transcript(self) -> None:
+        """Its message now holds (the start of) the transcript: it is the user's, never
+        edited or deleted from here on; a later text (an error) is a new message, and the
+        job keeps the transcript's message as its own."""
+        self.message_id = None
+        self.on_created = None
+        self._text = None
+        self._delivered = True
+
     def end_controls(self) -> None:
         """The job is over: the next text shows no buttons."""
         self.markup = None
 
     async def delete(self) -> None:
-        if self.message_id is None:
+        message_id, self.message_id = self.message_id, None  # (an edit under way gives up)
+        if message_id is None:
             return
         with contextlib.suppress(TelegramError):
-            await self.bot.delete_message(self.chat_id, self.message_id)
-        self.message_id = None
+            await self.bot.delete_message(self.chat_id, message_id)
 
 
 class Delivery:
@@ -210,7 +237,7 @@ class Delivery:
             ids.append(sent.message_id)
         else:
             ids = await self._reply_messages(reply, status, content.messages, confirm)
-        if reply.subtitles and reply.segments:
+        if reply.subtitles and has_words(OUTPUT_SRT, reply.text, reply.segments):
             from model.asr.subtitles import segments_to_srt
 
             sent = await bot.send_document(
@@ -252,7 +279,9 @@ class Delivery:
                     await status.delete()
             except TelegramError:
                 await status.delete()
-        if not ids:
+        if ids:
+            status.became_transcript()  # (before the next part can fail)
+        else:
             sent = await bot.send_message(
                 reply.chat_id, first, reply_parameters=reply_to, reply_markup=markup
             )
@@ -269,7 +298,10 @@ class Delivery:
 
     async def _reply_file(self, reply: Reply, status: StatusMessage) -> list[int]:
         """The transcript as the file the chat chose (.txt, .srt, .vtt), hashtags in its
-        caption; the status message goes away."""
+        caption; the status message goes away. Without words there is no file (Telegram
+        refuses empty ones): the text reply says so."""
+        if not has_words(reply.output, reply.text, reply.segments):
+            return await self.reply(replace(reply, output=OUTPUT_TEXT), status)
         await status.delete()
         caption = "\n\n".join(
             part
@@ -342,6 +374,11 @@ class Delivery:
 
 def _not_modified(exc: BadRequest) -> bool:
     return "not modified" in str(exc).lower()
+
+
+def _not_found(exc: BadRequest) -> bool:
+    """The message to edit is gone (its user deleted it)."""
+    return "message to edit not found" in str(exc).lower()
 
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:

@@ -1,6 +1,7 @@
 """What happens to claimed jobs: the pipeline in a worker thread (several short notes in
 one model call), hashtags within a time budget, storing, Telegram delivery, and the one
-place where failures become the user's message and the admins' alert.
+place that decides how a failure ends a job (``bot.job_endings`` says it to the user and
+the admins).
 
 One job: (Telegram file: download to memory) -> pipeline (decode, transcribe; links are
 fetched there too) -> hashtags within the budget -> store -> reply -> finish. Hashtags
@@ -11,29 +12,21 @@ next job. A job stored but not answered (its worker died) is answered from the d
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import html
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 
-from telegram.error import BadRequest
+from telegram.error import TelegramError
 
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_cancels import JobCancels
+from bot.job_endings import JobEndings, download_refusal
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
 from bot.ops.log_format import log_context
-from bot.ops.metrics import (
-    OUTCOME_DISCARDED,
-    OUTCOME_DONE,
-    OUTCOME_FAILED,
-    OUTCOME_REJECTED,
-    Metrics,
-)
-from bot.ops.throttled_alert import ThrottledAlert
+from bot.ops.metrics import OUTCOME_DISCARDED, OUTCOME_DONE, OUTCOME_REJECTED, Metrics
 from bot.output_formats import FILE_OUTPUTS, shown_text
 from bot.pipeline import (
     Cancelled,
@@ -77,10 +70,10 @@ class JobProcessor:
         self.repeats = repeats
         self.delivery = delivery
         self.cpu = cpu
-        self.report_error = report_error
         self.tags = TagBudget(pipeline, queue, delivery, budget_seconds=tag_budget_seconds)
+        # Cancelled, refused or crashed: the user's message and the admins' alert.
+        self.endings = JobEndings(queue, self.metrics, report_error)
         self.finished: set[int] = set()  # ids concluded while their batch still runs
-        self.blocked_alert = ThrottledAlert()
         # Set when a job's sender presses "Annulla", /forget deletes it, or shutdown comes.
         self.cancels = JobCancels(queue)
         # The /impostazioni of each claimed job's chat, read when it is claimed.
@@ -122,7 +115,7 @@ class JobProcessor:
         fresh = []
         for job in jobs:
             if self.cancels.is_set(job.id):
-                await self._stopped(job, await self._status(job))
+                await self.endings.stopped(job, await self._status(job))
                 continue
             if job.transcription_id is None and not self._prefs(job).needs_timings:
                 job = await self._reuse(job)
@@ -135,7 +128,7 @@ class JobProcessor:
                 try:
                     await self._resume_reply(job, status)
                 except Exception as exc:
-                    await self._crash(job, status, exc)
+                    await self.endings.crash(job, status, exc)
                 else:
                     self.metrics.job_concluded(OUTCOME_DONE)
                 self.finished.add(job.id)
@@ -212,7 +205,10 @@ class JobProcessor:
 
     async def _download(self, payload: JobPayload) -> MediaBytes:
         assert isinstance(payload, TelegramFileJob)
-        data = await self.delivery.download(payload.file_id)
+        try:
+            data = await self.delivery.download(payload.file_id)
+        except TelegramError as exc:  # the user hears why (InputRejected), no alert
+            raise download_refusal(exc) from exc
         return MediaBytes(data, payload.source_kind, payload.file_unique_id)
 
     async def _conclude(
@@ -223,23 +219,20 @@ class JobProcessor:
             await status.delete()  # /forget stopped it: nothing of the user's remains
             self.metrics.job_concluded(OUTCOME_DISCARDED)
         elif isinstance(outcome, Cancelled) or self.cancels.is_set(job.id):
-            await self._stopped(job, status)
+            await self.endings.stopped(job, status)
             self.metrics.job_concluded(OUTCOME_DISCARDED)
-        elif isinstance(outcome, InputRejected):
-            await self._fail(job, status, outcome.message, outcome.reason)
+        elif isinstance(outcome, InputRejected):  # (a failed download from Telegram too)
+            await self.endings.fail(job, status, outcome.message, outcome.reason)
             self.metrics.job_concluded(OUTCOME_REJECTED)
             if outcome.reason == BLOCKED_REASON:
-                await self._alert_blocked()
-        elif isinstance(outcome, BadRequest) and "too big" in str(outcome).lower():
-            await self._fail(job, status, messages.TELEGRAM_FILE_TOO_BIG, "too_big")
-            self.metrics.job_concluded(OUTCOME_REJECTED)
+                await self.endings.alert_blocked()
         elif isinstance(outcome, Exception):
-            await self._crash(job, status, outcome)
+            await self.endings.crash(job, status, outcome)
         else:
             try:
                 delivered = await self._deliver(job, status, outcome)
             except Exception as exc:
-                await self._crash(job, status, exc)
+                await self.endings.crash(job, status, exc)
             else:
                 self.metrics.job_concluded(OUTCOME_DONE if delivered else OUTCOME_DISCARDED)
         self.finished.add(job.id)
@@ -278,7 +271,7 @@ class JobProcessor:
                 text = formatting.downloading_text(fraction)
             else:
                 text = formatting.transcribing_text(fraction)
-            asyncio.run_coroutine_threadsafe(status.show(text, force=new_stage), loop)
+            asyncio.run_coroutine_threadsafe(status.progress(text, force=new_stage), loop)
 
         watcher = None
         if isinstance(source, MediaLink):  # only a download can be stopped halfway
@@ -316,12 +309,8 @@ class JobProcessor:
                 model=transcription.model,
             )
         prefs = self._prefs(job)
-        if not prefs.hashtags:
-            hashtags, late = (), None
-        elif result.reused:  # answered from storage, with the tags stored with it
-            hashtags, late = result.hashtags, None
-        else:
-            hashtags, late = await self.tags.within_budget(result.transcription.text)
+        hashtags, late = await self._hashtags(prefs, result.hashtags, transcription.text)
+        if prefs.hashtags:  # stored with the transcript (a repeat's, if it had none)
             result = _with_tags(result, hashtags)
         transcription_id = await asyncio.to_thread(self.queue.save_result, job, result)
         if isinstance(transcription_id, Discarded):
@@ -358,6 +347,18 @@ class JobProcessor:
             self.tags.add_later(reply, transcription_id, message_ids, late)
         return True
 
+    async def _hashtags(
+        self, prefs: ChatPreferences, stored: tuple[str, ...], text: str
+    ) -> tuple[tuple[str, ...], asyncio.Future[tuple[str, ...]] | None]:
+        """The reply's hashtags: none if the chat turned them off, else those stored with
+        the transcript (a repeat's), or, when it has none (made with hashtags off, or its
+        tags never came), new ones within the budget (and a future for late ones)."""
+        if not prefs.hashtags:
+            return (), None
+        if stored:
+            return stored, None
+        return await self.tags.within_budget(text)
+
     async def _resume_reply(self, job: ClaimedJob, status: StatusMessage) -> None:
         assert job.transcription_id is not None
         stored = await asyncio.to_thread(self.queue.stored_transcript, job.transcription_id)
@@ -366,12 +367,15 @@ class JobProcessor:
             return
         prefs = self._prefs(job)
         segments = stored.segments
+        hashtags, late = await self._hashtags(prefs, stored.hashtags, stored.text)
+        if hashtags and not stored.hashtags:  # made now: kept with the transcript
+            await asyncio.to_thread(self.queue.save_tags, job.transcription_id, hashtags)
         reply = Reply(
             job_id=job.id,
             chat_id=job.chat_id,
             reply_to=job.user_message_id,
             text=shown_text(stored.text, segments, prefs),
-            hashtags=stored.hashtags if prefs.hashtags else (),
+            hashtags=hashtags,
             segments=segments,
             subtitles=stored.source_kind == SOURCE_YOUTUBE and prefs.output not in FILE_OUTPUTS,
             output=prefs.output,
@@ -380,39 +384,8 @@ class JobProcessor:
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)
-
-    async def _stopped(self, job: ClaimedJob, status: StatusMessage) -> None:
-        """Its sender cancelled it: nothing stored, nothing sent but "Annullata"."""
-        log.info("job %s cancelled by its sender", job.id)
-        status.end_controls()
-        await status.show(messages.JOB_CANCELLED)
-        await asyncio.to_thread(self.queue.cancelled, job)
-
-    async def _fail(self, job: ClaimedJob, status: StatusMessage, text: str, reason: str) -> None:
-        status.end_controls()
-        await status.show(f"⚠️ {formatting.escape(text)}")
-        await asyncio.to_thread(self.queue.fail, job, reason)
-
-    async def _alert_blocked(self) -> None:
-        """YouTube refuses this server: the admins hear it once an hour, with what to do."""
-        log.warning("YouTube asks this server to confirm it is not a bot")
-        if self.report_error is not None and self.blocked_alert.due():
-            with contextlib.suppress(Exception):
-                await self.report_error(messages.YOUTUBE_BLOCKED_ALERT)
-
-    async def _crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
-        log.error("job %s failed", job.id, exc_info=exc)
-        self.metrics.job_concluded(OUTCOME_FAILED)
-        status.end_controls()
-        await status.show(messages.INTERNAL_ERROR)
-        error = f"{type(exc).__name__}: {exc}"
-        await asyncio.to_thread(self.queue.fail, job, error)
-        if self.report_error is not None:
-            # Exception texts can hold anything (file names, '<'): escape them, or
-            # Telegram refuses the alert's HTML and the admins hear nothing.
-            kind = type(job.payload).KIND
-            with contextlib.suppress(Exception):
-                await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
+        if late is not None:
+            self.tags.add_later(reply, job.transcription_id, message_ids, late)
 
 
 def _with_tags(result: PipelineResult, hashtags: tuple[str, ...]) -> PipelineResult:

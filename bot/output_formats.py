@@ -57,6 +57,14 @@ def transcript_file(output: str, text: str, segments: tuple[Segment, ...]) -> by
     return text.encode()
 
 
+def has_words(output: str, text: str, segments: tuple[Segment, ...]) -> bool:
+    """Whether the file for ``output`` would hold any words (Telegram refuses an empty
+    file; a subtitle file without a cue says nothing)."""
+    if output in (OUTPUT_SRT, OUTPUT_VTT):
+        return any(segment.text.strip() for segment in segments)
+    return bool(text.strip())
+
+
 def shown_text(text: str, segments: tuple[Segment, ...], prefs: ChatPreferences) -> str:
     """The transcript as the chat wants to read it (with timestamps, if chosen)."""
     if prefs.output == OUTPUT_TIMESTAMPS and segments and text.strip():

@@ -34,6 +34,14 @@ class SentMessage:
     deleted: bool = False
 
 
+class ApiError(Exception):
+    """What Telegram answers instead of a result."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status, self.description = status, description
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -46,6 +54,8 @@ class FakeBotApi(BaseRequest):
         self.messages: dict[tuple[int, int], SentMessage] = {}
         self.files: dict[str, bytes] = {}
         self.fail: dict[str, tuple[int, str]] = {}  # method -> (HTTP status, description)
+        # method -> {n: (HTTP status, description)}: only its n-th call (from 1) fails.
+        self.fail_nth: dict[str, dict[int, tuple[int, str]]] = {}
         self._ids = itertools.count(1000)
 
     # --- what tests use -------------------------------------------------------------------
@@ -108,13 +118,23 @@ class FakeBotApi(BaseRequest):
             for part, upload in request_data.multipart_data.items():
                 params[f"{part}:filename"] = upload[0]
         self.calls.append(Call(name, params))
-        if name in self.fail:
-            status, description = self.fail[name]
+        nth = sum(call.method == name for call in self.calls)
+        failure = self.fail.get(name) or self.fail_nth.get(name, {}).get(nth)
+        uploads = request_data.multipart_data.values() if request_data is not None else ()
+        if failure is None and any(not upload[1] for upload in uploads):
+            failure = (400, "Bad Request: file must be non-empty")  # as Telegram says
+        if failure is not None:
+            status, description = failure
             return status, _body({"ok": False, "error_code": status, "description": description})
         handler = getattr(self, f"_{name}", None)
         if handler is None:
             return 200, _body({"ok": True, "result": True})
-        return 200, _body({"ok": True, "result": handler(params)})
+        try:
+            return 200, _body({"ok": True, "result": handler(params)})
+        except ApiError as exc:
+            return exc.status, _body(
+                {"ok": False, "error_code": exc.status, "description": exc.description}
+            )
 
     # --- methods --------------------------------------------------------------------------
 
@@ -139,7 +159,9 @@ class FakeBotApi(BaseRequest):
         return self._new(params, text=params.get("caption"), document=name)
 
     def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
-        message = self.messages[(int(params["chat_id"]), int(params["message_id"]))]
+        message = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is None or message.deleted:  # (its user deleted it)
+            raise ApiError(400, "Bad Request: message to edit not found")
         message.edits.append(params["text"])
         return self._message_dict(message)
 

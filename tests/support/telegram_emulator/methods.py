@@ -191,6 +191,8 @@ class BotMethods:
 
     async def _send_document(self, params: dict[str, Any]) -> dict[str, Any]:
         sent = self._uploaded_file(params, "document")
+        if not sent.data:  # what Telegram answers to an empty upload
+            raise _ApiError(400, "Bad Request: file must be non-empty")
         stored = self._store_file(
             sent.data, "documents", _suffix(sent.name, sent.mime_type, ""), None
         )
