@@ -4,9 +4,11 @@ with those stand-ins, for the fake Bot API."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,15 @@ from model.asr.audio import SAMPLE_RATE
 from model.asr.transcription import Segment, TranscribeOptions, Transcription
 from storage.audio_store import AudioStore
 from storage.unit_of_work import Database
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait, polling, until ``predicate`` holds (an AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
 
 
 def tone_wav(seconds: float = 1.5, *, frequency: float = 440.0) -> bytes:

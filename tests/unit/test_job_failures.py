@@ -16,21 +16,26 @@ from telegram import Bot, InputFile
 from telegram.error import BadRequest
 
 from bot import messages
-from bot.job_payloads import LinkJob, TelegramFileJob, to_record
-from storage import jobs as job_queue
-from storage import repository
+from bot.job_payloads import TelegramFileJob
 from storage.chat_settings import OUTPUT_SRT, OUTPUT_TXT, OUTPUT_VTT
 from storage.models import JobStatus
 from tests.support.fake_bot_api import ApiError, FakeBotApi
-from tests.support.worker_support import FakeTagger, FakeTranscriber, Rig, build_rig, tone_wav
+from tests.support.worker_support import (
+    FakeTagger,
+    FakeTranscriber,
+    Rig,
+    build_rig,
+    tone_wav,
+    until,
+)
 from tests.unit.test_worker import (
     ADMIN,
     OTHER,
     USER,
     job_status,
+    stored_link_job,
     submit_voice,
     transcriptions,
-    until,
 )
 
 NO_WORDS = "<i>Non ho riconosciuto parole in questo audio.</i>"
@@ -96,26 +101,7 @@ async def test_failed_subtitles_after_the_text_keep_the_text(tmp_path: Path, api
     rig = build_rig(tmp_path, FakeTranscriber())
     status = api._sendMessage({"chat_id": USER, "text": "🕐 In coda"})
     # A link job stored before its worker died, with its status message: answered again.
-    with rig.db.unit_of_work() as uow:
-        repository.touch_user(uow.session, USER)
-        kind, data = to_record(LinkJob("https://www.youtube.com/watch?v=abcdefghijk"))
-        job = job_queue.enqueue_job(
-            uow.session, kind=kind, payload=data, user_id=USER, chat_id=USER, user_message_id=7
-        )
-        row = repository.add_transcription(
-            uow.session,
-            source_kind="youtube",
-            text="testo salvato",
-            user_id=USER,
-            chat_id=USER,
-            segments=[{"start": 0.0, "end": 2.0, "text": "testo salvato"}],
-            tags=["#salvato"],
-        )
-        job_queue.claim_next_job(uow.session, owner="dead-worker", lease_seconds=0)
-        job.transcription_id = row.id
-        job.status_message_id = status["message_id"]
-        uow.commit()
-        job_id = job.id
+    job_id = stored_link_job(rig, status_message_id=status["message_id"])
     api.fail["sendDocument"] = SERVER_ERROR
     async with running(rig, api.bot()):
         await ended(rig, job_id)

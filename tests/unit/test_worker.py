@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,19 +20,18 @@ from storage import repository
 from storage.models import Job, JobStatus, Transcription
 from storage.privacy import delete_user_data
 from tests.support.fake_bot_api import FakeBotApi
-from tests.support.worker_support import FakeTagger, FakeTranscriber, Rig, build_rig, tone_wav
+from tests.support.worker_support import (
+    FakeTagger,
+    FakeTranscriber,
+    Rig,
+    build_rig,
+    tone_wav,
+    until,
+)
 
 USER = 42
 ADMIN = 4242
 OTHER = 43
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def job_status(rig: Rig, job_id: int) -> str | None:
@@ -53,6 +51,31 @@ def transcriptions(rig: Rig) -> list[Transcription]:
         rows = list(uow.session.scalars(select(Transcription)))
         uow.session.expunge_all()
         return rows
+
+
+def stored_link_job(rig: Rig, *, status_message_id: int | None = None) -> int:
+    """The state a kill -9 leaves between storing a link's transcript and replying: the
+    job claimed by a worker that died (its lease run out), its transcript stored."""
+    with rig.db.unit_of_work() as uow:
+        repository.touch_user(uow.session, USER)
+        kind, data = to_record(LinkJob("https://www.youtube.com/watch?v=abcdefghijk"))
+        job = job_queue.enqueue_job(
+            uow.session, kind=kind, payload=data, user_id=USER, chat_id=USER, user_message_id=7
+        )
+        row = repository.add_transcription(
+            uow.session,
+            source_kind="youtube",
+            text="testo salvato",
+            user_id=USER,
+            chat_id=USER,
+            segments=[{"start": 0.0, "end": 2.0, "text": "testo salvato"}],
+            tags=["#salvato"],
+        )
+        job_queue.claim_next_job(uow.session, owner="dead-worker", lease_seconds=0)
+        job.transcription_id = row.id
+        job.status_message_id = status_message_id
+        uow.commit()
+        return job.id
 
 
 async def submit_voice(rig: Rig, api: FakeBotApi, *, user: int = USER, data: bytes | None = None):
@@ -205,27 +228,7 @@ async def test_a_job_stored_before_a_crash_is_answered_from_the_database(
 ) -> None:
     transcriber = FakeTranscriber()
     rig = build_rig(tmp_path, transcriber)
-    # The state a kill -9 leaves between storing the transcript and replying.
-    with rig.db.unit_of_work() as uow:
-        repository.touch_user(uow.session, USER)
-        kind, data = to_record(LinkJob("https://www.youtube.com/watch?v=abcdefghijk"))
-        job = job_queue.enqueue_job(
-            uow.session, kind=kind, payload=data, user_id=USER, chat_id=USER, user_message_id=7
-        )
-        row = repository.add_transcription(
-            uow.session,
-            source_kind="youtube",
-            text="testo salvato",
-            user_id=USER,
-            chat_id=USER,
-            segments=[{"start": 0.0, "end": 2.0, "text": "testo salvato"}],
-            tags=["#salvato"],
-        )
-        # Claimed by a worker that was killed: its lease has run out.
-        job_queue.claim_next_job(uow.session, owner="dead-worker", lease_seconds=0)
-        job.transcription_id = row.id
-        uow.commit()
-        job_id = job.id
+    job_id = stored_link_job(rig)
     await rig.runner.start(api.bot())
     try:
         await until(lambda: job_status(rig, job_id) == JobStatus.DONE)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,17 +14,9 @@ from bot.work_queue import WorkQueue
 from storage import jobs as job_queue
 from storage.models import Job, JobStatus, Transcription, utcnow
 from tests.support.fake_bot_api import FakeBotApi
-from tests.support.worker_support import FakeTranscriber, Rig, build_rig, tone_wav
+from tests.support.worker_support import FakeTranscriber, Rig, build_rig, tone_wav, until
 
 USER = 42
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def job_row(rig: Rig, job_id: int) -> tuple[str, int]:
