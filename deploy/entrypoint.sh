@@ -15,7 +15,7 @@ case "$role" in
     bot | worker)
         # Migrating here, before the role starts, so a role never runs on an old schema. N
         # containers starting together each run this: the migration holds a lock (a
-        # PostgreSQL advisory lock, SQLite's write lock), so one migrates and the others
+        # PostgreSQL advisory lock, a file lock beside SQLite's database), so one migrates and the others
         # wait, then find the schema up to date. (Every role also checks it at start.)
         whisper-it db upgrade
         exec whisper-it "$role" "$@"

@@ -8,6 +8,9 @@ the same functions. The revision scripts are written in the repository's top-lev
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 # By dotted path: linters take ``from alembic import ...`` for a first-party import
@@ -18,7 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 import storage
-from storage.engine import create_engine_for
+from storage.engine import create_engine_for, sqlite_file
 
 _PACKAGE_DIR = Path(storage.__file__).resolve().parent
 # In order: inside an installed distribution (a wheel), then the source checkout (an
@@ -55,11 +58,30 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    with _one_migration_at_a_time(database_url):
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str = "-1") -> None:
-    command.downgrade(alembic_config(database_url), revision)
+    with _one_migration_at_a_time(database_url):
+        command.downgrade(alembic_config(database_url), revision)
+
+
+@contextlib.contextmanager
+def _one_migration_at_a_time(database_url: str) -> Iterator[None]:
+    """SQLite: an exclusive lock on a file beside the database for the whole migration.
+    Alembic runs SQLite's (non-transactional) DDL one revision per transaction, from the
+    revision it read at the start, so a second process starting at once re-ran a revision
+    the first had just applied ("table ... already exists"). PostgreSQL: env.py's advisory
+    lock holds the whole migration."""
+    path = sqlite_file(database_url)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(f"{path.name}.migrating").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def current(database_url: str) -> str | None:
