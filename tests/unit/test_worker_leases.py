@@ -61,9 +61,9 @@ async def test_a_stale_claim_under_the_same_name_answers_nothing(tmp_path: Path)
 
 
 async def test_a_hold_outlasting_its_lease_is_renewed_and_never_claimed(tmp_path: Path) -> None:
-    # A lease long enough for a renewal to be late on a loaded machine, short enough to
-    # outlast several times.
-    rig = build_rig(tmp_path, FakeTranscriber(), lease_seconds=1.0)
+    # A lease long enough for renewals (every third of it) to be late on a loaded machine,
+    # short enough to outlast several times.
+    rig = build_rig(tmp_path, FakeTranscriber(), lease_seconds=2.0)
     other = WorkQueue(rig.db, rig.store, rig.queue.limits, owner="another-process")
     enqueued = rig.queue.enqueue(voice(FakeBotApi()), user_id=USER, chat_id=USER,
                                  user_message_id=7)  # fmt: skip
@@ -79,7 +79,7 @@ async def test_a_hold_outlasting_its_lease_is_renewed_and_never_claimed(tmp_path
     watcher = asyncio.create_task(other_process())
     try:
         # A send that waits out a flood limit far longer than the lease.
-        sent = await rig.runner.display.while_held(enqueued.job_id, _slow(3.0, 99))
+        sent = await rig.runner.display.while_held(enqueued.job_id, _slow(6.0, 99))
     finally:
         watcher.cancel()
     assert sent == 99 and claimed == []
