@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage import jobs as job_queue
-from storage import repository
+from storage import queue_counts, repository
 from storage.contributions import (
     Contribution,
     RemovedContributions,
@@ -53,7 +52,7 @@ class AdminService:
             return Overview(
                 counts=repository.storage_counts(uow.session),
                 samples=sample_stats(uow.session, policy=self.policy),
-                pending_jobs=job_queue.count_pending_jobs(uow.session),
+                pending_jobs=queue_counts.count_pending_jobs(uow.session),
             )
 
     def contributors(self) -> ContributorsReport:

@@ -23,7 +23,7 @@ from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_
 from bot.pipeline import PipelineResult
 from model.asr.hotwords import vocabulary_key
 from model.asr.transcription import Segment
-from storage import chat_settings, job_cancel, queue_eta, repository
+from storage import chat_settings, job_cancel, queue_counts, queue_eta, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job
@@ -106,9 +106,9 @@ class WorkQueue:
         kind, data = to_record(payload)
         with self.db.unit_of_work() as uow:
             session = uow.session
-            if job_queue.count_open_jobs(session) >= self.limits.max_queued_jobs:
+            if queue_counts.count_open_jobs(session) >= self.limits.max_queued_jobs:
                 return Enqueued(None, messages.QUEUE_FULL)
-            open_jobs = job_queue.count_open_jobs(session, user_id=user_id)
+            open_jobs = queue_counts.count_open_jobs(session, user_id=user_id)
             if open_jobs >= self.limits.max_pending_per_user:
                 return Enqueued(None, messages.TOO_MANY_PENDING.format(count=open_jobs))
             repository.touch_user(session, user_id, name=user_name)
@@ -130,8 +130,8 @@ class WorkQueue:
     def position(self, job_id: int) -> tuple[int | None, int]:
         """(place in the queue or None if no longer waiting, jobs waiting in all)."""
         with self.db.unit_of_work(read_only=True) as uow:
-            position = job_queue.queue_position(uow.session, job_id)
-            return position, job_queue.count_waiting_jobs(uow.session)
+            position = queue_counts.queue_position(uow.session, job_id)
+            return position, queue_counts.count_waiting_jobs(uow.session)
 
     def preferences(self, chat_id: int) -> chat_settings.ChatPreferences:
         """What the chat chose with /impostazioni."""
@@ -172,7 +172,7 @@ class WorkQueue:
 
     def pending(self) -> int:
         with self.db.unit_of_work(read_only=True) as uow:
-            return job_queue.count_pending_jobs(uow.session)
+            return queue_counts.count_pending_jobs(uow.session)
 
     def set_status_message(self, job_id: int, message_id: int) -> None:
         with self.db.unit_of_work() as uow:

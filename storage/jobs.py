@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, text, update
+from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
@@ -369,42 +369,6 @@ def _requeue(
             requeued.append(job.id)
     session.flush()
     return RequeueResult(requeued=tuple(requeued), failed=tuple(failed))
-
-
-def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
-    """Jobs waiting for a worker (all users, or one)."""
-    return _count(session, (JobStatus.PENDING,), user_id)
-
-
-def count_waiting_jobs(session: Session) -> int:
-    """Jobs not started yet: pending, or still held by the process announcing them."""
-    return _count(session, (JobStatus.PENDING, JobStatus.HELD), None)
-
-
-def _waiting() -> ColumnElement[bool]:
-    return Job.status.in_((JobStatus.PENDING, JobStatus.HELD))
-
-
-def count_open_jobs(session: Session, *, user_id: int | None = None) -> int:
-    """Jobs waiting or being worked on: what per-user and queue limits count."""
-    return _count(session, OPEN_JOB_STATUSES, user_id)
-
-
-def _count(session: Session, statuses: tuple[str, ...], user_id: int | None) -> int:
-    statement = select(func.count()).select_from(Job).where(Job.status.in_(statuses))
-    if user_id is not None:
-        statement = statement.where(Job.user_id == user_id)
-    return session.scalar(statement) or 0
-
-
-def queue_position(session: Session, job_id: int) -> int | None:
-    """1 for the next job to run; None if the job is no longer waiting (a job still held
-    by the process that accepted it counts as waiting)."""
-    job = _get(session, job_id)
-    if job.status not in (JobStatus.PENDING, JobStatus.HELD):
-        return None
-    ahead = session.scalar(select(func.count()).select_from(Job).where(_waiting(), Job.id < job_id))
-    return (ahead or 0) + 1
 
 
 def delete_finished_jobs(session: Session, *, older_than: datetime) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import job_cancel, jobs, repository
+from storage import job_cancel, jobs, queue_counts, repository
 from storage.models import JobStatus, utcnow
 from storage.unit_of_work import Database
 from tests.support.postgres import fresh_database
@@ -153,7 +153,7 @@ def test_a_job_is_claimable_only_once_its_front_released_it(database: Database) 
     with database.unit_of_work() as uow:
         # Still being announced: no worker may take it (it would send a second message).
         assert jobs.claim_jobs(uow.session, owner="worker", now=start) == []
-        assert jobs.queue_position(uow.session, held.id) == 1
+        assert queue_counts.queue_position(uow.session, held.id) == 1
         assert jobs.release_job(uow.session, held.id, owner="front", status_message_id=77)
         assert not jobs.release_job(uow.session, dead.id, owner="front")  # not its job
         (claimed,) = jobs.claim_jobs(uow.session, owner="worker", lease_seconds=600, now=start)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from storage import jobs, migrations, repository, training_records
+from storage import jobs, migrations, queue_counts, repository, training_records
 from storage.audio_store import AudioStore
 from storage.engine import create_engine_for
 from storage.models import Correction, Transcription
@@ -94,7 +94,7 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
     assert all(claimed), "both processes should have worked"
     assert sorted(claimed[0] + claimed[1]) == list(range(1, JOBS + 1))  # each job exactly once
     with database.unit_of_work(read_only=True) as uow:
-        assert jobs.count_open_jobs(uow.session) == 0
+        assert queue_counts.count_open_jobs(uow.session) == 0
         assert uow.session.scalar(select(func.count()).select_from(Transcription)) == JOBS
         assert uow.session.scalar(select(func.count()).select_from(Correction)) == JOBS
     assert len(list(AudioStore(tmp_path / "audio"))) == 100

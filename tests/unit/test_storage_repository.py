@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from storage import jobs, repository, training_records
+from storage import jobs, queue_counts, repository, training_records
 from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
 from storage.models import JobStatus, RunStatus, User
 from storage.unit_of_work import Database
@@ -161,16 +161,16 @@ def test_job_queue_lifecycle(database: Database) -> None:
         uow.commit()
     with database.unit_of_work() as uow:
         s = uow.session
-        assert jobs.count_pending_jobs(s) == 3
-        assert jobs.count_pending_jobs(s, user_id=1) == 2
-        assert [jobs.queue_position(s, j.id) for j in (first, second, third)] == [1, 2, 3]
+        assert queue_counts.count_pending_jobs(s) == 3
+        assert queue_counts.count_pending_jobs(s, user_id=1) == 2
+        assert [queue_counts.queue_position(s, j.id) for j in (first, second, third)] == [1, 2, 3]
         claimed = jobs.claim_next_job(s, now=T0)
         assert claimed is not None and claimed.id == first.id
         assert (claimed.status, claimed.attempts, claimed.started_at) == (JobStatus.RUNNING, 1, T0)
         assert claimed.payload["file_id"] == "AAA"
-        assert jobs.queue_position(s, first.id) is None
-        assert jobs.queue_position(s, third.id) == 2
-        assert jobs.count_open_jobs(s, user_id=1) == 2
+        assert queue_counts.queue_position(s, first.id) is None
+        assert queue_counts.queue_position(s, third.id) == 2
+        assert queue_counts.count_open_jobs(s, user_id=1) == 2
         jobs.set_job_messages(s, first.id, status_message_id=8, reply_message_ids=[9])
         jobs.set_job_messages(s, first.id, reply_message_ids=[10])
         jobs.mark_job_done(s, first.id)
@@ -236,8 +236,8 @@ def test_requeue_puts_expired_jobs_back_in_order(database: Database) -> None:
         uow.commit()
     with database.unit_of_work() as uow:
         assert jobs.get_job(uow.session, a.id).status == JobStatus.PENDING  # type: ignore[union-attr]
-        assert jobs.queue_position(uow.session, a.id) == 1
-        assert jobs.queue_position(uow.session, b.id) == 2
+        assert queue_counts.queue_position(uow.session, a.id) == 1
+        assert queue_counts.queue_position(uow.session, b.id) == 2
         again = jobs.claim_next_job(uow.session)
         assert again is not None and again.id == a.id and again.attempts == 2
 

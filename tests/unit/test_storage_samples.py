@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model.asr.normalize import normalize_text
-from storage import repository, training_records
+from storage import queue_counts, repository, training_records
 from storage.audio_store import AudioRef, AudioStore
 from storage.installation import split_salt
 from storage.models import RunStatus
@@ -295,7 +295,7 @@ def test_delete_user_keeps_audio_another_user_still_uses(
         assert repository.list_corrections(s, other_own) == []
         from storage import jobs
 
-        assert jobs.count_open_jobs(s) == 1
+        assert queue_counts.count_open_jobs(s) == 1
         assert [sample.user_id for sample in list_samples(s, policy=SPLIT)] == []
 
 
