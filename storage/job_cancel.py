@@ -40,6 +40,12 @@ def request_cancel(
         job.lease_owner = job.lease_expires_at = None
         session.flush()
         return CancelOutcome.CANCELLED
+    if job.status == JobStatus.HELD:
+        # Still waiting, its "In coda" message being sent or edited: its holder ends it
+        # cancelled when it lets go (storage.jobs.release_job); it never runs.
+        job.cancel_requested = True
+        session.flush()
+        return CancelOutcome.CANCELLED
     if job.status == JobStatus.RUNNING:
         job.cancel_requested = True
         session.flush()

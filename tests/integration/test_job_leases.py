@@ -166,6 +166,22 @@ def test_a_job_is_claimable_only_once_its_front_released_it(database: Database) 
         uow.commit()
 
 
+def test_a_job_cancelled_while_its_place_is_announced_never_runs(database: Database) -> None:
+    """Pressing "Annulla" the moment "In coda" shows: the job is still held by the front
+    that sent the message. It was answered as finished and ran anyway."""
+    with database.unit_of_work() as uow:
+        repository.touch_user(uow.session, 1)
+        held = jobs.enqueue_job(
+            uow.session, kind="telegram_file", payload={}, user_id=1, held_by="front"
+        )
+        outcome = job_cancel.request_cancel(uow.session, held.id, user_id=1)
+        assert outcome is job_cancel.CancelOutcome.CANCELLED
+        assert jobs.release_job(uow.session, held.id, owner="front", status_message_id=5)
+        assert held.status == JobStatus.CANCELLED
+        assert jobs.claim_jobs(uow.session, owner="worker") == []
+        uow.commit()
+
+
 def test_a_claim_requeued_and_claimed_again_under_the_same_name_is_lost(
     database: Database,
 ) -> None:
