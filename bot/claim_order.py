@@ -1,21 +1,21 @@
 """Which of the pending jobs a worker's claim takes: one user's jobs start in the order
-they were sent, within one process too (the database's claim tells only processes apart)."""
+they were sent, also through claims that take only some kinds of job (batches)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from bot.job_payloads import JobPayload, UnknownJobError, from_record
 from storage.models import Job
 
 
 class InOrder:
-    """A claim's filter, shown the candidates oldest first: a user whose job it passes
-    over (busy, or refused by ``accept``) gets none of their later ones either."""
+    """A claim's filter, shown the candidates oldest first: a user whose job ``accept``
+    refuses gets none of their later ones either."""
 
-    def __init__(self, accept: Callable[[JobPayload], bool] | None, busy: Collection[int]):
+    def __init__(self, accept: Callable[[JobPayload], bool] | None):
         self.accept = accept
-        self.blocked = set(busy)
+        self.blocked: set[int] = set()
 
     def __call__(self, job: Job) -> bool:
         if job.user_id in self.blocked:

@@ -220,7 +220,8 @@ class WorkQueue:
                 owner=self.owner,
                 lease_seconds=self.limits.lease_seconds,
                 limit=limit,
-                accept=InOrder(accept, busy_users),
+                accept=InOrder(accept),
+                skip_users=busy_users,
             )
             for job in jobs:
                 try:

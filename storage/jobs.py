@@ -146,14 +146,18 @@ def claim_jobs(
     limit: int = 1,
     kinds: Collection[str] | None = None,
     accept: Callable[[Job], bool] | None = None,
+    skip_users: Collection[int] = (),
     now: datetime | None = None,
 ) -> list[Job]:
-    """Take up to ``limit`` of the oldest pending jobs (of ``kinds``, passing ``accept``)
-    and mark them running under ``owner``'s lease, oldest first."""
+    """Take up to ``limit`` of the oldest pending jobs (of ``kinds``, none of
+    ``skip_users``, passing ``accept``) and mark them running under ``owner``'s lease,
+    oldest first."""
     now = now or utcnow()
     if session.get_bind().dialect.name == "postgresql":  # one claim at a time (see above)
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
     candidates = _claimable(owner, limit * _CANDIDATES_PER_CLAIM)
+    if skip_users:  # in the query, so a busy user's many jobs cannot fill the window
+        candidates = candidates.where(Job.user_id.is_(None) | Job.user_id.not_in(list(skip_users)))
     if kinds is not None:
         candidates = candidates.where(Job.kind.in_(list(kinds)))
     chosen = [job.id for job in session.scalars(candidates) if accept is None or accept(job)]

@@ -53,6 +53,20 @@ def test_a_claim_passes_over_users_this_process_is_busy_with(tmp_path: Path) -> 
     assert len(pending) == 2
 
 
+def test_busy_users_jobs_do_not_hide_another_users_job(tmp_path: Path) -> None:
+    # More of busy users' jobs wait than a claim looks at per job asked: Y's is still
+    # found (the worker used to idle until the next poll, Y's note behind their queues).
+    rig = build_rig(tmp_path, FakeTranscriber())
+    queue = rig.queue
+    busy = (X, X + 100, X + 200)
+    for user in busy:
+        for n in range(3):
+            _queued(queue, _note(f"{user}-{n}"), user)
+    _queued(queue, _note("y1"), Y)
+    (first,) = queue.claim(busy_users=set(busy))
+    assert (first.user_id, first.payload) == (Y, _note("y1"))
+
+
 async def test_two_workers_of_one_process_never_run_one_users_notes_at_once(
     tmp_path: Path,
 ) -> None:
