@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from training.judging import judge
 from training.promote import FORGOTTEN_MEANWHILE, INSTALLED_NOT_SERVING, PromotionWithheld
 from training.report import REPORT_KEY, DataFacts, RunReport
 from training.run_folder import CANDIDATE_CT2, TRAIN_SUBDIR, clean_up, sweep_closed_runs
+from training.run_progress import ProgressReporter
 from training.snapshot import (
     SNAPSHOT_FILE,
     TRAIN_MANIFEST,
@@ -53,13 +53,10 @@ from training.snapshot import (
     read_run_manifest,
     take_snapshot,
 )
-from training.trainer import TrainingProgress
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "run_config.json"
-# Progress rows are written at most this often (a step takes seconds on CPU anyway).
-PROGRESS_EVERY_S = 2.0
 
 __all__ = ["CONFIG_FILE", "RunConfig", "RunError", "run_training"]
 
@@ -124,7 +121,7 @@ def _run(config: RunConfig, database: Any, heartbeat: LeaseHeartbeat) -> RunRepo
     if installed is not None:  # killed after promoting, before the run was closed
         return _finish_installed(config, database, registry, installed)
     snapshot, finetune_args = _prepare(config, database, registry)
-    reporter = _ProgressReporter(database, config.run_id, heartbeat)
+    reporter = ProgressReporter(database, config.run_id, heartbeat)
     result = finetune(finetune_args, progress=reporter)
     reporter.phase("evaluating", result.steps)
 
@@ -386,35 +383,3 @@ def _promote(
                         revision_message=report.candidate)  # fmt: skip
         except Exception as exc:  # the model is promoted; a failed upload is only logged
             log.warning("could not push %s to the Hub: %s", report.candidate, exc)
-
-
-class _ProgressReporter:
-    def __init__(self, database: Any, run_id: int, heartbeat: LeaseHeartbeat) -> None:
-        self.database = database
-        self.run_id = run_id
-        self.heartbeat = heartbeat
-        self.last = 0.0
-
-    def __call__(self, progress: TrainingProgress) -> None:
-        self.heartbeat.check()  # each step: a trainer that lost its run stops at once
-        now = time.monotonic()
-        due = now - self.last >= PROGRESS_EVERY_S or progress.step >= progress.total
-        if not due and progress.phase is None:
-            return
-        self.last = now
-        self._write(progress)
-
-    def phase(self, phase: str, step: int) -> None:
-        self._write(TrainingProgress(step, 0, phase=phase), total_known=False)
-
-    def _write(self, progress: TrainingProgress, *, total_known: bool = True) -> None:
-        with self.database.unit_of_work() as uow:
-            training_records.update_training_progress(
-                uow.session,
-                self.run_id,
-                steps_done=progress.step,
-                steps_total=progress.total if total_known else None,
-                phase=progress.phase,
-                loss=progress.loss,
-            )
-            uow.commit()
