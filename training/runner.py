@@ -61,6 +61,13 @@ CONFIG_FILE = "run_config.json"
 __all__ = ["CONFIG_FILE", "RunConfig", "RunError", "run_training"]
 
 
+# The run's error when a /forget took clips from under the training (admins read it).
+FORGOTTEN_DURING_TRAINING = (
+    "addestramento interrotto: un utente ha cancellato con /forget audio che questa "
+    "esecuzione stava usando. La prossima esecuzione addestrerà senza."
+)
+
+
 class RunError(Exception):
     """The run cannot proceed (no data, finished already, unknown id)."""
 
@@ -122,7 +129,12 @@ def _run(config: RunConfig, database: Any, heartbeat: LeaseHeartbeat) -> RunRepo
         return _finish_installed(config, database, registry, installed)
     snapshot, finetune_args = _prepare(config, database, registry)
     reporter = ProgressReporter(database, config.run_id, heartbeat)
-    result = finetune(finetune_args, progress=reporter)
+    try:
+        result = finetune(finetune_args, progress=reporter)
+    except FileNotFoundError as exc:  # a /forget deleted cached clips the run was reading
+        if run_forgotten(run_dir):
+            raise RunError(FORGOTTEN_DURING_TRAINING) from exc
+        raise
     reporter.phase("evaluating", result.steps)
 
     from model.asr import convert

@@ -194,6 +194,29 @@ def test_a_forget_during_promotion_leaves_the_version_marked_and_unserved(
     assert recorded is not None and recorded["promoted"] is False
 
 
+def test_a_forget_that_deletes_clips_under_the_training_fails_the_run_saying_so(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CPU mode reads each clip's cached encoder states at its step: /forget deletes them.
+    cache = loop.tmp / "cache" / "clip.npy"
+
+    def tune(args: FinetuneArguments, progress: Any = None) -> FinetuneResult:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(b"")
+        loop.forget(ALICE)
+        cache.unlink()
+        cache.read_bytes()  # the next step's clip
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(runner, "finetune", tune)
+    with pytest.raises(runner.RunError, match="/forget"):
+        loop.run()
+    row = loop.row()
+    assert row.status == RunStatus.FAILED
+    assert runner.FORGOTTEN_DURING_TRAINING in row.error and "FileNotFound" not in row.error
+    assert loop.registry.current_name() == BASE_VERSION
+
+
 def test_a_rollback_during_the_run_withholds_the_promotion(loop: Loop) -> None:
     loop.install("v2", BASE_VERSION)
     loop.install("v3", "v2")
