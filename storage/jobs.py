@@ -11,7 +11,8 @@ lost its claim may not finish the job (``LeaseLostError``): its new owner answer
 Claims skip users who have a job running under another worker, so one user's jobs are
 answered in the order they were sent however many workers there are. Claims run one at a
 time (SQLite: the write transaction; PostgreSQL: an advisory lock, as row locks let a
-claim skip another's uncommitted one and take the same user's next job).
+claim skip another's uncommitted one and take the same user's next job), and a job is
+taken only when no earlier job of its user still waits, read afresh at that moment.
 """
 
 from __future__ import annotations
@@ -160,9 +161,11 @@ def claim_jobs(
         candidates = candidates.where(Job.user_id.is_(None) | Job.user_id.not_in(list(skip_users)))
     if kinds is not None:
         candidates = candidates.where(Job.kind.in_(list(kinds)))
-    chosen = [job.id for job in session.scalars(candidates) if accept is None or accept(job)]
+    chosen = [job for job in session.scalars(candidates) if accept is None or accept(job)]
     claimed: list[Job] = []
-    for job_id in chosen[:limit]:
+    for job_id, user_id in [(job.id, job.user_id) for job in chosen[:limit]]:
+        if _behind_open_job(session, job_id, user_id):
+            continue
         result = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.PENDING)
@@ -181,6 +184,20 @@ def claim_jobs(
             assert job is not None
             claimed.append(job)
     return claimed
+
+
+def _behind_open_job(session: Session, job_id: int, user_id: int | None) -> bool:
+    """Whether an earlier job of the same user still waits, read afresh: PostgreSQL's
+    SKIP LOCKED passes over a row another transaction is holding (its queued message
+    edited), and the candidates' snapshot still saw it pending."""
+    if user_id is None:
+        return False
+    earlier = select(Job.id).where(
+        Job.user_id == user_id,
+        Job.id < job_id,
+        Job.status.in_((JobStatus.PENDING, JobStatus.HELD)),
+    )
+    return session.scalar(earlier.limit(1)) is not None
 
 
 def _claimable(owner: str, limit: int) -> Select[tuple[Job]]:

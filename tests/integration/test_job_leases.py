@@ -264,3 +264,32 @@ def _claim_into(db: Database, owner: str, claimed: list[int]) -> None:
     with db.unit_of_work() as uow:
         claimed.extend(job.id for job in jobs.claim_jobs(uow.session, owner=owner))
         uow.commit()
+
+
+def test_postgres_claims_do_not_pass_a_users_job_being_held(request) -> None:
+    # A front holds user 1's first job (its "In coda" message is being edited) and has not
+    # committed yet: the claim skipped the locked row and started user 1's second job.
+    server = request.getfixturevalue("postgres_url")
+    db = Database.open(fresh_database(server, f"leases_{next(_names)}"))
+    try:
+        first, second = enqueue(db, 1, 1)
+        with db.unit_of_work() as front:
+            assert jobs.hold_job(front.session, first, owner="front")
+            claimed: list[int] = []
+            _claim_into(db, "worker", claimed)
+            assert claimed == []  # nothing: the second waits for the first
+            front.commit()
+        with db.unit_of_work() as front:
+            assert jobs.release_job(front.session, first, owner="front")
+            front.commit()
+        _claim_into(db, "worker", claimed)
+        assert claimed == [first]
+        _claim_into(db, "other", claimed)
+        assert claimed == [first]  # the second waits until the first is done
+        with db.unit_of_work() as uow:
+            jobs.mark_job_done(uow.session, first, owner="worker")
+            uow.commit()
+        _claim_into(db, "other", claimed)
+        assert claimed == [first, second]
+    finally:
+        db.close()
