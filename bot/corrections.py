@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from bot import messages
+from bot.formatting import TITLE_MARK
 from bot.vocabulary import PersonalVocabulary
 from storage.confirmations import ConfirmOutcome, confirm_transcript
 from storage.labels import has_control_token
@@ -20,6 +21,24 @@ from storage.unit_of_work import Database
 
 # A line of the "testo con i tempi" output (``bot.output_formats.timestamped_text``).
 _TIMESTAMPED_LINE = re.compile(r"\[(?:\d+:)?\d{1,2}:\d{2}\]\s*(.*)")
+# What a transcript message adds after the text (``formatting.transcript_messages``): a
+# paragraph of hashtags (maybe clipped) and a link's title.
+_HASHTAGS_PARAGRAPH = re.compile(r"#\w+(?:\s+#\w+)*\s*…?")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def without_decorations(text: str) -> str:
+    """A correction copied whole from a transcript message (Telegram's "Copy" takes it
+    all), without the hashtags and title paragraphs the bot put under the text: they are
+    not speech, and kept they taught the model and the user's vocabulary the tags."""
+    paragraphs = _PARAGRAPH_BREAK.split(text.strip())
+    while len(paragraphs) > 1 and _is_decoration(paragraphs[-1].strip()):
+        paragraphs.pop()
+    return "\n\n".join(paragraphs)
+
+
+def _is_decoration(paragraph: str) -> bool:
+    return bool(_HASHTAGS_PARAGRAPH.fullmatch(paragraph)) or paragraph.startswith(TITLE_MARK)
 
 
 def without_timestamps(text: str) -> str:
@@ -71,7 +90,7 @@ class CorrectionService:
         from model.asr.normalize import normalize_text
         from storage import repository
 
-        text = without_timestamps(text.strip()).strip()
+        text = without_timestamps(without_decorations(text)).strip()
         if not text:
             return CorrectionOutcome.EMPTY
         if len(text) > self.max_chars:

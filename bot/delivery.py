@@ -368,7 +368,7 @@ class Delivery:
             reply.hashtags if hashtags is None else hashtags,
             limit=self.options.max_message_chars,
             file_threshold=self.options.long_text_as_file_chars,
-            note=f"🎬 {reply.title}" if reply.title else None,
+            note=f"{formatting.TITLE_MARK} {reply.title}" if reply.title else None,
         )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 TELEGRAM_CAPTION_LIMIT = 1024  # characters of visible text, markup not counted
+# Marks a link's title, the note under its transcript.
+TITLE_MARK = "🎬"
 # A video title or other note under a transcript is clipped to this many characters: a
 # page's 5,000-character title must not push the reply past Telegram's limits.
 MAX_NOTE_CHARS = 200

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.corrections import CorrectionOutcome, CorrectionService, without_timestamps
+from bot.corrections import (
+    CorrectionOutcome,
+    CorrectionService,
+    without_decorations,
+    without_timestamps,
+)
 from storage import repository
 from storage.models import SOURCE_VOICE
 from storage.unit_of_work import Database
@@ -52,3 +57,23 @@ def test_only_text_that_is_all_stamped_lines_loses_its_brackets() -> None:
     assert without_timestamps("[1:02:03] lungo\n[1:02:09]  altro") == "lungo altro"
     assert without_timestamps("Alle [10:30] ci vediamo") == "Alle [10:30] ci vediamo"
     assert without_timestamps("ciao\n[00:04] come") == "ciao\n[00:04] come"
+
+
+def test_a_whole_copied_message_is_stored_without_its_hashtags_and_title(service) -> None:
+    # Telegram's "Copy" takes the whole transcript message: the text, the hashtags
+    # paragraph, a link's title. They used to be stored as the label and learnt as words.
+    corrections, row_id = service
+    copied = "[00:00] ciao a tutti\n[00:04] come state\n\n#saluti #amici\n\n🎬 Un video"
+    assert _record(corrections, copied) is CorrectionOutcome.SAVED
+    with corrections.db.unit_of_work(read_only=True) as uow:
+        assert repository.latest_correction(uow.session, row_id).text == "ciao a tutti come state"
+    assert _record(corrections, "ciao a tutti come state\n\n#saluti") is (
+        CorrectionOutcome.UNCHANGED
+    )
+
+
+def test_only_the_bots_own_paragraphs_are_taken_off() -> None:
+    assert without_decorations("ciao\n\n#uno #due_tre #quattro…") == "ciao"
+    assert without_decorations("ciao #uno\n\naltro #due") == "ciao #uno\n\naltro #due"
+    assert without_decorations("#uno #due") == "#uno #due"  # nothing left to be the text
+    assert without_decorations("il #tag è qui\n\n🎬 Titolo") == "il #tag è qui"
