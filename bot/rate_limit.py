@@ -6,6 +6,9 @@ import threading
 import time
 from collections import deque
 
+# Every this many events, users quiet for a whole window are forgotten.
+SWEEP_EVERY = 1024
+
 
 class RateLimiter:
     """At most ``limit`` events per user in any ``window`` seconds (in memory: a restart
@@ -15,12 +18,19 @@ class RateLimiter:
         self.limit = limit
         self.window = window
         self._events: dict[int, deque[float]] = {}
+        # Until when a user knows they are over the limit: one notice per stretch, or the
+        # notices themselves would flood the chat.
+        self._told_until: dict[int, float] = {}
+        self._hits = 0
         self._lock = threading.Lock()
 
     def hit(self, user_id: int, *, now: float | None = None) -> float:
         """Record an event; 0 if allowed, else the seconds to wait (the event is dropped)."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            self._hits += 1
+            if self._hits % SWEEP_EVERY == 0:
+                self._sweep(now)
             events = self._events.setdefault(user_id, deque())
             while events and events[0] <= now - self.window:
                 events.popleft()
@@ -28,3 +38,21 @@ class RateLimiter:
                 return events[0] + self.window - now
             events.append(now)
             return 0.0
+
+    def notice_due(self, user_id: int, wait: float, *, now: float | None = None) -> bool:
+        """Whether to tell ``user_id`` of a refusal (``wait``: what ``hit`` returned):
+        once, until the stretch it announced is over."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._told_until.get(user_id, 0.0) > now:
+                return False
+            self._told_until[user_id] = now + wait
+            return True
+
+    def _sweep(self, now: float) -> None:
+        quiet = [user for user, events in self._events.items()
+                 if not events or events[-1] <= now - self.window]  # fmt: skip
+        for user in quiet:
+            del self._events[user]
+        for user in [u for u, until in self._told_until.items() if until <= now]:
+            del self._told_until[user]

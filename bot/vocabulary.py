@@ -43,7 +43,8 @@ class PersonalVocabulary:
             return safe_words(vocabulary.words(uow.session, user_id, limit=self.max_words))
 
     def clear(self, user_id: int) -> int:
-        """Forget the user's words (their corrections stay); how many there were."""
+        """Forget the user's words, copies in their jobs included (their corrections
+        stay); how many there were."""
         with self.db.unit_of_work() as uow:
             count = vocabulary.clear(uow.session, user_id)
             uow.commit()

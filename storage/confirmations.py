@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import enum
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage import repository
 from storage.labels import has_control_token
-from storage.models import LABEL_CONFIRMATION, SOURCE_IMPORT
+from storage.models import LABEL_CONFIRMATION, SOURCE_IMPORT, Correction, Transcription
 
 
 class ConfirmOutcome(enum.Enum):
@@ -50,7 +51,9 @@ def confirm_transcript(
     """Store the transcript of ``transcription_id`` as its sender's confirmed label (once).
 
     ``chat_id``: the chat the button was pressed in (None: not known); a transcript of
-    another chat is not found. The caller commits.
+    another chat is not found. A correction stands: of this transcript, or of another
+    copy of the same audio by the same user made after this transcript. The caller
+    commits.
     """
     row = repository.get_transcription(session, transcription_id)
     if row is None or (chat_id is not None and row.chat_id != chat_id):
@@ -60,12 +63,16 @@ def confirm_transcript(
     usable = row.audio_sha256 is not None and row.source_kind != SOURCE_IMPORT
     if not usable or not confirmable(row.text, row.audio_duration, max_seconds=max_seconds):
         return ConfirmOutcome.NOT_USABLE
+    # The user row's lock first (as corrections take it): a second press handled at the
+    # same time (a double tap; PostgreSQL) waits here, then finds the first one's row.
+    repository.touch_user(session, user_id)
     latest = repository.latest_correction(session, transcription_id)
     if latest is not None:
         if latest.kind == LABEL_CONFIRMATION:
             return ConfirmOutcome.ALREADY_CONFIRMED
         return ConfirmOutcome.CORRECTED
-    repository.touch_user(session, user_id)
+    if _corrected_since(session, row):
+        return ConfirmOutcome.CORRECTED
     repository.add_correction(
         session,
         transcription_id=transcription_id,
@@ -74,3 +81,25 @@ def confirm_transcript(
         kind=LABEL_CONFIRMATION,
     )
     return ConfirmOutcome.CONFIRMED
+
+
+def _corrected_since(session: Session, row: Transcription) -> bool:
+    """Whether the sender's latest label for this audio (any of their transcriptions of
+    it, as ``storage.labels`` reads them) is a correction made after ``row``'s transcript:
+    a press under an older reply of the same audio must not undo it."""
+    latest = session.scalar(
+        select(Correction)
+        .join(Transcription, Transcription.id == Correction.transcription_id)
+        .where(
+            Transcription.audio_sha256 == row.audio_sha256,
+            Transcription.user_id == row.user_id,
+            Correction.user_id == row.user_id,
+        )
+        .order_by(Correction.id.desc())
+        .limit(1)
+    )
+    return (
+        latest is not None
+        and latest.kind != LABEL_CONFIRMATION
+        and latest.created_at >= row.created_at
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
 
 from storage.labels import Conflict, SentenceKey, resolve_labels
@@ -28,7 +28,7 @@ class Contribution:
     seconds: float
     # Quarantined clips this user is a party to (as owner or as a disagreeing sender).
     quarantined: int
-    corrections: int
+    corrections: int  # transcripts this user labelled (corrected or confirmed), once each
 
     @property
     def samples(self) -> int:
@@ -57,7 +57,8 @@ def list_contributions(session: Session, *, policy: SplitPolicy) -> list[Contrib
         user_id for conflict in labels.quarantined for user_id in conflict.user_ids
     )
     rows = session.execute(
-        select(User.id, User.name, User.username, func.count(Correction.id))
+        # Transcripts the user labelled: the latest label counts, not its history.
+        select(User.id, User.name, User.username, func.count(distinct(Correction.transcription_id)))
         .join(Correction, Correction.user_id == User.id)
         .group_by(User.id, User.name, User.username)
     )

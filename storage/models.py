@@ -240,7 +240,8 @@ class ReplyMessage(Base):
 
 class Correction(Base):
     """A user's corrected text for a transcription, or (``kind`` confirmation) the
-    transcript confirmed as right. All are kept; the latest one counts."""
+    transcript confirmed as right. The latest one counts; a few before it are kept as
+    history (``storage.repository.CORRECTIONS_KEPT``)."""
 
     __tablename__ = "corrections"
 

@@ -35,6 +35,9 @@ from storage.models import (
 # System users have ids <= 0 (Telegram user ids are positive).
 IMPORT_USER_ID = -1
 IMPORT_USER_NAME = "import"
+# A user's corrections of one transcription that are kept: the latest (the one that
+# counts) and a little history before it; older ones are deleted as new ones arrive.
+CORRECTIONS_KEPT = 5
 
 
 # --- users ------------------------------------------------------------------------------
@@ -205,8 +208,9 @@ def add_correction(
     now: datetime | None = None,
     kind: str = LABEL_CORRECTION,
 ) -> Correction:
-    """Record a corrected text (``kind``: or the transcript confirmed as right). Earlier
-    corrections stay as history; the latest counts."""
+    """Record a corrected text (``kind``: or the transcript confirmed as right). The latest
+    counts; of this user's earlier corrections of the transcription, only the newest
+    ``CORRECTIONS_KEPT`` stay (history), the older ones are deleted here."""
     text = text.strip()
     if not text:
         raise InvalidValueError("a correction needs some text")
@@ -220,7 +224,32 @@ def add_correction(
     )
     session.add(correction)
     session.flush()
+    if kind == LABEL_CORRECTION:
+        _prune_corrections(session, transcription_id=transcription_id, user_id=user_id)
     return correction
+
+
+def _prune_corrections(session: Session, *, transcription_id: int, user_id: int) -> None:
+    """Keep the user's newest ``CORRECTIONS_KEPT`` corrections of a transcription: the
+    latest is the label, and a user alternating two long texts must not grow the database
+    without bound. A confirmation (at most one, before any correction) is not touched."""
+    older = (
+        select(Correction.id)
+        .where(
+            Correction.transcription_id == transcription_id,
+            Correction.user_id == user_id,
+            Correction.kind == LABEL_CORRECTION,
+        )
+        .order_by(Correction.id.desc())
+        .offset(CORRECTIONS_KEPT)
+    )
+    old_ids = list(session.scalars(older))
+    if old_ids:
+        session.execute(
+            delete(Correction)
+            .where(Correction.id.in_(old_ids))
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 def latest_correction(session: Session, transcription_id: int) -> Correction | None:
@@ -249,7 +278,7 @@ class StorageCounts:
 
     users: int
     transcriptions: int
-    corrections: int
+    corrections: int  # transcripts corrected (each counted once)
     audio_seconds: float
     confirmations: int = 0  # transcripts confirmed as right (the "✅ Giusto" button)
 
@@ -268,4 +297,12 @@ def storage_counts(session: Session) -> StorageCounts:
 
 
 def _count_labels(session: Session, kind: str) -> int:
-    return session.scalar(select(func.count(Correction.id)).where(Correction.kind == kind)) or 0
+    """Transcripts labelled with ``kind`` (per user): a transcript corrected several times
+    counts once, however much of its history is kept."""
+    labelled = (
+        select(Correction.transcription_id, Correction.user_id)
+        .where(Correction.kind == kind)
+        .distinct()
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(labelled)) or 0

@@ -1,8 +1,9 @@
 """A user's vocabulary: the words their corrections taught, newest first.
 
 One row per (user, word) (case-insensitively); a word taught again moves to the front. At
-most ``cap`` words are kept per user: the oldest go. Clearing removes the words only: the
-corrections they came from stay (training data) until /forget. The words arrive already
+most ``cap`` words are kept per user: the oldest go. Clearing removes the words and their
+copies in the user's jobs' payloads: the corrections they came from stay (training data)
+until /forget (which deletes the jobs too). The words arrive already
 checked (``model.asr.hotwords``); storage only keeps them.
 """
 
@@ -13,7 +14,10 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storage.models import VocabularyWord
+from storage.models import Job, VocabularyWord
+
+# Where a job's payload carries a copy of its sender's words (``bot.job_payloads``).
+JOB_PAYLOAD_FIELD = "hotwords"
 
 
 def remember(session: Session, user_id: int, words: Sequence[str], *, cap: int) -> None:
@@ -54,10 +58,22 @@ def words(session: Session, user_id: int, *, limit: int) -> list[str]:
 
 
 def clear(session: Session, user_id: int) -> int:
-    """Forget the user's words (not their corrections); how many there were."""
+    """Forget the user's words (not their corrections), and their copies in the user's
+    jobs, finished or still queued; how many words there were."""
     result = session.execute(
         delete(VocabularyWord)
         .where(VocabularyWord.user_id == user_id)
         .execution_options(synchronize_session="fetch")
     )
+    _scrub_job_copies(session, user_id)
     return result.rowcount
+
+
+def _scrub_job_copies(session: Session, user_id: int) -> None:
+    """Drop the words from the payloads of the user's jobs: kept there, they outlived the
+    clearing until the jobs' retention, and a queued note was still decoded with them."""
+    for job in session.scalars(select(Job).where(Job.user_id == user_id)):
+        payload = dict(job.payload or {})
+        if payload.pop(JOB_PAYLOAD_FIELD, None) is not None:
+            job.payload = payload  # a new dict: the JSON column sees the change
+    session.flush()

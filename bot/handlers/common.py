@@ -11,7 +11,7 @@ from contextvars import ContextVar
 
 from telegram import Chat, InputFile, Message, MessageEntity, Update, User
 from telegram.constants import ChatType
-from telegram.ext import ContextTypes
+from telegram.ext import CommandHandler, ContextTypes, filters
 
 from bot import messages
 from bot.bootstrap import SERVICES_KEY, Services
@@ -64,6 +64,17 @@ def addressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
 
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+# Requests come as new messages. An edit is not a new request: an edited caption was
+# transcribed again, an edited /rollback rolled back again. (Corrections alone take
+# edits: a fixed typo in a correction is the newer correction.)
+NOT_EDITED = ~filters.UpdateType.EDITED
+
+
+def command(name: str, callback: Handler) -> CommandHandler:
+    """``/name``, answered for new messages only (see :data:`NOT_EDITED`)."""
+    return CommandHandler(name, callback, filters=filters.UpdateType.MESSAGE)
+
 
 # A number in a button's data, which any client may forge (up to 64 bytes): ASCII digits
 # (``\d`` and ``str.isdigit`` take others), at most 18, so it fits an SQLite INTEGER.
@@ -128,12 +139,21 @@ async def sender(update: Update, context: ContextTypes.DEFAULT_TYPE) -> User | N
         return update.effective_user
     # Refusals count against the chat's own bucket (chat ids are negative, user ids are
     # not): a chat sending too much cannot make the bot flood the group, nor slow anyone.
-    wait = services(context).limiter.hit(chat.id)
-    if wait:
-        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-    else:
+    if not await over_limit(update, context, chat.id):
         await answer(update, messages.SENT_AS_CHAT)
     return None
+
+
+async def over_limit(update: Update, context: ContextTypes.DEFAULT_TYPE, key: int) -> bool:
+    """Count a request against ``key``'s rate limit; True when it is over, after telling
+    them how long to wait (once per stretch: a notice per refused message would flood)."""
+    limiter = services(context).limiter
+    wait = limiter.hit(key)
+    if not wait:
+        return False
+    if limiter.notice_due(key, wait):
+        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+    return True
 
 
 async def submit_job(
@@ -144,13 +164,9 @@ async def submit_job(
     target: Message,
     user: User,
 ) -> None:
-    """Queue work on ``target`` for ``user`` (from :func:`sender`), unless they are flooding
-    or over a limit."""
+    """Queue work on ``target`` for ``user`` (from :func:`counted_sender`: the request is
+    counted already), unless they are over a queue limit."""
     svc = services(context)
-    wait = svc.limiter.hit(user.id)
-    if wait:
-        await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-        return
     if svc.vocabulary is not None:  # this sender's words, and only theirs (bot.vocabulary)
         payload = await asyncio.to_thread(svc.vocabulary.personalise, payload, user.id)
     submitted = await svc.runner.submit(
@@ -168,13 +184,9 @@ async def counted_sender(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     """:func:`sender`, with the request counted against their per-user limit (the one jobs
     count against); None, after telling them how long to wait, when they are over it."""
     user = await sender(update, context)
-    if user is None:
+    if user is None or await over_limit(update, context, user.id):
         return None
-    wait = services(context).limiter.hit(user.id)
-    if not wait:
-        return user
-    await answer(update, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
-    return None
+    return user
 
 
 def rate_limited(handler: Handler) -> Handler:

@@ -6,7 +6,15 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, sender, services, submit_job
+from bot.handlers.common import (
+    NOT_EDITED,
+    addressed,
+    answer,
+    counted_sender,
+    is_private,
+    services,
+    submit_job,
+)
 from bot.job_payloads import LinkJob
 from model.media.links import find_links
 
@@ -17,7 +25,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if not addressed(update, context):
         return
-    user = await sender(update, context)
+    user = await counted_sender(update, context)
     if user is None:
         return
     svc = services(context)
@@ -34,4 +42,4 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def register(app: Application) -> None:
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & NOT_EDITED, on_text))

@@ -5,11 +5,20 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import PurePath
 
-from telegram import Message, MessageOriginUser, Update
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram import Message, MessageOriginUser, Update, User
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.handlers.common import addressed, answer, is_private, sender, services, submit_job
+from bot.handlers.common import (
+    NOT_EDITED,
+    addressed,
+    answer,
+    command,
+    counted_sender,
+    is_private,
+    services,
+    submit_job,
+)
 from bot.handlers.preferences import transcribes_everything
 from bot.job_payloads import TelegramFileJob
 
@@ -56,17 +65,22 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if not addressed(update, context) and not await transcribes_everything(update, context):
         return
-    await accept(update, context, message)
+    user = await counted_sender(update, context)
+    if user is not None:
+        await accept(update, context, message, user)
 
 
 async def on_transcribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """``/trascrivi`` as a reply to a media message (the way to ask for it in groups)."""
+    user = await counted_sender(update, context)
+    if user is None:
+        return
     message = update.effective_message
     target = message.reply_to_message if message else None
     if target is None or media_of(target) is None:
         await answer(update, messages.TRANSCRIBE_HOW)
         return
-    await accept(update, context, target, requested=True)
+    await accept(update, context, target, user, requested=True)
 
 
 def note_author(note: Message) -> int | None:
@@ -86,16 +100,14 @@ async def accept(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
     media_message: Message,
+    user: User,
     *,
     requested: bool = False,
 ) -> None:
-    """Check the limits from Telegram's metadata, then queue the job. ``requested``: by
-    ``/trascrivi``, whose author need not be the note's: the note's author labels it."""
-    svc = services(context)
-    settings = svc.settings
-    user = await sender(update, context)
-    if user is None:
-        return
+    """Check the limits from Telegram's metadata, then queue the job for ``user`` (from
+    :func:`counted_sender`). ``requested``: by ``/trascrivi``, whose author need not be
+    the note's: the note's author labels it."""
+    settings = services(context).settings
     media = media_of(media_message)
     if media is None:
         if is_private(update) or media_message is not update.effective_message:
@@ -124,5 +136,5 @@ def _mb(size: int) -> str:
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("trascrivi", on_transcribe_command))
-    app.add_handler(MessageHandler(MEDIA_FILTER, on_media))
+    app.add_handler(command("trascrivi", on_transcribe_command))
+    app.add_handler(MessageHandler(MEDIA_FILTER & NOT_EDITED, on_media))

@@ -11,10 +11,10 @@ import contextlib
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import is_private, services
+from bot.handlers.common import command, is_private, rate_limited, services
 from storage.chat_settings import OUTPUTS, ChatPreferences
 
 PREFIX = "imp:"
@@ -109,7 +109,12 @@ async def on_settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if chat is None or query.data is None:  # a message too old to carry its chat
         await query.answer(messages.BUTTON_UNKNOWN)
         return
-    queue = services(context).runner.queue
+    svc = services(context)
+    wait = svc.limiter.hit(query.from_user.id)  # each press writes and edits a message
+    if wait:
+        await query.answer(messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+        return
+    queue = svc.runner.queue
     prefs = await asyncio.to_thread(queue.preferences, chat.id)
     changes = _changes(query.data, prefs)
     group = _is_group(update)
@@ -146,5 +151,5 @@ async def transcribes_everything(update: Update, context: ContextTypes.DEFAULT_T
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("impostazioni", on_settings))
+    app.add_handler(command("impostazioni", rate_limited(on_settings)))
     app.add_handler(CallbackQueryHandler(on_settings_button, pattern=rf"^{PREFIX}"))

@@ -6,10 +6,10 @@ import asyncio
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import BUTTON_NUMBER, answer, rate_limited, services
+from bot.handlers.common import BUTTON_NUMBER, answer, command, rate_limited, services
 
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
@@ -112,8 +112,8 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 def register(app: Application) -> None:
     # User commands share the per-user rate limit with jobs and corrections.
-    app.add_handler(CommandHandler("start", rate_limited(start)))
-    app.add_handler(CommandHandler("help", rate_limited(help_command)))
-    app.add_handler(CommandHandler("privacy", rate_limited(privacy)))
-    app.add_handler(CommandHandler("forget", rate_limited(forget)))
+    app.add_handler(command("start", rate_limited(start)))
+    app.add_handler(command("help", rate_limited(help_command)))
+    app.add_handler(command("privacy", rate_limited(privacy)))
+    app.add_handler(command("forget", rate_limited(forget)))
     app.add_handler(CallbackQueryHandler(forget_answer, pattern=r"^forget:"))

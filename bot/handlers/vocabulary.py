@@ -10,10 +10,10 @@ import html
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import BUTTON_NUMBER, answer, is_private, rate_limited, services
+from bot.handlers.common import BUTTON_NUMBER, answer, command, is_private, rate_limited, services
 from bot.vocabulary import PersonalVocabulary
 
 COMMAND = "vocabolario"
@@ -88,5 +88,5 @@ async def clear_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler(COMMAND, rate_limited(show)))
+    app.add_handler(command(COMMAND, rate_limited(show)))
     app.add_handler(CallbackQueryHandler(clear_pressed, pattern=rf"^{CLEAR_ACTION}:"))

@@ -120,6 +120,33 @@ async def test_the_sender_confirms_once_a_correction_replaces_it_and_forget_dele
         assert answer["text"] == messages.CONFIRM_GONE
 
 
+async def test_a_press_under_an_older_copy_does_not_undo_a_later_correction(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    """The same note sent twice: two replies, two buttons. After the user corrects the
+    second, ✅ under the first is answered like a corrected transcript, stores nothing,
+    and the correction stays the audio's label."""
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        note = tone_wav(NOTE_SECONDS)
+        replies = []
+        for _ in range(2):
+            sent = bot.emu.send_voice(user_id=USER, data=note, duration=2)
+            replies.append((await bot.wait_reply(sent["message_id"]))[-1])
+        first, second = (bot.transcription_by_reply(r.message_id) for r in replies)
+        assert first is not None and second is not None
+        assert first.audio_sha256 == second.audio_sha256 and first.id != second.id
+
+        bot.emu.send_text(user_id=USER, text=FIX, reply_to=replies[1].message_id)
+        await bot.wait_text(lambda t: t == messages.CORRECTION_SAVED)
+        (button,) = _buttons(_now(bot, replies[0]))
+        answer = await _press(bot, USER, _now(bot, replies[0]), button["callback_data"])
+        assert answer["text"] == messages.CONFIRM_CORRECTED
+        assert _labels(bot, first.id) == []
+        (sample,) = _samples(bot)
+        assert (sample.text, sample.confirmed, sample.selected) == (FIX, False, True)
+        assert not bot.errors
+
+
 async def test_the_button_follows_the_transcript_and_repeats(tmp_path: Path) -> None:
     """Split over several messages: under the last one. As a .txt file: under the file, and
     pressing it there confirms. A repeat answered from storage gets its own button (the

@@ -19,7 +19,7 @@ from model.asr.transcription import Segment, Transcription
 from storage import vocabulary
 from tests.support.bot_harness import GROUP, OTHER_USER, USER, running_bot
 from tests.support.speech import synthesize
-from tests.support.worker_support import FakeTranscriber
+from tests.support.worker_support import FakeTranscriber, tone_wav
 
 HEARD = "buongiorno a tutti"
 CORRECTION = "Buongiorno a tutti da Zanchettin, a Valbondione."
@@ -158,6 +158,39 @@ async def test_vocabolario_shows_and_clears_and_forget_deletes(
         emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
         await bot.wait_text(lambda t: t.startswith("🗑 Fatto"))
         assert _stored_words(bot, USER) == []
+        assert not bot.errors
+
+
+def _job_hotwords(bot: Any, user: int) -> list[str | None]:
+    """The words each of ``user``'s stored jobs carries in its payload, oldest first."""
+    from sqlalchemy import select
+
+    from storage.models import Job
+
+    with bot.services.db.unit_of_work(read_only=True) as uow:
+        found = uow.session.scalars(select(Job).where(Job.user_id == user).order_by(Job.id))
+        return [job.payload.get("hotwords") for job in found]
+
+
+async def test_clearing_the_vocabulary_leaves_no_copy_in_the_jobs(tmp_path: Path) -> None:
+    """A note sent with the words keeps them in its job's payload; "Vocabolario
+    cancellato" removes that copy too (finished jobs stay until retention), and /forget
+    deletes the jobs."""
+    async with running_bot(tmp_path, EchoingTranscriber(), **BUSY) as bot:
+        _sent, reply = await _transcribe(bot, tone_wav(2.0))
+        await _correct(bot, reply, CORRECTION)
+        await _transcribe(bot, tone_wav(2.5))
+        assert _job_hotwords(bot, USER) == [None, TAUGHT]
+        bot.emu.send_text(user_id=USER, text="/vocabolario cancella")
+        await bot.wait_text(lambda t: t == messages.VOCABULARY_CLEARED.format(count=2))
+        assert _job_hotwords(bot, USER) == [None, None]
+
+        bot.emu.send_text(user_id=USER, text="/forget")
+        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
+        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        bot.emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
+        await bot.wait_text(lambda t: t.startswith("🗑 Fatto"))
+        assert _job_hotwords(bot, USER) == []
         assert not bot.errors
 
 

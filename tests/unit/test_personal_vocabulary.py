@@ -4,9 +4,9 @@ instant repeat is keyed by the words a transcript was decoded with."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
-from bot.job_payloads import LinkJob, TelegramFileJob
+from bot.job_payloads import LinkJob, TelegramFileJob, from_record, to_record
 from bot.vocabulary import PersonalVocabulary
 from model.asr.hotwords import (
     MAX_PROMPT_CHARS,
@@ -18,7 +18,7 @@ from model.asr.hotwords import (
     safe_words,
     vocabulary_key,
 )
-from storage import repeats, repository, vocabulary
+from storage import jobs, repeats, repository, vocabulary
 from storage.audio_store import AudioStore
 from storage.privacy import delete_user_data
 from storage.unit_of_work import Database
@@ -159,3 +159,53 @@ def test_a_repeat_is_found_only_with_the_same_words(database: Database) -> None:
         assert (
             find(session, model_version="m", audio_sha256="0" * 64, vocabulary_sha256=other) is None
         )
+
+
+def test_clearing_also_scrubs_the_words_from_the_users_jobs(
+    database: Database, store: AudioStore
+) -> None:
+    """A job's payload carries its sender's words: clearing the vocabulary removes them
+    there too (finished jobs stay 30 days; a queued note must not use them), and only
+    from that user's jobs; /forget deletes the jobs altogether."""
+    assert vocabulary.JOB_PAYLOAD_FIELD in {f.name for f in fields(TelegramFileJob)}
+    assert vocabulary.JOB_PAYLOAD_FIELD in {f.name for f in fields(LinkJob)}
+    note = TelegramFileJob(source_kind="voice", file_id="f", file_unique_id="u")
+    with database.unit_of_work() as uow:
+        for user in (USER, OTHER):
+            repository.touch_user(uow.session, user)
+            vocabulary.remember(uow.session, user, ["Valbondione"], cap=30)
+        ids = {}
+        for name, user, payload in (
+            ("done", USER, replace(note, hotwords="Valbondione")),
+            ("queued", USER, LinkJob("https://youtu.be/x", hotwords="Valbondione")),
+            ("plain", USER, note),
+            ("other", OTHER, replace(note, hotwords="Valbondione")),
+        ):
+            kind, data = to_record(payload)
+            ids[name] = jobs.enqueue_job(uow.session, kind=kind, payload=data, user_id=user).id
+        uow.commit()
+    with database.unit_of_work() as uow:
+        claimed = jobs.claim_next_job(uow.session)
+        assert claimed is not None and claimed.id == ids["done"]
+        jobs.mark_job_done(uow.session, claimed.id)
+        uow.commit()
+
+    def stored(name: str) -> dict:
+        with database.unit_of_work(read_only=True) as uow:
+            job = jobs.get_job(uow.session, ids[name])
+            return {} if job is None else dict(job.payload)
+
+    service = PersonalVocabulary(database, enabled=True, max_words=30)
+    assert service.clear(USER) == 1
+    for name in ("done", "queued", "plain"):
+        assert stored(name).get(vocabulary.JOB_PAYLOAD_FIELD) is None
+    assert stored("done")["file_id"] == "f"  # the rest of the payload stays
+    with database.unit_of_work(read_only=True) as uow:
+        queued = jobs.get_job(uow.session, ids["queued"])
+        assert queued is not None
+        assert from_record(queued.kind, queued.payload) == LinkJob("https://youtu.be/x")
+    assert stored("other")[vocabulary.JOB_PAYLOAD_FIELD] == "Valbondione"
+    with database.unit_of_work() as uow:
+        delete_user_data(uow.session, store, OTHER)
+        uow.commit()
+    assert stored("other") == {}

@@ -11,7 +11,7 @@ import pytest
 from bot import messages
 from bot.model_holder import FIRST_RETRY_SECONDS, LoadFailure, ModelHolder
 from bot.pipeline import InputRejected, LocalFile, MediaBytes, MediaLink
-from bot.rate_limit import RateLimiter
+from bot.rate_limit import SWEEP_EVERY, RateLimiter
 from tests.support.worker_support import FakeTranscriber, build_rig, tone_wav
 
 
@@ -65,6 +65,21 @@ def test_rate_limiter_counts_per_user_within_the_window() -> None:
     assert limiter.hit(1, now=2) == pytest.approx(58)
     assert limiter.hit(2, now=2) == 0  # other users are not affected
     assert limiter.hit(1, now=60.5) == 0  # the first event left the window
+
+
+def test_rate_limiter_tells_once_per_stretch_and_forgets_quiet_users() -> None:
+    limiter = RateLimiter(limit=1, window=60)
+    limiter.hit(1, now=0)
+    wait = limiter.hit(1, now=10)
+    assert limiter.notice_due(1, wait, now=10)
+    assert not limiter.notice_due(1, limiter.hit(1, now=20), now=20)
+    limiter.hit(1, now=61)  # allowed again: a new stretch gets a new notice
+    assert limiter.notice_due(1, limiter.hit(1, now=62), now=62)
+    for user in range(2, SWEEP_EVERY + 2):  # one message each from many users, long ago
+        limiter.hit(user, now=100)
+    for _ in range(SWEEP_EVERY):  # ids never seen again do not stay in memory forever
+        limiter.hit(0, now=1000)
+    assert len(limiter._events) < 10 and not limiter._told_until
 
 
 @pytest.mark.parametrize(

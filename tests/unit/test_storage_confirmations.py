@@ -5,6 +5,8 @@ means for the gate's share of uncorrected transcripts."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -157,3 +159,56 @@ def test_training_caps_confirmed_words_per_user_like_corrections(
     assert words[OTHER] == sum(
         len(s.text.split()) for s in train if s.user_id == OTHER
     )  # the other user's all stay
+
+
+def test_a_press_under_an_older_copy_does_not_undo_a_later_correction(
+    database: Database, store: AudioStore
+) -> None:
+    """The same note sent twice: two rows, two buttons. A correction of the second copy
+    is the user's label for the audio; ✅ under the first must not replace it. A copy
+    sent after the correction is a new transcript, and confirming that one is the user's
+    latest word again."""
+    ref = _clip(store, 1)
+    first, second = _send(database, ref, OWNER), _send(database, ref, OWNER)
+    fix = "Il treno per Roma parte alle dieci."
+    _correct(database, second, OWNER, fix)
+    assert _confirm(database, first, OWNER) is ConfirmOutcome.CORRECTED
+    with database.unit_of_work(read_only=True) as uow:
+        assert repository.list_corrections(uow.session, first) == []
+    (sample,) = _samples(database)
+    assert (sample.text, sample.confirmed) == (fix, False)
+
+    third = _send(database, ref, OWNER, text=fix)
+    assert _confirm(database, third, OWNER) is ConfirmOutcome.CONFIRMED
+    (sample,) = _samples(database)
+    assert (sample.text, sample.confirmed, sample.transcription_id) == (fix, True, third)
+
+
+def test_a_double_press_on_postgres_stores_one_confirmation(request, store: AudioStore) -> None:
+    """Two presses handled at once (PTB runs updates concurrently): the second waits for
+    the first's transaction, then finds its confirmation."""
+    from tests.support.postgres import fresh_database
+
+    server = request.getfixturevalue("postgres_url")
+    database = Database.open(fresh_database(server, "double_confirm"))
+    try:
+        row = _send(database, _clip(store, 1), OWNER)
+        second: list[ConfirmOutcome] = []
+        with database.unit_of_work() as first:
+            outcome = confirm_transcript(
+                first.session, transcription_id=row, chat_id=OWNER, user_id=OWNER,
+                max_seconds=MAX_SECONDS,
+            )  # fmt: skip
+            assert outcome is ConfirmOutcome.CONFIRMED
+            press = threading.Thread(target=lambda: second.append(_confirm(database, row, OWNER)))
+            press.start()
+            press.join(timeout=1.0)
+            assert press.is_alive()  # waits for the first press to commit
+            first.commit()
+        press.join(timeout=30)
+        assert second == [ConfirmOutcome.ALREADY_CONFIRMED]
+        with database.unit_of_work(read_only=True) as uow:
+            assert len(repository.list_corrections(uow.session, row)) == 1
+            assert repository.storage_counts(uow.session).confirmations == 1
+    finally:
+        database.close()

@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from bot.corrections import CorrectionOutcome, CorrectionService
 from storage import jobs, queue_counts, repository, training_records
+from storage.audio_store import AudioStore
+from storage.confirmations import ConfirmOutcome, confirm_transcript
+from storage.contributions import list_contributions
 from storage.errors import InvalidStateError, InvalidValueError, NotFoundError
-from storage.models import JobStatus, RunStatus, User
+from storage.models import LABEL_CONFIRMATION, LABEL_CORRECTION, JobStatus, RunStatus, User
+from storage.privacy import delete_user_data
 from storage.unit_of_work import Database
+from tests.support.labelling import SPLIT, labels_of
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -368,3 +375,44 @@ def test_model_versions_and_wer_history(database: Database) -> None:
     with database.unit_of_work(read_only=True) as uow:
         active = training_records.active_model_version(uow.session)
         assert active is not None and active.name == "base"
+
+
+def test_only_the_latest_corrections_of_a_transcript_are_kept(
+    database: Database, store: AudioStore
+) -> None:
+    """A user alternating two corrections of one transcript adds no row beyond the last
+    ``CORRECTIONS_KEPT``; the latest is still the label, /stats and /contributors count
+    the transcript once, the confirmation before the corrections stays, /forget takes all."""
+    ref = store.put(np.random.default_rng(1).uniform(-0.5, 0.5, 16_000).astype(np.float32))
+    with database.unit_of_work() as uow:
+        repository.touch_user(uow.session, 1)
+        row = repository.add_transcription(
+            uow.session, source_kind="voice", text="il treno parte", user_id=1, chat_id=1,
+            audio=ref,
+        )  # fmt: skip
+        repository.add_reply_messages(uow.session, row.id, chat_id=1, message_ids=[7])
+        assert confirm_transcript(
+            uow.session, transcription_id=row.id, chat_id=1, user_id=1, max_seconds=30.0
+        ) is ConfirmOutcome.CONFIRMED  # fmt: skip
+        uow.commit()
+        transcription_id = row.id
+    service = CorrectionService(database, max_chars=1000, training_max_seconds=30.0)
+    texts = [f"Il treno parte alle {hour}." for hour in ("otto", "nove") * 6]
+    for text in texts:
+        outcome = service.record(chat_id=1, replied_message_id=7, user_id=1, text=text, group=False)
+        assert outcome is CorrectionOutcome.SAVED
+    with database.unit_of_work(read_only=True) as uow:
+        kept = repository.list_corrections(uow.session, transcription_id)
+        assert [(c.kind, c.text) for c in kept] == [
+            (LABEL_CONFIRMATION, "il treno parte"),
+            *((LABEL_CORRECTION, text) for text in texts[-repository.CORRECTIONS_KEPT :]),
+        ]
+        counts = repository.storage_counts(uow.session)
+        assert (counts.corrections, counts.confirmations) == (1, 1)
+        (contribution,) = list_contributions(uow.session, policy=SPLIT)
+        assert contribution.corrections == 1
+    assert labels_of(database) == [(1, texts[-1])]
+    with database.unit_of_work() as uow:
+        deleted = delete_user_data(uow.session, store, 1)
+        uow.commit()
+    assert deleted.corrections == 1 + repository.CORRECTIONS_KEPT

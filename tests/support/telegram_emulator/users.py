@@ -69,6 +69,26 @@ class UserActions:
             sender_chat=sender_chat, automatic_forward=automatic_forward,
         )  # fmt: skip
 
+    def edit_message(
+        self, message: dict[str, Any], *, text: str | None = None, caption: str | None = None
+    ) -> dict[str, Any]:
+        """The user edits ``message`` (as ``send_*`` returned it): an ``edited_message``
+        update carrying the new text or caption and an ``edit_date``."""
+        with self._lock:
+            edited = copy.deepcopy(message)
+            edited["edit_date"] = int(time.time())
+            if text is not None:
+                edited["text"] = text
+                edited.pop("entities", None)
+                if found := detect_entities(text):
+                    edited["entities"] = found
+            if caption is not None:
+                edited["caption"] = caption
+            chat = self._chats[edited["chat"]["id"]]
+            chat.records[edited["message_id"]] = _Record(message=edited, from_bot=False)
+            self._enqueue({"edited_message": copy.deepcopy(edited)})
+            return copy.deepcopy(edited)
+
     def send_voice(
         self,
         *,
