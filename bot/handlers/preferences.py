@@ -110,7 +110,9 @@ async def on_settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await query.answer(messages.BUTTON_UNKNOWN)
         return
     svc = services(context)
-    wait = svc.limiter.hit(query.from_user.id)  # each press writes and edits a message
+    # Each press writes and edits a message: limited, in a bucket of its own (choosing
+    # settings must not use up the user's requests).
+    wait = svc.limiter.hit((PREFIX, query.from_user.id))
     if wait:
         await query.answer(messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
         return

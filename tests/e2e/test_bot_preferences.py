@@ -142,3 +142,18 @@ async def test_groups_transcribe_every_voice_note_and_admins_can_lock_the_settin
         panel, answer = await _press(bot, panel, "Hashtag", user_id=ADMIN, chat_id=GROUP)
         assert answer["text"] == messages.SETTINGS_SAVED and "Hashtag: no" in _buttons(panel)
         await asyncio.sleep(0)
+
+
+async def test_settings_presses_are_limited_apart_from_requests(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    # Each press writes the setting and edits the message: 30 presses were 30 edits (in a
+    # group, past Telegram's per-group budget). Limited in their own bucket, so choosing
+    # settings does not use up the user's requests.
+    async with running_bot(tmp_path, fake_transcriber, messages_per_minute=3) as bot:
+        panel = await _settings_message(bot)  # request 1
+        answers = [(await _press(bot, panel, "Hashtag"))[1]["text"] for _ in range(4)]
+        assert answers[:3] == [messages.SETTINGS_SAVED] * 3
+        assert answers[3].startswith(messages.RATE_LIMITED.split("{")[0])
+        bot.emu.send_text(user_id=USER, text="/help")  # request 2: still allowed
+        await bot.wait_text(lambda t: t.startswith("Come funziona"))
