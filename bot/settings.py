@@ -25,6 +25,8 @@ DEFAULT_FILE_URL = "https://api.telegram.org/file/bot"
 # What a local Bot API server lets a bot download (the cloud one: 20 MB).
 LOCAL_MODE_MAX_FILE_BYTES = 2000 * 1024 * 1024
 PACKAGED_BASE_MODEL = "packaged:whisper-base"
+# The longest training interval: a longer one overflows the scheduler's dates.
+SCHEDULE_MAX_HOURS = 24 * 366
 
 Engine = Literal["ct2", "transformers"]
 TaggerChoice = Literal["auto", "text2tags", "keywords", "off"]
@@ -182,7 +184,9 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     train_test_then_train: bool = Field(
         True, description="New sentences since the last run: judged on first, trained on next run"
     )
-    train_schedule_hours: float = Field(24.0, ge=0, description="Scheduler interval; 0 = off")
+    train_schedule_hours: float = Field(
+        24.0, ge=0, le=SCHEDULE_MAX_HOURS, description="Scheduler interval; 0 = off; a year at most"
+    )
     train_schedule_cron: str | None = Field(None, description="Crontab; overrides the interval")
     eval_fraction: float = Field(
         DEFAULT_EVAL_FRACTION, ge=0, lt=1, description="Share of samples held out (keep it fixed)"
@@ -303,6 +307,15 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("train_schedule_cron")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        """Read as the scheduler will, so a bad crontab stops the start at once."""
+        from training.scheduler import build_trigger
+
+        build_trigger(interval_hours=0, cron=value)  # ScheduleError is a ValueError
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

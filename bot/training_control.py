@@ -82,10 +82,17 @@ class TrainingStatus:
     finished_at: dt.datetime | None
     updated_at: dt.datetime
     state: training_records.RunState = field(default_factory=training_records.RunState)
+    # False once its trainer is gone: the lease ran out, or the process we launched ended.
+    trainer_alive: bool = True
 
     @property
     def is_open(self) -> bool:
         return self.status in (RunStatus.PENDING, RunStatus.RUNNING)
+
+    @property
+    def interrupted(self) -> bool:
+        """Open, but nobody works on it: the next ``start_run`` resumes it (or gives up)."""
+        return self.is_open and not self.trainer_alive
 
     @property
     def report(self) -> RunReport | None:
@@ -118,6 +125,8 @@ class TrainingControl:
         self.database = database
         self.registry = ModelRegistry(settings.models_dir)
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        # Exit statuses of the trainers reaped by ``_reap`` (their processes are dropped).
+        self._exit_codes: dict[int, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -203,6 +212,7 @@ class TrainingControl:
             take_run_lease(uow.session, run, owner=lease_owner(process.pid))
             uow.commit()
             self._processes[run.id] = process
+            self._exit_codes.pop(run.id, None)
             return StartResult(True, run.id, process.pid, resumed=resumed, log_path=log_path)
 
     def wait(self, run_id: int, timeout: float | None = None) -> int | None:
@@ -210,7 +220,7 @@ class TrainingControl:
         still running after ``timeout`` seconds (or was not launched by this service)."""
         process = self._processes.get(run_id)
         if process is None:
-            return None
+            return self._exit_codes.get(run_id)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -218,15 +228,16 @@ class TrainingControl:
 
     def status(self) -> TrainingStatus | None:
         """The open run, else the latest one; None if training never ran."""
-
+        self._reap()
         with self.database.unit_of_work(read_only=True) as uow:
             run = training_records.active_training_run(
                 uow.session
             ) or training_records.latest_training_run(uow.session)
-            return None if run is None else _status(run)
+            if run is None:
+                return None
+            return _status(run, trainer_alive=lease_alive(run) and not self._exited(run.id))
 
     def get_run(self, run_id: int) -> TrainingStatus | None:
-
         with self.database.unit_of_work(read_only=True) as uow:
             run = training_records.get_training_run(uow.session, run_id)
             return None if run is None else _status(run)
@@ -234,7 +245,6 @@ class TrainingControl:
     # --- models ----------------------------------------------------------------------
 
     def wer_history(self, eval_set: str | None = None) -> list[WerPoint]:
-
         with self.database.unit_of_work(read_only=True) as uow:
             return training_records.wer_history(uow.session, eval_set=eval_set)
 
@@ -364,7 +374,18 @@ class TrainingControl:
         """A trainer this process launched has ended (its lease may not have run out yet:
         no need to wait for it)."""
         process = self._processes.get(run_id)
-        return process is not None and process.poll() is not None
+        if process is None:
+            return run_id in self._exit_codes
+        return process.poll() is not None
+
+    def _reap(self) -> None:
+        """Collect the trainers that ended (no zombies) and drop their processes."""
+        with self._lock:
+            for run_id, process in list(self._processes.items()):
+                code = process.poll()
+                if code is not None:
+                    self._exit_codes[run_id] = code
+                    del self._processes[run_id]
 
     def _count_new(self, session: Any) -> int:
         from storage.samples import count_new_samples
@@ -377,7 +398,7 @@ def _gate_of(metrics: dict[str, Any] | None) -> GateDecision | None:
     return GateDecision.from_dict(report["gate"]) if report else None
 
 
-def _status(run: Any) -> TrainingStatus:
+def _status(run: Any, *, trainer_alive: bool = True) -> TrainingStatus:
     state = training_records.run_state(run)
     return TrainingStatus(
         run_id=run.id,
@@ -393,4 +414,5 @@ def _status(run: Any) -> TrainingStatus:
         finished_at=run.finished_at,
         updated_at=run.updated_at,
         state=state,
+        trainer_alive=trainer_alive,
     )

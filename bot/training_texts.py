@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.formatting import escape, progress_bar
-from bot.training_control import StartRefusal, StartResult
+from bot.training_control import MAX_ATTEMPTS, StartRefusal, StartResult
+from model.asr.registry import (
+    NothingToRollBack,
+    RegistryError,
+    VersionError,
+    VersionForgotten,
+    VersionMissing,
+    VersionUnusable,
+)
 from storage.models import RunStatus
 from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.gate_records import GateDecision, SetCheck, Verdict
@@ -48,6 +56,27 @@ VERDICTS = {
     Verdict.INCONCLUSIVE: "differenza non significativa",
 }
 WER_TABLE_ROWS = 30
+# /models lists the latest versions (and always the serving one and its parent): each
+# takes about 200 characters, and a Telegram message holds 4096.
+MODELS_SHOWN = 10
+# Why /rollback changed nothing (the registry's own texts are English, for the CLI).
+ROLLBACK_REFUSED = "Non posso tornare indietro: {reason}"
+ROLLBACK_NOTHING = "è già in servizio il modello di base, non c'è una versione precedente."
+ROLLBACK_MISSING = (
+    "la versione <code>{name}</code> non c'è fra i modelli installati "
+    "(<code>whisper-it models</code> elenca quelli registrati)."
+)
+ROLLBACK_UNUSABLE = (
+    "la versione <code>{name}</code> non si può usare (nome non valido o senza "
+    "l'esportazione CTranslate2)."
+)
+ROLLBACK_OTHER = "il registro dei modelli non permette il cambio; i dettagli sono nel log."
+MODELS_MORE = "… e altre {count} versioni più vecchie (elenco completo: whisper-it models)"
+INTERRUPTED = "interrotto"
+INTERRUPTED_NOTICE = (
+    "⚠️ L'addestramento #{run_id} si è fermato senza finire (il processo è terminato, "
+    "forse per memoria esaurita)."
+)
 
 
 def pct(value: float | None) -> str:
@@ -66,6 +95,26 @@ def start_text(result: StartResult) -> str:
     return template.format(
         run_id=result.run_id, new_samples=result.new_samples, needed=result.needed
     )
+
+
+def interrupted_text(run_id: int, result: StartResult) -> str:
+    """A run whose trainer died, and what was done about it (resumed, or given up)."""
+    return INTERRUPTED_NOTICE.format(run_id=run_id) + "\n" + start_text(result)
+
+
+def rollback_refusal_text(error: RegistryError) -> str:
+    name = escape(error.name) if isinstance(error, VersionError) else ""
+    if isinstance(error, VersionForgotten):
+        reason = escape(str(error))  # already Italian: it is also the CLI's
+    elif isinstance(error, NothingToRollBack):
+        reason = ROLLBACK_NOTHING
+    elif isinstance(error, VersionMissing):
+        reason = ROLLBACK_MISSING.format(name=name)
+    elif isinstance(error, VersionUnusable):
+        reason = ROLLBACK_UNUSABLE.format(name=name)
+    else:
+        reason = ROLLBACK_OTHER
+    return ROLLBACK_REFUSED.format(reason=reason)
 
 
 def check_line(check: SetCheck, confidence: float) -> str:
@@ -96,9 +145,13 @@ def gate_lines(decision: GateDecision) -> list[str]:
 def status_text(status: TrainingStatus | None) -> str:
     if status is None:
         return "Nessun addestramento è stato ancora eseguito."
-    lines = [
-        f"<b>Addestramento #{status.run_id}</b>: {STATUS_NAMES.get(status.status, status.status)}"
-    ]
+    name = INTERRUPTED if status.interrupted else STATUS_NAMES.get(status.status, status.status)
+    lines = [f"<b>Addestramento #{status.run_id}</b>: {name}"]
+    if status.interrupted:
+        lines.append(
+            "Il processo di addestramento non c'è più: tra poco lo riprendo "
+            f"(dopo {MAX_ATTEMPTS} tentativi lo abbandono)."
+        )
     if status.phase and status.is_open:
         lines.append(f"Fase: {escape(str(status.phase))}")
     if status.steps_total:
@@ -156,9 +209,19 @@ def wer_table(history: Sequence[Any], latest: TrainingStatus | None = None) -> s
     return "\n".join(rows)
 
 
+def latest_models(models: Sequence[ModelInfo]) -> list[ModelInfo]:
+    """The last ``MODELS_SHOWN`` versions, plus the serving one and its parent."""
+    keep = {info.name for info in models[-MODELS_SHOWN:]}
+    for info in models:
+        if info.is_current:
+            keep |= {info.name, info.parent or ""}
+    return [info for info in models if info.name in keep]
+
+
 def models_text(models: Sequence[ModelInfo]) -> str:
     lines = ["<b>Versioni del modello</b>"]
-    for info in models:
+    shown = latest_models(models)
+    for info in shown:
         wer = ", ".join(f"{escape(k)} {pct(v)}" for k, v in sorted(info.wer.items()))
         mark = "▶️" if info.is_current else "•"
         lines.append(f"{mark} <code>{escape(info.name)}</code>" + (f" – {wer}" if wer else ""))
@@ -168,4 +231,6 @@ def models_text(models: Sequence[ModelInfo]) -> str:
         if primary is not None and info.gate is not None:
             verdict = "promosso" if info.gate.promote else "rifiutato"
             lines.append(f"   {verdict}: {check_line(primary, info.gate.confidence)}")
+    if len(shown) < len(models):
+        lines.append(MODELS_MORE.format(count=len(models) - len(shown)))
     return "\n".join(lines)

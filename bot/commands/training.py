@@ -161,6 +161,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from model.asr.registry import RegistryError
 
+    require_database(settings.resolved_database_url)  # a mistyped folder: nothing created
     control = _control(settings)
     try:
         name = control.rollback()

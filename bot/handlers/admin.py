@@ -9,13 +9,14 @@ import html
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
+from telegram.constants import ChatAction
 from telegram.error import Forbidden
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot import messages
 from bot.bootstrap import Services
 from bot.corrections import UserIdError, parse_user_id
-from bot.handlers.common import answer, answering_privately, is_private, sender, services
+from bot.handlers.common import answer, answering_privately, command, is_private, sender, services
 from storage.contributions import Contribution
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
@@ -44,12 +45,15 @@ def admin_only(handler: Handler) -> Handler:
         if is_private(update):
             await handler(update, context)
             return
+        # Reach the private chat before acting: if the answer cannot get there, nothing
+        # has run and repeating the command is safe.
         try:
-            with answering_privately(user.id):
-                await handler(update, context)
+            await context.bot.send_chat_action(user.id, ChatAction.TYPING)
         except Forbidden:  # the admin never opened a private chat with the bot
             await answer(update, messages.ADMIN_PRIVATE_UNREACHABLE)
             return
+        with answering_privately(user.id):
+            await handler(update, context)
         await answer(update, messages.ADMIN_ANSWERED_PRIVATELY)
 
     return guarded
@@ -148,6 +152,6 @@ async def remove_contributions_command(update: Update, context: ContextTypes.DEF
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("stats", stats))
-    app.add_handler(CommandHandler("contributors", contributors))
-    app.add_handler(CommandHandler("remove_contributions", remove_contributions_command))
+    app.add_handler(command("stats", stats))
+    app.add_handler(command("contributors", contributors))
+    app.add_handler(command("remove_contributions", remove_contributions_command))

@@ -8,14 +8,22 @@ import logging
 from datetime import UTC, datetime
 
 from telegram import InputFile, Update
-from telegram.ext import Application, CommandHandler, ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot.alerts import notify_admins
 from bot.bootstrap import SERVICES_KEY, Services
 from bot.formatting import escape
 from bot.handlers.admin import admin_only
-from bot.handlers.common import answer, answer_photo, services
-from bot.training_texts import models_text, start_text, status_text, wer_table
+from bot.handlers.common import answer, answer_photo, command, services
+from bot.training_control import StartRefusal
+from bot.training_texts import (
+    interrupted_text,
+    models_text,
+    rollback_refusal_text,
+    start_text,
+    status_text,
+    wer_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +78,8 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         name = await asyncio.to_thread(services(context).training.rollback)
     except RegistryError as exc:
-        await answer(update, f"Non posso tornare indietro: {escape(str(exc))}")
+        log.info("rollback refused: %s", exc)
+        await answer(update, rollback_refusal_text(exc))
         return
     await answer(
         update,
@@ -90,10 +99,21 @@ async def scheduled_training(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def watch_runs(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Tell the admins when a run ends, with the gate's decision."""
+    """Tell the admins when a run ends, with the gate's decision; resume (or give up) a run
+    whose trainer died, and tell them that too."""
     svc: Services = context.application.bot_data[SERVICES_KEY]
     current = await asyncio.to_thread(svc.training.status)
     announced: set[int] = context.application.bot_data.setdefault(ANNOUNCED_KEY, set())
+    if current is not None and current.interrupted:
+        result = await asyncio.to_thread(svc.training.start_run)
+        log.warning("training run %s lost its trainer: %s", current.run_id, result)
+        if result.refusal is StartRefusal.IN_PROGRESS:
+            return  # someone else resumed it meanwhile
+        if result.refusal is StartRefusal.GIVEN_UP:
+            announced.add(current.run_id)  # this message is its end
+        text = interrupted_text(current.run_id, result)
+        await notify_admins(context.bot, svc.settings.admin_ids, text)
+        return
     if current is None or current.is_open or current.run_id in announced:
         return
     announced.add(current.run_id)
@@ -128,8 +148,8 @@ async def start_scheduling(app: Application) -> None:
 
 
 def register(app: Application) -> None:
-    app.add_handler(CommandHandler("retrain", retrain))
-    app.add_handler(CommandHandler("status", status))
-    app.add_handler(CommandHandler("wer", wer))
-    app.add_handler(CommandHandler("models", models))
-    app.add_handler(CommandHandler("rollback", rollback))
+    app.add_handler(command("retrain", retrain))
+    app.add_handler(command("status", status))
+    app.add_handler(command("wer", wer))
+    app.add_handler(command("models", models))
+    app.add_handler(command("rollback", rollback))

@@ -49,6 +49,30 @@ class RegistryError(Exception):
     """A version is missing or malformed, or a pointer change is impossible."""
 
 
+class NothingToRollBack(RegistryError):
+    """The base model serves: there is no earlier version to go back to."""
+
+
+class VersionError(RegistryError):
+    """Something wrong with the version ``name`` (the user interface words it)."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class VersionMissing(VersionError):
+    """No folder for the version."""
+
+
+class VersionUnusable(VersionError):
+    """An invalid name, or no CTranslate2 export to serve."""
+
+
+class VersionForgotten(VersionError):
+    """Trained on audio deleted by /forget (its message is the Italian explanation)."""
+
+
 @dataclass(frozen=True)
 class VersionFolder:
     name: str
@@ -104,7 +128,7 @@ class ModelRegistry:
     def get(self, name: str) -> VersionFolder:
         path = self._version_path(name)
         if not path.is_dir():
-            raise RegistryError(f"model version {name!r} does not exist")
+            raise VersionMissing(f"model version {name!r} does not exist", name=name)
         try:
             metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -169,9 +193,11 @@ class ModelRegistry:
         if name != BASE_VERSION:
             version = self.get(name)
             if version.forgotten:
-                raise RegistryError(_forgotten_message(name))
+                raise VersionForgotten(_forgotten_message(name), name=name)
             if not convert.is_ct2_dir(version.ct2_dir):
-                raise RegistryError(f"model version {name!r} has no CTranslate2 export")
+                raise VersionUnusable(
+                    f"model version {name!r} has no CTranslate2 export", name=name
+                )
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{CURRENT_FILE}.", dir=self.root)
         try:
@@ -188,7 +214,7 @@ class ModelRegistry:
         """Serve the current version's parent again; returns its name."""
         current = self.current()
         if current is None:
-            raise RegistryError("the base model is serving: there is nothing to roll back")
+            raise NothingToRollBack("the base model is serving: there is nothing to roll back")
         parent = current.parent or BASE_VERSION
         self.set_current(parent)
         return parent
@@ -211,7 +237,7 @@ class ModelRegistry:
 
     def _version_path(self, name: str) -> Path:
         if not _NAME.fullmatch(name) or name == BASE_VERSION:
-            raise RegistryError(f"invalid model version name {name!r}")
+            raise VersionUnusable(f"invalid model version name {name!r}", name=name)
         return self.root / VERSIONS_DIR / name
 
 

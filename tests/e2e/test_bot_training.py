@@ -4,10 +4,15 @@ model in a running bot."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bot.training_control import MAX_ATTEMPTS
+from bot.training_texts import MODELS_MORE, MODELS_SHOWN
 from model.asr.packaged import packaged_base_dir
 from model.asr.registry import ModelRegistry
 from model.asr.sources import hf_dir
@@ -15,6 +20,7 @@ from storage import training_records
 from tests.support.bot_harness import ADMIN, USER, running_bot
 from tests.support.speech import synthesize
 from tests.support.training_support import made_up_evaluation
+from tests.unit.test_training_registry import _install
 from training.arguments import FinetuneResult
 from training.gate import decide
 from training.report import DataFacts, RunReport
@@ -127,28 +133,33 @@ async def test_a_promoted_model_is_swapped_in_between_jobs(
     shutil.rmtree(tmp_path / "models", ignore_errors=True)
 
 
-async def test_status_wer_and_models_show_the_gates_reasons(
-    tmp_path: Path, fake_transcriber
-) -> None:
-    """A refused candidate: admins read why, per set, with the interval and clip count."""
+def _refused_report(run_id: int = 1, candidate: str = "v1") -> RunReport:
+    """A refused candidate: better on new sentences, but it forgets general speech."""
     from training.gate import ClipOrigin
 
     current = {"heldout": made_up_evaluation([6] * 10, voices=3),
                "general": made_up_evaluation([0] * 8)}  # fmt: skip
-    candidate = {"heldout": made_up_evaluation([1] * 10, voices=3),
-                 "general": made_up_evaluation([2] * 8)}  # fmt: skip
+    candidate_sets = {"heldout": made_up_evaluation([1] * 10, voices=3),
+                      "general": made_up_evaluation([2] * 8)}  # fmt: skip
     # Each voice is its own user: three users, so the held-out corrections judge.
     origins = {Path(f"/clips/{s}-{v}.flac"): ClipOrigin(f"user:{v}", True)
                for s in range(10) for v in range(3)}  # fmt: skip
-    decision = decide(current, candidate, origins=origins)
-    assert not decision.promote  # better on new sentences, but it forgets general speech
-    report = RunReport(
-        run_id=1, candidate="v1", parent="base", promoted=False, gate=decision,
+    decision = decide(current, candidate_sets, origins=origins)
+    assert not decision.promote
+    return RunReport(
+        run_id=run_id, candidate=candidate, parent="base", promoted=False, gate=decision,
         finetune=FinetuneResult(Path("/r/final"), "cpu", 40, 40, 0.3, 400.0, 10.0, 0.8, 120,
                                 None, False, best_step=30, validation_clips=18),
         data=DataFacts(samples_used=120, train_clips=120, heldout_clips=20),
         base_model="packaged:whisper-base", created_at="2026-01-01T00:00:00+00:00",
     )  # fmt: skip
+
+
+async def test_status_wer_and_models_show_the_gates_reasons(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    """A refused candidate: admins read why, per set, with the interval and clip count."""
+    report = _refused_report()
     async with running_bot(tmp_path, fake_transcriber) as bot:
         with bot.services.db.unit_of_work() as uow:
             run = training_records.create_training_run(uow.session, config={})
@@ -181,3 +192,97 @@ async def test_status_wer_and_models_show_the_gates_reasons(
         bot.emu.send_text(user_id=ADMIN, text="/models")
         listing = await bot.wait_text(lambda t: "Versioni del modello" in t, chat_id=ADMIN)
         assert "rifiutato: ✅ frasi mai viste" in listing, listing
+
+
+async def test_a_killed_trainer_is_resumed_then_given_up_and_admins_hear_it(
+    tmp_path: Path, fake_transcriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OOM killer's way: the trainer dies without closing its run. /status says so,
+    the watcher resumes it (and tells the admins), and gives up after MAX_ATTEMPTS."""
+    from bot.handlers.training_admin import watch_runs
+
+    killed = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    async with running_bot(tmp_path, fake_transcriber, train_schedule_hours=0) as bot:
+        training = bot.services.training
+        monkeypatch.setattr(training, "_spawn", lambda config, log: subprocess.Popen(killed))
+        tick = SimpleNamespace(application=bot.app, bot=bot.app.bot)  # the job's context
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/retrain")
+        started = await bot.wait_text(lambda t: "Addestramento #" in t, chat_id=ADMIN)
+        run_id = int(started.split("#")[1].split()[0])
+
+        async def killed_again() -> list[str]:
+            await bot.emu.async_wait_for(lambda: training.wait(run_id, 0.1) is not None, 30)
+            before = len(bot.texts(ADMIN))
+            await watch_runs(tick)  # type: ignore[arg-type]
+            return bot.texts(ADMIN)[before:]
+
+        await bot.emu.async_wait_for(lambda: training.wait(run_id, 0.1) is not None, 30)
+        bot.emu.send_text(user_id=ADMIN, text="/status")
+        status = await bot.wait_text(lambda t: t.startswith(f"Addestramento #{run_id}:"), ADMIN)
+        assert "interrotto" in status and "in attesa" not in status, status
+        for _ in range(MAX_ATTEMPTS - 1):
+            (told,) = await killed_again()
+            assert f"#{run_id} si è fermato" in told and "ripreso" in told, told
+        (told,) = await killed_again()
+        assert "interrotto troppe volte" in told, told
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            run = training_records.get_training_run(uow.session, run_id)
+            assert run is not None and run.status == "failed"
+        before = len(bot.texts(ADMIN))
+        await watch_runs(tick)  # type: ignore[arg-type]
+        assert len(bot.texts(ADMIN)) == before  # its end was told once
+
+
+async def test_models_lists_the_latest_versions_in_one_message(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    """A month of daily runs, each recorded with its gate's verdict: /models used to pass
+    Telegram's 4096 characters and fail. The serving version and its parent always show."""
+    runs = 30
+    async with running_bot(tmp_path, fake_transcriber, train_schedule_hours=0) as bot:
+        registry = ModelRegistry(bot.services.settings.models_dir)
+        _install(registry, tmp_path, "v2", "v1")
+        _install(registry, tmp_path, "v3", "v2")
+        registry.set_current("v3")  # an old version serves: every later one was refused
+        with bot.services.db.unit_of_work() as uow:
+            parent = training_records.add_model_version(uow.session, name="base")
+            for n in range(1, runs + 1):
+                metrics = {"report": _refused_report(n, f"v{n}").to_dict()}
+                parent = training_records.add_model_version(
+                    uow.session, name=f"v{n}", parent_id=parent.id, metrics=metrics
+                )
+                training_records.add_evaluation(
+                    uow.session, model_version_id=parent.id, eval_set="heldout", wer=0.3,
+                    cer=0.1, count=20,
+                )  # fmt: skip
+            uow.commit()
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/models")
+        listing = await bot.wait_text(lambda t: "Versioni del modello" in t, chat_id=ADMIN)
+        assert len(listing) <= 4096
+        lines = listing.splitlines()  # (the emulator keeps the text, entities apart)
+        shown = {line.split()[1] for line in lines if line.startswith(("• ", "▶️ "))}
+        latest = {f"v{n}" for n in range(runs - MODELS_SHOWN + 1, runs + 1)}
+        assert shown == latest | {"v2", "v3"}, shown
+        assert "▶️ v3 – heldout 30.0%" in lines
+        hidden = runs + 1 - len(shown)  # and the base model
+        assert lines[-1] == MODELS_MORE.format(count=hidden), lines[-1]
+
+
+async def test_rollback_refusals_are_in_italian(tmp_path: Path, fake_transcriber) -> None:
+    async with running_bot(tmp_path, fake_transcriber, train_schedule_hours=0) as bot:
+        bot.emu.open_chat(user_id=ADMIN)
+        bot.emu.send_text(user_id=ADMIN, text="/rollback")
+        base = await bot.wait_text(lambda t: "Non posso tornare indietro" in t, chat_id=ADMIN)
+        assert "è già in servizio il modello di base" in base, base
+        # CURRENT names a version whose folder is gone (the bot serves the base model).
+        registry = ModelRegistry(bot.services.settings.models_dir)
+        _install(registry, tmp_path, "v7", "base")
+        registry.set_current("v7")
+        shutil.rmtree(registry.root / "versions" / "v7")
+        bot.emu.send_text(user_id=ADMIN, text="/rollback")
+        await bot.emu.async_wait_for(lambda: len(bot.texts(ADMIN)) == 2)
+        missing = bot.texts(ADMIN)[-1]
+        assert "la versione v7 non c'è fra i modelli installati" in missing, missing
+        assert not any("does not exist" in t or "nothing to roll" in t for t in bot.texts(ADMIN))

@@ -247,6 +247,7 @@ def test_reading_a_database_that_does_not_exist_creates_nothing(run, tmp_path: P
         ("samples", "export", str(tmp_path / "out")),
         ("samples", "remove-user", "123"),
         ("models",),
+        ("rollback",),
     ):
         assert "non esiste" in assert_one_line(run(*argv, env=typo)), argv
     assert not (tmp_path / "nonexistent").exists()

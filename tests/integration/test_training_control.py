@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ import pytest
 import training
 from bot.settings import Settings
 from bot.training_control import StartRefusal, TrainingControl
-from bot.training_texts import start_text
+from bot.training_texts import start_text, status_text
+from storage import training_records
+from storage.training_lease import take_run_lease
 from storage.unit_of_work import Database
 from training.config import RunConfig
 from training.data import Example
@@ -116,3 +119,90 @@ def test_start_refusals_have_italian_texts(tmp_path: Path) -> None:
     assert start_text(result) == (
         "Non ho avviato l'addestramento: 0 campioni nuovi, ne servono 20."
     )
+
+
+def test_a_dead_trainer_leaves_its_open_run_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainer killed before it closed its run (the OOM killer): no zombie stays behind,
+    its exit status is kept, and the run reads as interrupted until it is resumed."""
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    trainers = [  # neither touches the run: the first dies at once, the second works on
+        [sys.executable, "-c", "raise SystemExit(9)"],
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+    ]
+    monkeypatch.setattr(
+        TrainingControl, "_spawn", lambda self, config, log: subprocess.Popen(trainers.pop(0))
+    )
+    try:
+        control = TrainingControl(settings, database)
+        started = control.start_run(force=True)
+        assert started.started and started.pid is not None
+        # Until it has been waited for, an ended child is a zombie: wait without reaping.
+        os.waitid(os.P_PID, started.pid, os.WEXITED | os.WNOWAIT)
+        status = control.status()
+        assert status is not None and status.is_open and status.interrupted
+        with pytest.raises(ChildProcessError):  # already reaped: no zombie left
+            os.waitpid(started.pid, os.WNOHANG)
+        assert control.wait(started.run_id) == 9
+        resumed = control.start_run()
+        assert resumed.resumed and resumed.run_id == started.run_id
+        status = control.status()
+        assert status is not None and not status.interrupted  # its new trainer works
+        assert control.wait(resumed.run_id, timeout=0.1) is None
+        os.kill(resumed.pid, signal.SIGKILL)
+        assert control.wait(resumed.run_id, timeout=30) == -signal.SIGKILL
+    finally:
+        database.close()
+
+
+def test_finished_trainers_leave_no_zombies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainer that closed its run and exited is reaped by the next status() (the bot's
+    watcher calls it every 30 s), even while a later run is in progress."""
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    trainers = [
+        [sys.executable, "-c", "pass"],
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+    ]
+    monkeypatch.setattr(
+        TrainingControl, "_spawn", lambda self, config, log: subprocess.Popen(trainers.pop(0))
+    )
+    try:
+        control = TrainingControl(settings, database)
+        first = control.start_run(force=True)
+        assert first.pid is not None and first.run_id is not None
+        os.waitid(os.P_PID, first.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+        with database.unit_of_work() as uow:  # what the trainer does before it exits
+            training_records.finish_training_run(uow.session, first.run_id, status="done")
+            uow.commit()
+        second = control.start_run(force=True)
+        assert second.started and second.pid is not None
+        status = control.status()
+        assert status is not None and status.run_id == second.run_id
+        with pytest.raises(ChildProcessError):  # reaped: no zombie left
+            os.waitpid(first.pid, os.WNOHANG)
+        assert control.wait(first.run_id) == 0
+        os.kill(second.pid, signal.SIGKILL)
+        assert control.wait(second.run_id, timeout=30) == -signal.SIGKILL
+    finally:
+        database.close()
+
+
+def test_an_open_run_whose_lease_ran_out_is_interrupted(tmp_path: Path) -> None:
+    """Its trainer was started elsewhere (the CLI, another front) and stopped renewing."""
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    database = Database.open(settings.resolved_database_url)
+    try:
+        with database.unit_of_work() as uow:
+            run = training_records.create_training_run(uow.session, config={})
+            take_run_lease(uow.session, run, owner="elsewhere:1", lease_seconds=-1)
+            uow.commit()
+        status = TrainingControl(settings, database).status()
+        assert status is not None and status.is_open and status.interrupted
+        assert status_text(status).startswith(f"<b>Addestramento #{status.run_id}</b>: interrotto")
+    finally:
+        database.close()

@@ -4,11 +4,14 @@ settings are read (one line from the CLI), not met later as a crash on every req
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
 from bot.rate_limit import RateLimiter
-from bot.settings import Settings
+from bot.settings import SCHEDULE_MAX_HOURS, Settings
+from training.scheduler import build_trigger
 
 OUT_OF_RANGE = {
     "messages_per_minute": 0,
@@ -37,3 +40,27 @@ def test_the_smallest_accepted_rate_limit_works() -> None:
     assert settings.log_level == "DEBUG"
     limiter = RateLimiter(limit=settings.messages_per_minute)
     assert limiter.hit(1) == 0 and limiter.hit(1) > 0
+
+
+# The scheduler met these only when the bot started (``OverflowError`` from the dates).
+BAD_SCHEDULES = [
+    ("train_schedule_hours", 1e9),
+    ("train_schedule_hours", float("inf")),
+    ("train_schedule_cron", "every day"),
+    ("train_schedule_cron", "61 * * * *"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_SCHEDULES)
+def test_a_schedule_the_scheduler_cannot_use_is_refused(name: str, value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, **{name: value})  # type: ignore[call-arg]
+    assert name in str(caught.value)
+
+
+def test_the_longest_schedule_still_fires() -> None:
+    settings = Settings(_env_file=None, train_schedule_hours=SCHEDULE_MAX_HOURS)  # type: ignore[call-arg]
+    trigger = build_trigger(interval_hours=settings.train_schedule_hours, cron=None)
+    assert trigger is not None
+    now = datetime.now(UTC)
+    assert trigger.get_next_fire_time(None, now) > now
