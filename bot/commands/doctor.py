@@ -253,7 +253,8 @@ def check_training(settings: Settings) -> Finding:
     if mode == "gpu" and not cuda:
         summary = "WHISPER_IT_TRAIN_MODE=gpu ma nessuna GPU CUDA: l'addestramento fallirà"
         return Finding("warn", summary, details)
-    where = f"GPU {gpu}" if mode == "gpu" else "CPU (solo gli strati alti dell'encoder)"
+    layers = settings.train_encoder_layers
+    where = f"GPU {gpu}" if mode == "gpu" else f"CPU ({layers} strati dell'encoder addestrati)"
     summary = f"torch {torch.__version__}, modalità {mode}: {where}"
     return Finding("ok", summary, details)
 

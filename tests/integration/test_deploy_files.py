@@ -77,6 +77,19 @@ def test_compose_has_a_front_workers_postgres_and_a_local_bot_api_profile() -> N
     assert set(compose["volumes"]) >= {"data", "postgres"}
 
 
+def test_the_local_bot_api_profile_shares_its_files_in_local_mode() -> None:
+    # The server hands a local-mode bot a file's *path* and serves no downloads over HTTP:
+    # without --local, the shared folder and the bot's local mode, no file could be read.
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    server = services["telegram-bot-api"]
+    assert server["environment"]["TELEGRAM_LOCAL"] == "1"
+    (folder,) = [v.split(":")[1] for v in server["volumes"] if v.startswith("bot-api:")]
+    for name in APP_SERVICES:
+        service = services[name]
+        assert f"bot-api:{folder}:ro" in service["volumes"]
+        assert "WHISPER_IT_TELEGRAM_LOCAL_MODE" in service["environment"]
+
+
 def _dockerfile() -> list[tuple[str, str]]:
     text = DOCKERFILE.read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines()]
