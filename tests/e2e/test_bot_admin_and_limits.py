@@ -12,8 +12,8 @@ from bot import messages
 from model.asr.registry import ModelRegistry
 from storage.models import Correction
 from tests.support.bot_harness import ADMIN, GROUP, USER, running_bot
+from tests.support.fake_versions import install_fake_version
 from tests.support.speech import synthesize
-from tests.unit.test_training_registry import _install
 
 IN_GROUP = {"chat_id": GROUP, "chat_type": "group"}
 LIMIT = 3  # requests per user per minute in these tests
@@ -59,8 +59,8 @@ async def test_an_unreachable_admin_in_a_group_runs_nothing(
     async with running_bot(tmp_path, fake_transcriber, train_schedule_hours=0) as bot:
         emu = bot.emu
         registry = ModelRegistry(bot.services.settings.models_dir)
-        _install(registry, tmp_path, "v1", "base")
-        _install(registry, tmp_path, "v2", "v1")
+        install_fake_version(registry, tmp_path, "v1", "base")
+        install_fake_version(registry, tmp_path, "v2", "v1")
         registry.set_current("v2")
         emu.send_text(user_id=ADMIN, text="/rollback", **IN_GROUP)
         await emu.async_wait_for(lambda: emu.messages(GROUP))

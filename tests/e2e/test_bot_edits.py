@@ -15,8 +15,8 @@ from bot import messages
 from model.asr.registry import ModelRegistry
 from storage import repository
 from tests.support.bot_harness import ADMIN, USER, running_bot
+from tests.support.fake_versions import install_fake_version
 from tests.support.speech import synthesize
-from tests.unit.test_training_registry import _install
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ async def test_edited_notes_and_commands_are_not_asked_again(
         emu = bot.emu
         registry = ModelRegistry(bot.services.settings.models_dir)
         for name, parent in (("v1", "base"), ("v2", "v1")):
-            _install(registry, tmp_path, name, parent)
+            install_fake_version(registry, tmp_path, name, parent)
         registry.set_current("v2")
         emu.open_chat(user_id=ADMIN)
         rollback = emu.send_text(user_id=ADMIN, text="/rollback")

@@ -18,9 +18,9 @@ from model.asr.registry import ModelRegistry
 from model.asr.sources import hf_dir
 from storage import training_records
 from tests.support.bot_harness import ADMIN, USER, running_bot
+from tests.support.fake_versions import install_fake_version
 from tests.support.speech import synthesize
 from tests.support.training_support import made_up_evaluation
-from tests.unit.test_training_registry import _install
 from training.arguments import FinetuneResult
 from training.gate import decide
 from training.report import DataFacts, RunReport
@@ -242,8 +242,8 @@ async def test_models_lists_the_latest_versions_in_one_message(
     runs = 30
     async with running_bot(tmp_path, fake_transcriber, train_schedule_hours=0) as bot:
         registry = ModelRegistry(bot.services.settings.models_dir)
-        _install(registry, tmp_path, "v2", "v1")
-        _install(registry, tmp_path, "v3", "v2")
+        install_fake_version(registry, tmp_path, "v2", "v1")
+        install_fake_version(registry, tmp_path, "v3", "v2")
         registry.set_current("v3")  # an old version serves: every later one was refused
         with bot.services.db.unit_of_work() as uow:
             parent = training_records.add_model_version(uow.session, name="base")
@@ -278,7 +278,7 @@ async def test_rollback_refusals_are_in_italian(tmp_path: Path, fake_transcriber
         assert "è già in servizio il modello di base" in base, base
         # CURRENT names a version whose folder is gone (the bot serves the base model).
         registry = ModelRegistry(bot.services.settings.models_dir)
-        _install(registry, tmp_path, "v7", "base")
+        install_fake_version(registry, tmp_path, "v7", "base")
         registry.set_current("v7")
         shutil.rmtree(registry.root / "versions" / "v7")
         bot.emu.send_text(user_id=ADMIN, text="/rollback")

@@ -6,8 +6,6 @@ judging are replaced by placeholder folders and a fixed verdict (nothing loads a
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from storage import training_records
 from storage.models import RunStatus
 from storage.training_lease import lease_owner, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
+from tests.support.fake_versions import fake_ct2, fake_hf
 from training.arguments import FinetuneArguments, FinetuneResult
 from training.config import RunConfig
 from training.forgetting import forget_training_audio, record_trained_on
@@ -35,22 +34,6 @@ from training.run_folder import CANDIDATE_CT2, TRAIN_SUBDIR, sweep_closed_runs
 from training.snapshot import SNAPSHOT_FILE, Snapshot
 
 ALICE, BOB = (hashlib.sha256(name.encode()).hexdigest() for name in ("alice", "bob"))
-
-
-def _fake_hf(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
-    (path / "model.safetensors").write_bytes(b"weights")
-    return path
-
-
-def _fake_ct2(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    spec = b"WhisperSpec\0"
-    header = struct.pack("<I", 6) + struct.pack("<H", len(spec)) + spec + struct.pack("<I", 1)
-    (path / "model.bin").write_bytes(header)
-    (path / "config.json").write_text("{}")
-    return path
 
 
 class _Evaluation:
@@ -73,7 +56,7 @@ class Loop:
     judged: list[str] = field(default_factory=list)
 
     def install(self, name: str, parent: str) -> None:
-        hf, ct2 = _fake_hf(self.tmp / f"{name}-hf"), _fake_ct2(self.tmp / f"{name}-ct2")
+        hf, ct2 = fake_hf(self.tmp / f"{name}-hf"), fake_ct2(self.tmp / f"{name}-ct2")
         metrics = {"parent": parent, "created_at": name}
         self.registry.install(name, hf_dir=hf, ct2_dir=ct2, metrics=metrics, card="", move=True)
 
@@ -125,7 +108,7 @@ def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
         return snapshot, FinetuneArguments()
 
     def tune(args: FinetuneArguments, progress: Any = None) -> FinetuneResult:
-        final = _fake_hf(config.run_dir / TRAIN_SUBDIR / "final")
+        final = fake_hf(config.run_dir / TRAIN_SUBDIR / "final")
         return FinetuneResult(
             model_dir=final, mode="cpu", steps=1, max_steps=1, train_loss=None,
             train_seconds=0.0, seconds_per_step=None, samples_per_second=None, examples=2,
@@ -143,7 +126,7 @@ def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
     monkeypatch.setattr(runner, "_prepare", prepare)
     monkeypatch.setattr(runner, "finetune", tune)
     monkeypatch.setattr(runner, "judge", judge)
-    monkeypatch.setattr(convert, "export_hf_to_ct2", lambda hf, out, **kw: _fake_ct2(out))
+    monkeypatch.setattr(convert, "export_hf_to_ct2", lambda hf, out, **kw: fake_ct2(out))
     try:
         yield state
     finally:
@@ -296,8 +279,8 @@ def test_closed_runs_lose_their_weights_the_open_one_keeps_them(tmp_path: Path) 
 
     def run_with_weights(name: str) -> Path:
         run_dir = runs / name
-        _fake_hf(run_dir / TRAIN_SUBDIR / "final")
-        _fake_ct2(run_dir / CANDIDATE_CT2)
+        fake_hf(run_dir / TRAIN_SUBDIR / "final")
+        fake_ct2(run_dir / CANDIDATE_CT2)
         record_trained_on(run_dir, [Path(f"/store/{ALICE}.flac")])
         return run_dir
 

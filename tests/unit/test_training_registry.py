@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,44 +12,18 @@ from model.asr.registry import BASE_VERSION, ModelRegistry, RegistryError
 from storage import training_records
 from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
+from tests.support.fake_versions import fake_hf, install_fake_version
 from training.promote import ensure_version_row, rollback
-
-
-def _fake_hf(path: Path) -> Path:
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps({"model_type": "whisper"}))
-    (path / "model.safetensors").write_bytes(b"weights")
-    return path
-
-
-def _fake_ct2(path: Path) -> Path:
-    path.mkdir(parents=True)
-    name = b"WhisperSpec\0"
-    header = struct.pack("<I", 6) + struct.pack("<H", len(name)) + name + struct.pack("<I", 1)
-    (path / "model.bin").write_bytes(header)
-    (path / "config.json").write_text("{}")
-    return path
-
-
-def _install(registry: ModelRegistry, tmp: Path, name: str, parent: str) -> None:
-    registry.install(
-        name,
-        hf_dir=_fake_hf(tmp / f"{name}-hf"),
-        ct2_dir=_fake_ct2(tmp / f"{name}-ct2"),
-        metrics={"parent": parent, "created_at": name},
-        card=f"# {name}\n",
-        move=True,
-    )
 
 
 def test_registry_install_switch_and_rollback(tmp_path: Path) -> None:
     registry = ModelRegistry(tmp_path / "models")
     assert registry.current_name() == BASE_VERSION and registry.current() is None
-    _install(registry, tmp_path, "v1", BASE_VERSION)
+    install_fake_version(registry, tmp_path, "v1", BASE_VERSION)
     # Installing does not serve it; the pointer does.
     assert registry.current() is None
     registry.set_current("v1")
-    _install(registry, tmp_path, "v2", "v1")
+    install_fake_version(registry, tmp_path, "v2", "v1")
     registry.set_current("v2")
     current = registry.current()
     assert current is not None and current.name == "v2"
@@ -78,7 +50,7 @@ def test_registry_refuses_bad_names_and_incomplete_versions(tmp_path: Path) -> N
     with pytest.raises(RegistryError):
         registry.install(
             "v1",
-            hf_dir=_fake_hf(tmp_path / "hf"),
+            hf_dir=fake_hf(tmp_path / "hf"),
             ct2_dir=tmp_path / "nothing",
             metrics={},
             card="",
@@ -93,7 +65,7 @@ def test_rollback_updates_pointer_and_database(tmp_path: Path) -> None:
     try:
         control = TrainingControl(settings, database)
         registry = control.registry
-        _install(registry, tmp_path, "v1", BASE_VERSION)
+        install_fake_version(registry, tmp_path, "v1", BASE_VERSION)
         with database.unit_of_work() as uow:
             base = ensure_version_row(uow.session, BASE_VERSION, spec=settings.base_model)
             v1 = training_records.add_model_version(uow.session, name="v1", parent_id=base.id)
