@@ -12,7 +12,7 @@ from __future__ import annotations
 from bot.pipeline import Recalled
 from bot.work_queue import ClaimedJob, transcript_owner
 from model.asr.transcription import Segment
-from storage import job_cancel, repeats, repository
+from storage import job_cancel, repeats
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job
@@ -77,14 +77,10 @@ class Repeats:
                 return None
             if job_cancel.cancel_requested(session, [job.id]):
                 return None  # the normal path notices and ends it cancelled
-            row = repository.add_transcription(
-                session,
+            fields = repeats.TranscriptRow(
                 source_kind=found.source_kind,
                 source_ref=found.source_ref,
                 text=found.text,
-                user_id=transcript_owner(session, job),
-                chat_id=job.chat_id,
-                user_message_id=job.user_message_id,
                 audio=AudioRef(
                     sha256=sha,
                     path=self.store.path(sha),
@@ -97,6 +93,10 @@ class Repeats:
                 timings={"transcribe": 0.0, "audio": found.audio_duration or 0.0},
                 vocabulary_sha256=found.vocabulary_sha256,
             )
+            row = repeats.save_transcript(
+                session, fields, owner=transcript_owner(session, job),
+                chat_id=job.chat_id, user_message_id=job.user_message_id,
+            )  # fmt: skip
             stored_job = session.get(Job, job.id)
             assert stored_job is not None
             stored_job.transcription_id = row.id

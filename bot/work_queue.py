@@ -23,7 +23,7 @@ from bot.job_payloads import JobPayload, TelegramFileJob, UnknownJobError, from_
 from bot.pipeline import PipelineResult
 from model.asr.hotwords import vocabulary_key
 from model.asr.transcription import Segment
-from storage import chat_settings, job_cancel, queue_counts, queue_eta, repository
+from storage import chat_settings, job_cancel, queue_counts, queue_eta, repeats, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job
@@ -279,24 +279,26 @@ class WorkQueue:
                 return discarded
             stored_job = uow.session.get(Job, job.id)
             assert stored_job is not None
-            row = repository.add_transcription(
-                uow.session,
+            fields = repeats.TranscriptRow(
                 source_kind=result.source_kind,
                 source_ref=result.source_ref,
                 text=transcription.text,
-                user_id=transcript_owner(uow.session, job),
-                chat_id=job.chat_id,
-                user_message_id=job.user_message_id,
                 audio=ref,
                 model_version=transcription.model,
                 language=transcription.language,
-                segments=_segment_dicts(transcription.segments),
+                segments=[
+                    {"start": s.start, "end": s.end, "text": s.text} for s in transcription.segments
+                ],
                 tags=list(result.hashtags),
                 timings={"transcribe": transcription.elapsed, "audio": transcription.duration},
                 # The words asked for, as repeats look them up (the engine may have
                 # decoded with fewer: a long vocabulary is cut to the prompt's size).
                 vocabulary_sha256=vocabulary_key(job.payload.hotwords),
             )
+            row = repeats.save_transcript(
+                uow.session, fields, owner=transcript_owner(uow.session, job),
+                chat_id=job.chat_id, user_message_id=job.user_message_id,
+            )  # fmt: skip
             # The job remembers its transcript, so a crash before the reply resends it
             # instead of transcribing again.
             stored_job.transcription_id = row.id
@@ -329,9 +331,12 @@ class WorkQueue:
         with self.db.unit_of_work() as uow:
             if not job_queue.holds_lease(uow.session, job.id, self.owner, attempt=job.attempt):
                 return  # forgotten meanwhile, or another worker owns it now
+            stored_job = uow.session.get(Job, job.id)
+            status = stored_job.status_message_id if stored_job is not None else None
             repository.set_reply_messages(
-                uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids
-            )
+                uow.session, transcription_id, chat_id=job.chat_id, message_ids=message_ids,
+                replacing=[status] if status is not None else [],
+            )  # fmt: skip
             job_queue.set_job_messages(uow.session, job.id, reply_message_ids=message_ids)
             job_queue.mark_job_done(
                 uow.session, job.id, transcription_id=transcription_id, owner=self.owner
@@ -411,7 +416,3 @@ def _claimed(job: Job) -> ClaimedJob:
         transcription_id=job.transcription_id,
         attempt=job.attempts,
     )
-
-
-def _segment_dicts(segments: tuple[Segment, ...]) -> list[dict[str, Any]]:
-    return [{"start": s.start, "end": s.end, "text": s.text} for s in segments]

@@ -171,18 +171,26 @@ def add_reply_messages(
 
 
 def set_reply_messages(
-    session: Session, transcription_id: int, *, chat_id: int, message_ids: Iterable[int]
+    session: Session,
+    transcription_id: int,
+    *,
+    chat_id: int,
+    message_ids: Iterable[int],
+    replacing: Iterable[int] = (),
 ) -> None:
-    """Make ``message_ids`` the transcription's messages in ``chat_id``: the delivered
-    reply replaces the provisional one (its status message may have been deleted)."""
+    """Record ``message_ids`` as the transcription's messages in ``chat_id`` (once each,
+    however often a delivery is recorded), in place of the provisional ``replacing`` (a
+    status message, maybe deleted since). Other messages of the transcription stay: an
+    earlier request answered with the same row still corrects it."""
+    delivered = dict.fromkeys(message_ids)
     session.execute(
         delete(ReplyMessage).where(
-            ReplyMessage.transcription_id == transcription_id, ReplyMessage.chat_id == chat_id
+            ReplyMessage.transcription_id == transcription_id,
+            ReplyMessage.chat_id == chat_id,
+            ReplyMessage.message_id.in_([*replacing, *delivered]),
         )
     )
-    add_reply_messages(
-        session, transcription_id, chat_id=chat_id, message_ids=dict.fromkeys(message_ids)
-    )
+    add_reply_messages(session, transcription_id, chat_id=chat_id, message_ids=delivered)
 
 
 def find_transcription_by_reply(

@@ -94,7 +94,7 @@ def test_transcription_found_by_reply_and_corrections_keep_history(database: Dat
         )
         # The delivered reply replaces the provisional one: 11 was deleted, 13 is new.
         repository.set_reply_messages(
-            uow.session, transcription_id, chat_id=100, message_ids=[12, 13, 13]
+            uow.session, transcription_id, chat_id=100, message_ids=[12, 13, 13], replacing=[11]
         )
         uow.session.refresh(found)
         assert found.reply_message_ids == [12, 13]
