@@ -178,6 +178,9 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         20, ge=0, description="The scheduler trains only with this many new corrections"
     )
     train_min_samples: int = Field(1, ge=1, description="Refuse to train with fewer samples")
+    model_versions_kept: int = Field(
+        3, ge=1, description="Earlier versions /rollback can return to; older weights deleted"
+    )
     train_keep_refused: bool = Field(
         False, description="Keep refused candidates' models (/forget deletes them too)"
     )

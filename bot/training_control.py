@@ -323,6 +323,7 @@ class TrainingControl:
             min_train_samples=s.train_min_samples,
             test_then_train=s.train_test_then_train,
             keep_refused=s.train_keep_refused,
+            versions_kept=s.model_versions_kept,
             hub_repo_id=s.hub_repo_id,
             encoder_cache_dir=str(self.encoder_cache_dir.resolve()),
             start_from=s.train_start_from,

@@ -73,6 +73,9 @@ class RunConfig:
     # A refused candidate's CTranslate2 model stays in the run folder (``REFUSED_CT2``), to
     # be scored or inspected; /forget deletes it with the rest (``training.forgetting``).
     keep_refused: bool = False
+    # After a promotion, the weights of versions further back than this many rollback
+    # steps are deleted (``ModelRegistry.prune``).
+    versions_kept: int = 3
     hub_repo_id: str | None = None
     # The persistent lower-encoder cache (``training.encoder_cache``); None = per run.
     encoder_cache_dir: str | None = None

@@ -9,7 +9,8 @@ promoted version knows nothing of it. Until then:
   had already loaded it is marked (``FORGOTTEN_RUN_FILE``) and refuses to promote;
 * the persistent lower-encoder cache loses its entries (``training.encoder_cache``);
 * every version trained on it is marked in the registry and never served again
-  (``ModelRegistry.mark_forgotten``): /rollback refuses it with the reason;
+  (``ModelRegistry.mark_forgotten``): /rollback refuses it with the reason; its weights are
+  deleted (the serving one's once the next promotion replaces it);
 * a refused candidate kept for inspection (``WHISPER_IT_TRAIN_KEEP_REFUSED``) is deleted.
 """
 
@@ -61,7 +62,9 @@ def forget_training_audio(
     rows = scrub_run_manifests(runs_dir, gone)
     runs = tuple(_mark_runs(Path(runs_dir), gone, in_progress=in_progress))
     cached = encoder_cache.forget_clips(Path(encoder_cache_dir), gone)
-    versions = tuple(ModelRegistry(Path(models_dir)).mark_forgotten(gone))
+    registry = ModelRegistry(Path(models_dir))
+    versions = tuple(registry.mark_forgotten(gone))
+    registry.prune()  # their weights, but the serving one's (it serves until replaced)
     return ForgetReport(rows, cached, runs, versions)
 
 

@@ -389,6 +389,10 @@ def _promote(
         trained_on=hashes,
         run_dir=config.run_dir,
     )
+    try:  # the weights no rollback can reach (the promotion stands if this fails)
+        log.info("weights deleted: %s", registry.prune(keep=config.versions_kept) or "none")
+    except OSError as exc:
+        log.warning("could not delete old versions' weights: %s", exc)
     if config.hub_repo_id:
         try:
             push_to_hub(registry.get(report.candidate).path, config.hub_repo_id,

@@ -16,7 +16,10 @@ refuse it (the one serving keeps serving until the next promotion replaces it).
 
 A version folder is written completely under a temporary name and renamed into place;
 ``CURRENT`` is switched with ``os.replace``. A reader therefore sees the old model or the
-new one, never half of one. Versions are never deleted by promotion or rollback.
+new one, never half of one. A version's weights (``hf/``, ``ct2/``) are deleted once
+nothing may serve them again (``prune``): a forgotten version once it no longer serves, and
+after a promotion every version further back than the kept rollback steps; its metrics,
+card and hash list stay, for the history /models and /wer show.
 """
 
 from __future__ import annotations
@@ -229,6 +232,38 @@ class ModelRegistry:
                 _mark(version, gone)
                 marked.append(version.name)
         return marked
+
+    def prune(self, *, keep: int | None = None) -> list[str]:
+        """Delete the weights nothing may serve again: those of every forgotten version but
+        the one serving, and with ``keep`` those of every version but the serving one and
+        the ``keep`` it would roll back to, one after another. The versions pruned."""
+        current = self.current_name()
+        rollback_targets = self._ancestors(current, keep) if keep is not None else None
+        pruned = []
+        for version in self.versions():
+            if version.name == current or not (
+                version.forgotten
+                or (rollback_targets is not None and version.name not in rollback_targets)
+            ):
+                continue
+            weights = [version.path / sub for sub in (HF_SUBDIR, CT2_SUBDIR)]
+            if any(path.exists() for path in weights):
+                for path in weights:
+                    shutil.rmtree(path, ignore_errors=True)
+                pruned.append(version.name)
+        return pruned
+
+    def _ancestors(self, name: str, depth: int) -> set[str]:
+        found: set[str] = set()
+        while len(found) < depth and name != BASE_VERSION:
+            try:
+                name = self.get(name).parent or BASE_VERSION
+            except RegistryError:
+                break
+            if name == BASE_VERSION or name in found:
+                break
+            found.add(name)
+        return found
 
     def withdraw(self, name: str, audio_hashes: Collection[str]) -> None:
         """Mark ``name`` as ``mark_forgotten`` would, whatever its list holds: a /forget

@@ -110,7 +110,8 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
     assert run_forgotten(open_run) and trained_on(open_run) == set()
     v1 = registry.get("v1")
     assert v1.forgotten and v1.trained_on() == {bob}  # the forgotten hash left the list
-    assert not registry.get("v2").forgotten
+    assert not v1.hf_dir.exists() and not v1.ct2_dir.exists()  # and its weights are gone
+    assert not registry.get("v2").forgotten and registry.get("v2").ct2_dir.is_dir()
     # The version serving keeps serving; /rollback will not go back to v1.
     assert registry.current_name() == "v2"
     with pytest.raises(RegistryError, match="/forget"):
@@ -118,7 +119,13 @@ def test_forget_marks_versions_and_runs_trained_on_the_audio(tmp_path: Path) -> 
     assert registry.current_name() == "v2"
     with pytest.raises(RegistryError, match="non la userò più"):
         registry.set_current("v1")
+    # Forgotten while serving: it serves on until replaced, then its weights go too.
+    forget_training_audio(
+        [bob], runs_dir=runs, models_dir=models, encoder_cache_dir=cache_root, in_progress=None
+    )
+    assert registry.get("v2").forgotten and registry.get("v2").ct2_dir.is_dir()
     registry.set_current(BASE_VERSION)  # the base model never saw anyone's data
+    assert registry.prune() == ["v2"] and not registry.get("v2").ct2_dir.exists()
     assert json.loads((v1.path / "metrics.json").read_text())["parent"] == BASE_VERSION
 
 

@@ -5,6 +5,7 @@ judging are replaced by placeholder folders and a fixed verdict (nothing loads a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -139,6 +140,17 @@ def test_an_undisturbed_run_promotes(loop: Loop) -> None:
     assert report.promoted and loop.registry.current_name() == name
     assert loop.registry.get(name).trained_on() == {ALICE, BOB}
     assert loop.row().status == RunStatus.DONE and loop.row().error is None
+
+
+def test_a_promotion_deletes_the_weights_no_rollback_reaches(loop: Loop) -> None:
+    for name, parent in (("va", BASE_VERSION), ("vb", "va"), ("vc", "vb")):
+        loop.install(name, parent)
+    loop.registry.set_current("vc")
+    loop.config = dataclasses.replace(loop.config, versions_kept=1)
+    report = loop.run()
+    assert report.promoted and loop.registry.get(report.candidate).parent == "vc"
+    kept = {v.name for v in loop.registry.versions() if v.ct2_dir.is_dir()}
+    assert kept == {report.candidate, "vc"}  # the serving one and its one rollback step
 
 
 @pytest.mark.parametrize("when", ["while installing", "after installing"])

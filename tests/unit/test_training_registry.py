@@ -119,3 +119,18 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
         assert status is not None and status.is_open and status.run_id == run.id
     finally:
         database.close()
+
+
+def test_prune_keeps_the_serving_version_and_its_rollback_steps(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    for n in range(1, 6):
+        install_fake_version(registry, tmp_path, f"v{n}", f"v{n - 1}" if n > 1 else BASE_VERSION)
+    registry.set_current("v5")
+    assert registry.prune(keep=2) == ["v1", "v2"]
+    assert registry.prune(keep=2) == []  # nothing left to delete
+    assert [v.name for v in registry.versions()] == ["v1", "v2", "v3", "v4", "v5"]  # history
+    assert not registry.get("v2").ct2_dir.exists() and registry.get("v2").parent == "v1"
+    assert registry.rollback() == "v4" and registry.rollback() == "v3"
+    with pytest.raises(RegistryError, match="CTranslate2"):  # its weights are gone
+        registry.rollback()
+    assert registry.current_name() == "v3"
