@@ -42,6 +42,9 @@ class ModelHolder:
         self._current: Transcriber | None = None
         self._spec: str | None = None
         self._lock = threading.Lock()
+        # One load at a time: every worker refreshes between jobs, and each loading the new
+        # version held N+1 models at once (on a GPU, out of memory at each promotion).
+        self._loading = threading.Lock()
         self._failure: LoadFailure | None = None
         self.on_broken = on_broken
         self._clock = clock
@@ -73,11 +76,21 @@ class ModelHolder:
         """Load the current version if it is not the one in use. True if it swapped.
 
         Never raises: a version that does not load is retried after a growing pause
-        while the loaded model keeps serving."""
+        while the loaded model keeps serving, as it does while another thread loads."""
         spec = self._spec_provider()
         if self._current is not None and spec == self._spec:
             self._failure = None
             return False
+        if not self._loading.acquire(blocking=False):
+            return False
+        try:
+            return self._swap_to(spec)
+        finally:
+            self._loading.release()
+
+    def _swap_to(self, spec: str) -> bool:
+        if self._current is not None and spec == self._spec:
+            return False  # another thread loaded it meanwhile
         failure = self._failure
         now = self._clock()
         if failure is not None and failure.spec == spec and now < failure.retry_at:

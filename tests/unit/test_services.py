@@ -3,6 +3,7 @@ pipeline's refusals, and the retention job."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,35 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def test_a_new_version_is_loaded_once_however_many_workers_refresh() -> None:
+    # Each worker refreshes between jobs: all loading the promoted version at once held
+    # one copy per worker beside the old one (a GPU out of memory at every promotion).
+    loads: list[str] = []
+    loading = threading.Event()
+    release = threading.Event()
+
+    def load(spec: str) -> FakeTranscriber:
+        loads.append(spec)
+        if spec == "v2":
+            loading.set()
+            release.wait(10)
+        return FakeTranscriber(model_name=spec)
+
+    wanted = ["v1"]
+    holder = ModelHolder(load, lambda: wanted[0])
+    old = holder.get()
+    wanted[0] = "v2"
+    first = threading.Thread(target=holder.refresh)
+    first.start()
+    assert loading.wait(10)
+    # The others go on serving the old model meanwhile instead of loading a copy.
+    assert [holder.refresh() for _ in range(3)] == [False] * 3 and holder.get() is old
+    release.set()
+    first.join(10)
+    assert loads == ["v1", "v2"] and holder.spec == "v2"
+    assert holder.refresh() is False and loads == ["v1", "v2"]
 
 
 def test_a_broken_version_is_retried_with_back_off_and_reported_once() -> None:
