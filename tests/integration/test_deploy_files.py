@@ -68,6 +68,7 @@ def test_compose_has_a_front_workers_postgres_and_a_local_bot_api_profile() -> N
         assert service["command"][0] in ROLES and parses(service["command"])
         assert service["build"] == "." and "data:/data" in service["volumes"]
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["logging"]["options"]["max-size"]  # months of logs stay bounded
         port = service["environment"]["WHISPER_IT_HTTP_PORT"]
         probe = " ".join(service["healthcheck"]["test"])
         assert f":{port}/readyz" in probe
