@@ -339,9 +339,7 @@ class TrainingControl:
         if reuse and path.is_file():
             config = RunConfig.from_json(path.read_text(encoding="utf-8"))
         config.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(config.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        config.write(path)
         return path
 
     def _spawn(self, config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:

@@ -7,6 +7,7 @@ paths are filled in by the runner) and the promotion policy a ``GatePolicy``.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from model.asr.normalize import normalize_text
 from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
 from training.gate_policy import GatePolicy
+
+# A run's configuration file holds the database URL: its owner's alone.
+CONFIG_FILE_MODE = 0o600
 
 
 def split_policy(
@@ -102,6 +106,16 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
+
+    def write(self, path: Path) -> None:
+        """Save to ``path`` atomically, readable by its owner only: it holds the database
+        URL, password included."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, CONFIG_FILE_MODE)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(self.to_json() + "\n")
+        os.chmod(tmp, CONFIG_FILE_MODE)  # an older file's mode is kept by O_CREAT
+        os.replace(tmp, path)
 
     @property
     def split(self) -> SplitPolicy:

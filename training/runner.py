@@ -121,7 +121,7 @@ def _fail(database: Any, run_id: int, exc: BaseException) -> None:
 def _run(config: RunConfig, database: Any, heartbeat: LeaseHeartbeat) -> RunReport:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+    config.write(run_dir / CONFIG_FILE)
     sweep_closed_runs(run_dir)
     registry = ModelRegistry(Path(config.models_dir))
     installed = _installed(registry, version_name(config.run_id))

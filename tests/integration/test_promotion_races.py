@@ -140,6 +140,8 @@ def test_an_undisturbed_run_promotes(loop: Loop) -> None:
     assert report.promoted and loop.registry.current_name() == name
     assert loop.registry.get(name).trained_on() == {ALICE, BOB}
     assert loop.row().status == RunStatus.DONE and loop.row().error is None
+    # Its configuration holds the database URL (a PostgreSQL password): the owner's alone.
+    assert (loop.config.run_dir / runner.CONFIG_FILE).stat().st_mode & 0o777 == 0o600
 
 
 def test_a_promotion_deletes_the_weights_no_rollback_reaches(loop: Loop) -> None:
