@@ -13,18 +13,24 @@ import asyncio
 import contextlib
 import html
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from telegram import Bot
 from telegram.error import TelegramError
 
 from bot import messages
 from bot.model_holder import LoadFailure
+from bot.ops.throttled_alert import ONE_HOUR_SECONDS, KeyedThrottle
 
 log = logging.getLogger(__name__)
 
 # Error text included in an admin report, at most.
 REPORT_CHARS = 600
+# The same report is not sent again within this long (a crash that repeats per message).
+REPEAT_SECONDS = 600.0
+# A recurring condition (``kind``: a polling error by type) is reported once per this long.
+RECURRING_SECONDS = ONE_HOUR_SECONDS
 
 
 async def notify_admins(bot: Bot, admin_ids: Sequence[int], text: str) -> None:
@@ -34,18 +40,27 @@ async def notify_admins(bot: Bot, admin_ids: Sequence[int], text: str) -> None:
 
 
 class AdminAlerts:
-    def __init__(self, admin_ids: Sequence[int]) -> None:
+    def __init__(
+        self, admin_ids: Sequence[int], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.admin_ids = tuple(admin_ids)
         self._bot: Bot | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._by_text = KeyedThrottle(REPEAT_SECONDS, clock=clock)
+        self._by_kind = KeyedThrottle(RECURRING_SECONDS, clock=clock)
 
     def attach(self, bot: Bot) -> None:
         """Send through ``bot`` from now on; call from the event loop that runs the bot."""
         self._bot = bot
         self._loop = asyncio.get_running_loop()
 
-    async def report(self, text: str) -> None:
-        """A crashed job or another fault an admin should hear about (HTML)."""
+    async def report(self, text: str, *, kind: str | None = None) -> None:
+        """A crashed job or another fault an admin should hear about (HTML). The same text
+        goes out at most once per ``REPEAT_SECONDS``; with ``kind`` (a condition that
+        recurs, such as a polling error), one alert per kind per ``RECURRING_SECONDS``."""
+        if not (self._by_kind.due(kind) if kind is not None else self._by_text.due(text)):
+            log.debug("admin alert not repeated: %s", text)
+            return
         if self._bot is None:
             log.warning("admin alert before the bot started: %s", text)
             return

@@ -72,7 +72,10 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
         default_factory=list, description="Telegram user ids allowed to run admin commands"
     )
     webhook_url: str | None = Field(None, description="Public HTTPS URL; enables webhook mode")
-    webhook_listen: str = Field("0.0.0.0", description="Address the webhook server binds")
+    webhook_listen: str = Field(
+        "127.0.0.1",
+        description="Address the webhook server binds (behind an HTTPS reverse proxy)",
+    )
     webhook_port: int = Field(
         8443, ge=1, le=65535, description="Port the webhook server listens on"
     )

@@ -21,6 +21,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+# A PostgreSQL server that accepts TCP but does not answer (hung, or a proxy whose backend
+# died) fails a connection after this long, not after libpq's minutes.
+POSTGRES_CONNECT_TIMEOUT_S = 5
 # Execution option read by the BEGIN hook: a read-only unit of work takes no write lock.
 READ_ONLY_OPTION = "whisper_it_read_only"
 # SQLite database names that are no file.
@@ -56,7 +59,10 @@ def create_engine_for(
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        connect_args = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+        return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,18 @@ import argparse
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli import CommandError
+from bot.ops.log_format import add_secret
 from bot.settings import DEFAULT_API_URL, Settings
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+    from bot.ops.updates_watch import UpdatesWatch
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +28,11 @@ NO_TOKEN = (
 BAD_TOKEN = (
     "Telegram refused the bot token ({detail}). Check WHISPER_IT_TELEGRAM_TOKEN: copy it "
     "again from @BotFather (/mybots -> your bot -> API Token)."
+)
+REVOKED_TOKEN = (
+    "Telegram stopped accepting the bot token while the bot was running (it was revoked or "
+    "regenerated in @BotFather): no more updates can arrive. Set the current token in "
+    "WHISPER_IT_TELEGRAM_TOKEN and start the bot again."
 )
 
 
@@ -70,12 +82,16 @@ def webhook_options(settings: Settings) -> WebhookOptions:
     configured = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     if configured and not WEBHOOK_SECRET_RE.fullmatch(configured):
         raise CommandError(WEAK_WEBHOOK_SECRET)
+    secret_token = configured or secrets.token_urlsafe(GENERATED_SECRET_BYTES)
+    # A configured secret is redacted from the start (cli.secrets_of); a generated one
+    # from the moment it exists, before any Bot API call could log it at DEBUG.
+    add_secret(secret_token)
     return WebhookOptions(
         listen=settings.webhook_listen,
         port=settings.webhook_port,
         url_path=settings.webhook_path,
         webhook_url=settings.webhook_url,
-        secret_token=configured or secrets.token_urlsafe(GENERATED_SECRET_BYTES),
+        secret_token=secret_token,
         generated=not configured,
     )
 
@@ -92,18 +108,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _drop_invalid_token_traceback(record: logging.LogRecord) -> bool:
-    # PTB logs the refused token with a traceback before raising it; run() reports it.
+def _drop_reported_invalid_token(
+    app: Application, watch: UpdatesWatch
+) -> Callable[[logging.LogRecord], bool]:
+    """A filter for PTB's traceback of a refused token, where run() reports it in one line:
+    at startup, and after a 401 to getUpdates. Any other such record is kept."""
     from telegram.error import InvalidToken
 
-    return not (record.exc_info and isinstance(record.exc_info[1], InvalidToken))
+    def keep(record: logging.LogRecord) -> bool:
+        refused = record.exc_info is not None and isinstance(record.exc_info[1], InvalidToken)
+        return not (refused and (not app.running or watch.token_refused))
+
+    return keep
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from telegram import Update
     from telegram.error import InvalidToken
 
-    from bot.app import build_application
+    from bot.app import UPDATES_WATCH_KEY, build_application
     from bot.bootstrap import bootstrap
 
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
@@ -113,11 +136,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     webhook = webhook_options(settings) if settings.webhook_url else None
     if webhook is not None and settings.http_port == webhook.port:
         raise CommandError(SHARED_PORT.format(port=webhook.port))
-    logging.getLogger("telegram.ext").addFilter(_drop_invalid_token_traceback)
     if settings.telegram_api_url != DEFAULT_API_URL:
         log.info("using the Bot API server at %s", settings.telegram_api_url)
     services = bootstrap(settings)
     app = build_application(settings, services)
+    watch: UpdatesWatch = app.bot_data[UPDATES_WATCH_KEY]
+    logging.getLogger("telegram.ext").addFilter(_drop_reported_invalid_token(app, watch))
     try:
         if webhook is not None:
             if webhook.generated:
@@ -129,4 +153,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except InvalidToken as exc:
         detail = exc.message.replace(token, "<redacted>")
         raise CommandError(BAD_TOKEN.format(detail=detail)) from None
+    if watch.token_refused:
+        raise CommandError(REVOKED_TOKEN)
     return 0

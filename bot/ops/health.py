@@ -57,7 +57,10 @@ def readiness_problems(probes: Probes) -> list[str]:
     if probes.model_loaded is not None and not probes.model_loaded():
         reasons.append("model not loaded")
     if probes.updates_flowing is not None and not probes.updates_flowing():
-        reasons.append("not receiving Telegram updates (polling or webhook not running)")
+        reasons.append(
+            "not receiving Telegram updates (polling stopped, silent or in conflict, "
+            "or webhook not running)"
+        )
     return reasons + liveness_problems(probes)
 
 

@@ -33,7 +33,26 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-class RedactingFormatter(logging.Formatter):
+def add_secret(secret: str) -> None:
+    """Redact ``secret`` from now on in every log handler configured so far: for a value
+    made after logging was set up, such as a generated webhook secret (which PTB's DEBUG
+    line for ``setWebhook`` would otherwise show)."""
+    if not secret:
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactingFormatter | JsonFormatter):
+            handler.formatter.redact_also(secret)
+
+
+class _Redacting:
+    _secrets: tuple[str, ...]
+
+    def redact_also(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
+
+class RedactingFormatter(_Redacting, logging.Formatter):
     """Secrets (the bot token is part of every Bot API URL) never reach the log output,
     tracebacks included."""
 
@@ -45,7 +64,7 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self._secrets)
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_Redacting, logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, the job
     and user ids where known, and the traceback (``exception``) if any."""
 

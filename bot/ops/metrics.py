@@ -8,6 +8,7 @@ so every process (a front, a worker) reports the same queue.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,10 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from bot.ops.throttled_alert import ThrottledAlert
+
+log = logging.getLogger(__name__)
 
 PREFIX = "whisper_it"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -29,6 +34,8 @@ OUTCOME_DISCARDED = "discarded"  # forgotten meanwhile, or another worker took i
 TRANSCRIPTION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 AUDIO_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
+# While the database is down, each scrape fails to read it: one warning per this long.
+DATABASE_DOWN_WARNING_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -41,29 +48,55 @@ class QueueSnapshot:
 
 
 class _DatabaseCollector(Collector):
-    """Gauges and counts read from the shared database when Prometheus scrapes."""
+    """Gauges and counts read from the shared database when Prometheus scrapes. While the
+    database cannot be read, only ``whisper_it_database_up 0``: the per-process metrics
+    still go out, with a 200."""
 
     def __init__(self, read: Callable[[], QueueSnapshot]) -> None:
         self._read = read
+        self._down_warning = ThrottledAlert(DATABASE_DOWN_WARNING_SECONDS)
+
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        # Names only: without it, registering would call collect (and read the database).
+        yield _database_up(None)
+        yield from _queue_families(None)
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
-        snapshot = self._read()
-        yield GaugeMetricFamily(
-            f"{PREFIX}_queue_depth", "Jobs waiting for a worker", value=snapshot.depth
-        )
-        yield GaugeMetricFamily(
-            f"{PREFIX}_oldest_job_age_seconds",
-            "How long the oldest waiting job has waited",
-            value=snapshot.oldest_age_seconds,
-        )
-        runs = CounterMetricFamily(
-            f"{PREFIX}_training_runs",
-            "Finished training runs by the gate's decision (promoted, refused, failed)",
-            labels=["decision"],
-        )
-        for decision, count in sorted(snapshot.training_runs.items()):
-            runs.add_metric([decision], count)
-        yield runs
+        try:
+            snapshot = self._read()
+        except Exception as exc:
+            if self._down_warning.due():
+                log.warning("metrics: the database cannot be read (%s)", type(exc).__name__)
+            yield _database_up(0)
+            return
+        yield _database_up(1)
+        yield from _queue_families(snapshot)
+
+
+def _database_up(value: int | None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        f"{PREFIX}_database_up", "Whether the shared database could be read (1) or not (0)", value
+    )
+
+
+def _queue_families(
+    snapshot: QueueSnapshot | None,
+) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+    """The queue gauges and training counts; with no snapshot, their names only."""
+    depth = None if snapshot is None else snapshot.depth
+    age = None if snapshot is None else snapshot.oldest_age_seconds
+    yield GaugeMetricFamily(f"{PREFIX}_queue_depth", "Jobs waiting for a worker", value=depth)
+    yield GaugeMetricFamily(
+        f"{PREFIX}_oldest_job_age_seconds", "How long the oldest waiting job has waited", value=age
+    )
+    runs = CounterMetricFamily(
+        f"{PREFIX}_training_runs",
+        "Finished training runs by the gate's decision (promoted, refused, failed)",
+        labels=["decision"],
+    )
+    for decision, count in sorted((snapshot.training_runs if snapshot else {}).items()):
+        runs.add_metric([decision], count)
+    yield runs
 
 
 class Metrics:

@@ -30,3 +30,32 @@ class ThrottledAlert:
                 return False
             self._last = now
             return True
+
+
+# Keys a KeyedThrottle remembers at most (old ones are forgotten first).
+MAX_KEYS = 256
+
+
+class KeyedThrottle:
+    """``ThrottledAlert`` per key (an error type, an alert's text): each key is due at most
+    once per interval."""
+
+    def __init__(
+        self, interval_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval_seconds
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, key: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                return False
+            self._last.pop(key, None)
+            self._last[key] = now  # (re)inserted last: dicts keep insertion order
+            while len(self._last) > MAX_KEYS:
+                del self._last[next(iter(self._last))]
+            return True

@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from bot import messages
-from bot.commands.run_bot import NO_TOKEN, WEAK_WEBHOOK_SECRET, WEBHOOK_SECRET_RE
+from bot.commands.run_bot import (
+    NO_TOKEN,
+    REVOKED_TOKEN,
+    WEAK_WEBHOOK_SECRET,
+    WEBHOOK_SECRET_RE,
+    webhook_options,
+)
+from bot.settings import Settings
 from storage.models import JobStatus
 from storage.unit_of_work import Database
 from tests.support.bot_harness import (
@@ -26,6 +33,7 @@ from tests.support.bot_harness import (
     read_transcriptions,
 )
 from tests.support.hostile_inputs import FORGED_UPDATE_ID, command_update, post_update
+from tests.support.ops_support import wait_ready
 from tests.support.speech import ITALIAN_SENTENCES, synthesize
 from tests.support.telegram_emulator import BotApiEmulator
 
@@ -34,6 +42,8 @@ WRONG_TOKEN = "987654:WRONG-secret-token-value"
 SHORT_SENTENCE = "La pizza margherita è nata a Napoli."
 FORGER_CHAT = 666  # the attacker's own chat, where forged /stats output would land
 WRONG_SECRETS = (None, "", "webhook-secret-124", "x" * 256)
+# A revoked token: the polling loop's next answer is a 401, then the process winds down.
+REVOKED_EXIT_TIMEOUT = 120.0
 
 
 def _free_port() -> int:
@@ -274,6 +284,67 @@ def test_webhook_without_a_secret_generates_and_registers_one(
     log = log_path.read_text()
     assert "generated one for this run" in log
     assert secret not in log and emu.token not in log and "Traceback" not in log
+
+
+def test_a_token_revoked_while_polling_ends_the_process_with_one_clear_line(
+    tmp_path: Path, cwd: Path
+) -> None:
+    """A 401 to getUpdates after startup ended PTB's polling loop silently while the probes
+    stayed green: now the process stops, exits 1 and says why."""
+    port = _free_port()
+    log_path = tmp_path / "bot.log"
+    with BotApiEmulator() as emu:
+        env = bot_process_env(
+            emu, tmp_path / "data", tmp_path / "cache", WORKERS="0", HTTP_PORT=str(port)
+        )
+        with bot_process(env, cwd, log_path) as process:
+            wait_ready(port, process, log_path)
+            emu.fail_next("getUpdates", error_code=401, description="Unauthorized")
+            assert process.wait(timeout=REVOKED_EXIT_TIMEOUT) == 1, log_path.read_text()[-3000:]
+    log = log_path.read_text()
+    assert log.count(REVOKED_TOKEN) == 1, log[-3000:]
+    assert "Traceback" not in log and emu.token not in log
+
+
+def test_the_webhook_server_listens_on_loopback_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PTB's webhook server buffers up to 100 MB of a body before it checks the secret: it
+    belongs behind the HTTPS proxy (which limits bodies), not on every interface."""
+    monkeypatch.delenv("WHISPER_IT_WEBHOOK_LISTEN", raising=False)
+    settings = Settings(  # type: ignore[call-arg]
+        data_dir=tmp_path, webhook_url="https://bot.example/telegram", _env_file=None
+    )
+    assert webhook_options(settings).listen == "127.0.0.1"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_generated_webhook_secret_never_reaches_a_debug_log(
+    tmp_path: Path, cwd: Path, log_format: str
+) -> None:
+    """PTB logs setWebhook's parameters at DEBUG: the generated secret must be redacted."""
+    port = _free_port()
+    log_path = tmp_path / "bot.log"
+    with BotApiEmulator() as emu:
+        env = bot_process_env(
+            emu,
+            tmp_path / "data",
+            tmp_path / "cache",
+            WORKERS="0",  # a front: no model to load
+            WEBHOOK_URL=f"http://127.0.0.1:{port}/hook",
+            WEBHOOK_LISTEN="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+            LOG_LEVEL="DEBUG",
+            LOG_FORMAT=log_format,
+        )
+        with bot_process(env, cwd, log_path) as process:
+            (webhook,) = emu.wait_for(lambda: emu.calls_to("setWebhook"), timeout=START_TIMEOUT)
+            _wait_listening(port)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+    log = log_path.read_text()
+    assert "Calling Bot API endpoint `setWebhook`" in log  # the DEBUG line was written
+    assert webhook["secret_token"] not in log and emu.token not in log
 
 
 @pytest.mark.parametrize("secret", ["short", "has spaces in it, sixteen+", "ü" * 20])

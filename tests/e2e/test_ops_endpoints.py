@@ -7,21 +7,29 @@ database whose schema is behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
+import threading
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.commands.run_bot import SHARED_PORT
-from bot.ops.health import Probes, queue_snapshot
+from bot.ops import http as ops_http
+from bot.ops.health import Probes, queue_snapshot, readiness_problems
 from bot.ops.http import OpsAddress, OpsServer
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import OUTCOME_FAILED, Metrics, QueueSnapshot
 from storage import jobs, migrations, training_records
+from storage.engine import create_engine_for
 from storage.models import RunStatus, utcnow
 from storage.unit_of_work import Database
-from tests.support.bot_harness import bot_process, bot_process_env
+from tests.support.bot_harness import ADMIN, bot_process, bot_process_env
 from tests.support.ops_support import free_port, wait_ready, worker_process
 from tests.support.processes import run_whisper_it
 from tests.support.telegram_emulator import BotApiEmulator
@@ -29,6 +37,13 @@ from tests.support.worker_support import tone_wav
 
 NOTES = 3
 NOTE_SECONDS = 1.5
+# How long a test waits for the ops server to drop a stalled connection.
+CLOSE_DEADLINE_SECONDS = 60.0
+CONFLICTS = 3
+# A connect timeout of seconds answers well within this (libpq alone: minutes).
+SILENT_DATABASE_DEADLINE = 60.0
+PROBES = 8  # more than the default executor's threads on a 2-core machine
+CONFLICT_TEXT = "Conflict: terminated by other getUpdates request"
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -179,6 +194,7 @@ def test_queue_and_training_metrics_are_read_from_the_database(tmp_path: Path) -
     }
     db.close()
     assert samples[("whisper_it_queue_depth", ())] == 2
+    assert samples[("whisper_it_database_up", ())] == 1
     assert 90 <= samples[("whisper_it_oldest_job_age_seconds", ())] < 120
     runs = "whisper_it_training_runs_total"
     assert samples[(runs, (("decision", "promoted"),))] == 2
@@ -198,3 +214,145 @@ def test_the_ops_port_never_shares_the_webhook_port(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == f"whisper-it: {SHARED_PORT.format(port=8443)}"
     assert not (tmp_path / "data").exists()  # refused before anything was built
+
+
+async def test_a_half_sent_request_is_dropped_not_held_for_an_hour(tmp_path: Path) -> None:
+    """A client that sends part of a request, or nothing, and waits must not keep its
+    connection (and a file descriptor) for aiohttp's default hour."""
+    db = Database.open(f"sqlite:///{tmp_path / 'k.db'}")
+    probes = Probes(db=db, workers_alive=lambda: True)
+    server = OpsServer(OpsAddress("127.0.0.1", free_port()), Metrics(), probes)
+    await server.start()
+    try:
+        port = server.address.port
+        half_reader, half_writer = await asyncio.open_connection("127.0.0.1", port)
+        half_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
+        await half_writer.drain()
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+        # Closed by the server well before this generous deadline (an hour without the fix).
+        assert await asyncio.wait_for(half_reader.read(), CLOSE_DEADLINE_SECONDS) == b""
+        assert await asyncio.wait_for(idle_reader.read(), CLOSE_DEADLINE_SECONDS) == b""
+        half_writer.close()
+        idle_writer.close()
+    finally:
+        await server.stop()
+        db.close()
+
+
+def test_a_second_poller_makes_the_front_unready_and_alerts_once(tmp_path: Path) -> None:
+    """409 Conflict to getUpdates (another process polls with the same token): /readyz says
+    so, and the admins hear it once, not at every retry."""
+    port = free_port()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    log_path = tmp_path / "front.log"
+    with BotApiEmulator() as emu:
+        emu.open_chat(user_id=ADMIN)
+        env = bot_process_env(
+            emu, tmp_path / "data", tmp_path / "cache", WORKERS="0", HTTP_PORT=str(port)
+        )
+        with bot_process(env, cwd, log_path) as front:
+            wait_ready(port, front, log_path)
+            for _ in range(CONFLICTS):
+                emu.fail_next("getUpdates", error_code=409, description=CONFLICT_TEXT)
+            # Each 409 is logged as one line before its alert is considered.
+            emu.wait_for(
+                lambda: log_path.read_text().count(CONFLICT_TEXT) >= CONFLICTS, timeout=120
+            )
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30)
+            emu.wait_for(lambda: conflict_alerts(emu), timeout=60)  # the first is sent
+            alerts = conflict_alerts(emu)  # and the later ones were not
+    assert ready.status_code == 503 and "Telegram updates" in ready.text
+    assert len(alerts) == 1
+    assert "Traceback" not in log_path.read_text()
+
+
+def conflict_alerts(emu: BotApiEmulator) -> list[str]:
+    return [m.content for m in emu.messages(ADMIN) if "Conflict" in m.content]
+
+
+class HungEngine:
+    """A database that never answers: each connection attempt blocks until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.attempts = 0
+
+    def connect(self) -> None:  # (also Metrics' read_database)
+        self.attempts += 1
+        self.release.wait()
+        raise ConnectionError("released")
+
+
+async def test_probes_on_a_hung_database_hold_one_thread_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each /readyz used to leave a thread stuck in the process's shared default executor,
+    until nothing else could run there; /metrics waited without a limit."""
+    monkeypatch.setattr(ops_http, "CHECK_TIMEOUT_SECONDS", 1.0)
+    engine = HungEngine()
+    database = SimpleNamespace(engine=engine)
+    probes = Probes(db=database, workers_alive=lambda: True)  # type: ignore[arg-type]
+    metrics = Metrics(read_database=engine.connect)  # type: ignore[arg-type]
+    server = OpsServer(OpsAddress("127.0.0.1", free_port()), metrics, probes)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{server.address.port}", timeout=60
+        ) as http:
+            ready = await asyncio.gather(*(http.get("/readyz") for _ in range(PROBES)))
+            again = await http.get("/readyz")
+            scraped = await http.get("/metrics")
+        attempts = engine.attempts
+    finally:
+        engine.release.set()
+        await server.stop()
+    assert {response.status_code for response in [*ready, again]} == {503}
+    assert "did not answer" in again.text
+    assert attempts == 1  # one check at a time, the others shared its result
+    assert scraped.status_code == 503  # answered, within the same timeout
+
+
+async def test_readiness_on_a_silent_postgres_server_fails_within_seconds() -> None:
+    """A server that accepts TCP and never answers (hung, or a proxy whose backend died):
+    without a connect timeout, libpq waited for minutes per check."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        engine = create_engine_for(f"postgresql+psycopg://user:pw@127.0.0.1:{port}/whisper")
+        probes = Probes(db=SimpleNamespace(engine=engine), workers_alive=lambda: True)  # type: ignore[arg-type]
+        try:
+            reasons = await asyncio.wait_for(
+                asyncio.to_thread(readiness_problems, probes), SILENT_DATABASE_DEADLINE
+            )
+        finally:
+            engine.dispose()
+    assert reasons == ["database unreachable: OperationalError"]
+
+
+async def test_metrics_say_the_database_is_down_and_keep_the_process_metrics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A down database used to turn /metrics into a 503 with a traceback per scrape, hiding
+    the per-process counters one would alert on during that same outage."""
+
+    def unreachable() -> QueueSnapshot:
+        raise ConnectionRefusedError("database down")
+
+    metrics = Metrics(read_database=unreachable)
+    metrics.job_concluded(OUTCOME_FAILED)
+    probes = Probes(db=SimpleNamespace(engine=None), workers_alive=lambda: True)  # type: ignore[arg-type]
+    server = OpsServer(OpsAddress("127.0.0.1", free_port()), metrics, probes)
+    await server.start()
+    try:
+        first = await asyncio.to_thread(scrape, server.address.port)
+        second = await asyncio.to_thread(scrape, server.address.port)
+    finally:
+        await server.stop()
+    for samples in (first, second):
+        assert samples[("whisper_it_database_up", ())] == 0
+        assert samples[("whisper_it_jobs_total", (("outcome", OUTCOME_FAILED),))] == 1
+        assert ("whisper_it_queue_depth", ()) not in samples
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].exc_info is None  # once per interval
