@@ -15,6 +15,7 @@ from bot.bootstrap import SERVICES_KEY, Services, start_ops_server
 from bot.handlers import (
     admin,
     cancel,
+    chat_changes,
     confirmations,
     corrections,
     errors,
@@ -43,6 +44,7 @@ FEATURES = (
     links,
     cancel,
     confirmations,
+    chat_changes,
     errors,  # last: its catch-all answers the button presses no feature above claimed
 )
 PURGE_INTERVAL_SECONDS = 6 * 3600

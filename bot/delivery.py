@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, ReplyParameters
-from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot import formatting
@@ -59,6 +58,7 @@ class Reply:
     # The stored transcription and its audio's length: the "✅ Giusto" button's data.
     transcription_id: int | None = None
     audio_seconds: float = 0.0
+    thread_id: int | None = None  # the request's forum topic: every message goes there
 
 
 class StatusMessage:
@@ -76,8 +76,10 @@ class StatusMessage:
         reply_to: int | None = None,
         on_created: Callable[[int], Awaitable[None]] | None = None,
         markup: InlineKeyboardMarkup | None = None,
+        thread_id: int | None = None,
     ) -> None:
         self.bot, self.chat_id, self.message_id = bot, chat_id, message_id
+        self.thread_id = thread_id  # the request's forum topic (as ``Reply.thread_id``)
         # Buttons shown with every progress text (the "Annulla" button) until end_controls().
         self.markup = markup
         self.interval = interval
@@ -130,6 +132,7 @@ class StatusMessage:
             text,
             reply_parameters=_reply_to(self.reply_to),
             reply_markup=self.markup,
+            message_thread_id=self.thread_id,
         )
         self.message_id = sent.message_id
         if self.on_created is not None:
@@ -169,6 +172,7 @@ class Delivery:
         reply_to: int,
         on_created: Callable[[int], Awaitable[None]] | None = None,
         job_id: int | None = None,
+        thread_id: int | None = None,
     ) -> StatusMessage:
         """The status message of a job (with its "Annulla" button when ``job_id`` is given)."""
         return StatusMessage(
@@ -179,10 +183,17 @@ class Delivery:
             reply_to=reply_to,
             on_created=on_created,
             markup=None if job_id is None else cancel_markup(job_id),
+            thread_id=thread_id,
         )
 
     async def send_queued(
-        self, chat_id: int, reply_to: int, text: str, *, job_id: int | None = None
+        self,
+        chat_id: int,
+        reply_to: int,
+        text: str,
+        *,
+        job_id: int | None = None,
+        thread_id: int | None = None,
     ) -> int | None:
         """A job's first status message ("In coda: posizione 2 di 3 · circa 20 s", with the
         "Annulla" button when ``job_id`` is given); its id, or None if it failed."""
@@ -192,6 +203,7 @@ class Delivery:
                 text,
                 reply_parameters=_reply_to(reply_to),
                 reply_markup=None if job_id is None else cancel_markup(job_id),
+                message_thread_id=thread_id,
             )
         except TelegramError as exc:  # the job still runs; it will send its own message
             log.warning("queued message not sent: %s", exc)
@@ -206,10 +218,6 @@ class Delivery:
             )
         except TelegramError as exc:
             log.debug("queued message not updated: %s", exc)
-
-    async def typing(self, chat_id: int) -> None:
-        with contextlib.suppress(TelegramError):
-            await self.bot.send_chat_action(chat_id, ChatAction.TYPING)
 
     async def download(self, file_id: str) -> bytes:
         file = await self.bot.get_file(file_id)
@@ -233,6 +241,7 @@ class Delivery:
                 caption=content.messages[0],  # fits: cut on its text, not its markup
                 reply_parameters=reply_to,
                 reply_markup=confirm,
+                message_thread_id=reply.thread_id,
             )
             ids.append(sent.message_id)
         else:
@@ -248,6 +257,7 @@ class Delivery:
                 ),
                 caption=SUBTITLES_CAPTION,
                 reply_parameters=reply_to,
+                message_thread_id=reply.thread_id,
             )
             ids.append(sent.message_id)
         return ids
@@ -283,7 +293,11 @@ class Delivery:
             status.became_transcript()  # (before the next part can fail)
         else:
             sent = await bot.send_message(
-                reply.chat_id, first, reply_parameters=reply_to, reply_markup=markup
+                reply.chat_id,
+                first,
+                reply_parameters=reply_to,
+                reply_markup=markup,
+                message_thread_id=reply.thread_id,
             )
             ids.append(sent.message_id)
         for index, text in enumerate(rest, start=1):
@@ -292,6 +306,7 @@ class Delivery:
                 text,
                 reply_parameters=reply_to,
                 reply_markup=confirm if index == len(rest) else None,
+                message_thread_id=reply.thread_id,
             )
             ids.append(sent.message_id)
         return ids
@@ -323,6 +338,7 @@ class Delivery:
             caption=caption,
             reply_parameters=_reply_to(reply.reply_to),
             reply_markup=self._confirm_markup(reply),
+            message_thread_id=reply.thread_id,
         )
         return [sent.message_id]
 
@@ -330,7 +346,8 @@ class Delivery:
         self, reply: Reply, hashtags: tuple[str, ...], message_ids: list[int]
     ) -> int | None:
         """Put hashtags that arrived after the reply into it: edit its last message, or
-        send a new one when the tags spill over. The id of a new message, if any."""
+        send a new one (replying to it, in the request's topic) when the tags spill over.
+        The id of a new message, if any."""
         if not hashtags or reply.subtitles or reply.output in FILE_OUTPUTS:
             return None  # subtitled replies keep their layout; the tags are stored anyway
         content = self._messages(reply, hashtags=hashtags)
@@ -346,7 +363,12 @@ class Delivery:
                     last_text, reply.chat_id, message_ids[index], reply_markup=markup
                 )
                 return None
-            sent = await self.bot.send_message(reply.chat_id, last_text)
+            sent = await self.bot.send_message(
+                reply.chat_id,
+                last_text,
+                reply_parameters=_reply_to(message_ids[-1] if message_ids else None),
+                message_thread_id=reply.thread_id,
+            )
         except TelegramError as exc:
             log.warning("late hashtags not shown: %s", exc)
             return None

@@ -1,6 +1,8 @@
 """How a job ends when no transcript is delivered: cancelled by its sender, refused with a
-clear reason (nothing for the admins), or crashed (an apology, and the admins alerted).
-Also what a failed download from Telegram means to the user."""
+clear reason (nothing for the admins), its chat unreachable (the bot was removed or muted:
+nobody to tell; a group upgraded to a supergroup: the job follows it), or crashed (an
+apology, and the admins alerted). Also what a failed download from Telegram means to the
+user."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import html
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram.error import BadRequest, TelegramError
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
-from bot import formatting, messages
-from bot.delivery import StatusMessage
-from bot.ops.metrics import OUTCOME_FAILED, Metrics
+from bot import chat_changes, formatting, messages
+from bot.delivery import Delivery, StatusMessage
+from bot.ops.metrics import OUTCOME_DISCARDED, OUTCOME_FAILED, Metrics
 from bot.ops.throttled_alert import ThrottledAlert
 from bot.pipeline import InputRejected
 from bot.work_queue import ClaimedJob, WorkQueue
@@ -23,6 +26,35 @@ log = logging.getLogger(__name__)
 
 TOO_BIG_REASON = "too_big"
 DOWNLOAD_FAILED_REASON = "download_failed"
+# What Telegram says (lower case) when the bot may no longer write in a chat.
+NO_RIGHTS_TEXTS = (
+    "not enough rights",
+    "have no rights to send",
+    "chat_write_forbidden",
+    "chat_restricted",
+    "chat not found",
+)
+
+
+def unreachable_chat(exc: BaseException) -> bool:
+    """The chat cannot be answered at all: the bot was removed (Forbidden), muted or the
+    chat is gone (BadRequest), or the group became a supergroup (ChatMigrated)."""
+    if isinstance(exc, Forbidden | ChatMigrated):
+        return True
+    return isinstance(exc, BadRequest) and any(t in str(exc).lower() for t in NO_RIGHTS_TEXTS)
+
+
+async def chat_refusal(
+    delivery: Delivery, chat_id: int, *, thread_id: int | None = None
+) -> TelegramError | None:
+    """Show "typing" in the chat (in its forum topic ``thread_id``); Telegram's refusal when
+    the chat cannot be answered at all (then nothing need be downloaded or transcribed for
+    it), else None."""
+    try:
+        await delivery.bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=thread_id)
+    except TelegramError as exc:  # "typing" itself is best effort
+        return exc if unreachable_chat(exc) else None
+    return None
 
 
 def download_refusal(exc: TelegramError) -> InputRejected:
@@ -65,7 +97,28 @@ class JobEndings:
             with contextlib.suppress(Exception):
                 await self.report_error(messages.YOUTUBE_BLOCKED_ALERT)
 
+    async def unreachable(self, job: ClaimedJob, exc: BaseException) -> None:
+        """Its chat cannot be answered: no apology (it could not be sent), no alert (not a
+        bug). A group upgraded to a supergroup takes the job along, to be answered there."""
+        if isinstance(exc, ChatMigrated):
+            await asyncio.to_thread(
+                chat_changes.requeue_moved_job,
+                self.queue.db,
+                job.chat_id,
+                exc.new_chat_id,
+                job_id=job.id,
+                owner=self.queue.owner,
+                attempt=job.attempt,
+            )
+            return
+        log.warning("job %s ended: chat %s unreachable (%s)", job.id, job.chat_id, exc)
+        self.metrics.job_concluded(OUTCOME_DISCARDED)
+        await asyncio.to_thread(self.queue.fail, job, chat_changes.unreachable_error(str(exc)))
+
     async def crash(self, job: ClaimedJob, status: StatusMessage, exc: BaseException) -> None:
+        if unreachable_chat(exc):
+            await self.unreachable(job, exc)
+            return
         log.error("job %s failed", job.id, exc_info=exc)
         self.metrics.job_concluded(OUTCOME_FAILED)
         status.end_controls()

@@ -32,6 +32,9 @@ class TelegramFileJob:
     # the job was accepted: it travels with the job, so a worker in any process decodes
     # with this sender's words and nobody else's. None: none (or the feature is off).
     hotwords: str | None = None
+    # The forum topic the request was made in (its ``message_thread_id``): every message
+    # about the job goes there, even once the user's message is gone. None: no topic.
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class LinkJob:
     url: str
     video_id: str | None = None
     hotwords: str | None = None  # as ``TelegramFileJob.hotwords``
+    thread_id: int | None = None  # as ``TelegramFileJob.thread_id``
 
 
 JobPayload = TelegramFileJob | LinkJob

@@ -23,7 +23,7 @@ from telegram.error import TelegramError
 from bot import formatting, messages
 from bot.delivery import Delivery, Reply, StatusMessage
 from bot.job_cancels import JobCancels
-from bot.job_endings import JobEndings, download_refusal
+from bot.job_endings import JobEndings, chat_refusal, download_refusal
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
 from bot.ops.log_format import log_context
 from bot.ops.metrics import OUTCOME_DISCARDED, OUTCOME_DONE, OUTCOME_REJECTED, Metrics
@@ -96,6 +96,7 @@ class JobProcessor:
             reply_to=job.user_message_id,
             on_created=remember,
             job_id=job.id,
+            thread_id=job.payload.thread_id,
         )
 
     def _prefs(self, job: ClaimedJob) -> ChatPreferences:
@@ -166,10 +167,22 @@ class JobProcessor:
             return job
         return job if reused is None else replace(job, transcription_id=reused)
 
+    async def _reachable(self, job: ClaimedJob) -> bool:
+        """Show "typing"; False, the job ended, if its chat cannot be answered at all
+        (the bot was removed or muted): nothing is downloaded or transcribed for it."""
+        refusal = await chat_refusal(self.delivery, job.chat_id, thread_id=job.payload.thread_id)
+        if refusal is None:
+            return True
+        with log_context(job_id=job.id, user_id=job.user_id):
+            await self.endings.unreachable(job, refusal)
+        self.finished.add(job.id)
+        return False
+
     async def _process(self, job: ClaimedJob) -> None:
+        if not await self._reachable(job):
+            return
         with log_context(job_id=job.id, user_id=job.user_id):
             status = await self._status(job)
-            await self.delivery.typing(job.chat_id)
             try:
                 outcome: PipelineResult | Exception = await self._run_pipeline(job, status)
             except Exception as exc:
@@ -179,9 +192,11 @@ class JobProcessor:
     async def _process_together(self, jobs: list[ClaimedJob]) -> None:
         """Short voice notes: download them all, decode them in one model call, then
         answer each in the order they were sent."""
+        jobs = [job for job in jobs if await self._reachable(job)]
+        if not jobs:
+            return
         statuses = [await self._status(job) for job in jobs]
-        for job, status in zip(jobs, statuses, strict=True):
-            await self.delivery.typing(job.chat_id)
+        for status in statuses:
             await status.show(formatting.transcribing_text())
         downloads = await asyncio.gather(
             *(self._download(job.payload) for job in jobs), return_exceptions=True
@@ -334,6 +349,7 @@ class JobProcessor:
             output=prefs.output,
             transcription_id=transcription_id,
             audio_seconds=transcription.duration,
+            thread_id=job.payload.thread_id,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, transcription_id, message_ids)
@@ -381,6 +397,7 @@ class JobProcessor:
             output=prefs.output,
             transcription_id=job.transcription_id,
             audio_seconds=stored.audio_seconds,
+            thread_id=job.payload.thread_id,
         )
         message_ids = await self.delivery.reply(reply, status)
         await asyncio.to_thread(self.queue.finish, job, job.transcription_id, message_ids)

@@ -164,6 +164,9 @@ TOO_MANY_PENDING = (
     "Hai già {count} richieste in corso: aspetta che finiscano prima di mandarne altre."
 )
 QUEUE_FULL = "Sono molto occupato in questo momento: riprova tra qualche minuto."
+# A message someone already asked for (several members' /trascrivi of one note).
+ALREADY_QUEUED = "Questo messaggio è già in coda: la trascrizione arriva qui tra poco."
+ALREADY_DONE = "Ho già trascritto questo messaggio: la trascrizione è nella mia risposta."
 CORRECTION_SAVED = "✅ Grazie! Ho salvato la correzione: mi aiuterà a migliorare."
 CORRECTION_SAVED_LONG = (
     "✅ Grazie! Ho salvato la correzione. L'audio dura più di {seconds} secondi: "

@@ -26,7 +26,7 @@ from model.asr.transcription import Segment
 from storage import chat_settings, job_cancel, queue_counts, queue_eta, repeats, repository
 from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
-from storage.models import Job
+from storage.models import Job, JobStatus
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
 from storage.unit_of_work import Database
 
@@ -111,6 +111,9 @@ class WorkQueue:
             open_jobs = queue_counts.count_open_jobs(session, user_id=user_id)
             if open_jobs >= self.limits.max_pending_per_user:
                 return Enqueued(None, messages.TOO_MANY_PENDING.format(count=open_jobs))
+            if earlier := queue_counts.job_for_message(session, chat_id, user_message_id):
+                done = earlier.status == JobStatus.DONE
+                return Enqueued(None, messages.ALREADY_DONE if done else messages.ALREADY_QUEUED)
             repository.touch_user(session, user_id, name=user_name)
             # Held until release(): no worker, in any process, may take it before its
             # queued message is recorded, or it would send a second one.
@@ -268,7 +271,7 @@ class WorkQueue:
                 discarded = Discarded.FORGOTTEN
             elif not job_queue.holds_lease(uow.session, job.id, self.owner, attempt=job.attempt):
                 discarded = Discarded.TAKEN_OVER
-            elif _cancel_requested(uow.session, job.id):
+            elif job_cancel.cancel_requested(uow.session, [job.id]):
                 discarded = Discarded.CANCELLED
             if discarded is not None:
                 if discarded is Discarded.CANCELLED:
@@ -384,10 +387,6 @@ class WorkQueue:
                 uow.session, transcription_id, chat_id=chat_id, message_ids=[message_id]
             )
             uow.commit()
-
-
-def _cancel_requested(session: Session, job_id: int) -> bool:
-    return bool(job_cancel.cancel_requested(session, [job_id]))
 
 
 def transcript_owner(session: Session, job: ClaimedJob) -> int | None:

@@ -246,20 +246,23 @@ class JobRunner:
         )
         message_id = None
         try:  # held (and renewed) while its place is sent, so no worker starts it meanwhile
-            announced = self._announce(enqueued.job_id, chat_id, user_message_id)
+            announced = self._announce(enqueued.job_id, chat_id, user_message_id, payload.thread_id)
             message_id = await self.display.while_held(enqueued.job_id, announced)
         finally:  # queued whatever happened: a worker sends its own message if none
             await asyncio.to_thread(self.queue.release, enqueued.job_id, message_id)
         self._wake.set()
         return Submitted(True, job_id=enqueued.job_id)
 
-    async def _announce(self, job_id: int, chat_id: int, user_message_id: int) -> int | None:
-        """Send the job's "In coda" message (its place, the estimated wait); its id."""
+    async def _announce(
+        self, job_id: int, chat_id: int, user_message_id: int, thread_id: int | None
+    ) -> int | None:
+        """Send the job's "In coda" message (its place, the estimated wait), in the
+        request's topic; its id."""
         position, waiting = await asyncio.to_thread(self.queue.position, job_id)
         eta = await asyncio.to_thread(self.queue.eta, job_id)
         text = self.display.text(position, waiting, eta)
         message_id = await self.processor.delivery.send_queued(
-            chat_id, user_message_id, text, job_id=job_id
+            chat_id, user_message_id, text, job_id=job_id, thread_id=thread_id
         )
         if message_id is not None:
             self.display.track(job_id, chat_id, message_id, position, eta)

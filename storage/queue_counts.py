@@ -37,6 +37,21 @@ def _count(session: Session, statuses: tuple[str, ...], user_id: int | None) -> 
     return session.scalar(statement) or 0
 
 
+def job_for_message(session: Session, chat_id: int, message_id: int) -> Job | None:
+    """The job already asked for this message (a note, a link), unless it failed or was
+    cancelled: several members' /trascrivi of one note are one request."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.chat_id == chat_id,
+            Job.user_message_id == message_id,
+            Job.status.not_in((JobStatus.FAILED, JobStatus.CANCELLED)),
+        )
+        .order_by(Job.id.desc())
+        .limit(1)
+    ).first()
+
+
 def queue_position(session: Session, job_id: int) -> int | None:
     """1 for the next job to run; None if the job is no longer waiting (a job still held
     by the process that accepted it counts as waiting)."""

@@ -7,9 +7,10 @@ qualify, so the new row points at real audio and a correction of it is a valid s
 Each user gets their own row: labels and corrections stay per user. A transcript decoded
 with a user's vocabulary (hotwords) is reused only for a request with the same words.
 
-A request whose owner already has that very transcript in that chat from the last day is
-tied to that row, not given a copy (``save_transcript``): forwarding one long note a
-thousand times stored a thousand copies of its text and segments, never pruned.
+A request whose owner already has that very transcript of that very file in that chat
+from the last day is tied to that row, not given a copy (``save_transcript``): forwarding
+one long note a thousand times stored a thousand copies of its text and segments, never
+pruned. (Uploading the same audio again costs a decode, as any request does.)
 """
 
 from __future__ import annotations
@@ -92,12 +93,16 @@ def save_transcript(
     now: datetime | None = None,
 ) -> Transcription:
     """``owner``'s row for ``row`` in ``chat_id``: the one they got there within
-    ``OWN_COPY_WINDOW`` for the same audio, model, vocabulary, text and segments, else a
-    new one."""
+    ``OWN_COPY_WINDOW`` for the same source (the same Telegram file: a forward), audio,
+    model, vocabulary, text and segments, else a new one."""
     now = now or utcnow()
     same = select(Transcription).where(
         Transcription.user_id.is_(None) if owner is None else Transcription.user_id == owner,
         Transcription.chat_id == chat_id,
+        Transcription.source_kind == row.source_kind,
+        Transcription.source_ref.is_(None)
+        if row.source_ref is None
+        else Transcription.source_ref == row.source_ref,
         Transcription.audio_sha256 == row.audio.sha256,
         Transcription.audio_purged_at.is_(None),
         Transcription.status == TranscriptionStatus.DONE,
@@ -109,6 +114,8 @@ def save_transcript(
     )
     found = session.scalars(same.order_by(Transcription.id.desc()).limit(1)).first()
     if found is not None and found.text == row.text and list(found.segments) == row.segments:
+        if row.tags and not found.tags:  # made where hashtags were off: this asks for them
+            found.tags = list(row.tags)
         return found
     return repository.add_transcription(
         session,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -167,6 +168,9 @@ async def submit_job(
     """Queue work on ``target`` for ``user`` (from :func:`counted_sender`: the request is
     counted already), unless they are over a queue limit."""
     svc = services(context)
+    # In a forum, the request's topic: answered there, whatever becomes of ``target``.
+    thread = target.message_thread_id if target.is_topic_message else None
+    payload = dataclasses.replace(payload, thread_id=thread)
     if svc.vocabulary is not None:  # this sender's words, and only theirs (bot.vocabulary)
         payload = await asyncio.to_thread(svc.vocabulary.personalise, payload, user.id)
     submitted = await svc.runner.submit(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import messages
 from storage.models import JobStatus
 from tests.support.bot_harness import GROUP, OTHER_USER, USER, running_bot
 from tests.support.speech import synthesize
@@ -60,3 +61,20 @@ async def test_group_media_is_transcribed_only_when_the_bot_is_addressed(
         assert stored is not None and stored.user_id == USER
         assert command["message_id"] > ignored["message_id"]
         assert bot.texts(USER) == [] and bot.texts(OTHER_USER) == []
+
+
+async def test_a_note_asked_for_twice_is_transcribed_once(
+    tmp_path: Path, fake_transcriber, voice_note: bytes
+) -> None:
+    # Several members reply /trascrivi to the same note: each used to get its own job and
+    # the group the same transcript again and again.
+    in_group = {"chat_id": GROUP, "chat_type": "group"}
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        emu = bot.emu
+        note = emu.send_voice(user_id=USER, data=voice_note, duration=3, **in_group)
+        ask = {"text": "/trascrivi", "reply_to": note["message_id"], **in_group}
+        emu.send_text(user_id=OTHER_USER, **ask)
+        await bot.wait_reply(note["message_id"], chat_id=GROUP)
+        emu.send_text(user_id=USER, **ask)
+        await bot.wait_text(lambda t: t == messages.ALREADY_DONE, chat_id=GROUP)
+        assert len(bot.jobs()) == 1

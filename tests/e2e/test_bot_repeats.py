@@ -85,12 +85,12 @@ async def test_a_forwarded_note_and_the_same_audio_again_never_reach_the_model(
             )
             (last,) = await bot.wait_reply(more["message_id"], chat_id=OTHER_USER)
 
-        # One row per user, on the same stored audio: a correction by the other user is
-        # theirs alone, and any of their answers finds it.
+        # The forwards are one row, on the audio all rows share: a correction by the other
+        # user is theirs alone, and any of their answers finds it.
         rows = bot.transcriptions()
-        assert [row.user_id for row in rows] == [USER, OTHER_USER]
+        assert [row.user_id for row in rows] == [USER, OTHER_USER, USER]  # 3: uploaded anew
         assert len({row.audio_sha256 for row in rows}) == 1
-        assert bot.transcription_by_reply(third.message_id).id == rows[0].id
+        assert bot.transcription_by_reply(third.message_id).id == rows[2].id
         for answer in (again, last):
             found = bot.transcription_by_reply(answer.message_id, chat_id=OTHER_USER)
             assert found.id == rows[1].id
@@ -104,6 +104,7 @@ async def test_a_forwarded_note_and_the_same_audio_again_never_reach_the_model(
         with bot.services.db.unit_of_work(read_only=True) as uow:
             assert repository.latest_correction(uow.session, rows[1].id) is not None
             assert repository.latest_correction(uow.session, rows[0].id) is None
+            assert repository.latest_correction(uow.session, rows[2].id) is None
 
 
 async def test_a_different_model_version_transcribes_again(

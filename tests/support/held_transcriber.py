@@ -20,7 +20,10 @@ class HeldTranscriber:
     model_name = "held-model"
     engine = "ct2"
 
-    def __init__(self, *, hold: bool = True, seconds: float = 0.0) -> None:
+    def __init__(
+        self, *, hold: bool = True, seconds: float = 0.0, text: str = "una trascrizione"
+    ) -> None:
+        self.text = text  # what every clip says (changeable between jobs)
         self.started = threading.Event()
         self.release = threading.Event()
         if not hold:
@@ -32,8 +35,8 @@ class HeldTranscriber:
     def _result(self, audio: Any, options: TranscribeOptions | None) -> Transcription:
         duration = audio.size / SAMPLE_RATE
         return Transcription(
-            text="una trascrizione",
-            segments=(Segment(0.0, duration, "una trascrizione"),),
+            text=self.text,
+            segments=(Segment(0.0, duration, self.text),),
             language="it",
             duration=duration,
             model=self.model_name,

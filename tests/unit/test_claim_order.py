@@ -24,8 +24,12 @@ def _note(name: str) -> TelegramFileJob:
     return TelegramFileJob("voice", name, f"u-{name}", duration=1.5)
 
 
+_message_ids = itertools.count(1)
+
+
 def _queued(queue: WorkQueue, payload: JobPayload, user: int) -> None:
-    enqueued = queue.enqueue(payload, user_id=user, chat_id=user, user_message_id=1)
+    message_id = next(_message_ids)
+    enqueued = queue.enqueue(payload, user_id=user, chat_id=user, user_message_id=message_id)
     queue.release(enqueued.job_id, None)  # its "In coda" message is out: claimable
 
 

@@ -1,6 +1,7 @@
 """An owner's repeat in the same chat is tied to the row they already have, not copied:
-only for the very same transcript (audio, model, vocabulary, text, segments), only in
-that chat, and only for a row from the last day (retention counts from a row's creation)."""
+only for the very same transcript of the very same file (source, audio, model,
+vocabulary, text, segments), only in that chat, and only for a row from the last day
+(retention counts from a row's creation)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def test_a_repeat_reuses_the_owners_row_only_for_the_same_transcript(tmp_path: P
             others = [
                 save_transcript(session, ROW, owner=OTHER, chat_id=CHAT, user_message_id=3),
                 save_transcript(session, ROW, owner=USER, chat_id=CHAT + 1, user_message_id=4),
+                save_transcript(
+                    session,
+                    dataclasses.replace(ROW, source_ref="u-2"),  # uploaded anew
+                    owner=USER,
+                    chat_id=CHAT,
+                    user_message_id=9,
+                ),
                 save_transcript(
                     session,
                     dataclasses.replace(ROW, model_version="v2"),

@@ -43,6 +43,11 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   local Bot API server, whose getFile answers an absolute path there, up to 2000 MB).
   ``send_voice(..., forward_of=file_id)`` forwards a file sent before (same file_id and
   file_unique_id).
+- ``topic=THREAD`` on ``send_text`` / ``send_voice`` / ``send_audio`` / ``send_video`` /
+  ``send_video_note`` / ``send_document``: the message is written in that forum topic of a
+  supergroup (``message_thread_id``, ``is_topic_message``; the chat becomes ``is_forum``).
+  A user's reply without ``topic`` stays in the replied-to message's topic.
+- ``delete_message(*, chat_id, message_id)``: a user deletes a message (the bot is not told).
 - ``send_callback_query(*, user_id, message_id, data, chat_id=None) -> str`` (the query id),
   for inline-keyboard buttons on a message the bot sent.
 - ``open_chat(*, user_id, chat_id=None, chat_type="private")``: makes a chat known without an
@@ -50,6 +55,15 @@ chat, shared by the user's and the bot's messages, as in a real private chat):
   initiate conversation with a user", an unknown group 400 "chat not found".
 - ``set_member_status(*, chat_id, user_id, status)`` for ``getChatMember`` /
   ``getChatAdministrators`` (default status "member").
+- ``remove_bot(*, chat_id, by_user_id, status="kicked"|"left", announce=True)``,
+  ``mute_bot(*, chat_id, by_user_id, announce=True)``: the bot's place in a group changes,
+  announced by a ``my_chat_member`` update (``announce=False``: the bot never hears it).
+  From then on a removed bot gets 403 "bot was kicked from the ... chat" for every call
+  there, a muted one 400 "not enough rights to send text messages" for sends, edits and
+  chat actions. ``migrate_group(*, chat_id, new_chat_id, user_id, announce=True)``: the
+  group becomes a supergroup; both service messages (``migrate_to_chat_id`` in the old chat,
+  ``migrate_from_chat_id`` in the new) arrive as updates, and the old id answers every
+  call with 400 "group chat was upgraded" and ``parameters.migrate_to_chat_id``.
 
 Observing the bot:
 
@@ -57,7 +71,10 @@ Observing the bot:
   kept raw, uploaded files as ``SentFile``); ``calls_to(method) -> list[dict]``.
 - ``messages(chat_id, *, include_deleted=False) -> list[BotMessage]``: the current state of the
   messages the bot sent to that chat, in order (plain text after HTML parsing, the raw text,
-  reply target, reply markup, document/photo name + bytes, edit history, deleted flag).
+  reply target, forum topic, reply markup, document/photo name + bytes, edit history,
+  deleted flag). A bot message lands in a topic as on Telegram: the ``message_thread_id``
+  it names (400 "message thread not found" unless a user wrote in that topic), else the
+  replied-to message's topic if that message still exists, else "General" (``topic=None``).
 - ``wait_for(predicate, timeout=30.0)``: sync polling, for subprocess bots;
   ``await async_wait_for(predicate, timeout=30.0)``: for in-process bots. Both return the
   first truthy value of ``predicate()`` or raise ``WaitTimeout``.
@@ -97,6 +114,7 @@ Behaviour copied from the real API (python-telegram-bot 22.8 speaks this wire fo
 
 from __future__ import annotations
 
+from tests.support.telegram_emulator.chat_changes import ChatChanges
 from tests.support.telegram_emulator.core import EmulatorCore
 from tests.support.telegram_emulator.methods import BotMethods
 from tests.support.telegram_emulator.records import (
@@ -124,5 +142,5 @@ __all__ = [
 ]
 
 
-class BotApiEmulator(UserActions, BotMethods, EmulatorCore):
+class BotApiEmulator(ChatChanges, UserActions, BotMethods, EmulatorCore):
     """A Bot API server on 127.0.0.1 for one bot token. See the package docstring."""

@@ -121,7 +121,8 @@ CHAT_ACTIONS = frozenset(
 )
 
 
-UPDATE_TYPES = frozenset({"message", "edited_message", "callback_query"})
+# What Telegram sends a bot that names no ``allowed_updates`` (of the types emulated).
+UPDATE_TYPES = frozenset({"message", "edited_message", "callback_query", "my_chat_member"})
 
 
 NOT_MODIFIED = (

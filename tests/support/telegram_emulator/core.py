@@ -310,6 +310,7 @@ class EmulatorCore:
                 copy.deepcopy(message.get("entities") or message.get("caption_entities") or [])
             ),
             reply_to=reply["message_id"] if reply else None,
+            topic=message.get("message_thread_id") if message.get("is_topic_message") else None,
             reply_markup=copy.deepcopy(message.get("reply_markup")),
             document=record.document,
             photo=record.photo,

@@ -157,6 +157,17 @@ class BotMethods:
             return None
         return int(target)
 
+    @staticmethod
+    def _named_topic(params: dict[str, Any], chat: _Chat) -> int | None:
+        """The ``message_thread_id`` a send names: a topic of this forum (None: none named;
+        the message then goes to the replied-to message's topic, else to "General")."""
+        thread = params.get("message_thread_id")
+        if thread is None:
+            return None
+        if not chat.chat.get("is_forum") or thread not in chat.topics:
+            raise _ApiError(400, "Bad Request: message thread not found")
+        return int(thread)
+
     def _bot_send(
         self,
         params: dict[str, Any],
@@ -167,7 +178,8 @@ class BotMethods:
         with self._lock:
             chat = self._known_chat(params)
             reply_to = self._reply_target(params, chat)
-            message = self._new_message(chat, self._bot_user(), reply_to, strict=True)
+            topic = self._named_topic(params, chat)
+            message = self._new_message(chat, self._bot_user(), reply_to, strict=True, topic=topic)
             message.update(fields)
             markup = params.get("reply_markup")
             if isinstance(markup, dict) and "inline_keyboard" in markup:

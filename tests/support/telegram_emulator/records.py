@@ -41,6 +41,8 @@ class BotMessage:
     parse_mode: str | None = None
     entities: tuple[dict[str, Any], ...] = ()
     reply_to: int | None = None
+    # The forum topic it is in (its message_thread_id); None: not in a topic ("General").
+    topic: int | None = None
     reply_markup: dict[str, Any] | None = None
     document: SentFile | None = None
     photo: SentFile | None = None
@@ -109,6 +111,7 @@ class _Chat:
     next_message_id: int = 1
     records: dict[int, _Record] = dataclasses.field(default_factory=dict)
     members: dict[int, str] = dataclasses.field(default_factory=dict)
+    topics: set[int] = dataclasses.field(default_factory=set)  # a forum's, once used
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
         entities: list[dict[str, Any]] | None = None,
@@ -66,7 +67,7 @@ class UserActions:
             fields["entities"] = found
         return self._inject_message(
             user_id, chat_id, chat_type, reply_to, first_name, username, fields,
-            sender_chat=sender_chat, automatic_forward=automatic_forward,
+            sender_chat=sender_chat, automatic_forward=automatic_forward, topic=topic,
         )  # fmt: skip
 
     def edit_message(
@@ -99,6 +100,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         caption: str | None = None,
         file_size: int | None = None,
         first_name: str = "Utente",
@@ -121,7 +123,7 @@ class UserActions:
         extra = {"forward_origin": forward_origin} if forward_origin else None
         return self._inject_media(
             "voice", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
-            extra=extra, sender_chat=sender_chat, automatic_forward=automatic_forward,
+            extra=extra, sender_chat=sender_chat, automatic_forward=automatic_forward, topic=topic,
         )  # fmt: skip
 
     def send_audio(
@@ -137,6 +139,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         caption: str | None = None,
         file_size: int | None = None,
         first_name: str = "Utente",
@@ -147,8 +150,9 @@ class UserActions:
         media = self._media_fields(stored) | {"duration": duration, "mime_type": mime_type}
         media |= _present(file_name=file_name, title=title, performer=performer)
         return self._inject_media(
-            "audio", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username
-        )
+            "audio", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
+            topic=topic,
+        )  # fmt: skip
 
     def send_video(
         self,
@@ -163,6 +167,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         caption: str | None = None,
         file_size: int | None = None,
         first_name: str = "Utente",
@@ -177,8 +182,9 @@ class UserActions:
         }
         media |= _present(file_name=file_name)
         return self._inject_media(
-            "video", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username
-        )
+            "video", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
+            topic=topic,
+        )  # fmt: skip
 
     def send_video_note(
         self,
@@ -190,6 +196,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
@@ -197,8 +204,9 @@ class UserActions:
         stored = self._store_file(data, "video_notes", ".mp4", file_size)
         media = self._media_fields(stored) | {"duration": duration, "length": length}
         return self._inject_media(
-            "video_note", media, None, user_id, chat_id, chat_type, reply_to, first_name, username
-        )
+            "video_note", media, None, user_id, chat_id, chat_type, reply_to, first_name, username,
+            topic=topic,
+        )  # fmt: skip
 
     def send_document(
         self,
@@ -210,6 +218,7 @@ class UserActions:
         chat_id: int | None = None,
         chat_type: str = "private",
         reply_to: int | None = None,
+        topic: int | None = None,
         caption: str | None = None,
         file_size: int | None = None,
         first_name: str = "Utente",
@@ -219,8 +228,19 @@ class UserActions:
         stored = self._store_file(data, "documents", suffix, file_size)
         media = self._media_fields(stored) | {"file_name": file_name, "mime_type": mime_type}
         return self._inject_media(
-            "document", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username
-        )
+            "document", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
+            topic=topic,
+        )  # fmt: skip
+
+    def delete_message(self, *, chat_id: int, message_id: int) -> None:
+        """A user deletes a message (theirs, or, as an admin, anyone's). Telegram tells the
+        bot nothing: its replies to it find it gone, and edits of it fail."""
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            record = chat.records.get(message_id) if chat else None
+            if record is None or record.deleted:
+                raise EmulatorError(f"no message {message_id} in chat {chat_id}")
+            record.deleted = True
 
     def send_callback_query(
         self,
@@ -309,6 +329,7 @@ class UserActions:
         *,
         sender_chat: int | None = None,
         automatic_forward: bool = False,
+        topic: int | None = None,
     ) -> dict[str, Any]:
         with self._lock:
             user = self._user(user_id, first_name, username)
@@ -316,7 +337,9 @@ class UserActions:
             shown, on_behalf = user, {}
             if sender_chat is not None:
                 shown, on_behalf = self._on_behalf_of(chat, sender_chat, automatic_forward)
-            message = self._new_message(chat, shown, reply_to, strict=False)
+            if topic is not None:
+                self._open_topic(chat, topic)
+            message = self._new_message(chat, shown, reply_to, strict=False, topic=topic)
             message.update(on_behalf)
             message.update(fields)
             chat.records[message["message_id"]] = _Record(message=message, from_bot=False)
@@ -338,6 +361,7 @@ class UserActions:
         extra: dict[str, Any] | None = None,
         sender_chat: int | None = None,
         automatic_forward: bool = False,
+        topic: int | None = None,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {kind: media, **(extra or {})}
         if caption is not None:
@@ -346,7 +370,7 @@ class UserActions:
                 fields["caption_entities"] = found
         return self._inject_message(
             user_id, chat_id, chat_type, reply_to, first_name, username, fields,
-            sender_chat=sender_chat, automatic_forward=automatic_forward,
+            sender_chat=sender_chat, automatic_forward=automatic_forward, topic=topic,
         )  # fmt: skip
 
     def _on_behalf_of(
@@ -368,8 +392,17 @@ class UserActions:
         return copy.deepcopy(TELEGRAM_SERVICE), fields
 
     def _new_message(
-        self, chat: _Chat, sender: dict[str, Any], reply_to: int | None, *, strict: bool
+        self,
+        chat: _Chat,
+        sender: dict[str, Any],
+        reply_to: int | None,
+        *,
+        strict: bool,
+        topic: int | None = None,
     ) -> dict[str, Any]:
+        """A new message in ``chat``. Its forum topic, as Telegram places it: ``topic`` if
+        given, else the replied-to message's (a reply stays in its thread), else none
+        ("General")."""
         message: dict[str, Any] = {
             "message_id": chat.next_message_id,
             "date": int(time.time()),
@@ -385,8 +418,21 @@ class UserActions:
             replied = copy.deepcopy(target.message)
             replied.pop("reply_to_message", None)  # Telegram nests one level only
             message["reply_to_message"] = replied
+            if topic is None and replied.get("is_topic_message"):
+                topic = replied["message_thread_id"]
+        if topic is not None:
+            message["message_thread_id"] = topic
+            message["is_topic_message"] = True
         chat.next_message_id += 1
         return message
+
+    @staticmethod
+    def _open_topic(chat: _Chat, topic: int) -> None:
+        """A user writes in forum topic ``topic``: the supergroup is a forum, the topic exists."""
+        if chat.chat["type"] != "supergroup":
+            raise EmulatorError("forum topics exist in supergroups only")
+        chat.chat["is_forum"] = True
+        chat.topics.add(topic)
 
     def _subscribed(self, update: dict[str, Any]) -> bool:
         kind = next(key for key in update if key != "update_id")
