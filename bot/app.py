@@ -64,7 +64,9 @@ def build_application(settings: Settings, services: Services) -> Application:
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.telegram_file_url)
         .local_mode(settings.telegram_local_mode)
-        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        # A reply to a message deleted meanwhile (a group's cleaner bot deletes commands at
+        # once) is sent anyway, not failed as "message to be replied not found".
+        .defaults(Defaults(parse_mode=ParseMode.HTML, allow_sending_without_reply=True))
         .concurrent_updates(True)
         .rate_limiter(RetryAfterLimiter(on_retry=services.metrics.retried))
         .get_updates_request(WatchedUpdatesRequest(watch))

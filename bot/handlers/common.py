@@ -193,13 +193,19 @@ async def counted_sender(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     return user
 
 
-def rate_limited(handler: Handler) -> Handler:
+def rate_limited(handler: Handler, *, chat_senders: bool = False) -> Handler:
     """A command handler for people (see :func:`sender`) that counts against the user's
-    rate limit."""
+    rate limit. ``chat_senders``: a command that is the chat's, not a person's, also
+    answers messages sent on behalf of a chat (an anonymous admin), counted against the
+    chat's own bucket."""
 
     @functools.wraps(handler)
     async def limited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if await counted_sender(update, context) is None:
+        chat = sent_as_chat(update) if chat_senders else None
+        if chat is not None:
+            if await over_limit(update, context, chat.id):
+                return
+        elif await counted_sender(update, context) is None:
             return
         await handler(update, context)
 

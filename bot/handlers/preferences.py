@@ -153,5 +153,6 @@ async def transcribes_everything(update: Update, context: ContextTypes.DEFAULT_T
 
 
 def register(app: Application) -> None:
-    app.add_handler(command("impostazioni", rate_limited(on_settings)))
+    # The panel is the chat's; each press is checked against the person pressing it.
+    app.add_handler(command("impostazioni", rate_limited(on_settings, chat_senders=True)))
     app.add_handler(CallbackQueryHandler(on_settings_button, pattern=rf"^{PREFIX}"))

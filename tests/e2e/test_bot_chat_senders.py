@@ -155,3 +155,16 @@ async def test_a_person_may_have_a_channels_note_transcribed_but_nobody_labels_i
             assert await _answer_to(bot, fix) == expected
         assert labels_of(bot.services.db) == []
         assert [job.status for job in bot.jobs()] == [JobStatus.DONE]
+
+
+async def test_an_anonymous_admin_opens_the_groups_settings(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    # The panel is the group's, and every press is checked against the person pressing:
+    # refusing the command locked out the people who usually run the group.
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        sent = bot.emu.send_text(
+            user_id=OTHER_USER, text="/impostazioni", sender_chat=GROUP, **IN_GROUP
+        )
+        assert (await _answer_to(bot, sent)).startswith("⚙️")
+        _nothing_stored(bot)

@@ -14,7 +14,7 @@ import pytest
 from bot import messages
 from model.asr.registry import ModelRegistry
 from storage import repository
-from tests.support.bot_harness import ADMIN, USER, running_bot
+from tests.support.bot_harness import ADMIN, GROUP, USER, running_bot
 from tests.support.fake_versions import install_fake_version
 from tests.support.speech import synthesize
 
@@ -70,3 +70,17 @@ async def test_an_edited_correction_is_the_latest_correction(
         with bot.services.db.unit_of_work(read_only=True) as uow:
             latest = repository.latest_correction(uow.session, bot.transcriptions()[0].id)
             assert latest is not None and latest.text == "Il treno parte alle dieci."
+
+
+async def test_a_command_deleted_before_the_answer_is_still_answered(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    # Groups often run a cleaner bot that deletes commands at once: the reply to a
+    # vanished message failed ("message to be replied not found"), the group read
+    # "errore imprevisto" and the admins got an alert.
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        emu = bot.emu
+        sent = emu.send_text(user_id=USER, text="/help", chat_id=GROUP, chat_type="group")
+        emu.delete_message(chat_id=GROUP, message_id=sent["message_id"])
+        await bot.wait_text(lambda t: t.startswith("Come funziona"), chat_id=GROUP)
+        assert messages.INTERNAL_ERROR not in bot.texts(GROUP)
