@@ -217,7 +217,9 @@ async def test_instant_repeats_never_cross_users_with_personalised_transcripts(
         _fwd, again = await _transcribe(bot, b"", user=OTHER_USER, **forwarded)
         assert again.content == theirs.content and model.calls == 3
         rows = bot.transcriptions()
-        assert [row.user_id for row in rows[1:]] == [USER, OTHER_USER, USER, OTHER_USER]
+        # (Their second forward of the same file is their first row again, not a copy.)
+        assert [row.user_id for row in rows[1:]] == [USER, OTHER_USER, USER]
+        assert bot.transcription_by_reply(again.message_id, chat_id=OTHER_USER).id == rows[2].id
         assert not bot.errors
 
 
