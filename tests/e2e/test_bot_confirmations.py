@@ -17,7 +17,7 @@ from storage.models import LABEL_CONFIRMATION, LABEL_CORRECTION, SOURCE_YOUTUBE
 from storage.samples import SplitPolicy, list_samples, uncorrected_share
 from tests.support.bot_harness import OTHER_USER, USER, running_bot
 from tests.support.media_server import VIDEO_NAME, MediaServer
-from tests.support.worker_support import FakeTranscriber, tone_wav
+from tests.support.worker_support import FakeTranscriber, SlowTagger, tone_wav
 
 NOTE_SECONDS = 2.0
 FIX = "Il treno per Milano parte alle nove e arriva a Roma la sera."
@@ -199,23 +199,10 @@ async def test_the_button_follows_the_transcript_and_repeats(tmp_path: Path) -> 
         assert [b["text"] for b in _buttons(_now(bot, document))] == [CONFIRMED_LABEL]
 
 
-class _SlowTagger:
-    """Hashtags that miss the reply's time budget: they are edited in afterwards."""
-
-    def __init__(self, inner: Any, delay: float) -> None:
-        self._inner, self.delay = inner, delay
-
-    def tags(self, text: str) -> list[str]:
-        import time
-
-        time.sleep(self.delay)
-        return self._inner.tags(text)
-
-
 async def test_late_hashtags_keep_the_button(tmp_path: Path, fake_transcriber) -> None:
     async with running_bot(tmp_path, fake_transcriber, tag_budget_seconds=0.1) as bot:
         pipeline = bot.services.pipeline
-        pipeline.tagger = _SlowTagger(pipeline.tagger, delay=1.0)
+        pipeline.tagger = SlowTagger(pipeline.tagger, delay=1.0)
         sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
         (reply,) = await bot.wait_reply(sent["message_id"])
         tagged = await bot.wait_message(

@@ -16,7 +16,7 @@ from storage.models import JobStatus
 from tests.support.bot_harness import GROUP, OTHER_USER, USER, RunningBot, running_bot
 from tests.support.held_transcriber import HELD_SECONDS, HeldTranscriber
 from tests.support.telegram_emulator import BotMessage
-from tests.support.worker_support import FakeTranscriber, tone_wav
+from tests.support.worker_support import FakeTranscriber, SlowTagger, tone_wav
 
 TOPIC = 77
 IN_TOPIC: dict[str, Any] = {"chat_id": GROUP, "chat_type": "supergroup", "topic": TOPIC}
@@ -88,19 +88,6 @@ async def test_a_note_deleted_while_transcribed_is_still_answered_in_its_topic(
         assert general == []
 
 
-class _SlowTagger:
-    """Hashtags that miss the reply's time budget: they are added afterwards."""
-
-    def __init__(self, inner: Any, delay: float) -> None:
-        self._inner, self.delay = inner, delay
-
-    def tags(self, text: str) -> list[str]:
-        import time
-
-        time.sleep(self.delay)
-        return self._inner.tags(text)
-
-
 async def test_late_hashtags_that_spill_over_follow_the_transcript_in_its_topic(
     tmp_path: Path,
 ) -> None:
@@ -111,7 +98,7 @@ async def test_late_hashtags_that_spill_over_follow_the_transcript_in_its_topic(
         tmp_path, model, max_message_chars=MESSAGE_CHARS, tag_budget_seconds=0.1
     ) as bot:
         pipeline = bot.services.pipeline
-        pipeline.tagger = _SlowTagger(pipeline.tagger, delay=1.0)
+        pipeline.tagger = SlowTagger(pipeline.tagger, delay=1.0)
         note = bot.emu.send_voice(
             user_id=USER, data=tone_wav(2), duration=2, caption=f"@{bot.emu.bot_username}",
             **IN_TOPIC,

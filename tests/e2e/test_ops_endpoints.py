@@ -105,6 +105,9 @@ def test_front_and_worker_serve_probes_and_moving_metrics(tmp_path: Path) -> Non
                     ),
                     timeout=120,
                 )
+                # A job is counted once its reply is recorded, just after the user sees it.
+                done = ("whisper_it_jobs_total", (("outcome", "done"),))
+                emu.wait_for(lambda: scrape(worker_port).get(done) == NOTES, timeout=30)
                 after = scrape(worker_port)
                 front_metrics = scrape(front_port)
     assert after[("whisper_it_jobs_total", (("outcome", "done"),))] == NOTES

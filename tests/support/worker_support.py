@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -86,6 +87,18 @@ class FakeTranscriber:
             except Exception as exc:
                 results.append(exc)
         return results
+
+
+class SlowTagger:
+    """Another tagger's hashtags, late: they miss the reply's time budget and are edited
+    in (or sent) afterwards."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self._inner, self.delay = inner, delay
+
+    def tags(self, text: str) -> list[str]:
+        time.sleep(self.delay)
+        return self._inner.tags(text)
 
 
 @dataclass
