@@ -24,6 +24,8 @@ DEFAULT_BUSY_TIMEOUT_S = 30.0
 # A PostgreSQL server that accepts TCP but does not answer (hung, or a proxy whose backend
 # died) fails a connection after this long, not after libpq's minutes.
 POSTGRES_CONNECT_TIMEOUT_S = 5
+# What a SQLite write-ahead log is truncated to after a checkpoint.
+SQLITE_WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 # Execution option read by the BEGIN hook: a read-only unit of work takes no write lock.
 READ_ONLY_OPTION = "whisper_it_read_only"
 # SQLite database names that are no file.
@@ -106,6 +108,9 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, foreign_keys: boo
             _enable_wal(cursor, timeout_s=busy_timeout_ms / 1000)
             # NORMAL is durable across application crashes in WAL mode and much faster.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # A WAL that grew during a long read is cut back to this after checkpoints
+            # (by default it keeps its largest size for as long as the database is open).
+            cursor.execute(f"PRAGMA journal_size_limit = {SQLITE_WAL_SIZE_LIMIT_BYTES}")
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
             cursor.close()

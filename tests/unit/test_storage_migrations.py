@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from storage import migrations
-from storage.engine import create_engine_for
+from storage.engine import SQLITE_WAL_SIZE_LIMIT_BYTES, create_engine_for
 from storage.models import Base
 from storage.unit_of_work import Database
 from tests.support.databases import database_url
@@ -86,6 +86,9 @@ def test_sqlite_connections_are_set_up_for_two_processes(tmp_path: Path) -> None
             assert pragma("PRAGMA journal_mode").scalar() == "wal"
             assert pragma("PRAGMA foreign_keys").scalar() == 1
             assert pragma("PRAGMA busy_timeout").scalar() >= 10_000
+            # Months of running: the log is cut back after checkpoints (default: never).
+            limit = pragma("PRAGMA journal_size_limit").scalar()
+            assert limit == SQLITE_WAL_SIZE_LIMIT_BYTES
     finally:
         engine.dispose()
 
