@@ -28,6 +28,7 @@ from bot.handlers import (
 )
 from bot.ops.telegram_retry import RetryAfterLimiter
 from bot.ops.updates_watch import UpdatesWatch, WatchedUpdatesRequest
+from bot.ops.webhook import WebhookApplication
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def build_application(settings: Settings, services: Services) -> Application:
         .get_updates_request(WatchedUpdatesRequest(watch))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        .application_class(
+            WebhookApplication, kwargs={"webhook_max_body_bytes": settings.webhook_max_body_bytes}
+        )
         .build()
     )
     app.bot_data[SERVICES_KEY] = services

@@ -83,6 +83,11 @@ class Settings(PolicySettings):  # type: ignore[misc,valid-type]
     webhook_secret: SecretStr | None = Field(
         None, description="Secret Telegram sends with each webhook call (generated if unset)"
     )
+    webhook_max_body_bytes: int = Field(
+        1_048_576,
+        ge=65_536,
+        description="Largest webhook request body read (bytes); larger ones get 413",
+    )
 
     # --- Storage --------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Database, audio, models, caches")

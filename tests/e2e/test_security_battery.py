@@ -576,6 +576,24 @@ async def test_forged_webhook_update_is_rejected_before_any_handler(
 
 
 @SHARED_BOT
+@pytest.mark.parametrize(
+    ("secret_for", "status"),
+    [(lambda s: "A" * len(s), 403), (str, 413)],
+    ids=["forger-100MB", "secret-100MB"],
+)
+async def test_a_huge_webhook_request_is_refused_on_its_headers(
+    webhook_bot: tuple[RunningBot, str, str], secret_for: Callable[[str], str], status: int
+) -> None:
+    """PTB's listener read bodies of up to 100 MB before it checked the secret (the README
+    asked for a proxy to cap them): now a forger's, or any over the limit, is refused on
+    the headers, before a byte of the body is sent."""
+    _bot, hook, secret = webhook_bot
+    head = {"Content-Type": "application/json", "Content-Length": "100000000"}
+    head[hostile.SECRET_TOKEN_HEADER] = secret_for(secret)
+    assert await asyncio.to_thread(hostile.post_headers_only, hook, head) == status
+
+
+@SHARED_BOT
 async def test_webhook_secret_is_generated_strong_and_the_right_one_is_handled(
     webhook_bot: tuple[RunningBot, str, str],
 ) -> None:

@@ -9,6 +9,7 @@ Network targets are always loopback, so a test can listen and assert nothing arr
 from __future__ import annotations
 
 import io
+import socket
 import struct
 
 import numpy as np
@@ -105,6 +106,21 @@ def command_update(*, user_id: int, chat_id: int, text: str, update_id: int) -> 
             "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
         },
     }
+
+
+def post_headers_only(url: str, headers: dict[str, str], timeout: float = 10.0) -> int:
+    """The HTTP status a webhook answers to a POST's headers alone (the body never sent):
+    a listener that waits for the body times out here (socket.timeout)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname == LOOPBACK and parts.port is not None, url
+    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((LOOPBACK, parts.port), timeout=timeout) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = connection.makefile("rb").readline()
+    return int(status_line.split()[1])
 
 
 def post_update(
