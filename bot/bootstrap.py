@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.admin_service import AdminService
+from bot.albums import AlbumWatch
 from bot.alerts import AdminAlerts
 from bot.corrections import CorrectionService
 from bot.delivery import STATUS_EDIT_INTERVAL_SECONDS, DeliveryOptions
@@ -87,6 +88,7 @@ class Services:
     training: TrainingControl
     admin: AdminService
     metrics: Metrics = field(default_factory=Metrics)
+    albums: AlbumWatch = field(default_factory=AlbumWatch)
     vocabulary: PersonalVocabulary | None = None  # None: built without it (tests)
     identity: WorkerIdentity | None = None  # the name of this process's job leases
     ops: OpsServer | None = None  # running while WHISPER_IT_HTTP_PORT is set

@@ -61,13 +61,26 @@ def _is_media_document(mime: str | None, name: str | None) -> bool:
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is None:
-        return
-    if not addressed(update, context) and not await transcribes_everything(update, context):
+    if message is None or not await _asked_for(update, context, message):
         return
     user = await counted_sender(update, context)
     if user is not None:
         await accept(update, context, message, user)
+
+
+async def _asked_for(update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message) -> bool:
+    """Addressed (always, in a private chat), in a group that has everything transcribed,
+    or one file of an album whose caption addressed the bot (bot/albums.py)."""
+    album = None
+    if message.media_group_id is not None and not is_private(update):
+        album = (message.chat_id, message.media_group_id)
+    if addressed(update, context):
+        if album is not None:  # before any await: the album's other items may be waiting
+            services(context).albums.mark_asked(album)
+        return True
+    if await transcribes_everything(update, context):
+        return True
+    return album is not None and await services(context).albums.asked(album)
 
 
 async def on_transcribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

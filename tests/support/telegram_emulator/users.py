@@ -144,14 +144,16 @@ class UserActions:
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
+        """``media_group_id``: an item of an album (the same id on each of its items)."""
         suffix = _suffix(file_name, mime_type, ".mp3")
         stored = self._store_file(data, "music", suffix, file_size)
         media = self._media_fields(stored) | {"duration": duration, "mime_type": mime_type}
         media |= _present(file_name=file_name, title=title, performer=performer)
         return self._inject_media(
             "audio", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
-            topic=topic,
+            topic=topic, extra=_present(media_group_id=media_group_id),
         )  # fmt: skip
 
     def send_video(
@@ -172,7 +174,9 @@ class UserActions:
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
+        """``media_group_id``: an item of an album (the same id on each of its items)."""
         stored = self._store_file(data, "videos", _suffix(file_name, mime_type, ".mp4"), file_size)
         media = self._media_fields(stored) | {
             "duration": duration,
@@ -183,7 +187,7 @@ class UserActions:
         media |= _present(file_name=file_name)
         return self._inject_media(
             "video", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
-            topic=topic,
+            topic=topic, extra=_present(media_group_id=media_group_id),
         )  # fmt: skip
 
     def send_video_note(
@@ -223,13 +227,15 @@ class UserActions:
         file_size: int | None = None,
         first_name: str = "Utente",
         username: str | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
+        """``media_group_id``: an item of an album (the same id on each of its items)."""
         suffix = _suffix(file_name, mime_type, "")
         stored = self._store_file(data, "documents", suffix, file_size)
         media = self._media_fields(stored) | {"file_name": file_name, "mime_type": mime_type}
         return self._inject_media(
             "document", media, caption, user_id, chat_id, chat_type, reply_to, first_name, username,
-            topic=topic,
+            topic=topic, extra=_present(media_group_id=media_group_id),
         )  # fmt: skip
 
     def delete_message(self, *, chat_id: int, message_id: int) -> None:
