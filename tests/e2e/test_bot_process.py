@@ -259,7 +259,7 @@ def test_webhook_without_a_secret_generates_and_registers_one(
     tmp_path: Path, cwd: Path, model_cache: Path, ct2_transcriber
 ) -> None:
     """Issue 10: with no WEBHOOK_SECRET, forged updates from anyone were handled."""
-    port = _free_port()
+    port, ops_port = _free_port(), _free_port()
     log_path = tmp_path / "bot.log"
     hook = f"http://127.0.0.1:{port}/hook"
     with BotApiEmulator() as emu:
@@ -271,9 +271,12 @@ def test_webhook_without_a_secret_generates_and_registers_one(
             WEBHOOK_LISTEN="127.0.0.1",
             WEBHOOK_PORT=str(port),
             WEBHOOK_PATH="hook",
+            HTTP_PORT=str(ops_port),
         )
         with bot_process(env, cwd, log_path) as process:
             (webhook,) = emu.wait_for(lambda: emu.calls_to("setWebhook"), timeout=START_TIMEOUT)
+            # Ready means updates flow: here, the webhook listener runs (nothing polls).
+            assert wait_ready(ops_port, process, log_path)["status"] == "ok"
             secret = webhook["secret_token"]
             assert WEBHOOK_SECRET_RE.fullmatch(secret) and len(secret) >= 43
             _assert_forgeries_refused(emu, hook, secret)
