@@ -9,6 +9,7 @@ patching the graph.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,12 +251,22 @@ def current_model_spec(settings: Settings) -> str:
 
     try:
         version = ModelRegistry(settings.models_dir).current()
-    except RegistryError:
-        log.warning("models/CURRENT names a missing version: serving the base model")
+    except RegistryError as exc:
+        _warn_unservable(f"{settings.models_dir}: {exc}")
         return settings.base_model
     if version is None:
         return settings.base_model
     return str(version.hf_dir if settings.engine == "transformers" else version.ct2_dir)
+
+
+@functools.cache
+def _warn_unservable(reason: str) -> None:
+    """Once per process and reason: the check runs before every job."""
+    log.warning(
+        "models/CURRENT cannot be served (%s): serving the base model; /rollback (or "
+        "whisper-it rollback) sets the pointer to it",
+        reason,
+    )
 
 
 def registry_version_name(settings: Settings, spec: str) -> str | None:

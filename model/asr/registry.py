@@ -214,8 +214,14 @@ class ModelRegistry:
             raise
 
     def rollback(self) -> str:
-        """Serve the current version's parent again; returns its name."""
-        current = self.current()
+        """Serve the current version's parent again; returns its name. When ``CURRENT``
+        names no installed version (its folder is gone), the base model serves already
+        (``bot.bootstrap.current_model_spec``): the pointer is set to it, to match."""
+        try:
+            current = self.current()
+        except (VersionMissing, VersionUnusable):  # gone, or no valid name at all
+            self.set_current(BASE_VERSION)
+            return BASE_VERSION
         if current is None:
             raise NothingToRollBack("the base model is serving: there is nothing to roll back")
         parent = current.parent or BASE_VERSION

@@ -134,3 +134,28 @@ def test_prune_keeps_the_serving_version_and_its_rollback_steps(tmp_path: Path) 
     with pytest.raises(RegistryError, match="CTranslate2"):  # its weights are gone
         registry.rollback()
     assert registry.current_name() == "v3"
+
+
+def test_a_pointer_to_a_missing_version_serves_base_warns_once_and_rollback_repairs_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its folder deleted by hand, the version CURRENT names cannot serve: the base model
+    does, the log says so once (not before every job), and /rollback points CURRENT at
+    the base model (it refused before: "version v1 does not exist")."""
+    import shutil
+
+    from bot.bootstrap import current_model_spec
+
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)
+    registry = ModelRegistry(settings.models_dir)
+    install_fake_version(registry, tmp_path, "v1", BASE_VERSION)
+    registry.set_current("v1")
+    shutil.rmtree(registry.get("v1").path)
+    specs = [current_model_spec(settings) for _ in range(3)]
+    assert specs == [settings.base_model] * 3
+    warned = [r for r in caplog.records if "cannot be served" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert registry.rollback() == BASE_VERSION
+    assert registry.current_name() == BASE_VERSION and registry.current() is None
+    with pytest.raises(RegistryError):
+        registry.rollback()
