@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from telegram import Bot, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.error import BadRequest, TelegramError
@@ -219,8 +220,13 @@ class Delivery:
         except TelegramError as exc:
             log.debug("queued message not updated: %s", exc)
 
-    async def download(self, file_id: str) -> bytes:
+    async def download(self, file_id: str) -> bytes | Path:
+        """A Telegram file's bytes; from a local Bot API server (``--local``, files up to
+        2000 MB), the path of the server's own copy instead, read in place: never a whole
+        file in this process's memory (it was, twice over, and spilled again to decode)."""
         file = await self.bot.get_file(file_id)
+        if self.bot.local_mode and file.file_path and Path(file.file_path).is_absolute():
+            return Path(await file.download_to_drive())  # PTB returns the local path as is
         return bytes(await file.download_as_bytearray())
 
     async def reply(self, reply: Reply, status: StatusMessage) -> list[int]:

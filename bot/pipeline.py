@@ -54,9 +54,9 @@ ProgressSink = Callable[[Stage, float | None], None]
 
 @dataclass(frozen=True)
 class MediaBytes:
-    """Media already in memory (a Telegram file)."""
+    """A Telegram file: its bytes, or (local Bot API server) the path of the server's copy."""
 
-    data: bytes
+    data: bytes | Path
     source_kind: str  # storage's source kinds: voice, audio, video, video_note, document
     source_ref: str | None = None
 

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PosixPath
 
 import pytest
 
-from bot import messages
+from bot import messages, pipeline
 from bot.settings import LOCAL_MODE_MAX_FILE_BYTES, Settings
+from model.asr.audio import decode_audio
 from tests.support.bot_harness import USER, running_bot
 from tests.support.speech import synthesize
 
@@ -32,9 +33,16 @@ def test_local_mode_raises_the_file_limit_unless_one_is_set() -> None:
 
 
 async def test_a_file_over_20_mb_is_transcribed_through_a_local_server(
-    tmp_path: Path, ct2_transcriber, voice_note: bytes
+    tmp_path: Path, ct2_transcriber, voice_note: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server_files = tmp_path / "telegram-bot-api"
+    decoded: list[object] = []
+
+    def recording_decode(source, **kwargs):
+        decoded.append(source)
+        return decode_audio(source, **kwargs)
+
+    monkeypatch.setattr(pipeline, "decode_audio", recording_decode)
     async with running_bot(
         tmp_path / "cloud", ct2_transcriber
     ) as cloud:  # the cloud API: refused from the metadata
@@ -53,6 +61,10 @@ async def test_a_file_over_20_mb_is_transcribed_through_a_local_server(
         )
         (reply,) = await bot.wait_reply(sent["message_id"], timeout=90)
         assert "pizza margherita" in reply.content.lower(), reply.content
-        # Read from the server's folder, not downloaded over HTTP.
+        # Read from the server's folder, not downloaded over HTTP, and in place: the
+        # decoder opened the server's own file (a 2000 MB file was read into this
+        # process's memory twice, then written to a temporary file again to be decoded).
         assert any(server_files.rglob("*.oga"))
         assert bot.app.bot.local_mode
+        assert [type(source) for source in decoded] == [PosixPath], decoded
+        assert decoded[0].is_relative_to(server_files.resolve()), decoded
