@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.support.speech import espeak_available
+
+# OpenMP threads (torch, CTranslate2) that wait by spinning: with two test processes on two
+# cores, a 2-thread decode spins against the other process and the transformers engine ran
+# the same long clip in 226 s instead of 45 s. Passive waiting changes no result, and the
+# processes the tests start (trainers, workers) inherit it. Set before torch is loaded.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # What ``fake_transcriber`` hears in every clip.
 FAKE_TRANSCRIPT = "Il treno per Milano parte alle otto e arriva a Roma nel pomeriggio."

@@ -276,13 +276,21 @@ async def test_rollback_refusals_are_in_italian(tmp_path: Path, fake_transcriber
         bot.emu.send_text(user_id=ADMIN, text="/rollback")
         base = await bot.wait_text(lambda t: "Non posso tornare indietro" in t, chat_id=ADMIN)
         assert "è già in servizio il modello di base" in base, base
-        # CURRENT names a version whose folder is gone (the bot serves the base model).
+        # The version to go back to has had its folder deleted.
         registry = ModelRegistry(bot.services.settings.models_dir)
-        install_fake_version(registry, tmp_path, "v7", "base")
+        install_fake_version(registry, tmp_path, "v6", "base")
+        install_fake_version(registry, tmp_path, "v7", "v6")
         registry.set_current("v7")
-        shutil.rmtree(registry.root / "versions" / "v7")
+        shutil.rmtree(registry.root / "versions" / "v6")
         bot.emu.send_text(user_id=ADMIN, text="/rollback")
         await bot.emu.async_wait_for(lambda: len(bot.texts(ADMIN)) == 2)
         missing = bot.texts(ADMIN)[-1]
-        assert "la versione v7 non c'è fra i modelli installati" in missing, missing
+        assert "la versione v6 non c'è fra i modelli installati" in missing, missing
         assert not any("does not exist" in t or "nothing to roll" in t for t in bot.texts(ADMIN))
+        # CURRENT itself names a version whose folder is gone: the base model serves
+        # already, and /rollback sets the pointer to it.
+        shutil.rmtree(registry.root / "versions" / "v7")
+        bot.emu.send_text(user_id=ADMIN, text="/rollback")
+        await bot.emu.async_wait_for(lambda: len(bot.texts(ADMIN)) == 3)
+        assert "Torno al modello base:" in bot.texts(ADMIN)[-1]
+        assert registry.current_name() == "base"
