@@ -35,7 +35,8 @@ def null_candidate(
     ``rounds`` rounds (what an installation has after them) under ``salts`` salts."""
     from model.asr import convert, sources
     from model.asr.tsv import read_tsv
-    from storage.samples import DEFAULT_EVAL_FRACTION, EVAL, assign_splits
+    from storage.samples import EVAL, assign_splits
+    from storage.split_policy import DEFAULT_EVAL_FRACTION
     from training.config import split_policy
     from training.gate import ClipOrigin, decide
     from training.gate_policy import GENERAL_SET, HELDOUT_SET, GatePolicy

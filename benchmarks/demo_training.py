@@ -756,7 +756,8 @@ def held_out_sentences(round_sentences: tuple[int, ...], salts: range, variants:
     variants' series are the same installation until the first round they differ."""
     from _demo_null import salt_bytes
 
-    from storage.samples import DEFAULT_EVAL_FRACTION, EVAL, assign_splits
+    from storage.samples import EVAL, assign_splits
+    from storage.split_policy import DEFAULT_EVAL_FRACTION
     from training.config import split_policy
 
     fractions = sorted({

@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, create_model, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.media.links import YOUTUBE_HOSTS
-from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
+from storage.split_policy import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
 from training.config import DEFAULT_RECENT_CLIPS, split_policy
 from training.configurable import setting_fields

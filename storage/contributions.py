@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, distinct, func, select
 from sqlalchemy.orm import Session
 
-from storage.labels import Conflict, SentenceKey, resolve_labels
+from storage.labels import Conflict, resolve_labels
 from storage.models import Correction, User
 from storage.samples import TRAIN, SplitPolicy, list_samples
+from storage.split_policy import SentenceKey
 
 
 @dataclass(frozen=True)

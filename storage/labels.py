@@ -26,7 +26,6 @@ correction the same way in every case, so the policy leaks nobody's messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import LABEL_CONFIRMATION, SOURCE_IMPORT, Correction, Transcription
+from storage.split_policy import SentenceKey
 
 # Whisper's special tokens are all spelt ``<|...|>`` (``<|endoftext|>``, ``<|en|>``,
 # ``<|translate|>``, ``<|5.00|>``). A label holding one could teach the model a trigger
@@ -88,11 +88,6 @@ class Conflict:
 class Labels:
     labelled: tuple[Label, ...]  # oldest correction first
     quarantined: tuple[Conflict, ...]  # oldest clip first
-
-
-# What makes two texts the same sentence (the caller's text normaliser: storage knows no
-# language). The bot and the trainer pass ``model.asr.normalize.normalize_text``.
-SentenceKey = Callable[[str], str]
 
 
 def resolve_labels(session: Session, *, sentence_key: SentenceKey) -> Labels:

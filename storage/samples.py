@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from storage import repository
 from storage.audio_store import AudioRef
 from storage.installation import split_salt
-from storage.labels import Labels, SentenceKey, resolve_labels
+from storage.labels import Labels, resolve_labels
 from storage.models import (
     LABEL_CORRECTION,
     SOURCE_IMPORT,
@@ -43,33 +43,15 @@ from storage.models import (
     TrainingRun,
     Transcription,
 )
+from storage.split_policy import SplitPolicy
 
 Split = Literal["train", "eval"]
 TRAIN: Split = "train"
 EVAL: Split = "eval"
-DEFAULT_EVAL_FRACTION = 0.1
-# Users' corrections are judged at a quarter of 2.5% (training.gate): 8 clusters, all
-# better, are the fewest that can pass (p = 1/256).
-DEFAULT_MIN_EVAL_SENTENCES = 8
 # Domain separation: the same salt may key other things one day.
 _SPLIT_DOMAIN = b"whisper-it/split/v2/sentence:"
 _HASH_BITS = 64
 MIN_SALT_BYTES = 16
-
-
-@dataclass(frozen=True)
-class SplitPolicy:
-    """How the samples are split, one value for the whole installation (built once by the
-    composition roots from the settings): the share of sentences held out, the floor of
-    held-out sentences, and what makes two texts one sentence."""
-
-    eval_fraction: float
-    sentence_key: SentenceKey
-    min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.eval_fraction <= 1.0:
-            raise ValueError(f"eval_fraction must be within [0, 1], got {self.eval_fraction}")
 
 
 def split_of(sentence: str, *, salt: bytes, policy: SplitPolicy) -> Split:

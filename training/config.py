@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from model.asr.normalize import normalize_text
-from storage.samples import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
+from storage.split_policy import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENCES, SplitPolicy
 from training.arguments import FinetuneArguments
 from training.gate_policy import GatePolicy
 

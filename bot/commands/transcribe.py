@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.bootstrap import build_pipeline
 from bot.cli import CommandError
 from bot.messages import MODEL_UNAVAILABLE, audio_error
 from bot.pipeline import (
@@ -192,6 +191,7 @@ def _quiet_logs(args: argparse.Namespace) -> None:
 def _pipeline(
     args: argparse.Namespace, settings: Settings, *, with_tags: bool
 ) -> TranscriptionPipeline:
+    from bot.bootstrap import build_pipeline  # the services' imports: ~1.4 s, on use only
     from model.tagging.tags import TaggerUnavailable
 
     try:
