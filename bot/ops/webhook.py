@@ -9,6 +9,7 @@ BYTES`` (Telegram's updates are a few KB). Polling is PTB's, unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -31,7 +32,11 @@ KEEPALIVE_TIMEOUT_SECONDS = 5.0
 STATUS_OK = 200
 STATUS_BAD_REQUEST = 400
 STATUS_FORBIDDEN = 403
+STATUS_TIMEOUT = 408
 STATUS_TOO_LARGE = 413
+# A body (of at most max_body_bytes) must arrive within this long: Telegram sends an
+# update in one go, and a slow sender must not hold a handler and its buffer.
+BODY_TIMEOUT_SECONDS = 10.0
 
 
 class WebhookUpdater(Updater):
@@ -120,7 +125,13 @@ async def start_listener(app: web.Application, host: str, port: int) -> web.AppR
 
 
 def webhook_app(
-    *, path: str, secret: str, application_bot: Any, update_queue: Any, max_body_bytes: int
+    *,
+    path: str,
+    secret: str,
+    application_bot: Any,
+    update_queue: Any,
+    max_body_bytes: int,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> web.Application:
     """One POST route: the secret, then the content type, then at most ``max_body_bytes``
     of JSON, parsed into an ``Update`` and queued for the application."""
@@ -136,7 +147,11 @@ def webhook_app(
         declared = request.content_length
         if declared is not None and declared > max_body_bytes:
             return web.Response(status=STATUS_TOO_LARGE)  # refused before reading it
-        body = await request.read()  # a longer chunked body: aiohttp answers 413
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await request.read()  # a longer chunked body: aiohttp answers 413
+        except TimeoutError:
+            return web.Response(status=STATUS_TIMEOUT)
         try:
             data = json.loads(body)
             if not isinstance(data, dict):

@@ -20,6 +20,7 @@ SECRET = "s3cret-token-for-tests-0123456789"
 MAX_BODY = 65_536
 PATH = "/hook"
 ANSWER_TIMEOUT = 5.0
+BODY_TIMEOUT = 0.5
 
 
 class Listener:
@@ -47,7 +48,12 @@ class Listener:
 async def listener() -> AsyncIterator[Listener]:
     queue: asyncio.Queue = asyncio.Queue()
     app = webhook_app(
-        path=PATH, secret=SECRET, application_bot=None, update_queue=queue, max_body_bytes=MAX_BODY
+        path=PATH,
+        secret=SECRET,
+        application_bot=None,
+        update_queue=queue,
+        max_body_bytes=MAX_BODY,
+        body_timeout=BODY_TIMEOUT,
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -122,3 +128,10 @@ async def test_a_half_sent_request_is_dropped(listener: Listener) -> None:
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), KEEPALIVE_TIMEOUT_SECONDS * 3) == b""
     writer.close()
+
+
+async def test_a_body_that_never_finishes_is_cut_off(listener: Listener) -> None:
+    """Even with the secret, a body sent slowly must not hold its handler for ever."""
+    body = _update()
+    assert await listener.exchange(_head(len(body) + 100), body) == 408
+    assert listener.queue.empty()
