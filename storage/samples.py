@@ -145,25 +145,22 @@ def list_samples(
 
 
 def uncorrected_share(session: Session) -> float:
-    """The share of users' transcripts (stored audio, not imports) their sender never
-    corrected (a confirmation is no correction): how strongly the held-out corrections
-    were selected on errors (the gate's selection correction, ``training.gate_stats``).
-    0.0 when nothing was served."""
-    from sqlalchemy import exists, func
+    """The share of users' transcripts (audio stored, or dropped by retention; not
+    imports) their sender never corrected (a confirmation is no correction): how strongly
+    the held-out corrections were selected on errors (the gate's selection correction,
+    ``training.gate_stats``). 0.0 when nothing was served."""
+    from sqlalchemy import exists, func, or_
 
-    served = (
-        select(func.count(Transcription.id))
-        .where(
-            Transcription.source_kind != SOURCE_IMPORT,
-            Transcription.user_id.is_not(None),
-            Transcription.audio_sha256.is_not(None),
-        )
-        .scalar_subquery()
-    )
-    corrected = select(func.count(Transcription.id)).where(
+    # Retention drops only uncorrected audio: counting stored audio alone would let the
+    # share drift to 0 as the installation ages, switching the correction off.
+    served_rows = (
         Transcription.source_kind != SOURCE_IMPORT,
         Transcription.user_id.is_not(None),
-        Transcription.audio_sha256.is_not(None),
+        or_(Transcription.audio_sha256.is_not(None), Transcription.audio_purged_at.is_not(None)),
+    )
+    served = select(func.count(Transcription.id)).where(*served_rows).scalar_subquery()
+    corrected = select(func.count(Transcription.id)).where(
+        *served_rows,
         exists().where(
             Correction.transcription_id == Transcription.id,
             Correction.user_id == Transcription.user_id,

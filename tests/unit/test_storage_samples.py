@@ -23,6 +23,7 @@ from storage.samples import (
     list_samples,
     sample_stats,
     split_of,
+    uncorrected_share,
 )
 from storage.unit_of_work import Database
 from tests.support.labelling import SPLIT
@@ -256,6 +257,22 @@ def test_purge_drops_only_old_uncorrected_audio(database: Database, store: Audio
         assert (purged.audio_sha256, purged.audio_purged_at, purged.text) == (None, cutoff, "testo")
     with database.unit_of_work() as uow:
         assert purge_uncorrected_audio(uow.session, store, cutoff) == 0
+
+
+def test_retention_leaves_the_share_of_uncorrected_transcripts_as_it_was(
+    database: Database, store: AudioStore
+) -> None:
+    """Retention drops only uncorrected audio: the gate's selection correction must still
+    count those transcripts as served and right, or it fades out as the bot ages."""
+    for n in range(10):
+        _transcribe(database, store.put(_clip(40 + n)), user_id=1, created=T0,
+                    correction="giusto" if n == 0 else None)  # fmt: skip
+    with database.unit_of_work() as uow:
+        before = uncorrected_share(uow.session)
+        assert purge_uncorrected_audio(uow.session, store, T0 + timedelta(days=30)) == 9
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        assert uncorrected_share(uow.session) == before == pytest.approx(0.9)
 
 
 def test_delete_user_keeps_audio_another_user_still_uses(
