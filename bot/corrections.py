@@ -91,7 +91,7 @@ class CorrectionService:
         from storage import repository
 
         text = without_timestamps(without_decorations(text)).strip()
-        if not text:
+        if not normalize_text(text):  # "👍", "...": no word to train on
             return CorrectionOutcome.EMPTY
         if len(text) > self.max_chars:
             return CorrectionOutcome.TOO_LONG

@@ -33,9 +33,12 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     svc = services(context)
     to_bot = replies_to_bot(message, context.bot.id)
-    has_link = bool(
-        find_links(message.text or "", extra_hosts=frozenset(svc.settings.allowed_url_hosts))[0]
+    found, refused = find_links(
+        message.text or "", extra_hosts=frozenset(svc.settings.allowed_url_hosts)
     )
+    has_link = bool(found or refused)  # a refused link gets its refusal, never stored
+    if update.edited_message is not None and (has_link or not to_bot):
+        return  # an edit is no new request; only an edited correction counts again
     if has_link or (not to_bot and not is_private(update)):
         # A link sent as a reply, or people talking to each other in a group.
         await links.on_text(update, context)

@@ -37,7 +37,10 @@ async def test_corrections_latest_wins_and_every_other_reply_is_explained(
     tmp_path: Path, ct2_transcriber, voice_note: bytes
 ) -> None:
     async with running_bot(
-        tmp_path, ct2_transcriber, max_correction_chars=MAX_CORRECTION_CHARS
+        tmp_path,
+        ct2_transcriber,
+        max_correction_chars=MAX_CORRECTION_CHARS,
+        messages_per_minute=30,  # a dozen replies in a row here
     ) as bot:
         emu = bot.emu
         sent = emu.send_voice(user_id=USER, data=voice_note, duration=3)
@@ -66,6 +69,16 @@ async def test_corrections_latest_wins_and_every_other_reply_is_explained(
         assert _latest(bot, stored.id) == THIRD_FIX
         # "Unchanged" is judged against the latest correction, not the transcript.
         assert await answer_to(THIRD_FIX, reply.message_id) == messages.CORRECTION_UNCHANGED
+
+        # No word at all (an emoji, punctuation): nothing to train on.
+        for wordless in ("👍", "...?!"):
+            assert await answer_to(wordless, reply.message_id) == messages.CORRECTION_EMPTY
+        # A link, even one the bot refuses, is a link: its refusal, never a label.
+        for link, reason in (
+            ("https://www.youtube.com/playlist?list=PL590L5WQmH8fJ54F369BLDSqIwcs", "playlist"),
+            ("https://vimeo.com/12345", "not_allowed_host"),
+        ):
+            assert await answer_to(link, reply.message_id) == messages.link_error(reason)
 
         # Too long.
         too_long = await answer_to("parola " * 40, reply.message_id)

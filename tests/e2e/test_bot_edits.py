@@ -72,6 +72,33 @@ async def test_an_edited_correction_is_the_latest_correction(
             assert latest is not None and latest.text == "Il treno parte alle dieci."
 
 
+async def test_an_edited_reply_is_no_new_request_unless_it_is_a_correction(
+    tmp_path: Path, fake_transcriber, voice_note: bytes
+) -> None:
+    """A reply holding a link (to any message) and a reply to someone's own message are
+    answered once; their edits are not asked again."""
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        emu = bot.emu
+        hello = emu.send_text(user_id=USER, text="ciao")
+        await bot.wait_text(lambda t: t == messages.TEXT_HINT)
+        link = emu.send_text(
+            user_id=USER, text="https://vimeo.com/12345", reply_to=hello["message_id"]
+        )
+        refusal = messages.link_error("not_allowed_host")
+        await bot.wait_text(lambda t: t == refusal)
+        chat = emu.send_text(user_id=USER, text="e poi", reply_to=hello["message_id"])
+        await bot.wait_text(lambda t: t == messages.CORRECTION_NOT_TRANSCRIPT)
+        texts = len(bot.texts(USER))
+
+        emu.edit_message(link, text="https://www.youtube.com/playlist?list=PL590L5WQmH8fJ54")
+        emu.edit_message(chat, text="e poi?")
+        emu.send_text(user_id=USER, text="ciao")  # answered after the edits were handled
+        await emu.async_wait_for(lambda: len(bot.texts(USER)) > texts)
+        await asyncio.sleep(0.5)  # (updates are handled concurrently)
+        assert bot.texts(USER)[texts:] == [messages.TEXT_HINT]
+        assert bot.jobs() == []
+
+
 async def test_a_command_deleted_before_the_answer_is_still_answered(
     tmp_path: Path, fake_transcriber
 ) -> None:
