@@ -149,6 +149,9 @@ TEXT_HINT = (
 )
 TRANSCRIBE_HOW = "Usa /trascrivi rispondendo a un messaggio vocale, audio o video."
 UNSUPPORTED_FILE = "Questo tipo di file non è supportato: mandami un audio o un video."
+UNSUPPORTED_MESSAGE = (
+    "Non so cosa farne: mandami un messaggio vocale, un file audio/video o un link di YouTube."
+)
 FILE_TOO_BIG = "Il file è troppo grande: il massimo è {max_mb} MB."
 AUDIO_TOO_LONG = "L'audio è troppo lungo: il massimo è {max_duration}."
 RATE_LIMITED = "Stai inviando troppi messaggi: riprova tra {seconds} secondi."

@@ -10,7 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
 from bot.cancel_button import CANCEL_PATTERN, cancelled_job_id
-from bot.handlers.common import services
+from bot.handlers.common import answer_press, services
 from storage.job_cancel import CancelOutcome
 
 
@@ -20,16 +20,16 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     job_id = cancelled_job_id(query.data)
     if job_id is None:  # the pattern lets none through; answered all the same
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     outcome = await services(context).runner.cancel(job_id, user_id=query.from_user.id)
     if outcome is CancelOutcome.NOT_YOURS:
-        await query.answer(messages.CANCEL_NOT_YOURS, show_alert=True)
+        await answer_press(query, messages.CANCEL_NOT_YOURS, show_alert=True)
         return
     if outcome is CancelOutcome.FINISHED:
-        await query.answer(messages.CANCEL_TOO_LATE)
+        await answer_press(query, messages.CANCEL_TOO_LATE)
         return
-    await query.answer(messages.CANCEL_ANSWER)
+    await answer_press(query, messages.CANCEL_ANSWER)
     # At once, whatever process works on it (its worker shows the same when it stops).
     with contextlib.suppress(TelegramError):
         await query.edit_message_text(messages.JOB_CANCELLED)

@@ -10,8 +10,9 @@ import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 
-from telegram import Chat, InputFile, Message, MessageEntity, Update, User
+from telegram import CallbackQuery, Chat, InputFile, Message, MessageEntity, Update, User
 from telegram.constants import ChatType
+from telegram.error import BadRequest
 from telegram.ext import CommandHandler, ContextTypes, filters
 
 from bot import messages
@@ -118,6 +119,23 @@ async def answer_photo(update: Update, photo: InputFile, caption: str) -> None:
         await message.get_bot().send_photo(private_to, photo, caption=caption)
         return
     await message.reply_photo(photo, caption=caption)
+
+
+# What Telegram says when a press is answered too late (about 15 s: the bot was restarting
+# or busy): the press still did what it asked for, only its little notice is lost.
+STALE_PRESS_TEXTS = ("query is too old", "query id is invalid")
+
+
+async def answer_press(
+    query: CallbackQuery, text: str | None = None, *, show_alert: bool = False
+) -> None:
+    """Answer a button press; one answered too late is not an error (the handler goes on
+    to edit the message, save the setting...)."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:
+        if not any(t in str(exc).lower() for t in STALE_PRESS_TEXTS):
+            raise
 
 
 def sent_as_chat(update: Update) -> Chat | None:

@@ -12,7 +12,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
 from bot.confirm_button import CONFIRM_PATTERN, confirm_markup, confirmed_transcription_id
-from bot.handlers.common import services
+from bot.handlers.common import answer_press, services
 from storage.confirmations import ConfirmOutcome
 
 ANSWERS = {
@@ -33,7 +33,7 @@ async def on_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     transcription_id = confirmed_transcription_id(query.data)
     if transcription_id is None:  # the pattern lets none through; answered all the same
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     chat_id = query.message.chat.id if query.message is not None else None
     outcome = await asyncio.to_thread(
@@ -42,7 +42,7 @@ async def on_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         chat_id=chat_id,
         user_id=query.from_user.id,
     )
-    await query.answer(ANSWERS[outcome], show_alert=outcome in ALERTS)
+    await answer_press(query, ANSWERS[outcome], show_alert=outcome in ALERTS)
     if outcome is ConfirmOutcome.NOT_OWNER:
         return  # the button stays for its sender
     markup: InlineKeyboardMarkup | None = None  # corrected, gone, unusable: no button

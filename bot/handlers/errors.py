@@ -13,7 +13,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
 from bot.alerts import REPORT_CHARS
-from bot.handlers.common import services
+from bot.handlers.common import answer_press, services
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Unanswered, a press keeps the client's spinner going; it changes nothing."""
     if update.callback_query is not None:
-        await update.callback_query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(update.callback_query, messages.BUTTON_UNKNOWN)
 
 
 def register(app: Application) -> None:

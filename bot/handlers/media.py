@@ -148,6 +148,21 @@ def _mb(size: int) -> str:
     return f"{size / 2**20:.0f}"
 
 
+# Whatever else a person can send in a private chat (a photo, a sticker, a location, a
+# poll...): answered, never met with silence.
+OTHER_MESSAGES = (
+    filters.ChatType.PRIVATE
+    & ~(MEDIA_FILTER | filters.TEXT | filters.COMMAND | filters.StatusUpdate.ALL)
+    & NOT_EDITED
+)
+
+
+async def on_other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await counted_sender(update, context) is not None:
+        await answer(update, messages.UNSUPPORTED_MESSAGE)
+
+
 def register(app: Application) -> None:
     app.add_handler(command("trascrivi", on_transcribe_command))
     app.add_handler(MessageHandler(MEDIA_FILTER & NOT_EDITED, on_media))
+    app.add_handler(MessageHandler(OTHER_MESSAGES, on_other_message))

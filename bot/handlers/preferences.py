@@ -14,7 +14,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import command, is_private, rate_limited, services
+from bot.handlers.common import answer_press, command, is_private, rate_limited, services
 from storage.chat_settings import OUTPUTS, ChatPreferences
 
 PREFIX = "imp:"
@@ -107,37 +107,37 @@ async def on_settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if query is None:
         return
     if chat is None or query.data is None:  # a message too old to carry its chat
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     svc = services(context)
     # Each press writes and edits a message: limited, in a bucket of its own (choosing
     # settings must not use up the user's requests).
     wait = svc.limiter.hit((PREFIX, query.from_user.id))
     if wait:
-        await query.answer(messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
+        await answer_press(query, messages.RATE_LIMITED.format(seconds=max(1, round(wait))))
         return
     queue = svc.runner.queue
     prefs = await asyncio.to_thread(queue.preferences, chat.id)
     changes = _changes(query.data, prefs)
     group = _is_group(update)
     if changes is None:
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     action = query.data.removeprefix(PREFIX).partition(":")[0]
     if action in GROUP_ONLY_TOGGLES and not group:
-        await query.answer(messages.SETTINGS_GROUP_ONLY, show_alert=True)
+        await answer_press(query, messages.SETTINGS_GROUP_ONLY, show_alert=True)
         return
     # The lock itself is the administrators' to set; with it on, every setting is.
     needs_admin = group and (prefs.admins_only or action == "lock")
     if needs_admin and not await _is_admin(context, chat.id, query.from_user.id):
-        await query.answer(messages.SETTINGS_ONLY_ADMINS, show_alert=True)
+        await answer_press(query, messages.SETTINGS_ONLY_ADMINS, show_alert=True)
         return
     prefs = await asyncio.to_thread(lambda: queue.set_preferences(chat.id, **changes))
     with contextlib.suppress(BadRequest):  # "not modified": pressed twice
         await query.edit_message_text(
             settings_text(prefs, group=group), reply_markup=settings_markup(prefs, group=group)
         )
-    await query.answer(messages.SETTINGS_SAVED)
+    await answer_press(query, messages.SETTINGS_SAVED)
 
 
 async def transcribes_everything(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:

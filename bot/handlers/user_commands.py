@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import BUTTON_NUMBER, answer, command, rate_limited, services
+from bot.handlers.common import BUTTON_NUMBER, answer, answer_press, command, rate_limited, services
 
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
@@ -86,14 +86,14 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     pressed = forget_choice(query.data)
     if pressed is None:
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     choice, asker = pressed
     if asker != query.from_user.id:
         # In a group anyone sees the buttons: only the user who asked may answer them.
-        await query.answer(messages.FORGET_NOT_YOURS, show_alert=True)
+        await answer_press(query, messages.FORGET_NOT_YOURS, show_alert=True)
         return
-    await query.answer()
+    await answer_press(query)
     if choice != FORGET_YES:
         await query.edit_message_text(messages.FORGET_CANCELLED)
         return

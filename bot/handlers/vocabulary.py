@@ -13,7 +13,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import messages
-from bot.handlers.common import BUTTON_NUMBER, answer, command, is_private, rate_limited, services
+from bot.handlers.common import (
+    BUTTON_NUMBER,
+    answer,
+    answer_press,
+    command,
+    is_private,
+    rate_limited,
+    services,
+)
 from bot.vocabulary import PersonalVocabulary
 
 COMMAND = "vocabolario"
@@ -73,13 +81,13 @@ async def clear_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     asker = clear_asker(query.data)
     if asker is None:
-        await query.answer(messages.BUTTON_UNKNOWN)
+        await answer_press(query, messages.BUTTON_UNKNOWN)
         return
     if asker != query.from_user.id:
-        await query.answer(messages.VOCABULARY_NOT_YOURS, show_alert=True)
+        await answer_press(query, messages.VOCABULARY_NOT_YOURS, show_alert=True)
         return
     vocabulary = _vocabulary(context)
-    await query.answer()
+    await answer_press(query)
     if vocabulary is None:
         await query.edit_message_text(messages.VOCABULARY_OFF)
         return

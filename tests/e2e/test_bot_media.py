@@ -10,7 +10,7 @@ import pytest
 from bot import messages
 from model.asr.normalize import error_rates
 from storage.models import JobStatus
-from tests.support.bot_harness import USER, is_status_text, running_bot
+from tests.support.bot_harness import GROUP, USER, is_status_text, running_bot
 from tests.support.media_server import make_speech_mp4
 from tests.support.speech import synthesize
 
@@ -93,6 +93,27 @@ async def test_document_that_is_not_audio_is_refused_in_italian(
         assert [m.reply_to for m in bot.emu.messages(USER)] == [None, None]
         assert pdf["message_id"] < note["message_id"]
         assert bot.jobs() == [] and not bot.emu.calls_to("getFile")
+
+
+async def test_photos_stickers_and_locations_are_answered_in_private_only(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    photo = [{"file_id": "ph", "file_unique_id": "uph", "width": 90, "height": 90}]
+    sticker = {"file_id": "st", "file_unique_id": "ust", "type": "regular", "width": 512,
+               "height": 512, "is_animated": False, "is_video": False}  # fmt: skip
+    others = (
+        {"photo": photo},
+        {"sticker": sticker},
+        {"location": {"latitude": 45.0, "longitude": 9.0}},
+    )
+    async with running_bot(tmp_path, fake_transcriber) as bot:
+        for content in others:
+            bot.emu.send_other(user_id=USER, content=content, chat_id=GROUP, chat_type="group")
+        for content in others:
+            bot.emu.send_other(user_id=USER, content=content)
+        await bot.emu.async_wait_for(lambda: len(bot.texts()) == 3)
+        assert bot.texts() == [messages.UNSUPPORTED_MESSAGE] * 3
+        assert bot.texts(GROUP) == [] and bot.jobs() == []
 
 
 async def test_bad_files_end_with_an_italian_error_and_the_bot_keeps_working(

@@ -238,6 +238,18 @@ class UserActions:
             topic=topic, extra=_present(media_group_id=media_group_id),
         )  # fmt: skip
 
+    def send_other(
+        self,
+        *,
+        user_id: int,
+        content: dict[str, Any],
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> dict[str, Any]:
+        """Any other message kind, given as its Bot API fields: ``{"sticker": {...}}``,
+        ``{"location": {"latitude": 45.0, "longitude": 9.0}}``, ``{"photo": [...]}``."""
+        return self._inject_message(user_id, chat_id, chat_type, None, "Utente", None, content)
+
     def delete_message(self, *, chat_id: int, message_id: int) -> None:
         """A user deletes a message (theirs, or, as an admin, anyone's). Telegram tells the
         bot nothing: its replies to it find it gone, and edits of it fail."""
