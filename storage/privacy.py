@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql.dml import Delete
 
 from storage.audio_store import AudioStore
+from storage.job_cancel import request_cancel
 from storage.models import (
     Correction,
     Job,
+    JobStatus,
     ReplyMessage,
     Transcription,
     User,
@@ -109,6 +111,7 @@ def delete_user_data(session: Session, store: AudioStore, user_id: int) -> Delet
     )
     _delete(session, delete(ReplyMessage).where(ReplyMessage.transcription_id.in_(own)))
     jobs = _delete(session, delete(Job).where(Job.user_id == user_id))
+    _cancel_jobs_on_their_notes(session, user_id)
     # Other users' jobs never point at this user's transcriptions, but be safe.
     session.execute(
         update(Job)
@@ -128,6 +131,19 @@ def delete_user_data(session: Session, store: AudioStore, user_id: int) -> Delet
         audio_files=audio_files,
         recordings=len(shas),
     )
+
+
+def _cancel_jobs_on_their_notes(session: Session, user_id: int) -> None:
+    """Someone else's open ``/trascrivi`` of this user's note: its transcript would be the
+    note author's (``author_id``), stored after their /forget. It is cancelled, as its
+    requester could (the worker stores nothing: it checks the flag as it saves)."""
+    open_jobs = select(Job).where(
+        Job.status.in_((JobStatus.PENDING, JobStatus.HELD, JobStatus.RUNNING)),
+        Job.user_id != user_id,
+    )
+    for job in session.scalars(open_jobs.with_for_update()):  # few: the queue is bounded
+        if job.user_id is not None and job.payload.get("author_id") == user_id:
+            request_cancel(session, job.id, user_id=job.user_id)
 
 
 def job_exists(session: Session, job_id: int) -> bool:

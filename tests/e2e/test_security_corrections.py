@@ -19,7 +19,7 @@ import pytest
 from bot import messages
 from storage import repository
 from storage.privacy import sweep_orphan_blobs
-from tests.support.bot_harness import ADMIN, OTHER_USER, USER, running_bot
+from tests.support.bot_harness import ADMIN, GROUP, OTHER_USER, USER, running_bot
 from tests.support.labelling import labels_of, quarantine_of
 from tests.support.speech import synthesize
 
@@ -149,6 +149,38 @@ async def test_bot_forget_during_a_running_job_leaves_nothing(
             sweep_orphan_blobs(uow.session, bot.services.store, grace=timedelta(0))
         assert list(bot.services.store) == []
         assert emu.messages(ADMIN) == []  # no crash report either
+
+
+async def test_bot_forget_stops_someone_elses_trascrivi_of_ones_note(
+    tmp_path: Path, ct2_transcriber, voice_note: bytes
+) -> None:
+    """The note's author labels a transcript another member asked for: their /forget
+    while it runs must leave nothing of theirs either (the job ends cancelled)."""
+    gate = GatedTranscriber(ct2_transcriber)
+    async with running_bot(tmp_path, gate) as bot:
+        emu = bot.emu
+        emu.open_chat(user_id=USER)
+        note = emu.send_voice(
+            user_id=USER, data=voice_note, duration=3, chat_id=GROUP, chat_type="group"
+        )
+        emu.send_text(user_id=OTHER_USER, text="/trascrivi", chat_id=GROUP, chat_type="group",
+                      reply_to=note["message_id"])  # fmt: skip
+        assert await asyncio.to_thread(gate.entered.wait, 60)
+
+        emu.send_text(user_id=USER, text="/forget")
+        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
+        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
+        await bot.wait_text(lambda t: t.startswith("🗑"))
+        gate.release.set()
+
+        await bot.wait_text(lambda t: t == messages.JOB_CANCELLED, chat_id=GROUP)
+        await emu.async_wait_for(lambda: bot.services.runner.busy == 0 or None, timeout=60)
+        assert bot.transcriptions() == []
+        assert [job.status for job in bot.jobs()] == ["cancelled"]
+        with bot.services.db.unit_of_work(read_only=True) as uow:
+            assert repository.get_user(uow.session, USER) is None
+        assert emu.messages(ADMIN) == []
 
 
 # --- hostile admin commands over the emulator ------------------------------------------
