@@ -202,7 +202,7 @@ class TrainingControl:
                 run = training_records.create_training_run(uow.session, config={})
                 resumed = False
                 config = self.run_config(run.id, max_steps=max_steps)
-                run.config = config.to_dict()
+                run.config = config.recorded()
                 run.base_model = self.settings.base_model
                 run.output_dir = str(config.run_dir)
             config_path = self._write_config(run.id, max_steps=max_steps, reuse=resumed)

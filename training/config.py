@@ -93,6 +93,14 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def recorded(self) -> dict[str, Any]:
+        """:meth:`to_dict` for the run's database row, which admins and backups read: the
+        database password stays in the trainer's own 0600 file."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url).render_as_string(hide_password=True)
+        return {**self.to_dict(), "database_url": url}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name for f in fields(cls)}

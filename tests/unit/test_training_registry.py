@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +16,9 @@ from storage import training_records
 from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
 from tests.support.fake_versions import fake_hf, install_fake_version
+from training.config import RunConfig
 from training.promote import ensure_version_row, rollback
+from training.runner import CONFIG_FILE
 
 
 def test_registry_install_switch_and_rollback(tmp_path: Path) -> None:
@@ -117,6 +122,30 @@ def test_start_run_needs_samples_and_refuses_a_second_run(tmp_path: Path) -> Non
             assert stale is not None and not lease_alive(stale)
         status = control.status()
         assert status is not None and status.is_open and status.run_id == run.id
+    finally:
+        database.close()
+
+
+def test_a_runs_database_row_holds_no_database_password(tmp_path: Path) -> None:
+    """The trainer gets the URL in its own 0600 file; the run's row (read by admins'
+    tools, kept in backups) must not carry the password."""
+    url = "postgresql+psycopg://whisper:s3cret-pw@db.example:5432/whisper"
+    settings = Settings(data_dir=tmp_path / "data", database_url=url, _env_file=None)
+    database = Database.open(f"sqlite:///{tmp_path / 'whisper.db'}")
+    try:
+        control = TrainingControl(settings, database)
+        control._spawn = lambda config, log: SimpleNamespace(pid=os.getpid())  # type: ignore[method-assign]
+        started = control.start_run(force=True)
+        assert started.started
+        with database.unit_of_work(read_only=True) as uow:
+            run = training_records.get_training_run(uow.session, started.run_id)
+            assert run is not None and "s3cret-pw" not in json.dumps(run.config)
+            assert (
+                run.config["database_url"]
+                == "postgresql+psycopg://whisper:***@db.example:5432/whisper"
+            )
+        on_disk = RunConfig.from_json((Path(run.output_dir) / CONFIG_FILE).read_text())
+        assert on_disk.database_url == url
     finally:
         database.close()
 
