@@ -237,7 +237,7 @@ CONTRIBUTIONS_NONE = (
 # --- cancelling a job ("Annulla" under its status message) ---
 JOB_CANCELLED = "✖️ Annullata."
 CANCEL_ANSWER = "Annullata."
-CANCEL_NOT_YOURS = "Solo chi ha inviato l'audio può annullare la trascrizione."
+CANCEL_NOT_YOURS = "Solo chi ha chiesto la trascrizione può annullarla."
 CANCEL_TOO_LATE = "Troppo tardi: questa trascrizione è già conclusa."
 
 # --- the "✅ Giusto" button under a transcript ---
