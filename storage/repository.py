@@ -21,6 +21,7 @@ from storage.errors import InvalidValueError, require
 from storage.models import (
     LABEL_CONFIRMATION,
     LABEL_CORRECTION,
+    PATH_CHARS,
     SOURCE_KINDS,
     USER_SYSTEM,
     USER_TELEGRAM,
@@ -132,7 +133,9 @@ def add_transcription(
     transcription = Transcription(
         user_id=user_id,
         source_kind=source_kind,
-        source_ref=source_ref,
+        # A reference for people (a path, a link): cut to its column, which PostgreSQL
+        # enforces (an imported file's path may be longer).
+        source_ref=None if source_ref is None else source_ref[:PATH_CHARS],
         chat_id=chat_id,
         user_message_id=user_message_id,
         audio_sha256=audio.sha256 if audio else None,

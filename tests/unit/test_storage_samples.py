@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from model.asr.normalize import normalize_text
 from storage import queue_counts, repository, training_records
 from storage.audio_store import AudioRef, AudioStore
 from storage.installation import split_salt
-from storage.models import RunStatus
+from storage.models import PATH_CHARS, RunStatus, Transcription
 from storage.privacy import delete_user_data, purge_uncorrected_audio
 from storage.samples import (
     EVAL,
@@ -182,6 +183,21 @@ def test_import_is_idempotent(database: Database, store: AudioStore) -> None:
         user = repository.get_user(uow.session, repository.IMPORT_USER_ID)
     assert [s.text for s in samples] == ["uno, due, tre"]
     assert user is not None and user.kind == "system"
+
+
+def test_an_imported_files_long_path_is_cut_to_its_column(
+    database: Database, store: AudioStore
+) -> None:
+    """PostgreSQL refuses a value longer than the column (the whole import batch with it)."""
+    long_path = "cartella/" * 400 + "clip.wav"
+    with database.unit_of_work() as uow:
+        add_labelled_sample(
+            uow.session, audio=store.put(_clip(4)), text="uno", source_ref=long_path
+        )
+        uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        (row,) = uow.session.scalars(select(Transcription))
+    assert row.source_ref == long_path[:PATH_CHARS]
 
 
 def test_stats_and_new_samples_since_last_training_run(
