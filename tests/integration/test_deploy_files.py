@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from bot.cli import build_parser
 from bot.commands.worker import NO_TOKEN
@@ -74,6 +75,9 @@ def test_compose_has_a_front_workers_postgres_and_a_local_bot_api_profile() -> N
         assert f":{port}/readyz" in probe
         url = service["environment"]["WHISPER_IT_DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+        # Any POSTGRES_PASSWORD works: libpq reads it from PGPASSWORD, not from the URL.
+        assert make_url(url).password is None
+        assert service["environment"]["PGPASSWORD"] == "${POSTGRES_PASSWORD:-whisper}"
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert set(compose["volumes"]) >= {"data", "postgres"}
 
