@@ -28,7 +28,7 @@ from storage import jobs as job_queue
 from storage.audio_store import AudioRef, AudioStore
 from storage.models import Job, JobStatus
 from storage.privacy import delete_blobs_if_unreferenced, job_exists
-from storage.unit_of_work import Database
+from storage.unit_of_work import Database, lock_until_end
 
 MAX_ERROR_CHARS = 2000
 
@@ -106,6 +106,8 @@ class WorkQueue:
         kind, data = to_record(payload)
         with self.db.unit_of_work() as uow:
             session = uow.session
+            # Parallel enqueues (on PostgreSQL) could all pass the checks before any inserts.
+            lock_until_end(session, queue_counts.ENQUEUE_LOCK_KEY)
             if queue_counts.count_open_jobs(session) >= self.limits.max_queued_jobs:
                 return Enqueued(None, messages.QUEUE_FULL)
             open_jobs = queue_counts.count_open_jobs(session, user_id=user_id)

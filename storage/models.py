@@ -267,6 +267,8 @@ class Job(Base):
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_user_id_status", "user_id", "status"),
         Index("ix_jobs_status_lease_expires_at", "status", "lease_expires_at"),
+        Index("ix_jobs_status_finished_at", "status", "finished_at"),  # the ETA's recent jobs
+        Index("ix_jobs_chat_id_user_message_id", "chat_id", "user_message_id"),  # "già in coda"
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,6 +10,12 @@ from storage.errors import NotFoundError
 from storage.jobs import OPEN_JOB_STATUSES
 from storage.models import Job, JobStatus
 
+# Names the PostgreSQL advisory lock that accepting a job holds while it checks the limits
+# and "already queued" and inserts (storage.unit_of_work.lock_until_end). One key for
+# every user and chat: the queue-wide limit counts every user's jobs, so no narrower key
+# would protect it, and accepting is a few indexed queries, far shorter than updates come.
+ENQUEUE_LOCK_KEY = 0x57_49_54_45  # "WITE"
+
 
 def count_pending_jobs(session: Session, *, user_id: int | None = None) -> int:
     """Jobs waiting for a worker (all users, or one)."""

@@ -5,10 +5,20 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.engine import READ_ONLY_OPTION, create_engine_for, make_session_factory
+
+
+def lock_until_end(session: Session, key: int) -> None:
+    """Run this transaction's remaining work one at a time with every other transaction
+    that takes ``key``: on PostgreSQL an advisory lock held until commit or rollback; on
+    SQLite nothing, as a write unit of work (``BEGIN IMMEDIATE``) already excludes every
+    other writer. For check-then-insert steps that READ COMMITTED cannot protect (a count
+    cannot lock the rows another transaction is about to insert)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 class UnitOfWork:
