@@ -1,8 +1,9 @@
 """How a job ends when no transcript is delivered: cancelled by its sender, refused with a
 clear reason (nothing for the admins), its chat unreachable (the bot was removed or muted:
 nobody to tell; a group upgraded to a supergroup: the job follows it), or crashed (an
-apology, and the admins alerted). Also what a failed download from Telegram means to the
-user."""
+apology, and the admins alerted). A job whose workers kept dying under it ends as a crash
+too, told by the process whose requeue failed it. Also what a failed download from
+Telegram means to the user."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ import asyncio
 import contextlib
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import chat_changes, formatting, messages
 from bot.delivery import Delivery, StatusMessage
+from bot.job_payloads import UnknownJobError, from_record
+from bot.ops.log_format import log_context
 from bot.ops.metrics import OUTCOME_DISCARDED, OUTCOME_FAILED, Metrics
 from bot.ops.throttled_alert import ThrottledAlert
 from bot.pipeline import InputRejected
 from bot.work_queue import ClaimedJob, WorkQueue
+from storage.job_recovery import INTERRUPTED_ERROR
+from storage.models import Job
+from storage.unit_of_work import Database
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,10 @@ NO_RIGHTS_TEXTS = (
     "chat_restricted",
     "chat not found",
 )
+
+
+class JobInterrupted(Exception):
+    """Its workers stopped mid-job (killed, a machine gone) until it ran out of attempts."""
 
 
 def unreachable_chat(exc: BaseException) -> bool:
@@ -132,3 +142,55 @@ class JobEndings:
             kind = type(job.payload).KIND
             with contextlib.suppress(Exception):
                 await self.report_error(f"job {job.id} ({kind}): {html.escape(error)}")
+
+    async def interrupted(self, delivery: Delivery, job_ids: Collection[int]) -> None:
+        """Jobs the queue failed because their workers kept dying (``INTERRUPTED_ERROR``),
+        in this process's requeue: it alone got their ids, so it alone ends them, as a
+        crash (the apology in their status message, the metric, the log, the alert)."""
+        for job in await asyncio.to_thread(_interrupted_jobs, self.queue.db, job_ids):
+            if job is None:
+                self.metrics.job_concluded(OUTCOME_FAILED)
+                continue
+            # A status message that already holds (part of) the transcript stays as it is.
+            message_id = job.status_message_id if job.transcription_id is None else None
+            status = delivery.status(
+                job.chat_id,
+                message_id,
+                reply_to=job.user_message_id,
+                thread_id=job.payload.thread_id,
+            )
+            with log_context(job_id=job.id, user_id=job.user_id):
+                await self.crash(job, status, JobInterrupted(INTERRUPTED_ERROR))
+
+
+def _interrupted_jobs(db: Database, job_ids: Collection[int]) -> list[ClaimedJob | None]:
+    """The failed jobs to answer, as their workers saw them; None for one with nobody to
+    answer (no chat, or a kind this version cannot read), logged here."""
+    found: list[ClaimedJob | None] = []
+    with db.unit_of_work(read_only=True) as uow:
+        for job_id in job_ids:
+            row = uow.session.get(Job, job_id)
+            if row is None:  # forgotten meanwhile (/forget)
+                continue
+            try:
+                payload = from_record(row.kind, dict(row.payload))
+            except UnknownJobError:
+                payload = None
+            chat, user, message = row.chat_id, row.user_id, row.user_message_id
+            if payload is None or chat is None or user is None or message is None:
+                log.error("job %s failed: %s (nobody to tell)", job_id, INTERRUPTED_ERROR)
+                found.append(None)
+                continue
+            found.append(
+                ClaimedJob(
+                    id=row.id,
+                    payload=payload,
+                    user_id=user,
+                    chat_id=chat,
+                    user_message_id=message,
+                    status_message_id=row.status_message_id,
+                    transcription_id=row.transcription_id,
+                    attempt=row.attempts,
+                )
+            )
+    return found

@@ -1,19 +1,23 @@
 """Keeps the "In coda" messages of the jobs this process accepted up to date: their place
 in the queue and the estimated wait change as the queue moves ("In coda: posizione 2 di 3
 · circa 20 s"). A message is left alone once its job has started (its worker edits it
-from then on), was cancelled or is gone.
+from then on), was cancelled or is gone. An edit Telegram refuses with a flood wait is not
+waited out (its job is held meanwhile, so no worker could start it): it is tried again at a
+pass after the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from bot import formatting
 from bot.delivery import Delivery
+from bot.ops.telegram_retry import without_flood_waits
 from bot.work_queue import WorkQueue
 from storage.errors import NotFoundError
 
@@ -47,6 +51,8 @@ class QueueDisplay:
         # Held while a queued message is checked and edited (the job is held in the
         # database too); "Annulla" pressed in this process waits for it.
         self.lock = asyncio.Lock()
+        # After a flood wait Telegram asked of an edit: no edits before then (monotonic).
+        self._quiet_until = 0.0
 
     def text(self, position: int | None, waiting: int, eta: float | None) -> str:
         return formatting.queued_text(position, waiting + self.busy(), eta)
@@ -62,7 +68,7 @@ class QueueDisplay:
         edits); forget jobs that left the queue."""
         edits = 0
         for job_id in sorted(self._announced):
-            if edits >= MAX_EDITS_PER_PASS:
+            if edits >= MAX_EDITS_PER_PASS or time.monotonic() < self._quiet_until:
                 return
             async with self.lock:
                 edits += await self._refresh_one(delivery, job_id)
@@ -85,12 +91,17 @@ class QueueDisplay:
             del self._announced[job_id]  # started or cancelled meanwhile
             return 0
         try:
-            shown.position, shown.eta = position, eta
             text = self.text(position, waiting, eta)
-            edit = delivery.update_queued(shown.chat_id, shown.message_id, job_id, text)
-            await self.while_held(job_id, edit)
+            # Not repeated after a 429: the job would stay held, unclaimable, all along.
+            with without_flood_waits() as refused:
+                edit = delivery.update_queued(shown.chat_id, shown.message_id, job_id, text)
+                await self.while_held(job_id, edit)
         finally:
             await asyncio.to_thread(self.queue.release, job_id, None)
+        if refused:  # still shown as before: edited at a later pass
+            self._quiet_until = time.monotonic() + max(refused)
+        else:
+            shown.position, shown.eta = position, eta
         return 1
 
     async def while_held(self, job_id: int, work: Awaitable[T]) -> T | None:

@@ -5,7 +5,9 @@ hand them to the processor (``bot.job_processing``).
 Short voice notes are claimed in batches: after one is claimed the worker waits a moment
 for the rest of a burst and decodes up to ``batch_size`` together. Jobs live in the
 database, so nothing is lost: a worker that dies stops renewing its leases, and any
-worker (in any process) puts its jobs back in the queue once they expire.
+worker (in any process) puts its jobs back in the queue once they expire; a process that
+stops cleanly (SIGTERM) gives its running jobs back at once, without spending an attempt.
+A job out of attempts is answered by the process whose requeue failed it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from telegram import Bot
 from bot.delivery import Delivery, DeliveryOptions
 from bot.job_payloads import JobPayload, TelegramFileJob
 from bot.job_processing import JobProcessor
-from bot.ops.metrics import Metrics
+from bot.ops.metrics import OUTCOME_FAILED, Metrics
 from bot.pipeline import (
     TranscriptionPipeline,
 )
@@ -30,7 +32,9 @@ from bot.queue_display import QueueDisplay
 from bot.repeats import Repeats
 from bot.work_queue import ClaimedJob, WorkQueue
 from model.asr.routing import fits_short_clip
+from storage import job_recovery
 from storage.job_cancel import CancelOutcome
+from storage.job_recovery import INTERRUPTED_ERROR, RequeueResult
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +137,7 @@ class JobRunner:
                 len(result.failed),
             )
             self._wake.set()
+        await self._end_interrupted(result)
 
     async def _requeue_expired(self) -> None:
         try:
@@ -143,6 +148,22 @@ class JobRunner:
         if result.requeued:
             log.info("resuming %d job(s) of a worker that stopped", len(result.requeued))
             self._wake.set()
+        await self._end_interrupted(result)
+
+    async def _end_interrupted(self, result: RequeueResult) -> None:
+        """Tell the senders of the jobs this requeue failed (their workers kept dying):
+        only this process got their ids, so nobody else will."""
+        if not result.failed:
+            return
+        if self._processor is None:  # (not started: no bot to tell them with)
+            log.error("job(s) %s failed untold: %s", list(result.failed), INTERRUPTED_ERROR)
+            for _ in result.failed:
+                self.metrics.job_concluded(OUTCOME_FAILED)
+            return
+        try:
+            await self.processor.endings.interrupted(self.processor.delivery, result.failed)
+        except Exception:
+            log.exception("cannot tell the senders of failed job(s) %s", list(result.failed))
 
     async def _renew_leases(self) -> None:
         """Heartbeat: keep the leases of the jobs this process works on, and give back
@@ -201,8 +222,23 @@ class JobRunner:
                 await task
         self._tasks.clear()
         if self._processor is not None:
+            await self._give_back()
             await self._processor.close()
         self.cpu.shutdown(wait=False, cancel_futures=True)
+
+    async def _give_back(self) -> None:
+        """A clean stop (SIGTERM: a deploy, a restart): the jobs this process's workers were
+        running go back to the queue now, their interrupted run not counted (a crash
+        counts: a file that kills its worker must not kill every worker in turn)."""
+        if self.options.workers <= 0:
+            return  # a front runs no jobs (those it holds are released by their tasks)
+        try:
+            result = await asyncio.to_thread(_give_back_leases, self.queue)
+        except Exception:
+            log.exception("cannot give back this process's jobs: they wait for their leases")
+            return
+        if result.requeued:
+            log.info("stopping: %d job(s) back in the queue", len(result.requeued))
 
     def alive(self) -> bool:
         """No worker or heartbeat task has stopped (they only stop when cancelled)."""
@@ -343,6 +379,14 @@ class JobRunner:
             )
             self._users.update((job.id, job.user_id) for job in jobs)
         return jobs
+
+
+def _give_back_leases(queue: WorkQueue) -> RequeueResult:
+    """``storage.job_recovery.give_back_leases`` for this process's name, committed."""
+    with queue.db.unit_of_work() as uow:
+        result = job_recovery.give_back_leases(uow.session, owner=queue.owner)
+        uow.commit()
+    return result
 
 
 def _batchable(payload: JobPayload) -> bool:

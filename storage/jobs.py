@@ -5,7 +5,8 @@ job a front accepted may first be held (``JobStatus.HELD``) until the user saw i
 A claim is the worker's name and the job's ``attempts`` (one process's workers share a
 name) with an expiry the worker renews (``renew_leases``). Any process may put back jobs
 whose lease expired (``requeue_expired``): their worker died. Jobs out of attempts fail
-instead (a job that kills its worker must not kill every worker in turn). A worker that
+instead (a job that kills its worker must not kill every worker in turn); a clean stop
+gives its jobs back without spending an attempt (``storage.job_recovery``). A worker that
 lost its claim may not finish the job (``LeaseLostError``): its new owner answers it.
 
 Claims skip users who have a job running under another worker, so one user's jobs are
@@ -18,7 +19,6 @@ taken only when no earlier job of its user still waits, read afresh at that mome
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,27 +26,26 @@ from sqlalchemy import Select, delete, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
+
+# Taking jobs back from processes that died or stop: its own module, named here too.
+from storage.job_recovery import DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS
+from storage.job_recovery import INTERRUPTED_ERROR as INTERRUPTED_ERROR
+from storage.job_recovery import LEASED_JOB_STATUSES
+from storage.job_recovery import RequeueResult as RequeueResult
+from storage.job_recovery import give_back_leases as give_back_leases
+from storage.job_recovery import requeue_expired as requeue_expired
+from storage.job_recovery import take_back_leases as take_back_leases
 from storage.models import Job, JobStatus, utcnow
 
-DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_SECONDS = 60.0
 OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.HELD, JobStatus.RUNNING)
-# Jobs under a lease: held by the front that accepted them, or claimed by a worker.
-LEASED_JOB_STATUSES = (JobStatus.HELD, JobStatus.RUNNING)
 # Pending rows looked at per claimed job: room for the ``accept`` filter to say no.
 _CANDIDATES_PER_CLAIM = 4
-INTERRUPTED_ERROR = "interrupted too many times"
 CLAIM_LOCK_KEY = 0x57_49_54_4A  # "WITJ": names the claims' advisory lock (PostgreSQL)
 
 
 class LeaseLostError(InvalidStateError):
     """The job's lease expired and another worker may own it now."""
-
-
-@dataclass(frozen=True)
-class RequeueResult:
-    requeued: tuple[int, ...]
-    failed: tuple[int, ...]
 
 
 def _get(session: Session, job_id: int) -> Job:
@@ -330,66 +329,6 @@ def set_job_messages(
         job.reply_message_ids = [*job.reply_message_ids, *reply_message_ids]
     session.flush()
     return job
-
-
-def requeue_expired(
-    session: Session, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS, now: datetime | None = None
-) -> RequeueResult:
-    """Leased jobs whose lease expired (their worker or front died) become pending again,
-    or failed if out of attempts. Safe to call from any process at any time."""
-    now = now or utcnow()
-    expired = session.scalars(
-        select(Job)
-        .where(Job.status.in_(LEASED_JOB_STATUSES))
-        .where(Job.lease_expires_at.is_(None) | (Job.lease_expires_at < now))
-        .order_by(Job.id)
-        .with_for_update(skip_locked=True)
-    )
-    return _requeue(session, expired, max_attempts=max_attempts, now=now)
-
-
-def take_back_leases(
-    session: Session,
-    *,
-    owner: str,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    now: datetime | None = None,
-) -> RequeueResult:
-    """At start: ``owner``'s running jobs, expired or not, become pending again (or fail if
-    out of attempts). Only for a process that knows no other live process has its name:
-    the previous holder of the name was killed, and its jobs need not wait for their
-    leases to run out. Other owners' leases are untouched."""
-    owned = session.scalars(
-        select(Job)
-        .where(Job.status == JobStatus.RUNNING, Job.lease_owner == owner)
-        .order_by(Job.id)
-        .with_for_update(skip_locked=True)
-    )
-    return _requeue(session, owned, max_attempts=max_attempts, now=now or utcnow())
-
-
-def _requeue(
-    session: Session, jobs: Iterable[Job], *, max_attempts: int, now: datetime
-) -> RequeueResult:
-    requeued: list[int] = []
-    failed: list[int] = []
-    for job in jobs:
-        job.lease_owner = job.lease_expires_at = None
-        if job.cancel_requested:  # its sender cancelled it: it is not resumed
-            job.status = JobStatus.CANCELLED
-            job.finished_at = now
-            failed.append(job.id)
-        elif job.attempts >= max_attempts:
-            job.status = JobStatus.FAILED
-            job.error = INTERRUPTED_ERROR
-            job.finished_at = now
-            failed.append(job.id)
-        else:
-            job.status = JobStatus.PENDING
-            job.started_at = None
-            requeued.append(job.id)
-    session.flush()
-    return RequeueResult(requeued=tuple(requeued), failed=tuple(failed))
 
 
 def delete_finished_jobs(session: Session, *, older_than: datetime) -> int:

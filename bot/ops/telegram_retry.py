@@ -1,7 +1,10 @@
 """Outgoing flood control: a Bot API call answered 429 "retry after N" was not performed,
 so it is repeated after N seconds (every call: sends, edits, uploads). A transcript is
 then neither lost (the send is not given up) nor doubled (nothing was sent the first
-time). Each repetition is counted in ``whisper_it_telegram_retries_total``."""
+time). Each repetition is counted in ``whisper_it_telegram_retries_total``.
+
+Calls made under ``without_flood_waits()`` are not repeated: a cosmetic edit (a queued
+message's new place) gives up at once rather than keep its job waiting for minutes."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import asyncio
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from telegram.error import RetryAfter
@@ -24,6 +29,21 @@ MAX_RETRIES = 5
 MAX_WAIT_SECONDS = 300.0
 # Added to Telegram's wait, so the repeated call lands after the window, not on its edge.
 RETRY_MARGIN_SECONDS = 0.1
+# Set by ``without_flood_waits()``: the waits Telegram asked for and were not honoured.
+_REFUSED: ContextVar[list[float] | None] = ContextVar("telegram_flood_refused", default=None)
+
+
+@contextmanager
+def without_flood_waits() -> Iterator[list[float]]:
+    """Bot API calls made in this block (and in tasks started in it) raise a 429 at once
+    instead of waiting it out; the yielded list gets the seconds each one was asked to
+    wait, so the caller can try again later."""
+    refused: list[float] = []
+    token = _REFUSED.set(refused)
+    try:
+        yield refused
+    finally:
+        _REFUSED.reset(token)
 
 
 class RetryAfterLimiter(BaseRateLimiter[None]):
@@ -61,6 +81,9 @@ class RetryAfterLimiter(BaseRateLimiter[None]):
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 wait = _seconds(exc)
+                if (refused := _REFUSED.get()) is not None:
+                    refused.append(wait)
+                    raise
                 if retries >= self._max_retries or wait > self._max_wait:
                     raise
                 retries += 1

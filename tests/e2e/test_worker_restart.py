@@ -63,6 +63,41 @@ def test_take_back_leases_touches_only_the_owner_s_jobs(tmp_path: Path) -> None:
     db.close()
 
 
+def test_take_back_leases_also_takes_back_the_jobs_the_owner_held(tmp_path: Path) -> None:
+    """A front killed while announcing a job's place ("In coda") and restarted under its
+    name: the job it held is queued at once, not after its lease (nor are that user's
+    later jobs kept waiting behind it). A hold is no attempt: it never fails one."""
+    db = Database.open(f"sqlite:///{tmp_path / 'q.db'}")
+    now = utcnow()
+    with db.unit_of_work() as uow:
+        held = jobs.enqueue_job(uow.session, kind="k", payload={}, user_id=None, held_by="front",
+                                lease_seconds=600, now=now)  # fmt: skip
+        held.attempts = jobs.DEFAULT_MAX_ATTEMPTS - 1  # run and interrupted before
+        cancelled = jobs.enqueue_job(uow.session, kind="k", payload={}, held_by="front",
+                                     lease_seconds=600, now=now)  # fmt: skip
+        cancelled.cancel_requested = True  # "Annulla" pressed as "In coda" showed
+        theirs = jobs.enqueue_job(uow.session, kind="k", payload={}, held_by="other-front",
+                                  lease_seconds=600, now=now)  # fmt: skip
+        uow.commit()
+        ids = held.id, cancelled.id, theirs.id
+    with db.unit_of_work() as uow:
+        result = jobs.take_back_leases(uow.session, owner="front", now=now + timedelta(seconds=1))
+        uow.commit()
+    assert result.requeued == (ids[0],) and result.failed == ()
+    assert result.cancelled == (ids[1],)
+    with db.unit_of_work() as uow:
+        states = {job.id: (job.status, job.lease_owner) for job in uow.session.query(Job)}
+        (claimed,) = jobs.claim_jobs(uow.session, owner="worker", now=now)
+        uow.commit()
+    assert states == {
+        ids[0]: (JobStatus.PENDING, None),
+        ids[1]: (JobStatus.CANCELLED, None),
+        ids[2]: (JobStatus.HELD, "other-front"),  # another live front's hold is honoured
+    }
+    assert (claimed.id, claimed.attempts) == (ids[0], jobs.DEFAULT_MAX_ATTEMPTS)
+    db.close()
+
+
 def _start_worker(env: dict[str, str], delay: float, log: Path) -> subprocess.Popen:
     env = env | {"FAKE_TRANSCRIBE_SECONDS": str(delay)}
     with log.open("ab") as out:

@@ -182,6 +182,43 @@ def test_a_job_cancelled_while_its_place_is_announced_never_runs(database: Datab
         uow.commit()
 
 
+def test_a_clean_stop_gives_its_running_jobs_back_without_spending_an_attempt(
+    database: Database,
+) -> None:
+    """SIGTERM (a deploy) is no crash: three of them in a job's life failed it unanswered
+    ("interrupted too many times"), as three deaths would."""
+    mine, cancelled, theirs = enqueue(database, 1, 2, 3)
+    with database.unit_of_work() as uow:
+        assert len(jobs.claim_jobs(uow.session, owner="a", lease_seconds=600, limit=2)) == 2
+        assert jobs.claim_jobs(uow.session, owner="b", lease_seconds=600)[0].id == theirs
+        jobs.get_job(uow.session, cancelled).cancel_requested = True  # "Annulla", in flight
+        uow.commit()
+    with database.unit_of_work() as uow:
+        given = jobs.give_back_leases(uow.session, owner="a")
+        uow.commit()
+    assert given == jobs.RequeueResult(requeued=(mine,), failed=(), cancelled=(cancelled,))
+    for _stop in range(jobs.DEFAULT_MAX_ATTEMPTS + 1):  # claimed and stopped again and again
+        with database.unit_of_work() as uow:
+            (job,) = jobs.claim_jobs(uow.session, owner="a", lease_seconds=600)
+            assert (job.id, job.attempts) == (mine, 1)
+            assert jobs.give_back_leases(uow.session, owner="a").requeued == (mine,)
+            uow.commit()
+    with database.unit_of_work(read_only=True) as uow:
+        rows = {j: jobs.get_job(uow.session, j) for j in (mine, cancelled, theirs)}
+        states = {j: (row.status, row.attempts, row.lease_owner) for j, row in rows.items()}
+    assert states == {
+        mine: (JobStatus.PENDING, 0, None),
+        cancelled: (JobStatus.CANCELLED, 1, None),
+        theirs: (JobStatus.RUNNING, 1, "b"),  # another process's claim: untouched
+    }
+    with database.unit_of_work() as uow:  # a crash still counts: the claim's attempt stays
+        jobs.claim_jobs(uow.session, owner="a", lease_seconds=0)
+        later = utcnow() + timedelta(seconds=1)
+        assert jobs.requeue_expired(uow.session, now=later).requeued == (mine,)
+        assert jobs.get_job(uow.session, mine).attempts == 1
+        uow.commit()
+
+
 def test_a_claim_requeued_and_claimed_again_under_the_same_name_is_lost(
     database: Database,
 ) -> None:
