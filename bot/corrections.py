@@ -60,6 +60,33 @@ class CorrectionOutcome(enum.Enum):
     EMPTY = "empty"
     UNCHANGED = "unchanged"
     CONTROL_TOKEN = "control_token"
+    # In a group, a reply unlike the transcript: people talking about it, not to the bot.
+    CONVERSATION = "conversation"
+
+
+# How alike (difflib's ratio of the normalised texts) a group reply and the transcript
+# must be to be taken as its correction without mentioning the bot. A correction keeps
+# most of the text ("alle otto" -> "alle nove" 0.88, "dal locunista" -> "dall'oculista"
+# 0.93); replies to the speaker share little ("sì, anche io" 0.29, "vero!" 0.14).
+GROUP_CORRECTION_MIN_SIMILARITY = 0.5
+
+
+def resembles(transcript: str, reply: str) -> bool:
+    """Whether ``reply`` reads as a corrected ``transcript`` rather than an answer to it."""
+    import difflib
+
+    from model.asr.normalize import normalize_text
+
+    a, b = normalize_text(transcript), normalize_text(reply)
+    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return ratio >= GROUP_CORRECTION_MIN_SIMILARITY
+
+
+def without_mention(text: str, bot_username: str) -> str:
+    """A group correction that mentions the bot, the mention taken out (it is no speech)."""
+    if not bot_username:
+        return text
+    return re.sub(rf"@{re.escape(bot_username)}\b", " ", text, flags=re.IGNORECASE)
 
 
 class CorrectionService:
@@ -85,8 +112,17 @@ class CorrectionService:
         self.vocabulary = vocabulary
 
     def record(
-        self, *, chat_id: int, replied_message_id: int, user_id: int, text: str, group: bool
+        self,
+        *,
+        chat_id: int,
+        replied_message_id: int,
+        user_id: int,
+        text: str,
+        group: bool,
+        mentioned: bool = False,
     ) -> CorrectionOutcome:
+        """``group``: sent in a group, where a reply unlike the transcript is conversation
+        unless it ``mentioned`` the bot."""
         from model.asr.normalize import normalize_text
         from storage import repository
 
@@ -104,10 +140,12 @@ class CorrectionService:
             )
             if row is None:
                 return CorrectionOutcome.NOT_A_TRANSCRIPT
-            if group and row.user_id != user_id:
-                return CorrectionOutcome.NOT_OWNER
             latest = repository.latest_correction(session, row.id)
             current = latest.text if latest else row.text
+            if group and not mentioned and not any(resembles(t, text) for t in {current, row.text}):
+                return CorrectionOutcome.CONVERSATION
+            if group and row.user_id != user_id:
+                return CorrectionOutcome.NOT_OWNER
             if normalize_text(current) == normalize_text(text):
                 return CorrectionOutcome.UNCHANGED
             repository.touch_user(session, user_id)

@@ -6,12 +6,13 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot import messages
-from bot.corrections import CorrectionOutcome
+from bot.corrections import CorrectionOutcome, without_mention
 from bot.handlers import links
 from bot.handlers.common import (
     answer,
     counted_sender,
     is_private,
+    mentions_bot,
     replies_to_bot,
     services,
 )
@@ -50,9 +51,9 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = await counted_sender(update, context)
     if user is None:
         return
-    outcome = await _record(
-        svc, update, user.id, message.reply_to_message.message_id, message.text or ""
-    )
+    outcome = await _record(svc, update, context, user.id, message.reply_to_message.message_id)
+    if outcome is CorrectionOutcome.CONVERSATION:
+        return  # people answering the speaker in a group: not for the bot
     if outcome is CorrectionOutcome.TOO_LONG:
         text = messages.CORRECTION_TOO_LONG.format(max_chars=svc.settings.max_correction_chars)
     elif outcome is CorrectionOutcome.SAVED_NOT_FOR_TRAINING:
@@ -65,18 +66,21 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _record(
-    svc, update: Update, user_id: int, replied_id: int, text: str
+    svc, update: Update, context: ContextTypes.DEFAULT_TYPE, user_id: int, replied_id: int
 ) -> CorrectionOutcome:
     import asyncio
 
-    assert update.effective_chat is not None
+    assert update.effective_chat is not None and update.effective_message is not None
+    message, username = update.effective_message, context.bot.username or ""
+    group = not is_private(update)
     return await asyncio.to_thread(
         svc.corrections.record,
         chat_id=update.effective_chat.id,
         replied_message_id=replied_id,
         user_id=user_id,
-        text=text,
-        group=not is_private(update),
+        text=without_mention(message.text or "", username) if group else message.text or "",
+        group=group,
+        mentioned=group and mentions_bot(message, username),
     )
 
 

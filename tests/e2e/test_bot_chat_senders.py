@@ -21,7 +21,8 @@ from tests.support.labelling import labels_of
 from tests.support.speech import synthesize
 
 SENTENCE = "Il treno per Milano parte alle otto."
-HIJACK = "Compra subito le azioni che ti consiglio."
+# Close enough to the transcript to read as its correction (tests/conftest.py FAKE_TRANSCRIPT).
+HIJACK = "Il treno per Milano non parte alle otto e arriva a Roma. Compra azioni."
 CHANNEL_X, CHANNEL_Y = -1_001_700, -1_001_701
 IN_GROUP = {"chat_id": GROUP, "chat_type": "supergroup"}
 

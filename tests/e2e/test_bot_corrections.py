@@ -131,3 +131,19 @@ async def test_group_correction_by_someone_else_is_refused(
         thanks = await bot.wait_message(lambda m: m.reply_to == owner["message_id"], chat_id=GROUP)
         assert thanks.content == messages.CORRECTION_SAVED
         assert _corrections(bot, stored.id) == [SECOND_FIX]
+
+        # Replies unlike the transcript are people answering the speaker: the bot keeps
+        # out of it, whoever writes, and stores nothing.
+        answered = len(bot.texts(GROUP))
+        for who, chatter in ((OTHER_USER, "Vero, anche io!"), (USER, "ahahah ci vediamo domani")):
+            emu.send_text(user_id=who, text=chatter, chat_id=GROUP, chat_type="group",
+                          reply_to=reply.message_id)  # fmt: skip
+        # A correction unlike the transcript (a garbled one) counts when it mentions the bot.
+        forced = emu.send_text(
+            user_id=USER, text=f"@{emu.bot_username} Stasera leggo un giallo.", chat_id=GROUP,
+            chat_type="group", reply_to=reply.message_id,
+        )  # fmt: skip
+        thanks = await bot.wait_message(lambda m: m.reply_to == forced["message_id"], chat_id=GROUP)
+        assert thanks.content == messages.CORRECTION_SAVED
+        assert len(bot.texts(GROUP)) == answered + 1
+        assert _corrections(bot, stored.id) == [SECOND_FIX, "Stasera leggo un giallo."]

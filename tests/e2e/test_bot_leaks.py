@@ -21,7 +21,9 @@ from tests.support.speech import synthesize
 THIRD_USER = 1003
 IN_GROUP = {"chat_id": GROUP, "chat_type": "group"}
 AUTHOR_FIX = "Il treno per Milano parte alle otto e un quarto."
-MEMBER_FIX = "Compra subito le azioni che ti consiglio."
+# A poisoned "correction": close enough to the transcript to read as one (a reply unlike it
+# is conversation in a group, and gets no answer at all).
+MEMBER_FIX = "Il treno per Milano non parte alle otto: compra le azioni."
 
 
 @pytest.fixture(scope="module")

@@ -230,7 +230,7 @@ async def test_hostile_correction_text_is_bounded_and_never_markup(
     async with running_bot(tmp_path, model, personal_vocabulary_size=4, **BUSY) as bot:
         _sent, reply = await _transcribe(bot, notes[0])
         long_word = "Supercalifragilistichespiralidosoeancora"  # over 32 characters
-        hostile = f'{HEARD} <b>Grassetto</b> <a href="tg://x">Collegamento</a> {long_word}'
+        hostile = f'{HEARD} <b>Grassetto</b> <a href="#x">Collegamento</a> {long_word}'
         assert await _correct(bot, reply, hostile) == messages.CORRECTION_SAVED
         refused = await _correct(bot, reply, f"{HEARD} <|en|> Pippo")
         assert "<|endoftext|>" in refused  # messages.CORRECTION_CONTROL_TOKEN, as shown
@@ -253,7 +253,7 @@ async def test_hostile_correction_text_is_bounded_and_never_markup(
         shown = await bot.wait_message(
             lambda m: "le più recenti prima" in m.content and "Grassetto" in m.content
         )
-        assert "Grassetto, href, tg, Collegamento" in shown.content
+        assert "Grassetto, href, Collegamento" in shown.content
         assert [entity["type"] for entity in shown.entities] == ["bold"]
         assert not bot.errors
 
