@@ -32,13 +32,17 @@ log = logging.getLogger(__name__)
 
 TOO_BIG_REASON = "too_big"
 DOWNLOAD_FAILED_REASON = "download_failed"
-# What Telegram says (lower case) when the bot may no longer write in a chat.
+# What Telegram says (lower case) when the bot may no longer write in a chat, or in the
+# request's forum topic (closed or deleted meanwhile).
 NO_RIGHTS_TEXTS = (
     "not enough rights",
     "have no rights to send",
     "chat_write_forbidden",
     "chat_restricted",
     "chat not found",
+    "message thread not found",
+    "topic_closed",
+    "topic_deleted",
 )
 
 

@@ -13,7 +13,7 @@ import pytest
 import bot.handlers.media
 from bot import formatting, messages
 from storage.models import JobStatus
-from tests.support.bot_harness import GROUP, OTHER_USER, USER, RunningBot, running_bot
+from tests.support.bot_harness import ADMIN, GROUP, OTHER_USER, USER, RunningBot, running_bot
 from tests.support.held_transcriber import HELD_SECONDS, HeldTranscriber
 from tests.support.telegram_emulator import BotMessage
 from tests.support.worker_support import FakeTranscriber, SlowTagger, tone_wav
@@ -108,6 +108,29 @@ async def test_late_hashtags_that_spill_over_follow_the_transcript_in_its_topic(
         assert "#" not in reply.content  # the reply went out before its tags
         assert (tags.topic, tags.reply_to) == (TOPIC, reply.message_id)
         assert reply.topic == TOPIC
+
+
+async def test_a_topic_deleted_while_its_note_is_transcribed_ends_the_job_quietly(
+    tmp_path: Path,
+) -> None:
+    """Nowhere to answer (Telegram refuses the topic): the job ends, no apology elsewhere
+    and no alert to the admins, as for a chat that removed the bot."""
+    model = HeldTranscriber()
+    async with running_bot(tmp_path, model) as running:
+        note = running.emu.send_voice(
+            user_id=USER, data=tone_wav(2), duration=2, caption=f"@{running.emu.bot_username}",
+            **IN_TOPIC,
+        )  # fmt: skip
+        assert await asyncio.to_thread(model.started.wait, HELD_SECONDS)
+        running.emu.delete_topic(chat_id=GROUP, topic=TOPIC)
+        model.release.set()
+        await running.emu.async_wait_for(
+            lambda: [job.status for job in running.jobs()] == [JobStatus.FAILED]
+        )
+        (job,) = running.jobs()
+        assert job.user_message_id == note["message_id"] and "unreachable" in (job.error or "")
+        assert messages.INTERNAL_ERROR not in running.texts(GROUP)
+        assert running.texts(ADMIN) == [] and not running.errors
 
 
 async def test_the_apology_for_an_unexpected_error_stays_in_the_topic(

@@ -250,6 +250,18 @@ class UserActions:
         ``{"location": {"latitude": 45.0, "longitude": 9.0}}``, ``{"photo": [...]}``."""
         return self._inject_message(user_id, chat_id, chat_type, None, "Utente", None, content)
 
+    def delete_topic(self, *, chat_id: int, topic: int) -> None:
+        """An admin deletes a forum topic, its messages with it: sends naming it fail
+        ("message thread not found") from now on."""
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            if chat is None or topic not in chat.topics:
+                raise EmulatorError(f"no topic {topic} in chat {chat_id}")
+            chat.topics.discard(topic)
+            for record in chat.records.values():
+                if record.message.get("message_thread_id") == topic:
+                    record.deleted = True
+
     def delete_message(self, *, chat_id: int, message_id: int) -> None:
         """A user deletes a message (theirs, or, as an admin, anyone's). Telegram tells the
         bot nothing: its replies to it find it gone, and edits of it fail."""
