@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidStateError, InvalidValueError, require
@@ -293,6 +293,14 @@ def add_evaluation(
     session.add(evaluation)
     session.flush()
     return evaluation
+
+
+def delete_run_evaluations(session: Session, training_run_id: int) -> int:
+    """Delete the evaluations a training run recorded; returns how many."""
+    result = session.execute(
+        delete(Evaluation).where(Evaluation.training_run_id == training_run_id)
+    )
+    return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True)

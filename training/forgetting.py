@@ -16,13 +16,12 @@ promoted version knows nothing of it. Until then:
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.asr.registry import ModelRegistry
+from model.asr.registry import ModelRegistry, write_text_atomically
 from training import encoder_cache
 from training.finetune import FINAL_DIR
 from training.snapshot import scrub_run_manifests
@@ -59,12 +58,14 @@ def forget_training_audio(
     gone = {h.lower() for h in audio_hashes}
     if not gone:
         return ForgetReport(0, 0, (), ())
-    rows = scrub_run_manifests(runs_dir, gone)
-    runs = tuple(_mark_runs(Path(runs_dir), gone, in_progress=in_progress))
-    cached = encoder_cache.forget_clips(Path(encoder_cache_dir), gone)
     registry = ModelRegistry(Path(models_dir))
-    versions = tuple(registry.mark_forgotten(gone))
-    registry.prune()  # their weights, but the serving one's (it serves until replaced)
+    # Two users' /forget (bot threads, bot processes) rewrite the same lists: one at a time.
+    with registry.lock():
+        rows = scrub_run_manifests(runs_dir, gone)
+        runs = tuple(_mark_runs(Path(runs_dir), gone, in_progress=in_progress))
+        cached = encoder_cache.forget_clips(Path(encoder_cache_dir), gone)
+        versions = tuple(registry.mark_forgotten(gone))
+        registry.prune()  # their weights, but the serving one's (it serves until replaced)
     return ForgetReport(rows, cached, runs, versions)
 
 
@@ -115,6 +116,4 @@ def _store_hash(path: Path) -> str:
 
 
 def _write(path: Path, hashes: Collection[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{h}\n" for h in sorted(hashes)), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, "".join(f"{h}\n" for h in sorted(hashes)))

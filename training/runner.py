@@ -124,6 +124,7 @@ def _run(config: RunConfig, database: Any, heartbeat: LeaseHeartbeat) -> RunRepo
     config.write(run_dir / CONFIG_FILE)
     sweep_closed_runs(run_dir)
     registry = ModelRegistry(Path(config.models_dir))
+    registry.remove_partial_installs()  # a killed install's; this trainer holds the lease
     installed = _installed(registry, version_name(config.run_id))
     if installed is not None:  # killed after promoting, before the run was closed
         return _finish_installed(config, database, registry, installed)
@@ -302,10 +303,13 @@ def _facts(
 def _record(
     config: RunConfig, database: Any, report: RunReport, evaluations: dict[str, dict[str, Any]]
 ) -> int:
-    """Model version rows and every evaluation; returns the candidate's row id."""
+    """Model version rows and every evaluation; returns the candidate's row id. A run
+    killed after recording (before its version was installed) judges again when it
+    resumes: the new evaluations replace the ones it recorded then."""
     from training.promote import ensure_version_row
 
     with database.unit_of_work() as uow:
+        training_records.delete_run_evaluations(uow.session, config.run_id)
         parent_row = ensure_version_row(uow.session, report.parent, spec=config.base_model)
         candidate_row = training_records.get_model_version(uow.session, report.candidate)
         if candidate_row is None:
@@ -316,6 +320,8 @@ def _record(
                 training_run_id=config.run_id,
                 metrics={"promoted": False, REPORT_KEY: report.to_dict()},
             )
+        else:  # recorded by a killed attempt: this judging's report replaces its one
+            candidate_row.metrics = {**candidate_row.metrics, REPORT_KEY: report.to_dict()}
         for model_name, by_set in evaluations.items():
             row = candidate_row if model_name == report.candidate else parent_row
             if model_name not in (report.candidate, report.parent):  # the base model

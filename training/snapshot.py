@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from model.asr.normalize import normalize_text
+from model.asr.registry import file_lock, write_text_atomically
 from training.data import Example, read_manifest, replay_mix
 
 SNAPSHOT_FILE = "snapshot.json"
@@ -47,6 +47,8 @@ TRAIN_MANIFEST = "train.tsv"
 HELDOUT_MANIFEST = "heldout.tsv"
 RECENT_MANIFEST = "recent.tsv"
 TEXT_MANIFESTS = (TRAIN_MANIFEST, HELDOUT_MANIFEST, RECENT_MANIFEST)
+# In a run folder: held while a manifest is read and written back (``_rewrite``).
+MANIFEST_LOCK = ".manifests.lock"
 # Files under a run folder that hold texts (as token ids): dropped with the manifests.
 TEXT_CACHE_NAMES = ("encoder_cache.json", "validation_cache.json")
 FLAC_SUFFIX = ".flac"
@@ -144,7 +146,7 @@ def take_snapshot(
         fresh_clips=len(fresh_examples),
         replaces=replaces,
     )
-    _write_atomically(path, snapshot.to_json())
+    write_text_atomically(path, snapshot.to_json())
     return snapshot
 
 
@@ -275,13 +277,7 @@ def recent_uncorrected(
 def write_manifest(path: Path, examples: Sequence[Example]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{Path(e.audio_path).resolve()}\t{' '.join(e.text.split())}" for e in examples]
-    _write_atomically(path, "".join(line + "\n" for line in lines))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, "".join(line + "\n" for line in lines))
 
 
 def read_run_manifest(path: Path) -> list[Example]:
@@ -320,6 +316,9 @@ def delete_text_manifests(run_dir: Path) -> None:
     """What a finished run does: no correction text stays in its folder."""
     for name in TEXT_MANIFESTS:
         (run_dir / name).unlink(missing_ok=True)
+        # A process killed while rewriting one leaves its temporary copy (texts too).
+        for partial in run_dir.glob(f".{name}.*.tmp"):
+            partial.unlink(missing_ok=True)
     _drop_text_caches(run_dir)
 
 
@@ -335,9 +334,12 @@ def _audio_hash(audio: Path) -> str:
 
 
 def _rewrite(path: Path, keep: Callable[[Path], bool]) -> int:
-    """Keep the rows whose audio path passes ``keep``; returns the rows removed."""
-    lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")  # as read_tsv
-    kept = [line for line in lines if not line.strip() or keep(Path(line.split("\t", 1)[0]))]
-    if len(kept) != len(lines):
-        _write_atomically(path, "".join(line + "\n" for line in kept))
+    """Keep the rows whose audio path passes ``keep``; returns the rows removed. The
+    trainer (dropping purged audio) and a /forget (its user's rows) both rewrite a
+    manifest: one at a time, neither writes back rows the other removed."""
+    with file_lock(path.parent / MANIFEST_LOCK):
+        lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")  # as read_tsv
+        kept = [line for line in lines if not line.strip() or keep(Path(line.split("\t", 1)[0]))]
+        if len(kept) != len(lines):
+            write_text_atomically(path, "".join(line + "\n" for line in kept))
     return len(lines) - len(kept)

@@ -16,25 +16,32 @@ refuse it (the one serving keeps serving until the next promotion replaces it).
 
 A version folder is written completely under a temporary name and renamed into place;
 ``CURRENT`` is switched with ``os.replace``. A reader therefore sees the old model or the
-new one, never half of one. A version's weights (``hf/``, ``ct2/``) are deleted once
-nothing may serve them again (``prune``): a forgotten version once it no longer serves, and
-after a promotion every version further back than the kept rollback steps; its metrics,
-card and hash list stay, for the history /models and /wer show.
+new one, never half of one (a trainer killed mid-install leaves only a ``.<name>.tmp-*``
+folder, which its next start deletes: ``remove_partial_installs``). A version's weights
+(``hf/``, ``ct2/``) are deleted once nothing may serve them again (``prune``): a forgotten
+version once it no longer serves, and after a promotion every version further back than
+the kept rollback steps; its metrics, card and hash list stay, for the history /models
+and /wer show.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from model.asr import convert
+
+log = logging.getLogger(__name__)
 
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
@@ -45,7 +52,11 @@ CARD_FILE = "README.md"
 BASE_VERSION = "base"
 TRAINED_ON_FILE = "trained_on.txt"
 FORGOTTEN_FILE = "FORGOTTEN"
+# Held while versions are marked forgotten (``lock``).
+LOCK_FILE = ".lock"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# ``install`` writes a version under ``versions/.<name>.tmp-<random>`` before its rename.
+_PARTIAL = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.tmp-[^/]+")
 
 
 class RegistryError(Exception):
@@ -152,6 +163,12 @@ class ModelRegistry:
 
     # --- writing ---------------------------------------------------------------------
 
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by whoever marks versions forgotten (/forget in any bot process or thread,
+        a trainer withdrawing its version): each reads a version's list and writes it
+        back, and one at a time none writes back a hash the other removed."""
+        return file_lock(self.root / LOCK_FILE)
+
     def install(
         self,
         name: str,
@@ -202,16 +219,7 @@ class ModelRegistry:
                     f"model version {name!r} has no CTranslate2 export", name=name
                 )
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{CURRENT_FILE}.", dir=self.root)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(name + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.root / CURRENT_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomically(self.root / CURRENT_FILE, name + "\n")
 
     def rollback(self) -> str:
         """Serve the current version's parent again; returns its name. When ``CURRENT``
@@ -233,11 +241,35 @@ class ModelRegistry:
         from its list and is marked never to be served again; returns their names."""
         gone = {h.lower() for h in audio_hashes}
         marked = []
+        failure: OSError | None = None
         for version in self.versions():
-            if version.trained_on() & gone:
-                _mark(version, gone)
-                marked.append(version.name)
+            try:
+                if version.trained_on() & gone:
+                    _mark(version, gone)
+                    marked.append(version.name)
+            except OSError as exc:  # the next versions must be marked all the same
+                log.error("could not mark %s as forgotten: %s", version.name, exc)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         return marked
+
+    def remove_partial_installs(self) -> list[str]:
+        """Delete the temporary folders of installs that never finished (a trainer killed
+        mid-install leaves one, weights included, that ``versions()`` does not list, so no
+        /forget or prune would ever reach it); returns their names. Only a trainer holding
+        the training lease may call this: installs run under that lease alone, so no live
+        install is writing any of them."""
+        folder = self.root / VERSIONS_DIR
+        if not folder.is_dir():
+            return []
+        removed = []
+        for item in folder.iterdir():
+            if item.is_dir() and _PARTIAL.fullmatch(item.name):
+                shutil.rmtree(item)
+                log.info("deleted %s, left by an install that never finished", item.name)
+                removed.append(item.name)
+        return sorted(removed)
 
     def prune(self, *, keep: int | None = None) -> list[str]:
         """Delete the weights nothing may serve again: those of every forgotten version but
@@ -274,7 +306,8 @@ class ModelRegistry:
     def withdraw(self, name: str, audio_hashes: Collection[str]) -> None:
         """Mark ``name`` as ``mark_forgotten`` would, whatever its list holds: a /forget
         reached its run while the version was being installed, under a name it cannot see."""
-        _mark(self.get(name), {h.lower() for h in audio_hashes})
+        with self.lock():
+            _mark(self.get(name), {h.lower() for h in audio_hashes})
 
     def _version_path(self, name: str) -> Path:
         if not _NAME.fullmatch(name) or name == BASE_VERSION:
@@ -291,15 +324,35 @@ def _forgotten_message(name: str) -> str:
 
 
 def _mark(version: VersionFolder, gone: set[str]) -> None:
-    _write_atomic(version.path / FORGOTTEN_FILE, "trained on audio deleted by /forget\n")
+    write_text_atomically(version.path / FORGOTTEN_FILE, "trained on audio deleted by /forget\n")
     kept = version.trained_on() - gone
-    _write_atomic(version.path / TRAINED_ON_FILE, "".join(f"{h}\n" for h in sorted(kept)))
+    write_text_atomically(version.path / TRAINED_ON_FILE, "".join(f"{h}\n" for h in sorted(kept)))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename. The temporary file gets a unique name
+    beside it: two writers (two /forget threads, the bot and the trainer) never rename or
+    overwrite each other's, and one that fails removes its own."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing): threads and processes
+    alike wait for it. Released when the file closes, so a killed holder frees it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _fsync_tree(root: Path) -> None:

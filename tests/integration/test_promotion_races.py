@@ -258,6 +258,38 @@ def test_a_kill_between_promotion_and_the_record_resumes_as_promoted(
     assert not (loop.config.run_dir / CANDIDATE_CT2).exists()
 
 
+def test_a_kill_inside_the_install_leaves_no_weights_and_no_duplicate_evaluations(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while installing (evaluations recorded, the version folder still under its
+    temporary name): the next start deletes that folder, which no /forget or prune could
+    see, and its judging again replaces the evaluations instead of adding a second set."""
+    real_move, real_rmtree = registry_module.shutil.move, registry_module.shutil.rmtree
+
+    def move_then_die(src: Any, dst: Any) -> Any:
+        moved = real_move(src, dst)
+        if Path(dst).name == "hf":
+            raise KeyboardInterrupt  # like a kill: nothing after this runs
+        return moved
+
+    monkeypatch.setattr(registry_module.shutil, "move", move_then_die)
+    # A kill runs no clean-up: install's removal of its temporary folder never happens.
+    monkeypatch.setattr(registry_module.shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run()
+    monkeypatch.setattr(registry_module.shutil, "move", real_move)
+    monkeypatch.setattr(registry_module.shutil, "rmtree", real_rmtree)
+    versions = loop.registry.root / "versions"
+    assert [p.name.split(".tmp-")[0] for p in versions.iterdir()] == [".v1"]
+    evaluations = loop.evaluations()
+    assert evaluations == 2
+
+    report = loop.run()
+    assert report.promoted and loop.judged == [BASE_VERSION, BASE_VERSION]
+    assert loop.evaluations() == evaluations
+    assert [p.name for p in versions.iterdir()] == [report.candidate]
+
+
 def test_a_trainer_whose_run_was_taken_over_stops_and_records_nothing(loop: Loop) -> None:
     with loop.database.unit_of_work() as uow:
         run = training_records.get_training_run(uow.session, loop.config.run_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from storage.training_lease import lease_alive, renew_run_lease, take_run_lease
 from storage.unit_of_work import Database
 from tests.support.fake_versions import fake_hf, install_fake_version
 from training.config import RunConfig
+from training.forgetting import forget_training_audio
 from training.promote import ensure_version_row, rollback
 from training.runner import CONFIG_FILE
 
@@ -188,3 +191,106 @@ def test_a_pointer_to_a_missing_version_serves_base_warns_once_and_rollback_repa
     assert registry.current_name() == BASE_VERSION and registry.current() is None
     with pytest.raises(RegistryError):
         registry.rollback()
+
+
+ALICE, BOB = "a" * 64, "b" * 64
+
+
+def _trained_versions(tmp_path: Path, count: int) -> ModelRegistry:
+    registry = ModelRegistry(tmp_path / "models")
+    for n in range(1, count + 1):
+        install_fake_version(registry, tmp_path, f"v{n}", f"v{n - 1}" if n > 1 else BASE_VERSION)
+        (registry.get(f"v{n}").path / "trained_on.txt").write_text(f"{ALICE}\n{BOB}\n")
+    return registry
+
+
+def test_two_writers_of_one_versions_lists_do_not_take_each_others_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bob's /forget (another thread, or the trainer's withdraw) rewrites v1's files while
+    Alice's is between writing its temporary copy and renaming it: with one fixed
+    temporary name the second rename took the first's file (FileNotFoundError) and the
+    loop stopped before v2."""
+    registry = _trained_versions(tmp_path, 2)
+    real_replace = os.replace
+    interleaved: list[str] = []
+
+    def replace_after_the_other_writer(src: Any, dst: Any) -> None:
+        if not interleaved:
+            interleaved.append(str(dst))
+            registry.withdraw("v1", [BOB])  # the other writer, in the middle of this one
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_the_other_writer)
+    assert registry.mark_forgotten([ALICE]) == ["v1", "v2"]
+    assert interleaved and all(v.forgotten for v in registry.versions())
+    assert all(ALICE not in v.trained_on() for v in registry.versions())
+    assert not list(registry.root.rglob("*.tmp"))  # no temporary file left
+
+
+def test_two_users_forget_at_once_and_every_version_is_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot runs each /forget in a worker thread. Bob's starts while Alice's is about
+    to write back v1's list: it waits for Alice's to end. It used to rename Alice's
+    temporary file away (her marking stopped at v1 with FileNotFoundError); with unique
+    names but no lock, Alice's write put Bob's hash back into the list."""
+    registry = _trained_versions(tmp_path, 3)
+    places = {
+        "runs_dir": tmp_path / "runs", "models_dir": registry.root,
+        "encoder_cache_dir": tmp_path / "cache", "in_progress": None,
+    }  # fmt: skip
+    errors: list[BaseException] = []
+
+    def forget(audio: str) -> None:
+        try:
+            forget_training_audio([audio], **places)
+        except BaseException as exc:
+            errors.append(exc)
+
+    bob = threading.Thread(target=forget, args=(BOB,))
+    real_replace = os.replace
+
+    def replace_while_bob_forgets(src: Any, dst: Any) -> None:
+        if Path(dst).name == "trained_on.txt" and bob.ident is None:
+            bob.start()
+            bob.join(timeout=0.5)  # Bob's runs to its end, unless it waits for Alice's
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_while_bob_forgets)
+    forget(ALICE)
+    bob.join()
+    assert errors == []
+    assert all(v.forgotten and not v.trained_on() for v in registry.versions())
+
+
+def test_a_version_that_cannot_be_marked_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/forget's DB rows are gone when the registry is marked: a retry cannot find the
+    audio again, so every version gets its chance before the error is raised."""
+    registry = _trained_versions(tmp_path, 3)
+    real_replace = os.replace
+
+    def v2_unwritable(src: Any, dst: Any) -> None:
+        if Path(dst).parent.name == "v2":
+            raise PermissionError(f"cannot write {dst}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", v2_unwritable)
+    with pytest.raises(PermissionError):
+        registry.mark_forgotten([ALICE])
+    assert [v.name for v in registry.versions() if v.forgotten] == ["v1", "v3"]
+    assert not list(registry.get("v2").path.glob(".*"))  # its temporary files removed
+
+
+def test_partial_installs_are_deleted_and_installed_versions_kept(tmp_path: Path) -> None:
+    """A trainer killed inside ``install`` leaves ``versions/.vN.tmp-*`` with weights that
+    ``versions()`` never lists (so no /forget or prune reaches them)."""
+    registry = _trained_versions(tmp_path, 1)
+    partial = registry.root / "versions" / ".v2.tmp-k1ll3d"
+    fake_hf(partial / "hf")
+    assert [v.name for v in registry.versions()] == ["v1"]
+    assert registry.remove_partial_installs() == [".v2.tmp-k1ll3d"]
+    assert not partial.exists() and registry.get("v1").hf_dir.is_dir()
+    assert registry.remove_partial_installs() == []

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from storage.models import SOURCE_VOICE, Transcription
 from storage.samples import add_labelled_sample
 from storage.unit_of_work import Database
 from training.config import RunConfig
+from training.data import Example
 from training.snapshot import (
     HELDOUT_MANIFEST,
     RECENT_MANIFEST,
@@ -25,6 +29,7 @@ from training.snapshot import (
     recent_uncorrected,
     scrub_run_manifests,
     take_snapshot,
+    write_manifest,
 )
 
 SENTENCES = [f"Questa è la frase numero {word}." for word in
@@ -183,3 +188,50 @@ def test_sentences_replay_brings_in_are_not_judged_as_unseen(world, tmp_path: Pa
     trained = {normalize_text(e.text) for e in train}
     assert snapshot.replayed_uncorrected > 0 and snapshot.heldout_shared_sentences > 0
     assert heldout and not trained & {normalize_text(e.text) for e in heldout}
+
+
+def test_a_forget_rewriting_a_manifest_the_trainer_rewrites_breaks_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer drops purged audio from its manifest while a /forget (a bot thread)
+    scrubs the same file. With one fixed temporary name (``train.tmp``) the second
+    rename took the first one's file (FileNotFoundError); with no lock the trainer wrote
+    back the rows the /forget had just removed."""
+    audio = {name: tmp_path / "audio" / f"{name * 64}.flac" for name in "abc"}
+    for path in audio.values():
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+    run_dir = tmp_path / "runs" / "run-0001"
+    examples = [Example(key=n, text=f"frase {n}", audio_path=p) for n, p in audio.items()]
+    write_manifest(run_dir / TRAIN_MANIFEST, examples)
+    audio["a"].unlink()  # purged since the snapshot: the trainer's read rewrites the file
+    scrubbed: list[int] = []
+    forget = threading.Thread(
+        target=lambda: scrubbed.append(scrub_run_manifests(tmp_path / "runs", {"b" * 64}))
+    )
+    real_replace = os.replace
+
+    def replace_while_a_forget_runs(src: Any, dst: Any) -> None:
+        if forget.ident is None:
+            forget.start()
+            forget.join(timeout=0.5)  # it runs to its end, unless it waits for the trainer
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_while_a_forget_runs)
+    # What the trainer loaded depends on who went first; the file, on nobody.
+    assert "frase a" not in {e.text for e in read_run_manifest(run_dir / TRAIN_MANIFEST)}
+    forget.join()
+    assert scrubbed == [1]
+    assert [e.text for e in read_run_manifest(run_dir / TRAIN_MANIFEST)] == ["frase c"]
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_a_finished_run_keeps_no_temporary_copy_of_a_manifest(tmp_path: Path) -> None:
+    """A process killed between writing a manifest's temporary copy and renaming it
+    leaves texts under another name: they go with the manifests."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in (TRAIN_MANIFEST, f".{TRAIN_MANIFEST}.x7q2.tmp", f".{RECENT_MANIFEST}.z9.tmp"):
+        (run_dir / name).write_text("/audio/x.flac\tuna frase\n")
+    delete_text_manifests(run_dir)
+    assert list(run_dir.iterdir()) == []
