@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select, text, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidStateError, NotFoundError
@@ -36,6 +36,7 @@ from storage.job_recovery import give_back_leases as give_back_leases
 from storage.job_recovery import requeue_expired as requeue_expired
 from storage.job_recovery import take_back_leases as take_back_leases
 from storage.models import Job, JobStatus, utcnow
+from storage.unit_of_work import lock_until_end
 
 DEFAULT_LEASE_SECONDS = 60.0
 OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.HELD, JobStatus.RUNNING)
@@ -153,8 +154,7 @@ def claim_jobs(
     ``skip_users``, passing ``accept``) and mark them running under ``owner``'s lease,
     oldest first."""
     now = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":  # one claim at a time (see above)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+    lock_until_end(session, CLAIM_LOCK_KEY)  # one claim at a time (see above)
     candidates = _claimable(owner, limit * _CANDIDATES_PER_CLAIM)
     if skip_users:  # in the query, so a busy user's many jobs cannot fill the window
         candidates = candidates.where(Job.user_id.is_(None) | Job.user_id.not_in(list(skip_users)))

@@ -13,10 +13,11 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from storage.models import TrainingRun, utcnow
+from storage.unit_of_work import lock_until_end
 
 # Long enough for the trainer to start (imports, opening the database) before its first
 # renewal; renewed every quarter of it.
@@ -27,9 +28,7 @@ TRAINING_LOCK_KEY = 0x57_49_54_52  # "WITR"
 
 def lock_training(session: Session) -> None:
     """Serialise run starts until the transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": TRAINING_LOCK_KEY})
-    # SQLite: the unit of work's write transaction (BEGIN IMMEDIATE) already excludes others.
+    lock_until_end(session, TRAINING_LOCK_KEY)
 
 
 def take_run_lease(
