@@ -136,6 +136,38 @@ def test_truncated_files(encoded: dict) -> None:
     _raises_fast((CorruptAudioError, NoAudioStreamError), mp4[: len(mp4) // 3])  # type: ignore[arg-type]
 
 
+def test_a_damaged_packet_mid_file_loses_only_itself(tmp_path: Path) -> None:
+    """Bad bytes at 10% of an MP3, and two MP3s joined with ``cat``: the whole file is
+    decoded (stopping at the first bad packet kept 6 s of 60, and the first file alone)."""
+    mp3 = tmp_path / "long.mp3"
+    ffmpeg("-f", "lavfi", "-i", "anoisesrc=d=60:c=pink:a=0.3:r=48000", "-c:a", "libmp3lame",
+           "-b:a", "64k", str(mp3))  # fmt: skip
+    damaged = bytearray(mp3.read_bytes())
+    at = len(damaged) // 10
+    damaged[at : at + 64] = np.random.default_rng(1).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    assert decode_audio(bytes(damaged)).duration == pytest.approx(60, abs=0.5)
+    intro = tmp_path / "intro.mp3"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=5", "-c:a", "libmp3lame", "-b:a", "128k",
+           "-ar", "48000", str(intro))  # fmt: skip
+    joined = intro.read_bytes() + mp3.read_bytes()
+    assert decode_audio(joined).duration == pytest.approx(65, abs=1)
+
+
+def test_an_estimated_duration_does_not_refuse_a_short_file(tmp_path: Path) -> None:
+    """Raw AAC starting in silence: FFmpeg guesses 531 s from the first frames' bitrate for
+    32 s of audio. The decoded samples decide (a real overrun is still refused)."""
+    aac = tmp_path / "silence_first.aac"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=2", "-f", "lavfi", "-i",
+           "anoisesrc=d=30:c=pink:a=0.5:r=44100", "-filter_complex",
+           "[1]aformat=channel_layouts=mono[n];[0][n]concat=n=2:v=0:a=1", "-c:a", "aac",
+           "-b:a", "64k", str(aac))  # fmt: skip
+    assert probe_duration(aac) > 120
+    assert decode_audio(aac, limits=AudioLimits(max_seconds=120)).duration == pytest.approx(
+        32, abs=0.5
+    )
+    _raises_fast(AudioTooLongError, aac, max_seconds=20)
+
+
 def test_video_without_audio(tmp_path: Path) -> None:
     video = tmp_path / "mute.mp4"
     ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=64x48:d=2", "-c:v", "libx264", str(video))
