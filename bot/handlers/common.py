@@ -49,6 +49,14 @@ def mentions_bot(message: Message, bot_username: str) -> bool:
     return False
 
 
+def text_with_links(message: Message) -> str:
+    """The message's text and the addresses behind its linked words (a forwarded channel
+    post links "questo video": the URL is in a ``text_link`` entity, not in the text)."""
+    text = message.text or ""
+    hidden = [e.url for e in message.entities if e.type == MessageEntity.TEXT_LINK and e.url]
+    return " ".join([text, *hidden])
+
+
 def replies_to_bot(message: Message, bot_id: int) -> bool:
     replied = message.reply_to_message
     return replied is not None and replied.from_user is not None and replied.from_user.id == bot_id

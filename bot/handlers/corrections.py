@@ -15,6 +15,7 @@ from bot.handlers.common import (
     mentions_bot,
     replies_to_bot,
     services,
+    text_with_links,
 )
 from model.media.links import find_links
 
@@ -35,7 +36,7 @@ async def on_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     to_bot = replies_to_bot(message, context.bot.id)
     found, refused = find_links(
-        message.text or "", extra_hosts=frozenset(svc.settings.allowed_url_hosts)
+        text_with_links(message), extra_hosts=frozenset(svc.settings.allowed_url_hosts)
     )
     has_link = bool(found or refused)  # a refused link gets its refusal, never stored
     if update.edited_message is not None and (has_link or not to_bot):

@@ -14,6 +14,7 @@ from bot.handlers.common import (
     is_private,
     services,
     submit_job,
+    text_with_links,
 )
 from bot.job_payloads import LinkJob
 from model.media.links import find_links
@@ -30,7 +31,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     svc = services(context)
     extra = frozenset(svc.settings.allowed_url_hosts)
-    links, errors = find_links(message.text, extra_hosts=extra)
+    links, errors = find_links(text_with_links(message), extra_hosts=extra)
     if not links:
         if errors:
             await answer(update, messages.link_error(errors[0].reason))

@@ -25,8 +25,12 @@ from bot.job_payloads import TelegramFileJob
 MEDIA_FILTER = (
     filters.VOICE | filters.AUDIO | filters.VIDEO | filters.VIDEO_NOTE | filters.Document.ALL
 )
-AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wav", ".flac", ".amr")
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".3gp")
+# What a document sent as "application/octet-stream" may be called: the containers the
+# decoder reads (model.asr.audio.ALLOWED_DEMUXERS), by their usual extensions.
+AUDIO_EXTENSIONS = (".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".wav", ".w64",
+                    ".flac", ".amr", ".aif", ".aiff", ".caf", ".wma", ".mka", ".weba")  # fmt: skip
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".3gp", ".3g2", ".wmv",
+                    ".asf", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")  # fmt: skip
 MEDIA_EXTENSIONS = frozenset((*AUDIO_EXTENSIONS, *VIDEO_EXTENSIONS))
 
 

@@ -311,7 +311,7 @@ def parse_timestamp(value: str) -> int | None:
     return hours * 3600 + minutes * 60 + seconds
 
 
-_TRAILING_PUNCTUATION = ".,;:!?'\"»«)]}>…"
+_TRAILING_PUNCTUATION = ".,;:!?'\"»«“”‘’„)]}>…"
 
 
 def _strip_trailing_punctuation(candidate: str) -> str:
@@ -331,6 +331,8 @@ def _candidate_pattern(extra_hosts: frozenset[str]) -> re.Pattern[str]:
         r"(?:[a-z][a-z0-9+.-]*://"  # any scheme: refused ones are reported too
         rf"|(?:{hosts})(?::\d+)?(?=[/?#])"  # scheme-less, on a known host, with a path
         r"|www\.[a-z0-9-]+(?:\.[a-z0-9-]+)+(?=[/?#]))"
-        r"[^\s<>\"]*",
+        # Ends at white space, quotes (typographic ones too: iOS types “”) and invisible
+        # separators (a zero-width space pasted after a link).
+        r"[^\s<>\"“”‘’„«»\u200b-\u200d\u2060\ufeff]*",
         re.IGNORECASE,
     )

@@ -32,6 +32,14 @@ async def test_link_gets_transcript_and_subtitles_and_other_links_are_refused(
             emu.send_text(user_id=USER, text=f"Trascrivi questo: {url}")
             await emu.async_wait_for(lambda n=number: len(bot.texts()) == n)
             assert bot.texts()[-1] == messages.link_error(reason), url
+        # A linked word (a forwarded channel post): the address is in the entity.
+        emu.send_text(
+            user_id=USER, text="Trascrivi questo video",
+            entities=[{"type": "text_link", "offset": 17, "length": 5,
+                       "url": "https://vimeo.com/777"}],
+        )  # fmt: skip
+        await emu.async_wait_for(lambda: len(bot.texts()) == len(refused) + 1)
+        assert bot.texts()[-1] == messages.link_error("not_allowed_host")
         assert media_server.requests == before
         assert bot.jobs() == []
 

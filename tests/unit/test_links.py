@@ -184,6 +184,22 @@ def test_find_links_in_italian_text() -> None:
     assert find_links("nessun link qui, solo testo. Fine.") == ([], [])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Trascrivi “https://youtu.be/dQw4w9WgXcQ”",  # iOS's typographic quotes
+        "l’ho visto qui: ‘youtube.com/watch?v=dQw4w9WgXcQ’",
+        "„https://youtu.be/dQw4w9WgXcQ“ grazie",
+        "https://youtu.be/dQw4w9WgXcQ\u200b",  # a zero-width space pasted after it
+        "\ufeffhttps://youtu.be/dQw4w9WgXcQ\u2060",
+    ],
+)
+def test_links_end_at_typographic_quotes_and_invisible_separators(text: str) -> None:
+    links, errors = find_links(text)
+    assert [link.url for link in links] == ["https://www.youtube.com/watch?v=dQw4w9WgXcQ"]
+    assert errors == []
+
+
 def test_find_links_with_extra_host_without_scheme() -> None:
     links, errors = find_links(
         "prova 127.0.0.1:8000/video.mp4 grazie", extra_hosts=frozenset({"127.0.0.1"})
