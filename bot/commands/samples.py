@@ -48,6 +48,7 @@ _EXPORTED_NAME = re.compile(r"[0-9a-f]{64}\.flac")
 # a leading apostrophe makes it text (OWASP's advice).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CONTROL_TOKEN = "il testo contiene un codice riservato al modello (<|...|>): riga non importata"
+NO_WORDS = "il testo non contiene parole (solo punteggiatura o simboli): riga non importata"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -144,6 +145,7 @@ def _import(
 ) -> int:
     from bot.bootstrap import sandbox_limits
     from model.asr.audio import AudioError, AudioLimits, decode_audio
+    from model.asr.normalize import normalize_text
     from model.asr.tsv import ManifestError, read_tsv
     from storage.audio_store import InvalidAudioError
     from storage.labels import has_control_token
@@ -172,10 +174,12 @@ def _import(
 
     with pins:  # released on any error, too
         for clip in clips:
-            if has_control_token(clip.text):
-                errors.append(
-                    {"line": clip.line, "path": clip.relative_path, "error": CONTROL_TOKEN}
-                )
+            # Refused as the bot refuses such corrections (bot/corrections.py).
+            refusal = CONTROL_TOKEN if has_control_token(clip.text) else None
+            if refusal is None and not normalize_text(clip.text):
+                refusal = NO_WORDS
+            if refusal is not None:
+                errors.append({"line": clip.line, "path": clip.relative_path, "error": refusal})
                 continue
             # Decode and store outside any transaction: it is the slow part.
             try:

@@ -64,16 +64,19 @@ def test_samples_import_refuses_control_tokens(
     synthesize(SENTENCE, folder / "a.wav")
     synthesize("Il treno per Milano parte alle otto.", folder / "b.wav")
     (folder / "set.tsv").write_text(
-        f"a.wav\t{SENTENCE} <|endoftext|>\nb.wav\tIl treno per Milano parte alle otto.\n",
+        f"a.wav\t{SENTENCE} <|endoftext|>\nb.wav\tIl treno per Milano parte alle otto.\n"
+        "a.wav\t... 👍\n",  # no word at all: refused as the bot refuses such a correction
         encoding="utf-8",
     )
     settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
     args = _parser().parse_args(["samples", "import", str(folder / "set.tsv")])
     assert args.func(args, settings) == 1
     report = json.loads(capsys.readouterr().out)
-    assert (report["added"], report["failed"]) == (1, 1)
-    assert report["errors"][0]["line"] == 1
-    assert report["errors"][0]["error"] == samples.CONTROL_TOKEN
+    assert (report["added"], report["failed"]) == (1, 2)
+    assert [(e["line"], e["error"]) for e in report["errors"]] == [
+        (1, samples.CONTROL_TOKEN),
+        (3, samples.NO_WORDS),
+    ]
 
 
 async def test_correction_with_a_control_token_is_refused(
