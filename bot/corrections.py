@@ -17,6 +17,7 @@ from bot.formatting import TITLE_MARK
 from bot.vocabulary import PersonalVocabulary
 from storage.confirmations import ConfirmOutcome, confirm_transcript
 from storage.labels import has_control_token
+from storage.repository import IMPORT_USER_ID
 from storage.unit_of_work import Database
 
 # A line of the "testo con i tempi" output (``bot.output_formats.timestamped_text``).
@@ -190,13 +191,16 @@ class UserIdError(ValueError):
 
 
 def parse_user_id(args: Sequence[str]) -> int:
-    """The one Telegram user id in ``args`` (a command's words), or ``UserIdError``."""
+    """The one Telegram user id in ``args`` (a command's words), or ``UserIdError``; -1
+    names the imported samples (their system user)."""
     if len(args) != 1:
         raise UserIdError(messages.REMOVE_CONTRIBUTIONS_USAGE)
     value = args[0].strip()
     if not _USER_ID.fullmatch(value):
         echo = value[:_ECHO_CHARS] + ("…" if len(value) > _ECHO_CHARS else "")
         raise UserIdError(messages.USER_ID_NOT_A_NUMBER.format(value=echo))
+    if value == str(IMPORT_USER_ID):  # the samples ``samples import`` added
+        return IMPORT_USER_ID
     digits = value.lstrip("+-").lstrip("0")
     if value.startswith("-") or not digits:
         raise UserIdError(messages.USER_ID_NOT_POSITIVE)

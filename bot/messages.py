@@ -219,12 +219,16 @@ CONTRIBUTOR_LINE = (
 CONTRIBUTOR_QUARANTINED = ", {quarantined} in quarantena"
 CONTRIBUTORS_MORE = "… e altri {count} utenti (elenco completo: whisper-it samples contributors)"
 CONTRIBUTORS_EMPTY = "Nessuno ha ancora corretto una trascrizione."
-CONTRIBUTORS_FOOTER = "Per togliere i contributi di un utente: /remove_contributions ID"
+CONTRIBUTORS_FOOTER = (
+    "Per togliere i contributi di un utente: /remove_contributions ID (-1 per i campioni importati)"
+)
 REMOVE_CONTRIBUTIONS_USAGE = (
     "Uso: /remove_contributions ID, dove ID è il numero dell'utente (lo trovi in /contributors)."
 )
 USER_ID_NOT_A_NUMBER = "«{value}» non è un ID utente: scrivi solo cifre, per esempio 123456789."
-USER_ID_NOT_POSITIVE = "Gli ID degli utenti Telegram sono numeri maggiori di zero."
+USER_ID_NOT_POSITIVE = (
+    "Gli ID degli utenti Telegram sono numeri maggiori di zero (-1: i campioni importati)."
+)
 USER_ID_TOO_BIG = "Questo numero è troppo grande per essere l'ID di un utente Telegram."
 CONTRIBUTIONS_REMOVED = (
     "🗑 Tolti i contributi dell'utente <code>{user_id}</code>: {corrections} correzioni, "

@@ -192,14 +192,14 @@ LISTING = (
     "Contributi all'addestramento\n"
     "Campioni: 0 (0 di addestramento + 0 di valutazione), in quarantena: 0\n"
     f"1. {USER} {HOSTILE_NAME}: 0 campioni (0+0), 0 s, 1 correzioni\n"
-    "Per togliere i contributi di un utente: /remove_contributions ID"
+    "Per togliere i contributi di un utente: /remove_contributions ID (-1 per i campioni importati)"
 )
 ADMIN_CASES: list[tuple[int, str, str]] = [
     (USER, "/contributors", messages.NOT_ADMIN),
     (USER, f"/remove_contributions {USER}", messages.NOT_ADMIN),
     (ADMIN, "/remove_contributions", messages.REMOVE_CONTRIBUTIONS_USAGE),
     (ADMIN, "/remove_contributions abc", messages.USER_ID_NOT_A_NUMBER.format(value="abc")),
-    (ADMIN, "/remove_contributions -1", messages.USER_ID_NOT_POSITIVE),
+    (ADMIN, "/remove_contributions -2", messages.USER_ID_NOT_POSITIVE),
     (ADMIN, "/remove_contributions " + "9" * 4000, messages.USER_ID_TOO_BIG),
     (
         ADMIN,

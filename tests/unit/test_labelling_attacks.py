@@ -316,6 +316,21 @@ def test_cli_import_refuses_paths_outside_the_tsv_folder(cli, tmp_path: Path) ->
     assert allowed.code == 0 and json.loads(allowed.out)["added"] == 1
 
 
+def test_the_imported_samples_are_removed_as_user_minus_one(cli, tmp_path: Path) -> None:
+    """/contributors lists them under -1: that id removes them (a bad import undone)."""
+    folder = tmp_path / "set"
+    _wav(folder / "a.wav", _speech_like(3))
+    _wav(folder / "b.wav", _speech_like(4))
+    (folder / "data.tsv").write_text(
+        "a.wav\tPrima frase importata\nb.wav\tSeconda frase importata\n", encoding="utf-8"
+    )
+    assert cli("samples", "import", str(folder / "data.tsv")).code == 0
+    assert json.loads(cli("samples", "stats").out)["samples"] == 2
+    assert parse_user_id(["-1"]) == repository.IMPORT_USER_ID
+    assert cli("samples", "remove-user", "-1").code == 0
+    assert json.loads(cli("samples", "stats").out)["samples"] == 0
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
