@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 PLOT_DPI = 120
+# Version names under the x axis at most (more merge into a black bar: 1,000 versions).
+MAX_VERSION_LABELS = 16
 # What each evaluation set measures, in the legend (the same words as /wer's table).
 SET_LABELS = {
     "heldout": "heldout: frasi mai viste",
@@ -28,6 +30,13 @@ def latest_wer_by_version(points: Sequence[Any]) -> tuple[list[str], dict[str, l
     return versions, series
 
 
+def labelled_positions(count: int) -> list[int]:
+    """Which of ``count`` versions get their name under the axis: evenly spaced, at most
+    ``MAX_VERSION_LABELS``, the newest always."""
+    step = max(1, -(-count // MAX_VERSION_LABELS))
+    return sorted({*range(count - 1, -1, -step)})
+
+
 def wer_plot_png(points: Sequence[Any]) -> bytes:
     import matplotlib
 
@@ -41,7 +50,8 @@ def wer_plot_png(points: Sequence[Any]) -> bytes:
         xs = [i for i, value in enumerate(values) if value is not None]
         ys = [values[i] * 100 for i in xs]
         axes.plot(xs, ys, marker="o", label=SET_LABELS.get(eval_set, eval_set))
-    axes.set_xticks(range(len(versions)), versions, rotation=20, ha="right", fontsize=8)
+    ticks = labelled_positions(len(versions))
+    axes.set_xticks(ticks, [versions[i] for i in ticks], rotation=20, ha="right", fontsize=8)
     axes.set_ylabel("WER (%)")
     axes.set_ylim(bottom=0)
     axes.set_title("WER per versione del modello")
