@@ -7,7 +7,6 @@ paths are filled in by the runner) and the promotion policy a ``GatePolicy``.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -118,12 +117,10 @@ class RunConfig:
     def write(self, path: Path) -> None:
         """Save to ``path`` atomically, readable by its owner only: it holds the database
         URL, password included."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, CONFIG_FILE_MODE)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(self.to_json() + "\n")
-        os.chmod(tmp, CONFIG_FILE_MODE)  # an older file's mode is kept by O_CREAT
-        os.replace(tmp, path)
+        from model.asr.registry import write_text_atomically
+
+        # mkstemp's file, renamed into place, is the owner's alone (CONFIG_FILE_MODE).
+        write_text_atomically(path, self.to_json() + "\n")
 
     @property
     def split(self) -> SplitPolicy:
