@@ -17,7 +17,6 @@ from training.arguments import FinetuneArguments
 from training.gate_policy import GatePolicy
 
 # A run's configuration file holds the database URL: its owner's alone.
-CONFIG_FILE_MODE = 0o600
 
 
 def split_policy(
@@ -119,7 +118,7 @@ class RunConfig:
         URL, password included."""
         from model.asr.registry import write_text_atomically
 
-        # mkstemp's file, renamed into place, is the owner's alone (CONFIG_FILE_MODE).
+        # mkstemp's file, renamed into place, keeps its mode: 0600, the owner's alone.
         write_text_atomically(path, self.to_json() + "\n")
 
     @property
