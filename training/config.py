@@ -16,8 +16,6 @@ from storage.split_policy import DEFAULT_EVAL_FRACTION, DEFAULT_MIN_EVAL_SENTENC
 from training.arguments import FinetuneArguments
 from training.gate_policy import GatePolicy
 
-# A run's configuration file holds the database URL: its owner's alone.
-
 
 def split_policy(
     eval_fraction: float, min_eval_sentences: int = DEFAULT_MIN_EVAL_SENTENCES
