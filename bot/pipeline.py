@@ -1,7 +1,8 @@
 """The one transcription pipeline: a media source in, a tagged transcript out.
 
-Both front ends are thin adapters over it: the bot's worker (a Telegram file already
-downloaded to memory, or a link) and ``whisper-it transcribe`` (a local path or a link).
+Both front ends are thin adapters over it: the bot's worker (a Telegram file in memory,
+or read in place from a local Bot API server, or a link) and ``whisper-it transcribe`` (a
+local path or a link).
 Every rule about media lives here once: fetch a link within its limits, decode within the
 audio limits, pick the decoding path for the clip's length, transcribe with the serving
 model, add hashtags. Expected failures come out as one exception, ``InputRejected``, that

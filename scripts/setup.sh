@@ -17,8 +17,18 @@ WITH_DEMO=0
 VENV="${WHISPER_IT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "setup: whisper-it needs Python 3.11 or newer; $PYTHON is $("$PYTHON" -V 2>/dev/null || echo "not found")." >&2
+    echo "setup: install one and run again with PYTHON=python3.12 (for example)." >&2
+    exit 1
+fi
+
 need_packages=()
 command -v ffmpeg >/dev/null || need_packages+=(ffmpeg)
+# Debian and Ubuntu ship venv's pip bootstrap apart from Python itself.
+if [[ ! -x "$VENV/bin/python" ]] && ! "$PYTHON" -c "import ensurepip" 2>/dev/null; then
+    need_packages+=(python3-venv)
+fi
 if [[ $WITH_TEST == 1 ]]; then
     command -v espeak-ng >/dev/null || need_packages+=(espeak-ng)
     command -v sox >/dev/null || need_packages+=(sox)
