@@ -20,7 +20,7 @@ from bot.admin_service import AdminService
 from bot.albums import AlbumWatch
 from bot.alerts import AdminAlerts
 from bot.corrections import CorrectionService
-from bot.delivery import STATUS_EDIT_INTERVAL_SECONDS, DeliveryOptions
+from bot.delivery import DeliveryOptions
 from bot.model_holder import LoadFailure, ModelHolder
 from bot.ops.health import queue_snapshot
 from bot.ops.http import OpsAddress, OpsServer, Probes
@@ -30,6 +30,7 @@ from bot.pipeline import PipelineLimits, TranscriptionPipeline
 from bot.rate_limit import RateLimiter
 from bot.repeats import Repeats
 from bot.settings import Settings
+from bot.status_message import STATUS_EDIT_INTERVAL_SECONDS
 from bot.training_control import TrainingControl
 from bot.vocabulary import PersonalVocabulary
 from bot.work_queue import QueueLimits, WorkQueue

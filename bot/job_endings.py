@@ -17,12 +17,13 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot import chat_changes, formatting, messages
-from bot.delivery import Delivery, StatusMessage
+from bot.delivery import Delivery
 from bot.job_payloads import UnknownJobError, from_record
 from bot.ops.log_format import log_context
 from bot.ops.metrics import OUTCOME_DISCARDED, OUTCOME_FAILED, Metrics
 from bot.ops.throttled_alert import ThrottledAlert
 from bot.pipeline import InputRejected
+from bot.status_message import StatusMessage
 from bot.work_queue import ClaimedJob, WorkQueue
 from storage.job_recovery import INTERRUPTED_ERROR
 from storage.models import Job

@@ -21,7 +21,7 @@ from functools import partial
 from telegram.error import TelegramError
 
 from bot import formatting, messages
-from bot.delivery import Delivery, Reply, StatusMessage
+from bot.delivery import Delivery, Reply
 from bot.job_cancels import JobCancels
 from bot.job_endings import JobEndings, chat_refusal, download_refusal
 from bot.job_payloads import JobPayload, LinkJob, TelegramFileJob
@@ -39,6 +39,7 @@ from bot.pipeline import (
     check_cancel,
 )
 from bot.repeats import Repeats
+from bot.status_message import StatusMessage
 from bot.tag_budget import TagBudget
 from bot.work_queue import ClaimedJob, Discarded, WorkQueue
 from model.asr.hotwords import vocabulary_key

@@ -3,10 +3,9 @@ with timestamps, or a file (.txt, .srt or .vtt subtitles)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
-from model.asr.subtitles import segments_to_srt
+from model.asr.subtitles import segments_to_srt, segments_to_vtt
 from model.asr.transcription import Segment
 from storage.chat_settings import (
     OUTPUT_SRT,
@@ -22,7 +21,6 @@ FILE_CAPTIONS = {
     OUTPUT_SRT: "🎞 Sottotitoli (.srt)",
     OUTPUT_VTT: "🎞 Sottotitoli (.vtt)",
 }
-_SRT_TIME = re.compile(r"(\d{2}:\d{2}:\d{2}),(\d{3})")
 SECONDS_PER_HOUR = 3600
 
 
@@ -41,11 +39,6 @@ def _clock(seconds: float) -> str:
     hours, rest = divmod(total, SECONDS_PER_HOUR)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def segments_to_vtt(segments: Iterable[Segment]) -> str:
-    """WebVTT: the SubRip cues with a header and "." before the milliseconds."""
-    return "WEBVTT\n\n" + _SRT_TIME.sub(r"\1.\2", segments_to_srt(segments))
 
 
 def transcript_file(output: str, text: str, segments: tuple[Segment, ...]) -> bytes:

@@ -89,8 +89,10 @@ class TagBudget:
             return
         if not hashtags:
             return
-        await asyncio.to_thread(self.queue.save_tags, transcription_id, hashtags)
-        new_id = await self.delivery.add_late_tags(reply, hashtags, message_ids)
+        label = await asyncio.to_thread(self.queue.save_tags, transcription_id, hashtags)
+        if label is None:
+            return  # deleted meanwhile (/forget): nothing to show them under
+        new_id = await self.delivery.add_late_tags(reply, hashtags, message_ids, label=label)
         if new_id is not None:
             await asyncio.to_thread(
                 self.queue.add_reply_message, transcription_id, reply.chat_id, new_id

@@ -374,12 +374,12 @@ class WorkQueue:
             job_queue.mark_job_failed(uow.session, job.id, error=error[:MAX_ERROR_CHARS])
             uow.commit()
 
-    def save_tags(self, transcription_id: int, hashtags: tuple[str, ...]) -> None:
+    def save_tags(self, transcription_id: int, hashtags: tuple[str, ...]) -> str | None:
+        """Its latest label's kind ("" for none) once saved; None: gone (/forget)."""
         with self.db.unit_of_work() as uow:
-            row = repository.get_transcription(uow.session, transcription_id)
-            if row is not None:
-                row.tags = list(hashtags)
-                uow.commit()
+            label = repository.set_tags(uow.session, transcription_id, hashtags)
+            uow.commit()
+            return label
 
     def add_reply_message(self, transcription_id: int, chat_id: int, message_id: int) -> None:
         with self.db.unit_of_work() as uow:

@@ -263,6 +263,17 @@ def _prune_corrections(session: Session, *, transcription_id: int, user_id: int)
         )
 
 
+def set_tags(session: Session, transcription_id: int, tags: Sequence[str]) -> str | None:
+    """Store a transcript's hashtags; the kind of its latest label ("" when it has none),
+    or None when the transcript is gone (nothing stored)."""
+    row = session.get(Transcription, transcription_id)
+    if row is None:
+        return None
+    row.tags = list(tags)
+    latest = latest_correction(session, transcription_id)
+    return latest.kind if latest is not None else ""
+
+
 def latest_correction(session: Session, transcription_id: int) -> Correction | None:
     return session.scalar(
         select(Correction)

@@ -9,6 +9,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot import messages
 from bot.confirm_button import CONFIRM_LABEL, CONFIRM_PREFIX, CONFIRMED_LABEL
 from model.asr.normalize import normalize_text
@@ -20,6 +22,7 @@ from tests.support.media_server import VIDEO_NAME, MediaServer
 from tests.support.worker_support import FakeTranscriber, SlowTagger, tone_wav
 
 NOTE_SECONDS = 2.0
+TAGS_LATE_BY = 5.0  # seconds: time to press ✅, or to /forget, before the tags come
 FIX = "Il treno per Milano parte alle nove e arriva a Roma la sera."
 POLICY = SplitPolicy(eval_fraction=0.1, sentence_key=normalize_text)
 
@@ -212,17 +215,82 @@ async def test_late_hashtags_keep_the_button(tmp_path: Path, fake_transcriber) -
         assert [b["text"] for b in _buttons(tagged)] == [CONFIRM_LABEL]
 
 
+async def test_late_hashtags_keep_a_pressed_button_pressed_and_skip_a_forgotten_reply(
+    tmp_path: Path, fake_transcriber
+) -> None:
+    """Tags that arrive after the user pressed ✅ leave "✅ Confermata" (they put "✅ Giusto"
+    back); tags of a transcript deleted by /forget meanwhile are not shown at all."""
+    async with running_bot(tmp_path, fake_transcriber, tag_budget_seconds=0.1) as bot:
+        pipeline = bot.services.pipeline
+        pipeline.tagger = SlowTagger(pipeline.tagger, delay=TAGS_LATE_BY)
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        (reply,) = await bot.wait_reply(sent["message_id"])
+        (button,) = _buttons(reply)
+        assert (await _press(bot, USER, reply, button["callback_data"]))["text"] == (
+            messages.CONFIRM_SAVED
+        )
+        tagged = await bot.wait_message(
+            lambda m: m.message_id == reply.message_id and "#" in m.content, timeout=30
+        )
+        assert [b["text"] for b in _buttons(tagged)] == [CONFIRMED_LABEL]
+
+        fake_transcriber.text = FIX  # (tags of a text already tagged come at once)
+        again = bot.emu.send_voice(
+            user_id=USER, data=tone_wav(NOTE_SECONDS, frequency=660.0), duration=2
+        )
+        (second,) = await bot.wait_reply(again["message_id"])
+        started = asyncio.get_running_loop().time()
+        bot.emu.send_text(user_id=USER, text="/forget")
+        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
+        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        bot.emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
+        await bot.wait_text(lambda t: t.startswith("🗑"))
+        assert asyncio.get_running_loop().time() - started < TAGS_LATE_BY  # before the tags
+        await asyncio.sleep(TAGS_LATE_BY + 1)  # past the tagger's delay
+        assert _now(bot, second).content == second.content and "#" not in second.content
+
+
+@pytest.mark.parametrize("form", ["txt", "long"])
+async def test_late_hashtags_reach_a_files_caption(tmp_path: Path, form: str) -> None:
+    """The .txt form, and a transcript too long for messages: the tags go into the
+    document's caption when they come late (they were dropped)."""
+    text = " ".join([FIX] * (1 if form == "txt" else 60))
+    async with running_bot(
+        tmp_path, FakeTranscriber(text=text), tag_budget_seconds=0.1, long_text_as_file_chars=2000
+    ) as bot:
+        pipeline = bot.services.pipeline
+        pipeline.tagger = SlowTagger(pipeline.tagger, delay=1.0)
+        if form == "txt":
+            bot.services.runner.queue.set_preferences(USER, output="txt")
+        sent = bot.emu.send_voice(user_id=USER, data=tone_wav(NOTE_SECONDS), duration=2)
+        (reply,) = await bot.wait_reply(sent["message_id"])
+        assert reply.document is not None and "#" not in reply.content
+        tagged = await bot.wait_message(
+            lambda m: m.message_id == reply.message_id and "#" in m.content, timeout=30
+        )
+        assert "#milano" in tagged.content.lower()
+        assert [b["text"] for b in _buttons(tagged)] == [CONFIRM_LABEL]
+
+
 async def test_a_short_link_gets_the_button_on_its_transcript_not_its_subtitles(
     tmp_path: Path, fake_transcriber, media_server: MediaServer
 ) -> None:
     """A link's audio (a short video here) is confirmable like a voice note when training
     could use it: the button goes under the transcript, not under the .srt file."""
-    async with running_bot(tmp_path, fake_transcriber, allowed_url_hosts=["127.0.0.1"]) as bot:
+    async with running_bot(
+        tmp_path, fake_transcriber, allowed_url_hosts=["127.0.0.1"], tag_budget_seconds=0.1
+    ) as bot:
+        pipeline = bot.services.pipeline
+        pipeline.tagger = SlowTagger(pipeline.tagger, delay=1.0)
         sent = bot.emu.send_text(user_id=USER, text=media_server.url(VIDEO_NAME))
         replies = await bot.wait_reply(sent["message_id"], timeout=90)
         text, srt = replies
         assert srt.content.startswith("🎞")
         assert not _buttons(srt)
+        # Late hashtags go into the transcript's text, not the .srt (they were dropped).
+        text = await bot.wait_message(
+            lambda m: m.message_id == text.message_id and "#" in m.content, timeout=30
+        )
         stored = bot.transcription_by_reply(text.message_id)
         assert stored is not None and stored.source_kind == SOURCE_YOUTUBE
         (button,) = _buttons(text)

@@ -215,7 +215,7 @@ async def test_a_failure_reaches_the_user_whose_status_message_was_deleted(
 async def test_a_cancel_reaches_the_user_whose_status_message_was_deleted(
     tmp_path: Path, api
 ) -> None:
-    from bot.delivery import StatusMessage
+    from bot.status_message import StatusMessage
 
     bot = api.bot()
     sent = await bot.send_message(USER, "🕐 In coda")
@@ -236,7 +236,7 @@ async def test_a_cancel_reaches_the_user_whose_status_message_was_deleted(
 async def test_a_progress_text_arriving_after_the_transcript_is_dropped(api) -> None:
     """Scheduled from the decoding thread just before the reply, it sent a stray progress
     message after the transcript (before: it edited the transcript's first message)."""
-    from bot.delivery import StatusMessage
+    from bot.status_message import StatusMessage
 
     bot = api.bot()
     sent = await bot.send_message(USER, "⏳ Trascrivo…")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from model.asr.subtitles import MAX_LINE_CHARS, MIN_CUE_SECONDS, format_timestamp, segments_to_srt
+from model.asr.subtitles import (
+    MAX_LINE_CHARS,
+    MIN_CUE_SECONDS,
+    format_timestamp,
+    segments_to_srt,
+    segments_to_vtt,
+)
 from model.asr.transcription import Segment
 
 
@@ -61,3 +67,13 @@ def test_times_never_overlap_or_run_backwards() -> None:
 def test_no_segments_is_an_empty_file() -> None:
     assert segments_to_srt([]) == ""
     assert segments_to_srt([Segment(0, 1, " ")]) == ""
+
+
+def test_webvtt_escapes_its_cue_text_and_leaves_spoken_times_alone() -> None:
+    """In WebVTT "<" opens a tag and "&" an entity; a time said in the text is text."""
+    vtt = segments_to_vtt([Segment(0.0, 1.0, "a <b> & c"), Segment(1.0, 2.0, "alle 01:02:03,500")])
+    assert vtt == (
+        "WEBVTT\n\n"
+        "1\n00:00:00.000 --> 00:00:01.000\na &lt;b&gt; &amp; c\n\n"
+        "2\n00:00:01.000 --> 00:00:02.000\nalle 01:02:03,500\n"
+    )
