@@ -8,11 +8,17 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from bot.ops.log_format import JsonFormatter, RedactingFormatter
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.unit_of_work import Database
 
 # Each module exposes ``register(subparsers)``; its parser sets ``func(args, settings)``.
 COMMAND_MODULES = (
@@ -44,6 +50,22 @@ MISSING_DATABASE = (
     "(un database nuovo lo crea `whisper-it db upgrade`, o il bot all'avvio)"
 )
 EXIT_INTERRUPTED = 130
+# SQLite's result codes for a file that is not a database (random bytes, another format) or
+# one whose pages are damaged: the file, not the code, is wrong.
+SQLITE_DAMAGED = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+NOT_A_DATABASE = "database {url}: il file è danneggiato o non è un database SQLite"
+# PostgreSQL's SQLSTATE for CREATE of a table or index that exists (42P07 duplicate_table).
+DUPLICATE_TABLE_SQLSTATE = "42P07"
+FOREIGN_DATABASE = (
+    "database {url}: contiene già tabelle che whisper-it deve creare ({reason}): è il "
+    "database di un'altra applicazione, o uno schema che non corrisponde alla revisione "
+    "registrata"
+)
+SCHEMA_NOT_AT_HEAD = (
+    "lo schema del database non è alla revisione {head} di questa versione di whisper-it "
+    "(è a {current}): esegui `whisper-it db upgrade`"
+)
+NO_REVISION = "base, nessuna revisione applicata"
 
 # Italian wording for the operating-system errors bad input produces, by errno.
 OS_ERROR_TEXTS: dict[int, str] = {
@@ -170,6 +192,21 @@ def require_database(url: str) -> None:
         raise CommandError(MISSING_DATABASE.format(path=_quote(path)))
 
 
+def open_existing_database(url: str) -> Database:
+    """The database of a command that reads or makes a small edit (reports, ``rollback``,
+    ``samples remove-user``): it must exist (``require_database``) and be at the newest
+    revision. It is never created nor migrated: after a ``db downgrade`` the operator asked
+    for, a report must not silently upgrade the schema again."""
+    from storage.unit_of_work import Database, SchemaNotAtHead
+
+    require_database(url)
+    try:
+        return Database.open(url, migrate=False, require_head=True)
+    except SchemaNotAtHead as exc:
+        current = exc.current or NO_REVISION
+        raise CommandError(SCHEMA_NOT_AT_HEAD.format(current=current, head=exc.head)) from None
+
+
 def _first_line(exc: BaseException, secret: str | None) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if secret:
@@ -198,8 +235,9 @@ def _url_problem(url: str) -> str | None:
 
 def describe_database_error(exc: BaseException, url: str) -> str | None:
     """One Italian line for a database that cannot be opened or migrated (a mistyped URL, a
-    driver not installed, a server that refuses the connection, a revision that does not
-    exist), without the password; None when ``exc`` is not that (a bug)."""
+    driver not installed, a server that refuses the connection, a file that is damaged or no
+    database, another application's database, a revision that does not exist), without the
+    password; None when ``exc`` is not that (a bug)."""
     # Only when loaded: a command that never touched a database raised none of these.
     sa_exc = sys.modules.get("sqlalchemy.exc")
     alembic_exc = sys.modules.get("alembic.util.exc")
@@ -207,16 +245,37 @@ def describe_database_error(exc: BaseException, url: str) -> str | None:
         return f"migrazione dello schema impossibile: {_first_line(exc, None)}"
     if sa_exc is None:
         return None
-    if isinstance(exc, sa_exc.OperationalError) and exc.statement is None:
-        # Raised while connecting (no statement yet): the server, the file, the credentials.
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        shown = _quote(parsed.render_as_string(hide_password=True))
-        reason = _first_line(exc.orig or exc, parsed.password)
-        return f"database {shown} non raggiungibile: {reason}"
+    if isinstance(exc, sa_exc.DBAPIError):
+        return _describe_driver_error(exc, url)
     if isinstance(exc, sa_exc.ArgumentError | ImportError):
         return _url_problem(url)
+    return None
+
+
+def _describe_driver_error(exc: DBAPIError, url: str) -> str | None:
+    """A driver's error (``sqlalchemy.exc.DBAPIError``) that the database, not the code,
+    causes: a connection refused, a file that is no database, another application's tables."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    parsed = make_url(url)
+    shown = _quote(parsed.render_as_string(hide_password=True))
+    orig = exc.orig or exc
+    if getattr(orig, "sqlite_errorname", None) in SQLITE_DAMAGED:
+        # Raised by the first statement on the file (a PRAGMA while connecting) or later.
+        return NOT_A_DATABASE.format(url=shown)
+    statement = (exc.statement or "").lstrip().upper()
+    duplicate = "already exists" in str(orig) or (
+        getattr(orig, "sqlstate", None) == DUPLICATE_TABLE_SQLSTATE
+    )
+    if statement.startswith("CREATE") and duplicate:
+        # A migration creating a table the database already has: the first migration
+        # on a database another application made (its own ``users``, say).
+        return FOREIGN_DATABASE.format(url=shown, reason=_first_line(orig, parsed.password))
+    if isinstance(exc, OperationalError) and exc.statement is None:
+        # Raised while connecting (no statement yet): the server, the file, the credentials.
+        reason = _first_line(orig, parsed.password)
+        return f"database {shown} non raggiungibile: {reason}"
     return None
 
 

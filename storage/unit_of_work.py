@@ -69,6 +69,15 @@ class UnitOfWork:
         self.session.rollback()
 
 
+class SchemaNotAtHead(Exception):
+    """The database's schema is not the newest revision, and the caller may not migrate."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        super().__init__(f"schema at {current or 'base'}, the code's is {head}")
+        self.current = current  # None: an empty database
+        self.head = head
+
+
 class Database:
     """The engine and session factory of one process, made once at its composition root."""
 
@@ -77,12 +86,21 @@ class Database:
         self.session_factory = make_session_factory(engine)
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Database:
-        """Connect to ``url``, first upgrading the schema to the latest revision if asked."""
+    def open(cls, url: str, *, migrate: bool = True, require_head: bool = False) -> Database:
+        """Connect to ``url``, first upgrading the schema to the latest revision if asked
+        (the bot, the worker, the trainer and the commands that write). ``require_head``
+        without ``migrate`` (the commands that read): raise ``SchemaNotAtHead`` instead of
+        touching a schema at another revision (one an operator downgraded on purpose)."""
         if migrate:
             from storage.migrations import upgrade
 
             upgrade(url)
+        elif require_head:
+            from storage.migrations import current, head
+
+            found, newest = current(url), head()
+            if found != newest:
+                raise SchemaNotAtHead(found, newest)
         return cls(create_engine_for(url))
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork:

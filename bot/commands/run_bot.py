@@ -15,6 +15,7 @@ from bot.ops.log_format import add_secret
 from bot.settings import DEFAULT_API_URL, Settings
 
 if TYPE_CHECKING:
+    from telegram.error import TelegramError
     from telegram.ext import Application
 
     from bot.ops.updates_watch import UpdatesWatch
@@ -29,6 +30,15 @@ BAD_TOKEN = (
     "Telegram refused the bot token ({detail}). Check WHISPER_IT_TELEGRAM_TOKEN: copy it "
     "again from @BotFather (/mybots -> your bot -> API Token)."
 )
+API_UNREACHABLE = (
+    "impossibile raggiungere la Bot API di Telegram a {url} ({detail}): controlla la rete, "
+    "o WHISPER_IT_TELEGRAM_API_URL se usi un server Bot API locale."
+)
+# A NetworkError's text is quoted up to this length.
+MAX_DETAIL_CHARS = 200
+# PTB names the retry loops it runs while starting (getMe, deleteWebhook, setWebhook)
+# "Bootstrap ...": the one whose failure run() reports is one of them.
+PTB_STARTUP_LOOP = "(Bootstrap "
 REVOKED_TOKEN = (
     "Telegram stopped accepting the bot token while the bot was running (it was revoked or "
     "regenerated in @BotFather): no more updates can arrive. Set the current token in "
@@ -108,30 +118,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _drop_reported_invalid_token(
+def _drop_reported_failures(
     app: Application, watch: UpdatesWatch
 ) -> Callable[[logging.LogRecord], bool]:
-    """A filter for PTB's traceback of a refused token, where run() reports it in one line:
-    at startup, and after a 401 to getUpdates. Any other such record is kept."""
-    from telegram.error import InvalidToken
+    """A filter for PTB's tracebacks of what run() reports in one line: a refused token (at
+    startup, and after a 401 to getUpdates) and a Bot API that cannot be reached at startup.
+    Any other such record is kept (a network error while running, or while shutting down)."""
+    from telegram.error import InvalidToken, NetworkError
 
     def keep(record: logging.LogRecord) -> bool:
-        refused = record.exc_info is not None and isinstance(record.exc_info[1], InvalidToken)
-        return not (refused and (not app.running or watch.token_refused))
+        error = record.exc_info[1] if record.exc_info is not None else None
+        if isinstance(error, InvalidToken):
+            return app.running and not watch.token_refused
+        if isinstance(error, NetworkError) and not app.running:
+            return PTB_STARTUP_LOOP not in record.getMessage()
+        return True
 
     return keep
 
 
+def start_failure(exc: TelegramError, settings: Settings) -> CommandError:
+    """The one line for a Bot API that refused the token or could not be reached at start
+    (the bot's and a worker's), naming the server's URL but never the token: PTB's
+    InvalidToken quotes it."""
+    from telegram.error import InvalidToken
+
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+
+    def redacted(text: str) -> str:
+        return text.replace(token, "<redacted>") if token else text
+
+    detail = redacted(exc.message)[:MAX_DETAIL_CHARS]
+    if isinstance(exc, InvalidToken):
+        return CommandError(BAD_TOKEN.format(detail=detail))
+    url = redacted(settings.telegram_api_url)
+    return CommandError(API_UNREACHABLE.format(url=url, detail=detail))
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from telegram import Update
-    from telegram.error import InvalidToken
+    from telegram.error import InvalidToken, NetworkError
 
     from bot.app import UPDATES_WATCH_KEY, build_application
     from bot.bootstrap import bootstrap
 
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
         raise CommandError(NO_TOKEN)
-    token = settings.telegram_token.get_secret_value()
     # Checked before anything is built: a weak secret must not cost a model load first.
     webhook = webhook_options(settings) if settings.webhook_url else None
     if webhook is not None and settings.http_port == webhook.port:
@@ -141,7 +173,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     services = bootstrap(settings)
     app = build_application(settings, services)
     watch: UpdatesWatch = app.bot_data[UPDATES_WATCH_KEY]
-    logging.getLogger("telegram.ext").addFilter(_drop_reported_invalid_token(app, watch))
+    logging.getLogger("telegram.ext").addFilter(_drop_reported_failures(app, watch))
     try:
         if webhook is not None:
             if webhook.generated:
@@ -150,9 +182,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             app.run_webhook(**webhook.run_kwargs(), allowed_updates=Update.ALL_TYPES)
         else:
             app.run_polling(allowed_updates=Update.ALL_TYPES)
-    except InvalidToken as exc:
-        detail = exc.message.replace(token, "<redacted>")
-        raise CommandError(BAD_TOKEN.format(detail=detail)) from None
+    except (InvalidToken, NetworkError) as exc:  # NetworkError: includes TimedOut
+        raise start_failure(exc, settings) from None
     if watch.token_refused:
         raise CommandError(REVOKED_TOKEN)
     return 0

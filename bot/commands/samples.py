@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError, require_database
+from bot.cli import CommandError, open_existing_database
 from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
@@ -104,9 +104,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     # The user's id is checked before the database: a bad id is the first thing to fix.
     user_id = _user_id(args.user_id) if args.samples_command == "remove-user" else None
-    if args.samples_command != "import":
-        require_database(settings.resolved_database_url)
-    database = Database.open(settings.resolved_database_url)
+    url = settings.resolved_database_url
+    # ``import`` writes: like the bot it creates and migrates the database (a new
+    # installation may start with an import, README "Training samples"). The others only
+    # read or make a small edit: no new database, no migration (open_existing_database).
+    is_import = args.samples_command == "import"
+    database = Database.open(url) if is_import else open_existing_database(url)
     store = AudioStore(settings.audio_dir)
     # The bot's split unless the command line overrides a part of it.
     eval_fraction = getattr(args, "eval_fraction", None)

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError, require_database
+from bot.cli import CommandError, open_existing_database
 from bot.settings import Settings
 from storage.models import RunStatus
 
@@ -58,17 +58,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.set_defaults(func=run_prepare)
 
 
-def _control(settings: Settings) -> TrainingControl:
+def _control(settings: Settings, *, migrate: bool) -> TrainingControl:
+    """``migrate``: ``train`` writes (a run row, and the trainer it starts migrates anyway)
+    and creates the database as the bot does; ``models`` and ``rollback`` only read or move
+    the current model: they need an existing database at the newest revision and never
+    migrate it (open_existing_database)."""
     from bot.training_control import TrainingControl
     from storage.unit_of_work import Database
 
-    return TrainingControl(settings, Database.open(settings.resolved_database_url))
+    url = settings.resolved_database_url
+    database = Database.open(url) if migrate else open_existing_database(url)
+    return TrainingControl(settings, database)
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         raise CommandError("--max-steps must be at least 1")
-    control = _control(settings)
+    control = _control(settings, migrate=True)
     try:
         result = control.start_run(force=not args.if_enough_samples, max_steps=args.max_steps)
         if not result.started:
@@ -127,8 +133,7 @@ def _follow(control: TrainingControl, run_id: int) -> int:
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
-    require_database(settings.resolved_database_url)  # a report: never a new database
-    control = _control(settings)
+    control = _control(settings, migrate=False)  # a report: never a new database
     try:
         models = control.list_models()
     finally:
@@ -161,8 +166,7 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from model.asr.registry import RegistryError
 
-    require_database(settings.resolved_database_url)  # a mistyped folder: nothing created
-    control = _control(settings)
+    control = _control(settings, migrate=False)  # a mistyped folder: nothing created
     try:
         name = control.rollback()
     except RegistryError as exc:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -20,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.cli import CommandError
+from bot.cli import OS_ERROR_TEXTS, CommandError
 from bot.messages import MODEL_UNAVAILABLE, audio_error
 from bot.pipeline import (
     InputRejected,
@@ -45,6 +47,11 @@ STAGES = {Stage.DOWNLOAD: "Download", Stage.TRANSCRIBE: "Trascrizione"}
 FILE_NOT_FOUND = "file non trovato: {path}"
 NOT_A_FILE = "non è un file: {path}"
 CANNOT_WRITE = "impossibile scrivere {path}: {error}"
+NOTHING_TO_SCORE = (
+    "nessuna clip con un testo da valutare: dopo la normalizzazione nessun testo di "
+    "riferimento contiene parole (solo punteggiatura o simboli)"
+)
+NOT_WRITABLE = "scrittura non permessa (permessi, o file system in sola lettura)"
 TAGGER_UNAVAILABLE = "il modello per gli hashtag non è disponibile: {detail} (usa --no-tags)"
 
 _URL_START_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|//|www\.)", re.IGNORECASE)
@@ -220,7 +227,25 @@ def _write_text(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise CommandError(CANNOT_WRITE.format(path=path, error=exc.strerror or exc)) from exc
+        raise CommandError(CANNOT_WRITE.format(path=path, error=_reason(exc))) from exc
+
+
+def _reason(exc: OSError) -> str:
+    return OS_ERROR_TEXTS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before any work when ``path`` cannot be written: a missing folder, a folder
+    given as the file, no permission, a read-only file system. Finding out after the
+    transcription would throw it away. Nothing is created here (``os.access``)."""
+    if not path.parent.is_dir():
+        raise CommandError(FILE_NOT_FOUND.format(path=path.parent))
+    if path.is_dir():
+        raise CommandError(CANNOT_WRITE.format(path=path, error=OS_ERROR_TEXTS[errno.EISDIR]))
+    # An existing file is overwritten (its own permission); a new one needs the folder's.
+    target, mode = (path, os.W_OK) if path.exists() else (path.parent, os.W_OK | os.X_OK)
+    if not os.access(target, mode):
+        raise CommandError(CANNOT_WRITE.format(path=path, error=NOT_WRITABLE))
 
 
 def _source(text: str, settings: Settings) -> MediaSource:
@@ -243,8 +268,8 @@ def _source(text: str, settings: Settings) -> MediaSource:
 
 def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_logs(args)
-    if args.srt is not None and not args.srt.parent.is_dir():
-        raise CommandError(FILE_NOT_FOUND.format(path=args.srt.parent))
+    if args.srt is not None:
+        _check_writable(args.srt)
     source = _source(args.source, settings)
     pipeline = _pipeline(args, settings, with_tags=not args.no_tags)
     bar = ProgressBar(sys.stderr, enabled=not args.no_progress)
@@ -298,6 +323,7 @@ def _options_dict(options: TranscribeOptions) -> dict[str, object]:
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from model.asr.evaluation import UnreadableClipError, evaluate
+    from model.asr.normalize import normalize_text
 
     _quiet_logs(args)
     if args.general_set == (args.tsv is not None):
@@ -309,19 +335,28 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ManifestError as exc:
         raise CommandError(str(exc)) from exc
+    # A reference with no words once normalised (only punctuation, say) has no error rate:
+    # such rows are left out and counted; with none left there is nothing to measure.
+    scorable = [clip for clip in clips if normalize_text(clip.text)]
+    if not scorable:
+        raise CommandError(NOTHING_TO_SCORE)
     pipeline = _pipeline(args, settings, with_tags=False)
     try:
         with _model_errors():
             result = evaluate(
                 pipeline.models.get(),
-                clips,
+                scorable,
                 options=pipeline.options,
                 limits=pipeline.limits.audio,
                 chunk_batch=args.chunk_batch,
             )
     except UnreadableClipError as exc:
         raise CommandError(f"{exc.audio_path}: {audio_error(exc.reason)}") from exc
-    extra = {"general_set": general.source} if general else {}
+    if result.rates.n == 0:  # never a WER of 0 measured on nothing
+        raise CommandError(NOTHING_TO_SCORE)
+    extra: dict[str, object] = {"skipped_no_words": len(clips) - len(scorable)}
+    if general:
+        extra["general_set"] = general.source
     json.dump(result.as_dict() | extra, sys.stdout, ensure_ascii=False)
     print()
     return 0

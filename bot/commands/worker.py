@@ -20,6 +20,8 @@ from bot.cli import CommandError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from telegram.ext import ExtBot
+
     from bot.bootstrap import Services
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,8 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
         defaults=Defaults(parse_mode=ParseMode.HTML),
         rate_limiter=RetryAfterLimiter(on_retry=services.metrics.retried),
     )
-    async with bot:
+    await _reach_bot_api(bot, settings)
+    async with bot:  # already initialized: closes it at the end
         services.alerts.attach(bot)
         services.ops = await start_ops_server(services)
         try:
@@ -88,3 +91,17 @@ async def serve(services: Services, *, stop: asyncio.Event | None = None) -> Non
             if services.ops is not None:
                 await services.ops.stop()
     log.info("worker %s stopped", services.queue.owner)
+
+
+async def _reach_bot_api(bot: ExtBot, settings: Settings) -> None:
+    """Ask the Bot API who we are (getMe) before any work: a token Telegram refuses, or a
+    server that does not answer, ends the worker with one line (run_bot.start_failure)."""
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.commands.run_bot import start_failure
+
+    try:
+        await bot.initialize()
+    except (InvalidToken, NetworkError) as exc:  # NetworkError: includes TimedOut
+        await bot.shutdown()
+        raise start_failure(exc, settings) from None

@@ -3,7 +3,8 @@
 
 A manifest has one row per clip, ``audio_path<TAB>reference text[<TAB>speaker]``:
 
-- the file is UTF-8; blank lines and ``#`` comments are skipped, and so is a header row
+- the file is UTF-8, with or without the byte-order mark spreadsheets and Windows editors
+  put first; blank lines and ``#`` comments are skipped, and so is a header row
   (``audio_path<TAB>...``) on the first line;
 - an optional third column names the clip's speaker (``samples import`` stores it; the
   other commands ignore it), so one file serves every command: read as part of the text,
@@ -22,6 +23,7 @@ from pathlib import Path
 
 HEADER_FIELDS = frozenset({"audio", "audio_path", "path", "file", "file_name"})
 COMMENT = "#"
+BOM = "\ufeff"
 # Speaker names are cut to this (storage keeps as many).
 SPEAKER_CHARS = 128
 
@@ -53,7 +55,9 @@ def read_tsv(path: Path, *, allow_outside: bool = False) -> list[LabelledClip]:
     if not path.is_file():
         raise ManifestError(NOT_A_FILE.format(path=path))
     try:
-        content = path.read_bytes().decode("utf-8")
+        # A leading BOM would otherwise start the first path (or header). Removed after
+        # decoding ("utf-8-sig" would count a bad byte's offset from after the BOM).
+        content = path.read_bytes().decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError as exc:
         raise ManifestError(NOT_UTF8.format(path=path, offset=exc.start)) from None
     except OSError as exc:

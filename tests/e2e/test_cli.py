@@ -19,7 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from bot.cli import main
 from bot.commands.transcribe import ProgressBar, looks_like_url
@@ -278,6 +280,29 @@ def test_unwritable_srt_fails_before_any_work(run_cli, clips: Path, tmp_path: Pa
     assert_one_line_error(result, f"file non trovato: {target.parent}")
 
 
+@pytest.mark.parametrize("target", ["folder", "read-only"])
+def test_an_srt_path_that_cannot_be_written_fails_before_the_model(
+    run_cli, tmp_path: Path, target: str
+) -> None:
+    """The check comes first: a model that is not even there is never reached (finding out
+    after the transcription threw its result away)."""
+    source = tmp_path / "clip.wav"
+    soundfile.write(source, np.zeros(16_000, dtype=np.float32), 16_000)
+    srt = tmp_path / "subs"
+    if target == "folder":
+        srt.mkdir()
+        reason = "è una cartella, non un file"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes files whatever their mode")
+        srt.write_text("")
+        srt.chmod(0o444)
+        reason = "scrittura non permessa (permessi, o file system in sola lettura)"
+    missing_model = str(tmp_path / "no-such-model")
+    result = run_cli("transcribe", str(source), "--srt", str(srt), "--model", missing_model)
+    assert_one_line_error(result, f"impossibile scrivere {srt}: {reason}")
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -319,6 +344,31 @@ def test_evaluate_bad_rows(run_cli, tmp_path: Path, clips: Path) -> None:
         run_cli("evaluate", str(tmp_path / "none.tsv")),
         f"{tmp_path / 'none.tsv'}: file non trovato",
     )
+
+
+NO_WORDS = "nessuna clip con un testo da valutare"
+
+
+def test_evaluate_with_no_reference_words_is_an_error(run_cli, tmp_path: Path) -> None:
+    """References that normalise to no words have no error rate: not a WER of 0 on n=0."""
+    soundfile.write(tmp_path / "speech.wav", np.zeros(16_000, dtype=np.float32), 16_000)
+    tsv = tmp_path / "set.tsv"
+    tsv.write_text("speech.wav\t...\nspeech.wav\t¿ — !\n", encoding="utf-8")
+    result = run_cli("evaluate", str(tsv), "--model", str(tmp_path / "no-such-model"))
+    assert result.code == 1 and result.out == "", result
+    assert result.err.startswith(f"whisper-it: {NO_WORDS}:"), result.err
+    assert len(result.err.splitlines()) == 1
+
+
+def test_evaluate_counts_the_rows_it_leaves_out(run_cli, tmp_path: Path, clips: Path) -> None:
+    clip = clips / "clips" / "sentence1.wav"
+    tsv = tmp_path / "mixed.tsv"
+    tsv.write_text(f"{clip}\t{ITALIAN_SENTENCES[1]}\n{clip}\t...\n", encoding="utf-8")
+    result = run_cli("evaluate", str(tsv), "--allow-outside")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert (report["n"], report["skipped_no_words"]) == (1, 1)
+    assert 0 <= report["wer"] < MAX_CLIP_WER
 
 
 # --------------------------------------------------------------------------- model files

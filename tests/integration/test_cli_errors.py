@@ -10,9 +10,13 @@ command prints what was asked: library logs stay off stdout, and below WARNING u
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import random
+import socket
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -22,13 +26,16 @@ import numpy as np
 import pytest
 import soundfile
 
-from bot.cli import MAX_QUOTED_CHARS, describe_input_error, is_input_error
+from bot.cli import MAX_QUOTED_CHARS, VERBOSE_HINT, describe_input_error, is_input_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT = 120
 LONG_NAME = "a" * 10_000  # over any file system's NAME_MAX and PATH_MAX
 NAN_SECONDS = 2
 SAMPLE_RATE = 16_000
+DATABASE_FILE = "whisper-it.sqlite3"
+# The Italian line for a damaged file, after the database's (bounded) name.
+DAMAGED = "il file è danneggiato o non è un database SQLite"
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,92 @@ def test_reading_a_database_that_does_not_exist_creates_nothing(run, tmp_path: P
         assert "non esiste" in assert_one_line(run(*argv, env=typo)), argv
     assert not (tmp_path / "nonexistent").exists()
     assert not (tmp_path / "out").exists()
+
+
+def _foreign_database(path: Path) -> None:
+    """Another application's SQLite database: valid, with a ``users`` table of its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)")
+        connection.commit()
+
+
+def test_a_file_that_is_no_database_is_one_line(run, tmp_path: Path) -> None:
+    """Random bytes where the database should be: every command that opens it, the bot
+    too, says so in one line (SQLite's "file is not a database" was a traceback)."""
+    database = tmp_path / "data" / DATABASE_FILE
+    database.parent.mkdir()
+    database.write_bytes(random.Random(5).randbytes(5000))
+    tsv = write_tsv(tmp_path / "set.tsv", ["c0.wav\tciao"])
+    for argv in (
+        ("db", "current"),
+        ("db", "upgrade"),
+        ("samples", "stats"),
+        ("samples", "import", str(tsv)),
+        ("models",),
+        ("rollback",),
+        ("bot",),
+    ):
+        result = run(*argv, env={"WHISPER_IT_TELEGRAM_TOKEN": "123:abc", "WHISPER_IT_WORKERS": "0"})
+        line = result.err.splitlines()[-1] if result.err else ""
+        assert "Traceback" not in result.err and result.code == 1, (argv, result.err)
+        assert line.startswith("whisper-it: database "), (argv, line)
+        assert line.endswith(f"{DAMAGED} {VERBOSE_HINT}"), (argv, line)
+
+
+def test_another_applications_database_is_one_line(run, tmp_path: Path) -> None:
+    _foreign_database(tmp_path / "data" / DATABASE_FILE)
+    line = assert_one_line(run("db", "upgrade"))
+    assert "un'altra applicazione" in line and "table users already exists" in line
+    # A report does not migrate it either: it asks for the upgrade that explains the problem.
+    assert "`whisper-it db upgrade`" in assert_one_line(run("samples", "stats"))
+
+
+def test_commands_that_read_never_migrate(run, tmp_path: Path) -> None:
+    """After a ``db downgrade`` the operator asked for, a report must not silently upgrade
+    the schema again: it stops and says how. The commands that write still migrate."""
+    assert run("db", "upgrade").code == 0
+    downgraded = run("db", "downgrade", "-1")
+    assert downgraded.code == 0, downgraded.err
+    current = downgraded.out.splitlines()[0]
+    for argv in (
+        ("samples", "stats"),
+        ("samples", "contributors"),
+        ("samples", "quarantine"),
+        ("samples", "export", str(tmp_path / "out")),
+        ("samples", "remove-user", "123"),
+        ("models",),
+        ("rollback",),
+    ):
+        line = assert_one_line(run(*argv))
+        assert "esegui `whisper-it db upgrade`" in line, (argv, line)
+        assert run("db", "current").out.splitlines()[0] == current, argv
+    assert not (tmp_path / "out").exists()
+    # samples import writes (and may be a new installation's first command): it migrates.
+    assert run("samples", "import", str(tmp_path / "none.tsv")).code == 1
+    head = run("db", "current").out.splitlines()
+    assert head[0] == head[1].replace("head:", "current:")
+    assert run("models").code == 0
+
+
+@pytest.mark.parametrize("command", ["bot", "worker"])
+def test_an_unreachable_bot_api_is_one_line_without_the_token(run, command: str) -> None:
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api_url = f"http://127.0.0.1:{port}/bot"
+    token = "123456:segreto-del-token"
+    env = {
+        "WHISPER_IT_TELEGRAM_TOKEN": token,
+        "WHISPER_IT_TELEGRAM_API_URL": api_url,
+        "WHISPER_IT_LOG_LEVEL": "WARNING",  # PTB logs its traceback at ERROR
+    }
+    result = run(command, env=env)
+    line = assert_one_line(result)
+    assert line.startswith(
+        f"whisper-it: impossibile raggiungere la Bot API di Telegram a {api_url} "
+    )
+    assert token not in result.out + result.err and "segreto" not in result.out + result.err
 
 
 # --------------------------------------------------------------------------- clean output
