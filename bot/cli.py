@@ -161,8 +161,7 @@ def describe_input_error(exc: BaseException) -> str:
     """One Italian line for an error that bad input (a path, a file's bytes, a setting)
     raises from deep inside a command: the user learns what is wrong with what they gave."""
     if isinstance(exc, ValidationError):
-        fields = ", ".join(".".join(str(p) for p in error["loc"]) for error in exc.errors())
-        return f"configurazione non valida ({fields or exc.title})"
+        return f"configurazione non valida: {_invalid_settings(exc) or exc.title}"
     if isinstance(exc, UnicodeError):
         return "il file non è testo UTF-8 valido"
     ffmpeg_error = _ffmpeg_error_type()
@@ -231,6 +230,16 @@ def _url_problem(url: str) -> str | None:
     except ImportError as exc:
         return f"database {_quote(shown)}: driver non installato ({exc.name or exc})"
     return None
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """Each bad setting by the variable an operator sets, with pydantic's reason (never the
+    value: it may be a secret)."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return "; ".join(
+        f"{prefix}{str(error['loc'][0]).upper()}: {error['msg']}" if error["loc"] else error["msg"]
+        for error in exc.errors()
+    )
 
 
 def describe_database_error(exc: BaseException, url: str) -> str | None:

@@ -83,6 +83,14 @@ def assert_one_line(result: Result) -> str:
     return lines[0]
 
 
+def test_a_setting_out_of_range_is_named_as_the_variable_an_operator_sets(run) -> None:
+    bad = {"WHISPER_IT_MESSAGES_PER_MINUTE": "0", "WHISPER_IT_TELEGRAM_TOKEN": "123:segreto"}
+    line = assert_one_line(run("samples", "stats", env=bad))
+    named = "whisper-it: configurazione non valida: WHISPER_IT_MESSAGES_PER_MINUTE: "
+    assert line.startswith(named)
+    assert "greater than or equal to 1" in line and "segreto" not in line
+
+
 @pytest.fixture
 def nan_wav(tmp_path: Path) -> Path:
     path = tmp_path / "nan.wav"
