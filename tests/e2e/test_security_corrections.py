@@ -124,6 +124,15 @@ class GatedTranscriber:
         assert self.release.wait(60), "the test never released the transcriber"
 
 
+async def _forget(bot: Any, user_id: int) -> None:
+    """``user_id`` runs /forget and confirms it; returns once it is done."""
+    bot.emu.send_text(user_id=user_id, text="/forget")
+    question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
+    yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+    bot.emu.send_callback_query(user_id=user_id, message_id=question.message_id, data=yes)
+    await bot.wait_text(lambda t: t.startswith("🗑"))
+
+
 async def test_bot_forget_during_a_running_job_leaves_nothing(
     tmp_path: Path, ct2_transcriber, voice_note: bytes
 ) -> None:
@@ -133,11 +142,7 @@ async def test_bot_forget_during_a_running_job_leaves_nothing(
         emu.send_voice(user_id=USER, data=voice_note, duration=3)
         assert await asyncio.to_thread(gate.entered.wait, 60)
 
-        emu.send_text(user_id=USER, text="/forget")
-        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
-        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
-        emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
-        await bot.wait_text(lambda t: t.startswith("🗑"))
+        await _forget(bot, USER)
         gate.release.set()
 
         # The job is gone with its user; the worker finishes and keeps nothing.
@@ -167,11 +172,7 @@ async def test_bot_forget_stops_someone_elses_trascrivi_of_ones_note(
                       reply_to=note["message_id"])  # fmt: skip
         assert await asyncio.to_thread(gate.entered.wait, 60)
 
-        emu.send_text(user_id=USER, text="/forget")
-        question = await bot.wait_message(lambda m: m.content.startswith("Vuoi davvero"))
-        yes = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
-        emu.send_callback_query(user_id=USER, message_id=question.message_id, data=yes)
-        await bot.wait_text(lambda t: t.startswith("🗑"))
+        await _forget(bot, USER)
         gate.release.set()
 
         await bot.wait_text(lambda t: t == messages.JOB_CANCELLED, chat_id=GROUP)
