@@ -6,8 +6,10 @@ import argparse
 import errno
 import importlib
 import logging
+import math
+import operator
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -66,6 +68,10 @@ SCHEMA_NOT_AT_HEAD = (
     "(è a {current}): esegui `whisper-it db upgrade`"
 )
 NO_REVISION = "base, nessuna revisione applicata"
+FOREIGN_TABLES = (
+    "database {url}: contiene già tabelle ({tables}) e nessuna revisione di whisper-it: è il "
+    "database di un'altra applicazione; indica un database vuoto o solo di whisper-it"
+)
 
 # Italian wording for the operating-system errors bad input produces, by errno.
 OS_ERROR_TEXTS: dict[int, str] = {
@@ -82,8 +88,53 @@ OS_ERROR_TEXTS: dict[int, str] = {
 }
 
 
+# A number flag outside what it accepts is a wrong command line (exit 2 with the usage):
+# these say why, in Italian, with the bounds the flag (or the setting it overrides) declares.
+BOUND_TEXTS = {"ge": "almeno {}", "gt": "maggiore di {}", "le": "al massimo {}", "lt": "minore di {}"}
+BOUND_CHECKS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+NOT_A_NUMBER = {int: "{value} non è un numero intero", float: "{value} non è un numero"}
+NOT_FINITE = "{value} non è un numero finito"
+OUT_OF_RANGE = "{value} non è ammesso: deve essere {bounds}"
+
+Number = int | float
+
+
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 1, no traceback."""
+
+
+def bounded(kind: type[int] | type[float], **bounds: Number) -> Callable[[str], Number]:
+    """An argparse ``type``: a ``kind`` number within ``bounds`` (``ge``, ``gt``, ``le``,
+    ``lt``); anything else makes argparse exit 2 with the usage and an Italian reason."""
+
+    def parse(text: str) -> Number:
+        shown = _quote(text)
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(NOT_A_NUMBER[kind].format(value=shown)) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(NOT_FINITE.format(value=shown))
+        if not all(BOUND_CHECKS[name](value, limit) for name, limit in bounds.items()):
+            limits = " e ".join(BOUND_TEXTS[name].format(limit) for name, limit in bounds.items())
+            raise argparse.ArgumentTypeError(OUT_OF_RANGE.format(value=shown, bounds=limits))
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def setting_bounded(name: str) -> Callable[[str], Number]:
+    """``bounded`` with the type and the bounds of the setting ``name`` (``Settings``): a
+    flag that overrides a setting for one call accepts exactly what the setting accepts."""
+    field = Settings.model_fields[name]
+    bounds = {
+        key: getattr(constraint, key)
+        for constraint in field.metadata
+        for key in BOUND_TEXTS
+        if getattr(constraint, key, None) is not None
+    }
+    return bounded(field.annotation, **bounds)  # type: ignore[arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +303,9 @@ def describe_database_error(exc: BaseException, url: str) -> str | None:
     alembic_exc = sys.modules.get("alembic.util.exc")
     if alembic_exc is not None and isinstance(exc, alembic_exc.CommandError):
         return f"migrazione dello schema impossibile: {_first_line(exc, None)}"
+    migrations = sys.modules.get("storage.migrations")
+    if migrations is not None and isinstance(exc, migrations.ForeignDatabaseError):
+        return FOREIGN_TABLES.format(url=_shown_url(url), tables=", ".join(exc.tables))
     if sa_exc is None:
         return None
     if isinstance(exc, sa_exc.DBAPIError):
@@ -259,6 +313,12 @@ def describe_database_error(exc: BaseException, url: str) -> str | None:
     if isinstance(exc, sa_exc.ArgumentError | ImportError):
         return _url_problem(url)
     return None
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return _quote(make_url(url).render_as_string(hide_password=True))
 
 
 def _describe_driver_error(exc: DBAPIError, url: str) -> str | None:
@@ -308,6 +368,11 @@ def _fail(message: str, *, json_lines: bool = False) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # What argparse cannot say alone (two arguments that exclude each other, say): a
+    # command's ``check`` calls its parser's ``error``, exit 2 with the usage.
+    check = getattr(args, "check", None)
+    if check is not None:
+        check(args)
     try:
         settings = Settings()
     except ValidationError as exc:

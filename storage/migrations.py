@@ -57,9 +57,37 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+class ForeignDatabaseError(MigrationError):
+    """The database has tables but no whisper-it revision: another application's."""
+
+    def __init__(self, tables: list[str]) -> None:
+        super().__init__(f"it has tables but no whisper-it revision: {', '.join(tables)}")
+        self.tables = tables  # the first few
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     with _one_migration_at_a_time(database_url):
+        _refuse_foreign(database_url)
         command.upgrade(alembic_config(database_url), revision)
+
+
+def _refuse_foreign(database_url: str) -> None:
+    """A database with tables and no revision of ours belongs to someone else: creating our
+    tables among theirs (a mistyped URL pointing at another application's database) would
+    mix two schemas, so it is refused whatever their names."""
+    from sqlalchemy import inspect
+
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            if MigrationContext.configure(connection).get_current_revision() is not None:
+                return
+            # (alembic_version stays, empty, after a downgrade to base: that is ours.)
+            tables = sorted(set(inspect(connection).get_table_names()) - {"alembic_version"})
+    finally:
+        engine.dispose()
+    if tables:
+        raise ForeignDatabaseError(tables[:5] + (["..."] if len(tables) > 5 else []))
 
 
 def downgrade(database_url: str, revision: str = "-1") -> None:

@@ -63,6 +63,20 @@ def test_upgrade_head_then_downgrade_base(tmp_path: Path) -> None:
     assert _tables(url) == TABLES
 
 
+def test_another_applications_database_is_not_migrated(tmp_path: Path) -> None:
+    """A database with tables and no revision of ours (a mistyped URL): our tables are not
+    mixed into its schema, even where no name clashes."""
+    import sqlite3
+
+    path = tmp_path / "other-app.sqlite3"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    url = f"sqlite:///{path}"
+    with pytest.raises(migrations.ForeignDatabaseError, match="invoices"):
+        migrations.upgrade(url)
+    assert _tables(url) == {"invoices"}
+
+
 def test_models_match_migrations(tmp_path: Path) -> None:
     url = database_url(tmp_path)
     migrations.upgrade(url)
