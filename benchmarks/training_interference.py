@@ -116,7 +116,8 @@ def main() -> None:
         f"CT2 int8 {MODEL_SPEC}, {THREADS} threads, beam 5, a {speech.duration:.1f} s espeak "
         f"note; the trainer: `benchmarks/training.py --configs {TRAINER_CONFIG}`, "
         f"{THREADS} threads. Machine: {info.get('cpu', '?')}, {os.cpu_count()} cores, load "
-        f"{info.get('load_average_1_5_15', '?')} at the start; commit {info.get('git_commit', '?')}."
+        f"{info.get('load_average_1_5_15', '?')} at the start; "
+        f"commit {info.get('git_commit', '?')}."
         "\n\n"
         + _common.markdown_table(["condition", "median s per note", "× alone", "notes"], rows)
     )

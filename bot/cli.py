@@ -90,7 +90,12 @@ OS_ERROR_TEXTS: dict[int, str] = {
 
 # A number flag outside what it accepts is a wrong command line (exit 2 with the usage):
 # these say why, in Italian, with the bounds the flag (or the setting it overrides) declares.
-BOUND_TEXTS = {"ge": "almeno {}", "gt": "maggiore di {}", "le": "al massimo {}", "lt": "minore di {}"}
+BOUND_TEXTS = {
+    "ge": "almeno {}",
+    "gt": "maggiore di {}",
+    "le": "al massimo {}",
+    "lt": "minore di {}",
+}
 BOUND_CHECKS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 NOT_A_NUMBER = {int: "{value} non è un numero intero", float: "{value} non è un numero"}
 NOT_FINITE = "{value} non è un numero finito"

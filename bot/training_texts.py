@@ -8,6 +8,8 @@ import.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,8 @@ from training.gate_policy import GENERAL_SET, HELDOUT_SET, RECENT_SET
 from training.gate_records import GateDecision, SetCheck, Verdict
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bot.training_control import ModelInfo, TrainingStatus
 
 STATUS_NAMES = {
@@ -45,6 +49,19 @@ START_REFUSALS = {
         "Non ho avviato l'addestramento: {new_samples} campioni nuovi, ne servono {needed}."
     ),
 }
+# ``whisper-it train`` has no /status nor /retrain: its own way to follow or retry a run.
+CLI_START_REFUSALS = START_REFUSALS | {
+    StartRefusal.IN_PROGRESS: (
+        "È già in corso l'addestramento #{run_id}: i progressi sono nel suo log, {log}; "
+        "quando finisce, `whisper-it models` mostra il verdetto."
+    ),
+    StartRefusal.GIVEN_UP: (
+        "L'addestramento #{run_id} è stato interrotto troppe volte e l'ho abbandonato: "
+        "guarda il suo log, {log}, poi riprova con `whisper-it train`."
+    ),
+}
+# The markup these texts use, removed for a terminal (``plain_text``).
+_TAGS = re.compile(r"</?(?:b|code|pre)>")
 SET_NAMES = {
     HELDOUT_SET: "frasi mai viste",
     GENERAL_SET: "insieme generale",
@@ -95,6 +112,20 @@ def start_text(result: StartResult) -> str:
     return template.format(
         run_id=result.run_id, new_samples=result.new_samples, needed=result.needed
     )
+
+
+def cli_refusal_text(result: StartResult, log_path: Path | None) -> str:
+    """Why ``whisper-it train`` started nothing, plain text: the bot's reasons, each with
+    the command line's way on (``log_path``: the blocking run's log)."""
+    template = CLI_START_REFUSALS[result.refusal or StartRefusal.IN_PROGRESS]
+    return template.format(
+        run_id=result.run_id, new_samples=result.new_samples, needed=result.needed, log=log_path
+    )
+
+
+def plain_text(text: str) -> str:
+    """A text of this module for a terminal: no tags, entities back to characters."""
+    return html.unescape(_TAGS.sub("", text))
 
 
 def interrupted_text(run_id: int, result: StartResult) -> str:

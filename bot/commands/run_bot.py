@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_TOKEN = (
-    "no Telegram bot token: set WHISPER_IT_TELEGRAM_TOKEN (in the environment or in .env). "
-    "Get a token from @BotFather in Telegram: send /newbot and follow the steps."
+    "manca il token del bot Telegram: imposta WHISPER_IT_TELEGRAM_TOKEN (nell'ambiente o in "
+    ".env). Per averne uno scrivi a @BotFather su Telegram: manda /newbot e segui i passaggi."
 )
 BAD_TOKEN = (
     "Telegram refused the bot token ({detail}). Check WHISPER_IT_TELEGRAM_TOKEN: copy it "

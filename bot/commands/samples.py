@@ -26,12 +26,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError, open_existing_database
+from bot.cli import CommandError, open_existing_database, setting_bounded
 from bot.corrections import UserIdError, parse_user_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.admin_service import AdminService
+    from model.asr.audio import AudioLimits
     from model.asr.tsv import LabelledClip
     from storage.audio_store import AudioRef, AudioStore
     from storage.samples import ImportOutcome, Split, SplitPolicy
@@ -81,15 +82,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # A string, parsed by us: argparse's int() would accept "١٢" and print English usage.
     remover.add_argument("user_id", help="the user's Telegram id")
     for sub in (exporter, stats, contributors):
+        # The settings' own bounds: a value the setting refuses is refused here too.
         sub.add_argument(
             "--eval-fraction",
-            type=float,
+            type=setting_bounded("eval_fraction"),
             default=None,
             help="share of samples held out for evaluation (default: WHISPER_IT_EVAL_FRACTION)",
         )
         sub.add_argument(
             "--eval-min-sentences",
-            type=int,
+            type=setting_bounded("eval_min_sentences"),
             default=None,
             help="sentences held out at least (default: WHISPER_IT_EVAL_MIN_SENTENCES)",
         )
@@ -190,7 +192,8 @@ def _import(
                 ref = pins.enter_context(store.put_pinned(decoded.samples))
             except (AudioError, InvalidAudioError) as exc:
                 # InvalidAudioError: non-finite samples, should a decoder ever let them through.
-                errors.append({"line": clip.line, "path": clip.relative_path, "error": str(exc)})
+                error = _audio_refusal(exc, limits)
+                errors.append({"line": clip.line, "path": clip.relative_path, "error": error})
                 continue
             batch.append((clip, ref))
             if len(batch) >= IMPORT_BATCH:
@@ -199,6 +202,17 @@ def _import(
             flush()
     _print_json({**counts, "failed": len(errors), "errors": errors})
     return 1 if errors else 0
+
+
+def _audio_refusal(exc: Exception, limits: AudioLimits) -> str:
+    """The bot's Italian text for a clip that cannot be stored (``model.asr.audio``'s own
+    texts are English, for logs): by the error's reason, as the pipeline words it to users;
+    ``InvalidAudioError`` (samples that are not numbers) has the generic one."""
+    from bot.messages import audio_error
+    from model.asr.audio import AudioError
+
+    reason = exc.reason if isinstance(exc, AudioError) else AudioError.reason
+    return audio_error(reason, max_seconds=limits.max_seconds, max_mb=limits.max_bytes / 2**20)
 
 
 def _add_batch(

@@ -11,24 +11,33 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from bot.cli import CommandError, open_existing_database
+from bot.cli import CommandError, bounded, open_existing_database
 from bot.settings import Settings
 from storage.models import RunStatus
 
 CORPORA_SUBDIR = "corpora"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from bot.training_control import TrainingControl
 
 POLL_SECONDS = 2.0
 # The run is recorded as finished before its process deletes its checkpoints and keeps or
 # drops a refused model; --wait returns when that is done too (a few seconds, bounded).
 CLEAN_UP_SECONDS = 300.0
+# Why ``train --wait`` ends without a verdict (the run's own error stays as recorded).
+RUN_NOT_DONE = "l'addestramento #{run_id} non è riuscito (stato: {status}): {error}"
+RUN_STOPPED = "il processo di addestramento si è fermato"
+RUN_GONE = "l'addestramento #{run_id} non è più nel database"
+RUN_NO_REPORT = "l'addestramento #{run_id} è finito senza un resoconto"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="fine-tune on the stored corrections")
-    train.add_argument("--max-steps", type=int, help="optimizer steps (default: settings)")
+    train.add_argument(
+        "--max-steps", type=bounded(int, ge=1), help="optimizer steps (default: settings)"
+    )
     train.add_argument("--wait", action="store_true", help="wait for the run and its verdict")
     train.add_argument(
         "--if-enough-samples",
@@ -72,15 +81,13 @@ def _control(settings: Settings, *, migrate: bool) -> TrainingControl:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    if args.max_steps is not None and args.max_steps < 1:
-        raise CommandError("--max-steps must be at least 1")
     control = _control(settings, migrate=True)
     try:
         result = control.start_run(force=not args.if_enough_samples, max_steps=args.max_steps)
         if not result.started:
-            from bot.training_texts import start_text
+            from bot.training_texts import cli_refusal_text
 
-            raise CommandError(start_text(result))
+            raise CommandError(cli_refusal_text(result, _log_path(control, result.run_id)))
         what = "resumed" if result.resumed else "started"
         print(f"training run {result.run_id} {what} (pid {result.pid}, log {result.log_path})")
         if not args.wait:
@@ -91,13 +98,21 @@ def run_train(args: argparse.Namespace, settings: Settings) -> int:
         control.database.close()
 
 
+def _log_path(control: TrainingControl, run_id: int | None) -> Path | None:
+    """A run's ``train.log`` (``TrainingControl.start_run`` writes it there)."""
+    from bot.training_control import LOG_FILE
+    from training.config import run_dir_name
+
+    return None if run_id is None else control.runs_dir / run_dir_name(run_id) / LOG_FILE
+
+
 def _follow(control: TrainingControl, run_id: int) -> int:
     shown = -1
     while True:
         finished = control.wait(run_id, timeout=POLL_SECONDS) is not None
         status = control.get_run(run_id)
         if status is None:
-            raise CommandError(f"training run {run_id} disappeared")
+            raise CommandError(RUN_GONE.format(run_id=run_id))
         if status.status == RunStatus.RUNNING and status.steps_done != shown:
             shown = status.steps_done
             total = status.steps_total or "?"
@@ -107,11 +122,14 @@ def _follow(control: TrainingControl, run_id: int) -> int:
     if not finished:
         control.wait(run_id, timeout=CLEAN_UP_SECONDS)
     if status.status != RunStatus.DONE:
-        error = status.error or "the training process stopped"
-        raise CommandError(f"training run {run_id} {status.status}: {error}")
+        from bot.training_texts import STATUS_NAMES
+
+        name = STATUS_NAMES.get(status.status, status.status)
+        error = status.error or RUN_STOPPED
+        raise CommandError(RUN_NOT_DONE.format(run_id=run_id, status=name, error=error))
     report = status.report
     if report is None:
-        raise CommandError(f"training run {run_id} finished without a report")
+        raise CommandError(RUN_NO_REPORT.format(run_id=run_id))
     print(
         json.dumps(
             {
@@ -164,13 +182,14 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.training_texts import plain_text, rollback_refusal_text
     from model.asr.registry import RegistryError
 
     control = _control(settings, migrate=False)  # a mistyped folder: nothing created
     try:
         name = control.rollback()
-    except RegistryError as exc:
-        raise CommandError(str(exc)) from exc
+    except RegistryError as exc:  # the bot's /rollback answer (its texts are English)
+        raise CommandError(plain_text(rollback_refusal_text(exc))) from exc
     finally:
         control.database.close()
     print(f"now serving {name}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ NOTHING_TO_SCORE = (
     "riferimento contiene parole (solo punteggiatura o simboli)"
 )
 NOT_WRITABLE = "scrittura non permessa (permessi, o file system in sola lettura)"
+ONE_SET = "indica un file TSV oppure --general-set (uno dei due)"
 TAGGER_UNAVAILABLE = "il modello per gli hashtag non è disponibile: {detail} (usa --no-tags)"
 
 _URL_START_RE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|//|www\.)", re.IGNORECASE)
@@ -85,7 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept audio paths outside the TSV's folder",
     )
-    evaluate.set_defaults(func=run_evaluate)
+    evaluate.set_defaults(func=run_evaluate, check=functools.partial(_one_set, evaluate))
+
+
+def _one_set(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A TSV or ``--general-set``, never both nor neither: a wrong command line (exit 2)."""
+    if args.general_set == (args.tsv is not None):
+        parser.error(ONE_SET)
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -326,8 +334,6 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from model.asr.normalize import normalize_text
 
     _quiet_logs(args)
-    if args.general_set == (args.tsv is not None):
-        raise CommandError("Indica un file TSV oppure --general-set (uno dei due).")
     general = _general_set(settings) if args.general_set else None
     try:
         clips = (

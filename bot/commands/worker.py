@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_TOKEN = (
-    "a worker replies through the Bot API: set WHISPER_IT_TELEGRAM_TOKEN (the same token as "
-    "the bot's)."
+    "un worker risponde attraverso la Bot API: imposta WHISPER_IT_TELEGRAM_TOKEN (lo stesso "
+    "token del bot)."
 )
-NO_WORKERS = "WHISPER_IT_WORKERS is 0: a worker process needs at least one worker."
+NO_WORKERS = "WHISPER_IT_WORKERS è 0: un processo worker ha bisogno di almeno un worker."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from bot.training_texts import ROLLBACK_NOTHING
 from model.asr.registry import BASE_VERSION, ModelRegistry
 from storage import training_records
 from storage.unit_of_work import Database
@@ -109,7 +110,7 @@ def test_train_cli_promotes_and_rolls_back(
     assert registry.current() is None
     assert current_model_spec(settings) == settings.base_model
     again = run_cli(["rollback"], data)
-    assert again.returncode == 1 and "nothing to roll back" in again.stderr
+    assert again.returncode == 1 and ROLLBACK_NOTHING in again.stderr
 
 
 def test_gate_refuses_a_broken_candidate_with_the_serving_engine(

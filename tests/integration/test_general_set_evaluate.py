@@ -50,10 +50,12 @@ def test_evaluate_scores_the_general_set_in_use(
 def test_evaluate_needs_one_set(
     settings_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["evaluate"]) != 0
-    assert "--general-set" in capsys.readouterr().err
-    assert main(["evaluate", "x.tsv", "--general-set"]) != 0
-    capsys.readouterr()
+    # Neither or both: a wrong command line, exit 2 with the usage (argparse's way).
+    for argv in (["evaluate"], ["evaluate", "x.tsv", "--general-set"]):
+        with pytest.raises(SystemExit) as wrong:
+            main(argv)
+        assert wrong.value.code == 2
+        assert "usage: whisper-it evaluate" in capsys.readouterr().err
     monkeypatch.setenv("WHISPER_IT_EVAL_GENERAL_SET", "none")
     assert main(["evaluate", "--general-set"]) != 0
     assert "Nessun insieme generale" in capsys.readouterr().err

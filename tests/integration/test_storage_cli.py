@@ -80,9 +80,10 @@ def test_samples_import_stats_export(
     assert len(list(AudioStore(settings.audio_dir))) == 3
     assert (settings.data_dir / "whisper-it.sqlite3").is_file()
 
-    # everything held out: the split column must say so
+    # everything held out: the split column must say so (a fraction of 1 is refused, as
+    # the setting refuses it: the floor of held-out sentences holds all three)
     out = tmp_path / "export"
-    assert run_command(settings, "samples", "export", str(out), "--eval-fraction", "1.0") == 0
+    assert run_command(settings, "samples", "export", str(out), "--eval-min-sentences", "3") == 0
     assert json.loads(capsys.readouterr().out)["eval"] == 3
     assert run_command(settings, "samples", "export", str(out)) == 0
     exported = json.loads(capsys.readouterr().out)
