@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,41 +15,15 @@ from pydantic import ValidationError
 
 from bot import messages
 from bot.cli import CommandError
-from bot.cli import main as cli_main
 from bot.commands import run_bot, training, worker
 from bot.settings import Settings
 from bot.training_control import StartRefusal, StartResult, TrainingControl, TrainingStatus
 from bot.training_texts import ROLLBACK_NOTHING, plain_text, rollback_refusal_text
 from model.asr.registry import VersionMissing
 from storage.models import RunStatus
+from tests.support.cli_commands import CliResult
 
 USAGE_EXIT = 2
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    for key in [key for key in os.environ if key.startswith("WHISPER_IT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("WHISPER_IT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> CliResult:
-        capsys.readouterr()
-        try:
-            code = cli_main(list(argv))
-        except SystemExit as exc:  # argparse: a wrong command line
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
 
 
 def _one_line_error(result: CliResult, message: str) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,6 @@ import pytest
 import soundfile
 
 from bot import messages
-from bot.cli import main as cli_main
 from bot.commands.samples import csv_safe
 from bot.corrections import UserIdError, parse_user_id
 from storage import repository
@@ -29,6 +26,7 @@ from storage.installation import split_salt
 from storage.privacy import delete_user_data, job_exists
 from storage.samples import add_labelled_sample, split_of
 from storage.unit_of_work import Database
+from tests.support.cli_commands import CliResult
 from tests.support.labelling import SPLIT, labels_of, quarantine_of
 
 AUTHOR, FORWARDER, THIRD = 11, 22, 33
@@ -245,29 +243,6 @@ def test_a_long_non_numeric_id_is_echoed_shortened() -> None:
 
 def test_plausible_user_ids_are_read() -> None:
     assert [parse_user_id([v]) for v in ("1", "+42", " 007 ", str(2**52))] == [1, 42, 7, 2**52]
-
-
-@dataclass(frozen=True)
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    for key in [key for key in os.environ if key.startswith("WHISPER_IT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("WHISPER_IT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> CliResult:
-        capsys.readouterr()
-        code = cli_main(list(argv))
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
 
 
 def _one_line_error(result: CliResult, message: str) -> None:
