@@ -27,8 +27,8 @@ NO_TOKEN = (
     ".env). Per averne uno scrivi a @BotFather su Telegram: manda /newbot e segui i passaggi."
 )
 BAD_TOKEN = (
-    "Telegram refused the bot token ({detail}). Check WHISPER_IT_TELEGRAM_TOKEN: copy it "
-    "again from @BotFather (/mybots -> your bot -> API Token)."
+    "Telegram rifiuta il token del bot ({detail}). Controlla WHISPER_IT_TELEGRAM_TOKEN: "
+    "copialo di nuovo da @BotFather (/mybots -> il tuo bot -> API Token)."
 )
 API_UNREACHABLE = (
     "impossibile raggiungere la Bot API di Telegram a {url} ({detail}): controlla la rete, "
@@ -40,9 +40,9 @@ MAX_DETAIL_CHARS = 200
 # "Bootstrap ...": the one whose failure run() reports is one of them.
 PTB_STARTUP_LOOP = "(Bootstrap "
 REVOKED_TOKEN = (
-    "Telegram stopped accepting the bot token while the bot was running (it was revoked or "
-    "regenerated in @BotFather): no more updates can arrive. Set the current token in "
-    "WHISPER_IT_TELEGRAM_TOKEN and start the bot again."
+    "Telegram non accetta più il token del bot mentre il bot è in funzione (revocato o "
+    "rigenerato in @BotFather): non può arrivare nessun aggiornamento. Imposta il token "
+    "attuale in WHISPER_IT_TELEGRAM_TOKEN e riavvia il bot."
 )
 
 
@@ -53,8 +53,8 @@ WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # 32 random bytes, URL-safe base64: 43 characters, all in Telegram's alphabet.
 GENERATED_SECRET_BYTES = 32
 WEAK_WEBHOOK_SECRET = (
-    "WHISPER_IT_WEBHOOK_SECRET must be 16 to 256 characters of A-Z, a-z, 0-9, _ and - "
-    "(or leave it unset and a strong secret is generated at every start)."
+    "WHISPER_IT_WEBHOOK_SECRET deve avere da 16 a 256 caratteri tra A-Z, a-z, 0-9, _ e - "
+    "(oppure lascialo vuoto: a ogni avvio ne viene generato uno robusto)."
 )
 
 

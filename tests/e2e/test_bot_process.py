@@ -104,7 +104,7 @@ def test_wrong_token_is_a_clear_message_that_never_shows_the_token(
         result = _run_cli(env, cwd)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "Telegram refused the bot token" in result.stderr and "@BotFather" in result.stderr
+    assert "Telegram rifiuta il token del bot" in result.stderr and "@BotFather" in result.stderr
     assert "Traceback" not in output
     assert WRONG_TOKEN not in output and WRONG_TOKEN.split(":")[1] not in output
 
