@@ -6,7 +6,6 @@ as if they ran one at a time (PostgreSQL's READ COMMITTED alone let every one th
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,8 @@ from storage import repository
 from storage.audio_store import AudioStore
 from storage.models import Job
 from storage.unit_of_work import Database
-from tests.support.postgres import fresh_database
+from tests.support.postgres import backend_url
 
-_names = itertools.count()
 # How long an enqueue that passed the checks waits for the others to pass them too. Racing
 # code gets them all there; serialised code leaves the first waiting this long, once.
 _BARRIER_SECONDS = 1.5
@@ -30,12 +28,7 @@ _BARRIER_SECONDS = 1.5
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-    else:
-        server = request.getfixturevalue("postgres_url")
-        url = fresh_database(server, f"enqueue_{next(_names)}")
-    db = Database.open(url)
+    db = Database.open(backend_url(request, tmp_path, "enqueue"))
     yield db
     db.close()
 

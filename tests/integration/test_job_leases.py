@@ -16,19 +16,15 @@ import pytest
 from storage import job_cancel, jobs, queue_counts, repository
 from storage.models import JobStatus, utcnow
 from storage.unit_of_work import Database
-from tests.support.postgres import fresh_database
+from tests.support.postgres import backend_url, fresh_database
 
-_names = itertools.count()
+# The tests that need PostgreSQL alone name their own databases.
+_NAMES = itertools.count()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request, tmp_path: Path) -> Database:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.db'}"
-    else:
-        server = request.getfixturevalue("postgres_url")
-        url = fresh_database(server, f"leases_{next(_names)}")
-    db = Database.open(url)
+    db = Database.open(backend_url(request, tmp_path, "leases"))
     yield db
     db.close()
 
@@ -280,7 +276,7 @@ def test_a_hold_renewed_while_held_is_never_requeued(database: Database) -> None
 def test_postgres_claims_wait_for_each_other(request) -> None:
     # Row locks alone: b skipped a's uncommitted claim and took user 1's second job.
     server = request.getfixturevalue("postgres_url")
-    db = Database.open(fresh_database(server, f"leases_{next(_names)}"))
+    db = Database.open(fresh_database(server, f"leases_pg_{next(_NAMES)}"))
     try:
         _, second_job, *_ = enqueue(db, 1, 2, 3, 4, 1)  # user 1 sent the first and last
         with db.unit_of_work() as a:
@@ -307,7 +303,7 @@ def test_postgres_claims_do_not_pass_a_users_job_being_held(request) -> None:
     # A front holds user 1's first job (its "In coda" message is being edited) and has not
     # committed yet: the claim skipped the locked row and started user 1's second job.
     server = request.getfixturevalue("postgres_url")
-    db = Database.open(fresh_database(server, f"leases_{next(_names)}"))
+    db = Database.open(fresh_database(server, f"leases_pg_{next(_NAMES)}"))
     try:
         first, second = enqueue(db, 1, 1)
         with db.unit_of_work() as front:

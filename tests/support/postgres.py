@@ -8,6 +8,7 @@ PostgreSQL refuses to run as root, so under root (CI, containers) the server run
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import socket
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 DATABASE = "whisper_test"
@@ -84,3 +87,14 @@ def fresh_database(server_url: str, name: str) -> str:
         connection.execute(f"DROP DATABASE IF EXISTS {name}")
         connection.execute(f"CREATE DATABASE {name}")
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+_names = itertools.count()
+
+
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> str:
+    """For a fixture parametrised ``["sqlite", "postgresql"]``: a fresh SQLite file, or a
+    fresh database on the session's PostgreSQL server (the ``postgres_url`` fixture)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    return fresh_database(request.getfixturevalue("postgres_url"), f"{prefix}_{next(_names)}")
